@@ -1,0 +1,44 @@
+/* A bounded, thread-safe LRU cache of ELF facts (build ID, PT_LOAD table) keyed by file identity. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "elf-reader.h"
+
+/* A file changed in place keeps dev and inode but not size and mtime. */
+struct elf_cache_key {
+        uint64_t dev;
+        uint64_t ino;
+        uint64_t size;
+        int64_t mtime_sec;
+        int64_t mtime_nsec;
+};
+
+struct elf_cache;
+
+void elf_cache_key_from_stat(const struct stat *st, struct elf_cache_key *ret);
+
+/* max_entries bounds the cache (at least 1). */
+int elf_cache_new(size_t max_entries, struct elf_cache **ret);
+/* Accepts NULL. */
+void elf_cache_free(struct elf_cache *c);
+
+/* On a hit copies the entry to *ret (elf_class 0 marks a cached "not ELF") and returns
+ * true; counts a hit or a miss. */
+bool elf_cache_get(struct elf_cache *c, const struct elf_cache_key *key, struct elf_info *ret);
+
+/* Inserts or replaces; evicts the least recently used entry when full. 0 or -ENOMEM. */
+int elf_cache_put(struct elf_cache *c, const struct elf_cache_key *key, const struct elf_info *info);
+
+struct elf_cache_stats {
+        uint64_t hits;
+        uint64_t misses;
+        uint64_t evictions;
+        size_t entries;
+        size_t max_entries;
+};
+
+void elf_cache_get_stats(struct elf_cache *c, struct elf_cache_stats *ret);

@@ -1,0 +1,89 @@
+/* The one model of a memory mapping (VMA) that both backends produce, and its name classification. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+        MAPPING_READ = 1u << 0,
+        MAPPING_WRITE = 1u << 1,
+        MAPPING_EXEC = 1u << 2,
+        MAPPING_SHARED = 1u << 3,
+};
+
+enum mapping_kind {
+        MAPPING_KIND_ANONYMOUS,   /* no name at all */
+        MAPPING_KIND_FILE,        /* a path; see mapping.deleted */
+        MAPPING_KIND_HEAP,        /* [heap] */
+        MAPPING_KIND_STACK,       /* [stack], [stack:TID] */
+        MAPPING_KIND_VDSO,        /* [vdso] */
+        MAPPING_KIND_VVAR,        /* [vvar], [vvar_vclock] */
+        MAPPING_KIND_VSYSCALL,    /* [vsyscall]: the gate area, not a VMA of the mm */
+        MAPPING_KIND_MEMFD,       /* /memfd:NAME (deleted) */
+        MAPPING_KIND_ANON_NAMED,  /* [anon:NAME] from prctl(PR_SET_VMA_ANON_NAME) */
+        MAPPING_KIND_SHMEM_NAMED, /* [anon_shmem:NAME] */
+        MAPPING_KIND_SPECIAL,     /* anon_inode:..., /dev/zero (deleted), /SYSV..., [uprobes], ... */
+        _MAPPING_KIND_MAX,
+};
+
+/* GNU build IDs are usually 20 bytes; linkers accept longer custom ones. */
+#define MAPPING_BUILD_ID_MAX 64
+
+struct mapping {
+        uint64_t start;
+        uint64_t end;
+        uint64_t offset;
+        uint64_t inode;
+        uint32_t dev_major;
+        uint32_t dev_minor;
+        uint32_t flags;           /* MAPPING_READ | ... */
+        uint32_t page_size;       /* 0 where the backend does not know it */
+        enum mapping_kind kind;
+        bool deleted;             /* file kind only: the kernel appended " (deleted)" */
+        uint8_t build_id_len;     /* 0: none known (or not asked for) */
+        uint8_t build_id[MAPPING_BUILD_ID_MAX];
+        char *name;               /* the kernel's name, unescaped; NULL for anonymous */
+};
+
+struct mapping_list {
+        struct mapping *items;
+        size_t n;
+        size_t allocated;
+};
+
+/* Frees what a mapping owns and leaves it empty; accepts an empty mapping. */
+void mapping_done(struct mapping *m);
+
+/* Classifies a kernel VMA name (NULL or "" is anonymous). Sets *ret_deleted for file names
+ * that end in " (deleted)". Pure text: a file literally named "x (deleted)" is reported as
+ * deleted here; the engine resolves that by looking at the file. */
+enum mapping_kind mapping_classify(const char *name, bool *ret_deleted);
+
+/* Sets m->kind and m->deleted from m->name. */
+void mapping_classify_name(struct mapping *m);
+
+/* The length of the path of a file-backed mapping: the name without " (deleted)". */
+size_t mapping_path_len(const struct mapping *m);
+
+/* True for kinds that are backed by a file on some filesystem (file and memfd). */
+bool mapping_is_file_backed(const struct mapping *m);
+
+const char *mapping_kind_to_string(enum mapping_kind k);
+
+/* "rwxp" style permissions; buf must hold 5 bytes. */
+const char *mapping_perms_to_string(uint32_t flags, char buf[static 5]);
+
+void mapping_list_done(struct mapping_list *l);
+
+/* Appends *m, taking ownership of what it owns (m is left empty). */
+int mapping_list_push(struct mapping_list *l, struct mapping *m);
+
+/* Sorts by start and drops entries that overlap an earlier one or have end <= start:
+ * what a racy read of a changing process may produce. */
+void mapping_list_normalize(struct mapping_list *l);
+
+/* Index of the mapping containing addr, or -1. The list must be normalized. */
+ssize_t mapping_list_find(const struct mapping_list *l, uint64_t addr);
+
+#define DELETED_SUFFIX " (deleted)"

@@ -1,0 +1,26 @@
+/* Parser for the text of /proc/PID/maps: the fallback backend, and what tests compare with. */
+#pragma once
+
+#include <stddef.h>
+
+#include "mapping.h"
+
+/* The longest line accepted: a PATH_MAX name with every byte escaped, plus the columns. */
+#define MAPS_LINE_MAX (4 * 4096 + 256)
+
+/* Parses one line (len bytes, without its '\n', not necessarily NUL-terminated) into *ret:
+ * range, perms, offset, dev, inode and the name (the rest of the line after the inode
+ * column's padding, unescaped: "\012" becomes '\n'), classified with mapping_classify().
+ * Returns 0, -EINVAL for a malformed line (*ret untouched), or -ENOMEM. */
+int maps_parse_line(const char *line, size_t len, struct mapping *ret);
+
+/* Parses a whole maps text (many lines; a final line without '\n' counts). On success
+ * appends to *ret and normalizes it (mapping_list_normalize()). -EBADMSG when a line is
+ * malformed or longer than MAPS_LINE_MAX (nothing appended), -ENOMEM. */
+int maps_parse_buffer(const char *text, size_t len, struct mapping_list *ret);
+
+/* Reads the open /proc/PID/maps fd from offset 0 to EOF in large reads, parsing as it goes
+ * (never holding the whole text), and normalizes the result: sorted, non-overlapping even
+ * when the process changed between reads. Retries EINTR. -ESRCH when the process is gone,
+ * -EBADMSG as above, -errno of read(). On failure *ret is untouched. */
+int maps_read_fd(int fd, struct mapping_list *ret);

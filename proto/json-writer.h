@@ -1,0 +1,57 @@
+/* A small, fast, bounded JSON emitter for replies: no intermediate object tree. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define JSON_WRITER_DEPTH_MAX 32
+
+/* Emits commas and nesting by itself. Errors are sticky: after the first failure (out of
+ * memory, output above max_size, nesting deeper than JSON_WRITER_DEPTH_MAX, a key outside
+ * an object) every call is a no-op and json_writer_finish() reports it. */
+struct json_writer {
+        char *buf;
+        size_t len;
+        size_t allocated;
+        size_t max_size;
+        int error;                              /* 0 or -errno */
+        unsigned depth;
+        bool first[JSON_WRITER_DEPTH_MAX + 1];  /* no element written yet at this level */
+        bool in_object[JSON_WRITER_DEPTH_MAX + 1];
+        bool after_key;
+};
+
+/* max_size bounds the output (bytes, without the terminating NUL); 0 means SIZE_MAX. */
+void json_writer_init(struct json_writer *w, size_t max_size);
+/* Frees the buffer; accepts a writer that was finished or never used. */
+void json_writer_done(struct json_writer *w);
+/* Drops what was written and clears the error; keeps the buffer. */
+void json_writer_reset(struct json_writer *w);
+
+void json_writer_object_begin(struct json_writer *w);
+void json_writer_object_end(struct json_writer *w);
+void json_writer_array_begin(struct json_writer *w);
+void json_writer_array_end(struct json_writer *w);
+void json_writer_key(struct json_writer *w, const char *key);
+
+/* Writes s as a JSON string. Bytes that are not valid UTF-8 become U+FFFD; returns false
+ * when that happened (the caller may add a lossless form). NUL-terminated / explicit length. */
+bool json_writer_string(struct json_writer *w, const char *s);
+bool json_writer_string_len(struct json_writer *w, const char *s, size_t len);
+void json_writer_int(struct json_writer *w, int64_t v);
+void json_writer_uint(struct json_writer *w, uint64_t v);
+void json_writer_bool(struct json_writer *w, bool v);
+void json_writer_null(struct json_writer *w);
+/* v as the string "0x..." (see format_hex_u64). */
+void json_writer_hex(struct json_writer *w, uint64_t v);
+/* Pre-serialized JSON value, inserted as is (the caller vouches for it). */
+void json_writer_raw(struct json_writer *w, const char *json, size_t len);
+
+/* Appends a NUL byte that is not part of the JSON: the Varlink message terminator. */
+void json_writer_terminate(struct json_writer *w);
+
+/* Returns 0 and hands over the buffer (NUL-terminated; *ret_len excludes that NUL unless
+ * json_writer_terminate() added one of its own), or the sticky -errno. The writer is left
+ * empty and reusable. */
+int json_writer_finish(struct json_writer *w, char **ret, size_t *ret_len);

@@ -1,0 +1,58 @@
+/* Varlink framing over a stream socket: NUL-terminated messages in, queued output out. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Accumulates bytes and splits them into NUL-terminated messages, none larger than
+ * max_message bytes (NUL excluded). */
+struct varlink_reader {
+        char *buf;
+        size_t len;          /* bytes held, from buf[0] */
+        size_t consumed;     /* bytes of buf already handed out as messages */
+        size_t scanned;      /* bytes after consumed already searched for a NUL */
+        size_t allocated;
+        size_t max_message;
+};
+
+void varlink_reader_init(struct varlink_reader *r, size_t max_message);
+void varlink_reader_done(struct varlink_reader *r);
+
+/* Copies n bytes in. -ENOMEM, or -EMSGSIZE when the message being assembled exceeds
+ * max_message (the reader is then unusable: close the connection after replying). */
+int varlink_reader_feed(struct varlink_reader *r, const void *data, size_t n);
+
+/* One read() from fd straight into the buffer (MSG_DONTWAIT-style: fd is non-blocking).
+ * Returns bytes read (> 0), 0 on EOF, -EAGAIN when nothing is there, -EMSGSIZE as above,
+ * or -errno. Retries EINTR itself. */
+ssize_t varlink_reader_read_fd(struct varlink_reader *r, int fd);
+
+/* Hands out the next complete message: 1 and *ret points to it (NUL-terminated, valid
+ * until the next call on the reader), 0 when no complete message is buffered, -EMSGSIZE
+ * when the buffered partial message already exceeds max_message. */
+int varlink_reader_next(struct varlink_reader *r, const char **ret, size_t *ret_len);
+
+/* True while bytes of an incomplete message are buffered (for half-closed peers). */
+bool varlink_reader_has_partial(const struct varlink_reader *r);
+
+struct varlink_out_chunk;
+
+/* Queued output: whole messages, written out as the socket accepts them. */
+struct varlink_writer {
+        struct varlink_out_chunk *head, *tail;
+        size_t head_offset;  /* bytes of head already written */
+        size_t pending;      /* bytes queued and not yet written */
+};
+
+void varlink_writer_init(struct varlink_writer *w);
+void varlink_writer_done(struct varlink_writer *w);
+
+/* Queues data (which must already end in its NUL terminator), taking ownership of the
+ * malloc()ed buffer in every case (it is freed on failure). */
+int varlink_writer_queue(struct varlink_writer *w, char *data, size_t len);
+
+/* Writes as much as the non-blocking fd takes, with send(MSG_NOSIGNAL) so a closed peer is
+ * an EPIPE and never a SIGPIPE. Returns 1 when the queue is empty, 0 when bytes remain
+ * (wait for EPOLLOUT), or -errno (-EPIPE, -ECONNRESET, ...). */
+int varlink_writer_flush(struct varlink_writer *w, int fd);
