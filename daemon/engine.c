@@ -1,0 +1,520 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "elf-cache.h"
+#include "elf-reader.h"
+#include "engine.h"
+#include "maps-parse.h"
+#include "procmap-ioctl.h"
+
+struct engine {
+        enum engine_backend backend;
+        struct elf_cache *elf_cache;
+        /* The gate area as this kernel shows it to 64-bit processes (x86-64 [vsyscall]). */
+        bool have_gate;
+        uint64_t gate_start, gate_end;
+        uint32_t gate_flags;
+};
+
+/* ELF facts for one file, remembered across the mappings of one request: a library's
+ * mappings are adjacent, so one entry saves most stat() calls and cache lookups. */
+struct elf_memo {
+        bool valid;
+        uint32_t dev_major, dev_minor;
+        uint64_t inode;
+        int result;             /* 0, or -errno: no ELF facts for this file */
+        struct elf_info info;
+};
+
+static const char *const backend_names[_ENGINE_BACKEND_MAX] = {
+        [ENGINE_BACKEND_AUTO] = "auto",
+        [ENGINE_BACKEND_IOCTL] = "ioctl",
+        [ENGINE_BACKEND_MAPS] = "maps",
+};
+
+const char *engine_backend_to_string(enum engine_backend b) {
+        return (unsigned) b < _ENGINE_BACKEND_MAX ? backend_names[b] : NULL;
+}
+
+int engine_backend_from_string(const char *s, enum engine_backend *ret) {
+        for (unsigned i = 0; i < _ENGINE_BACKEND_MAX; i++)
+                if (s && strcmp(s, backend_names[i]) == 0) {
+                        *ret = (enum engine_backend) i;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+static void engine_learn_gate(struct engine *e, int self_maps_fd) {
+        _cleanup_(mapping_list_done) struct mapping_list l = {};
+
+        if (maps_read_fd(self_maps_fd, &l) < 0)
+                return;
+        for (size_t i = 0; i < l.n; i++)
+                if (l.items[i].kind == MAPPING_KIND_VSYSCALL) {
+                        e->have_gate = true;
+                        e->gate_start = l.items[i].start;
+                        e->gate_end = l.items[i].end;
+                        e->gate_flags = l.items[i].flags;
+                }
+}
+
+int engine_new(const struct engine_config *cfg, struct engine **ret) {
+        _cleanup_close_ int fd = -1;
+        struct engine *e;
+        bool ioctl_ok;
+        int r;
+
+        if ((unsigned) cfg->backend >= _ENGINE_BACKEND_MAX)
+                return -EINVAL;
+
+        fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        ioctl_ok = procmap_supported(fd);
+        if (cfg->backend == ENGINE_BACKEND_IOCTL && !ioctl_ok)
+                return -EOPNOTSUPP;
+
+        e = calloc(1, sizeof(*e));
+        if (!e)
+                return -ENOMEM;
+        e->backend = cfg->backend != ENGINE_BACKEND_AUTO ? cfg->backend
+                     : ioctl_ok                          ? ENGINE_BACKEND_IOCTL
+                                                         : ENGINE_BACKEND_MAPS;
+        r = elf_cache_new(cfg->elf_cache_size ?: ENGINE_ELF_CACHE_DEFAULT, &e->elf_cache);
+        if (r < 0) {
+                free(e);
+                return r;
+        }
+        engine_learn_gate(e, fd);
+
+        *ret = e;
+        return 0;
+}
+
+struct engine *engine_free(struct engine *e) {
+        if (!e)
+                return NULL;
+        elf_cache_free(e->elf_cache);
+        free(e);
+        return NULL;
+}
+
+enum engine_backend engine_get_backend(const struct engine *e) {
+        return e->backend;
+}
+
+void engine_get_elf_cache_stats(struct engine *e, struct elf_cache_stats *ret) {
+        elf_cache_get_stats(e->elf_cache, ret);
+}
+
+static bool stat_matches(const struct stat *st, const struct mapping *m) {
+        return S_ISREG(st->st_mode) && (uint64_t) st->st_ino == m->inode &&
+               major(st->st_dev) == m->dev_major && minor(st->st_dev) == m->dev_minor;
+}
+
+/* Opens the file behind a mapping as the process sees it. map_files/ works for deleted
+ * files and other mount namespaces but needs CAP_SYS_ADMIN; root/PATH is the fallback
+ * for files still reachable under their name. Both are checked against the mapping's
+ * device and inode, so a path that now names another file is refused. */
+static int open_mapped_file(const struct process *p, const struct mapping *m, struct stat *ret_st) {
+        char mf[64];
+        struct stat st;
+        int fd;
+
+        snprintf(mf, sizeof(mf), "map_files/%" PRIx64 "-%" PRIx64, m->start, m->end);
+        fd = openat(p->proc_fd, mf, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0 && m->kind == MAPPING_KIND_FILE && !m->deleted && m->name && m->name[0] == '/') {
+                _cleanup_free_ char *path = NULL;
+
+                if (asprintf(&path, "root%s", m->name) < 0)
+                        return -ENOMEM;
+                fd = openat(p->proc_fd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        }
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0 || !stat_matches(&st, m)) {
+                close(fd);
+                return -ESTALE;
+        }
+        *ret_st = st;
+        return fd;
+}
+
+static int engine_elf_info(struct engine *e, const struct process *p, const struct mapping *m, struct elf_memo *memo) {
+        _cleanup_close_ int fd = -1;
+        struct elf_cache_key key;
+        struct stat st;
+        int r;
+
+        if (memo->valid && memo->inode == m->inode && memo->dev_major == m->dev_major &&
+            memo->dev_minor == m->dev_minor)
+                return memo->result;
+
+        *memo = (struct elf_memo) {
+                .valid = true, .inode = m->inode, .dev_major = m->dev_major, .dev_minor = m->dev_minor,
+        };
+
+        fd = open_mapped_file(p, m, &st);
+        if (fd < 0)
+                return (memo->result = fd);
+        elf_cache_key_from_stat(&st, &key);
+        if (!elf_cache_get(e->elf_cache, &key, &memo->info)) {
+                r = elf_info_from_fd(fd, &memo->info);
+                if (r == -ENOEXEC)
+                        memo->info = (struct elf_info) {};
+                else if (r < 0)
+                        return (memo->result = r);
+                /* Failing to cache costs a re-read later, nothing else. */
+                (void) elf_cache_put(e->elf_cache, &key, &memo->info);
+        }
+        return (memo->result = memo->info.elf_class ? 0 : -ENOEXEC);
+}
+
+/* The kernel appends " (deleted)" to unlinked files, but a file may really be called so:
+ * if the full name still exists in the process's root as the mapped inode, it is. */
+static void resolve_deleted(const struct process *p, struct mapping *m) {
+        _cleanup_free_ char *path = NULL;
+        struct stat st;
+
+        if (m->kind != MAPPING_KIND_FILE || !m->deleted)
+                return;
+        if (asprintf(&path, "root%s", m->name) < 0)
+                return;
+        if (fstatat(p->proc_fd, path, &st, 0) >= 0 && stat_matches(&st, m))
+                m->deleted = false;
+}
+
+/* Everything both backends add to a raw mapping. */
+static void finish_mapping(struct engine *e, const struct process *p, struct mapping *m, unsigned flags,
+                           struct elf_memo *memo) {
+        resolve_deleted(p, m);
+        if ((flags & ENGINE_BUILD_IDS) && m->build_id_len == 0 && mapping_is_file_backed(m) &&
+            engine_elf_info(e, p, m, memo) >= 0 && memo->info.build_id_len > 0) {
+                memcpy(m->build_id, memo->info.build_id, memo->info.build_id_len);
+                m->build_id_len = memo->info.build_id_len;
+        }
+        if (!(flags & ENGINE_BUILD_IDS))
+                m->build_id_len = 0;
+}
+
+static bool filter_matches(const struct mapping *m, unsigned flags) {
+        if ((flags & ENGINE_EXECUTABLE_ONLY) && !(m->flags & MAPPING_EXEC))
+                return false;
+        if ((flags & ENGINE_FILE_BACKED_ONLY) && !mapping_is_file_backed(m))
+                return false;
+        return true;
+}
+
+static int gate_mapping(const struct engine *e, struct mapping *ret) {
+        char *name = strdup("[vsyscall]");
+
+        if (!name)
+                return -ENOMEM;
+        *ret = (struct mapping) {
+                .start = e->gate_start,
+                .end = e->gate_end,
+                .flags = e->gate_flags,
+                .name = name,
+        };
+        mapping_classify_name(ret);
+        return 0;
+}
+
+/* Only 64-bit processes have the x86-64 gate area; they always have mappings above 4 GiB,
+ * which 32-bit ones never do. */
+static int process_is_64bit(const struct process *p) {
+        _cleanup_(procmap_buf_done) struct procmap_buf buf = {};
+        struct mapping m;
+        int r;
+
+        r = procmap_query(p->maps_fd, UINT64_C(1) << 32, PROCMAP_COVERING_OR_NEXT, &buf, &m);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        mapping_done(&m);
+        return 1;
+}
+
+static int read_all(struct engine *e, const struct process *p, unsigned flags, struct mapping_list *ret) {
+        unsigned q = 0;
+        int r;
+
+        if (e->backend == ENGINE_BACKEND_MAPS)
+                return maps_read_fd(p->maps_fd, ret);
+
+        if (flags & ENGINE_EXECUTABLE_ONLY)
+                q |= PROCMAP_EXECUTABLE;
+        if (flags & ENGINE_FILE_BACKED_ONLY)
+                q |= PROCMAP_FILE_BACKED;
+        if (flags & ENGINE_BUILD_IDS)
+                q |= PROCMAP_BUILD_ID;
+        r = procmap_list(p->maps_fd, q, ret);
+        if (r < 0)
+                return r;
+
+        if (e->have_gate && ret->n > 0 && ret->items[ret->n - 1].end > (UINT64_C(1) << 32) &&
+            ret->items[ret->n - 1].end <= e->gate_start) {
+                struct mapping g;
+
+                r = gate_mapping(e, &g);
+                if (r < 0)
+                        return r;
+                r = mapping_list_push(ret, &g);
+                if (r < 0) {
+                        mapping_done(&g);
+                        return r;
+                }
+        }
+        return 0;
+}
+
+int engine_list(struct engine *e, const struct process *p, unsigned flags, struct mapping_list *ret) {
+        _cleanup_(mapping_list_done) struct mapping_list all = {}, out = {};
+        struct elf_memo memo = {};
+        int r;
+
+        r = read_all(e, p, flags, &all);
+        if (r < 0)
+                return r;
+
+        for (size_t i = 0; i < all.n; i++) {
+                struct mapping *m = &all.items[i];
+
+                if (!filter_matches(m, flags))
+                        continue;
+                finish_mapping(e, p, m, flags, &memo);
+                r = mapping_list_push(&out, m);
+                if (r < 0)
+                        return r;
+        }
+
+        /* A process that exited mid-read leaves a truncated listing: never report that. */
+        r = process_check_alive(p);
+        if (r < 0)
+                return r;
+
+        *ret = out;
+        out = (struct mapping_list) {};
+        return 0;
+}
+
+/* qsort() has no context argument: a thread-local carries the array being ordered. */
+static _Thread_local const uint64_t *tl_base;
+
+static int cmp_addr_index_tl(const void *a, const void *b) {
+        uint64_t x = tl_base[*(const size_t *) a], y = tl_base[*(const size_t *) b];
+        return x < y ? -1 : x > y;
+}
+
+static size_t *sorted_order(const uint64_t *addrs, size_t n) {
+        size_t *idx = malloc(MAX(n, (size_t) 1) * sizeof(size_t));
+        bool sorted = true;
+
+        if (!idx)
+                return NULL;
+        for (size_t i = 0; i < n; i++) {
+                idx[i] = i;
+                if (i > 0 && addrs[i - 1] > addrs[i])
+                        sorted = false;
+        }
+        if (!sorted) {
+                tl_base = addrs;
+                qsort(idx, n, sizeof(size_t), cmp_addr_index_tl);
+                tl_base = NULL;
+        }
+        return idx;
+}
+
+/* Where the next mapping comes from: either the full text listing (maps backend) or one
+ * ioctl per distinct VMA. */
+struct cursor {
+        struct engine *e;
+        const struct process *p;
+        unsigned flags;
+        struct procmap_buf buf;
+        struct mapping_list all;    /* maps backend: the whole listing */
+        ssize_t *all_to_out;        /* maps backend: index in the output, or -1 */
+        int is_64bit;               /* -1: not known yet */
+        /* ioctl backend: the VMA last returned, and the lowest address since which we know
+         * nothing is mapped below cur.start. */
+        bool have_cur;
+        struct mapping cur;
+        ssize_t cur_out;
+        uint64_t gap_from;
+        bool none_above;            /* no VMA at or above gap_from */
+        uint64_t none_from;
+        ssize_t gate_out;
+};
+
+static void cursor_done(struct cursor *c) {
+        procmap_buf_done(&c->buf);
+        mapping_list_done(&c->all);
+        free(c->all_to_out);
+        mapping_done(&c->cur);
+}
+
+static int push_out(struct cursor *c, struct mapping *m, struct mapping_list *out, struct elf_memo *memo,
+                    ssize_t *ret_index) {
+        int r;
+
+        finish_mapping(c->e, c->p, m, c->flags, memo);
+        r = mapping_list_push(out, m);
+        if (r < 0)
+                return r;
+        *ret_index = (ssize_t) out->n - 1;
+        return 0;
+}
+
+/* Finds the mapping covering addr; addresses come in ascending order. Returns the output
+ * index (>= 0), -1 for unmapped, or -errno. */
+static ssize_t cursor_find(struct cursor *c, uint64_t addr, struct mapping_list *out, struct elf_memo *memo) {
+        struct mapping m;
+        ssize_t idx;
+        int r;
+
+        if (c->e->have_gate && addr >= c->e->gate_start && addr < c->e->gate_end &&
+            c->e->backend == ENGINE_BACKEND_IOCTL) {
+                if (c->gate_out >= 0)
+                        return c->gate_out;
+                if (c->is_64bit < 0) {
+                        r = process_is_64bit(c->p);
+                        if (r < 0)
+                                return r;
+                        c->is_64bit = r;
+                }
+                if (!c->is_64bit)
+                        return -1;
+                r = gate_mapping(c->e, &m);
+                if (r < 0)
+                        return r;
+                r = push_out(c, &m, out, memo, &c->gate_out);
+                if (r < 0) {
+                        mapping_done(&m);
+                        return r;
+                }
+                return c->gate_out;
+        }
+
+        if (c->e->backend == ENGINE_BACKEND_MAPS) {
+                ssize_t i = mapping_list_find(&c->all, addr);
+
+                if (i < 0)
+                        return -1;
+                if (c->all_to_out[i] < 0) {
+                        r = push_out(c, &c->all.items[i], out, memo, &idx);
+                        if (r < 0)
+                                return r;
+                        c->all_to_out[i] = idx;
+                }
+                return c->all_to_out[i];
+        }
+
+        if (c->have_cur && addr >= c->cur.start && addr < c->cur.end)
+                goto hit;
+        if (c->have_cur && addr >= c->gap_from && addr < c->cur.start)
+                return -1;
+        if (c->none_above && addr >= c->none_from)
+                return -1;
+
+        r = procmap_query(c->p->maps_fd, addr, PROCMAP_COVERING_OR_NEXT |
+                          (c->flags & ENGINE_BUILD_IDS ? PROCMAP_BUILD_ID : 0), &c->buf, &m);
+        if (r == -ENOENT) {
+                c->none_above = true;
+                c->none_from = addr;
+                return -1;
+        }
+        if (r < 0)
+                return r;
+        mapping_done(&c->cur);
+        c->cur = m;
+        c->have_cur = true;
+        c->cur_out = -1;
+        c->gap_from = addr;
+        if (addr < c->cur.start)
+                return -1;
+hit:
+        if (c->cur_out < 0) {
+                /* The output takes a copy; cur keeps its range for the next addresses. */
+                struct mapping copy = c->cur;
+
+                copy.name = NULL;
+                if (c->cur.name && !(copy.name = strdup(c->cur.name)))
+                        return -ENOMEM;
+                r = push_out(c, &copy, out, memo, &c->cur_out);
+                if (r < 0) {
+                        mapping_done(&copy);
+                        return r;
+                }
+        }
+        return c->cur_out;
+}
+
+int engine_lookup(struct engine *e, const struct process *p, const uint64_t *addrs, size_t n, unsigned flags,
+                  struct mapping_list *ret_mappings, struct engine_result **ret_results) {
+        _cleanup_(mapping_list_done) struct mapping_list out = {};
+        _cleanup_(cursor_done) struct cursor c = {
+                .e = e, .p = p, .flags = flags & ENGINE_BUILD_IDS, .is_64bit = -1, .cur_out = -1, .gate_out = -1,
+        };
+        _cleanup_(freep) struct engine_result *results = NULL;
+        _cleanup_free_ size_t *order = NULL;
+        struct elf_memo memo = {};
+        int r;
+
+        results = calloc(MAX(n, (size_t) 1), sizeof(*results));
+        order = sorted_order(addrs, n);
+        if (!results || !order)
+                return -ENOMEM;
+
+        if (e->backend == ENGINE_BACKEND_MAPS && n > 0) {
+                r = maps_read_fd(p->maps_fd, &c.all);
+                if (r < 0)
+                        return r;
+                c.all_to_out = malloc(MAX(c.all.n, (size_t) 1) * sizeof(ssize_t));
+                if (!c.all_to_out)
+                        return -ENOMEM;
+                for (size_t i = 0; i < c.all.n; i++)
+                        c.all_to_out[i] = -1;
+        }
+
+        for (size_t k = 0; k < n; k++) {
+                size_t i = order[k];
+                uint64_t a = addrs[i];
+                struct engine_result *res = &results[i];
+                const struct mapping *m;
+                ssize_t idx;
+
+                idx = cursor_find(&c, a, &out, &memo);
+                if (idx < -1)
+                        return (int) idx;
+                res->mapping = idx;
+                if (idx < 0)
+                        continue;
+
+                m = &out.items[idx];
+                if (!mapping_is_file_backed(m))
+                        continue;
+                res->has_file_offset = !__builtin_add_overflow(a - m->start, m->offset, &res->file_offset);
+                if (res->has_file_offset && engine_elf_info(e, p, m, &memo) >= 0 &&
+                    elf_info_vaddr(&memo.info, res->file_offset, &res->elf_vaddr) >= 0)
+                        res->has_elf_vaddr = true;
+        }
+
+        r = process_check_alive(p);
+        if (r < 0)
+                return r;
+
+        *ret_mappings = out;
+        out = (struct mapping_list) {};
+        *ret_results = TAKE_PTR(results);
+        return 0;
+}

@@ -1,0 +1,65 @@
+/* The mapping engine: lists and looks up a process's mappings through PROCMAP_QUERY or /proc/PID/maps, adding build IDs and ELF virtual addresses. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "elf-cache.h"
+#include "mapping.h"
+#include "process.h"
+
+enum engine_backend {
+        ENGINE_BACKEND_AUTO,
+        ENGINE_BACKEND_IOCTL,
+        ENGINE_BACKEND_MAPS,
+        _ENGINE_BACKEND_MAX,
+};
+
+const char *engine_backend_to_string(enum engine_backend b);
+int engine_backend_from_string(const char *s, enum engine_backend *ret);
+
+struct engine_config {
+        enum engine_backend backend;
+        size_t elf_cache_size;    /* entries; 0: the default */
+};
+
+#define ENGINE_ELF_CACHE_DEFAULT 1024
+
+struct engine;
+
+/* Resolves AUTO by probing the kernel: IOCTL where PROCMAP_QUERY works, else MAPS.
+ * -EOPNOTSUPP when IOCTL is asked for and the kernel lacks it. */
+int engine_new(const struct engine_config *cfg, struct engine **ret);
+/* Accepts NULL; returns NULL. Safe only once no thread uses the engine. */
+struct engine *engine_free(struct engine *e);
+
+/* The backend in use: never AUTO. */
+enum engine_backend engine_get_backend(const struct engine *e);
+void engine_get_elf_cache_stats(struct engine *e, struct elf_cache_stats *ret);
+
+enum {
+        ENGINE_EXECUTABLE_ONLY = 1u << 0,
+        ENGINE_FILE_BACKED_ONLY = 1u << 1,
+        ENGINE_BUILD_IDS = 1u << 2,
+};
+
+/* All mappings of p (filtered by flags), sorted and non-overlapping. The gate area
+ * ([vsyscall]) is included for 64-bit processes with both backends. -ESRCH when the
+ * process exited or exec'd meanwhile. Thread-safe. */
+int engine_list(struct engine *e, const struct process *p, unsigned flags, struct mapping_list *ret);
+
+struct engine_result {
+        ssize_t mapping;        /* index into the mappings of the lookup; -1: unmapped */
+        bool has_file_offset;
+        bool has_elf_vaddr;
+        uint64_t file_offset;
+        uint64_t elf_vaddr;
+};
+
+/* Looks up n addresses (any order, duplicates allowed). *ret_mappings receives each
+ * distinct mapping touched once, in address order; *ret_results one result per address,
+ * in the order given (n entries, malloc()ed). flags: ENGINE_BUILD_IDS. Thread-safe. */
+int engine_lookup(struct engine *e, const struct process *p, const uint64_t *addrs, size_t n, unsigned flags,
+                  struct mapping_list *ret_mappings, struct engine_result **ret_results);

@@ -11,16 +11,25 @@
 /* Parses one line (len bytes, without its '\n', not necessarily NUL-terminated) into *ret:
  * range, perms, offset, dev, inode and the name (the rest of the line after the inode
  * column's padding, unescaped: "\012" becomes '\n'), classified with mapping_classify().
- * Returns 0, -EINVAL for a malformed line (*ret untouched), or -ENOMEM. */
+ * Returns 0, -EINVAL for a malformed line (*ret untouched), or -ENOMEM.
+ * On success *ret is overwritten (not freed first); the caller owns ret->name.
+ * An empty line and one longer than MAPS_LINE_MAX are malformed, as is any NUL byte, any
+ * deviation from single spaces between the columns, a 17th hex digit / 21st decimal digit,
+ * and end < start (end == start parses; normalizing drops it). Leading spaces of a name cannot
+ * be told from the padding and are lost; a literal "\012" in a name reads as a newline. */
 int maps_parse_line(const char *line, size_t len, struct mapping *ret);
 
 /* Parses a whole maps text (many lines; a final line without '\n' counts). On success
  * appends to *ret and normalizes it (mapping_list_normalize()). -EBADMSG when a line is
- * malformed or longer than MAPS_LINE_MAX (nothing appended), -ENOMEM. */
+ * malformed or longer than MAPS_LINE_MAX (nothing appended), -ENOMEM. An empty line in the
+ * middle ("\n\n") is malformed; a trailing '\n' does not start another line. */
 int maps_parse_buffer(const char *text, size_t len, struct mapping_list *ret);
 
 /* Reads the open /proc/PID/maps fd from offset 0 to EOF in large reads, parsing as it goes
  * (never holding the whole text), and normalizes the result: sorted, non-overlapping even
  * when the process changed between reads. Retries EINTR. -ESRCH when the process is gone,
- * -EBADMSG as above, -errno of read(). On failure *ret is untouched. */
+ * -EBADMSG as above, -errno of read(). On failure *ret is untouched. On success the lines are
+ * appended to *ret and all of *ret is normalized. Reads with pread() from offset 0 (the fd's
+ * position is neither used nor moved); a non-seekable fd (pipe) is read as a stream instead.
+ * A zombie's maps read as empty: 0 with nothing appended. */
 int maps_read_fd(int fd, struct mapping_list *ret);

@@ -1,0 +1,142 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "number.h"
+#include "process.h"
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+static int pidfd_open_cloexec(pid_t pid) {
+        /* pidfds are always close-on-exec. */
+        long fd = syscall(SYS_pidfd_open, pid, 0);
+
+        return fd < 0 ? -errno : (int) fd;
+}
+
+int proc_parse_start_time(const char *stat, size_t len, uint64_t *ret) {
+        const char *p, *end = stat + len;
+        uint64_t v = 0;
+        unsigned field;
+
+        /* comm is field 2 in parentheses and may contain anything: the last ')' closes it. */
+        p = memrchr(stat, ')', len);
+        if (!p)
+                return -EBADMSG;
+        p++;
+        /* After ')' come field 3 (state) onwards, each preceded by one space. */
+        for (field = 2; field < 22; field++) {
+                if (p >= end || *p != ' ')
+                        return -EBADMSG;
+                p++;
+                if (field + 1 == 22)
+                        break;
+                while (p < end && *p != ' ')
+                        p++;
+        }
+        if (p >= end || *p < '0' || *p > '9')
+                return -EBADMSG;
+        for (; p < end && *p >= '0' && *p <= '9'; p++) {
+                if (v > (UINT64_MAX - 9) / 10)
+                        return -ERANGE;
+                v = v * 10 + (uint64_t) (*p - '0');
+        }
+        if (p < end && *p != ' ' && *p != '\n')
+                return -EBADMSG;
+        *ret = v;
+        return 0;
+}
+
+int proc_read_start_time(int proc_fd, uint64_t *ret) {
+        _cleanup_close_ int fd = -1;
+        char buf[4096];
+        ssize_t n;
+
+        fd = openat(proc_fd, "stat", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return errno == ENOENT ? -ESRCH : -errno;
+        n = RETRY_EINTR(read(fd, buf, sizeof(buf)));
+        if (n < 0)
+                return -errno;
+        if (n == 0)
+                return -ESRCH;
+        return proc_parse_start_time(buf, (size_t) n, ret);
+}
+
+int process_check_alive(const struct process *p) {
+        struct pollfd pfd = { .fd = p->pidfd, .events = POLLIN };
+
+        if (p->pidfd < 0)
+                /* Without pidfds the start time is the identity we can check. */
+                return faccessat(p->proc_fd, "stat", F_OK, 0) < 0 ? -ESRCH : 0;
+
+        /* A pidfd turns readable when the process exits. */
+        if (RETRY_EINTR(poll(&pfd, 1, 0)) < 0)
+                return -errno;
+        return pfd.revents & (POLLIN | POLLHUP) ? -ESRCH : 0;
+}
+
+struct process *process_free(struct process *p) {
+        if (!p)
+                return NULL;
+        closep(&p->pidfd);
+        closep(&p->proc_fd);
+        closep(&p->maps_fd);
+        free(p);
+        return NULL;
+}
+
+DEFINE_CLEANUP_FUNC(struct process *, process_free);
+
+int process_open(pid_t pid, struct process **ret) {
+        _cleanup_(process_freep) struct process *p = NULL;
+        char path[32];
+        int r;
+
+        if (pid <= 0)
+                return -ESRCH;
+
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        *p = (struct process) { .pid = pid, .pidfd = -1, .proc_fd = -1, .maps_fd = -1 };
+
+        /* ENOSYS: an old kernel; EINVAL: pid is a thread, not a thread-group leader. The
+         * start time then remains the identity check. */
+        r = pidfd_open_cloexec(pid);
+        if (r == -ENOSYS || r == -EINVAL)
+                r = -1;
+        else if (r < 0)
+                return r;
+        p->pidfd = r;
+
+        snprintf(path, sizeof(path), "/proc/%d", (int) pid);
+        p->proc_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (p->proc_fd < 0)
+                return errno == ENOENT ? -ESRCH : -errno;
+
+        r = proc_read_start_time(p->proc_fd, &p->start_time);
+        if (r < 0)
+                return r;
+
+        p->maps_fd = openat(p->proc_fd, "maps", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (p->maps_fd < 0)
+                return errno == ENOENT ? -ESRCH : -errno;
+
+        /* The pid cannot be reused while the pinned process exists (even as a zombie): if it
+         * is still alive now, /proc/PID and the maps fd belong to it. */
+        r = process_check_alive(p);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(p);
+        return 0;
+}

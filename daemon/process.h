@@ -1,0 +1,32 @@
+/* A target process pinned for the length of one request: pidfd, /proc/PID directory, maps fd, identity. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct process {
+        pid_t pid;
+        int pidfd;        /* -1 where the kernel has no pidfd_open() */
+        int proc_fd;      /* O_PATH|O_DIRECTORY fd of /proc/PID */
+        int maps_fd;      /* /proc/PID/maps, bound to the mm it was opened against */
+        uint64_t start_time;
+};
+
+/* Opens everything for pid, and checks afterwards that the pid still names the process the
+ * pidfd pins, so every fd refers to one process even if the pid is being reused.
+ * -ESRCH when there is no such process (or it exited meanwhile), -EACCES/-EPERM when the
+ * maps cannot be opened, other -errno. */
+int process_open(pid_t pid, struct process **ret);
+
+/* Accepts NULL; returns NULL. */
+struct process *process_free(struct process *p);
+
+/* Checks that the process has not exited since process_open(): 0, or -ESRCH. */
+int process_check_alive(const struct process *p);
+
+/* Reads field 22 of /proc/PID/stat through an open /proc/PID directory fd. */
+int proc_read_start_time(int proc_fd, uint64_t *ret);
+
+/* Parses the text of /proc/PID/stat (hostile: comm may hold spaces and parentheses). */
+int proc_parse_start_time(const char *stat, size_t len, uint64_t *ret);

@@ -1,0 +1,34 @@
+/* The PROCMAP_QUERY backend: asks the kernel about VMAs through an open /proc/PID/maps fd (Linux 6.11+). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mapping.h"
+
+/* Name storage reused across queries of one request; grows on demand up to a bound. */
+struct procmap_buf {
+        char *name;
+        size_t size;
+};
+
+void procmap_buf_done(struct procmap_buf *b);
+
+enum {
+        PROCMAP_COVERING_OR_NEXT = 1u << 0, /* the VMA at addr, else the next one above it */
+        PROCMAP_FILE_BACKED = 1u << 1,      /* only VMAs backed by a file */
+        PROCMAP_EXECUTABLE = 1u << 2,       /* only executable VMAs */
+        PROCMAP_BUILD_ID = 1u << 3,         /* ask the kernel for the file's build ID too */
+};
+
+/* One query. Returns 0 and fills *ret (name allocated and classified), -ENOENT when no VMA
+ * matches, -ESRCH when the process exited or exec'd since the fd was opened, -ENOTTY when
+ * the kernel lacks the ioctl, -ENAMETOOLONG for a name above the bound, other -errno. */
+int procmap_query(int maps_fd, uint64_t addr, unsigned flags, struct procmap_buf *buf, struct mapping *ret);
+
+/* Lists every VMA (with the filters of flags) into *ret, in address order. */
+int procmap_list(int maps_fd, unsigned flags, struct mapping_list *ret);
+
+/* True when the running kernel answers PROCMAP_QUERY on this maps fd. */
+bool procmap_supported(int maps_fd);

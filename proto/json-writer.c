@@ -1,0 +1,406 @@
+/* A small, fast, bounded JSON emitter: appends straight into one growing buffer. */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json-writer.h"
+#include "number.h"
+
+#define JSON_WRITER_INITIAL_SIZE 256
+
+/* 1 for the bytes a JSON string carries as they are: printable ASCII except '"' and '\\'. */
+static const uint8_t plain_ascii[256] = {
+        [0x20] = 1, [0x21] = 1, /* 0x22 '"' */ [0x23 ... 0x5b] = 1, /* 0x5c '\\' */ [0x5d ... 0x7f] = 1,
+};
+
+static bool fail(struct json_writer *w, int err) {
+        if (w->error == 0)
+                w->error = err;
+        return false;
+}
+
+/* Makes the buffer hold at least need bytes, growing geometrically. */
+static bool grow(struct json_writer *w, size_t need) {
+        size_t a;
+        char *p;
+
+        if (need <= w->allocated)
+                return true;
+
+        a = w->allocated ? w->allocated : JSON_WRITER_INITIAL_SIZE;
+        while (a < need) {
+                if (a > SIZE_MAX / 2) {
+                        a = need;
+                        break;
+                }
+                a *= 2;
+        }
+        /* Never allocate far beyond what max_size allows: the JSON, one terminator, the NUL. */
+        if (w->max_size <= SIZE_MAX - 2 && a > w->max_size + 2)
+                a = need > w->max_size + 2 ? need : w->max_size + 2;
+
+        p = realloc(w->buf, a);
+        if (!p)
+                return fail(w, -ENOMEM);
+        w->buf = p;
+        w->allocated = a;
+        return true;
+}
+
+/* Appends n bytes, keeping room for the NUL json_writer_finish() adds. */
+static bool append(struct json_writer *w, const void *data, size_t n) {
+        if (w->error)
+                return false;
+        if (n > w->max_size || w->len > w->max_size - n)
+                return fail(w, -E2BIG);
+        if (n >= SIZE_MAX - w->len)
+                return fail(w, -ENOMEM);
+        if (w->allocated - w->len <= n && !grow(w, w->len + n + 1))
+                return false;
+        memcpy(w->buf + w->len, data, n);
+        w->len += n;
+        return true;
+}
+
+static inline bool put_char(struct json_writer *w, char c) {
+        if (w->error == 0 && w->len < w->max_size && w->allocated - w->len >= 2) {
+                w->buf[w->len++] = c;
+                return true;
+        }
+        return append(w, &c, 1);
+}
+
+/* Length of the well-formed UTF-8 sequence (Unicode table 3-7) at p, or 0 when p[0] does not
+ * start one: overlong forms, surrogates, code points above U+10FFFF, stray continuation bytes
+ * and truncated sequences are all rejected. */
+static size_t utf8_sequence_length(const uint8_t *p, size_t avail) {
+        uint8_t c = p[0], lo = 0x80, hi = 0xbf;
+
+        if (c < 0xc2)
+                return 0;
+        if (c < 0xe0)
+                return avail >= 2 && p[1] >= 0x80 && p[1] <= 0xbf ? 2 : 0;
+        if (c < 0xf0) {
+                if (c == 0xe0)
+                        lo = 0xa0;
+                else if (c == 0xed)
+                        hi = 0x9f;
+                return avail >= 3 && p[1] >= lo && p[1] <= hi && p[2] >= 0x80 && p[2] <= 0xbf ? 3 : 0;
+        }
+        if (c < 0xf5) {
+                if (c == 0xf0)
+                        lo = 0x90;
+                else if (c == 0xf4)
+                        hi = 0x8f;
+                return avail >= 4 && p[1] >= lo && p[1] <= hi && p[2] >= 0x80 && p[2] <= 0xbf &&
+                                       p[3] >= 0x80 && p[3] <= 0xbf
+                               ? 4
+                               : 0;
+        }
+        return 0;
+}
+
+static bool put_escape(struct json_writer *w, uint8_t c) {
+        static const char hex[16] = "0123456789abcdef";
+        char e[6] = { '\\', 0, 0, 0, 0, 0 };
+
+        switch (c) {
+        case '"':  e[1] = '"'; break;
+        case '\\': e[1] = '\\'; break;
+        case '\b': e[1] = 'b'; break;
+        case '\f': e[1] = 'f'; break;
+        case '\n': e[1] = 'n'; break;
+        case '\r': e[1] = 'r'; break;
+        case '\t': e[1] = 't'; break;
+        default:
+                e[1] = 'u';
+                e[2] = '0';
+                e[3] = '0';
+                e[4] = hex[c >> 4];
+                e[5] = hex[c & 0xf];
+                return append(w, e, 6);
+        }
+        return append(w, e, 2);
+}
+
+/* Writes s as a quoted JSON string. *valid becomes false when a byte had to be replaced. */
+static bool put_string(struct json_writer *w, const char *s, size_t len, bool *valid) {
+        const uint8_t *p = (const uint8_t *) s, *end = p + len, *run;
+
+        if (!put_char(w, '"'))
+                return false;
+
+        run = p;
+        while (p < end) {
+                size_t n;
+
+                /* Fast path: plain ASCII runs are copied in one go. */
+                if (plain_ascii[*p]) {
+                        p++;
+                        continue;
+                }
+                if (*p >= 0x80) {
+                        n = utf8_sequence_length(p, (size_t) (end - p));
+                        if (n > 0) {
+                                p += n;
+                                continue;
+                        }
+                }
+
+                if (p > run && !append(w, run, (size_t) (p - run)))
+                        return false;
+                if (*p >= 0x80) {
+                        /* Each byte that is not part of a well-formed sequence: U+FFFD. */
+                        *valid = false;
+                        if (!append(w, "\xef\xbf\xbd", 3))
+                                return false;
+                } else if (!put_escape(w, *p))
+                        return false;
+                run = ++p;
+        }
+        if (p > run && !append(w, run, (size_t) (p - run)))
+                return false;
+
+        return put_char(w, '"');
+}
+
+/* Bookkeeping before any value: the comma, "a value needs a key in an object", and one
+ * top-level value per message. */
+static bool value_prologue(struct json_writer *w) {
+        unsigned d = w->depth;
+
+        if (w->error)
+                return false;
+
+        if (w->in_object[d]) {
+                if (!w->after_key)
+                        return fail(w, -EINVAL);
+                w->after_key = false;
+                return true;
+        }
+
+        if (d == 0) {
+                if (!w->first[0])
+                        return fail(w, -EINVAL); /* a second top-level value without terminator */
+                w->first[0] = false;
+                return true;
+        }
+
+        if (!w->first[d] && !put_char(w, ','))
+                return false;
+        w->first[d] = false;
+        return true;
+}
+
+static void container_begin(struct json_writer *w, bool object) {
+        if (!value_prologue(w))
+                return;
+        if (w->depth >= JSON_WRITER_DEPTH_MAX) {
+                fail(w, -E2BIG);
+                return;
+        }
+        if (!put_char(w, object ? '{' : '['))
+                return;
+        w->depth++;
+        w->first[w->depth] = true;
+        w->in_object[w->depth] = object;
+}
+
+static void container_end(struct json_writer *w, bool object) {
+        if (w->error)
+                return;
+        if (w->depth == 0 || w->in_object[w->depth] != object || w->after_key) {
+                fail(w, -EINVAL);
+                return;
+        }
+        if (!put_char(w, object ? '}' : ']'))
+                return;
+        w->depth--;
+}
+
+static void clear_state(struct json_writer *w) {
+        w->len = 0;
+        w->error = 0;
+        w->depth = 0;
+        w->after_key = false;
+        w->first[0] = true;
+        w->in_object[0] = false;
+}
+
+void json_writer_init(struct json_writer *w, size_t max_size) {
+        *w = (struct json_writer) {
+                .max_size = max_size == 0 ? SIZE_MAX : max_size,
+        };
+        clear_state(w);
+}
+
+void json_writer_done(struct json_writer *w) {
+        if (!w)
+                return;
+        free(w->buf);
+        w->buf = NULL;
+        w->allocated = 0;
+        clear_state(w);
+}
+
+void json_writer_reset(struct json_writer *w) {
+        clear_state(w);
+}
+
+void json_writer_object_begin(struct json_writer *w) {
+        container_begin(w, true);
+}
+
+void json_writer_object_end(struct json_writer *w) {
+        container_end(w, true);
+}
+
+void json_writer_array_begin(struct json_writer *w) {
+        container_begin(w, false);
+}
+
+void json_writer_array_end(struct json_writer *w) {
+        container_end(w, false);
+}
+
+void json_writer_key(struct json_writer *w, const char *key) {
+        bool valid = true;
+
+        if (w->error)
+                return;
+        if (!key || w->depth == 0 || !w->in_object[w->depth] || w->after_key) {
+                fail(w, -EINVAL);
+                return;
+        }
+        if (!w->first[w->depth] && !put_char(w, ','))
+                return;
+        w->first[w->depth] = false;
+        if (!put_string(w, key, strlen(key), &valid) || !put_char(w, ':'))
+                return;
+        w->after_key = true;
+}
+
+bool json_writer_string_len(struct json_writer *w, const char *s, size_t len) {
+        bool valid = true;
+
+        if (!s) {
+                json_writer_null(w);
+                return true;
+        }
+        if (!value_prologue(w))
+                return true;
+        put_string(w, s, len, &valid);
+        return valid;
+}
+
+bool json_writer_string(struct json_writer *w, const char *s) {
+        return json_writer_string_len(w, s, s ? strlen(s) : 0);
+}
+
+static void put_u64_digits(struct json_writer *w, uint64_t v, bool negative) {
+        char tmp[21];
+        size_t i = sizeof(tmp);
+
+        do {
+                tmp[--i] = (char) ('0' + v % 10);
+                v /= 10;
+        } while (v);
+        if (negative)
+                tmp[--i] = '-';
+        append(w, tmp + i, sizeof(tmp) - i);
+}
+
+void json_writer_int(struct json_writer *w, int64_t v) {
+        if (!value_prologue(w))
+                return;
+        if (v < 0)
+                put_u64_digits(w, (uint64_t) -(v + 1) + 1, true);
+        else
+                put_u64_digits(w, (uint64_t) v, false);
+}
+
+void json_writer_uint(struct json_writer *w, uint64_t v) {
+        if (!value_prologue(w))
+                return;
+        put_u64_digits(w, v, false);
+}
+
+void json_writer_bool(struct json_writer *w, bool v) {
+        if (!value_prologue(w))
+                return;
+        if (v)
+                append(w, "true", 4);
+        else
+                append(w, "false", 5);
+}
+
+void json_writer_null(struct json_writer *w) {
+        if (!value_prologue(w))
+                return;
+        append(w, "null", 4);
+}
+
+void json_writer_hex(struct json_writer *w, uint64_t v) {
+        char buf[HEX_U64_MAX + 1];
+
+        if (!value_prologue(w))
+                return;
+        buf[0] = '"';
+        format_hex_u64(v, buf + 1);
+        size_t n = strlen(buf);
+        buf[n] = '"';
+        append(w, buf, n + 1);
+}
+
+void json_writer_raw(struct json_writer *w, const char *json, size_t len) {
+        if (!value_prologue(w))
+                return;
+        if (!json || len == 0) {
+                fail(w, -EINVAL);
+                return;
+        }
+        append(w, json, len);
+}
+
+void json_writer_terminate(struct json_writer *w) {
+        if (w->error)
+                return;
+        /* Only a complete top-level value can be terminated. */
+        if (w->depth != 0 || w->after_key || w->first[0]) {
+                fail(w, -EINVAL);
+                return;
+        }
+        /* The terminator is not counted against max_size: a message of max_size bytes fits. */
+        if (w->len >= SIZE_MAX - 2) {
+                fail(w, -ENOMEM);
+                return;
+        }
+        if (w->allocated - w->len < 2 && !grow(w, w->len + 2))
+                return;
+        w->buf[w->len++] = '\0';
+        w->first[0] = true;
+}
+
+int json_writer_finish(struct json_writer *w, char **ret, size_t *ret_len) {
+        int r = w->error;
+
+        if (r == 0 && (w->depth != 0 || w->after_key))
+                r = -EINVAL; /* unclosed object or array, or a key without its value */
+        if (r == 0 && !w->buf && !grow(w, 1))
+                r = w->error;
+        if (r < 0) {
+                clear_state(w);
+                return r;
+        }
+
+        w->buf[w->len] = '\0';
+        *ret = w->buf;
+        if (ret_len)
+                *ret_len = w->len;
+
+        w->buf = NULL;
+        w->allocated = 0;
+        clear_state(w);
+        return 0;
+}

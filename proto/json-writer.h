@@ -7,9 +7,14 @@
 
 #define JSON_WRITER_DEPTH_MAX 32
 
-/* Emits commas and nesting by itself. Errors are sticky: after the first failure (out of
- * memory, output above max_size, nesting deeper than JSON_WRITER_DEPTH_MAX, a key outside
- * an object) every call is a no-op and json_writer_finish() reports it. */
+/* Emits commas and nesting by itself. Errors are sticky: after the first failure every call
+ * is a no-op and json_writer_finish() reports it:
+ *   -ENOMEM  out of memory;
+ *   -E2BIG   output above max_size, or more than JSON_WRITER_DEPTH_MAX nested objects/arrays;
+ *   -EINVAL  misuse: a key outside an object or twice in a row, a value without its key in an
+ *            object, an end that does not match its begin, a second top-level value without
+ *            json_writer_terminate() in between, terminating an incomplete value, a NULL key,
+ *            an empty or NULL raw value. */
 struct json_writer {
         char *buf;
         size_t len;
@@ -22,9 +27,12 @@ struct json_writer {
         bool after_key;
 };
 
-/* max_size bounds the output (bytes, without the terminating NUL); 0 means SIZE_MAX. */
+/* max_size bounds the output (bytes, without the NUL finish() adds and without the Varlink
+ * terminators json_writer_terminate() adds, so a message of exactly max_size bytes of JSON can
+ * still be terminated); 0 means SIZE_MAX. The buffer grows geometrically. */
 void json_writer_init(struct json_writer *w, size_t max_size);
-/* Frees the buffer; accepts a writer that was finished or never used. */
+/* Frees the buffer; accepts NULL and a writer that was finished or never used. The writer
+ * may be used again afterwards (same max_size). */
 void json_writer_done(struct json_writer *w);
 /* Drops what was written and clears the error; keeps the buffer. */
 void json_writer_reset(struct json_writer *w);
@@ -36,7 +44,13 @@ void json_writer_array_end(struct json_writer *w);
 void json_writer_key(struct json_writer *w, const char *key);
 
 /* Writes s as a JSON string. Bytes that are not valid UTF-8 become U+FFFD; returns false
- * when that happened (the caller may add a lossless form). NUL-terminated / explicit length. */
+ * when that happened (the caller may add a lossless form). NUL-terminated / explicit length.
+ * Invalid UTF-8 is strict (overlong forms, surrogates, code points above U+10FFFF, stray
+ * continuation bytes, truncated sequences): each offending byte becomes one U+FFFD, written
+ * raw (EF BF BD). Control characters are escaped, DEL and valid multibyte characters are
+ * written as they are. The explicit-length form may contain NUL bytes (written as \u0000).
+ * s == NULL writes null. In the error state nothing is written and true is returned.
+ * Keys are escaped the same way (invalid bytes replaced silently). */
 bool json_writer_string(struct json_writer *w, const char *s);
 bool json_writer_string_len(struct json_writer *w, const char *s, size_t len);
 void json_writer_int(struct json_writer *w, int64_t v);
@@ -48,10 +62,14 @@ void json_writer_hex(struct json_writer *w, uint64_t v);
 /* Pre-serialized JSON value, inserted as is (the caller vouches for it). */
 void json_writer_raw(struct json_writer *w, const char *json, size_t len);
 
-/* Appends a NUL byte that is not part of the JSON: the Varlink message terminator. */
+/* Appends a NUL byte that is not part of the JSON: the Varlink message terminator. Needs a
+ * complete top-level value (else -EINVAL); another top-level value (the next message) may
+ * follow it in the same buffer. */
 void json_writer_terminate(struct json_writer *w);
 
 /* Returns 0 and hands over the buffer (NUL-terminated; *ret_len excludes that NUL unless
- * json_writer_terminate() added one of its own), or the sticky -errno. The writer is left
- * empty and reusable. */
+ * json_writer_terminate() added one of its own), or the sticky -errno (-EINVAL as well when
+ * an object or array is still open). Either way the writer is left empty, without error, and
+ * reusable. *ret and *ret_len are untouched on failure; ret_len may be NULL. Nothing written
+ * gives "" and length 0. */
 int json_writer_finish(struct json_writer *w, char **ret, size_t *ret_len);

@@ -1,0 +1,1129 @@
+/* libmemctl: a blocking Varlink client of memmapd, with strict decoding of every reply. */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+#include <json-c/json.h>
+
+#include "cleanup.h"
+#include "json-writer.h"
+#include "memctl.h"
+#include "number.h"
+#include "varlink-frame.h"
+#include "varlink.h"
+
+/* Bounds of what we send and what we accept from the daemon. */
+#define REPLY_SIZE_MAX (64u * 1024 * 1024)
+#define REQUEST_SIZE_MAX (64u * 1024 * 1024)
+/* A GNU build ID is usually 20 bytes; accept what linkers allow, within reason. */
+#define BUILD_ID_MAX 64
+
+#define ERROR_NO_SUCH_PROCESS "io.memmapd.NoSuchProcess"
+#define ERROR_PERMISSION_DENIED "io.memmapd.PermissionDenied"
+#define ERROR_PROCESS_CHANGED "io.memmapd.ProcessChanged"
+#define ERROR_LIMIT_EXCEEDED "io.memmapd.LimitExceeded"
+
+/* The size of a public struct up to and including member: what libmemctl 0.1 defined. */
+#define ENDOF(type, member) (offsetof(type, member) + sizeof(((type *) NULL)->member))
+#define MAPPING_SIZE_0_1 ENDOF(struct memctl_mapping, build_id_size)
+#define LOOKUP_RESULT_SIZE_0_1 ENDOF(struct memctl_lookup_result, elf_vaddr)
+#define STATUS_INFO_SIZE_0_1 ENDOF(struct memctl_status_info, max_json_depth)
+
+#define JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+
+struct memctl {
+        int fd;
+        char *path;
+        uint64_t timeout_usec;          /* MEMCTL_TIMEOUT_INFINITY: none */
+        struct varlink_reader reader;
+        char *error_name;               /* the last call's Varlink error, or NULL */
+        struct json_object *error_parameters;
+};
+
+struct mapping_entry {
+        struct memctl_mapping pub;      /* strings point into the reply's JSON tree */
+        uint8_t build_id[BUILD_ID_MAX];
+};
+
+struct mapping_table {
+        struct json_object *parameters; /* owns every string the entries point to */
+        struct mapping_entry *items;
+        size_t n;
+        pid_t pid;
+        uint64_t start_time;
+};
+
+struct memctl_mappings {
+        struct mapping_table table;
+};
+
+struct memctl_lookup_reply {
+        struct mapping_table table;
+        struct memctl_lookup_result *results;
+        size_t n_results;
+};
+
+struct memctl_status {
+        struct json_object *parameters;
+        struct memctl_status_info info;
+};
+
+/* ------------------------------------------------------------------ time */
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+static uint64_t deadline_after(uint64_t timeout_usec) {
+        uint64_t now;
+
+        if (timeout_usec == MEMCTL_TIMEOUT_INFINITY)
+                return UINT64_MAX;
+        now = now_usec();
+        return timeout_usec > UINT64_MAX - 1 - now ? UINT64_MAX - 1 : now + timeout_usec;
+}
+
+/* Milliseconds left until deadline, rounded up, for poll(): -1 waits forever. */
+static int poll_timeout(uint64_t deadline) {
+        uint64_t now, left;
+
+        if (deadline == UINT64_MAX)
+                return -1;
+        now = now_usec();
+        if (now >= deadline)
+                return 0;
+        left = (deadline - now + 999) / 1000;
+        return left > INT_MAX ? INT_MAX : (int) left;
+}
+
+/* ------------------------------------------------------------------ connection */
+
+int memctl_default_socket_path(char **ret_path) {
+        const char *e;
+        char *p = NULL;
+
+        if (!ret_path)
+                return -EINVAL;
+
+        e = secure_getenv("MEMMAPD_SOCKET");
+        if (e && *e) {
+                p = strdup(e);
+                if (!p)
+                        return -ENOMEM;
+        } else if (geteuid() != 0) {
+                e = secure_getenv("XDG_RUNTIME_DIR");
+                if (e && e[0] == '/') {
+                        if (asprintf(&p, "%s/memmapd/io.memmapd", e) < 0)
+                                return -ENOMEM;
+                        if (access(p, F_OK) < 0) {
+                                free(p);
+                                p = NULL;
+                        }
+                }
+        }
+        if (!p) {
+                p = strdup(MEMCTL_SOCKET_PATH_SYSTEM);
+                if (!p)
+                        return -ENOMEM;
+        }
+        *ret_path = p;
+        return 0;
+}
+
+static int socket_address(const char *path, struct sockaddr_un *ret, socklen_t *ret_len) {
+        size_t l = strlen(path);
+
+        *ret = (struct sockaddr_un) { .sun_family = AF_UNIX };
+        if (l == 0)
+                return -EINVAL;
+        if (path[0] == '@') {
+                /* Abstract namespace: a leading NUL instead of the '@', no terminator. */
+                if (l > sizeof(ret->sun_path))
+                        return -ENAMETOOLONG;
+                memcpy(ret->sun_path + 1, path + 1, l - 1);
+                *ret_len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + l);
+        } else {
+                if (l >= sizeof(ret->sun_path))
+                        return -ENAMETOOLONG;
+                memcpy(ret->sun_path, path, l);
+                *ret_len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + l + 1);
+        }
+        return 0;
+}
+
+static void connection_close(memctl *c) {
+        if (c->fd >= 0) {
+                close(c->fd);
+                c->fd = -1;
+        }
+        /* Drop whatever was buffered from the old connection. */
+        varlink_reader_done(&c->reader);
+        varlink_reader_init(&c->reader, REPLY_SIZE_MAX);
+}
+
+static int connection_open(memctl *c, uint64_t deadline) {
+        _cleanup_close_ int fd = -1;
+        struct sockaddr_un sa;
+        socklen_t sa_len;
+        int r;
+
+        r = socket_address(c->path, &sa, &sa_len);
+        if (r < 0)
+                return r;
+
+        /* Non-blocking throughout: every wait is a poll() bounded by the deadline. */
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+
+        for (;;) {
+                if (connect(fd, (const struct sockaddr *) &sa, sa_len) >= 0 || errno == EISCONN)
+                        break;
+                if (errno == EINTR)
+                        continue;
+                if (errno == EINPROGRESS) {
+                        struct pollfd p = { .fd = fd, .events = POLLOUT };
+                        int err = 0;
+                        socklen_t err_len = sizeof(err);
+
+                        r = poll(&p, 1, poll_timeout(deadline));
+                        if (r < 0) {
+                                if (errno == EINTR)
+                                        continue;
+                                return -errno;
+                        }
+                        if (r == 0)
+                                return -ETIMEDOUT;
+                        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &err_len) < 0)
+                                return -errno;
+                        if (err != 0)
+                                return -err;
+                        break;
+                }
+                if (errno == EAGAIN) {
+                        /* The listener's backlog is full: an AF_UNIX socket cannot wait for
+                         * that with poll(), so try again shortly, until the deadline. */
+                        int ms = poll_timeout(deadline);
+                        struct timespec ts = { .tv_nsec = 10 * 1000 * 1000 };
+
+                        if (ms == 0)
+                                return -ETIMEDOUT;
+                        if (ms > 0 && ms < 10)
+                                ts.tv_nsec = (long) ms * 1000 * 1000;
+                        nanosleep(&ts, NULL);
+                        continue;
+                }
+                return -errno;
+        }
+
+        connection_close(c);
+        c->fd = TAKE_FD(fd);
+        return 0;
+}
+
+int memctl_connect(const char *path, memctl **ret) {
+        memctl *c;
+        int r;
+
+        if (!ret)
+                return -EINVAL;
+
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->fd = -1;
+        c->timeout_usec = MEMCTL_TIMEOUT_DEFAULT_USEC;
+        varlink_reader_init(&c->reader, REPLY_SIZE_MAX);
+
+        if (path) {
+                c->path = strdup(path);
+                r = c->path ? 0 : -ENOMEM;
+        } else
+                r = memctl_default_socket_path(&c->path);
+        if (r >= 0)
+                r = connection_open(c, deadline_after(c->timeout_usec));
+        if (r < 0) {
+                memctl_free(c);
+                return r;
+        }
+        *ret = c;
+        return 0;
+}
+
+static void error_clear(memctl *c) {
+        free(c->error_name);
+        c->error_name = NULL;
+        json_object_put(c->error_parameters);
+        c->error_parameters = NULL;
+}
+
+memctl *memctl_free(memctl *c) {
+        if (!c)
+                return NULL;
+        if (c->fd >= 0)
+                close(c->fd);
+        varlink_reader_done(&c->reader);
+        error_clear(c);
+        free(c->path);
+        free(c);
+        return NULL;
+}
+
+int memctl_set_timeout(memctl *c, uint64_t timeout_usec) {
+        if (!c)
+                return -EINVAL;
+        c->timeout_usec = timeout_usec == 0 ? MEMCTL_TIMEOUT_DEFAULT_USEC : timeout_usec;
+        return 0;
+}
+
+const char *memctl_last_error_name(const memctl *c) {
+        return c ? c->error_name : NULL;
+}
+
+const char *memctl_last_error_parameters(const memctl *c) {
+        if (!c || !c->error_name)
+                return NULL;
+        if (!c->error_parameters)
+                return "{}";
+        return json_object_to_json_string_ext(c->error_parameters, JSON_FLAGS);
+}
+
+static int last_error_field(const memctl *c, const char *key, json_type type, struct json_object **ret) {
+        struct json_object *v = NULL;
+
+        if (!c || !key)
+                return -EINVAL;
+        if (!c->error_name || !c->error_parameters ||
+            !json_object_object_get_ex(c->error_parameters, key, &v) || !v)
+                return -ENODATA;
+        if (!json_object_is_type(v, type))
+                return -EPROTO;
+        *ret = v;
+        return 0;
+}
+
+int memctl_last_error_string(const memctl *c, const char *key, const char **ret_value) {
+        struct json_object *v;
+        int r;
+
+        if (!ret_value)
+                return -EINVAL;
+        r = last_error_field(c, key, json_type_string, &v);
+        if (r < 0)
+                return r;
+        *ret_value = json_object_get_string(v);
+        return 0;
+}
+
+int memctl_last_error_int(const memctl *c, const char *key, int64_t *ret_value) {
+        struct json_object *v;
+        int r;
+
+        if (!ret_value)
+                return -EINVAL;
+        r = last_error_field(c, key, json_type_int, &v);
+        if (r < 0)
+                return r;
+        *ret_value = json_object_get_int64(v);
+        return 0;
+}
+
+/* ------------------------------------------------------------------ calls */
+
+static int error_to_errno(const char *name) {
+        static const struct {
+                const char *name;
+                int error;
+        } table[] = {
+                { ERROR_NO_SUCH_PROCESS, ESRCH },
+                { ERROR_PERMISSION_DENIED, EACCES },
+                { VARLINK_ERROR_PERMISSION_DENIED, EACCES },
+                { ERROR_PROCESS_CHANGED, ESTALE },
+                { ERROR_LIMIT_EXCEEDED, E2BIG },
+                { VARLINK_ERROR_INVALID_PARAMETER, EINVAL },
+                { VARLINK_ERROR_METHOD_NOT_FOUND, EOPNOTSUPP },
+                { VARLINK_ERROR_METHOD_NOT_IMPLEMENTED, EOPNOTSUPP },
+                { VARLINK_ERROR_INTERFACE_NOT_FOUND, EOPNOTSUPP },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(table); i++)
+                if (strcmp(name, table[i].name) == 0)
+                        return -table[i].error;
+        return -EPROTO;
+}
+
+/* Sends one request and waits for its reply. Reads while writing, so that a daemon that
+ * answers early (an error about a request it will not read to the end) never deadlocks us.
+ * *ret_reusable is false when the connection must not carry another call. */
+static int transact(memctl *c, const char *req, size_t req_len, uint64_t deadline,
+                    struct varlink_reply *ret, bool *ret_reusable) {
+        size_t sent = 0;
+
+        for (;;) {
+                struct pollfd p = { .fd = c->fd, .events = POLLIN };
+                const char *msg;
+                size_t msg_len;
+                int r;
+
+                r = varlink_reader_next(&c->reader, &msg, &msg_len);
+                if (r < 0)
+                        return -EPROTO; /* larger than REPLY_SIZE_MAX */
+                if (r > 0) {
+                        bool reusable = sent == req_len;
+
+                        r = varlink_reply_parse(msg, msg_len, VARLINK_JSON_DEPTH_DEFAULT, ret);
+                        if (r < 0)
+                                return -EPROTO;
+                        /* We never pipeline: anything after the reply is garbage. */
+                        if (varlink_reader_next(&c->reader, &msg, &msg_len) != 0 ||
+                            varlink_reader_has_partial(&c->reader))
+                                reusable = false;
+                        *ret_reusable = reusable;
+                        return 0;
+                }
+
+                if (sent < req_len)
+                        p.events |= POLLOUT;
+                r = poll(&p, 1, poll_timeout(deadline));
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (r == 0)
+                        return -ETIMEDOUT;
+                if (p.revents & POLLNVAL)
+                        return -EBADF;
+
+                if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+                        ssize_t n = varlink_reader_read_fd(&c->reader, c->fd);
+
+                        if (n == 0)
+                                return -ECONNRESET; /* EOF before the reply */
+                        if (n == -EMSGSIZE)
+                                return -EPROTO;
+                        if (n < 0 && n != -EAGAIN && n != -EINTR)
+                                return (int) n;
+                        if (n > 0)
+                                continue;
+                }
+
+                if (sent < req_len && (p.revents & (POLLOUT | POLLHUP | POLLERR))) {
+                        ssize_t n = send(c->fd, req + sent, req_len - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+                        if (n < 0) {
+                                if (errno == EAGAIN || errno == EINTR)
+                                        continue;
+                                return -errno;
+                        }
+                        sent += (size_t) n;
+                }
+        }
+}
+
+/* Performs one call: req is a whole message, NUL terminator included. On success,
+ * *ret_parameters is the reply's parameters object; a Varlink error is recorded on c and
+ * mapped to -errno. */
+static int call(memctl *c, const char *req, size_t req_len, struct json_object **ret_parameters) {
+        uint64_t deadline = deadline_after(c->timeout_usec);
+
+        error_clear(c);
+
+        for (unsigned attempt = 0;; attempt++) {
+                struct varlink_reply reply = {};
+                bool reusable = false;
+                int r;
+
+                if (c->fd < 0) {
+                        r = connection_open(c, deadline);
+                        if (r < 0)
+                                return r;
+                }
+
+                r = transact(c, req, req_len, deadline, &reply, &reusable);
+                if (r < 0) {
+                        connection_close(c);
+                        /* The connection broke before the reply: the daemon restarted or
+                         * dropped an idle connection. All our calls are idempotent. */
+                        if (attempt == 0 && (r == -ECONNRESET || r == -EPIPE))
+                                continue;
+                        return r;
+                }
+                if (!reusable)
+                        connection_close(c);
+
+                if (reply.continues) {
+                        /* We never ask for more: a daemon that streams is confused. */
+                        varlink_reply_done(&reply);
+                        connection_close(c);
+                        return -EPROTO;
+                }
+                if (reply.error) {
+                        c->error_name = strdup(reply.error);
+                        c->error_parameters = json_object_get(reply.parameters);
+                        varlink_reply_done(&reply);
+                        if (!c->error_name) {
+                                error_clear(c);
+                                return -ENOMEM;
+                        }
+                        return error_to_errno(c->error_name);
+                }
+                if (!reply.parameters || !json_object_is_type(reply.parameters, json_type_object)) {
+                        varlink_reply_done(&reply);
+                        return -EPROTO;
+                }
+                *ret_parameters = json_object_get(reply.parameters);
+                varlink_reply_done(&reply);
+                return 0;
+        }
+}
+
+/* Finishes the message begun with varlink_call_begin() and performs the call. */
+static int call_writer(memctl *c, struct json_writer *w, struct json_object **ret_parameters) {
+        _cleanup_free_ char *req = NULL;
+        size_t len;
+        int r;
+
+        varlink_message_end(w);
+        r = json_writer_finish(w, &req, &len);
+        if (r < 0)
+                return r;
+        /* The message goes out with its NUL terminator. */
+        if (len == 0 || req[len - 1] != '\0')
+                len++;
+        return call(c, req, len, ret_parameters);
+}
+
+/* ------------------------------------------------------------------ reply decoding */
+
+/* A member of o; absent and null are both NULL. */
+static struct json_object *member(struct json_object *o, const char *key) {
+        struct json_object *v = NULL;
+
+        if (!json_object_object_get_ex(o, key, &v))
+                return NULL;
+        return v;
+}
+
+static int get_string(struct json_object *o, const char *key, bool required, const char **ret) {
+        struct json_object *v = member(o, key);
+        const char *s;
+
+        if (!v)
+                return required ? -EPROTO : 0;
+        if (!json_object_is_type(v, json_type_string))
+                return -EPROTO;
+        s = json_object_get_string(v);
+        /* An escaped NUL would truncate the string silently. */
+        if (strlen(s) != (size_t) json_object_get_string_len(v))
+                return -EPROTO;
+        *ret = s;
+        return 0;
+}
+
+static int get_uint(struct json_object *o, const char *key, bool required, uint64_t *ret) {
+        struct json_object *v = member(o, key);
+
+        if (!v)
+                return required ? -EPROTO : 0;
+        if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0)
+                return -EPROTO;
+        *ret = json_object_get_uint64(v);
+        return 0;
+}
+
+static int get_bool(struct json_object *o, const char *key, bool *ret) {
+        struct json_object *v = member(o, key);
+
+        if (!v)
+                return 0;
+        if (!json_object_is_type(v, json_type_boolean))
+                return -EPROTO;
+        *ret = json_object_get_boolean(v);
+        return 0;
+}
+
+/* An address, offset or size: "0x" and hex digits, nothing else. */
+static int get_hex(struct json_object *o, const char *key, bool required, uint64_t *ret, bool *ret_present) {
+        const char *s = NULL;
+        int r;
+
+        r = get_string(o, key, required, &s);
+        if (r < 0)
+                return r;
+        if (!s)
+                return 0;
+        if (s[0] != '0' || s[1] != 'x' || parse_u64(s, ret) < 0)
+                return -EPROTO;
+        if (ret_present)
+                *ret_present = true;
+        return 0;
+}
+
+static int hex_digit(char ch) {
+        if (ch >= '0' && ch <= '9')
+                return ch - '0';
+        if (ch >= 'a' && ch <= 'f')
+                return ch - 'a' + 10;
+        if (ch >= 'A' && ch <= 'F')
+                return ch - 'A' + 10;
+        return -1;
+}
+
+/* "major:minor" in hex, as /proc/PID/maps shows a device. */
+static int parse_dev(const char *s, uint32_t *ret_major, uint32_t *ret_minor) {
+        uint32_t v[2] = {};
+
+        for (unsigned part = 0; part < 2; part++) {
+                unsigned digits = 0;
+
+                for (; *s && *s != ':'; s++, digits++) {
+                        int d = hex_digit(*s);
+
+                        if (d < 0 || digits >= 8)
+                                return -EPROTO;
+                        v[part] = v[part] << 4 | (uint32_t) d;
+                }
+                if (digits == 0 || (part == 0 && *s != ':') || (part == 1 && *s))
+                        return -EPROTO;
+                if (part == 0)
+                        s++;
+        }
+        *ret_major = v[0];
+        *ret_minor = v[1];
+        return 0;
+}
+
+static int kind_from_string(const char *s) {
+        static const char *const names[] = {
+                [MEMCTL_KIND_ANONYMOUS] = "anonymous",
+                [MEMCTL_KIND_FILE] = "file",
+                [MEMCTL_KIND_HEAP] = "heap",
+                [MEMCTL_KIND_STACK] = "stack",
+                [MEMCTL_KIND_VDSO] = "vdso",
+                [MEMCTL_KIND_VVAR] = "vvar",
+                [MEMCTL_KIND_VSYSCALL] = "vsyscall",
+                [MEMCTL_KIND_MEMFD] = "memfd",
+                [MEMCTL_KIND_ANON_NAMED] = "anon_named",
+                [MEMCTL_KIND_SHMEM_NAMED] = "shmem_named",
+                [MEMCTL_KIND_SPECIAL] = "special",
+        };
+
+        for (size_t i = 1; i < ELEMENTSOF(names); i++)
+                if (strcmp(s, names[i]) == 0)
+                        return (int) i;
+        /* A kind of a newer daemon: kind_name still tells what it is. */
+        return MEMCTL_KIND_UNKNOWN;
+}
+
+static int parse_mapping(struct json_object *o, struct mapping_entry *e) {
+        struct memctl_mapping *m = &e->pub;
+        const char *perms = NULL, *dev = NULL, *build_id = NULL;
+        static const char perm_chars[4][2] = { { 'r', '-' }, { 'w', '-' }, { 'x', '-' }, { 's', 'p' } };
+        int r;
+
+        if (!json_object_is_type(o, json_type_object))
+                return -EPROTO;
+
+        *m = (struct memctl_mapping) { .size = sizeof(*m) };
+
+        if ((r = get_hex(o, "start", true, &m->start, NULL)) < 0 ||
+            (r = get_hex(o, "end", true, &m->end, NULL)) < 0 ||
+            (r = get_hex(o, "offset", true, &m->offset, NULL)) < 0 ||
+            (r = get_string(o, "perms", true, &perms)) < 0 ||
+            (r = get_string(o, "dev", true, &dev)) < 0 ||
+            (r = get_uint(o, "inode", true, &m->inode)) < 0 ||
+            (r = get_uint(o, "page_size", false, &m->page_size)) < 0 ||
+            (r = get_string(o, "kind", true, &m->kind_name)) < 0 ||
+            (r = get_string(o, "name", false, &m->name)) < 0 ||
+            (r = get_string(o, "path", false, &m->path)) < 0 ||
+            (r = get_bool(o, "deleted", &m->deleted)) < 0 ||
+            (r = get_string(o, "build_id", false, &build_id)) < 0)
+                return r;
+
+        if (m->start >= m->end)
+                return -EPROTO;
+
+        if (strlen(perms) != 4)
+                return -EPROTO;
+        for (unsigned i = 0; i < 4; i++) {
+                if (perms[i] == perm_chars[i][0])
+                        m->flags |= 1u << i; /* READ, WRITE, EXEC, SHARED in that order */
+                else if (perms[i] != perm_chars[i][1])
+                        return -EPROTO;
+        }
+        memcpy(m->perms, perms, 5);
+
+        r = parse_dev(dev, &m->dev_major, &m->dev_minor);
+        if (r < 0)
+                return r;
+
+        m->kind = kind_from_string(m->kind_name);
+
+        if (build_id) {
+                size_t l = strlen(build_id);
+
+                if (l == 0 || l % 2 != 0 || l / 2 > BUILD_ID_MAX)
+                        return -EPROTO;
+                for (size_t i = 0; i < l; i += 2) {
+                        int hi = hex_digit(build_id[i]), lo = hex_digit(build_id[i + 1]);
+
+                        /* lowercase only, as the protocol promises */
+                        if (hi < 0 || lo < 0 || (build_id[i] >= 'A' && build_id[i] <= 'F') ||
+                            (build_id[i + 1] >= 'A' && build_id[i + 1] <= 'F'))
+                                return -EPROTO;
+                        e->build_id[i / 2] = (uint8_t) (hi << 4 | lo);
+                }
+                m->build_id_hex = build_id;
+                m->build_id = e->build_id;
+                m->build_id_size = l / 2;
+        }
+        return 0;
+}
+
+static int parse_process(struct json_object *params, pid_t pid, uint64_t start_time,
+                         pid_t *ret_pid, uint64_t *ret_start_time) {
+        struct json_object *p = member(params, "process");
+        uint64_t reply_pid, reply_start_time;
+
+        if (!p || !json_object_is_type(p, json_type_object))
+                return -EPROTO;
+        if (get_uint(p, "pid", true, &reply_pid) < 0 ||
+            get_uint(p, "start_time", true, &reply_start_time) < 0)
+                return -EPROTO;
+        /* The daemon answers about the process we asked about, or not at all. */
+        if (reply_pid != (uint64_t) pid || (start_time != 0 && reply_start_time != start_time))
+                return -EPROTO;
+        *ret_pid = pid;
+        *ret_start_time = reply_start_time;
+        return 0;
+}
+
+static void mapping_table_done(struct mapping_table *t) {
+        free(t->items);
+        json_object_put(t->parameters);
+}
+
+/* Decodes the process and mappings members shared by ListMappings and Lookup replies,
+ * taking over params. */
+static int mapping_table_parse(struct json_object *params, pid_t pid, uint64_t start_time,
+                               struct mapping_table *t) {
+        struct json_object *a;
+        size_t n;
+        int r;
+
+        *t = (struct mapping_table) { .parameters = params };
+
+        r = parse_process(params, pid, start_time, &t->pid, &t->start_time);
+        if (r < 0)
+                return r;
+
+        a = member(params, "mappings");
+        if (!a || !json_object_is_type(a, json_type_array))
+                return -EPROTO;
+        n = json_object_array_length(a);
+        t->items = calloc(n > 0 ? n : 1, sizeof(*t->items));
+        if (!t->items)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                r = parse_mapping(json_object_array_get_idx(a, i), &t->items[i]);
+                if (r < 0)
+                        return r;
+        }
+        t->n = n;
+        return 0;
+}
+
+/* Copies src (a public struct of src_size bytes that starts with size_t size) into ret as
+ * the caller's ret->size asks: see "ABI growth" in memctl.h. */
+static int copy_sized(void *ret, const void *src, size_t src_size, size_t min_size) {
+        size_t size;
+
+        memcpy(&size, ret, sizeof(size));
+        if (size < min_size)
+                return -EINVAL;
+        memcpy((char *) ret + sizeof(size_t), (const char *) src + sizeof(size_t),
+               MIN(size, src_size) - sizeof(size_t));
+        if (size > src_size)
+                memset((char *) ret + src_size, 0, size - src_size);
+        return 0;
+}
+
+static int mapping_table_get(const struct mapping_table *t, size_t index, struct memctl_mapping *ret) {
+        if (!ret)
+                return -EINVAL;
+        if (index >= t->n)
+                return -ERANGE;
+        return copy_sized(ret, &t->items[index].pub, sizeof(t->items[index].pub), MAPPING_SIZE_0_1);
+}
+
+static int process_get(const struct mapping_table *t, pid_t *ret_pid, uint64_t *ret_start_time) {
+        if (ret_pid)
+                *ret_pid = t->pid;
+        if (ret_start_time)
+                *ret_start_time = t->start_time;
+        return 0;
+}
+
+/* ------------------------------------------------------------------ ListMappings */
+
+#define LIST_FLAGS (MEMCTL_EXECUTABLE_ONLY | MEMCTL_FILE_BACKED_ONLY | MEMCTL_BUILD_IDS)
+
+static void write_process(struct json_writer *w, pid_t pid, uint64_t start_time) {
+        json_writer_key(w, "pid");
+        json_writer_int(w, pid);
+        if (start_time != 0) {
+                json_writer_key(w, "start_time");
+                json_writer_uint(w, start_time);
+        }
+}
+
+static void write_flag(struct json_writer *w, uint64_t flags, uint64_t flag, const char *key) {
+        if (flags & flag) {
+                json_writer_key(w, key);
+                json_writer_bool(w, true);
+        }
+}
+
+int memctl_list_mappings(memctl *c, pid_t pid, uint64_t start_time, uint64_t flags,
+                         memctl_mappings **ret) {
+        struct json_writer w;
+        struct json_object *params = NULL;
+        memctl_mappings *m;
+        int r;
+
+        if (!c || !ret || pid <= 0 || (flags & ~LIST_FLAGS) || start_time > INT64_MAX)
+                return -EINVAL;
+
+        json_writer_init(&w, REQUEST_SIZE_MAX);
+        varlink_call_begin(&w, "io.memmapd.ListMappings", false, false);
+        write_process(&w, pid, start_time);
+        write_flag(&w, flags, MEMCTL_EXECUTABLE_ONLY, "executable_only");
+        write_flag(&w, flags, MEMCTL_FILE_BACKED_ONLY, "file_backed_only");
+        write_flag(&w, flags, MEMCTL_BUILD_IDS, "build_ids");
+        r = call_writer(c, &w, &params);
+        json_writer_done(&w);
+        if (r < 0)
+                return r;
+
+        m = calloc(1, sizeof(*m));
+        if (!m) {
+                json_object_put(params);
+                return -ENOMEM;
+        }
+        r = mapping_table_parse(params, pid, start_time, &m->table);
+        if (r < 0)
+                return memctl_mappings_free(m), r;
+        *ret = m;
+        return 0;
+}
+
+size_t memctl_mappings_count(const memctl_mappings *m) {
+        return m ? m->table.n : 0;
+}
+
+int memctl_mappings_get(const memctl_mappings *m, size_t index, struct memctl_mapping *ret) {
+        if (!m)
+                return -EINVAL;
+        return mapping_table_get(&m->table, index, ret);
+}
+
+int memctl_mappings_get_process(const memctl_mappings *m, pid_t *ret_pid, uint64_t *ret_start_time) {
+        if (!m)
+                return -EINVAL;
+        return process_get(&m->table, ret_pid, ret_start_time);
+}
+
+memctl_mappings *memctl_mappings_free(memctl_mappings *m) {
+        if (m) {
+                mapping_table_done(&m->table);
+                free(m);
+        }
+        return NULL;
+}
+
+/* ------------------------------------------------------------------ Lookup */
+
+static int parse_result(struct json_object *o, uint64_t address, const struct mapping_table *t,
+                        struct memctl_lookup_result *ret) {
+        const char *asked = NULL, *reason = NULL;
+        uint64_t v, index = UINT64_MAX;
+        int r;
+
+        if (!json_object_is_type(o, json_type_object))
+                return -EPROTO;
+
+        *ret = (struct memctl_lookup_result) {
+                .size = sizeof(*ret),
+                .address = address,
+                .mapping = MEMCTL_NO_MAPPING,
+        };
+
+        /* The address as asked: we asked in hex, but accept any form that means the same. */
+        r = get_string(o, "address", true, &asked);
+        if (r < 0)
+                return r;
+        if (parse_u64(asked, &v) < 0 || v != address)
+                return -EPROTO;
+
+        if ((r = get_uint(o, "mapping", false, &index)) < 0 ||
+            (r = get_string(o, "reason", false, &reason)) < 0)
+                return r;
+        if (index == UINT64_MAX)
+                return 0; /* not mapped, whatever the (possibly newer) reason */
+
+        /* An index in range, of a mapping that does cover the address. */
+        if (index >= t->n || address < t->items[index].pub.start || address >= t->items[index].pub.end)
+                return -EPROTO;
+        ret->mapping = (size_t) index;
+
+        if ((r = get_hex(o, "file_offset", false, &ret->file_offset, &ret->has_file_offset)) < 0 ||
+            (r = get_hex(o, "elf_vaddr", false, &ret->elf_vaddr, &ret->has_elf_vaddr)) < 0)
+                return r;
+        return 0;
+}
+
+int memctl_lookup(memctl *c, pid_t pid, uint64_t start_time, const uint64_t *addresses,
+                  size_t n_addresses, uint64_t flags, memctl_lookup_reply **ret) {
+        struct json_writer w;
+        struct json_object *params = NULL, *a;
+        memctl_lookup_reply *l;
+        int r;
+
+        if (!c || !ret || pid <= 0 || (flags & ~MEMCTL_BUILD_IDS) || start_time > INT64_MAX ||
+            (!addresses && n_addresses > 0))
+                return -EINVAL;
+
+        json_writer_init(&w, REQUEST_SIZE_MAX);
+        varlink_call_begin(&w, "io.memmapd.Lookup", false, false);
+        write_process(&w, pid, start_time);
+        json_writer_key(&w, "addresses");
+        json_writer_array_begin(&w);
+        for (size_t i = 0; i < n_addresses; i++)
+                json_writer_hex(&w, addresses[i]);
+        json_writer_array_end(&w);
+        write_flag(&w, flags, MEMCTL_BUILD_IDS, "build_ids");
+        r = call_writer(c, &w, &params);
+        json_writer_done(&w);
+        if (r < 0)
+                return r;
+
+        l = calloc(1, sizeof(*l));
+        if (!l) {
+                json_object_put(params);
+                return -ENOMEM;
+        }
+        r = mapping_table_parse(params, pid, start_time, &l->table);
+        if (r < 0)
+                goto fail;
+
+        a = member(params, "results");
+        if (!a || !json_object_is_type(a, json_type_array) || json_object_array_length(a) != n_addresses) {
+                r = -EPROTO;
+                goto fail;
+        }
+        /* One array for all results: no allocation per address. */
+        l->results = calloc(n_addresses > 0 ? n_addresses : 1, sizeof(*l->results));
+        if (!l->results) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        for (size_t i = 0; i < n_addresses; i++) {
+                r = parse_result(json_object_array_get_idx(a, i), addresses[i], &l->table, &l->results[i]);
+                if (r < 0)
+                        goto fail;
+        }
+        l->n_results = n_addresses;
+        /* The decoded results need nothing from the JSON tree: free that part of it now. */
+        json_object_object_del(params, "results");
+
+        *ret = l;
+        return 0;
+
+fail:
+        memctl_lookup_reply_free(l);
+        return r;
+}
+
+size_t memctl_lookup_reply_count(const memctl_lookup_reply *l) {
+        return l ? l->n_results : 0;
+}
+
+int memctl_lookup_reply_get(const memctl_lookup_reply *l, size_t index, struct memctl_lookup_result *ret) {
+        if (!l || !ret)
+                return -EINVAL;
+        if (index >= l->n_results)
+                return -ERANGE;
+        return copy_sized(ret, &l->results[index], sizeof(l->results[index]), LOOKUP_RESULT_SIZE_0_1);
+}
+
+size_t memctl_lookup_reply_mapping_count(const memctl_lookup_reply *l) {
+        return l ? l->table.n : 0;
+}
+
+int memctl_lookup_reply_get_mapping(const memctl_lookup_reply *l, size_t mapping_index,
+                                    struct memctl_mapping *ret) {
+        if (!l)
+                return -EINVAL;
+        return mapping_table_get(&l->table, mapping_index, ret);
+}
+
+int memctl_lookup_reply_get_process(const memctl_lookup_reply *l, pid_t *ret_pid, uint64_t *ret_start_time) {
+        if (!l)
+                return -EINVAL;
+        return process_get(&l->table, ret_pid, ret_start_time);
+}
+
+memctl_lookup_reply *memctl_lookup_reply_free(memctl_lookup_reply *l) {
+        if (l) {
+                mapping_table_done(&l->table);
+                free(l->results);
+                free(l);
+        }
+        return NULL;
+}
+
+/* ------------------------------------------------------------------ GetStatus */
+
+static int parse_status(struct json_object *params, struct memctl_status_info *s) {
+        struct json_object *limits = member(params, "limits");
+        int r;
+
+        *s = (struct memctl_status_info) { .size = sizeof(*s) };
+
+        if ((r = get_string(params, "version", true, &s->version)) < 0 ||
+            (r = get_string(params, "kernel", true, &s->kernel)) < 0 ||
+            (r = get_string(params, "backend", true, &s->backend)) < 0 ||
+            (r = get_uint(params, "uptime_usec", true, &s->uptime_usec)) < 0 ||
+            (r = get_uint(params, "requests", true, &s->requests)) < 0 ||
+            (r = get_uint(params, "errors", true, &s->errors)) < 0 ||
+            (r = get_uint(params, "elf_cache_hits", true, &s->elf_cache_hits)) < 0 ||
+            (r = get_uint(params, "elf_cache_misses", true, &s->elf_cache_misses)) < 0 ||
+            (r = get_uint(params, "elf_cache_entries", true, &s->elf_cache_entries)) < 0 ||
+            (r = get_uint(params, "connections", true, &s->connections)) < 0)
+                return r;
+
+        if (!limits || !json_object_is_type(limits, json_type_object))
+                return -EPROTO;
+        if ((r = get_uint(limits, "max_message_size", true, &s->max_message_size)) < 0 ||
+            (r = get_uint(limits, "max_addresses", true, &s->max_addresses)) < 0 ||
+            (r = get_uint(limits, "max_connections", true, &s->max_connections)) < 0 ||
+            (r = get_uint(limits, "max_connections_per_uid", true, &s->max_connections_per_uid)) < 0 ||
+            (r = get_uint(limits, "max_output_queue", true, &s->max_output_queue)) < 0 ||
+            (r = get_uint(limits, "idle_timeout_sec", true, &s->idle_timeout_sec)) < 0 ||
+            (r = get_uint(limits, "max_json_depth", true, &s->max_json_depth)) < 0)
+                return r;
+        return 0;
+}
+
+int memctl_get_status(memctl *c, memctl_status **ret) {
+        struct json_writer w;
+        struct json_object *params = NULL;
+        memctl_status *s;
+        int r;
+
+        if (!c || !ret)
+                return -EINVAL;
+
+        json_writer_init(&w, REQUEST_SIZE_MAX);
+        varlink_call_begin(&w, "io.memmapd.GetStatus", false, false);
+        r = call_writer(c, &w, &params);
+        json_writer_done(&w);
+        if (r < 0)
+                return r;
+
+        s = calloc(1, sizeof(*s));
+        if (!s) {
+                json_object_put(params);
+                return -ENOMEM;
+        }
+        s->parameters = params;
+        r = parse_status(params, &s->info);
+        if (r < 0)
+                return memctl_status_free(s), r;
+        *ret = s;
+        return 0;
+}
+
+int memctl_status_get_info(const memctl_status *s, struct memctl_status_info *ret) {
+        if (!s || !ret)
+                return -EINVAL;
+        return copy_sized(ret, &s->info, sizeof(s->info), STATUS_INFO_SIZE_0_1);
+}
+
+memctl_status *memctl_status_free(memctl_status *s) {
+        if (s) {
+                json_object_put(s->parameters);
+                free(s);
+        }
+        return NULL;
+}
+
+/* ------------------------------------------------------------------ raw calls */
+
+/* Parses text that must be exactly one JSON object (whitespace around it allowed). */
+static int parse_object(const char *text, struct json_object **ret) {
+        struct json_tokener *tok;
+        struct json_object *o;
+        size_t len = strlen(text), end;
+
+        tok = json_tokener_new_ex(VARLINK_JSON_DEPTH_DEFAULT);
+        if (!tok)
+                return -ENOMEM;
+        o = json_tokener_parse_ex(tok, text, (int) MIN(len, (size_t) INT_MAX));
+        end = json_tokener_get_parse_end(tok);
+        if (json_tokener_get_error(tok) != json_tokener_success || len > INT_MAX ||
+            !json_object_is_type(o, json_type_object) || text[end + strspn(text + end, " \t\r\n")]) {
+                json_object_put(o);
+                json_tokener_free(tok);
+                return -EINVAL;
+        }
+        json_tokener_free(tok);
+        *ret = o;
+        return 0;
+}
+
+int memctl_call_json(memctl *c, const char *method, const char *parameters_json, char **ret_reply_json) {
+        _cleanup_json_ struct json_object *in = NULL;
+        _cleanup_json_ struct json_object *out = NULL;
+        struct json_writer w;
+        char *text;
+        int r;
+
+        if (!c || !method || !*method || !ret_reply_json)
+                return -EINVAL;
+        if (parameters_json) {
+                r = parse_object(parameters_json, &in);
+                if (r < 0)
+                        return r;
+        }
+
+        json_writer_init(&w, REQUEST_SIZE_MAX);
+        varlink_call_begin(&w, method, false, false);
+        if (in) {
+                json_object_object_foreach(in, key, value) {
+                        const char *v = json_object_to_json_string_ext(value, JSON_FLAGS);
+
+                        json_writer_key(&w, key);
+                        json_writer_raw(&w, v, strlen(v));
+                }
+        }
+        r = call_writer(c, &w, &out);
+        json_writer_done(&w);
+        if (r < 0)
+                return r;
+
+        text = strdup(json_object_to_json_string_ext(out, JSON_FLAGS));
+        if (!text)
+                return -ENOMEM;
+        *ret_reply_json = text;
+        return 0;
+}

@@ -1,0 +1,160 @@
+/* memmapd: answers questions about processes' memory maps over Varlink. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "cleanup.h"
+#include "config.h"
+#include "engine.h"
+#include "log.h"
+#include "server.h"
+
+static void help(void) {
+        printf("Usage: memmapd [OPTIONS]\n"
+               "Answers questions about processes' memory maps over Varlink (io.memmapd).\n\n"
+               "  -h --help                     Show this help and exit\n"
+               "     --version                  Show the version and exit\n"
+               "     --socket=PATH              Listen on PATH (default: /run/memmapd/io.memmapd for root,\n"
+               "                                $XDG_RUNTIME_DIR/memmapd/io.memmapd otherwise; ignored\n"
+               "                                under socket activation)\n"
+               "     --config=FILE              Read settings from FILE (default: %s)\n"
+               "     --backend=auto|ioctl|maps  How to read maps: PROCMAP_QUERY or /proc/PID/maps\n"
+               "     --log-level=LEVEL          emerg..debug or 0-7 (default: info)\n"
+               "     --workers=N                Threads answering process queries (default: 4)\n"
+               "     --allow-groups=G1,G2       Groups whose members may query any process\n"
+               "     --set=KEY=VALUE            Any setting of memmapd.conf(5), e.g. MaxAddresses=1000\n",
+               CONFIG_FILE_DEFAULT);
+}
+
+struct override {
+        const char *key;
+        const char *value;
+};
+
+static int parse_argv(int argc, char **argv, struct override *ov, size_t *n_ov, size_t max_ov,
+                      const char **ret_config) {
+        enum { ARG_VERSION = 0x100, ARG_SOCKET, ARG_CONFIG, ARG_BACKEND, ARG_LOG_LEVEL, ARG_WORKERS,
+               ARG_ALLOW_GROUPS, ARG_SET };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "socket", required_argument, NULL, ARG_SOCKET },
+                { "config", required_argument, NULL, ARG_CONFIG },
+                { "backend", required_argument, NULL, ARG_BACKEND },
+                { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
+                { "workers", required_argument, NULL, ARG_WORKERS },
+                { "allow-groups", required_argument, NULL, ARG_ALLOW_GROUPS },
+                { "set", required_argument, NULL, ARG_SET },
+                {}
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                const char *key = NULL;
+                char *value = optarg;
+
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("memmapd %s\n", MEMMAPD_VERSION);
+                        return 0;
+                case ARG_CONFIG:
+                        *ret_config = optarg;
+                        continue;
+                case ARG_SOCKET: key = "Socket"; break;
+                case ARG_BACKEND: key = "Backend"; break;
+                case ARG_LOG_LEVEL: key = "LogLevel"; break;
+                case ARG_WORKERS: key = "Workers"; break;
+                case ARG_ALLOW_GROUPS: key = "AllowGroups"; break;
+                case ARG_SET: {
+                        char *eq = strchr(optarg, '=');
+
+                        if (!eq) {
+                                log_error("--set expects KEY=VALUE, got '%s'", optarg);
+                                return -EINVAL;
+                        }
+                        *eq = 0;
+                        key = optarg;
+                        value = eq + 1;
+                        break;
+                }
+                default:
+                        return -EINVAL;
+                }
+                if (*n_ov >= max_ov) {
+                        log_error("Too many options");
+                        return -E2BIG;
+                }
+                ov[(*n_ov)++] = (struct override) { key, value };
+        }
+        if (optind < argc) {
+                log_error("Unexpected argument '%s'", argv[optind]);
+                return -EINVAL;
+        }
+        return 1;
+}
+
+int main(int argc, char **argv) {
+        _cleanup_(config_done) struct config cfg;
+        struct override ov[64];
+        size_t n_ov = 0;
+        const char *config_file = NULL;
+        struct engine *engine = NULL;
+        struct server *server = NULL;
+        struct rlimit rl;
+        unsigned line = 0;
+        int r;
+
+        config_init(&cfg);
+        r = parse_argv(argc, argv, ov, &n_ov, ELEMENTSOF(ov), &config_file);
+        if (r <= 0)
+                return r < 0 ? 2 : 0;
+
+        r = config_parse_file(&cfg, config_file ?: CONFIG_FILE_DEFAULT, &line);
+        if (r == -ENOENT && !config_file)
+                r = 0;
+        if (r < 0) {
+                log_error_errno(r, "Bad configuration %s%s%u", config_file ?: CONFIG_FILE_DEFAULT,
+                                line ? ", line " : "", line);
+                return 1;
+        }
+        /* The command line wins over the file. */
+        for (size_t i = 0; i < n_ov; i++) {
+                r = config_set(&cfg, ov[i].key, ov[i].value);
+                if (r < 0) {
+                        log_error_errno(r, "Invalid setting %s=%s", ov[i].key, ov[i].value);
+                        return 2;
+                }
+        }
+        log_set_max_level(cfg.log_level);
+
+        /* Replies go out with MSG_NOSIGNAL; this covers any other write to a dead peer. */
+        signal(SIGPIPE, SIG_IGN);
+        /* Every client costs an fd: take what the hard limit allows. */
+        if (getrlimit(RLIMIT_NOFILE, &rl) >= 0 && rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                (void) setrlimit(RLIMIT_NOFILE, &rl);
+        }
+
+        r = engine_new(&(struct engine_config) { .backend = cfg.backend, .elf_cache_size = cfg.elf_cache_size },
+                       &engine);
+        if (r < 0) {
+                log_error_errno(r, "Cannot start the mapping engine (backend %s)", engine_backend_to_string(cfg.backend));
+                return 1;
+        }
+        log_info("memmapd %s starting, backend %s", MEMMAPD_VERSION,
+                 engine_backend_to_string(engine_get_backend(engine)));
+
+        r = server_new(&cfg, engine, &server);
+        if (r >= 0)
+                r = server_run(server);
+        server_free(server);
+        engine_free(engine);
+        return r < 0 ? 1 : 0;
+}

@@ -1,0 +1,513 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+
+#include "cleanup.h"
+#include "interface.h"
+#include "methods.h"
+#include "number.h"
+#include "process.h"
+
+#define E_NO_SUCH_PROCESS MEMMAPD_ERROR_NO_SUCH_PROCESS
+#define E_PERMISSION_DENIED MEMMAPD_ERROR_PERMISSION_DENIED
+#define E_PROCESS_CHANGED MEMMAPD_ERROR_PROCESS_CHANGED
+#define E_LIMIT_EXCEEDED MEMMAPD_ERROR_LIMIT_EXCEEDED
+#define E_INTERNAL MEMMAPD_ERROR_INTERNAL
+
+/* pid_max can be at most 2^22 (PID_MAX_LIMIT). */
+#define PID_MAX_LIMIT (4 * 1024 * 1024)
+
+const char varlink_service_interface_description[] =
+        "# The Varlink service interface, provided by every Varlink service.\n"
+        "interface org.varlink.service\n"
+        "\n"
+        "# Information about the service and the interfaces it implements.\n"
+        "method GetInfo() -> (\n"
+        "  vendor: string,\n"
+        "  product: string,\n"
+        "  version: string,\n"
+        "  url: string,\n"
+        "  interfaces: []string\n"
+        ")\n"
+        "\n"
+        "# The description of an interface the service implements.\n"
+        "method GetInterfaceDescription(interface: string) -> (description: string)\n"
+        "\n"
+        "# No such interface here.\n"
+        "error InterfaceNotFound (interface: string)\n"
+        "\n"
+        "# No such method here.\n"
+        "error MethodNotFound (method: string)\n"
+        "\n"
+        "# The interface has the method, but the service does not implement it.\n"
+        "error MethodNotImplemented (method: string)\n"
+        "\n"
+        "# A parameter is missing, of the wrong type or out of range.\n"
+        "error InvalidParameter (parameter: string)\n"
+        "\n"
+        "# The client may not call this.\n"
+        "error PermissionDenied ()\n"
+        "\n"
+        "# The method must be called with \"more\" set.\n"
+        "error ExpectedMore ()\n";
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+static const char *reply_error_simple(struct json_writer *w, const char *error, const char *key, const char *value) {
+        varlink_reply_begin(w, error, false);
+        if (key) {
+                json_writer_key(w, key);
+                json_writer_string(w, value);
+        }
+        varlink_message_end(w);
+        return error;
+}
+
+static const char *reply_invalid_parameter(struct json_writer *w, const char *name) {
+        varlink_reply_invalid_parameter(w, name);
+        return VARLINK_ERROR_INVALID_PARAMETER;
+}
+
+static const char *reply_pid_error(struct json_writer *w, const char *error, int64_t pid) {
+        varlink_reply_begin(w, error, false);
+        json_writer_key(w, "pid");
+        json_writer_int(w, pid);
+        varlink_message_end(w);
+        return error;
+}
+
+static const char *reply_limit(struct json_writer *w, const char *limit, uint64_t max) {
+        varlink_reply_begin(w, E_LIMIT_EXCEEDED, false);
+        json_writer_key(w, "limit");
+        json_writer_string(w, limit);
+        json_writer_key(w, "max");
+        json_writer_uint(w, max);
+        varlink_message_end(w);
+        return E_LIMIT_EXCEEDED;
+}
+
+static const char *reply_internal(struct json_writer *w, int error) {
+        return reply_error_simple(w, E_INTERNAL, "message", strerror(error < 0 ? -error : error));
+}
+
+static bool known_params_only(struct json_object *params, const char *const *known, const char **ret_bad) {
+        const char *bad = varlink_params_unknown(params, known);
+
+        if (bad)
+                *ret_bad = bad;
+        return !bad;
+}
+
+static const char *get_info(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w) {
+        static const char *const known[] = { NULL };
+        const char *bad;
+
+        if (!known_params_only(call->parameters, known, &bad))
+                return reply_invalid_parameter(w, bad);
+
+        varlink_reply_begin(w, NULL, false);
+        json_writer_key(w, "vendor");
+        json_writer_string(w, "memmapd");
+        json_writer_key(w, "product");
+        json_writer_string(w, "memmapd");
+        json_writer_key(w, "version");
+        json_writer_string(w, MEMMAPD_VERSION);
+        json_writer_key(w, "url");
+        json_writer_string(w, "");
+        json_writer_key(w, "interfaces");
+        json_writer_array_begin(w);
+        json_writer_string(w, "org.varlink.service");
+        json_writer_string(w, MEMMAPD_INTERFACE);
+        json_writer_array_end(w);
+        varlink_message_end(w);
+        return NULL;
+}
+
+static const char *get_interface_description(const struct method_context *ctx, const struct varlink_call *call,
+                                             struct json_writer *w) {
+        static const char *const known[] = { "interface", NULL };
+        const char *iface, *desc, *bad;
+
+        if (!known_params_only(call->parameters, known, &bad))
+                return reply_invalid_parameter(w, bad);
+        if (varlink_param_string(call->parameters, "interface", true, &iface) < 0)
+                return reply_invalid_parameter(w, "interface");
+
+        if (strcmp(iface, MEMMAPD_INTERFACE) == 0)
+                desc = memmapd_interface_description;
+        else if (strcmp(iface, "org.varlink.service") == 0)
+                desc = varlink_service_interface_description;
+        else
+                return reply_error_simple(w, VARLINK_ERROR_INTERFACE_NOT_FOUND, "interface", iface);
+
+        varlink_reply_begin(w, NULL, false);
+        json_writer_key(w, "description");
+        json_writer_string(w, desc);
+        varlink_message_end(w);
+        return NULL;
+}
+
+static const char *get_status(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w) {
+        static const char *const known[] = { NULL };
+        const struct limits *l = ctx->limits;
+        struct elf_cache_stats cs;
+        struct utsname u;
+        const char *bad;
+
+        if (!known_params_only(call->parameters, known, &bad))
+                return reply_invalid_parameter(w, bad);
+
+        engine_get_elf_cache_stats(ctx->engine, &cs);
+        if (uname(&u) < 0)
+                strcpy(u.release, "unknown");
+
+        varlink_reply_begin(w, NULL, false);
+        json_writer_key(w, "version");
+        json_writer_string(w, MEMMAPD_VERSION);
+        json_writer_key(w, "kernel");
+        json_writer_string(w, u.release);
+        json_writer_key(w, "backend");
+        json_writer_string(w, engine_backend_to_string(engine_get_backend(ctx->engine)));
+        json_writer_key(w, "uptime_usec");
+        json_writer_uint(w, now_usec() - ctx->stats->start_usec);
+        json_writer_key(w, "requests");
+        json_writer_uint(w, atomic_load(&ctx->stats->requests));
+        json_writer_key(w, "errors");
+        json_writer_uint(w, atomic_load(&ctx->stats->errors));
+        json_writer_key(w, "elf_cache_hits");
+        json_writer_uint(w, cs.hits);
+        json_writer_key(w, "elf_cache_misses");
+        json_writer_uint(w, cs.misses);
+        json_writer_key(w, "elf_cache_entries");
+        json_writer_uint(w, cs.entries);
+        json_writer_key(w, "connections");
+        json_writer_uint(w, atomic_load(&ctx->stats->connections));
+        json_writer_key(w, "limits");
+        json_writer_object_begin(w);
+        json_writer_key(w, "max_message_size");
+        json_writer_uint(w, l->max_message_size);
+        json_writer_key(w, "max_addresses");
+        json_writer_uint(w, l->max_addresses);
+        json_writer_key(w, "max_connections");
+        json_writer_uint(w, l->max_connections);
+        json_writer_key(w, "max_connections_per_uid");
+        json_writer_uint(w, l->max_connections_per_uid);
+        json_writer_key(w, "max_output_queue");
+        json_writer_uint(w, l->max_output_queue);
+        json_writer_key(w, "idle_timeout_sec");
+        json_writer_uint(w, l->idle_timeout_sec);
+        json_writer_key(w, "max_json_depth");
+        json_writer_uint(w, l->max_json_depth);
+        json_writer_object_end(w);
+        varlink_message_end(w);
+        return NULL;
+}
+
+static void write_mapping(struct json_writer *w, const struct mapping *m) {
+        char perms[5], dev[24], hex[2 * MAPPING_BUILD_ID_MAX + 1];
+        bool utf8 = true;
+
+        json_writer_object_begin(w);
+        json_writer_key(w, "start");
+        json_writer_hex(w, m->start);
+        json_writer_key(w, "end");
+        json_writer_hex(w, m->end);
+        json_writer_key(w, "perms");
+        json_writer_string(w, mapping_perms_to_string(m->flags, perms));
+        json_writer_key(w, "offset");
+        json_writer_hex(w, m->offset);
+        json_writer_key(w, "dev");
+        snprintf(dev, sizeof(dev), "%02x:%02x", m->dev_major, m->dev_minor);
+        json_writer_string(w, dev);
+        json_writer_key(w, "inode");
+        json_writer_uint(w, m->inode);
+        if (m->page_size > 0) {
+                json_writer_key(w, "page_size");
+                json_writer_uint(w, m->page_size);
+        }
+        json_writer_key(w, "kind");
+        json_writer_string(w, mapping_kind_to_string(m->kind));
+        if (m->name) {
+                json_writer_key(w, "name");
+                utf8 = json_writer_string(w, m->name);
+                if (!utf8) {
+                        size_t len = strlen(m->name);
+                        _cleanup_free_ char *h = malloc(2 * len + 1);
+
+                        json_writer_key(w, "name_hex");
+                        if (h)
+                                json_writer_string(w, format_hex_bytes((const uint8_t *) m->name, len, h));
+                        else
+                                json_writer_null(w);
+                }
+        }
+        if (mapping_is_file_backed(m) && m->name) {
+                json_writer_key(w, "path");
+                json_writer_string_len(w, m->name, mapping_path_len(m));
+        }
+        if (m->kind == MAPPING_KIND_FILE) {
+                json_writer_key(w, "deleted");
+                json_writer_bool(w, m->deleted);
+        }
+        if (m->build_id_len > 0) {
+                json_writer_key(w, "build_id");
+                json_writer_string(w, format_hex_bytes(m->build_id, m->build_id_len, hex));
+        }
+        json_writer_object_end(w);
+}
+
+static void write_process(struct json_writer *w, const struct process *p) {
+        json_writer_key(w, "process");
+        json_writer_object_begin(w);
+        json_writer_key(w, "pid");
+        json_writer_int(w, p->pid);
+        json_writer_key(w, "start_time");
+        json_writer_uint(w, p->start_time);
+        json_writer_object_end(w);
+}
+
+DEFINE_CLEANUP_FUNC(struct process *, process_free);
+
+/* Reads pid and start_time, opens the process and checks its identity. On failure the
+ * error reply is written and returned. */
+static const char *open_target(const struct method_context *ctx, struct json_object *params, struct json_writer *w,
+                               struct process **ret) {
+        _cleanup_(process_freep) struct process *p = NULL;
+        uint64_t start_time;
+        int64_t pid;
+        int r;
+
+        if (varlink_param_int(params, "pid", true, 1, PID_MAX_LIMIT, 0, &pid) < 0)
+                return reply_invalid_parameter(w, "pid");
+        if (varlink_param_u64(params, "start_time", false, 0, &start_time) < 0)
+                return reply_invalid_parameter(w, "start_time");
+
+        r = process_open((pid_t) pid, &p);
+        if (r == -ESRCH || r == -ENOENT)
+                return reply_pid_error(w, E_NO_SUCH_PROCESS, pid);
+        if (r == -EACCES || r == -EPERM)
+                return reply_pid_error(w, E_PERMISSION_DENIED, pid);
+        if (r < 0)
+                return reply_internal(w, r);
+
+        if (start_time != 0 && start_time != p->start_time) {
+                varlink_reply_begin(w, E_PROCESS_CHANGED, false);
+                json_writer_key(w, "pid");
+                json_writer_int(w, pid);
+                json_writer_key(w, "expected_start_time");
+                json_writer_uint(w, start_time);
+                varlink_message_end(w);
+                return E_PROCESS_CHANGED;
+        }
+
+        *ret = TAKE_PTR(p);
+        return NULL;
+}
+
+static const char *engine_error(struct json_writer *w, const struct process *p, int r) {
+        if (r == -ESRCH || r == -ENOENT)
+                return reply_pid_error(w, E_NO_SUCH_PROCESS, p->pid);
+        if (r == -EACCES || r == -EPERM)
+                return reply_pid_error(w, E_PERMISSION_DENIED, p->pid);
+        return reply_internal(w, r);
+}
+
+static const char *list_mappings(const struct method_context *ctx, const struct varlink_call *call,
+                                 struct json_writer *w) {
+        static const char *const known[] = {
+                "pid", "start_time", "executable_only", "file_backed_only", "build_ids", NULL
+        };
+        _cleanup_(mapping_list_done) struct mapping_list l = {};
+        _cleanup_(process_freep) struct process *p = NULL;
+        bool exec_only, files_only, build_ids;
+        const char *bad, *err;
+        unsigned flags = 0;
+        int r;
+
+        if (!known_params_only(call->parameters, known, &bad))
+                return reply_invalid_parameter(w, bad);
+        if (varlink_param_bool(call->parameters, "executable_only", false, false, &exec_only) < 0)
+                return reply_invalid_parameter(w, "executable_only");
+        if (varlink_param_bool(call->parameters, "file_backed_only", false, false, &files_only) < 0)
+                return reply_invalid_parameter(w, "file_backed_only");
+        if (varlink_param_bool(call->parameters, "build_ids", false, false, &build_ids) < 0)
+                return reply_invalid_parameter(w, "build_ids");
+        err = open_target(ctx, call->parameters, w, &p);
+        if (err)
+                return err;
+
+        if (exec_only)
+                flags |= ENGINE_EXECUTABLE_ONLY;
+        if (files_only)
+                flags |= ENGINE_FILE_BACKED_ONLY;
+        if (build_ids)
+                flags |= ENGINE_BUILD_IDS;
+        r = engine_list(ctx->engine, p, flags, &l);
+        if (r < 0)
+                return engine_error(w, p, r);
+
+        varlink_reply_begin(w, NULL, false);
+        write_process(w, p);
+        json_writer_key(w, "mappings");
+        json_writer_array_begin(w);
+        for (size_t i = 0; i < l.n; i++)
+                write_mapping(w, &l.items[i]);
+        json_writer_array_end(w);
+        varlink_message_end(w);
+        return NULL;
+}
+
+static const char *lookup(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w) {
+        static const char *const known[] = { "pid", "start_time", "addresses", "build_ids", NULL };
+        _cleanup_(mapping_list_done) struct mapping_list l = {};
+        _cleanup_(process_freep) struct process *p = NULL;
+        _cleanup_free_ struct engine_result *results = NULL;
+        _cleanup_free_ uint64_t *addrs = NULL;
+        struct json_object *arr;
+        const char *bad, *err;
+        bool build_ids;
+        size_t n;
+        int r;
+
+        if (!known_params_only(call->parameters, known, &bad))
+                return reply_invalid_parameter(w, bad);
+        if (varlink_param_bool(call->parameters, "build_ids", false, false, &build_ids) < 0)
+                return reply_invalid_parameter(w, "build_ids");
+        if (!json_object_object_get_ex(call->parameters, "addresses", &arr) ||
+            !json_object_is_type(arr, json_type_array))
+                return reply_invalid_parameter(w, "addresses");
+        n = json_object_array_length(arr);
+        if (n > ctx->limits->max_addresses)
+                return reply_limit(w, "max_addresses", ctx->limits->max_addresses);
+        addrs = malloc(MAX(n, (size_t) 1) * sizeof(uint64_t));
+        if (!addrs)
+                return reply_internal(w, -ENOMEM);
+        for (size_t i = 0; i < n; i++)
+                if (varlink_json_u64(json_object_array_get_idx(arr, i), &addrs[i]) < 0)
+                        return reply_invalid_parameter(w, "addresses");
+
+        err = open_target(ctx, call->parameters, w, &p);
+        if (err)
+                return err;
+
+        r = engine_lookup(ctx->engine, p, addrs, n, build_ids ? ENGINE_BUILD_IDS : 0, &l, &results);
+        if (r < 0)
+                return engine_error(w, p, r);
+
+        varlink_reply_begin(w, NULL, false);
+        write_process(w, p);
+        json_writer_key(w, "mappings");
+        json_writer_array_begin(w);
+        for (size_t i = 0; i < l.n; i++)
+                write_mapping(w, &l.items[i]);
+        json_writer_array_end(w);
+        json_writer_key(w, "results");
+        json_writer_array_begin(w);
+        for (size_t i = 0; i < n; i++) {
+                const struct engine_result *res = &results[i];
+
+                json_writer_object_begin(w);
+                json_writer_key(w, "address");
+                json_writer_hex(w, addrs[i]);
+                if (res->mapping < 0) {
+                        json_writer_key(w, "reason");
+                        json_writer_string(w, "unmapped");
+                } else {
+                        json_writer_key(w, "mapping");
+                        json_writer_int(w, res->mapping);
+                }
+                if (res->has_file_offset) {
+                        json_writer_key(w, "file_offset");
+                        json_writer_hex(w, res->file_offset);
+                }
+                if (res->has_elf_vaddr) {
+                        json_writer_key(w, "elf_vaddr");
+                        json_writer_hex(w, res->elf_vaddr);
+                }
+                json_writer_object_end(w);
+        }
+        json_writer_array_end(w);
+        varlink_message_end(w);
+        return NULL;
+}
+
+struct method {
+        const char *name;
+        bool is_inline;
+        const char *(*func)(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w);
+};
+
+static const struct method methods[] = {
+        { "org.varlink.service.GetInfo", true, get_info },
+        { "org.varlink.service.GetInterfaceDescription", true, get_interface_description },
+        { MEMMAPD_INTERFACE ".GetStatus", true, get_status },
+        { MEMMAPD_INTERFACE ".ListMappings", false, list_mappings },
+        { MEMMAPD_INTERFACE ".Lookup", false, lookup },
+};
+
+static const struct method *find_method(const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(methods); i++)
+                if (strcmp(methods[i].name, name) == 0)
+                        return &methods[i];
+        return NULL;
+}
+
+bool method_is_inline(const char *name) {
+        const struct method *m = find_method(name);
+
+        return !m || m->is_inline;
+}
+
+int method_dispatch(const struct method_context *ctx, const struct varlink_call *call, char **ret_reply,
+                    size_t *ret_len, const char **ret_error) {
+        _cleanup_(json_writer_done) struct json_writer w;
+        const struct method *m = find_method(call->method);
+        const char *error;
+        char *buf;
+        size_t len;
+        int r;
+
+        json_writer_init(&w, ctx->limits->max_output_queue);
+        if (m)
+                error = m->func(ctx, call, &w);
+        else {
+                const char *dot = strrchr(call->method, '.');
+                size_t ilen = dot ? (size_t) (dot - call->method) : 0;
+
+                /* An interface we do not have is InterfaceNotFound, a method we lack in one
+                 * we have is MethodNotFound. */
+                if ((ilen == strlen(MEMMAPD_INTERFACE) && strncmp(call->method, MEMMAPD_INTERFACE, ilen) == 0) ||
+                    (ilen == strlen("org.varlink.service") && strncmp(call->method, "org.varlink.service", ilen) == 0))
+                        error = reply_error_simple(&w, VARLINK_ERROR_METHOD_NOT_FOUND, "method", call->method);
+                else {
+                        _cleanup_free_ char *iface = strndup(call->method, ilen);
+
+                        error = reply_error_simple(&w, VARLINK_ERROR_INTERFACE_NOT_FOUND, "interface",
+                                                   iface ? iface : "");
+                }
+        }
+
+        /* A reply that did not fit (out of memory, above the output bound) is replaced by a
+         * small error, so the client always hears back. */
+        r = json_writer_finish(&w, &buf, &len);
+        if (r < 0) {
+                json_writer_reset(&w);
+                error = r == -E2BIG ? reply_limit(&w, "max_output_queue", ctx->limits->max_output_queue)
+                                    : reply_internal(&w, r);
+                r = json_writer_finish(&w, &buf, &len);
+                if (r < 0)
+                        return r;
+        }
+        *ret_reply = buf;
+        *ret_len = len;
+        *ret_error = error;
+        return 0;
+}

@@ -1,0 +1,857 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "interface.h"
+#include "log.h"
+#include "methods.h"
+#include "server.h"
+#include "varlink-frame.h"
+#include "varlink.h"
+
+#define LISTEN_FDS_MAX 16
+#define EPOLL_BATCH 64
+/* Reads per wake-up of one connection, so one busy client cannot starve the rest. */
+#define READS_PER_WAKEUP 8
+/* Stop taking a client's next call while this much output waits for it to read. */
+#define OUTPUT_HIGH_WATER (256 * 1024)
+#define SHUTDOWN_TIMEOUT_USEC (10 * 1000000ull)
+#define TICK_USEC 1000000ull
+
+enum source_type {
+        SOURCE_LISTEN,
+        SOURCE_SIGNAL,
+        SOURCE_WORKERS,
+        SOURCE_TIMER,
+        SOURCE_CONN,
+};
+
+struct source {
+        enum source_type type;
+        int fd;
+};
+
+struct conn;
+
+struct job {
+        struct job *next;
+        struct conn *conn;
+        struct varlink_call call;
+        struct ucred peer;
+        char *reply;
+        size_t reply_len;
+        const char *error;
+        int r;
+};
+
+struct conn {
+        struct source src;              /* first: epoll data points here */
+        struct conn *prev, *next;
+        struct server *server;
+        struct ucred peer;
+        struct varlink_reader in;
+        struct varlink_writer out;
+        uint32_t events;                /* what epoll watches now */
+        bool busy;                      /* a job of this connection is with the workers */
+        bool eof;                       /* the peer will send nothing more */
+        bool closing;                   /* close once the output is written */
+        bool dead;                      /* closed while busy: free when the job returns */
+        uint64_t last_activity;
+};
+
+struct server {
+        const struct config *cfg;
+        struct engine *engine;
+        struct service_stats stats;
+
+        int epoll_fd;
+        struct source listen[LISTEN_FDS_MAX];
+        size_t n_listen;
+        char *owned_socket_path;        /* a socket file we created and remove at exit */
+        int reserve_fd;                 /* given up to accept-and-close when out of fds */
+        struct source signal_src, workers_src, timer_src;
+
+        struct conn *conns;
+        size_t n_conns;
+        /* Closed connections, freed after the epoll batch that may still name them. */
+        struct conn *graveyard;
+
+        pthread_t *threads;
+        unsigned n_threads;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        struct job *queue_head, *queue_tail;
+        struct job *done;
+        bool stopping;
+
+        bool shutting_down;
+        uint64_t shutdown_deadline;
+        uint64_t watchdog_usec, last_watchdog;
+};
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+static void job_free(struct job *j) {
+        if (!j)
+                return;
+        varlink_call_done(&j->call);
+        free(j->reply);
+        free(j);
+}
+
+/* ------------------------------------------------------------------ workers */
+
+static void *worker_main(void *userdata) {
+        struct server *s = userdata;
+        sigset_t all;
+
+        /* Signals belong to the event loop's signalfd. */
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, NULL);
+
+        for (;;) {
+                struct method_context ctx = {
+                        .engine = s->engine, .limits = &s->cfg->limits, .stats = &s->stats,
+                };
+                uint64_t one = 1;
+                struct job *j;
+
+                pthread_mutex_lock(&s->lock);
+                while (!s->queue_head && !s->stopping)
+                        pthread_cond_wait(&s->cond, &s->lock);
+                if (!s->queue_head) {
+                        pthread_mutex_unlock(&s->lock);
+                        break;
+                }
+                j = s->queue_head;
+                s->queue_head = j->next;
+                if (!s->queue_head)
+                        s->queue_tail = NULL;
+                pthread_mutex_unlock(&s->lock);
+
+                ctx.peer = j->peer;
+                j->r = method_dispatch(&ctx, &j->call, &j->reply, &j->reply_len, &j->error);
+
+                pthread_mutex_lock(&s->lock);
+                j->next = s->done;
+                s->done = j;
+                pthread_mutex_unlock(&s->lock);
+                (void) !write(s->workers_src.fd, &one, sizeof(one));
+        }
+        return NULL;
+}
+
+static int workers_start(struct server *s) {
+        s->threads = calloc(s->cfg->workers, sizeof(pthread_t));
+        if (!s->threads)
+                return -ENOMEM;
+        for (unsigned i = 0; i < s->cfg->workers; i++) {
+                int r = pthread_create(&s->threads[i], NULL, worker_main, s);
+                if (r != 0)
+                        return -r;
+                s->n_threads++;
+        }
+        return 0;
+}
+
+static void workers_stop(struct server *s) {
+        pthread_mutex_lock(&s->lock);
+        s->stopping = true;
+        pthread_cond_broadcast(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+        for (unsigned i = 0; i < s->n_threads; i++)
+                pthread_join(s->threads[i], NULL);
+        s->n_threads = 0;
+}
+
+/* ------------------------------------------------------------------ connections */
+
+static void conn_free(struct conn *c) {
+        varlink_reader_done(&c->in);
+        varlink_writer_done(&c->out);
+        free(c);
+}
+
+static void conn_bury(struct conn *c) {
+        c->next = c->server->graveyard;
+        c->server->graveyard = c;
+}
+
+static void free_graveyard(struct server *s) {
+        for (struct conn *c = s->graveyard, *next; c; c = next) {
+                next = c->next;
+                conn_free(c);
+        }
+        s->graveyard = NULL;
+}
+
+static void conn_close(struct conn *c) {
+        struct server *s = c->server;
+
+        if (c->src.fd < 0)
+                return;
+        epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, c->src.fd, NULL);
+        close(c->src.fd);
+        c->src.fd = -1;
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                s->conns = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        s->n_conns--;
+        atomic_store(&s->stats.connections, s->n_conns);
+        if (c->busy)
+                c->dead = true;
+        else
+                conn_bury(c);
+}
+
+static void conn_update_events(struct conn *c) {
+        uint32_t want = 0;
+
+        if (c->src.fd < 0)
+                return;
+        if (!c->busy && !c->eof && !c->closing && c->out.pending < OUTPUT_HIGH_WATER)
+                want |= EPOLLIN | EPOLLRDHUP;
+        if (c->out.pending > 0)
+                want |= EPOLLOUT;
+        if (want == c->events)
+                return;
+        struct epoll_event ev = { .events = want, .data.ptr = &c->src };
+        if (epoll_ctl(c->server->epoll_fd, EPOLL_CTL_MOD, c->src.fd, &ev) >= 0)
+                c->events = want;
+}
+
+static void conn_queue(struct conn *c, char *reply, size_t len) {
+        int r = varlink_writer_queue(&c->out, reply, len);
+
+        if (r < 0) {
+                log_warning_errno(r, "Dropping client pid %d: cannot queue reply", (int) c->peer.pid);
+                c->closing = true;
+        }
+}
+
+static void count_reply(struct server *s, const char *error) {
+        if (error)
+                atomic_fetch_add(&s->stats.errors, 1);
+}
+
+/* Writes a reply that needs no method: errors about the message itself. */
+static void conn_reply_now(struct conn *c, const char *error, const char *key, const char *svalue, int64_t ivalue,
+                           bool has_ivalue) {
+        _cleanup_(json_writer_done) struct json_writer w;
+        char *buf;
+        size_t len;
+
+        json_writer_init(&w, 0);
+        varlink_reply_begin(&w, error, false);
+        if (key) {
+                json_writer_key(&w, key);
+                json_writer_string(&w, svalue);
+        }
+        if (has_ivalue) {
+                json_writer_key(&w, "max");
+                json_writer_int(&w, ivalue);
+        }
+        varlink_message_end(&w);
+        if (json_writer_finish(&w, &buf, &len) < 0) {
+                c->closing = true;
+                return;
+        }
+        count_reply(c->server, error);
+        conn_queue(c, buf, len);
+}
+
+static void conn_handle_message(struct conn *c, const char *msg, size_t len) {
+        struct server *s = c->server;
+        struct varlink_call call = {};
+        const char *bad = NULL;
+        int r;
+
+        atomic_fetch_add(&s->stats.requests, 1);
+        r = varlink_call_parse(msg, len, s->cfg->limits.max_json_depth, &call, &bad);
+        if (r == -EINVAL) {
+                conn_reply_now(c, VARLINK_ERROR_INVALID_PARAMETER, "parameter", bad ? bad : "", 0, false);
+                return;
+        }
+        if (r < 0) {
+                /* Not a Varlink message at all: there is no call to answer, so hang up. */
+                log_debug("Closing connection of pid %d: malformed message", (int) c->peer.pid);
+                atomic_fetch_add(&s->stats.errors, 1);
+                c->closing = true;
+                return;
+        }
+
+        if (method_is_inline(call.method)) {
+                struct method_context ctx = {
+                        .engine = s->engine, .limits = &s->cfg->limits, .stats = &s->stats, .peer = c->peer,
+                };
+                const char *error;
+                char *reply;
+                size_t rlen;
+
+                r = method_dispatch(&ctx, &call, &reply, &rlen, &error);
+                if (r < 0) {
+                        log_warning_errno(r, "Cannot answer %s", call.method);
+                        c->closing = true;
+                } else {
+                        count_reply(s, error);
+                        if (call.oneway)
+                                free(reply);
+                        else
+                                conn_queue(c, reply, rlen);
+                }
+                varlink_call_done(&call);
+                return;
+        }
+
+        struct job *j = calloc(1, sizeof(*j));
+        if (!j) {
+                varlink_call_done(&call);
+                c->closing = true;
+                return;
+        }
+        j->conn = c;
+        j->call = call;
+        j->peer = c->peer;
+        c->busy = true;
+
+        pthread_mutex_lock(&s->lock);
+        if (s->queue_tail)
+                s->queue_tail->next = j;
+        else
+                s->queue_head = j;
+        s->queue_tail = j;
+        pthread_cond_signal(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+}
+
+/* Takes the next calls a connection has buffered, writes what is queued, and closes it
+ * when it is finished. Calls are answered one at a time, in order. */
+static void conn_dispatch(struct conn *c) {
+        struct server *s = c->server;
+        int r;
+
+        while (!c->busy && !c->closing && c->out.pending < OUTPUT_HIGH_WATER) {
+                const char *msg;
+                size_t len;
+
+                r = varlink_reader_next(&c->in, &msg, &len);
+                if (r == 0)
+                        break;
+                if (r == -EMSGSIZE) {
+                        conn_reply_now(c, MEMMAPD_ERROR_LIMIT_EXCEEDED, "limit", "max_message_size",
+                                       (int64_t) s->cfg->limits.max_message_size, true);
+                        c->closing = true;
+                        break;
+                }
+                if (r < 0) {
+                        c->closing = true;
+                        break;
+                }
+                conn_handle_message(c, msg, len);
+        }
+
+        if (c->eof && !c->busy && !c->closing) {
+                const char *msg;
+                size_t len;
+
+                /* Half-closed: everything complete has been answered above; what remains is
+                 * at most a message that will never be finished. */
+                if (varlink_reader_next(&c->in, &msg, &len) == 0)
+                        c->closing = true;
+        }
+
+        if (c->out.pending > 0) {
+                r = varlink_writer_flush(&c->out, c->src.fd);
+                if (r < 0) {
+                        log_debug_errno(r, "Closing connection of pid %d", (int) c->peer.pid);
+                        conn_close(c);
+                        return;
+                }
+                c->last_activity = now_usec();
+        }
+        if (c->closing && c->out.pending == 0 && !c->busy) {
+                conn_close(c);
+                return;
+        }
+        conn_update_events(c);
+}
+
+static void conn_on_io(struct conn *c, uint32_t events) {
+        if (events & EPOLLIN) {
+                for (int i = 0; i < READS_PER_WAKEUP; i++) {
+                        ssize_t n = varlink_reader_read_fd(&c->in, c->src.fd);
+
+                        if (n > 0) {
+                                c->last_activity = now_usec();
+                                continue;
+                        }
+                        if (n == 0)
+                                c->eof = true;
+                        else if (n == -EMSGSIZE) {
+                                /* Answer what came complete before the oversize one, then it. */
+                                break;
+                        } else if (n != -EAGAIN) {
+                                conn_close(c);
+                                return;
+                        }
+                        break;
+                }
+        } else if (events & (EPOLLHUP | EPOLLERR)) {
+                if (c->out.pending == 0 && !c->busy) {
+                        conn_close(c);
+                        return;
+                }
+                c->eof = true;
+        }
+        if (events & EPOLLRDHUP && !(events & EPOLLIN))
+                c->eof = true;
+        conn_dispatch(c);
+}
+
+static size_t conns_of_uid(struct server *s, uid_t uid) {
+        size_t n = 0;
+
+        for (struct conn *c = s->conns; c; c = c->next)
+                if (c->peer.uid == uid)
+                        n++;
+        return n;
+}
+
+static void accept_one(struct server *s, int listen_fd) {
+        _cleanup_close_ int fd = -1;
+        struct ucred peer = {};
+        socklen_t sl = sizeof(peer);
+        struct conn *c;
+
+        fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+                if (errno == EMFILE || errno == ENFILE) {
+                        /* Out of fds: free the reserve to take the connection off the backlog
+                         * and close it, rather than spinning on a listener that stays ready. */
+                        closep(&s->reserve_fd);
+                        s->reserve_fd = -1;
+                        fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+                        closep(&fd);
+                        fd = -1;
+                        s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                        log_warning("Out of file descriptors: refused a connection");
+                } else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                        log_warning_errno(errno, "accept() failed");
+                return;
+        }
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &sl) < 0) {
+                log_warning_errno(errno, "Cannot identify a client (SO_PEERCRED)");
+                return;
+        }
+        if (s->n_conns >= s->cfg->limits.max_connections) {
+                log_warning("Refusing a connection of pid %d: %zu connections (MaxConnections)", (int) peer.pid,
+                            s->n_conns);
+                return;
+        }
+        if (conns_of_uid(s, peer.uid) >= s->cfg->limits.max_connections_per_uid) {
+                log_notice("Refusing a connection of uid %u: MaxConnectionsPerUser reached", (unsigned) peer.uid);
+                return;
+        }
+
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return;
+        c->src = (struct source) { .type = SOURCE_CONN, .fd = fd };
+        c->server = s;
+        c->peer = peer;
+        c->last_activity = now_usec();
+        varlink_reader_init(&c->in, s->cfg->limits.max_message_size);
+        varlink_writer_init(&c->out);
+
+        struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = &c->src };
+        if (epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+                log_warning_errno(errno, "epoll_ctl() failed");
+                conn_free(c);
+                return;
+        }
+        c->events = ev.events;
+        TAKE_FD(fd);
+        c->next = s->conns;
+        if (s->conns)
+                s->conns->prev = c;
+        s->conns = c;
+        s->n_conns++;
+        atomic_store(&s->stats.connections, s->n_conns);
+}
+
+static void on_jobs_done(struct server *s) {
+        struct job *done, *next;
+        uint64_t v;
+
+        (void) !read(s->workers_src.fd, &v, sizeof(v));
+        pthread_mutex_lock(&s->lock);
+        done = s->done;
+        s->done = NULL;
+        pthread_mutex_unlock(&s->lock);
+
+        for (struct job *j = done; j; j = next) {
+                struct conn *c = j->conn;
+
+                next = j->next;
+                c->busy = false;
+                if (c->dead) {
+                        conn_bury(c);
+                        job_free(j);
+                        continue;
+                }
+                if (j->r < 0) {
+                        log_warning_errno(j->r, "Cannot answer %s for pid %d", j->call.method, (int) c->peer.pid);
+                        c->closing = true;
+                } else {
+                        count_reply(s, j->error);
+                        if (j->error)
+                                log_debug("%s from pid %d: %s", j->call.method, (int) c->peer.pid, j->error);
+                        if (!j->call.oneway)
+                                conn_queue(c, TAKE_PTR(j->reply), j->reply_len);
+                }
+                c->last_activity = now_usec();
+                job_free(j);
+                conn_dispatch(c);
+        }
+}
+
+/* ------------------------------------------------------------------ lifecycle */
+
+static void stop_listening(struct server *s) {
+        for (size_t i = 0; i < s->n_listen; i++) {
+                epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, s->listen[i].fd, NULL);
+                closep(&s->listen[i].fd);
+        }
+        s->n_listen = 0;
+        if (s->owned_socket_path) {
+                unlink(s->owned_socket_path);
+                free(s->owned_socket_path);
+                s->owned_socket_path = NULL;
+        }
+}
+
+static void begin_shutdown(struct server *s) {
+        if (s->shutting_down)
+                return;
+        s->shutting_down = true;
+        s->shutdown_deadline = now_usec() + SHUTDOWN_TIMEOUT_USEC;
+        sd_notify(0, "STOPPING=1\nSTATUS=Finishing replies in flight");
+        log_info("Shutting down: finishing %zu connection(s)", s->n_conns);
+        stop_listening(s);
+        /* Connections with nothing in flight go now; the rest once answered. */
+        for (struct conn *c = s->conns, *next; c; c = next) {
+                next = c->next;
+                c->closing = true;
+                conn_dispatch(c);
+        }
+}
+
+static void on_tick(struct server *s) {
+        uint64_t v, now = now_usec();
+        uint64_t idle = (uint64_t) s->cfg->limits.idle_timeout_sec * 1000000u;
+
+        (void) !read(s->timer_src.fd, &v, sizeof(v));
+        if (s->watchdog_usec > 0 && now - s->last_watchdog >= s->watchdog_usec / 2) {
+                sd_notify(0, "WATCHDOG=1");
+                s->last_watchdog = now;
+        }
+        for (struct conn *c = s->conns, *next; c; c = next) {
+                next = c->next;
+                if (!c->busy && now - c->last_activity > idle) {
+                        log_debug("Closing idle connection of pid %d", (int) c->peer.pid);
+                        conn_close(c);
+                }
+        }
+}
+
+static int add_source(struct server *s, struct source *src) {
+        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = src };
+
+        return epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, src->fd, &ev) < 0 ? -errno : 0;
+}
+
+static int bind_socket(struct server *s, const char *path) {
+        _cleanup_free_ char *dir = strdup(path);
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -1;
+        char *slash;
+        struct stat st;
+        mode_t old;
+        int r;
+
+        if (!dir)
+                return -ENOMEM;
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return log_error_errno(ENAMETOOLONG, "Socket path %s", path);
+        strcpy(sa.sun_path, path);
+
+        slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+                *slash = 0;
+                if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+                        return log_error_errno(errno, "Cannot create %s", dir);
+        }
+
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return log_error_errno(errno, "socket()");
+
+        /* A socket file left by a dead daemon refuses connections: replace it. A live one
+         * answers: do not steal its path. */
+        if (lstat(path, &st) >= 0) {
+                _cleanup_close_ int probe = -1;
+
+                if (!S_ISSOCK(st.st_mode))
+                        return log_error_errno(EEXIST, "%s exists and is not a socket", path);
+                probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                if (probe >= 0 && connect(probe, (struct sockaddr *) &sa, sizeof(sa)) >= 0)
+                        return log_error_errno(EADDRINUSE, "Another memmapd listens on %s", path);
+                unlink(path);
+        }
+
+        /* Access is decided per client, so anyone may connect. */
+        old = umask(0111);
+        r = bind(fd, (struct sockaddr *) &sa, sizeof(sa));
+        umask(old);
+        if (r < 0)
+                return log_error_errno(errno, "Cannot bind %s", path);
+        if (listen(fd, SOMAXCONN) < 0)
+                return log_error_errno(errno, "listen()");
+
+        s->owned_socket_path = strdup(path);
+        if (!s->owned_socket_path)
+                return -ENOMEM;
+        s->listen[0] = (struct source) { .type = SOURCE_LISTEN, .fd = TAKE_FD(fd) };
+        s->n_listen = 1;
+        log_info("Listening on %s", path);
+        return 0;
+}
+
+static int take_activated_sockets(struct server *s) {
+        int n = sd_listen_fds(true);
+
+        if (n <= 0)
+                return n;
+        if (n > LISTEN_FDS_MAX)
+                return log_error_errno(EINVAL, "Too many sockets passed: %d", n);
+        for (int i = 0; i < n; i++) {
+                int fd = SD_LISTEN_FDS_START + i;
+                int flags;
+
+                if (sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) <= 0)
+                        return log_error_errno(EINVAL, "Passed fd %d is not a listening Unix stream socket", fd);
+                if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || (flags = fcntl(fd, F_GETFL)) < 0 ||
+                    fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+                        return log_error_errno(errno, "fcntl() on passed fd %d", fd);
+                s->listen[s->n_listen++] = (struct source) { .type = SOURCE_LISTEN, .fd = fd };
+        }
+        log_info("Using %d socket(s) passed by the service manager", n);
+        return n;
+}
+
+int server_new(const struct config *cfg, struct engine *engine, struct server **ret) {
+        struct server *s;
+        sigset_t mask;
+        int r;
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        *s = (struct server) {
+                .cfg = cfg,
+                .engine = engine,
+                .epoll_fd = -1,
+                .reserve_fd = -1,
+                .signal_src = { SOURCE_SIGNAL, -1 },
+                .workers_src = { SOURCE_WORKERS, -1 },
+                .timer_src = { SOURCE_TIMER, -1 },
+        };
+        pthread_mutex_init(&s->lock, NULL);
+        pthread_cond_init(&s->cond, NULL);
+        s->stats.start_usec = now_usec();
+
+        r = take_activated_sockets(s);
+        if (r == 0) {
+                _cleanup_free_ char *def = NULL;
+                const char *path = cfg->socket_path;
+
+                if (!path) {
+                        r = config_default_socket_path(&def);
+                        if (r < 0) {
+                                log_error_errno(r, "No socket given and no default (XDG_RUNTIME_DIR unset)");
+                                goto fail;
+                        }
+                        path = def;
+                }
+                r = bind_socket(s, path);
+        }
+        if (r < 0)
+                goto fail;
+
+        s->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+        s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        s->workers_src.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        s->timer_src.fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        pthread_sigmask(SIG_BLOCK, &mask, NULL);
+        s->signal_src.fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (s->epoll_fd < 0 || s->workers_src.fd < 0 || s->timer_src.fd < 0 || s->signal_src.fd < 0) {
+                r = log_error_errno(errno, "Cannot set up the event loop");
+                goto fail;
+        }
+
+        for (size_t i = 0; i < s->n_listen; i++)
+                if ((r = add_source(s, &s->listen[i])) < 0)
+                        goto fail;
+        if ((r = add_source(s, &s->signal_src)) < 0 || (r = add_source(s, &s->workers_src)) < 0 ||
+            (r = add_source(s, &s->timer_src)) < 0) {
+                log_error_errno(r, "epoll_ctl()");
+                goto fail;
+        }
+
+        if (sd_watchdog_enabled(false, &s->watchdog_usec) <= 0)
+                s->watchdog_usec = 0;
+        uint64_t tick = TICK_USEC;
+        if (s->watchdog_usec > 0 && s->watchdog_usec / 4 < tick)
+                tick = MAX(s->watchdog_usec / 4, (uint64_t) 1000);
+        struct itimerspec its = {
+                .it_interval = { .tv_sec = (time_t) (tick / 1000000u), .tv_nsec = (long) (tick % 1000000u) * 1000 },
+        };
+        its.it_value = its.it_interval;
+        if (timerfd_settime(s->timer_src.fd, 0, &its, NULL) < 0) {
+                r = log_error_errno(errno, "timerfd_settime()");
+                goto fail;
+        }
+
+        r = workers_start(s);
+        if (r < 0) {
+                log_error_errno(r, "Cannot start worker threads");
+                goto fail;
+        }
+
+        *ret = s;
+        return 0;
+fail:
+        server_free(s);
+        return r;
+}
+
+int server_run(struct server *s) {
+        struct epoll_event events[EPOLL_BATCH];
+
+        sd_notifyf(0, "READY=1\nSTATUS=Serving with backend %s",
+                   engine_backend_to_string(engine_get_backend(s->engine)));
+        if (s->watchdog_usec > 0) {
+                sd_notify(0, "WATCHDOG=1");
+                s->last_watchdog = now_usec();
+        }
+
+        for (;;) {
+                int n;
+
+                if (s->shutting_down && (s->n_conns == 0 || now_usec() >= s->shutdown_deadline))
+                        break;
+
+                n = epoll_wait(s->epoll_fd, events, EPOLL_BATCH, -1);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return log_error_errno(errno, "epoll_wait()");
+                }
+                for (int i = 0; i < n; i++) {
+                        struct source *src = events[i].data.ptr;
+
+                        switch (src->type) {
+                        case SOURCE_LISTEN:
+                                if (!s->shutting_down)
+                                        accept_one(s, src->fd);
+                                break;
+                        case SOURCE_SIGNAL: {
+                                struct signalfd_siginfo si;
+
+                                while (read(src->fd, &si, sizeof(si)) == sizeof(si))
+                                        log_info("Received signal %u", si.ssi_signo);
+                                begin_shutdown(s);
+                                break;
+                        }
+                        case SOURCE_WORKERS:
+                                on_jobs_done(s);
+                                break;
+                        case SOURCE_TIMER:
+                                on_tick(s);
+                                break;
+                        case SOURCE_CONN:
+                                /* A connection closed earlier in this batch is only its fd. */
+                                if (src->fd >= 0)
+                                        conn_on_io((struct conn *) src, events[i].events);
+                                break;
+                        }
+                }
+                free_graveyard(s);
+        }
+        return 0;
+}
+
+struct server *server_free(struct server *s) {
+        if (!s)
+                return NULL;
+        workers_stop(s);
+        /* Jobs the workers finished but the loop never collected. */
+        for (struct job *j = s->done, *next; j; j = next) {
+                next = j->next;
+                if (j->conn->dead)
+                        conn_free(j->conn);
+                else
+                        j->conn->busy = false;
+                job_free(j);
+        }
+        s->done = NULL;
+        for (struct job *j = s->queue_head, *next; j; j = next) {
+                next = j->next;
+                if (j->conn->dead)
+                        conn_free(j->conn);
+                else
+                        j->conn->busy = false;
+                job_free(j);
+        }
+        while (s->conns)
+                conn_close(s->conns);
+        stop_listening(s);
+        free(s->threads);
+        closep(&s->epoll_fd);
+        closep(&s->reserve_fd);
+        closep(&s->signal_src.fd);
+        closep(&s->workers_src.fd);
+        closep(&s->timer_src.fd);
+        pthread_mutex_destroy(&s->lock);
+        pthread_cond_destroy(&s->cond);
+        free_graveyard(s);
+        free(s);
+        return NULL;
+}

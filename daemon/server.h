@@ -1,0 +1,18 @@
+/* The memmapd event loop: listening sockets, client connections, a worker pool, signals and systemd notification. */
+#pragma once
+
+#include "config.h"
+#include "engine.h"
+
+struct server;
+
+/* Takes the sockets systemd passed (socket activation), else binds cfg->socket_path (or the
+ * default path) itself. The engine stays owned by the caller and must outlive the server. */
+int server_new(const struct config *cfg, struct engine *engine, struct server **ret);
+
+/* Serves until SIGTERM or SIGINT, then stops accepting, finishes the replies in flight and
+ * returns 0; -errno on a fatal error. */
+int server_run(struct server *s);
+
+/* Accepts NULL; returns NULL. Removes a socket file the server created. */
+struct server *server_free(struct server *s);

@@ -1,0 +1,106 @@
+/* A target process for the tests: builds the mappings it is asked for, prints where they
+ * are ("key=value" lines, then "ready"), and lives until its stdin closes. */
+#include <errno.h>
+#include <stdbool.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#ifndef PR_SET_VMA
+#define PR_SET_VMA 0x53564d41
+#define PR_SET_VMA_ANON_NAME 0
+#endif
+
+/* The symbol the ELF virtual address test looks up with nm. */
+__attribute__((noinline, used)) int fixture_marker_function(int x);
+__attribute__((noinline, used)) int fixture_marker_function(int x) {
+        return x * 3 + 1;
+}
+
+static void *map_file(const char *dir, const char *name, size_t size, bool unlink_after) {
+        char path[4096];
+        void *p;
+        int fd;
+
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0 || ftruncate(fd, (off_t) size) < 0) {
+                perror(path);
+                exit(1);
+        }
+        p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED) {
+                perror("mmap");
+                exit(1);
+        }
+        close(fd);
+        if (unlink_after)
+                unlink(path);
+        return p;
+}
+
+int main(int argc, char **argv) {
+        const char *dir = argc > 1 ? argv[1] : NULL;
+        long n_vmas = argc > 2 ? strtol(argv[2], NULL, 10) : 0;
+        long page = sysconf(_SC_PAGESIZE);
+        char buf[16];
+
+        setvbuf(stdout, NULL, _IOLBF, 0);
+        printf("marker=%p\n", (void *) (uintptr_t) fixture_marker_function);
+
+        /* Alternating protections keep neighbouring anonymous pages from merging into one VMA. */
+        if (n_vmas > 0) {
+                uint8_t *base = mmap(NULL, (size_t) (n_vmas * page), PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+                if (base == MAP_FAILED) {
+                        perror("mmap");
+                        return 1;
+                }
+                for (long i = 0; i < n_vmas; i += 2)
+                        mprotect(base + i * page, (size_t) page, PROT_READ | PROT_WRITE);
+                printf("many=%p\n", (void *) base);
+        }
+
+        if (dir) {
+                int mfd;
+                void *p;
+
+                printf("deleted=%p\n", map_file(dir, "gone.bin", (size_t) page, true));
+                printf("space=%p\n", map_file(dir, "with space.bin", (size_t) page, false));
+                printf("newline=%p\n", map_file(dir, "new\nline.bin", (size_t) page, false));
+                printf("literal_deleted=%p\n", map_file(dir, "x (deleted)", (size_t) page, false));
+
+                mfd = memfd_create("fixture-memfd", MFD_CLOEXEC);
+                if (mfd < 0 || ftruncate(mfd, page) < 0)
+                        return 1;
+                p = mmap(NULL, (size_t) page, PROT_READ, MAP_SHARED, mfd, 0);
+                if (p == MAP_FAILED)
+                        return 1;
+                printf("memfd=%p\n", p);
+
+                p = mmap(NULL, (size_t) page * 2, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+                if (p == MAP_FAILED)
+                        return 1;
+                printf("shared_anon=%p\n", p);
+
+                p = mmap(NULL, (size_t) page * 3, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (p == MAP_FAILED)
+                        return 1;
+                if (prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long) p, (unsigned long) page * 3,
+                          (unsigned long) "fixture name") == 0)
+                        printf("anon_named=%p\n", p);
+                else
+                        printf("anon_named_error=%d\n", errno);
+        }
+
+        printf("ready\n");
+        /* Live until the test closes our stdin. */
+        while (read(0, buf, sizeof(buf)) > 0)
+                ;
+        return 0;
+}

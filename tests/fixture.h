@@ -1,0 +1,35 @@
+/* Test support: starts tests/fixture-proc as a live target process and reads what it reports. */
+#pragma once
+
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#define FIXTURE_KEYS_MAX 32
+
+struct fixture {
+        pid_t pid;
+        int stdin_fd;           /* closing it ends the process */
+        char dir[64];           /* temporary directory of its files */
+        size_t n_keys;
+        char keys[FIXTURE_KEYS_MAX][32];
+        char values[FIXTURE_KEYS_MAX][64];
+};
+
+/* Starts the fixture with n_vmas extra anonymous VMAs and, if with_files, the file, memfd
+ * and shared mappings; waits until it is ready. 0 or -errno. */
+int fixture_start(long n_vmas, int with_files, struct fixture *ret);
+
+/* The value it printed for key, parsed as a number (0x... or decimal); 0 when missing. */
+uint64_t fixture_get(const struct fixture *f, const char *key);
+const char *fixture_get_string(const struct fixture *f, const char *key);
+
+/* Ends the process, reaps it and removes its files. */
+void fixture_stop(struct fixture *f);
+
+/* Path of a built program named by an environment variable the test harness sets
+ * (FIXTURE_PROC, MEMMAPD, MEMCTL), else the fallback relative to the build dir. */
+const char *test_program(const char *env, const char *fallback);
+
+/* Runs a shell command and returns its whole stdout (malloc'd), or NULL. */
+char *test_run_capture(const char *cmd);

@@ -1,0 +1,425 @@
+/* The mapping engine on live processes: both backends, names, build IDs, ELF addresses. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "cleanup.h"
+#include "engine.h"
+#include "fixture.h"
+#include "maps-parse.h"
+#include "number.h"
+
+static const enum engine_backend backends[] = { ENGINE_BACKEND_IOCTL, ENGINE_BACKEND_MAPS };
+
+static struct engine *new_engine(enum engine_backend b) {
+        struct engine *e = NULL;
+        int r = engine_new(&(struct engine_config) { .backend = b }, &e);
+
+        if (r == -EOPNOTSUPP && b == ENGINE_BACKEND_IOCTL) {
+                printf("[  SKIPPED ] this kernel has no PROCMAP_QUERY ioctl\n");
+                return NULL;
+        }
+        assert_int_equal(r, 0);
+        assert_int_equal(engine_get_backend(e), b);
+        return e;
+}
+
+static void list_with(enum engine_backend b, pid_t pid, unsigned flags, struct mapping_list *ret) {
+        struct engine *e = new_engine(b);
+        struct process *p = NULL;
+
+        assert_non_null(e);
+        assert_int_equal(process_open(pid, &p), 0);
+        assert_int_equal(engine_list(e, p, flags, ret), 0);
+        process_free(p);
+        engine_free(e);
+}
+
+static const struct mapping *find(const struct mapping_list *l, uint64_t addr) {
+        ssize_t i = mapping_list_find(l, addr);
+
+        return i < 0 ? NULL : &l->items[i];
+}
+
+static void assert_same_mapping(const struct mapping *a, const struct mapping *b) {
+        assert_int_equal(a->start, b->start);
+        assert_int_equal(a->end, b->end);
+        assert_int_equal(a->flags, b->flags);
+        assert_int_equal(a->offset, b->offset);
+        assert_int_equal(a->dev_major, b->dev_major);
+        assert_int_equal(a->dev_minor, b->dev_minor);
+        assert_int_equal(a->inode, b->inode);
+        assert_int_equal(a->kind, b->kind);
+        assert_int_equal(a->deleted, b->deleted);
+        if (a->name || b->name) {
+                assert_non_null(a->name);
+                assert_non_null(b->name);
+                assert_string_equal(a->name, b->name);
+        }
+}
+
+static void assert_same_list(const struct mapping_list *a, const struct mapping_list *b) {
+        assert_int_equal(a->n, b->n);
+        for (size_t i = 0; i < a->n; i++)
+                assert_same_mapping(&a->items[i], &b->items[i]);
+}
+
+static void test_backends_identical(void **state) {
+        _cleanup_(mapping_list_done) struct mapping_list a = {}, b = {};
+        struct fixture f;
+
+        assert_int_equal(fixture_start(3000, 1, &f), 0);
+        list_with(ENGINE_BACKEND_IOCTL, f.pid, 0, &a);
+        list_with(ENGINE_BACKEND_MAPS, f.pid, 0, &b);
+        fixture_stop(&f);
+
+        assert_true(a.n > 3000);
+        assert_same_list(&a, &b);
+        for (size_t i = 1; i < a.n; i++)
+                assert_true(a.items[i - 1].end <= a.items[i].start);
+}
+
+static void test_filters(void **state) {
+        struct fixture f;
+
+        assert_int_equal(fixture_start(10, 1, &f), 0);
+        for (size_t k = 0; k < ELEMENTSOF(backends); k++) {
+                _cleanup_(mapping_list_done) struct mapping_list all = {}, x = {}, files = {};
+                size_t n_x = 0, n_files = 0;
+
+                list_with(backends[k], f.pid, 0, &all);
+                list_with(backends[k], f.pid, ENGINE_EXECUTABLE_ONLY, &x);
+                list_with(backends[k], f.pid, ENGINE_FILE_BACKED_ONLY, &files);
+                for (size_t i = 0; i < all.n; i++) {
+                        n_x += !!(all.items[i].flags & MAPPING_EXEC);
+                        n_files += mapping_is_file_backed(&all.items[i]);
+                }
+                assert_true(n_x > 0 && n_files > 0);
+                assert_int_equal(x.n, n_x);
+                assert_int_equal(files.n, n_files);
+                for (size_t i = 0; i < x.n; i++)
+                        assert_true(x.items[i].flags & MAPPING_EXEC);
+                for (size_t i = 0; i < files.n; i++)
+                        assert_true(mapping_is_file_backed(&files.items[i]));
+        }
+        fixture_stop(&f);
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+        size_t a = strlen(s), b = strlen(suffix);
+
+        return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static void test_name_forms(void **state) {
+        struct fixture f;
+
+        assert_int_equal(fixture_start(0, 1, &f), 0);
+        for (size_t k = 0; k < ELEMENTSOF(backends); k++) {
+                _cleanup_(mapping_list_done) struct mapping_list l = {};
+                const struct mapping *m;
+
+                list_with(backends[k], f.pid, 0, &l);
+
+                assert_non_null(m = find(&l, fixture_get(&f, "deleted")));
+                assert_int_equal(m->kind, MAPPING_KIND_FILE);
+                assert_true(m->deleted);
+                assert_true(ends_with(m->name, "/gone.bin (deleted)"));
+                assert_int_equal(mapping_path_len(m), strlen(m->name) - strlen(" (deleted)"));
+
+                assert_non_null(m = find(&l, fixture_get(&f, "space")));
+                assert_int_equal(m->kind, MAPPING_KIND_FILE);
+                assert_false(m->deleted);
+                assert_true(ends_with(m->name, "/with space.bin"));
+
+                assert_non_null(m = find(&l, fixture_get(&f, "newline")));
+                assert_true(ends_with(m->name, "/new\nline.bin"));
+
+                /* A live file whose name really ends in " (deleted)". */
+                assert_non_null(m = find(&l, fixture_get(&f, "literal_deleted")));
+                assert_int_equal(m->kind, MAPPING_KIND_FILE);
+                assert_true(ends_with(m->name, "/x (deleted)"));
+                assert_false(m->deleted);
+                assert_int_equal(mapping_path_len(m), strlen(m->name));
+
+                assert_non_null(m = find(&l, fixture_get(&f, "memfd")));
+                assert_int_equal(m->kind, MAPPING_KIND_MEMFD);
+                assert_string_equal(m->name, "/memfd:fixture-memfd (deleted)");
+                assert_true(mapping_is_file_backed(m));
+
+                assert_non_null(m = find(&l, fixture_get(&f, "shared_anon")));
+                assert_int_equal(m->kind, MAPPING_KIND_SPECIAL);
+                assert_string_equal(m->name, "/dev/zero (deleted)");
+                assert_true(m->flags & MAPPING_SHARED);
+
+                if (fixture_get_string(&f, "anon_named")) {
+                        assert_non_null(m = find(&l, fixture_get(&f, "anon_named")));
+                        assert_int_equal(m->kind, MAPPING_KIND_ANON_NAMED);
+                        assert_string_equal(m->name, "[anon:fixture name]");
+                } else if (k == 0)
+                        printf("[  SKIPPED ] live prctl(PR_SET_VMA_ANON_NAME) case: the kernel refused it "
+                               "(errno %s; built without CONFIG_ANON_VMA_NAME); the parser tests cover the name form\n",
+                               fixture_get_string(&f, "anon_named_error"));
+
+                bool heap = false, stack = false, vdso = false;
+                for (size_t i = 0; i < l.n; i++) {
+                        heap |= l.items[i].kind == MAPPING_KIND_HEAP;
+                        stack |= l.items[i].kind == MAPPING_KIND_STACK;
+                        vdso |= l.items[i].kind == MAPPING_KIND_VDSO;
+                }
+                assert_true(stack && vdso);
+                (void) heap; /* a process that never called brk() has none */
+        }
+        fixture_stop(&f);
+}
+
+/* Parses "Build ID: <hex>" out of readelf -n. */
+static bool readelf_build_id(const char *path, char *ret, size_t size) {
+        _cleanup_free_ char *cmd = NULL, *out = NULL;
+        const char *p;
+
+        if (asprintf(&cmd, "readelf -n '%s' 2>/dev/null", path) < 0)
+                return false;
+        out = test_run_capture(cmd);
+        if (!out || !(p = strstr(out, "Build ID: ")))
+                return false;
+        p += strlen("Build ID: ");
+        snprintf(ret, size, "%.*s", (int) strcspn(p, " \n"), p);
+        return true;
+}
+
+static void test_build_ids(void **state) {
+        _cleanup_(mapping_list_done) struct mapping_list a = {}, b = {};
+        _cleanup_free_ char *probe = test_run_capture("command -v readelf");
+        struct fixture f;
+        size_t checked = 0;
+
+        if (!probe) {
+                printf("[  SKIPPED ] readelf (binutils) is not installed\n");
+                skip();
+        }
+        assert_int_equal(fixture_start(0, 1, &f), 0);
+        /* The ioctl's build IDs come from the kernel; the maps backend's from our ELF reader. */
+        list_with(ENGINE_BACKEND_IOCTL, f.pid, ENGINE_BUILD_IDS | ENGINE_FILE_BACKED_ONLY, &a);
+        list_with(ENGINE_BACKEND_MAPS, f.pid, ENGINE_BUILD_IDS | ENGINE_FILE_BACKED_ONLY, &b);
+        fixture_stop(&f);
+
+        assert_int_equal(a.n, b.n);
+        for (size_t i = 0; i < a.n; i++) {
+                const struct mapping *m = &a.items[i];
+                char ours[2 * MAPPING_BUILD_ID_MAX + 1], theirs[256];
+
+                assert_int_equal(m->build_id_len, b.items[i].build_id_len);
+                assert_memory_equal(m->build_id, b.items[i].build_id, m->build_id_len);
+                if (m->kind != MAPPING_KIND_FILE || m->deleted)
+                        continue;
+                if (!readelf_build_id(m->name, theirs, sizeof(theirs))) {
+                        assert_int_equal(m->build_id_len, 0);
+                        continue;
+                }
+                assert_true(m->build_id_len > 0);
+                assert_string_equal(format_hex_bytes(m->build_id, m->build_id_len, ours), theirs);
+                checked++;
+        }
+        /* At least the fixture binary and libc, each in several mappings. */
+        assert_true(checked >= 4);
+}
+
+static uint64_t nm_symbol(const char *binary, const char *symbol) {
+        _cleanup_free_ char *cmd = NULL, *out = NULL;
+        uint64_t v = 0;
+        char hex[32];
+
+        if (asprintf(&cmd, "nm '%s' | grep ' %s$'", binary, symbol) < 0)
+                return 0;
+        out = test_run_capture(cmd);
+        if (!out || sscanf(out, "%31s", hex) != 1)
+                return 0;
+        v = strtoull(hex, NULL, 16);
+        return v;
+}
+
+static void test_elf_vaddr(void **state) {
+        const char *bin = test_program("FIXTURE_PROC", "tests/fixture-proc");
+        uint64_t want = nm_symbol(bin, "fixture_marker_function");
+        struct fixture f;
+
+        if (want == 0) {
+                printf("[  SKIPPED ] nm (binutils) did not find fixture_marker_function\n");
+                skip();
+        }
+        assert_int_equal(fixture_start(0, 0, &f), 0);
+        for (size_t k = 0; k < ELEMENTSOF(backends); k++) {
+                _cleanup_(mapping_list_done) struct mapping_list l = {};
+                _cleanup_free_ struct engine_result *res = NULL;
+                uint64_t addr = fixture_get(&f, "marker");
+                struct engine *e = new_engine(backends[k]);
+                struct process *p = NULL;
+
+                assert_int_equal(process_open(f.pid, &p), 0);
+                assert_int_equal(engine_lookup(e, p, &addr, 1, ENGINE_BUILD_IDS, &l, &res), 0);
+                assert_int_equal(l.n, 1);
+                assert_int_equal(res[0].mapping, 0);
+                assert_true(res[0].has_file_offset);
+                assert_int_equal(res[0].file_offset, addr - l.items[0].start + l.items[0].offset);
+                assert_true(res[0].has_elf_vaddr);
+                assert_int_equal(res[0].elf_vaddr, want);
+                assert_true(l.items[0].build_id_len > 0);
+                process_free(p);
+                engine_free(e);
+        }
+        fixture_stop(&f);
+}
+
+static void lookup_with(enum engine_backend b, pid_t pid, const uint64_t *addrs, size_t n, struct mapping_list *ret,
+                        struct engine_result **ret_res) {
+        struct engine *e = new_engine(b);
+        struct process *p = NULL;
+
+        assert_int_equal(process_open(pid, &p), 0);
+        assert_int_equal(engine_lookup(e, p, addrs, n, ENGINE_BUILD_IDS, ret, ret_res), 0);
+        process_free(p);
+        engine_free(e);
+}
+
+static void test_lookup_backends_agree(void **state) {
+        _cleanup_(mapping_list_done) struct mapping_list all = {}, la = {}, lb = {};
+        _cleanup_free_ struct engine_result *ra = NULL, *rb = NULL;
+        _cleanup_free_ uint64_t *addrs = NULL;
+        size_t n = 0, cap = 20000;
+        struct fixture f;
+
+        assert_int_equal(fixture_start(2000, 1, &f), 0);
+        list_with(ENGINE_BACKEND_MAPS, f.pid, 0, &all);
+        assert_non_null(addrs = calloc(cap, sizeof(uint64_t)));
+        srandom(42);
+        for (size_t i = 0; i < all.n && n + 8 < cap; i++) {
+                const struct mapping *m = &all.items[i];
+
+                addrs[n++] = m->start;
+                addrs[n++] = m->end - 1;
+                addrs[n++] = m->start + (uint64_t) random() % (m->end - m->start);
+                addrs[n++] = m->end;                   /* often unmapped: a gap */
+                addrs[n++] = m->start;                 /* a duplicate */
+        }
+        addrs[n++] = 0;
+        addrs[n++] = UINT64_MAX;
+        addrs[n++] = UINT64_C(0xffffffffff600000);
+        /* Unsorted input. */
+        for (size_t i = n - 1; i > 0; i--) {
+                size_t j = (size_t) random() % (i + 1);
+                uint64_t t = addrs[i];
+                addrs[i] = addrs[j];
+                addrs[j] = t;
+        }
+
+        lookup_with(ENGINE_BACKEND_IOCTL, f.pid, addrs, n, &la, &ra);
+        lookup_with(ENGINE_BACKEND_MAPS, f.pid, addrs, n, &lb, &rb);
+        fixture_stop(&f);
+
+        assert_same_list(&la, &lb);
+        for (size_t i = 1; i < la.n; i++)
+                assert_true(la.items[i - 1].end <= la.items[i].start);
+        for (size_t i = 0; i < n; i++) {
+                const struct mapping *want = find(&all, addrs[i]);
+
+                assert_int_equal(ra[i].mapping, rb[i].mapping);
+                assert_int_equal(ra[i].has_file_offset, rb[i].has_file_offset);
+                assert_int_equal(ra[i].file_offset, rb[i].file_offset);
+                assert_int_equal(ra[i].has_elf_vaddr, rb[i].has_elf_vaddr);
+                assert_int_equal(ra[i].elf_vaddr, rb[i].elf_vaddr);
+                if (!want) {
+                        assert_int_equal(ra[i].mapping, -1);
+                        continue;
+                }
+                assert_true(ra[i].mapping >= 0);
+                assert_same_mapping(&la.items[ra[i].mapping], want);
+        }
+}
+
+static void test_gate_area(void **state) {
+        _cleanup_(mapping_list_done) struct mapping_list self = {}, a = {}, b = {};
+        _cleanup_close_ int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+        struct fixture f;
+
+        assert_true(fd >= 0);
+        assert_int_equal(maps_read_fd(fd, &self), 0);
+        if (self.n == 0 || self.items[self.n - 1].kind != MAPPING_KIND_VSYSCALL) {
+                printf("[  SKIPPED ] this kernel shows no [vsyscall] gate area\n");
+                skip();
+        }
+        assert_int_equal(fixture_start(0, 0, &f), 0);
+        list_with(ENGINE_BACKEND_IOCTL, f.pid, 0, &a);
+        list_with(ENGINE_BACKEND_MAPS, f.pid, 0, &b);
+        fixture_stop(&f);
+        assert_int_equal(a.items[a.n - 1].kind, MAPPING_KIND_VSYSCALL);
+        assert_same_mapping(&a.items[a.n - 1], &b.items[b.n - 1]);
+        assert_true(a.items[a.n - 1].start >= UINT64_C(1) << 63);
+}
+
+static void test_exited_process(void **state) {
+        struct fixture f;
+
+        for (size_t k = 0; k < ELEMENTSOF(backends); k++) {
+                _cleanup_(mapping_list_done) struct mapping_list l = {};
+                _cleanup_free_ struct engine_result *res = NULL;
+                struct engine *e = new_engine(backends[k]);
+                struct process *p = NULL, *q = NULL;
+                uint64_t addr;
+                pid_t pid;
+
+                assert_int_equal(fixture_start(0, 0, &f), 0);
+                pid = f.pid;
+                addr = fixture_get(&f, "marker");
+                assert_int_equal(process_open(pid, &p), 0);
+                assert_true(p->start_time > 0);
+                fixture_stop(&f);
+
+                /* Exited (and reaped) while pinned: never a partial answer. */
+                assert_int_equal(engine_list(e, p, 0, &l), -ESRCH);
+                assert_int_equal(engine_lookup(e, p, &addr, 1, 0, &l, &res), -ESRCH);
+                assert_int_equal(l.n, 0);
+                /* Gone before it is opened. */
+                assert_int_equal(process_open(pid, &q), -ESRCH);
+                process_free(p);
+                engine_free(e);
+        }
+}
+
+static void test_start_time_parse(void **state) {
+        static const char good[] = "42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 123456 1000 10";
+        uint64_t t = 0;
+
+        assert_int_equal(proc_parse_start_time(good, strlen(good), &t), 0);
+        assert_int_equal(t, 123456);
+        assert_int_equal(proc_parse_start_time("42 (x) S 1 2", 12, &t), -EBADMSG);
+        assert_int_equal(proc_parse_start_time("no paren", 8, &t), -EBADMSG);
+        assert_int_equal(proc_parse_start_time("", 0, &t), -EBADMSG);
+        static const char huge[] = "1 (x) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99999999999999999999999 1 1";
+        assert_int_equal(proc_parse_start_time(huge, strlen(huge), &t), -ERANGE);
+        assert_int_equal(t, 123456);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_backends_identical),
+                cmocka_unit_test(test_filters),
+                cmocka_unit_test(test_name_forms),
+                cmocka_unit_test(test_build_ids),
+                cmocka_unit_test(test_elf_vaddr),
+                cmocka_unit_test(test_lookup_backends_agree),
+                cmocka_unit_test(test_gate_area),
+                cmocka_unit_test(test_exited_process),
+                cmocka_unit_test(test_start_time_parse),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
