@@ -361,11 +361,13 @@ static int error_to_errno(const char *name) {
 }
 
 /* Sends one request and waits for its reply. Reads while writing, so that a daemon that
- * answers early (an error about a request it will not read to the end) never deadlocks us.
+ * answers early (an error about a request it will not read to the end) never deadlocks us,
+ * and after a failed write still reads what the daemon said before it hung up.
  * *ret_reusable is false when the connection must not carry another call. */
 static int transact(memctl *c, const char *req, size_t req_len, uint64_t deadline,
                     struct varlink_reply *ret, bool *ret_reusable) {
         size_t sent = 0;
+        int write_error = 0;
 
         for (;;) {
                 struct pollfd p = { .fd = c->fd, .events = POLLIN };
@@ -381,7 +383,7 @@ static int transact(memctl *c, const char *req, size_t req_len, uint64_t deadlin
 
                         r = varlink_reply_parse(msg, msg_len, VARLINK_JSON_DEPTH_DEFAULT, ret);
                         if (r < 0)
-                                return -EPROTO;
+                                return r == -ENOMEM ? r : -EPROTO;
                         /* We never pipeline: anything after the reply is garbage. */
                         if (varlink_reader_next(&c->reader, &msg, &msg_len) != 0 ||
                             varlink_reader_has_partial(&c->reader))
@@ -390,7 +392,7 @@ static int transact(memctl *c, const char *req, size_t req_len, uint64_t deadlin
                         return 0;
                 }
 
-                if (sent < req_len)
+                if (sent < req_len && write_error == 0)
                         p.events |= POLLOUT;
                 r = poll(&p, 1, poll_timeout(deadline));
                 if (r < 0) {
@@ -407,22 +409,28 @@ static int transact(memctl *c, const char *req, size_t req_len, uint64_t deadlin
                         ssize_t n = varlink_reader_read_fd(&c->reader, c->fd);
 
                         if (n == 0)
-                                return -ECONNRESET; /* EOF before the reply */
+                                /* EOF before the reply */
+                                return write_error != 0 ? write_error : -ECONNRESET;
                         if (n == -EMSGSIZE)
                                 return -EPROTO;
                         if (n < 0 && n != -EAGAIN && n != -EINTR)
-                                return (int) n;
+                                return write_error != 0 ? write_error : (int) n;
                         if (n > 0)
                                 continue;
                 }
 
-                if (sent < req_len && (p.revents & (POLLOUT | POLLHUP | POLLERR))) {
+                if (sent < req_len && write_error == 0 && (p.revents & (POLLOUT | POLLHUP | POLLERR))) {
                         ssize_t n = send(c->fd, req + sent, req_len - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
 
                         if (n < 0) {
                                 if (errno == EAGAIN || errno == EINTR)
                                         continue;
-                                return -errno;
+                                if (errno != EPIPE && errno != ECONNRESET)
+                                        return -errno;
+                                /* The daemon hung up: an error reply may be waiting, read
+                                 * up to the EOF that must follow. */
+                                write_error = -errno;
+                                continue;
                         }
                         sent += (size_t) n;
                 }
@@ -434,8 +442,6 @@ static int transact(memctl *c, const char *req, size_t req_len, uint64_t deadlin
  * mapped to -errno. */
 static int call(memctl *c, const char *req, size_t req_len, struct json_object **ret_parameters) {
         uint64_t deadline = deadline_after(c->timeout_usec);
-
-        error_clear(c);
 
         for (unsigned attempt = 0;; attempt++) {
                 struct varlink_reply reply = {};
@@ -800,6 +806,8 @@ int memctl_list_mappings(memctl *c, pid_t pid, uint64_t start_time, uint64_t fla
         memctl_mappings *m;
         int r;
 
+        if (c)
+                error_clear(c); /* also when the call fails before it is sent */
         if (!c || !ret || pid <= 0 || (flags & ~LIST_FLAGS) || start_time > INT64_MAX)
                 return -EINVAL;
 
@@ -898,6 +906,8 @@ int memctl_lookup(memctl *c, pid_t pid, uint64_t start_time, const uint64_t *add
         memctl_lookup_reply *l;
         int r;
 
+        if (c)
+                error_clear(c); /* also when the call fails before it is sent */
         if (!c || !ret || pid <= 0 || (flags & ~MEMCTL_BUILD_IDS) || start_time > INT64_MAX ||
             (!addresses && n_addresses > 0))
                 return -EINVAL;
@@ -1030,6 +1040,8 @@ int memctl_get_status(memctl *c, memctl_status **ret) {
         memctl_status *s;
         int r;
 
+        if (c)
+                error_clear(c); /* also when the call fails before it is sent */
         if (!c || !ret)
                 return -EINVAL;
 
@@ -1098,6 +1110,8 @@ int memctl_call_json(memctl *c, const char *method, const char *parameters_json,
         char *text;
         int r;
 
+        if (c)
+                error_clear(c); /* also when the call fails before it is sent */
         if (!c || !method || !*method || !ret_reply_json)
                 return -EINVAL;
         if (parameters_json) {

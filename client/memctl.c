@@ -98,7 +98,8 @@ static void help(void) {
                "     --json[=pretty|short]\n"
                "                        Print the daemon's reply (its parameters object) as\n"
                "                        JSON, indented or on one line; a lookup of more than\n"
-               "                        %d addresses prints one object per batch\n"
+               "                        %d addresses prints one object per batch, and\n"
+               "                        modules prints {\"process\", \"modules\"} it derived\n"
                "     --socket=PATH      Talk to memmapd at PATH. Default: $MEMMAPD_SOCKET;\n"
                "                        else %s for root; for others\n"
                "                        $XDG_RUNTIME_DIR/memmapd/io.memmapd if it exists,\n"
@@ -270,7 +271,7 @@ static const char *build_id_display(const struct memctl_mapping *m) {
 static int print_json(const char *text) {
         _cleanup_json_ struct json_object *o = json_tokener_parse(text);
         int flags = JSON_C_TO_STRING_NOSLASHESCAPE |
-                    (arg.json == JSON_SHORT ? JSON_C_TO_STRING_PLAIN : JSON_C_TO_STRING_PRETTY);
+                    (arg.json == JSON_SHORT ? JSON_C_TO_STRING_PLAIN : JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED);
 
         if (!o) {
                 /* libmemctl produced it, so this does not happen; print it as it is. */
@@ -548,7 +549,8 @@ nomem:
         return oom();
 }
 
-/* Looks up one batch; grows the table (human output) or prints the reply (JSON). */
+/* Looks up one batch; grows the table (human output) or prints the reply (JSON). Returns an
+ * exit status, or -E2BIG (not yet reported) when the batch exceeds a limit of the daemon. */
 static int lookup_batch(struct context *ctx, pid_t pid, uint64_t *start_time, const uint64_t *addresses,
                         size_t n, bool build_ids, struct table *t) {
         _cleanup_(memctl_lookup_reply_freep) memctl_lookup_reply *l = NULL;
@@ -572,9 +574,10 @@ static int lookup_batch(struct context *ctx, pid_t pid, uint64_t *start_time, co
                 }
                 if (build_ids && add_true(p, "build_ids") < 0)
                         return oom();
-                r = call_json(ctx, "io.memmapd.Lookup", p, pid, &reply);
-                if (r != EXIT_OK)
-                        return r;
+                r = memctl_call_json(ctx->c, "io.memmapd.Lookup",
+                                     json_object_to_json_string_ext(p, JSON_C_TO_STRING_PLAIN), &reply);
+                if (r < 0)
+                        return r == -E2BIG ? -E2BIG : call_failed(ctx->c, ctx->path, r, pid);
                 /* Later batches must be about the same process. */
                 reply_obj = json_tokener_parse(reply);
                 if (json_object_object_get_ex(reply_obj, "process", &proc) &&
@@ -585,7 +588,7 @@ static int lookup_batch(struct context *ctx, pid_t pid, uint64_t *start_time, co
 
         r = memctl_lookup(ctx->c, pid, *start_time, addresses, n, build_ids ? MEMCTL_BUILD_IDS : 0, &l);
         if (r < 0)
-                return -r == E2BIG ? -E2BIG : call_failed(ctx->c, ctx->path, r, pid);
+                return r == -E2BIG ? -E2BIG : call_failed(ctx->c, ctx->path, r, pid);
         (void) memctl_lookup_reply_get_process(l, NULL, start_time);
 
         for (size_t i = 0; i < memctl_lookup_reply_count(l); i++) {

@@ -29,7 +29,7 @@ extern "C" {
  *  Connections and replies are opaque objects read through accessor functions. Per-item
  *  data is copied out into public structs that begin with a "size_t size" member which the
  *  caller sets to sizeof() the struct as it was compiled (use the MEMCTL_*_INIT initializers,
- *  or zero the struct and set .size). New library versions only ever append members, so:
+ *  or zero the struct and set .size).  New library versions only ever append members, so:
  *    - an older caller (smaller size) gets the prefix it knows about;
  *    - a newer caller (larger size) on an older library gets the members that library
  *      knows, and every member beyond them is zeroed;
@@ -60,6 +60,13 @@ extern "C" {
  *  arrived (the daemon restarted or closed an idle connection), the library reconnects once
  *  to the same socket and retries the call once.
  */
+
+/* Initializes a public struct for the calls that fill it: zeroed, with size set. */
+#ifdef __cplusplus
+#  define MEMCTL_INIT(type) ([] { type _x{}; _x.size = sizeof(type); return _x; }())
+#else
+#  define MEMCTL_INIT(type) { .size = sizeof(type) }
+#endif
 
 typedef struct memctl memctl;                          /* a connection */
 typedef struct memctl_mappings memctl_mappings;        /* a ListMappings reply */
@@ -148,7 +155,7 @@ struct memctl_mapping {
         const uint8_t *build_id;  /* the same in binary, build_id_size bytes; NULL when none */
         size_t build_id_size;
 };
-#define MEMCTL_MAPPING_INIT { sizeof(struct memctl_mapping) }
+#define MEMCTL_MAPPING_INIT MEMCTL_INIT(struct memctl_mapping)
 
 /* Flags of memctl_list_mappings() and memctl_lookup() */
 #define MEMCTL_EXECUTABLE_ONLY  (UINT64_C(1) << 0) /* only mappings with execute permission */
@@ -185,7 +192,7 @@ struct memctl_lookup_result {
         uint64_t elf_vaddr;       /* file_offset as a virtual address of the ELF file's PT_LOAD
                                    * segments: what a symbolizer looks up */
 };
-#define MEMCTL_LOOKUP_RESULT_INIT { sizeof(struct memctl_lookup_result) }
+#define MEMCTL_LOOKUP_RESULT_INIT MEMCTL_INIT(struct memctl_lookup_result)
 
 /* Looks up n_addresses addresses of process pid in one request (Lookup). start_time as for
  * memctl_list_mappings(); flags: MEMCTL_BUILD_IDS. The daemon bounds the batch size
@@ -228,7 +235,7 @@ struct memctl_status_info {
         uint64_t idle_timeout_sec;
         uint64_t max_json_depth;
 };
-#define MEMCTL_STATUS_INFO_INIT { sizeof(struct memctl_status_info) }
+#define MEMCTL_STATUS_INFO_INIT MEMCTL_INIT(struct memctl_status_info)
 
 int memctl_get_status(memctl *c, memctl_status **ret);
 int memctl_status_get_info(const memctl_status *s, struct memctl_status_info *ret);

@@ -21,16 +21,17 @@ struct elf_cache;
 
 void elf_cache_key_from_stat(const struct stat *st, struct elf_cache_key *ret);
 
-/* max_entries bounds the cache (at least 1). */
+/* max_entries bounds the cache (at least 1; 0 gives -EINVAL). 0 or -EINVAL/-ENOMEM. */
 int elf_cache_new(size_t max_entries, struct elf_cache **ret);
 /* Accepts NULL. */
 void elf_cache_free(struct elf_cache *c);
 
-/* On a hit copies the entry to *ret (elf_class 0 marks a cached "not ELF") and returns
- * true; counts a hit or a miss. */
+/* On a hit copies the entry to *ret (elf_class 0 marks a cached "not ELF"), makes it the most
+ * recently used and returns true; counts a hit or a miss. *ret is untouched on a miss. */
 bool elf_cache_get(struct elf_cache *c, const struct elf_cache_key *key, struct elf_info *ret);
 
-/* Inserts or replaces; evicts the least recently used entry when full. 0 or -ENOMEM. */
+/* Inserts or replaces (either makes the entry the most recently used); evicts the least
+ * recently used entry when full, reusing its memory. 0 or -ENOMEM. */
 int elf_cache_put(struct elf_cache *c, const struct elf_cache_key *key, const struct elf_info *info);
 
 struct elf_cache_stats {

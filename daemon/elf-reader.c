@@ -267,8 +267,8 @@ static int scan_section_notes(const struct source *s, const struct elf_view *v, 
  * An unusable program header table (entries smaller than Elf{32,64}_Phdr, outside the data or
  * larger than ELF_TABLE_MAX) makes the header unusable too: -ENOEXEC. */
 static int elf_info_parse(const struct source *s, struct elf_info *ret) {
-        struct elf_view v;
-        struct ehdr eh;
+        struct elf_view v = {};
+        struct ehdr eh = {};
         int r;
 
         r = parse_ehdr(s, &v, &eh);

@@ -32,15 +32,25 @@ struct elf_info {
  * owner) in PT_NOTE segments, else in SHT_NOTE sections; build IDs longer than
  * MAPPING_BUILD_ID_MAX or empty are ignored. Returns 0 (build_id_len 0 when there is none,
  * including when notes are malformed), or -ENOEXEC when the ELF header itself is not
- * usable. *ret is untouched on failure. */
+ * usable. *ret is untouched on failure.
+ * "Not usable" includes the program header table: e_phentsize smaller than Elf{32,64}_Phdr, a
+ * table outside the data or larger than 64 KiB, and e_phnum == PN_XNUM (extended numbering
+ * implies >= 0xffff entries, beyond that bound) all give -ENOEXEC; e_phnum 0 is fine (no loads).
+ * Note fields are 8-byte aligned in a PT_NOTE/SHT_NOTE whose alignment is 8, else 4-byte; a note
+ * that does not fit in its segment/section ends the scan of that one. A malformed section table
+ * only means no build ID from sections (e_shnum 0 with e_shoff set: the count is section 0's
+ * sh_size). -EINVAL for a NULL ret or NULL data with a nonzero size. */
 int elf_info_from_buffer(const void *data, size_t size, struct elf_info *ret);
 
 /* The same, reading an open file with pread(): only the headers, the program/section header
  * tables (each at most 64 KiB) and the notes (at most 1 MiB in all) are read. -ENOEXEC as
- * above, or -errno of a failing read. */
+ * above, or -errno of a failing read. Reads may be short (a truncated or shrinking file): what
+ * is missing counts as not being there. */
 int elf_info_from_fd(int fd, struct elf_info *ret);
 
 /* The ELF virtual address of a file offset: from the PT_LOAD whose file range
  * [p_offset, p_offset + p_filesz) contains it, else from one whose page-rounded (4 KiB) file
- * range does; vaddr = file_offset - p_offset + p_vaddr. -ENOENT when no PT_LOAD covers it. */
+ * range does (the first such PT_LOAD in table order, in each pass); vaddr = file_offset -
+ * p_offset + p_vaddr. -ENOENT when no PT_LOAD covers it, or when the result would wrap around
+ * 0 or 2^64. *ret_vaddr is untouched on failure. */
 int elf_info_vaddr(const struct elf_info *info, uint64_t file_offset, uint64_t *ret_vaddr);

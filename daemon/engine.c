@@ -411,9 +411,15 @@ static ssize_t cursor_find(struct cursor *c, uint64_t addr, struct mapping_list 
                 if (i < 0)
                         return -1;
                 if (c->all_to_out[i] < 0) {
-                        r = push_out(c, &c->all.items[i], out, memo, &idx);
-                        if (r < 0)
+                        /* The name moves to the output; the range stays for the binary search. */
+                        struct mapping moved = c->all.items[i];
+
+                        c->all.items[i].name = NULL;
+                        r = push_out(c, &moved, out, memo, &idx);
+                        if (r < 0) {
+                                mapping_done(&moved);
                                 return r;
+                        }
                         c->all_to_out[i] = idx;
                 }
                 return c->all_to_out[i];

@@ -7,6 +7,7 @@
 
 #include "cleanup.h"
 #include "interface.h"
+#include "log.h"
 #include "methods.h"
 #include "number.h"
 #include "process.h"
@@ -476,9 +477,27 @@ int method_dispatch(const struct method_context *ctx, const struct varlink_call 
         int r;
 
         json_writer_init(&w, ctx->limits->max_output_queue);
-        if (m)
+        if (m && m->is_inline)
                 error = m->func(ctx, call, &w);
-        else {
+        else if (m) {
+                struct impersonation imp = {};
+
+                /* The kernel decides what an unprivileged client may read: every /proc and
+                 * file access of the request happens with its credentials. */
+                r = ctx->client->privileged ? 0 : impersonate_begin(ctx->client, &imp);
+                if (r < 0)
+                        error = reply_error_simple(&w, VARLINK_ERROR_PERMISSION_DENIED, NULL, NULL);
+                else {
+                        error = m->func(ctx, call, &w);
+                        r = impersonate_end(&imp);
+                        if (r < 0) {
+                                /* A thread left with a client's credentials must not serve
+                                 * anyone else: this cannot be recovered from. */
+                                log_full_errno(LOG_CRIT, r, "Cannot restore worker credentials");
+                                abort();
+                        }
+                }
+        } else {
                 const char *dot = strrchr(call->method, '.');
                 size_t ilen = dot ? (size_t) (dot - call->method) : 0;
 

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "access.h"
 #include "config.h"
 #include "engine.h"
 #include "json-writer.h"
@@ -23,7 +24,7 @@ struct method_context {
         struct engine *engine;
         const struct limits *limits;
         struct service_stats *stats;
-        struct ucred peer;              /* from SO_PEERCRED, never from the request */
+        const struct client *client;    /* from the socket, never from the request */
 };
 
 /* Cheap methods that need no process access are answered on the event loop. */

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "cleanup.h"
 #include "interface.h"
 #include "log.h"
@@ -53,7 +54,7 @@ struct job {
         struct job *next;
         struct conn *conn;
         struct varlink_call call;
-        struct ucred peer;
+        struct client client;
         char *reply;
         size_t reply_len;
         const char *error;
@@ -64,7 +65,7 @@ struct conn {
         struct source src;              /* first: epoll data points here */
         struct conn *prev, *next;
         struct server *server;
-        struct ucred peer;
+        struct client client;
         struct varlink_reader in;
         struct varlink_writer out;
         uint32_t events;                /* what epoll watches now */
@@ -99,6 +100,9 @@ struct server {
         struct job *queue_head, *queue_tail;
         struct job *done;
         bool stopping;
+
+        gid_t allowed_gids[CONFIG_GROUPS_MAX];
+        size_t n_allowed_gids;
 
         bool shutting_down;
         uint64_t shutdown_deadline;
@@ -150,7 +154,7 @@ static void *worker_main(void *userdata) {
                         s->queue_tail = NULL;
                 pthread_mutex_unlock(&s->lock);
 
-                ctx.peer = j->peer;
+                ctx.client = &j->client;
                 j->r = method_dispatch(&ctx, &j->call, &j->reply, &j->reply_len, &j->error);
 
                 pthread_mutex_lock(&s->lock);
@@ -248,7 +252,7 @@ static void conn_queue(struct conn *c, char *reply, size_t len) {
         int r = varlink_writer_queue(&c->out, reply, len);
 
         if (r < 0) {
-                log_warning_errno(r, "Dropping client pid %d: cannot queue reply", (int) c->peer.pid);
+                log_warning_errno(r, "Dropping client pid %d: cannot queue reply", (int) c->client.pid);
                 c->closing = true;
         }
 }
@@ -298,7 +302,7 @@ static void conn_handle_message(struct conn *c, const char *msg, size_t len) {
         }
         if (r < 0) {
                 /* Not a Varlink message at all: there is no call to answer, so hang up. */
-                log_debug("Closing connection of pid %d: malformed message", (int) c->peer.pid);
+                log_debug("Closing connection of pid %d: malformed message", (int) c->client.pid);
                 atomic_fetch_add(&s->stats.errors, 1);
                 c->closing = true;
                 return;
@@ -306,7 +310,7 @@ static void conn_handle_message(struct conn *c, const char *msg, size_t len) {
 
         if (method_is_inline(call.method)) {
                 struct method_context ctx = {
-                        .engine = s->engine, .limits = &s->cfg->limits, .stats = &s->stats, .peer = c->peer,
+                        .engine = s->engine, .limits = &s->cfg->limits, .stats = &s->stats, .client = &c->client,
                 };
                 const char *error;
                 char *reply;
@@ -335,7 +339,7 @@ static void conn_handle_message(struct conn *c, const char *msg, size_t len) {
         }
         j->conn = c;
         j->call = call;
-        j->peer = c->peer;
+        j->client = c->client;
         c->busy = true;
 
         pthread_mutex_lock(&s->lock);
@@ -387,7 +391,7 @@ static void conn_dispatch(struct conn *c) {
         if (c->out.pending > 0) {
                 r = varlink_writer_flush(&c->out, c->src.fd);
                 if (r < 0) {
-                        log_debug_errno(r, "Closing connection of pid %d", (int) c->peer.pid);
+                        log_debug_errno(r, "Closing connection of pid %d", (int) c->client.pid);
                         conn_close(c);
                         return;
                 }
@@ -436,16 +440,16 @@ static size_t conns_of_uid(struct server *s, uid_t uid) {
         size_t n = 0;
 
         for (struct conn *c = s->conns; c; c = c->next)
-                if (c->peer.uid == uid)
+                if (c->client.uid == uid)
                         n++;
         return n;
 }
 
 static void accept_one(struct server *s, int listen_fd) {
         _cleanup_close_ int fd = -1;
-        struct ucred peer = {};
-        socklen_t sl = sizeof(peer);
+        struct client peer;
         struct conn *c;
+        int r;
 
         fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
@@ -463,8 +467,9 @@ static void accept_one(struct server *s, int listen_fd) {
                         log_warning_errno(errno, "accept() failed");
                 return;
         }
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &sl) < 0) {
-                log_warning_errno(errno, "Cannot identify a client (SO_PEERCRED)");
+        r = client_from_socket(fd, s->allowed_gids, s->n_allowed_gids, &peer);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot identify a client (SO_PEERCRED)");
                 return;
         }
         if (s->n_conns >= s->cfg->limits.max_connections) {
@@ -482,7 +487,7 @@ static void accept_one(struct server *s, int listen_fd) {
                 return;
         c->src = (struct source) { .type = SOURCE_CONN, .fd = fd };
         c->server = s;
-        c->peer = peer;
+        c->client = peer;
         c->last_activity = now_usec();
         varlink_reader_init(&c->in, s->cfg->limits.max_message_size);
         varlink_writer_init(&c->out);
@@ -524,12 +529,12 @@ static void on_jobs_done(struct server *s) {
                         continue;
                 }
                 if (j->r < 0) {
-                        log_warning_errno(j->r, "Cannot answer %s for pid %d", j->call.method, (int) c->peer.pid);
+                        log_warning_errno(j->r, "Cannot answer %s for pid %d", j->call.method, (int) c->client.pid);
                         c->closing = true;
                 } else {
                         count_reply(s, j->error);
                         if (j->error)
-                                log_debug("%s from pid %d: %s", j->call.method, (int) c->peer.pid, j->error);
+                                log_debug("%s from pid %d: %s", j->call.method, (int) c->client.pid, j->error);
                         if (!j->call.oneway)
                                 conn_queue(c, TAKE_PTR(j->reply), j->reply_len);
                 }
@@ -582,7 +587,7 @@ static void on_tick(struct server *s) {
         for (struct conn *c = s->conns, *next; c; c = next) {
                 next = c->next;
                 if (!c->busy && now - c->last_activity > idle) {
-                        log_debug("Closing idle connection of pid %d", (int) c->peer.pid);
+                        log_debug("Closing idle connection of pid %d", (int) c->client.pid);
                         conn_close(c);
                 }
         }
@@ -693,6 +698,19 @@ int server_new(const struct config *cfg, struct engine *engine, struct server **
         pthread_mutex_init(&s->lock, NULL);
         pthread_cond_init(&s->cond, NULL);
         s->stats.start_usec = now_usec();
+
+        if (cfg->allow_groups_set) {
+                size_t unknown;
+
+                resolve_groups(cfg->allow_groups, cfg->n_allow_groups, s->allowed_gids, &s->n_allowed_gids, &unknown);
+                if (unknown > 0)
+                        log_warning("%zu group(s) of AllowGroups= do not exist and grant nothing", unknown);
+        } else {
+                /* By default the group "memmapd", where the system has one. */
+                char *def[] = { (char *) "memmapd" };
+
+                resolve_groups(def, 1, s->allowed_gids, &s->n_allowed_gids, NULL);
+        }
 
         r = take_activated_sockets(s);
         if (r == 0) {

@@ -408,25 +408,28 @@ void varlink_reply_invalid_parameter(struct json_writer *w, const char *name) {
 
 /* ---------------------------------------------------------------- parameters */
 
-/* 1 and *ret when present and not null, 0 when absent or null, -EINVAL on bad arguments. */
-static int param_get(struct json_object *params, const char *name, struct json_object **ret) {
+/* 1 and *ret when present and not null; 0 when absent or null and not required (the caller
+ * then uses its default); -EINVAL when required and absent, or on bad arguments. */
+static int param_get(struct json_object *params, const char *name, bool required, struct json_object **ret) {
+        int r;
+
         if (!params || !name || !json_object_is_type(params, json_type_object))
                 return -EINVAL;
-        return field_get(params, name, ret);
+        r = field_get(params, name, ret);
+        if (r == 0 && required)
+                return -EINVAL;
+        return r;
 }
 
 int varlink_param_bool(struct json_object *params, const char *name, bool required, bool def, bool *ret) {
         struct json_object *v;
         int r;
 
-        r = param_get(params, name, &v);
-        if (r < 0)
+        r = param_get(params, name, required, &v);
+        if (r <= 0) {
+                if (r == 0)
+                        *ret = def;
                 return r;
-        if (r == 0) {
-                if (required)
-                        return -EINVAL;
-                *ret = def;
-                return 0;
         }
         if (!json_object_is_type(v, json_type_boolean))
                 return -EINVAL;
@@ -434,20 +437,8 @@ int varlink_param_bool(struct json_object *params, const char *name, bool requir
         return 0;
 }
 
-int varlink_param_u64(struct json_object *params, const char *name, bool required, uint64_t def, uint64_t *ret) {
-        struct json_object *v;
+int varlink_json_u64(struct json_object *v, uint64_t *ret) {
         uint64_t u;
-        int r;
-
-        r = param_get(params, name, &v);
-        if (r < 0)
-                return r;
-        if (r == 0) {
-                if (required)
-                        return -EINVAL;
-                *ret = def;
-                return 0;
-        }
 
         switch (json_object_get_type(v)) {
         case json_type_int:
@@ -472,20 +463,30 @@ int varlink_param_u64(struct json_object *params, const char *name, bool require
         return 0;
 }
 
+int varlink_param_u64(struct json_object *params, const char *name, bool required, uint64_t def, uint64_t *ret) {
+        struct json_object *v;
+        int r;
+
+        r = param_get(params, name, required, &v);
+        if (r <= 0) {
+                if (r == 0)
+                        *ret = def;
+                return r;
+        }
+        return varlink_json_u64(v, ret);
+}
+
 int varlink_param_int(struct json_object *params, const char *name, bool required,
                       int64_t min, int64_t max, int64_t def, int64_t *ret) {
         struct json_object *v;
         int64_t i;
         int r;
 
-        r = param_get(params, name, &v);
-        if (r < 0)
+        r = param_get(params, name, required, &v);
+        if (r <= 0) {
+                if (r == 0)
+                        *ret = def;
                 return r;
-        if (r == 0) {
-                if (required)
-                        return -EINVAL;
-                *ret = def;
-                return 0;
         }
 
         if (!json_object_is_type(v, json_type_int))
@@ -505,14 +506,11 @@ int varlink_param_string(struct json_object *params, const char *name, bool requ
         const char *s;
         int r;
 
-        r = param_get(params, name, &v);
-        if (r < 0)
+        r = param_get(params, name, required, &v);
+        if (r <= 0) {
+                if (r == 0)
+                        *ret = NULL;
                 return r;
-        if (r == 0) {
-                if (required)
-                        return -EINVAL;
-                *ret = NULL;
-                return 0;
         }
 
         if (!json_object_is_type(v, json_type_string))

@@ -82,6 +82,8 @@ int varlink_param_bool(struct json_object *params, const char *name, bool requir
 /* Accepts a JSON integer >= 0, or a string parse_u64() takes ("0x..." or decimal); not
  * doubles (1.0, 1e3), booleans or anything else. */
 int varlink_param_u64(struct json_object *params, const char *name, bool required, uint64_t def, uint64_t *ret);
+/* The same rule for a value on its own (an array element): 0, or -EINVAL. */
+int varlink_json_u64(struct json_object *v, uint64_t *ret);
 /* A JSON integer in [min, max] (not a string, not a double). */
 int varlink_param_int(struct json_object *params, const char *name, bool required,
                       int64_t min, int64_t max, int64_t def, int64_t *ret);

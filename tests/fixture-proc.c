@@ -45,12 +45,15 @@ static void *map_file(const char *dir, const char *name, size_t size, bool unlin
 }
 
 int main(int argc, char **argv) {
-        const char *dir = argc > 1 ? argv[1] : NULL;
+        const char *dir = argc > 1 && argv[1][0] ? argv[1] : NULL;
         long n_vmas = argc > 2 ? strtol(argv[2], NULL, 10) : 0;
         long page = sysconf(_SC_PAGESIZE);
         char buf[16];
 
         setvbuf(stdout, NULL, _IOLBF, 0);
+        /* Non-dumpable: only privileged processes may read our maps, even of our own uid. */
+        if (getenv("FIXTURE_NONDUMPABLE"))
+                prctl(PR_SET_DUMPABLE, 0);
         printf("marker=%p\n", (void *) (uintptr_t) fixture_marker_function);
 
         /* Alternating protections keep neighbouring anonymous pages from merging into one VMA. */

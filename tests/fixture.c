@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -18,7 +19,33 @@ const char *test_program(const char *env, const char *fallback) {
         return p && *p ? p : fallback;
 }
 
+static void become(uid_t uid, gid_t gid) {
+        if (gid != (gid_t) -1 && (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0))
+                _exit(126);
+        if (uid != (uid_t) -1 && setresuid(uid, uid, uid) < 0)
+                _exit(126);
+}
+
+int run_as(uid_t uid, gid_t gid, int (*fn)(void *arg), void *arg) {
+        int status;
+        pid_t pid = fork();
+
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                become(uid, gid);
+                _exit(fn(arg));
+        }
+        if (waitpid(pid, &status, 0) < 0)
+                return -errno;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 int fixture_start(long n_vmas, int with_files, struct fixture *ret) {
+        return fixture_start_as(n_vmas, with_files, (uid_t) -1, (gid_t) -1, 0, ret);
+}
+
+int fixture_start_as(long n_vmas, int with_files, uid_t uid, gid_t gid, int nondumpable, struct fixture *ret) {
         int in[2], out[2];
         char nbuf[32], line[256];
         struct fixture f = { .stdin_fd = -1 };
@@ -37,6 +64,11 @@ int fixture_start(long n_vmas, int with_files, struct fixture *ret) {
         if (f.pid == 0) {
                 dup2(in[0], 0);
                 dup2(out[1], 1);
+                if (nondumpable)
+                        setenv("FIXTURE_NONDUMPABLE", "1", 1);
+                if (with_files && uid != (uid_t) -1 && chown(f.dir, uid, gid) < 0)
+                        _exit(126);
+                become(uid, gid);
                 execl(test_program("FIXTURE_PROC", "tests/fixture-proc"), "fixture-proc",
                       with_files ? f.dir : "", nbuf, (char *) NULL);
                 _exit(127);
@@ -61,8 +93,8 @@ int fixture_start(long n_vmas, int with_files, struct fixture *ret) {
                 if (!eq || f.n_keys >= FIXTURE_KEYS_MAX)
                         continue;
                 *eq = 0;
-                snprintf(f.keys[f.n_keys], sizeof(f.keys[0]), "%s", line);
-                snprintf(f.values[f.n_keys], sizeof(f.values[0]), "%s", eq + 1);
+                snprintf(f.keys[f.n_keys], sizeof(f.keys[0]), "%.31s", line);
+                snprintf(f.values[f.n_keys], sizeof(f.values[0]), "%.63s", eq + 1);
                 f.n_keys++;
         }
         fclose(fp);

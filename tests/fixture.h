@@ -20,6 +20,14 @@ struct fixture {
  * and shared mappings; waits until it is ready. 0 or -errno. */
 int fixture_start(long n_vmas, int with_files, struct fixture *ret);
 
+/* The same, running as uid/gid (no supplementary groups; -1: unchanged), and made
+ * non-dumpable with prctl(PR_SET_DUMPABLE, 0) when asked. */
+int fixture_start_as(long n_vmas, int with_files, uid_t uid, gid_t gid, int nondumpable, struct fixture *ret);
+
+/* Runs fn(arg) in a forked child as uid/gid (setgroups, setresgid, setresuid: no
+ * capabilities left) and returns its exit status (0-255), or -errno. */
+int run_as(uid_t uid, gid_t gid, int (*fn)(void *arg), void *arg);
+
 /* The value it printed for key, parsed as a number (0x... or decimal); 0 when missing. */
 uint64_t fixture_get(const struct fixture *f, const char *key);
 const char *fixture_get_string(const struct fixture *f, const char *key);

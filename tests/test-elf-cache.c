@@ -243,6 +243,38 @@ TEST(test_key_fields) {
         elf_cache_free(c);
 }
 
+/* Keys that differ in one field only, many of them: they share buckets, and still each finds its
+ * own entry. */
+TEST(test_key_collisions) {
+        struct elf_cache *c;
+
+        assert_int_equal(elf_cache_new(1000, &c), 0);
+        for (int field = 0; field < 5; field++) {
+                for (uint64_t pass = 0; pass < 2; pass++)
+                        for (uint64_t i = 0; i < 200; i++) {
+                                struct elf_cache_key k = key_n(0);
+                                struct elf_info info = info_n(field * 1000 + i), got;
+
+                                switch (field) {
+                                case 0: k.dev += i; break;
+                                case 1: k.ino += i; break;
+                                case 2: k.size += i; break;
+                                case 3: k.mtime_sec += (int64_t) i; break;
+                                case 4: k.mtime_nsec += (int64_t) i; break;
+                                }
+                                if (pass == 0)
+                                        assert_int_equal(elf_cache_put(c, &k, &info), 0);
+                                else {
+                                        assert_true(elf_cache_get(c, &k, &got));
+                                        assert_true(info_is_n(&got, field * 1000 + i));
+                                }
+                        }
+        }
+        /* i == 0 is the same key in every round: 4 replacements. */
+        assert_stats(c, 1000, 0, 0, 996);
+        elf_cache_free(c);
+}
+
 TEST(test_negative_entries) {
         struct elf_cache *c;
         struct elf_cache_key k = key_n(9);
@@ -406,6 +438,7 @@ int main(void) {
                 cmocka_unit_test(test_single_entry),
                 cmocka_unit_test(test_many_entries),
                 cmocka_unit_test(test_key_fields),
+                cmocka_unit_test(test_key_collisions),
                 cmocka_unit_test(test_negative_entries),
                 cmocka_unit_test(test_key_from_stat),
                 cmocka_unit_test(test_with_reader),

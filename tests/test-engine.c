@@ -331,12 +331,19 @@ static void test_lookup_backends_agree(void **state) {
         for (size_t i = 0; i < n; i++) {
                 const struct mapping *want = find(&all, addrs[i]);
 
+                if (ra[i].mapping != rb[i].mapping)
+                        printf("address 0x%llx: ioctl %zd, maps %zd\n", (unsigned long long) addrs[i], ra[i].mapping,
+                               rb[i].mapping);
                 assert_int_equal(ra[i].mapping, rb[i].mapping);
                 assert_int_equal(ra[i].has_file_offset, rb[i].has_file_offset);
                 assert_int_equal(ra[i].file_offset, rb[i].file_offset);
                 assert_int_equal(ra[i].has_elf_vaddr, rb[i].has_elf_vaddr);
                 assert_int_equal(ra[i].elf_vaddr, rb[i].elf_vaddr);
                 if (!want) {
+                        if (ra[i].mapping != -1)
+                                printf("address 0x%llx found in [0x%llx, 0x%llx) %s\n", (unsigned long long) addrs[i],
+                                       (unsigned long long) la.items[ra[i].mapping].start,
+                                       (unsigned long long) la.items[ra[i].mapping].end, la.items[ra[i].mapping].name);
                         assert_int_equal(ra[i].mapping, -1);
                         continue;
                 }

@@ -284,6 +284,12 @@ static void test_utf8(void **state) {
         /* explicit length cuts a sequence short */
         assert_false(json_writer_string_len(&w, "\xe2\x82\xac", 2));
         FINISH_EXPECT(&w, "\"" FFFD FFFD "\"");
+        assert_false(json_writer_string_len(&w, "\xc3\xa9", 1));
+        FINISH_EXPECT(&w, "\"" FFFD "\"");
+        assert_false(json_writer_string_len(&w, "\xf0\x9d\x84\x9e", 3));
+        FINISH_EXPECT(&w, "\"" FFFD FFFD FFFD "\"");
+        assert_true(json_writer_string_len(&w, "\xf0\x9d\x84\x9e", 4));
+        FINISH_EXPECT(&w, "\"\xf0\x9d\x84\x9e\"");
         json_writer_done(&w);
 }
 

@@ -1,0 +1,48 @@
+/* Who a client is (from the socket, never the request), and running its queries with its own credentials so the kernel decides what it may read. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define CLIENT_GROUPS_MAX 256
+
+struct client {
+        pid_t pid;
+        uid_t uid;
+        gid_t gid;
+        size_t n_groups;
+        gid_t groups[CLIENT_GROUPS_MAX];  /* supplementary groups (SO_PEERGROUPS) */
+        bool privileged;                  /* root, or a member of an allowed group */
+};
+
+/* Identifies the peer of a connected Unix socket with SO_PEERCRED and SO_PEERGROUPS (the
+ * credentials it had at connect() time) and decides whether it is privileged: uid 0, or
+ * primary or supplementary group in allowed_gids. */
+int client_from_socket(int fd, const gid_t *allowed_gids, size_t n_allowed, struct client *ret);
+
+/* Whether a process with these ids counts as privileged. */
+bool client_is_privileged(const struct client *c, const gid_t *allowed_gids, size_t n_allowed);
+
+/* The calling thread's credentials, saved while it acts as a client. */
+struct impersonation {
+        bool active;
+        uid_t fsuid;
+        gid_t fsgid;
+        size_t n_groups;
+        gid_t groups[CLIENT_GROUPS_MAX];
+        uint32_t effective[2];            /* capability words */
+};
+
+/* Makes the calling thread (only it) act as the client for filesystem and ptrace access
+ * checks: its fsuid, fsgid and supplementary groups, and no effective capabilities. Opening
+ * /proc/PID/maps then succeeds exactly when the client could open it itself. -EPERM when
+ * the daemon lacks the privilege to switch (it then must not serve the client). */
+int impersonate_begin(const struct client *c, struct impersonation *ret);
+
+/* Restores what impersonate_begin() saved; accepts an inactive one. */
+int impersonate_end(struct impersonation *s);
+
+/* Resolves group names to gids; unknown names are skipped and counted in *ret_unknown. */
+int resolve_groups(char *const *names, size_t n, gid_t *ret_gids, size_t *ret_n, size_t *ret_unknown);
