@@ -120,8 +120,10 @@ int main(int argc, char **argv) {
         if (r == -ENOENT && !config_file)
                 r = 0;
         if (r < 0) {
-                log_error_errno(r, "Bad configuration %s%s%u", config_file ?: CONFIG_FILE_DEFAULT,
-                                line ? ", line " : "", line);
+                if (line > 0)
+                        log_error_errno(r, "Bad configuration %s, line %u", config_file ?: CONFIG_FILE_DEFAULT, line);
+                else
+                        log_error_errno(r, "Cannot read configuration %s", config_file ?: CONFIG_FILE_DEFAULT);
                 return 1;
         }
         /* The command line wins over the file. */

@@ -358,6 +358,7 @@ static void conn_dispatch(struct conn *c) {
         struct server *s = c->server;
         int r;
 
+again:
         while (!c->busy && !c->closing && c->out.pending < OUTPUT_HIGH_WATER) {
                 const char *msg;
                 size_t len;
@@ -378,7 +379,7 @@ static void conn_dispatch(struct conn *c) {
                 conn_handle_message(c, msg, len);
         }
 
-        if (c->eof && !c->busy && !c->closing) {
+        if (c->eof && !c->busy && !c->closing && c->out.pending < OUTPUT_HIGH_WATER) {
                 const char *msg;
                 size_t len;
 
@@ -389,6 +390,8 @@ static void conn_dispatch(struct conn *c) {
         }
 
         if (c->out.pending > 0) {
+                bool was_blocked = c->out.pending >= OUTPUT_HIGH_WATER;
+
                 r = varlink_writer_flush(&c->out, c->src.fd);
                 if (r < 0) {
                         log_debug_errno(r, "Closing connection of pid %d", (int) c->client.pid);
@@ -396,6 +399,9 @@ static void conn_dispatch(struct conn *c) {
                         return;
                 }
                 c->last_activity = now_usec();
+                /* Output held back the calls buffered behind it: take them now. */
+                if (was_blocked && c->out.pending < OUTPUT_HIGH_WATER)
+                        goto again;
         }
         if (c->closing && c->out.pending == 0 && !c->busy) {
                 conn_close(c);

@@ -4,6 +4,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -165,4 +168,165 @@ char *test_run_capture(const char *cmd) {
         if (pclose(p) != 0)
                 return NULL;
         return TAKE_PTR(buf);
+}
+
+int test_connect(const char *path) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd;
+
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                int r = -errno;
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
+int test_daemon_start(const char *const *extra_args, struct test_daemon *ret) {
+        struct test_daemon d = {};
+        char config[128];
+        const char *argv[32];
+        int cfd;
+        size_t n = 0;
+
+        strcpy(d.dir, "/tmp/memmapd-test-XXXXXX");
+        /* Searchable by all: the access tests connect as other users. */
+        if (!mkdtemp(d.dir) || chmod(d.dir, 0755) < 0)
+                return -errno;
+        snprintf(d.socket, sizeof(d.socket), "%s/io.memmapd", d.dir);
+        argv[n++] = "memmapd";
+        argv[n++] = "--socket";
+        argv[n++] = d.socket;
+        /* An empty configuration: what /etc holds must not change the tests. */
+        snprintf(config, sizeof(config), "--config=%s/memmapd.conf", d.dir);
+        cfd = open(config + strlen("--config="), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (cfd < 0)
+                return -errno;
+        close(cfd);
+        argv[n++] = config;
+        for (size_t i = 0; extra_args && extra_args[i] && n < 30; i++)
+                argv[n++] = extra_args[i];
+        argv[n] = NULL;
+
+        d.pid = fork();
+        if (d.pid < 0)
+                return -errno;
+        if (d.pid == 0) {
+                execv(test_program("MEMMAPD", "daemon/memmapd"), (char *const *) argv);
+                _exit(127);
+        }
+        for (int i = 0; i < 500; i++) {
+                int fd = test_connect(d.socket);
+
+                if (fd >= 0) {
+                        close(fd);
+                        *ret = d;
+                        return 0;
+                }
+                if (waitpid(d.pid, NULL, WNOHANG) == d.pid)
+                        return -ECHILD;
+                usleep(10000);
+        }
+        kill(d.pid, SIGKILL);
+        waitpid(d.pid, NULL, 0);
+        return -ETIMEDOUT;
+}
+
+int test_daemon_stop(struct test_daemon *d) {
+        int status = 0;
+
+        if (d->pid <= 0)
+                return -ESRCH;
+        kill(d->pid, SIGTERM);
+        if (waitpid(d->pid, &status, 0) < 0)
+                return -errno;
+        d->pid = 0;
+        unlink(d->socket);
+        {
+                char config[128];
+
+                snprintf(config, sizeof(config), "%s/memmapd.conf", d->dir);
+                unlink(config);
+        }
+        rmdir(d->dir);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int test_send(int fd, const char *msg) {
+        size_t len = strlen(msg) + 1, off = 0;
+
+        while (off < len) {
+                ssize_t k = send(fd, msg + off, len - off, MSG_NOSIGNAL);
+
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                off += (size_t) k;
+        }
+        return 0;
+}
+
+/* Bytes received after a message's NUL, per fd (tests use few fds). */
+static struct {
+        int fd;
+        char *buf;
+        size_t len;
+} pending[64];
+
+char *test_recv(int fd) {
+        size_t slot = (size_t) fd % 64;
+        char *buf = NULL;
+        size_t len = 0, cap = 0;
+
+        if (pending[slot].fd == fd && pending[slot].buf) {
+                buf = pending[slot].buf;
+                len = cap = pending[slot].len;
+                pending[slot].buf = NULL;
+        }
+        for (;;) {
+                char *nul = buf ? memchr(buf, 0, len) : NULL;
+                ssize_t k;
+
+                if (nul) {
+                        size_t used = (size_t) (nul - buf) + 1;
+
+                        if (used < len) {
+                                pending[slot].fd = fd;
+                                pending[slot].len = len - used;
+                                pending[slot].buf = malloc(len - used);
+                                memcpy(pending[slot].buf, nul + 1, len - used);
+                        }
+                        return buf;
+                }
+                if (len + 65536 > cap) {
+                        char *n = realloc(buf, cap = len + 65536 * 4);
+                        if (!n) {
+                                free(buf);
+                                return NULL;
+                        }
+                        buf = n;
+                }
+                k = recv(fd, buf + len, cap - len, 0);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0) {
+                        free(buf);
+                        return NULL;
+                }
+                len += (size_t) k;
+        }
+}
+
+char *test_call(int fd, const char *msg) {
+        if (test_send(fd, msg) < 0)
+                return NULL;
+        return test_recv(fd);
 }

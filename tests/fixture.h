@@ -41,3 +41,30 @@ const char *test_program(const char *env, const char *fallback);
 
 /* Runs a shell command and returns its whole stdout (malloc'd), or NULL. */
 char *test_run_capture(const char *cmd);
+
+/* A memmapd started by a test on a private socket. */
+struct test_daemon {
+        pid_t pid;
+        char dir[64];
+        char socket[128];
+};
+
+/* Starts $MEMMAPD --socket DIR/io.memmapd with the extra arguments (NULL-terminated) and
+ * waits until the socket answers. 0 or -errno. */
+int test_daemon_start(const char *const *extra_args, struct test_daemon *ret);
+
+/* SIGTERM, then reaps it; returns its exit status (or 128+signal). */
+int test_daemon_stop(struct test_daemon *d);
+
+/* A blocking connection to a socket path, or -errno. */
+int test_connect(const char *path);
+
+/* Sends msg plus its NUL terminator. 0 or -errno. */
+int test_send(int fd, const char *msg);
+
+/* Receives one NUL-terminated message (malloc'd), or NULL on EOF or error. Keeps the bytes
+ * after the NUL for the next call in a small per-fd buffer. */
+char *test_recv(int fd);
+
+/* Sends one call and returns its reply. */
+char *test_call(int fd, const char *msg);

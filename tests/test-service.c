@@ -1,0 +1,881 @@
+/* memmapd end to end: the real daemon on a private socket, spoken to over the real socket with
+ * raw Varlink, through libmemctl and through memctl, about live processes. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <json-c/json.h>
+
+#include "cleanup.h"
+#include "fixture.h"
+#include "memctl.h"
+#include "number.h"
+
+#define UID_A 41001
+#define GID_A 41001
+
+static struct test_daemon daemon_default;
+
+static int setup(void **state) {
+        signal(SIGPIPE, SIG_IGN);
+        return test_daemon_start(NULL, &daemon_default) < 0 ? -1 : 0;
+}
+
+static int teardown(void **state) {
+        /* Exit status 0: a clean shutdown, and under ASan no leak and no error. */
+        return test_daemon_stop(&daemon_default) == 0 ? 0 : -1;
+}
+
+static struct json_object *parse(const char *s) {
+        struct json_object *o;
+
+        assert_non_null(s);
+        o = json_tokener_parse(s);
+        assert_non_null(o);
+        return o;
+}
+
+/* One call on a fresh connection; returns the parsed reply. */
+static struct json_object *call_on(const char *socket, const char *msg) {
+        _cleanup_close_ int fd = test_connect(socket);
+        _cleanup_free_ char *reply = NULL;
+
+        assert_true(fd >= 0);
+        reply = test_call(fd, msg);
+        return parse(reply);
+}
+
+static struct json_object *call(const char *msg) {
+        return call_on(daemon_default.socket, msg);
+}
+
+static const char *error_of(struct json_object *reply) {
+        struct json_object *e;
+
+        return json_object_object_get_ex(reply, "error", &e) ? json_object_get_string(e) : NULL;
+}
+
+static struct json_object *params_of(struct json_object *reply) {
+        struct json_object *p;
+
+        assert_true(json_object_object_get_ex(reply, "parameters", &p));
+        return p;
+}
+
+static struct json_object *get(struct json_object *o, const char *key) {
+        struct json_object *v = NULL;
+
+        assert_true(json_object_object_get_ex(o, key, &v));
+        return v;
+}
+
+static const char *get_str(struct json_object *o, const char *key) {
+        return json_object_get_string(get(o, key));
+}
+
+static uint64_t get_hex(struct json_object *o, const char *key) {
+        uint64_t v;
+
+        assert_int_equal(parse_u64(get_str(o, key), &v), 0);
+        return v;
+}
+
+static void assert_error(struct json_object *reply, const char *error) {
+        const char *e = error_of(reply);
+
+        if (!e || strcmp(e, error) != 0)
+                fail_msg("expected %s, got %s", error, json_object_to_json_string(reply));
+}
+
+static void assert_invalid_parameter(const char *msg, const char *parameter) {
+        _cleanup_json_ struct json_object *r = call(msg);
+
+        assert_error(r, "org.varlink.service.InvalidParameter");
+        assert_string_equal(get_str(params_of(r), "parameter"), parameter);
+}
+
+static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt(const char *f, ...) {
+        va_list ap;
+        char *s;
+
+        va_start(ap, f);
+        assert_true(vasprintf(&s, f, ap) >= 0);
+        va_end(ap);
+        return s;
+}
+
+static uint64_t stat_start_time(pid_t pid) {
+        _cleanup_free_ char *path = fmt("/proc/%d/stat", (int) pid);
+        char buf[4096], *p;
+        FILE *f = fopen(path, "re");
+        unsigned long long v = 0;
+        size_t n;
+
+        assert_non_null(f);
+        n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        p = strrchr(buf, ')');
+        assert_non_null(p);
+        /* Field 22, counting from field 3 right after ')'. */
+        for (int field = 3; field <= 22; field++)
+                p = strchr(p + 1, ' ');
+        assert_int_equal(sscanf(p + 1, "%llu", &v), 1);
+        return v;
+}
+
+/* ------------------------------------------------------------------ varlink basics */
+
+static void test_get_info(void **state) {
+        static const char *const forms[] = {
+                "{\"method\":\"org.varlink.service.GetInfo\"}",
+                "{\"method\":\"org.varlink.service.GetInfo\",\"parameters\":null}",
+                "{\"method\":\"org.varlink.service.GetInfo\",\"parameters\":{}}",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(forms); i++) {
+                _cleanup_json_ struct json_object *r = call(forms[i]);
+                struct json_object *ifaces = get(params_of(r), "interfaces");
+                bool found = false;
+
+                assert_null(error_of(r));
+                assert_string_equal(get_str(params_of(r), "product"), "memmapd");
+                for (size_t k = 0; k < json_object_array_length(ifaces); k++)
+                        found |= strcmp(json_object_get_string(json_object_array_get_idx(ifaces, k)), "io.memmapd") == 0;
+                assert_true(found);
+        }
+}
+
+static void test_interface_description(void **state) {
+        _cleanup_json_ struct json_object *a = call(
+                "{\"method\":\"org.varlink.service.GetInterfaceDescription\",\"parameters\":{\"interface\":\"io.memmapd\"}}");
+        _cleanup_json_ struct json_object *b = call(
+                "{\"method\":\"org.varlink.service.GetInterfaceDescription\",\"parameters\":{\"interface\":\"org.varlink.service\"}}");
+        _cleanup_json_ struct json_object *c = call(
+                "{\"method\":\"org.varlink.service.GetInterfaceDescription\",\"parameters\":{\"interface\":\"com.example.nope\"}}");
+        const char *desc;
+
+        assert_null(error_of(a));
+        desc = get_str(params_of(a), "description");
+        assert_non_null(strstr(desc, "\ninterface io.memmapd\n"));
+        assert_non_null(strstr(desc, "method Lookup("));
+        assert_non_null(strstr(desc, "error ProcessChanged"));
+        assert_non_null(strstr(get_str(params_of(b), "description"), "interface org.varlink.service"));
+        assert_error(c, "org.varlink.service.InterfaceNotFound");
+        assert_string_equal(get_str(params_of(c), "interface"), "com.example.nope");
+}
+
+static void test_errors(void **state) {
+        struct fixture f;
+        pid_t dead;
+
+        {
+                _cleanup_json_ struct json_object *r = call("{\"method\":\"io.memmapd.Nope\"}");
+                assert_error(r, "org.varlink.service.MethodNotFound");
+                assert_string_equal(get_str(params_of(r), "method"), "io.memmapd.Nope");
+        }
+        {
+                _cleanup_json_ struct json_object *r = call("{\"method\":\"com.example.Thing.Do\"}");
+                assert_error(r, "org.varlink.service.InterfaceNotFound");
+        }
+        assert_invalid_parameter("{\"method\":\"io.memmapd.ListMappings\"}", "pid");
+        assert_invalid_parameter("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":\"1\"}}", "pid");
+        assert_invalid_parameter("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":-5}}", "pid");
+        assert_invalid_parameter("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":1.5}}", "pid");
+        assert_invalid_parameter("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":1,\"uid\":0}}", "uid");
+        assert_invalid_parameter("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":1,\"build_ids\":1}}",
+                                 "build_ids");
+        assert_invalid_parameter("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":[1]}", "parameters");
+        assert_invalid_parameter("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":1}}", "addresses");
+        assert_invalid_parameter("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":1,\"addresses\":\"0x1\"}}",
+                                 "addresses");
+        assert_invalid_parameter(
+                "{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":1,\"addresses\":[\"0x1\",\"zz\"]}}", "addresses");
+        assert_invalid_parameter(
+                "{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":1,\"addresses\":[\"0x10000000000000000\"]}}",
+                "addresses");
+        assert_invalid_parameter("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":1,\"addresses\":[-1]}}",
+                                 "addresses");
+        assert_invalid_parameter("{\"method\":\"io.memmapd.GetStatus\",\"parameters\":{\"x\":1}}", "x");
+
+        assert_int_equal(fixture_start(0, 0, &f), 0);
+        dead = f.pid;
+        fixture_stop(&f);
+        {
+                _cleanup_free_ char *m = fmt("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d}}", dead);
+                _cleanup_json_ struct json_object *r = call(m);
+
+                assert_error(r, "io.memmapd.NoSuchProcess");
+                assert_int_equal(json_object_get_int(get(params_of(r), "pid")), dead);
+        }
+}
+
+/* ------------------------------------------------------------------ listings and lookups */
+
+struct maps_line {
+        uint64_t start, end, offset, inode;
+        char perms[5], dev[16];
+        char *name;
+};
+
+/* An independent reading of /proc/PID/maps to hold the daemon's answers against. */
+static size_t read_proc_maps(pid_t pid, struct maps_line **ret) {
+        _cleanup_free_ char *path = fmt("/proc/%d/maps", (int) pid);
+        struct maps_line *v = NULL;
+        size_t n = 0, cap = 0;
+        char *line = NULL;
+        size_t lsz = 0;
+        FILE *f = fopen(path, "re");
+
+        assert_non_null(f);
+        while (getline(&line, &lsz, f) > 0) {
+                struct maps_line m = {};
+                int consumed = 0;
+                char *name;
+
+                line[strcspn(line, "\n")] = 0;
+                assert_int_equal(sscanf(line, "%" SCNx64 "-%" SCNx64 " %4s %" SCNx64 " %15s %" SCNu64 "%n", &m.start,
+                                        &m.end, m.perms, &m.offset, m.dev, &m.inode, &consumed), 6);
+                name = line + consumed;
+                name += strspn(name, " ");
+                /* The kernel writes a newline in a name as \012. */
+                m.name = *name ? strdup(name) : NULL;
+                for (char *p; m.name && (p = strstr(m.name, "\\012"));) {
+                        *p = '\n';
+                        memmove(p + 1, p + 4, strlen(p + 4) + 1);
+                }
+                if (n == cap)
+                        assert_non_null(v = realloc(v, (cap = cap ? 2 * cap : 256) * sizeof(*v)));
+                v[n++] = m;
+        }
+        free(line);
+        fclose(f);
+        *ret = v;
+        return n;
+}
+
+static void free_proc_maps(struct maps_line *v, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(v[i].name);
+        free(v);
+}
+
+static void assert_matches_proc(struct json_object *mappings, struct maps_line *want, size_t n) {
+        assert_int_equal(json_object_array_length(mappings), n);
+        for (size_t i = 0; i < n; i++) {
+                struct json_object *m = json_object_array_get_idx(mappings, i), *name;
+
+                assert_int_equal(get_hex(m, "start"), want[i].start);
+                assert_int_equal(get_hex(m, "end"), want[i].end);
+                assert_string_equal(get_str(m, "perms"), want[i].perms);
+                assert_int_equal(get_hex(m, "offset"), want[i].offset);
+                assert_string_equal(get_str(m, "dev"), want[i].dev);
+                assert_int_equal(json_object_get_uint64(get(m, "inode")), want[i].inode);
+                if (want[i].name)
+                        assert_string_equal(get_str(m, "name"), want[i].name);
+                else
+                        assert_false(json_object_object_get_ex(m, "name", &name));
+        }
+}
+
+static void check_list_matches_proc(const char *socket) {
+        _cleanup_json_ struct json_object *r = NULL;
+        _cleanup_free_ char *msg = NULL;
+        struct maps_line *want;
+        struct fixture f;
+        size_t n;
+
+        assert_int_equal(fixture_start(3000, 1, &f), 0);
+        msg = fmt("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d,\"build_ids\":true}}", f.pid);
+        r = call_on(socket, msg);
+        assert_null(error_of(r));
+        n = read_proc_maps(f.pid, &want);
+        assert_true(n > 3000);
+        assert_matches_proc(get(params_of(r), "mappings"), want, n);
+        assert_int_equal(json_object_get_int(get(get(params_of(r), "process"), "pid")), f.pid);
+        assert_int_equal(json_object_get_uint64(get(get(params_of(r), "process"), "start_time")), stat_start_time(f.pid));
+        free_proc_maps(want, n);
+        fixture_stop(&f);
+}
+
+static void test_list_matches_proc(void **state) {
+        check_list_matches_proc(daemon_default.socket);
+}
+
+static void test_list_matches_proc_maps_backend(void **state) {
+        static const char *const args[] = { "--backend=maps", NULL };
+        struct test_daemon d;
+
+        assert_int_equal(test_daemon_start(args, &d), 0);
+        {
+                _cleanup_json_ struct json_object *r = call_on(d.socket, "{\"method\":\"io.memmapd.GetStatus\"}");
+                assert_string_equal(get_str(params_of(r), "backend"), "maps");
+        }
+        check_list_matches_proc(d.socket);
+        assert_int_equal(test_daemon_stop(&d), 0);
+}
+
+static uint64_t nm_symbol(const char *binary, const char *symbol) {
+        _cleanup_free_ char *cmd = fmt("nm '%s' | grep ' %s$'", binary, symbol);
+        _cleanup_free_ char *out = test_run_capture(cmd);
+
+        return out ? strtoull(out, NULL, 16) : 0;
+}
+
+static void test_lookup(void **state) {
+        _cleanup_json_ struct json_object *r = NULL;
+        _cleanup_free_ char *msg = NULL;
+        struct json_object *p, *results, *mappings, *res, *m;
+        uint64_t marker, want_vaddr;
+        struct fixture f;
+
+        assert_int_equal(fixture_start(0, 0, &f), 0);
+        marker = fixture_get(&f, "marker");
+        /* The same address as a hex string, a decimal string and a JSON integer. */
+        msg = fmt("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%d,\"start_time\":%" PRIu64
+                  ",\"build_ids\":true,\"addresses\":[\"0x%" PRIx64 "\",\"%" PRIu64 "\",%" PRIu64
+                  ",\"0x1000\",\"0xffffffffff600000\"]}}",
+                  f.pid, stat_start_time(f.pid), marker, marker, marker);
+        r = call(msg);
+        assert_null(error_of(r));
+        p = params_of(r);
+        results = get(p, "results");
+        mappings = get(p, "mappings");
+        assert_int_equal(json_object_array_length(results), 5);
+
+        for (int i = 0; i < 3; i++) {
+                res = json_object_array_get_idx(results, i);
+                assert_int_equal(get_hex(res, "address"), marker);
+                assert_int_equal(json_object_get_int(get(res, "mapping")), 0);
+        }
+        m = json_object_array_get_idx(mappings, 0);
+        res = json_object_array_get_idx(results, 0);
+        assert_string_equal(get_str(m, "kind"), "file");
+        assert_non_null(strstr(get_str(m, "path"), "fixture-proc"));
+        assert_int_equal(strlen(get_str(m, "build_id")), 40);
+        assert_int_equal(get_hex(res, "file_offset"), marker - get_hex(m, "start") + get_hex(m, "offset"));
+        want_vaddr = nm_symbol(test_program("FIXTURE_PROC", "tests/fixture-proc"), "fixture_marker_function");
+        if (want_vaddr)
+                assert_int_equal(get_hex(res, "elf_vaddr"), want_vaddr);
+
+        res = json_object_array_get_idx(results, 3);
+        assert_string_equal(get_str(res, "reason"), "unmapped");
+        assert_false(json_object_object_get_ex(res, "mapping", &m));
+
+        /* Above 2^63: exact through JSON as a string. */
+        res = json_object_array_get_idx(results, 4);
+        assert_string_equal(get_str(res, "address"), "0xffffffffff600000");
+        if (json_object_object_get_ex(res, "mapping", &m)) {
+                m = json_object_array_get_idx(mappings, (size_t) json_object_get_int(m));
+                assert_string_equal(get_str(m, "kind"), "vsyscall");
+                assert_string_equal(get_str(m, "start"), "0xffffffffff600000");
+        }
+        /* Each distinct mapping once. */
+        assert_int_equal(json_object_array_length(mappings), json_object_object_get_ex(res, "mapping", &m) ? 2 : 1);
+        fixture_stop(&f);
+}
+
+static void test_process_changed(void **state) {
+        _cleanup_free_ char *msg = NULL;
+        struct fixture f;
+
+        assert_int_equal(fixture_start(0, 0, &f), 0);
+        msg = fmt("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d,\"start_time\":%" PRIu64 "}}", f.pid,
+                  stat_start_time(f.pid) + 1);
+        {
+                _cleanup_json_ struct json_object *r = call(msg);
+
+                assert_error(r, "io.memmapd.ProcessChanged");
+                assert_int_equal(json_object_get_int(get(params_of(r), "pid")), f.pid);
+                assert_int_equal(json_object_get_uint64(get(params_of(r), "expected_start_time")),
+                                 stat_start_time(f.pid) + 1);
+                assert_false(json_object_object_get_ex(params_of(r), "mappings", NULL));
+        }
+        fixture_stop(&f);
+}
+
+/* ------------------------------------------------------------------ connection behaviour */
+
+static void test_pipelined(void **state) {
+        _cleanup_close_ int fd = test_connect(daemon_default.socket);
+        _cleanup_free_ char *batch = NULL;
+        struct fixture f;
+        size_t len;
+
+        assert_int_equal(fixture_start(2000, 0, &f), 0);
+        /* A slow call between fast ones: replies still come in order, and a oneway call
+         * gets none. */
+        const char *msgs[] = {
+                "{\"method\":\"org.varlink.service.GetInfo\"}",
+                NULL,
+                "{\"method\":\"io.memmapd.GetStatus\",\"oneway\":true}",
+                "{\"method\":\"io.memmapd.GetStatus\"}",
+        };
+        _cleanup_free_ char *slow = fmt("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d}}", f.pid);
+        msgs[1] = slow;
+        len = 0;
+        for (size_t i = 0; i < ELEMENTSOF(msgs); i++)
+                len += strlen(msgs[i]) + 1;
+        assert_non_null(batch = malloc(len));
+        len = 0;
+        for (size_t i = 0; i < ELEMENTSOF(msgs); i++) {
+                memcpy(batch + len, msgs[i], strlen(msgs[i]) + 1);
+                len += strlen(msgs[i]) + 1;
+        }
+        assert_int_equal(send(fd, batch, len, MSG_NOSIGNAL), (ssize_t) len);
+
+        {
+                _cleanup_free_ char *a = test_recv(fd), *b = test_recv(fd), *c = test_recv(fd);
+                _cleanup_json_ struct json_object *ra = parse(a), *rb = parse(b), *rc = parse(c);
+
+                assert_true(json_object_object_get_ex(params_of(ra), "interfaces", NULL));
+                assert_int_equal(json_object_array_length(get(params_of(rb), "mappings")) > 2000, 1);
+                assert_true(json_object_object_get_ex(params_of(rc), "uptime_usec", NULL));
+        }
+        /* Nothing more was sent: the oneway call had no reply. */
+        shutdown(fd, SHUT_WR);
+        assert_null(test_recv(fd));
+        fixture_stop(&f);
+}
+
+static void test_half_close(void **state) {
+        _cleanup_close_ int fd = test_connect(daemon_default.socket);
+        _cleanup_free_ char *reply = NULL;
+
+        assert_int_equal(test_send(fd, "{\"method\":\"io.memmapd.GetStatus\"}"), 0);
+        assert_int_equal(shutdown(fd, SHUT_WR), 0);
+        reply = test_recv(fd);
+        assert_non_null(reply);
+        assert_non_null(strstr(reply, "\"backend\""));
+        assert_null(test_recv(fd));
+}
+
+static void test_malformed_closes(void **state) {
+        static const char *const bad[] = {
+                "not json", "[1,2]", "\"str\"", "42", "{}", "{\"method\":7}", "{\"method\":\"nodot\"}",
+                "{\"method\":\"io.memmapd.GetStatus\"} trailing", "{\"method\":\"io.memmapd.GetStatus\"",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_close_ int fd = test_connect(daemon_default.socket);
+                _cleanup_free_ char *reply = NULL;
+
+                assert_int_equal(test_send(fd, bad[i]), 0);
+                reply = test_recv(fd);
+                if (reply)
+                        fail_msg("'%s' got a reply: %s", bad[i], reply);
+        }
+        /* Deep nesting is refused too. */
+        {
+                _cleanup_close_ int fd = test_connect(daemon_default.socket);
+                char deep[600];
+                size_t n = 0;
+
+                n += (size_t) sprintf(deep, "{\"method\":\"io.memmapd.GetStatus\",\"parameters\":{\"x\":");
+                for (int i = 0; i < 100; i++)
+                        deep[n++] = '[';
+                for (int i = 0; i < 100; i++)
+                        deep[n++] = ']';
+                strcpy(deep + n, "}}");
+                assert_int_equal(test_send(fd, deep), 0);
+                assert_null(test_recv(fd));
+        }
+        /* The daemon is still fine. */
+        _cleanup_json_ struct json_object *r = call("{\"method\":\"io.memmapd.GetStatus\"}");
+        assert_null(error_of(r));
+}
+
+static void test_disconnect_mid_reply(void **state) {
+        _cleanup_free_ char *msg = NULL;
+        struct fixture f;
+
+        assert_int_equal(fixture_start(20000, 0, &f), 0);
+        msg = fmt("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d,\"build_ids\":true}}", f.pid);
+        for (int i = 0; i < 20; i++) {
+                int fd = test_connect(daemon_default.socket);
+                char buf[100];
+
+                assert_true(fd >= 0);
+                assert_int_equal(test_send(fd, msg), 0);
+                if (i % 2)
+                        assert_true(recv(fd, buf, sizeof(buf), 0) > 0); /* the reply has started */
+                close(fd);
+        }
+        fixture_stop(&f);
+        _cleanup_json_ struct json_object *r = call("{\"method\":\"io.memmapd.GetStatus\"}");
+        assert_null(error_of(r));
+        assert_int_equal(kill(daemon_default.pid, 0), 0);
+}
+
+static void test_limits(void **state) {
+        static const char *const args[] = { "--set", "MaxMessageSize=1024", "--set=MaxAddresses=10", NULL };
+        struct test_daemon d;
+
+        assert_int_equal(test_daemon_start(args, &d), 0);
+        {
+                _cleanup_json_ struct json_object *r = call_on(
+                        d.socket, "{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":1,\"addresses\":"
+                                  "[1,2,3,4,5,6,7,8,9,10,11]}}");
+                assert_error(r, "io.memmapd.LimitExceeded");
+                assert_string_equal(get_str(params_of(r), "limit"), "max_addresses");
+                assert_int_equal(json_object_get_int(get(params_of(r), "max")), 10);
+        }
+        {
+                _cleanup_json_ struct json_object *r = call_on(d.socket, "{\"method\":\"io.memmapd.GetStatus\"}");
+                struct json_object *l = get(params_of(r), "limits");
+
+                assert_int_equal(json_object_get_int(get(l, "max_message_size")), 1024);
+                assert_int_equal(json_object_get_int(get(l, "max_addresses")), 10);
+        }
+        {
+                /* 2000 bytes and no NUL: a clear error, then the connection closes. */
+                _cleanup_close_ int fd = test_connect(d.socket);
+                _cleanup_free_ char *reply = NULL;
+                char big[2000];
+
+                memset(big, ' ', sizeof(big));
+                assert_int_equal(send(fd, big, sizeof(big), MSG_NOSIGNAL), (ssize_t) sizeof(big));
+                reply = test_recv(fd);
+                assert_non_null(reply);
+                _cleanup_json_ struct json_object *r = parse(reply);
+                assert_error(r, "io.memmapd.LimitExceeded");
+                assert_string_equal(get_str(params_of(r), "limit"), "max_message_size");
+                assert_null(test_recv(fd));
+        }
+        assert_int_equal(test_daemon_stop(&d), 0);
+}
+
+static void test_exit_while_queried(void **state) {
+        for (int i = 0; i < 30; i++) {
+                _cleanup_close_ int fd = test_connect(daemon_default.socket);
+                _cleanup_free_ char *msg = NULL, *reply = NULL;
+                _cleanup_json_ struct json_object *r = NULL;
+                struct fixture f;
+                const char *e;
+
+                assert_int_equal(fixture_start(5000, 0, &f), 0);
+                msg = fmt("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d}}", f.pid);
+                assert_int_equal(test_send(fd, msg), 0);
+                if (i % 3)
+                        usleep((useconds_t) (i * 150));
+                kill(f.pid, SIGKILL);
+                reply = test_recv(fd);
+                r = parse(reply);
+                e = error_of(r);
+                /* A whole answer from before the exit, or none: never a truncated one. */
+                if (e)
+                        assert_string_equal(e, "io.memmapd.NoSuchProcess");
+                else
+                        assert_true(json_object_array_length(get(params_of(r), "mappings")) > 5000);
+                fixture_stop(&f);
+        }
+}
+
+static void test_sigterm_finishes_in_flight(void **state) {
+        _cleanup_free_ char *msg = NULL, *reply = NULL;
+        struct test_daemon d;
+        struct fixture f;
+        int fd;
+
+        assert_int_equal(fixture_start(30000, 0, &f), 0);
+        assert_int_equal(test_daemon_start(NULL, &d), 0);
+        fd = test_connect(d.socket);
+        msg = fmt("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d}}", f.pid);
+        assert_int_equal(test_send(fd, msg), 0);
+        usleep(2000);
+        kill(d.pid, SIGTERM);
+        reply = test_recv(fd);
+        assert_non_null(reply);
+        _cleanup_json_ struct json_object *r = parse(reply);
+        assert_null(error_of(r));
+        assert_true(json_object_array_length(get(params_of(r), "mappings")) > 30000);
+        close(fd);
+        assert_int_equal(test_daemon_stop(&d), 0);
+        /* It removed its socket file. */
+        assert_int_equal(access(d.socket, F_OK), -1);
+        fixture_stop(&f);
+}
+
+/* ------------------------------------------------------------------ libmemctl */
+
+static void test_libmemctl(void **state) {
+        struct memctl_mapping m = MEMCTL_MAPPING_INIT;
+        struct memctl_lookup_result res = MEMCTL_LOOKUP_RESULT_INIT;
+        struct memctl_status_info info = MEMCTL_STATUS_INFO_INIT;
+        memctl_mappings *maps = NULL;
+        memctl_lookup_reply *lr = NULL;
+        memctl_status *st = NULL;
+        memctl *c = NULL;
+        struct maps_line *want;
+        struct fixture f;
+        uint64_t addrs[2], start_time;
+        pid_t pid;
+        size_t n;
+
+        assert_int_equal(fixture_start(100, 1, &f), 0);
+        assert_int_equal(memctl_connect(daemon_default.socket, &c), 0);
+
+        assert_int_equal(memctl_list_mappings(c, f.pid, 0, MEMCTL_BUILD_IDS, &maps), 0);
+        n = read_proc_maps(f.pid, &want);
+        assert_int_equal(memctl_mappings_count(maps), n);
+        for (size_t i = 0; i < n; i++) {
+                assert_int_equal(memctl_mappings_get(maps, i, &m), 0);
+                assert_int_equal(m.start, want[i].start);
+                assert_int_equal(m.end, want[i].end);
+                if (want[i].name)
+                        assert_string_equal(m.name, want[i].name);
+        }
+        free_proc_maps(want, n);
+        assert_int_equal(memctl_mappings_get_process(maps, &pid, &start_time), 0);
+        assert_int_equal(pid, f.pid);
+        assert_int_equal(start_time, stat_start_time(f.pid));
+
+        addrs[0] = fixture_get(&f, "marker");
+        addrs[1] = 0x1000;
+        assert_int_equal(memctl_lookup(c, f.pid, start_time, addrs, 2, MEMCTL_BUILD_IDS, &lr), 0);
+        assert_int_equal(memctl_lookup_reply_count(lr), 2);
+        assert_int_equal(memctl_lookup_reply_get(lr, 0, &res), 0);
+        assert_int_equal(res.address, addrs[0]);
+        assert_true(res.has_elf_vaddr);
+        assert_int_equal(memctl_lookup_reply_get_mapping(lr, res.mapping, &m), 0);
+        assert_non_null(strstr(m.path, "fixture-proc"));
+        assert_non_null(m.build_id_hex);
+        assert_int_equal(memctl_lookup_reply_get(lr, 1, &res), 0);
+        assert_int_equal(res.mapping, MEMCTL_NO_MAPPING);
+
+        assert_int_equal(memctl_lookup(c, f.pid, start_time + 1, addrs, 1, 0, &lr), -ESTALE);
+        assert_string_equal(memctl_last_error_name(c), "io.memmapd.ProcessChanged");
+
+        assert_int_equal(memctl_get_status(c, &st), 0);
+        assert_int_equal(memctl_status_get_info(st, &info), 0);
+        assert_string_equal(info.backend, "ioctl");
+        assert_true(info.requests >= 2);
+
+        memctl_lookup_reply_free(lr);
+        memctl_mappings_free(maps);
+        memctl_status_free(st);
+        pid = f.pid;
+        fixture_stop(&f);
+
+        assert_int_equal(memctl_list_mappings(c, pid, 0, 0, &maps), -ESRCH);
+        assert_string_equal(memctl_last_error_name(c), "io.memmapd.NoSuchProcess");
+        memctl_free(c);
+        assert_int_equal(memctl_connect("/nonexistent/memmapd.sock", &c), -ENOENT);
+}
+
+/* ------------------------------------------------------------------ memctl */
+
+static int run_memctl(const char *args, char **ret_out) {
+        _cleanup_free_ char *cmd = fmt("%s --socket '%s' %s 2>/dev/null; echo \"exit=$?\"",
+                                       test_program("MEMCTL", "client/memctl"), daemon_default.socket, args);
+        char *out = test_run_capture(cmd), *e;
+        int code;
+
+        assert_non_null(out);
+        e = strrchr(out, '=');
+        assert_non_null(e);
+        code = atoi(e + 1);
+        if (ret_out)
+                *ret_out = out;
+        else
+                free(out);
+        return code;
+}
+
+static void test_memctl(void **state) {
+        _cleanup_free_ char *out = NULL, *args = NULL, *json = NULL;
+        struct fixture f;
+        pid_t dead;
+
+        assert_int_equal(fixture_start(0, 1, &f), 0);
+        args = fmt("maps %d", f.pid);
+        assert_int_equal(run_memctl(args, &out), 0);
+        assert_non_null(strstr(out, "fixture-proc"));
+        assert_non_null(strstr(out, "[stack]"));
+        free(out);
+
+        free(args);
+        args = fmt("--json=short maps %d", f.pid);
+        assert_int_equal(run_memctl(args, &json), 0);
+        *strrchr(json, '\n') = 0;
+        *strrchr(json, '\n') = 0;
+        {
+                _cleanup_json_ struct json_object *o = parse(json);
+                struct maps_line *want;
+                size_t n = read_proc_maps(f.pid, &want);
+
+                assert_matches_proc(get(o, "mappings"), want, n);
+                free_proc_maps(want, n);
+        }
+
+        free(args);
+        args = fmt("lookup %d 0x%" PRIx64, f.pid, fixture_get(&f, "marker"));
+        assert_int_equal(run_memctl(args, &out), 0);
+        assert_non_null(strstr(out, "fixture-proc"));
+        free(out);
+        out = NULL;
+
+        free(args);
+        args = fmt("modules %d", f.pid);
+        assert_int_equal(run_memctl(args, &out), 0);
+        assert_non_null(strstr(out, "libc"));
+
+        free(args);
+        args = fmt("--start-time=1 maps %d", f.pid);
+        assert_int_equal(run_memctl(args, NULL), 6);
+
+        dead = f.pid;
+        fixture_stop(&f);
+        free(args);
+        args = fmt("maps %d", dead);
+        assert_int_equal(run_memctl(args, NULL), 4);
+        assert_int_equal(run_memctl("frobnicate", NULL), 2);
+        assert_int_equal(run_memctl("maps", NULL), 2);
+
+        free(args);
+        args = fmt("%s --socket /nonexistent/sock status >/dev/null 2>&1; echo $?", test_program("MEMCTL", "client/memctl"));
+        free(out);
+        out = test_run_capture(args);
+        assert_non_null(out);
+        assert_int_equal(atoi(out), 3);
+}
+
+/* ------------------------------------------------------------------ access control */
+
+struct access_case {
+        const char *socket;
+        pid_t own, own_nondumpable, other_root;
+};
+
+static const char *child_error(const char *socket, pid_t pid, const char *extra) {
+        _cleanup_close_ int fd = test_connect(socket);
+        _cleanup_free_ char *msg = NULL, *reply = NULL;
+        static char err[128];
+        struct json_object *r, *e;
+
+        if (fd < 0)
+                return "connect failed";
+        msg = fmt("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d%s}}", pid, extra);
+        reply = test_call(fd, msg);
+        if (!reply)
+                return "no reply";
+        r = json_tokener_parse(reply);
+        if (!r)
+                return "bad reply";
+        snprintf(err, sizeof(err), "%s", json_object_object_get_ex(r, "error", &e) ? json_object_get_string(e) : "ok");
+        json_object_put(r);
+        return err;
+}
+
+static int as_uid_a(void *userdata) {
+        const struct access_case *a = userdata;
+
+        if (strcmp(child_error(a->socket, a->own, ""), "ok") != 0)
+                return 10;
+        if (strcmp(child_error(a->socket, a->own_nondumpable, ""), "io.memmapd.PermissionDenied") != 0)
+                return 11;
+        if (strcmp(child_error(a->socket, a->other_root, ""), "io.memmapd.PermissionDenied") != 0)
+                return 12;
+        if (strcmp(child_error(a->socket, 1, ""), "io.memmapd.PermissionDenied") != 0)
+                return 13;
+        /* Claiming to be someone else gets nothing more. */
+        if (strcmp(child_error(a->socket, a->other_root, ",\"uid\":0"), "org.varlink.service.InvalidParameter") != 0)
+                return 14;
+        return 0;
+}
+
+static int as_uid_a_in_allowed_group(void *userdata) {
+        const struct access_case *a = userdata;
+        gid_t adm[] = { 4 };
+
+        if (setgroups(1, adm) < 0)
+                return 20;
+        if (setresgid(GID_A, GID_A, GID_A) < 0 || setresuid(UID_A, UID_A, UID_A) < 0)
+                return 21;
+        if (strcmp(child_error(a->socket, a->other_root, ""), "ok") != 0)
+                return 22;
+        if (strcmp(child_error(a->socket, a->own_nondumpable, ""), "ok") != 0)
+                return 23;
+        return 0;
+}
+
+static void test_access(void **state) {
+        static const char *const args[] = { "--allow-groups=adm", NULL };
+        struct fixture own, nondump, root;
+        struct test_daemon d;
+        struct access_case a;
+        struct group *g = getgrnam("adm");
+
+        if (geteuid() != 0) {
+                printf("[  SKIPPED ] access tests switch uids and need root\n");
+                skip();
+        }
+        assert_int_equal(test_daemon_start(args, &d), 0);
+        assert_int_equal(fixture_start_as(0, 0, UID_A, GID_A, 0, &own), 0);
+        assert_int_equal(fixture_start_as(0, 0, UID_A, GID_A, 1, &nondump), 0);
+        assert_int_equal(fixture_start(0, 0, &root), 0);
+        a = (struct access_case) { d.socket, own.pid, nondump.pid, root.pid };
+
+        assert_int_equal(run_as(UID_A, GID_A, as_uid_a, &a), 0);
+        if (g && g->gr_gid == 4) {
+                int status;
+                pid_t pid = fork();
+
+                if (pid == 0)
+                        _exit(as_uid_a_in_allowed_group(&a));
+                assert_int_equal(waitpid(pid, &status, 0), pid);
+                assert_int_equal(WEXITSTATUS(status), 0);
+        } else
+                printf("[  SKIPPED ] allowed-group case: no group adm with gid 4 here\n");
+
+        /* What an allowed client gets equals what it reads itself. */
+        {
+                _cleanup_free_ char *msg = fmt("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d}}", own.pid);
+                _cleanup_json_ struct json_object *r = call_on(d.socket, msg);
+                struct maps_line *want;
+                size_t n = read_proc_maps(own.pid, &want);
+
+                assert_matches_proc(get(params_of(r), "mappings"), want, n);
+                free_proc_maps(want, n);
+        }
+        fixture_stop(&own);
+        fixture_stop(&nondump);
+        fixture_stop(&root);
+        assert_int_equal(test_daemon_stop(&d), 0);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_get_info),
+                cmocka_unit_test(test_interface_description),
+                cmocka_unit_test(test_errors),
+                cmocka_unit_test(test_list_matches_proc),
+                cmocka_unit_test(test_list_matches_proc_maps_backend),
+                cmocka_unit_test(test_lookup),
+                cmocka_unit_test(test_process_changed),
+                cmocka_unit_test(test_pipelined),
+                cmocka_unit_test(test_half_close),
+                cmocka_unit_test(test_malformed_closes),
+                cmocka_unit_test(test_disconnect_mid_reply),
+                cmocka_unit_test(test_limits),
+                cmocka_unit_test(test_exit_while_queried),
+                cmocka_unit_test(test_sigterm_finishes_in_flight),
+                cmocka_unit_test(test_libmemctl),
+                cmocka_unit_test(test_memctl),
+                cmocka_unit_test(test_access),
+        };
+
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
