@@ -1,0 +1,53 @@
+/* memmapd's settings: defaults, /etc/memmapd.conf (key=value) and the command line, which wins. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "engine.h"
+
+#define CONFIG_FILE_DEFAULT SYSCONFDIR "/memmapd.conf"
+#define CONFIG_GROUPS_MAX 32
+
+struct limits {
+        size_t max_message_size;        /* largest request, bytes (at most 16 MiB) */
+        size_t max_addresses;           /* per Lookup */
+        size_t max_connections;
+        size_t max_connections_per_uid;
+        size_t max_output_queue;        /* bytes queued to one client before it is dropped */
+        unsigned idle_timeout_sec;
+        unsigned max_json_depth;
+};
+
+struct config {
+        char *socket_path;              /* NULL: the default for the user */
+        char *config_file;
+        enum engine_backend backend;
+        int log_level;
+        unsigned workers;
+        size_t elf_cache_size;
+        struct limits limits;
+        /* Groups whose members may query any process (AllowGroups=). */
+        char *allow_groups[CONFIG_GROUPS_MAX];
+        size_t n_allow_groups;
+        bool allow_groups_set;
+};
+
+#define LIMIT_MESSAGE_SIZE_MAX (16u * 1024 * 1024)
+
+void config_init(struct config *c);
+void config_done(struct config *c);
+
+/* Applies one setting ("MaxAddresses", "128") as the config file names them; -EINVAL
+ * (unknown key or bad value) or -ERANGE. */
+int config_set(struct config *c, const char *key, const char *value);
+
+/* Reads a key=value file: '#' and ';' start comments, blank lines are skipped, whitespace
+ * around keys and values is trimmed. Lines longer than 4 KiB or files above 64 KiB are
+ * errors. -ENOENT when the file is missing. On error *ret_line is the failing line. */
+int config_parse_file(struct config *c, const char *path, unsigned *ret_line);
+
+/* The default socket: root: /run/memmapd/io.memmapd; others: $XDG_RUNTIME_DIR/memmapd/io.memmapd. */
+int config_default_socket_path(char **ret);
