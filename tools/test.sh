@@ -27,8 +27,10 @@ run() {
         dir=$1; shift
         echo "== build $dir ($*)"
         "$top/tools/setup.sh" "$dir" "$@" || { echo "build failed: $dir"; status=1; failed=$((failed + 1)); return; }
+        before=$failed
         if ! make -C "$dir" -j"$(nproc)" check >"$dir/check.out" 2>&1; then
                 status=1
+                make_failed=1
                 grep -E '^(FAIL|ERROR|XPASS)' "$dir/check.out" || tail -n 40 "$dir/check.out"
                 for log in "$dir"/tests/*.log; do
                         grep -qE '^\[  FAILED  \]|ERROR|Sanitizer|runtime error' "$log" 2>/dev/null && { echo "--- $log"; tail -n 60 "$log"; }
@@ -36,6 +38,12 @@ run() {
         fi
         grep -E '^# (TOTAL|PASS|SKIP|FAIL|ERROR):' "$dir/check.out" | sed "s|^|$dir: |"
         count "$dir"
+        # make check failed without a failing test to show for it: count that too.
+        if [ "${make_failed:-0}" = 1 ] && [ $failed -eq "$before" ]; then
+                tail -n 20 "$dir/check.out"
+                failed=$((failed + 1))
+        fi
+        make_failed=0
 }
 
 run "$top/build"
