@@ -856,6 +856,96 @@ static void test_access(void **state) {
         assert_int_equal(test_daemon_stop(&d), 0);
 }
 
+/* ------------------------------------------------------------------ pid reuse */
+
+static bool set_next_pid(pid_t pid) {
+        FILE *f = fopen("/proc/sys/kernel/ns_last_pid", "we");
+        bool ok;
+
+        if (!f)
+                return false;
+        ok = fprintf(f, "%d", (int) pid - 1) > 0;
+        return fclose(f) == 0 && ok;
+}
+
+/* A's pid goes to B while a query about A is on its way: the answer is A's maps, or
+ * NoSuchProcess, or ProcessChanged, and never B's. A and B differ in their VMA counts. */
+static void test_pid_reuse_race(void **state) {
+        unsigned reused = 0, answered_a = 0, refused = 0, same_tick = 0;
+
+        if (geteuid() != 0 || !set_next_pid(getpid() + 1000)) {
+                printf("[  SKIPPED ] cannot steer pid allocation (needs root and ns_last_pid)\n");
+                skip();
+        }
+        for (int i = 0; i < 120; i++) {
+                _cleanup_close_ int fd = test_connect(daemon_default.socket);
+                _cleanup_free_ char *msg = NULL, *reply = NULL;
+                _cleanup_json_ struct json_object *r = NULL;
+                struct fixture a, b;
+                uint64_t ta;
+                pid_t p;
+                bool pass_start_time = i % 4 != 3;
+
+                assert_int_equal(fixture_start(10, 0, &a), 0);
+                p = a.pid;
+                ta = stat_start_time(p);
+                msg = pass_start_time
+                        ? fmt("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d,\"start_time\":%" PRIu64
+                              ",\"build_ids\":true}}", p, ta)
+                        : fmt("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d,\"build_ids\":true}}", p);
+
+                /* The query goes out before the exit, between exit and reuse, or after reuse. */
+                if (i % 3 == 0)
+                        assert_int_equal(test_send(fd, msg), 0);
+                kill(p, SIGKILL);
+                fixture_stop(&a);
+                if (i % 3 == 1)
+                        assert_int_equal(test_send(fd, msg), 0);
+                set_next_pid(p);
+                assert_int_equal(fixture_start(2000, 0, &b), 0);
+                reused += b.pid == p;
+                if (i % 3 == 2)
+                        assert_int_equal(test_send(fd, msg), 0);
+
+                reply = test_recv(fd);
+                r = parse(reply);
+                if (error_of(r)) {
+                        const char *e = error_of(r);
+
+                        if (strcmp(e, "io.memmapd.NoSuchProcess") != 0 && strcmp(e, "io.memmapd.ProcessChanged") != 0)
+                                fail_msg("unexpected %s", e);
+                        refused++;
+                } else {
+                        struct json_object *proc = get(params_of(r), "process");
+                        size_t n = json_object_array_length(get(params_of(r), "mappings"));
+                        uint64_t st = json_object_get_uint64(get(proc, "start_time"));
+
+                        uint64_t tb = b.pid == p ? stat_start_time(p) : 0;
+
+                        /* The identity in the reply always belongs to the maps in it, and a
+                         * request naming A's start time is answered about A or not at all.
+                         * Start times count clock ticks: B may start within A's tick, and then
+                         * (pid, start time) cannot tell them apart. B may also be caught just
+                         * after fork, before it built its mappings. */
+                        if (pass_start_time)
+                                assert_int_equal(st, ta);
+                        if (n > 2000) {
+                                assert_int_equal(b.pid, p);
+                                assert_int_equal(st, tb);
+                                same_tick += tb == ta;
+                        } else if (st == ta)
+                                answered_a++;
+                        else
+                                assert_int_equal(st, tb);
+                }
+                fixture_stop(&b);
+        }
+        printf("pid reuse: %u of 120 pids reused, %u answered about the old process, %u refused, "
+               "%u reused within the old process's start tick\n", reused, answered_a, refused, same_tick);
+        assert_true(reused >= 60);
+        assert_true(refused > 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_get_info),
@@ -875,6 +965,7 @@ int main(void) {
                 cmocka_unit_test(test_libmemctl),
                 cmocka_unit_test(test_memctl),
                 cmocka_unit_test(test_access),
+                cmocka_unit_test(test_pid_reuse_race),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);
