@@ -177,6 +177,37 @@ static void test_interface_description(void **state) {
         assert_string_equal(get_str(params_of(c), "interface"), "com.example.nope");
 }
 
+/* What GetInterfaceDescription serves must parse with an independent Varlink implementation. */
+static void test_interface_parses_elsewhere(void **state) {
+        static const char *const ifaces[] = { "io.memmapd", "org.varlink.service" };
+        _cleanup_free_ char *probe = test_run_capture("command -v varlink-go-interface-generator");
+
+        if (!probe) {
+                printf("[  SKIPPED ] varlink-go-interface-generator (Debian package varlink-go) is not installed\n");
+                skip();
+        }
+        for (size_t i = 0; i < ELEMENTSOF(ifaces); i++) {
+                _cleanup_free_ char *msg = fmt("{\"method\":\"org.varlink.service.GetInterfaceDescription\","
+                                               "\"parameters\":{\"interface\":\"%s\"}}", ifaces[i]);
+                _cleanup_json_ struct json_object *r = call(msg);
+                char dir[] = "/tmp/memmapd-idl-XXXXXX";
+                _cleanup_free_ char *path = NULL, *cmd = NULL, *out = NULL;
+                FILE *f;
+
+                assert_non_null(mkdtemp(dir));
+                path = fmt("%s/%s.varlink", dir, ifaces[i]);
+                assert_non_null(f = fopen(path, "we"));
+                fputs(get_str(params_of(r), "description"), f);
+                assert_int_equal(fclose(f), 0);
+                cmd = fmt("cd %s && varlink-go-interface-generator %s.varlink >/dev/null 2>&1 && echo ok; rm -f %s/*; rmdir %s",
+                          dir, ifaces[i], dir, dir);
+                out = test_run_capture(cmd);
+                assert_non_null(out);
+                if (strncmp(out, "ok", 2) != 0)
+                        fail_msg("%s does not parse with varlink-go", ifaces[i]);
+        }
+}
+
 static void test_errors(void **state) {
         struct fixture f;
         pid_t dead;
@@ -950,6 +981,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_get_info),
                 cmocka_unit_test(test_interface_description),
+                cmocka_unit_test(test_interface_parses_elsewhere),
                 cmocka_unit_test(test_errors),
                 cmocka_unit_test(test_list_matches_proc),
                 cmocka_unit_test(test_list_matches_proc_maps_backend),
