@@ -123,6 +123,8 @@ void mapping_list_done(struct mapping_list *l) {
 }
 
 int mapping_list_push(struct mapping_list *l, struct mapping *m) {
+        if (l->n >= MAPPING_LIST_MAX)
+                return -E2BIG;
         if (l->n >= l->allocated) {
                 size_t a = l->allocated ? l->allocated * 2 : 64;
                 struct mapping *p;

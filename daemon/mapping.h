@@ -76,7 +76,11 @@ const char *mapping_perms_to_string(uint32_t flags, char buf[static 5]);
 
 void mapping_list_done(struct mapping_list *l);
 
-/* Appends *m, taking ownership of what it owns (m is left empty). */
+/* Far above vm.max_map_count's default (65530): a bound on what one listing may cost. */
+#define MAPPING_LIST_MAX (1u << 20)
+
+/* Appends *m, taking ownership of what it owns (m is left empty). -E2BIG beyond
+ * MAPPING_LIST_MAX entries, -ENOMEM; m is untouched on failure. */
 int mapping_list_push(struct mapping_list *l, struct mapping *m);
 
 /* Sorts by start and drops entries that overlap an earlier one or have end <= start:

@@ -318,6 +318,8 @@ static const char *engine_error(struct json_writer *w, const struct process *p, 
                 return reply_pid_error(w, E_NO_SUCH_PROCESS, p->pid);
         if (r == -EACCES || r == -EPERM)
                 return reply_pid_error(w, E_PERMISSION_DENIED, p->pid);
+        if (r == -E2BIG)
+                return reply_limit(w, "max_mappings", MAPPING_LIST_MAX);
         return reply_internal(w, r);
 }
 

@@ -101,12 +101,31 @@ static void test_path_len(void **state) {
         mapping_done(NULL);
 }
 
+static void test_bounded(void **state) {
+        struct mapping_list l = {};
+        struct mapping m = { .start = 1, .end = 2 };
+
+        for (size_t i = 0; i < MAPPING_LIST_MAX; i++) {
+                m.start = i * 2;
+                m.end = i * 2 + 1;
+                assert_int_equal(mapping_list_push(&l, &m), 0);
+        }
+        m.name = strdup("/x");
+        assert_int_equal(mapping_list_push(&l, &m), -E2BIG);
+        /* Untouched on failure: the caller still owns the name. */
+        assert_non_null(m.name);
+        mapping_done(&m);
+        assert_int_equal(l.n, MAPPING_LIST_MAX);
+        mapping_list_done(&l);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_normalize),
                 cmocka_unit_test(test_find),
                 cmocka_unit_test(test_perms_and_kinds),
                 cmocka_unit_test(test_path_len),
+                cmocka_unit_test(test_bounded),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
