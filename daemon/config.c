@@ -151,11 +151,49 @@ static char *trim(char *s) {
         return s;
 }
 
-int config_parse_file(struct config *c, const char *path, unsigned *ret_line) {
-        _cleanup_free_ char *text = NULL;
-        _cleanup_close_ int fd = -1;
-        char *line, *save = NULL;
+/* Applies every line of text (NUL-terminated, modified in place) to c. */
+static int apply_text(struct config *c, char *text, unsigned *ret_line) {
         unsigned lineno = 0;
+        char *line, *next;
+        int r;
+
+        /* strtok_r would merge empty lines and lose the numbering: split by hand. */
+        for (line = text; line; line = next) {
+                char *eq, *key, *value;
+
+                lineno++;
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = 0;
+                r = strlen(line) > CONFIG_LINE_MAX ? -E2BIG : 0;
+                if (r == 0) {
+                        line = trim(line);
+                        /* Comments, blank lines and an ini-style section header ([Daemon]). */
+                        if (!*line || *line == '#' || *line == ';' || (*line == '[' && line[strlen(line) - 1] == ']'))
+                                continue;
+                        eq = strchr(line, '=');
+                        if (!eq)
+                                r = -EINVAL;
+                        else {
+                                *eq = 0;
+                                key = trim(line);
+                                value = trim(eq + 1);
+                                r = config_set(c, key, value);
+                        }
+                }
+                if (r < 0) {
+                        if (ret_line)
+                                *ret_line = lineno;
+                        return r;
+                }
+        }
+        return 0;
+}
+
+int config_parse_file(struct config *c, const char *path, unsigned *ret_line) {
+        _cleanup_(config_done) struct config scratch = {};
+        _cleanup_free_ char *text = NULL, *copy = NULL;
+        _cleanup_close_ int fd = -1;
         struct stat st;
         ssize_t n;
         int r;
@@ -179,42 +217,15 @@ int config_parse_file(struct config *c, const char *path, unsigned *ret_line) {
                 return -EBADMSG;
         text[n] = 0;
 
-        /* strtok_r would merge empty lines and lose the numbering: split by hand. */
-        for (line = text; line; line = save) {
-                char *eq, *key, *value;
-
-                lineno++;
-                save = strchr(line, '\n');
-                if (save)
-                        *save++ = 0;
-                if (strlen(line) > CONFIG_LINE_MAX) {
-                        if (ret_line)
-                                *ret_line = lineno;
-                        return -E2BIG;
-                }
-                line = trim(line);
-                if (!*line || *line == '#' || *line == ';')
-                        continue;
-                /* An ini-style section header is accepted and ignored: [Daemon] */
-                if (*line == '[' && line[strlen(line) - 1] == ']')
-                        continue;
-                eq = strchr(line, '=');
-                if (!eq) {
-                        if (ret_line)
-                                *ret_line = lineno;
-                        return -EINVAL;
-                }
-                *eq = 0;
-                key = trim(line);
-                value = trim(eq + 1);
-                r = config_set(c, key, value);
-                if (r < 0) {
-                        if (ret_line)
-                                *ret_line = lineno;
-                        return r;
-                }
-        }
-        return 0;
+        /* Validate on a scratch copy first, so a bad file changes nothing. */
+        copy = strdup(text);
+        if (!copy)
+                return -ENOMEM;
+        config_init(&scratch);
+        r = apply_text(&scratch, copy, ret_line);
+        if (r < 0)
+                return r;
+        return apply_text(c, text, ret_line);
 }
 
 int config_default_socket_path(char **ret) {

@@ -1,0 +1,162 @@
+/* Settings: the key=value file, its hostile forms, and command-line overrides. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "config.h"
+#include "log.h"
+
+static char path[] = "/tmp/memmapd-config-XXXXXX";
+
+static const char *write_file(const char *text, size_t len) {
+        int fd;
+
+        strcpy(path, "/tmp/memmapd-config-XXXXXX");
+        fd = mkstemp(path);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, text, len), (ssize_t) len);
+        close(fd);
+        return path;
+}
+
+static void test_file(void **state) {
+        static const char text[] =
+                "# comment\n"
+                "; another\n"
+                "\n"
+                "[Daemon]\n"
+                "  Backend = maps  \n"
+                "LogLevel=debug\n"
+                "Socket=/run/x/io.memmapd\n"
+                "MaxAddresses=0x400\n"
+                "IdleTimeoutSec=7\n"
+                "AllowGroups=adm, profilers wheel\n"
+                "Workers=2\n";
+        struct config c;
+        unsigned line = 0;
+
+        config_init(&c);
+        assert_int_equal(config_parse_file(&c, write_file(text, sizeof(text) - 1), &line), 0);
+        unlink(path);
+        assert_int_equal(c.backend, ENGINE_BACKEND_MAPS);
+        assert_int_equal(c.log_level, LOG_DEBUG);
+        assert_string_equal(c.socket_path, "/run/x/io.memmapd");
+        assert_int_equal(c.limits.max_addresses, 1024);
+        assert_int_equal(c.limits.idle_timeout_sec, 7);
+        assert_int_equal(c.workers, 2);
+        assert_int_equal(c.n_allow_groups, 3);
+        assert_string_equal(c.allow_groups[1], "profilers");
+        assert_true(c.allow_groups_set);
+
+        /* The command line comes after the file and wins. */
+        assert_int_equal(config_set(&c, "Backend", "ioctl"), 0);
+        assert_int_equal(config_set(&c, "AllowGroups", ""), 0);
+        assert_int_equal(c.backend, ENGINE_BACKEND_IOCTL);
+        assert_int_equal(c.n_allow_groups, 0);
+        assert_true(c.allow_groups_set);
+        config_done(&c);
+}
+
+static void test_bad_values(void **state) {
+        static const struct {
+                const char *key, *value;
+                int error;
+        } bad[] = {
+                { "Nope", "1", -EINVAL },
+                { "Backend", "bpf", -EINVAL },
+                { "LogLevel", "loud", -EINVAL },
+                { "Socket", "relative/path", -EINVAL },
+                { "MaxMessageSize", "16777217", -ERANGE },   /* above 16 MiB */
+                { "MaxMessageSize", "100", -ERANGE },
+                { "Workers", "0", -ERANGE },
+                { "Workers", "-1", -EINVAL },
+                { "MaxAddresses", "18446744073709551616", -ERANGE },
+                { "IdleTimeoutSec", "1s", -EINVAL },
+                { "MaxJsonDepth", "", -EINVAL },
+        };
+        struct config c;
+
+        config_init(&c);
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                int r = config_set(&c, bad[i].key, bad[i].value);
+
+                if (r != bad[i].error)
+                        fail_msg("%s=%s: %d, expected %d", bad[i].key, bad[i].value, r, bad[i].error);
+        }
+        /* Nothing changed. */
+        assert_int_equal(c.workers, 4);
+        assert_int_equal(c.limits.max_message_size, 4u * 1024 * 1024);
+        config_done(&c);
+}
+
+static void test_bad_files(void **state) {
+        struct config c;
+        unsigned line = 0;
+        char *big;
+
+        config_init(&c);
+        assert_int_equal(config_parse_file(&c, write_file("Workers=2\nno equals sign\n", 25), &line), -EINVAL);
+        assert_int_equal(line, 2);
+        unlink(path);
+        assert_int_equal(config_parse_file(&c, write_file("A\0=1\n", 5), &line), -EBADMSG);
+        unlink(path);
+
+        /* A line above 4 KiB, and a file above 64 KiB. */
+        big = malloc(70000);
+        assert_non_null(big);
+        memset(big, 'x', 70000);
+        memcpy(big, "Workers=", 8);
+        big[5000] = '\n';
+        assert_int_equal(config_parse_file(&c, write_file(big, 6000), &line), -E2BIG);
+        assert_int_equal(line, 1);
+        unlink(path);
+        assert_int_equal(config_parse_file(&c, write_file(big, 70000), &line), -EFBIG);
+        unlink(path);
+        free(big);
+
+        assert_int_equal(config_parse_file(&c, "/nonexistent/memmapd.conf", &line), -ENOENT);
+        assert_int_equal(config_parse_file(&c, "/tmp", &line), -EBADF);
+        assert_int_equal(c.workers, 4);
+        config_done(&c);
+        config_done(&c);
+}
+
+static void test_log_levels(void **state) {
+        assert_int_equal(log_level_from_string("err"), LOG_ERR);
+        assert_int_equal(log_level_from_string("error"), LOG_ERR);
+        assert_int_equal(log_level_from_string("debug"), LOG_DEBUG);
+        assert_int_equal(log_level_from_string("0"), 0);
+        assert_int_equal(log_level_from_string("7"), 7);
+        assert_int_equal(log_level_from_string("8"), -EINVAL);
+        assert_int_equal(log_level_from_string("77"), -EINVAL);
+        assert_int_equal(log_level_from_string(NULL), -EINVAL);
+}
+
+static void test_default_socket(void **state) {
+        char *p = NULL;
+
+        assert_int_equal(config_default_socket_path(&p), geteuid() == 0 ? 0 : config_default_socket_path(&p));
+        if (geteuid() == 0)
+                assert_string_equal(p, "/run/memmapd/io.memmapd");
+        free(p);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_file),
+                cmocka_unit_test(test_bad_values),
+                cmocka_unit_test(test_bad_files),
+                cmocka_unit_test(test_log_levels),
+                cmocka_unit_test(test_default_socket),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
