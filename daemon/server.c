@@ -105,6 +105,9 @@ struct server {
         size_t n_allowed_gids;
 
         bool shutting_down;
+        bool listen_paused;             /* out of fds and no reserve: listeners unwatched until a tick */
+        uint64_t last_refusal_log;      /* refusals are logged at most once a second */
+        uint64_t refusals_unlogged;
         uint64_t shutdown_deadline;
         uint64_t watchdog_usec, last_watchdog;
 };
@@ -288,6 +291,31 @@ static void conn_reply_now(struct conn *c, const char *error, const char *key, c
         conn_queue(c, buf, len);
 }
 
+/* An upper bound of the number of JSON values in msg: one more than the commas and opening
+ * brackets outside strings. One linear pass, with no allocation. */
+static size_t json_values_bound(const char *msg, size_t len) {
+        size_t n = 1;
+        bool in_string = false;
+
+        for (size_t i = 0; i < len; i++) {
+                char ch = msg[i];
+
+                if (in_string) {
+                        if (ch == '\\')
+                                i++;
+                        else if (ch == '"')
+                                in_string = false;
+                } else if (ch == '"')
+                        in_string = true;
+                else if (ch == ',' || ch == '[' || ch == '{')
+                        n++;
+        }
+        return n;
+}
+
+/* Values a call may need beside its addresses: method, flags, pid, start_time... */
+#define CALL_VALUES_SLACK 64
+
 static void conn_handle_message(struct conn *c, const char *msg, size_t len) {
         struct server *s = c->server;
         struct varlink_call call = {};
@@ -295,6 +323,15 @@ static void conn_handle_message(struct conn *c, const char *msg, size_t len) {
         int r;
 
         atomic_fetch_add(&s->stats.requests, 1);
+        /* json-c spends some 80 bytes and real time on every value: a message of MaxMessageSize
+         * made of "1," would cost the loop most of a second and the daemon over a hundred
+         * MiB, per client. No call needs more values than MaxAddresses and a few: refuse the
+         * rest before parsing. */
+        if (json_values_bound(msg, len) > s->cfg->limits.max_addresses + CALL_VALUES_SLACK) {
+                conn_reply_now(c, MEMMAPD_ERROR_LIMIT_EXCEEDED, "limit", "max_addresses",
+                               (int64_t) s->cfg->limits.max_addresses, true);
+                return;
+        }
         r = varlink_call_parse(msg, len, s->cfg->limits.max_json_depth, &call, &bad);
         if (r == -EINVAL) {
                 conn_reply_now(c, VARLINK_ERROR_INVALID_PARAMETER, "parameter", bad ? bad : "", 0, false);
@@ -451,6 +488,32 @@ static size_t conns_of_uid(struct server *s, uid_t uid) {
         return n;
 }
 
+/* Stops or resumes watching the listening sockets. */
+static void listeners_watch(struct server *s, bool on) {
+        for (size_t i = 0; i < s->n_listen; i++) {
+                struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &s->listen[i] };
+
+                (void) epoll_ctl(s->epoll_fd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, s->listen[i].fd, &ev);
+        }
+        s->listen_paused = !on;
+}
+
+/* Refused connections come as fast as a client can connect: log the first of each second
+ * and how many went unlogged, so no local user can flood the journal. */
+static bool refusal_log_allowed(struct server *s) {
+        uint64_t now = now_usec();
+
+        if (now - s->last_refusal_log < 1000000u) {
+                s->refusals_unlogged++;
+                return false;
+        }
+        if (s->refusals_unlogged > 0)
+                log_warning("%" PRIu64 " more connection(s) were refused in the last second", s->refusals_unlogged);
+        s->last_refusal_log = now;
+        s->refusals_unlogged = 0;
+        return true;
+}
+
 static void accept_one(struct server *s, int listen_fd) {
         _cleanup_close_ int fd = -1;
         struct client peer;
@@ -468,7 +531,12 @@ static void accept_one(struct server *s, int listen_fd) {
                         closep(&fd);
                         fd = -1;
                         s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-                        log_warning("Out of file descriptors: refused a connection");
+                        if (refusal_log_allowed(s))
+                                log_warning("Out of file descriptors: refused a connection");
+                        /* A worker took the freed fd first: without a reserve the listener
+                         * would stay ready and spin the loop. Look again at the next tick. */
+                        if (s->reserve_fd < 0)
+                                listeners_watch(s, false);
                 } else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
                         log_warning_errno(errno, "accept() failed");
                 return;
@@ -479,12 +547,14 @@ static void accept_one(struct server *s, int listen_fd) {
                 return;
         }
         if (s->n_conns >= s->cfg->limits.max_connections) {
-                log_warning("Refusing a connection of pid %d: %zu connections (MaxConnections)", (int) peer.pid,
-                            s->n_conns);
+                if (refusal_log_allowed(s))
+                        log_warning("Refusing a connection of pid %d: %zu connections (MaxConnections)", (int) peer.pid,
+                                    s->n_conns);
                 return;
         }
         if (conns_of_uid(s, peer.uid) >= s->cfg->limits.max_connections_per_uid) {
-                log_notice("Refusing a connection of uid %u: MaxConnectionsPerUser reached", (unsigned) peer.uid);
+                if (refusal_log_allowed(s))
+                        log_notice("Refusing a connection of uid %u: MaxConnectionsPerUser reached", (unsigned) peer.uid);
                 return;
         }
 
@@ -589,6 +659,12 @@ static void on_tick(struct server *s) {
         if (s->watchdog_usec > 0 && now - s->last_watchdog >= s->watchdog_usec / 2) {
                 sd_notify(0, "WATCHDOG=1");
                 s->last_watchdog = now;
+        }
+        if (s->listen_paused && !s->shutting_down) {
+                if (s->reserve_fd < 0)
+                        s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                if (s->reserve_fd >= 0)
+                        listeners_watch(s, true);
         }
         for (struct conn *c = s->conns, *next; c; c = next) {
                 next = c->next;
@@ -842,28 +918,27 @@ int server_run(struct server *s) {
         return 0;
 }
 
+/* Frees a list of jobs whose replies will never be sent, with the connections that were
+ * only waiting for them. */
+static void drop_jobs(struct job *list) {
+        for (struct job *j = list, *next; j; j = next) {
+                next = j->next;
+                if (j->conn->dead)
+                        conn_free(j->conn);
+                else
+                        j->conn->busy = false;
+                job_free(j);
+        }
+}
+
 struct server *server_free(struct server *s) {
         if (!s)
                 return NULL;
         workers_stop(s);
-        /* Jobs the workers finished but the loop never collected. */
-        for (struct job *j = s->done, *next; j; j = next) {
-                next = j->next;
-                if (j->conn->dead)
-                        conn_free(j->conn);
-                else
-                        j->conn->busy = false;
-                job_free(j);
-        }
-        s->done = NULL;
-        for (struct job *j = s->queue_head, *next; j; j = next) {
-                next = j->next;
-                if (j->conn->dead)
-                        conn_free(j->conn);
-                else
-                        j->conn->busy = false;
-                job_free(j);
-        }
+        /* Jobs the workers finished but the loop never collected, and jobs never started. */
+        drop_jobs(TAKE_PTR(s->done));
+        drop_jobs(TAKE_PTR(s->queue_head));
+        s->queue_tail = NULL;
         while (s->conns)
                 conn_close(s->conns);
         stop_listening(s);
