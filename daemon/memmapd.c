@@ -1,6 +1,7 @@
 /* memmapd: answers questions about processes' memory maps over Varlink. */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,6 +136,11 @@ int main(int argc, char **argv) {
                 }
         }
         log_set_max_level(cfg.log_level);
+
+        /* Replies of many MiB are built in worker threads: glibc would keep them in per-thread
+         * arenas after they are freed (100 MiB of RSS after a load, measured). Served from
+         * mmap() they go back to the kernel when freed. */
+        mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 
         /* Replies go out with MSG_NOSIGNAL; this covers any other write to a dead peer. */
         signal(SIGPIPE, SIG_IGN);
