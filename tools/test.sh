@@ -46,8 +46,37 @@ run() {
         make_failed=0
 }
 
+# A whole check that is not a cmocka program counts as one test.
+step() {
+        name=$1; shift
+        echo "== $name"
+        t0=$(date +%s)
+        if "$@" >"$top/build/$name.out" 2>&1; then
+                passed=$((passed + 1))
+                echo "$name: ok ($(( $(date +%s) - t0 ))s)"
+        else
+                failed=$((failed + 1))
+                status=1
+                echo "$name: FAILED ($(( $(date +%s) - t0 ))s)"; tail -n 40 "$top/build/$name.out"
+        fi
+}
+
 run "$top/build"
 run "$top/build-asan" --enable-sanitizers
+
+# Programs that are not cmocka (the fuzz corpus replays) report through automake's .trs.
+for trs in "$top"/build/fuzz/*.trs "$top"/build-asan/fuzz/*.trs; do
+        [ -f "$trs" ] || continue
+        case $(sed -n 's/^:test-result: //p' "$trs") in
+        PASS) passed=$((passed + 1)) ;;
+        SKIP) ;;
+        *) failed=$((failed + 1)); status=1; echo "failed: $trs" ;;
+        esac
+done
+
+step fuzz "$top/tools/fuzz-ci.sh"
+step distcheck make -C "$top/build" distcheck
+step packages "$top/tools/package-ci.sh"
 
 [ $failed -gt 0 ] && status=1
 echo "$passed passed, $failed failed"
