@@ -139,8 +139,9 @@ int main(int argc, char **argv) {
 
         /* Replies of many MiB are built in worker threads: glibc would keep them in per-thread
          * arenas after they are freed (100 MiB of RSS after a load, measured). Served from
-         * mmap() they go back to the kernel when freed. */
-        mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+         * mmap() they go back to the kernel when freed; per-connection buffers stay below the
+         * threshold (at 128 KiB they did not: 1,000 idle clients cost 56 MiB instead of 13). */
+        mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
 
         /* Replies go out with MSG_NOSIGNAL; this covers any other write to a dead peer. */
         signal(SIGPIPE, SIG_IGN);
