@@ -295,6 +295,16 @@ static void write_process(struct json_writer *w, const struct process *p) {
         json_writer_object_end(w);
 }
 
+/* What every reply about a process starts with: who it is, and its mappings. */
+static void write_process_and_mappings(struct json_writer *w, const struct process *p, const struct mapping_list *l) {
+        write_process(w, p);
+        json_writer_key(w, "mappings");
+        json_writer_array_begin(w);
+        for (size_t i = 0; i < l->n; i++)
+                write_mapping(w, &l->items[i]);
+        json_writer_array_end(w);
+}
+
 DEFINE_CLEANUP_FUNC(struct process *, process_free);
 
 /* Reads pid and start_time, opens the process and checks its identity. On failure the
@@ -378,12 +388,7 @@ static const char *list_mappings(const struct method_context *ctx, const struct 
                 return engine_error(w, p, r);
 
         varlink_reply_begin(w, NULL, false);
-        write_process(w, p);
-        json_writer_key(w, "mappings");
-        json_writer_array_begin(w);
-        for (size_t i = 0; i < l.n; i++)
-                write_mapping(w, &l.items[i]);
-        json_writer_array_end(w);
+        write_process_and_mappings(w, p, &l);
         varlink_message_end(w);
         return NULL;
 }
@@ -426,12 +431,7 @@ static const char *lookup(const struct method_context *ctx, const struct varlink
                 return engine_error(w, p, r);
 
         varlink_reply_begin(w, NULL, false);
-        write_process(w, p);
-        json_writer_key(w, "mappings");
-        json_writer_array_begin(w);
-        for (size_t i = 0; i < l.n; i++)
-                write_mapping(w, &l.items[i]);
-        json_writer_array_end(w);
+        write_process_and_mappings(w, p, &l);
         json_writer_key(w, "results");
         json_writer_array_begin(w);
         for (size_t i = 0; i < n; i++) {
