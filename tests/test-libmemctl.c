@@ -1,0 +1,238 @@
+/* libmemctl against a hostile daemon: every malformed reply is an error, never a crash, an
+ * out-of-bounds read or a leak. The real daemon never sends these, so a scripted server
+ * thread on a private socket plays it. */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "memctl.h"
+
+static char sock_dir[] = "/tmp/memctl-hostile-XXXXXX";
+static char sock_path[128];
+static int listen_fd = -1;
+static pthread_t server;
+
+/* What the server answers to the next requests: bytes, and their length (NUL included
+ * where the reply has one). reply_len 0: close without answering. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static const char *reply;
+static size_t reply_len;
+static size_t huge_len;   /* > 0: send this many bytes of '[' and no NUL instead */
+
+static void *serve(void *arg) {
+        for (;;) {
+                int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+                char buf[65536];
+                size_t got = 0;
+
+                if (fd < 0)
+                        return NULL;
+                /* Read one request, up to its NUL. */
+                while (got < sizeof(buf)) {
+                        ssize_t k = recv(fd, buf + got, sizeof(buf) - got, 0);
+
+                        if (k <= 0)
+                                break;
+                        got += (size_t) k;
+                        if (memchr(buf, 0, got))
+                                break;
+                }
+                pthread_mutex_lock(&lock);
+                if (huge_len > 0) {
+                        static char chunk[1 << 16];
+                        size_t sent = 0;
+
+                        memset(chunk, '[', sizeof(chunk));
+                        while (sent < huge_len) {
+                                ssize_t k = send(fd, chunk, sizeof(chunk), MSG_NOSIGNAL);
+                                if (k <= 0)
+                                        break;
+                                sent += (size_t) k;
+                        }
+                } else if (reply_len > 0)
+                        (void) !send(fd, reply, reply_len, MSG_NOSIGNAL);
+                pthread_mutex_unlock(&lock);
+                close(fd);
+        }
+}
+
+static int setup(void **state) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+        if (!mkdtemp(sock_dir))
+                return -1;
+        snprintf(sock_path, sizeof(sock_path), "%s/s", sock_dir);
+        strcpy(sa.sun_path, sock_path);
+        listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (listen_fd < 0 || bind(listen_fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || listen(listen_fd, 16) < 0)
+                return -1;
+        return pthread_create(&server, NULL, serve, NULL) == 0 ? 0 : -1;
+}
+
+static int teardown(void **state) {
+        shutdown(listen_fd, SHUT_RDWR);
+        close(listen_fd);
+        pthread_join(server, NULL);
+        unlink(sock_path);
+        rmdir(sock_dir);
+        return 0;
+}
+
+static void set_reply(const char *json) {
+        pthread_mutex_lock(&lock);
+        reply = json;
+        reply_len = json ? strlen(json) + 1 : 0;
+        huge_len = 0;
+        pthread_mutex_unlock(&lock);
+}
+
+#define MAPPING "{\"start\":\"0x1000\",\"end\":\"0x2000\",\"perms\":\"r-xp\",\"offset\":\"0x0\",\"dev\":\"08:01\"," \
+                "\"inode\":7,\"kind\":\"file\",\"name\":\"/x\",\"path\":\"/x\",\"deleted\":false"
+#define PROC "\"process\":{\"pid\":123,\"start_time\":5}"
+
+static int lookup_with(const char *json, memctl_lookup_reply **ret) {
+        uint64_t addr = 0x1800;
+        memctl *c = NULL;
+        int r;
+
+        set_reply(json);
+        assert_int_equal(memctl_connect(sock_path, &c), 0);
+        r = memctl_lookup(c, 123, 0, &addr, 1, MEMCTL_BUILD_IDS, ret);
+        memctl_free(c);
+        return r;
+}
+
+static void test_valid_reply(void **state) {
+        struct memctl_lookup_result res = MEMCTL_LOOKUP_RESULT_INIT;
+        struct memctl_mapping m = MEMCTL_MAPPING_INIT;
+        memctl_lookup_reply *l = NULL;
+
+        /* The harness itself works: a well-formed reply is taken. */
+        assert_int_equal(lookup_with("{\"parameters\":{" PROC ",\"mappings\":[" MAPPING ",\"build_id\":\"abcd\"}],"
+                                     "\"results\":[{\"address\":\"0x1800\",\"mapping\":0,\"file_offset\":\"0x800\"}]}}",
+                                     &l),
+                         0);
+        assert_int_equal(memctl_lookup_reply_get(l, 0, &res), 0);
+        assert_int_equal(res.file_offset, 0x800);
+        assert_int_equal(memctl_lookup_reply_get_mapping(l, res.mapping, &m), 0);
+        assert_string_equal(m.path, "/x");
+        assert_int_equal(m.build_id_size, 2);
+        memctl_lookup_reply_free(l);
+}
+
+static void test_hostile_replies(void **state) {
+        static const char *const bad[] = {
+                "not json",
+                "[]",
+                "{\"parameters\":[]}",
+                "{\"parameters\":{}}",
+                /* mapping index out of range, negative, not an integer */
+                "{\"parameters\":{" PROC ",\"mappings\":[" MAPPING "}],\"results\":[{\"address\":\"0x1800\",\"mapping\":1}]}}",
+                "{\"parameters\":{" PROC ",\"mappings\":[" MAPPING "}],\"results\":[{\"address\":\"0x1800\",\"mapping\":-1}]}}",
+                "{\"parameters\":{" PROC ",\"mappings\":[" MAPPING "}],\"results\":[{\"address\":\"0x1800\",\"mapping\":\"0\"}]}}",
+                "{\"parameters\":{" PROC ",\"mappings\":[" MAPPING "}],\"results\":[{\"address\":\"0x1800\",\"mapping\":1e300}]}}",
+                /* another process than asked */
+                "{\"parameters\":{\"process\":{\"pid\":124,\"start_time\":5},\"mappings\":[],\"results\":"
+                "[{\"address\":\"0x1800\",\"reason\":\"unmapped\"}]}}",
+                /* more or fewer results than addresses */
+                "{\"parameters\":{" PROC ",\"mappings\":[],\"results\":[]}}",
+                "{\"parameters\":{" PROC ",\"mappings\":[],\"results\":[{\"address\":\"0x1800\",\"reason\":\"unmapped\"},"
+                "{\"address\":\"0x1800\",\"reason\":\"unmapped\"}]}}",
+                /* the echoed address differs, is not hex, or lies outside its mapping */
+                "{\"parameters\":{" PROC ",\"mappings\":[],\"results\":[{\"address\":\"0x1801\",\"reason\":\"unmapped\"}]}}",
+                "{\"parameters\":{" PROC ",\"mappings\":[],\"results\":[{\"address\":\"0xzz\",\"reason\":\"unmapped\"}]}}",
+                "{\"parameters\":{" PROC ",\"mappings\":[{\"start\":\"0x3000\",\"end\":\"0x4000\",\"perms\":\"r-xp\","
+                "\"offset\":\"0x0\",\"dev\":\"08:01\",\"inode\":7,\"kind\":\"file\"}],\"results\":[{\"address\":\"0x1800\","
+                "\"mapping\":0}]}}",
+                /* a range that ends before it starts; a 17-digit address */
+                "{\"parameters\":{" PROC ",\"mappings\":[{\"start\":\"0x2000\",\"end\":\"0x1000\",\"perms\":\"r-xp\","
+                "\"offset\":\"0x0\",\"dev\":\"08:01\",\"inode\":7,\"kind\":\"file\"}],\"results\":[{\"address\":\"0x1800\","
+                "\"mapping\":0}]}}",
+                "{\"parameters\":{" PROC ",\"mappings\":[],\"results\":[{\"address\":\"0x10000000000000000\",\"reason\":\"unmapped\"}]}}",
+                /* build IDs: odd length, uppercase, not hex, too long */
+                "{\"parameters\":{" PROC ",\"mappings\":[" MAPPING ",\"build_id\":\"abc\"}],\"results\":[{\"address\":\"0x1800\",\"mapping\":0}]}}",
+                "{\"parameters\":{" PROC ",\"mappings\":[" MAPPING ",\"build_id\":\"ABCD\"}],\"results\":[{\"address\":\"0x1800\",\"mapping\":0}]}}",
+                "{\"parameters\":{" PROC ",\"mappings\":[" MAPPING ",\"build_id\":\"zz\"}],\"results\":[{\"address\":\"0x1800\",\"mapping\":0}]}}",
+                "{\"parameters\":{" PROC ",\"mappings\":[" MAPPING ",\"build_id\":\""
+                "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+                "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff00\"}],"
+                "\"results\":[{\"address\":\"0x1800\",\"mapping\":0}]}}",
+                /* wrong types */
+                "{\"parameters\":{" PROC ",\"mappings\":{},\"results\":[]}}",
+                "{\"parameters\":{" PROC ",\"mappings\":[7],\"results\":[{\"address\":\"0x1800\",\"reason\":\"unmapped\"}]}}",
+                "{\"parameters\":{\"process\":{\"pid\":\"123\",\"start_time\":5},\"mappings\":[],\"results\":"
+                "[{\"address\":\"0x1800\",\"reason\":\"unmapped\"}]}}",
+                /* nesting, and an error name that is not one */
+                "{\"parameters\":{" PROC ",\"x\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}}",
+                "{\"error\":\"\",\"parameters\":{}}",
+                "{\"error\":7,\"parameters\":{}}",
+                "{\"error\":\"io.memmapd.NoSuchProcess\",\"parameters\":7}",
+                /* "continues" on a call that did not ask for more */
+                "{\"continues\":true,\"parameters\":{" PROC ",\"mappings\":[],\"results\":[{\"address\":\"0x1800\","
+                "\"reason\":\"unmapped\"}]}}",
+        };
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                memctl_lookup_reply *l = NULL;
+                int r = lookup_with(bad[i], &l);
+
+                if (r >= 0)
+                        fail_msg("reply %zu was accepted: %s", i, bad[i]);
+                assert_null(l);
+        }
+}
+
+static void test_error_replies(void **state) {
+        memctl_lookup_reply *l = NULL;
+
+        assert_int_equal(lookup_with("{\"error\":\"io.memmapd.NoSuchProcess\",\"parameters\":{\"pid\":123}}", &l), -ESRCH);
+        assert_int_equal(lookup_with("{\"error\":\"io.memmapd.PermissionDenied\",\"parameters\":{\"pid\":123}}", &l),
+                         -EACCES);
+        assert_int_equal(lookup_with("{\"error\":\"io.memmapd.ProcessChanged\",\"parameters\":{}}", &l), -ESTALE);
+        assert_int_equal(lookup_with("{\"error\":\"com.example.Weird\",\"parameters\":{}}", &l), -EPROTO);
+        assert_null(l);
+}
+
+static void test_broken_connections(void **state) {
+        memctl_lookup_reply *l = NULL;
+        uint64_t addr = 0x1800;
+        memctl *c = NULL;
+        int r;
+
+        /* Closed without a word (after the one retry too). */
+        set_reply(NULL);
+        r = lookup_with(NULL, &l);
+        assert_true(r < 0);
+        assert_null(l);
+
+        /* A reply that never ends: bounded, then an error. */
+        pthread_mutex_lock(&lock);
+        huge_len = 80u * 1024 * 1024;
+        pthread_mutex_unlock(&lock);
+        assert_int_equal(memctl_connect(sock_path, &c), 0);
+        r = memctl_lookup(c, 123, 0, &addr, 1, 0, &l);
+        assert_true(r < 0);
+        assert_null(l);
+        memctl_free(c);
+        set_reply(NULL);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_valid_reply),
+                cmocka_unit_test(test_hostile_replies),
+                cmocka_unit_test(test_error_replies),
+                cmocka_unit_test(test_broken_connections),
+        };
+
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
