@@ -602,16 +602,6 @@ static int get_hex(struct json_object *o, const char *key, bool required, uint64
         return 0;
 }
 
-static int hex_digit(char ch) {
-        if (ch >= '0' && ch <= '9')
-                return ch - '0';
-        if (ch >= 'a' && ch <= 'f')
-                return ch - 'a' + 10;
-        if (ch >= 'A' && ch <= 'F')
-                return ch - 'A' + 10;
-        return -1;
-}
-
 /* "major:minor" in hex, as /proc/PID/maps shows a device. */
 static int parse_dev(const char *s, uint32_t *ret_major, uint32_t *ret_minor) {
         uint32_t v[2] = {};
@@ -620,7 +610,7 @@ static int parse_dev(const char *s, uint32_t *ret_major, uint32_t *ret_minor) {
                 unsigned digits = 0;
 
                 for (; *s && *s != ':'; s++, digits++) {
-                        int d = hex_digit(*s);
+                        int d = unhexchar(*s);
 
                         if (d < 0 || digits >= 8)
                                 return -EPROTO;
@@ -717,7 +707,7 @@ static int mapping_finish(struct mapping_entry *e, const char *perms, const char
                 if (l == 0 || l % 2 != 0 || l / 2 > BUILD_ID_MAX)
                         return -EPROTO;
                 for (size_t i = 0; i < l; i += 2) {
-                        int hi = hex_digit(build_id[i]), lo = hex_digit(build_id[i + 1]);
+                        int hi = unhexchar(build_id[i]), lo = unhexchar(build_id[i + 1]);
 
                         /* lowercase only, as the protocol promises */
                         if (hi < 0 || lo < 0 || (build_id[i] >= 'A' && build_id[i] <= 'F') ||
@@ -883,7 +873,7 @@ static int hex4(const char *p, uint32_t *ret) {
         uint32_t v = 0;
 
         for (unsigned i = 0; i < 4; i++) {
-                int d = hex_digit(p[i]);
+                int d = unhexchar(p[i]);
 
                 if (d < 0)
                         return -EPROTO;

@@ -33,19 +33,10 @@
 #include "cleanup.h"
 #include "mapping.h"
 #include "maps-parse.h"
+#include "number.h"
 
 /* Each read asks for this much; the buffer also holds a carried partial line. */
 #define MAPS_READ_CHUNK (128 * 1024)
-
-static int hex_digit(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
 
 /* Parses 1..max_digits (<= 16) hex digits at s[*i], stopping at the first non-hex byte. */
 static int parse_hex(const char *s, size_t len, size_t *i, unsigned max_digits, uint64_t *ret) {
@@ -53,7 +44,7 @@ static int parse_hex(const char *s, size_t len, size_t *i, unsigned max_digits, 
         unsigned n = 0;
 
         while (*i < len) {
-                int d = hex_digit(s[*i]);
+                int d = unhexchar(s[*i]);
 
                 if (d < 0)
                         break;

@@ -9,16 +9,6 @@
 
 static const char hex_digits[16] = "0123456789abcdef";
 
-static int hex_value(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 int parse_u64(const char *s, uint64_t *ret) {
         uint64_t v = 0;
         bool overflow = false;
@@ -33,7 +23,7 @@ int parse_u64(const char *s, uint64_t *ret) {
                         return -EINVAL;         /* "0x" alone */
 
                 for (; *p; p++) {
-                        int d = hex_value(*p);
+                        int d = unhexchar(*p);
 
                         if (d < 0)
                                 return -EINVAL;

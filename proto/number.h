@@ -4,6 +4,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The value of one hex digit of either case, or -1. Inline, so code that does not link the
+ * proto library (the mapping engine) shares it too. */
+static inline int unhexchar(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
 /* Parses an unsigned 64-bit number: "0x" or "0X" followed by hex digits (either case), or
  * decimal digits. At least one digit; leading zeros are accepted as long as the value fits
  * (so more than 16 hex / 20 decimal digits only with leading zeros). No sign, no spaces, no

@@ -330,3 +330,26 @@ char *test_call(int fd, const char *msg) {
                 return NULL;
         return test_recv(fd);
 }
+
+int test_proc_stat_field(pid_t pid, unsigned n, uint64_t *ret) {
+        char path[64], buf[4096], *p;
+        unsigned long long v;
+        size_t len;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+        f = fopen(path, "re");
+        if (!f)
+                return -errno;
+        len = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[len] = 0;
+        /* comm (field 2) may hold spaces and parentheses: count from the last ')'. */
+        p = strrchr(buf, ')');
+        for (unsigned field = 3; p && field <= n; field++)
+                p = strchr(p + 1, ' ');
+        if (n < 3 || !p || sscanf(p + 1, "%llu", &v) != 1)
+                return -EBADMSG;
+        *ret = v;
+        return 0;
+}

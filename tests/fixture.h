@@ -68,3 +68,7 @@ char *test_recv(int fd);
 
 /* Sends one call and returns its reply. */
 char *test_call(int fd, const char *msg);
+
+/* Field n (>= 3) of /proc/PID/stat as a number, read independently of the daemon's parser
+ * so that tests check it. 0 and *ret set, or -errno (-EBADMSG for an unexpected text). */
+int test_proc_stat_field(pid_t pid, unsigned n, uint64_t *ret);

@@ -21,6 +21,7 @@
 #include "cleanup.h"
 #include "elf-builder.h"
 #include "elf-reader.h"
+#include "number.h"
 
 #define TEST(name) static void name(void **state __attribute__((unused)))
 
@@ -965,16 +966,6 @@ static FILE *run_readelf(const char *opts, const char *path) {
         return f;
 }
 
-static int hexval(char ch) {
-        if (ch >= '0' && ch <= '9')
-                return ch - '0';
-        if (ch >= 'a' && ch <= 'f')
-                return ch - 'a' + 10;
-        if (ch >= 'A' && ch <= 'F')
-                return ch - 'A' + 10;
-        return -1;
-}
-
 /* The first "Build ID: <hex>" readelf -n prints. */
 static size_t readelf_build_id(const char *path, uint8_t id[static MAPPING_BUILD_ID_MAX]) {
         FILE *f = run_readelf("-nW", path);
@@ -987,9 +978,9 @@ static size_t readelf_build_id(const char *path, uint8_t id[static MAPPING_BUILD
                 if (!p || found)
                         continue;
                 found = true;
-                for (p += strlen("Build ID: "); hexval(p[0]) >= 0 && hexval(p[1]) >= 0; p += 2) {
+                for (p += strlen("Build ID: "); unhexchar(p[0]) >= 0 && unhexchar(p[1]) >= 0; p += 2) {
                         assert_true(len < MAPPING_BUILD_ID_MAX);
-                        id[len++] = (uint8_t) (hexval(p[0]) << 4 | hexval(p[1]));
+                        id[len++] = (uint8_t) (unhexchar(p[0]) << 4 | unhexchar(p[1]));
                 }
         }
         assert_int_equal(pclose(f), 0);

@@ -336,22 +336,11 @@ static long vm_rss_kib(pid_t pid) {
 
 /* utime + stime of pid, in clock ticks. */
 static unsigned long long cpu_ticks(pid_t pid) {
-        _cleanup_free_ char *path = fmt("/proc/%d/stat", (int) pid);
-        char buf[4096], *p;
-        unsigned long long ut = 0, st = 0;
-        FILE *f = fopen(path, "re");
-        size_t n;
+        uint64_t ut = 0, st = 0;
 
-        assert_non_null(f);
-        n = fread(buf, 1, sizeof(buf) - 1, f);
-        fclose(f);
-        buf[n] = 0;
-        p = strrchr(buf, ')');
-        assert_non_null(p);
-        /* Fields 14 and 15, counting from field 3 right after ')'. */
-        for (int field = 3; field <= 14; field++)
-                p = strchr(p + 1, ' ');
-        assert_int_equal(sscanf(p + 1, "%llu %llu", &ut, &st), 2);
+        /* Fields 14 and 15: user and system time. */
+        assert_int_equal(test_proc_stat_field(pid, 14, &ut), 0);
+        assert_int_equal(test_proc_stat_field(pid, 15, &st), 0);
         return ut + st;
 }
 

@@ -117,22 +117,9 @@ static char *fmt(const char *f, ...) {
 }
 
 static uint64_t stat_start_time(pid_t pid) {
-        _cleanup_free_ char *path = fmt("/proc/%d/stat", (int) pid);
-        char buf[4096], *p;
-        FILE *f = fopen(path, "re");
-        unsigned long long v = 0;
-        size_t n;
+        uint64_t v = 0;
 
-        assert_non_null(f);
-        n = fread(buf, 1, sizeof(buf) - 1, f);
-        fclose(f);
-        buf[n] = 0;
-        p = strrchr(buf, ')');
-        assert_non_null(p);
-        /* Field 22, counting from field 3 right after ')'. */
-        for (int field = 3; field <= 22; field++)
-                p = strchr(p + 1, ' ');
-        assert_int_equal(sscanf(p + 1, "%llu", &v), 1);
+        assert_int_equal(test_proc_stat_field(pid, 22, &v), 0);
         return v;
 }
 
