@@ -4,6 +4,7 @@
 #include <sys/ioctl.h>
 
 #include "cleanup.h"
+#include "maps-parse.h"
 #include "procmap-ioctl.h"
 #include "procmap-uapi.h"
 
@@ -140,6 +141,121 @@ int procmap_list(int maps_fd, unsigned flags, struct mapping_list *ret) {
         }
 
         mapping_list_normalize(&l);
+        *ret = l;
+        l = (struct mapping_list) {};
+        return 0;
+}
+
+/* Page sizes by file. The kernel's page size of a VMA (vma_kernel_pagesize()) is the base
+ * page size unless the VMA's file says otherwise: hugetlbfs (one size per mount, SysV
+ * SHM_HUGETLB segments included) and device DAX (one alignment per device). So one query per
+ * (device, inode) answers for every VMA of that file, and one for all memory without a file
+ * (device 0:0, which no superblock has). Direct-mapped: a collision costs a query. */
+#define PAGE_SIZE_MEMO_SLOTS 64
+
+struct page_size_memo {
+        bool valid;
+        uint32_t dev_major, dev_minor;
+        uint64_t inode;
+        uint32_t page_size;
+};
+
+static struct page_size_memo *memo_slot(struct page_size_memo *memo, const struct mapping *m) {
+        uint64_t h = m->inode ^ ((uint64_t) m->dev_major << 32) ^ ((uint64_t) m->dev_minor << 12);
+
+        return &memo[(h ^ (h >> 17)) % PAGE_SIZE_MEMO_SLOTS];
+}
+
+/* Whether the text's name is the kernel's: paths (d_path() output starts with '/') and
+ * bracketed specials are, unless they held a newline, which the text escapes as "\012" and
+ * could be a literal "\012" as well. Other names (a filesystem's own d_dname(), e.g.
+ * "anon_inode:...") might have lost leading spaces to the padding. */
+static bool text_name_exact(const struct mapping *m) {
+        if (!m->name)
+                return true;
+        if (m->name[0] != '/' && m->name[0] != '[')
+                return false;
+        return !strchr(m->name, '\n');
+}
+
+/* Completes one mapping read from the text; -EAGAIN when the kernel's VMA at its start is no
+ * longer the one the text showed. */
+static int complete_from_query(int maps_fd, struct procmap_buf *buf, struct page_size_memo *memo,
+                               struct mapping *m, bool *queried) {
+        struct page_size_memo *slot;
+        bool exact = text_name_exact(m);
+        struct mapping q;
+        int r;
+
+        slot = memo_slot(memo, m);
+        if (exact && slot->valid && slot->inode == m->inode && slot->dev_major == m->dev_major &&
+            slot->dev_minor == m->dev_minor) {
+                m->page_size = slot->page_size;
+                return 0;
+        }
+
+        r = procmap_query(maps_fd, m->start, 0, buf, &q);
+        if (r == -ENOENT)
+                return -EAGAIN;
+        if (r < 0)
+                return r;
+        *queried = true;
+        if (q.start != m->start || q.end != m->end || q.offset != m->offset || q.flags != m->flags ||
+            q.inode != m->inode || q.dev_major != m->dev_major || q.dev_minor != m->dev_minor) {
+                mapping_done(&q);
+                return -EAGAIN;
+        }
+        *slot = (struct page_size_memo) {
+                .valid = true,
+                .dev_major = m->dev_major,
+                .dev_minor = m->dev_minor,
+                .inode = m->inode,
+                .page_size = q.page_size,
+        };
+        m->page_size = q.page_size;
+        if (!exact) {
+                mapping_done(m);
+                *m = q;
+        } else
+                mapping_done(&q);
+        return 0;
+}
+
+int procmap_list_text(int maps_fd, struct mapping_list *ret) {
+        _cleanup_(procmap_buf_done) struct procmap_buf buf = {};
+        _cleanup_(mapping_list_done) struct mapping_list l = {};
+        struct page_size_memo memo[PAGE_SIZE_MEMO_SLOTS] = {};
+        bool queried = false;
+        int r;
+
+        r = maps_read_fd(maps_fd, &l);
+        if (r < 0)
+                return r;
+
+        for (size_t i = 0; i < l.n; i++) {
+                struct mapping *m = &l.items[i];
+
+                /* The gate area is no VMA: procmap_list() does not see it either (its callers
+                 * add it). The text shows it last, with no file. */
+                if (m->kind == MAPPING_KIND_VSYSCALL && i == l.n - 1 && m->dev_major == 0 && m->dev_minor == 0 &&
+                    m->inode == 0) {
+                        mapping_done(m);
+                        l.n--;
+                        break;
+                }
+                r = complete_from_query(maps_fd, &buf, memo, m, &queried);
+                if (r == -EAGAIN)
+                        /* The process changed under us: ask the kernel VMA by VMA instead. */
+                        return procmap_list(maps_fd, 0, ret);
+                if (r < 0)
+                        return r;
+        }
+        /* The text of an mm that is gone reads as empty (or ends early), where the ioctl says
+         * ESRCH. A query answered after the whole text was read proves the mm was alive
+         * throughout; without one (nothing to ask about), the ioctl decides. */
+        if (!queried)
+                return procmap_list(maps_fd, 0, ret);
+
         *ret = l;
         l = (struct mapping_list) {};
         return 0;

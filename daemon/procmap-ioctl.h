@@ -30,5 +30,13 @@ int procmap_query(int maps_fd, uint64_t addr, unsigned flags, struct procmap_buf
 /* Lists every VMA (with the filters of flags) into *ret, in address order. */
 int procmap_list(int maps_fd, unsigned flags, struct mapping_list *ret);
 
+/* The same list as procmap_list(maps_fd, 0, ...) (page sizes and names included), but read
+ * from the maps text, with PROCMAP_QUERY asked only what the text does not tell exactly: the
+ * page size of each distinct file (hugetlbfs, device DAX) and of file-less memory, and the
+ * names the text may have changed (an escaped newline; a name that is not a path or a
+ * bracketed special). Like procmap_list(), it leaves out the gate area ([vsyscall]). When the process changed between the text and a query, the listing is redone with
+ * procmap_list(). Errors as for procmap_list() and maps_read_fd(); *ret untouched then. */
+int procmap_list_text(int maps_fd, struct mapping_list *ret);
+
 /* True when the running kernel answers PROCMAP_QUERY on this maps fd. */
 bool procmap_supported(int maps_fd);

@@ -13,7 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/ipc.h>
 #include <sys/prctl.h>
+#include <sys/shm.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,6 +26,7 @@
 #include "cleanup.h"
 #include "mapping.h"
 #include "maps-parse.h"
+#include "procmap-ioctl.h"
 
 #define UNUSED __attribute__((unused))
 
@@ -981,6 +985,151 @@ static void test_classify(void **state UNUSED) {
         assert_null(mapping_kind_to_string(_MAPPING_KIND_MAX));
 }
 
+/* ------------------------------------------------------------------ the text with the ioctl */
+
+#define HUGE_2M (2u * 1024 * 1024)
+
+/* Files the child maps: one the text shows as is, and names it escapes or pads. */
+static const char *const odd_names[] = { "plain", "lit\\012eral", "new\nline", "sp ace  " };
+
+/* Maps what the text alone gets wrong into a child: hugetlb memory (page size), files whose
+ * names the text escapes ambiguously, and the usual specials; then waits for the parent. */
+static void child_with_odd_mappings(const char *dir, int ready_fd) {
+        char path[PATH_MAX];
+        void *p;
+
+        for (size_t i = 0; i < ELEMENTSOF(odd_names); i++) {
+                int fd;
+
+                snprintf(path, sizeof(path), "%s/%s", dir, odd_names[i]);
+                fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+                if (fd < 0 || ftruncate(fd, 8192) < 0 ||
+                    mmap(NULL, 8192, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED)
+                        _exit(2);
+                close(fd);
+        }
+        /* hugetlb where this machine has huge pages: anonymous, memfd and SysV */
+        (void) mmap(NULL, HUGE_2M, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+        int mfd = memfd_create("huge", MFD_HUGETLB | MFD_CLOEXEC);
+        if (mfd >= 0 && ftruncate(mfd, HUGE_2M) == 0)
+                (void) mmap(NULL, HUGE_2M, PROT_READ, MAP_SHARED, mfd, 0);
+        int id = shmget(IPC_PRIVATE, HUGE_2M, IPC_CREAT | SHM_HUGETLB | 0600);
+        if (id >= 0) {
+                (void) shmat(id, NULL, SHM_RDONLY);
+                (void) shmctl(id, IPC_RMID, NULL);
+        }
+        id = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
+        if (id >= 0) {
+                (void) shmat(id, NULL, SHM_RDONLY);
+                (void) shmctl(id, IPC_RMID, NULL);
+        }
+        mfd = memfd_create("small", MFD_CLOEXEC);
+        if (mfd >= 0 && ftruncate(mfd, 4096) == 0)
+                (void) mmap(NULL, 4096, PROT_READ, MAP_SHARED, mfd, 0);
+        (void) mmap(NULL, 4096, PROT_READ, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        p = mmap(NULL, 3 * 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p != MAP_FAILED)
+                (void) prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long) p, 4096, (unsigned long) "odd name");
+
+        if (write(ready_fd, "x", 1) != 1)
+                _exit(3);
+        for (;;)
+                pause();
+}
+
+static size_t count_huge(const struct mapping_list *l) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < l->n; i++)
+                n += l->items[i].page_size == HUGE_2M;
+        return n;
+}
+
+/* procmap_list_text() gives exactly procmap_list()'s list: page sizes and names included. */
+static void test_list_text_matches_ioctl(void **state UNUSED) {
+        char dir[] = "/tmp/test-maps-parse.XXXXXX", path[64], saved[32] = "";
+        struct mapping_list a = {}, b = {};
+        int pipefd[2], hp = -1;
+        bool raised = false;
+        pid_t pid;
+
+        /* Two huge pages for the hugetlb mappings, where we may (root) and there are none. */
+        hp = open("/proc/sys/vm/nr_hugepages", O_RDWR | O_CLOEXEC);
+        if (hp >= 0) {
+                ssize_t n = read(hp, saved, sizeof(saved) - 1);
+
+                if (n > 0 && atoi(saved) < 4 && pwrite(hp, "4\n", 2, 0) == 2)
+                        raised = true;
+        }
+
+        assert_non_null(mkdtemp(dir));
+        assert_int_equal(pipe2(pipefd, O_CLOEXEC), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                child_with_odd_mappings(dir, pipefd[1]);
+        }
+        char c;
+        assert_int_equal(read(pipefd[0], &c, 1), 1);
+        close(pipefd[0]);
+        close(pipefd[1]);
+
+        snprintf(path, sizeof(path), "/proc/%d/maps", (int) pid);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        if (!procmap_supported(fd)) {
+                kill(pid, SIGKILL);
+                waitpid(pid, NULL, 0);
+                skip();
+        }
+        assert_int_equal(procmap_list_text(fd, &a), 0);
+        assert_int_equal(procmap_list(fd, 0, &b), 0);
+        assert_int_equal(a.n, b.n);
+        for (size_t i = 0; i < a.n; i++) {
+                const struct mapping *x = &a.items[i], *y = &b.items[i];
+
+                assert_int_equal(x->start, y->start);
+                assert_int_equal(x->end, y->end);
+                assert_int_equal(x->offset, y->offset);
+                assert_int_equal(x->inode, y->inode);
+                assert_int_equal(x->dev_major, y->dev_major);
+                assert_int_equal(x->dev_minor, y->dev_minor);
+                assert_int_equal(x->flags, y->flags);
+                assert_int_equal(x->page_size, y->page_size);
+                assert_true(x->page_size > 0);
+                assert_int_equal(x->kind, y->kind);
+                assert_int_equal(x->deleted, y->deleted);
+                assert_int_equal(!!x->name, !!y->name);
+                if (x->name)
+                        assert_string_equal(x->name, y->name);
+        }
+        /* The cases that matter were there: the literal backslash, and huge pages if any. */
+        bool literal = false;
+        for (size_t i = 0; i < a.n; i++)
+                literal |= a.items[i].name && strstr(a.items[i].name, "lit\\012eral") != NULL;
+        assert_true(literal);
+        if (raised)
+                assert_true(count_huge(&a) >= 1);
+        print_message("%zu mappings, %zu with 2 MiB pages\n", a.n, count_huge(&a));
+
+        mapping_list_done(&a);
+        mapping_list_done(&b);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        if (raised)
+                (void) pwrite(hp, saved, strlen(saved), 0);
+        if (hp >= 0)
+                close(hp);
+        for (size_t i = 0; i < ELEMENTSOF(odd_names); i++) {
+                char f[PATH_MAX];
+
+                snprintf(f, sizeof(f), "%s/%s", dir, odd_names[i]);
+                (void) unlink(f);
+        }
+        (void) rmdir(dir);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_file_path_fields),
@@ -1001,6 +1150,7 @@ int main(void) {
                 cmocka_unit_test(test_read_proc_self),
                 cmocka_unit_test(test_read_fd_dead_process),
                 cmocka_unit_test(test_classify),
+                cmocka_unit_test(test_list_text_matches_ioctl),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
