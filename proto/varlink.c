@@ -9,6 +9,7 @@
 #include <json-c/linkhash.h>
 
 #include "cleanup.h"
+#include "interface.h"
 #include "number.h"
 #include "varlink.h"
 
@@ -238,8 +239,8 @@ static int flag_get(struct json_object *root, const char *key, bool *ret) {
         return 0;
 }
 
-int varlink_call_parse(const char *msg, size_t len, unsigned max_depth,
-                       struct varlink_call *ret, const char **ret_bad_field) {
+int varlink_call_parse_tree(const char *msg, size_t len, unsigned max_depth,
+                            struct varlink_call *ret, const char **ret_bad_field) {
         _cleanup_json_ struct json_object *root = NULL, *params = NULL;
         _cleanup_free_ char *method_copy = NULL;
         static const char *const flags[] = { "more", "oneway", "upgrade" };
@@ -295,6 +296,7 @@ void varlink_call_done(struct varlink_call *c) {
                 return;
         free(c->method);
         json_object_put(c->parameters);
+        free(c->addresses);
         *c = (struct varlink_call) {};
 }
 
@@ -344,6 +346,321 @@ void varlink_reply_done(struct varlink_reply *r) {
         free(r->error);
         json_object_put(r->parameters);
         *r = (struct varlink_reply) {};
+}
+
+/* ---------------------------------------------------------------- Lookup calls, directly
+ *
+ * A 4,435-address Lookup spent most of its decoding time building, reading and freeing one
+ * json-c node per address. So the addresses array is read here, straight into uint64s, and
+ * json-c parses the message with the array replaced by [0]: everything but the addresses
+ * keeps the general decoder's rules, errors and depth accounting.
+ *
+ * Why that is the same as parsing the whole message: the array taken out is checked here to
+ * be '[' element (',' element)* ']' with JSON whitespace, each element a string of ASCII
+ * letters and digits without escapes or an integer without sign, fraction, exponent or
+ * leading zero, and in range. Both it and [0] are then complete values, with scalar elements
+ * only (the same depth for json-c, which counts a level per element), ASCII, without NUL and
+ * without integers json_has_unrepresentable_int() refuses; the text around them is the same
+ * bytes. So json-c accepts one message exactly when it accepts the other, with the same tree
+ * but for that one value. Where the array sits is found by the loose scanner below; it is
+ * right whenever the text before and after the array is valid JSON, which json-c confirms.
+ * The scanner declines (and the general decoder takes over) for anything it does not follow:
+ * escaped keys at the top two levels, a repeated "method", "parameters" or "addresses", a
+ * method other than Lookup, an element it does not read. */
+
+#define LOOKUP_METHOD MEMMAPD_INTERFACE ".Lookup"
+
+/* 1 for the JSON whitespace bytes. */
+static const uint8_t json_ws[256] = { [' '] = 1, ['\t'] = 1, ['\n'] = 1, ['\r'] = 1 };
+
+/* Hex digit values + 1 (0: not a hex digit), for the address strings. */
+static const uint8_t hex_value1[256] = {
+        ['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7, ['7'] = 8,
+        ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+        ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+};
+
+struct scanner {
+        const char *p, *end;    /* *end is the message's NUL */
+};
+
+static void scan_ws(struct scanner *s) {
+        while (s->p < s->end && json_ws[(uint8_t) *s->p])
+                s->p++;
+}
+
+static bool scan_take(struct scanner *s, char c) {
+        scan_ws(s);
+        if (s->p >= s->end || *s->p != c)
+                return false;
+        s->p++;
+        return true;
+}
+
+/* Past a string at s->p ('"'), escapes skipped but not checked. */
+static bool scan_skip_string(struct scanner *s) {
+        for (const char *p = s->p + 1; p < s->end; p++) {
+                if (*p == '\\')
+                        p++;
+                else if (*p == '"') {
+                        s->p = p + 1;
+                        return true;
+                }
+        }
+        return false;
+}
+
+/* A key without escapes: its bytes in [*ret, *ret + *ret_len), and the reader past the ':'. */
+static bool scan_key(struct scanner *s, const char **ret, size_t *ret_len) {
+        const char *start;
+
+        scan_ws(s);
+        if (s->p >= s->end || *s->p != '"')
+                return false;
+        start = s->p + 1;
+        if (!scan_skip_string(s))
+                return false;
+        *ret = start;
+        *ret_len = (size_t) (s->p - 1 - start);
+        if (memchr(start, '\\', *ret_len))
+                return false;
+        return scan_take(s, ':');
+}
+
+/* Past any value, without checking it; containers by counting brackets. */
+static bool scan_skip_value(struct scanner *s) {
+        size_t depth = 0;
+
+        scan_ws(s);
+        do {
+                if (s->p >= s->end)
+                        return false;
+                switch (*s->p) {
+                case '"':
+                        if (!scan_skip_string(s))
+                                return false;
+                        break;
+                case '{':
+                case '[':
+                        depth++;
+                        s->p++;
+                        break;
+                case '}':
+                case ']':
+                        if (depth == 0)
+                                return false;
+                        depth--;
+                        s->p++;
+                        break;
+                default:
+                        if (depth == 0) {
+                                /* A number or literal: up to what ends it. */
+                                while (s->p < s->end && !json_ws[(uint8_t) *s->p] && *s->p != ',' &&
+                                       *s->p != '}' && *s->p != ']')
+                                        s->p++;
+                                return true;
+                        }
+                        s->p++;
+                }
+        } while (depth > 0);
+        return true;
+}
+
+#define key_is(k, n, name) ((n) == sizeof(name) - 1 && memcmp(k, name, sizeof(name) - 1) == 0)
+
+/* One address: a string parse_u64() takes, or a non-negative integer literal. false for
+ * anything else, valid or not: the general decoder decides those. */
+static bool scan_address(struct scanner *s, uint64_t *ret) {
+        const char *p = s->p;
+        uint64_t v = 0;
+
+        if (*p == '"') {
+                p++;
+                if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+                        p += 2;
+                        if (*p == '"')
+                                return false;
+                        for (; *p != '"'; p++) {
+                                unsigned d = hex_value1[(uint8_t) *p];
+
+                                if (d == 0 || v >> 60 != 0)
+                                        return false;
+                                v = v << 4 | (d - 1);
+                        }
+                } else {
+                        if (*p == '"')
+                                return false;
+                        for (; *p != '"'; p++) {
+                                if (!is_digit(*p) || __builtin_mul_overflow(v, 10, &v) ||
+                                    __builtin_add_overflow(v, (uint64_t) (*p - '0'), &v))
+                                        return false;
+                        }
+                }
+                p++;
+        } else if (is_digit(*p)) {
+                if (p[0] == '0' && is_digit(p[1]))
+                        return false;
+                for (; is_digit(*p); p++)
+                        if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, (uint64_t) (*p - '0'), &v))
+                                return false;
+        } else
+                return false;
+
+        /* What may follow an element: whitespace, ',' or ']' (a fraction or exponent would
+         * make a double; the NUL at the end stops every loop above). */
+        if (!json_ws[(uint8_t) *p] && *p != ',' && *p != ']')
+                return false;
+        s->p = p;
+        *ret = v;
+        return true;
+}
+
+/* The addresses array at s->p ('['): its elements in a malloc()ed *ret (n >= 1). */
+static bool scan_addresses(struct scanner *s, uint64_t **ret, size_t *ret_n) {
+        _cleanup_free_ uint64_t *a = NULL;
+        size_t n = 0, allocated = 0;
+
+        s->p++;
+        do {
+                scan_ws(s);
+                if (n == allocated) {
+                        size_t m = allocated ? 2 * allocated : 256;
+                        uint64_t *t;
+
+                        /* n is below the message length, so this never overflows. */
+                        t = realloc(a, m * sizeof(*a));
+                        if (!t)
+                                return false;
+                        a = t;
+                        allocated = m;
+                }
+                if (s->p >= s->end || !scan_address(s, &a[n]))
+                        return false;
+                n++;
+        } while (scan_take(s, ','));
+        if (!scan_take(s, ']'))
+                return false;
+
+        *ret = TAKE_PTR(a);
+        *ret_n = n;
+        return true;
+}
+
+/* Finds the Lookup call's addresses array: [*ret_start, *ret_end) of msg, and its values. */
+static bool scan_lookup_call(const char *msg, size_t len, size_t *ret_start, size_t *ret_end, uint64_t **ret,
+                             size_t *ret_n) {
+        _cleanup_free_ uint64_t *a = NULL;
+        struct scanner s = { .p = msg, .end = msg + len };
+        bool have_method = false, have_params = false;
+        size_t n = 0, start = 0, end = 0;
+        const char *k;
+        size_t kl;
+
+        if (!scan_take(&s, '{'))
+                return false;
+        do {
+                if (!scan_key(&s, &k, &kl))
+                        return false;
+                if (key_is(k, kl, "method")) {
+                        static const char quoted[] = "\"" LOOKUP_METHOD "\"";
+
+                        /* The method, exactly and without escapes: anything else is not ours. */
+                        scan_ws(&s);
+                        if (have_method || (size_t) (s.end - s.p) < sizeof(quoted) - 1 ||
+                            memcmp(s.p, quoted, sizeof(quoted) - 1) != 0)
+                                return false;
+                        s.p += sizeof(quoted) - 1;
+                        have_method = true;
+                } else if (key_is(k, kl, "parameters")) {
+                        if (have_params || !scan_take(&s, '{'))
+                                return false;
+                        have_params = true;
+                        if (scan_take(&s, '}'))
+                                return false;
+                        do {
+                                if (!scan_key(&s, &k, &kl))
+                                        return false;
+                                if (key_is(k, kl, "addresses")) {
+                                        if (a)
+                                                return false;
+                                        scan_ws(&s);
+                                        if (s.p >= s.end || *s.p != '[')
+                                                return false;
+                                        start = (size_t) (s.p - msg);
+                                        if (!scan_addresses(&s, &a, &n))
+                                                return false;
+                                        end = (size_t) (s.p - msg);
+                                } else if (!scan_skip_value(&s))
+                                        return false;
+                        } while (scan_take(&s, ','));
+                        if (!scan_take(&s, '}'))
+                                return false;
+                } else if (!scan_skip_value(&s))
+                        return false;
+        } while (scan_take(&s, ','));
+        if (!scan_take(&s, '}'))
+                return false;
+        scan_ws(&s);
+        if (s.p != s.end || !have_method || !a)
+                return false;
+
+        *ret_start = start;
+        *ret_end = end;
+        *ret = TAKE_PTR(a);
+        *ret_n = n;
+        return true;
+}
+
+/* The call with the addresses array of msg[start, end) replaced by [0], through json-c;
+ * then [0] taken out of its parameters. false when json-c refuses it or anything is not as
+ * the scanner said: the caller then decodes msg as it is. */
+static bool lookup_call_rest(const char *msg, size_t len, size_t start, size_t end, unsigned max_depth,
+                             struct varlink_call *ret) {
+        static const char placeholder[] = "[0]";
+        _cleanup_free_ char *text = NULL;
+        struct varlink_call c;
+        struct json_object *v;
+        size_t n;
+
+        n = start + strlen(placeholder) + (len - end);
+        text = malloc(n + 1);
+        if (!text)
+                return false;
+        memcpy(text, msg, start);
+        memcpy(text + start, placeholder, strlen(placeholder));
+        memcpy(text + start + strlen(placeholder), msg + end, len - end);
+        text[n] = 0;
+
+        if (varlink_call_parse_tree(text, n, max_depth, &c, NULL) < 0)
+                return false;
+        if (strcmp(c.method, LOOKUP_METHOD) != 0 || !json_object_object_get_ex(c.parameters, "addresses", &v) ||
+            !json_object_is_type(v, json_type_array) || json_object_array_length(v) != 1 ||
+            !json_object_is_type(json_object_array_get_idx(v, 0), json_type_int) ||
+            json_object_get_int64(json_object_array_get_idx(v, 0)) != 0) {
+                varlink_call_done(&c);
+                return false;
+        }
+        json_object_object_del(c.parameters, "addresses");
+        *ret = c;
+        return true;
+}
+
+int varlink_call_parse(const char *msg, size_t len, unsigned max_depth,
+                       struct varlink_call *ret, const char **ret_bad_field) {
+        _cleanup_free_ uint64_t *addrs = NULL;
+        size_t start, end, n;
+        struct varlink_call c;
+
+        /* Anything the direct path does not take, or that json-c then refuses, is decoded
+         * as it is, so every error is the general decoder's. */
+        if (msg && len <= INT_MAX && scan_lookup_call(msg, len, &start, &end, &addrs, &n) &&
+            lookup_call_rest(msg, len, start, end, max_depth, &c)) {
+                c.addresses = TAKE_PTR(addrs);
+                c.n_addresses = n;
+                *ret = c;
+                return 0;
+        }
+        return varlink_call_parse_tree(msg, len, max_depth, ret, ret_bad_field);
 }
 
 /* ---------------------------------------------------------------- writing */

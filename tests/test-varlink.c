@@ -2,10 +2,12 @@
  * and typed parameter access. */
 
 #include <errno.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -754,6 +756,348 @@ static void test_round_trip_reply(void **state) {
         json_writer_done(&w);
 }
 
+/* ---------------------------------------------------------------- the direct Lookup decoder
+ *
+ * varlink_call_parse() reads Lookup addresses itself; varlink_call_parse_tree() is json-c
+ * only. Every message below goes through both, and they must agree on everything. */
+
+struct diff_stats {
+        unsigned taken;         /* decoded directly (addresses in the array) */
+        unsigned ok, failed;
+};
+
+/* The keys of a json-c object in order, and the object equal: varlink_params_unknown()
+ * reports the first unknown key, so the order matters too. */
+static void assert_same_members(struct json_object *a, struct json_object *b) {
+        struct json_object_iterator ia = json_object_iter_begin(a), ea = json_object_iter_end(a);
+        struct json_object_iterator ib = json_object_iter_begin(b), eb = json_object_iter_end(b);
+
+        while (!json_object_iter_equal(&ia, &ea) && !json_object_iter_equal(&ib, &eb)) {
+                assert_string_equal(json_object_iter_peek_name(&ia), json_object_iter_peek_name(&ib));
+                json_object_iter_next(&ia);
+                json_object_iter_next(&ib);
+        }
+        assert_true(json_object_iter_equal(&ia, &ea) && json_object_iter_equal(&ib, &eb));
+        assert_true(json_object_equal(a, b));
+}
+
+static void check_both_len(const char *msg, size_t len, unsigned depth, struct diff_stats *st) {
+        struct varlink_call a = { .method = (char *) 0x1 }, b = { .method = (char *) 0x1 };
+        const char *bad_a = NULL, *bad_b = NULL;
+        int ra = varlink_call_parse(msg, len, depth, &a, &bad_a);
+        int rb = varlink_call_parse_tree(msg, len, depth, &b, &bad_b);
+
+        if (ra != rb)
+                fail_msg("depth %u: direct %d, json-c %d: %.*s", depth, ra, rb, (int) len, msg);
+        assert_true((bad_a == NULL) == (bad_b == NULL));
+        if (bad_a)
+                assert_string_equal(bad_a, bad_b);
+        if (ra < 0) {
+                assert_ptr_equal(a.method, (char *) 0x1);
+                assert_ptr_equal(b.method, (char *) 0x1);
+                st->failed++;
+                return;
+        }
+        st->ok++;
+        assert_null(b.addresses);
+        assert_string_equal(a.method, b.method);
+        assert_true(a.more == b.more && a.oneway == b.oneway && a.upgrade == b.upgrade);
+        if (a.addresses) {
+                struct json_object *arr = NULL;
+
+                st->taken++;
+                assert_string_equal(a.method, "io.memmapd.Lookup");
+                assert_false(json_object_object_get_ex(a.parameters, "addresses", NULL));
+                assert_true(json_object_object_get_ex(b.parameters, "addresses", &arr));
+                assert_true(json_object_is_type(arr, json_type_array));
+                assert_int_equal(json_object_array_length(arr), a.n_addresses);
+                for (size_t i = 0; i < a.n_addresses; i++) {
+                        uint64_t v = 0;
+
+                        assert_int_equal(varlink_json_u64(json_object_array_get_idx(arr, i), &v), 0);
+                        if (v != a.addresses[i])
+                                fail_msg("address %zu: direct %" PRIu64 ", json-c %" PRIu64 ": %.*s", i,
+                                         a.addresses[i], v, (int) len, msg);
+                }
+                json_object_object_del(b.parameters, "addresses");
+        } else
+                assert_int_equal(a.n_addresses, 0);
+        assert_same_members(a.parameters, b.parameters);
+        varlink_call_done(&a);
+        varlink_call_done(&b);
+}
+
+static void check_both(const char *msg, unsigned depth, struct diff_stats *st) {
+        check_both_len(msg, strlen(msg), depth, st);
+}
+
+static bool taken_directly(const char *msg) {
+        struct varlink_call c;
+        bool taken;
+
+        assert_int_equal(varlink_call_parse(msg, strlen(msg), 0, &c, NULL), 0);
+        taken = c.addresses != NULL;
+        varlink_call_done(&c);
+        return taken;
+}
+
+/* Messages the direct decoder must take, and what it must make of them. */
+static void test_lookup_direct(void **state) {
+        static const struct {
+                const char *msg;
+                size_t n;
+                uint64_t first, last;
+        } taken[] = {
+                { "{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":1,\"addresses\":[\"0x10\",\"16\",16]}}",
+                  3, 16, 16 },
+                { "{\"parameters\":{\"addresses\":[\"0xffffffffffffffff\",18446744073709551615]},"
+                  "\"method\":\"io.memmapd.Lookup\",\"more\":null,\"x\":[\"]\",{\"a\":\"\\\"}\"}]}",
+                  2, UINT64_MAX, UINT64_MAX },
+                { " \t\r\n{ \"method\" : \"io.memmapd.Lookup\" , \"parameters\" : { \"addresses\" : [ \"0X00000000000000000000aBc\" ,"
+                  " 0 , \"000000000000000000000018446744073709551615\" , 9223372036854775808 ] } } \n",
+                  4, 0xabc, UINT64_C(9223372036854775808) },
+        };
+        static const char *const not_taken[] = {
+                /* json-c decides these (same results: test_lookup_differential) */
+                "{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"addresses\":[]}}",
+                "{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"addresses\":[-0]}}",
+                "{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"addresses\":[\"\\u0030x1\"]}}",
+                "{\"method\":\"io.memmapd.Look\\u0075p\",\"parameters\":{\"addresses\":[1]}}",
+                "{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"addresses\":[1]}}",
+                "{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"addresses\":[1],\"addresses\":[2]}}",
+                "{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"addr\\u0065sses\":[1]}}",
+                "{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"addresses\":[1.0]}}",
+                "{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"addresses\":[\"0x\"]}}",
+                "{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"addresses\":[\"0x10000000000000000\"]}}",
+                "{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"addresses\":\"0x1\"}}",
+        };
+        struct diff_stats st = {};
+
+        for (size_t i = 0; i < ELEMENTSOF(taken); i++) {
+                struct varlink_call c;
+
+                assert_int_equal(varlink_call_parse(taken[i].msg, strlen(taken[i].msg), 0, &c, NULL), 0);
+                assert_non_null(c.addresses);
+                assert_int_equal(c.n_addresses, taken[i].n);
+                assert_true(c.addresses[0] == taken[i].first && c.addresses[c.n_addresses - 1] == taken[i].last);
+                varlink_call_done(&c);
+                assert_null(c.addresses);
+                check_both(taken[i].msg, 0, &st);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(not_taken); i++) {
+                assert_false(taken_directly(not_taken[i]));
+                check_both(not_taken[i], 0, &st);
+        }
+        assert_int_equal(st.taken, ELEMENTSOF(taken));
+}
+
+/* xorshift: the same messages on every run. */
+static uint32_t next_rand(uint32_t *s) {
+        *s ^= *s << 13;
+        *s ^= *s >> 17;
+        *s ^= *s << 5;
+        return *s;
+}
+
+static void append_str(char **p, const char *s) {
+        size_t n = strlen(s);
+
+        memcpy(*p, s, n);
+        *p += n;
+}
+
+static void append_ws(char **p, uint32_t *seed) {
+        static const char *const ws[] = { "", "", "", " ", "\n", "\t\r ", "  " };
+
+        append_str(p, ws[next_rand(seed) % ELEMENTSOF(ws)]);
+}
+
+/* One address as a client might send it, or something near the edge of what is valid. */
+static void append_address(char **p, uint32_t *seed) {
+        static const char *const edges[] = {
+                "18446744073709551615", "18446744073709551616", "9223372036854775807", "9223372036854775808",
+                "\"18446744073709551615\"", "\"18446744073709551616\"", "\"0xffffffffffffffff\"",
+                "\"0x1ffffffffffffffff\"", "\"0x0000000000000000000001\"", "\"0x\"", "\"\"", "\"0\"", "0",
+                "-0", "-1", "01", "1e3", "1.5", "\"0x1g\"", "\" 1\"", "\"1 \"", "\"-1\"", "\"+1\"", "null",
+                "true", "[]", "{}", "\"0x7f\\u0030\"", "\"0xAbCdEf\"", "\"0XABC\"", "\"x1\"", "\"0x-1\"",
+                "\"\\u00001\"", "\"\xc3\xa9\"", "\"\xff\"", "1E2", "0.0",
+        };
+        char buf[64];
+        uint64_t v = (uint64_t) next_rand(seed) << 32 | next_rand(seed);
+
+        switch (next_rand(seed) % 8) {
+        case 0:
+                append_str(p, edges[next_rand(seed) % ELEMENTSOF(edges)]);
+                return;
+        case 1:
+                snprintf(buf, sizeof(buf), "%" PRIu64, v >> (next_rand(seed) % 64));
+                break;
+        case 2:
+                snprintf(buf, sizeof(buf), "\"%" PRIu64 "\"", v >> (next_rand(seed) % 64));
+                break;
+        case 3:
+                snprintf(buf, sizeof(buf), "\"0X%" PRIX64 "\"", v >> (next_rand(seed) % 64));
+                break;
+        default:
+                snprintf(buf, sizeof(buf), "\"0x%" PRIx64 "\"", v >> 16);
+                break;
+        }
+        append_str(p, buf);
+}
+
+/* A Lookup call in one of many shapes: members in any order, other parameters and unknown
+ * members (some holding brackets and "addresses" in strings), null flags, whitespace. */
+static size_t random_lookup(char *buf, size_t size, uint32_t *seed, bool all_valid) {
+        static const char *const top_extra[] = {
+                "\"more\":true", "\"oneway\":false", "\"upgrade\":null", "\"more\":1", "\"x\":{\"addresses\":[1]}",
+                "\"y\":\"]}\\\"\"", "\"parameters\":{}", "\"method\":\"io.memmapd.Lookup\"",
+        };
+        static const char *const param_extra[] = {
+                "\"pid\":1234", "\"start_time\":\"0x10\"", "\"build_ids\":true", "\"zz\":[[[\"[\"]]]",
+                "\"pid\":null", "\"q\":{\"addresses\":[\"x\"]}", "\"start_time\":18446744073709551616",
+                "\"w\":\"\\u0000\"", "\"u\":-1.5e3",
+        };
+        char *p = buf;
+        unsigned n = 1 + next_rand(seed) % 12;
+        bool method_first = next_rand(seed) % 2;
+
+        assert_true(size >= 4096);
+        append_ws(&p, seed);
+        append_str(&p, "{");
+        if (method_first)
+                append_str(&p, "\"method\":\"io.memmapd.Lookup\",");
+        if (!all_valid && next_rand(seed) % 4 == 0) {
+                append_str(&p, top_extra[next_rand(seed) % ELEMENTSOF(top_extra)]);
+                append_str(&p, ",");
+        }
+        append_str(&p, "\"parameters\"");
+        append_ws(&p, seed);
+        append_str(&p, ":{");
+        if (next_rand(seed) % 2) {
+                append_str(&p, param_extra[next_rand(seed) % (all_valid ? 3 : ELEMENTSOF(param_extra))]);
+                append_str(&p, ",");
+        }
+        append_str(&p, "\"addresses\":");
+        append_ws(&p, seed);
+        append_str(&p, "[");
+        for (unsigned i = 0; i < n; i++) {
+                char one[64], *q = one;
+
+                if (i > 0)
+                        append_str(&p, ",");
+                append_ws(&p, seed);
+                do {
+                        struct json_object *o;
+                        uint64_t v;
+
+                        q = one;
+                        append_address(&q, seed);
+                        *q = 0;
+                        o = json_tokener_parse(one);
+                        /* all_valid: only what Lookup accepts */
+                        if (!all_valid || (o && varlink_json_u64(o, &v) == 0 && one[0] != '-')) {
+                                json_object_put(o);
+                                break;
+                        }
+                        json_object_put(o);
+                } while (true);
+                append_str(&p, one);
+                append_ws(&p, seed);
+        }
+        append_str(&p, "]");
+        if (next_rand(seed) % 2) {
+                append_str(&p, ",");
+                append_str(&p, param_extra[next_rand(seed) % (all_valid ? 3 : ELEMENTSOF(param_extra))]);
+        }
+        append_str(&p, "}");
+        if (!method_first)
+                append_str(&p, ",\"method\":\"io.memmapd.Lookup\"");
+        if (!all_valid && next_rand(seed) % 4 == 0) {
+                append_str(&p, ",");
+                append_str(&p, top_extra[next_rand(seed) % ELEMENTSOF(top_extra)]);
+        }
+        append_str(&p, "}");
+        append_ws(&p, seed);
+        *p = 0;
+        return (size_t) (p - buf);
+}
+
+/* Random Lookups, valid and not, at every depth limit that matters; then every one-byte
+ * mutation of some of them: both decoders must agree on each. */
+static void test_lookup_differential(void **state) {
+        static const char subst[] = "\"\\,:[]{} \t0179afxX-.e+nul\x01\x7f";
+        static const unsigned depths[] = { 0, 1, 2, 3, 4, 5, 16 };
+        struct diff_stats st = {};
+        uint32_t seed = 0x2545f491u;
+        char msg[4096], mut[4096 + 2];
+
+        for (unsigned k = 0; k < 3000; k++) {
+                size_t len = random_lookup(msg, sizeof(msg), &seed, k % 3 == 0);
+
+                for (size_t d = 0; d < ELEMENTSOF(depths); d++)
+                        check_both_len(msg, len, depths[d], &st);
+                if (k % 60 != 0)
+                        continue;
+
+                for (size_t i = 0; i < len; i++) {
+                        /* replaced */
+                        for (size_t c = 0; c < sizeof(subst) - 1; c++) {
+                                memcpy(mut, msg, len + 1);
+                                mut[i] = subst[c];
+                                check_both_len(mut, len, 0, &st);
+                        }
+                        /* deleted, doubled, truncated; a NUL inside */
+                        memcpy(mut, msg, i);
+                        memcpy(mut + i, msg + i + 1, len - i);
+                        check_both_len(mut, len - 1, 0, &st);
+                        memcpy(mut, msg, i + 1);
+                        memcpy(mut + i + 1, msg + i, len - i + 1);
+                        check_both_len(mut, len + 1, 0, &st);
+                        memcpy(mut, msg, i);
+                        mut[i] = 0;
+                        check_both_len(mut, i, 0, &st);
+                        memcpy(mut, msg, len + 1);
+                        mut[i] = 0;
+                        check_both_len(mut, len, 0, &st);
+                }
+        }
+        /* Both kinds in good numbers, or the comparison proves little. */
+        if (st.taken < 2000 || st.failed < 10000 || st.ok < st.taken + 1000)
+                fail_msg("taken directly %u, decoded %u, refused %u", st.taken, st.ok, st.failed);
+}
+
+/* A batch as large as the profilers send, through both. */
+static void test_lookup_large(void **state) {
+        _cleanup_(json_writer_done) struct json_writer w;
+        struct diff_stats st = {};
+        struct varlink_call c;
+        char *buf = NULL;
+        size_t len = 0;
+
+        json_writer_init(&w, 0);
+        varlink_call_begin(&w, "io.memmapd.Lookup", false, false);
+        json_writer_key(&w, "pid");
+        json_writer_int(&w, 1);
+        json_writer_key(&w, "addresses");
+        json_writer_array_begin(&w);
+        for (uint64_t i = 0; i < 5000; i++)
+                json_writer_hex(&w, UINT64_C(0x7f0000000000) + i * 4097);
+        json_writer_array_end(&w);
+        json_writer_object_end(&w);
+        json_writer_object_end(&w);
+        assert_int_equal(json_writer_finish(&w, &buf, &len), 0);
+
+        assert_int_equal(varlink_call_parse(buf, len, 0, &c, NULL), 0);
+        assert_int_equal(c.n_addresses, 5000);
+        for (uint64_t i = 0; i < 5000; i++)
+                assert_true(c.addresses[i] == UINT64_C(0x7f0000000000) + i * 4097);
+        varlink_call_done(&c);
+        check_both_len(buf, len, 0, &st);
+        check_both_len(buf, len, 3, &st);
+        assert_int_equal(st.taken, 1);
+        free(buf);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_call_valid),
@@ -772,6 +1116,9 @@ int main(void) {
                 cmocka_unit_test(test_params_unknown),
                 cmocka_unit_test(test_round_trip_call),
                 cmocka_unit_test(test_round_trip_reply),
+                cmocka_unit_test(test_lookup_direct),
+                cmocka_unit_test(test_lookup_differential),
+                cmocka_unit_test(test_lookup_large),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
