@@ -250,15 +250,13 @@ static bool write_mapping_fast(struct json_writer *w, const struct mapping *m) {
         const char *kind = mapping_kind_to_string(m->kind);
         size_t name_len = 0, kind_len;
 
-        if (!kind)
+        if (!kind || (kind_len = strlen(kind)) > 32)
                 return false;
         if (m->name) {
                 name_len = strlen(m->name);
                 if (name_len > MAPPING_JSON_NAME_MAX || json_plain_length(m->name, name_len) != name_len)
                         return false;
         }
-        kind_len = strlen(kind);
-
         PUT_LITERAL(p, "{\"start\":\"");
         p += json_format_hex(m->start, p);
         PUT_LITERAL(p, "\",\"end\":\"");
@@ -278,8 +276,6 @@ static bool write_mapping_fast(struct json_writer *w, const struct mapping *m) {
                 p += json_format_uint(m->page_size, p);
         }
         PUT_LITERAL(p, ",\"kind\":\"");
-        if (kind_len > 32)
-                return false;
         memcpy(p, kind, kind_len);
         p += kind_len;
         *p++ = '"';

@@ -124,16 +124,22 @@ static bool put_escape(struct json_writer *w, uint8_t c) {
         return append(w, e, 2);
 }
 
+size_t json_plain_length(const char *s, size_t len) {
+        const uint8_t *p = (const uint8_t *) s;
+        size_t plain = 0;
+
+        while (plain < len && plain_ascii[p[plain]])
+                plain++;
+        return plain;
+}
+
 /* Writes s as a quoted JSON string. *valid becomes false when a byte had to be replaced. */
 static bool put_string(struct json_writer *w, const char *s, size_t len, bool *valid) {
         const uint8_t *p = (const uint8_t *) s, *end = p + len, *run;
-        size_t plain = 0;
 
         /* Keys, addresses and most names are plain ASCII: quote and copy them in one go (the
          * byte-wise path below was the largest cost of writing a listing). */
-        while (plain < len && plain_ascii[p[plain]])
-                plain++;
-        if (plain == len && len <= SIZE_MAX - 2) {
+        if (json_plain_length(s, len) == len && len <= SIZE_MAX - 2) {
                 char *d;
 
                 if (w->error)
@@ -320,17 +326,40 @@ bool json_writer_string(struct json_writer *w, const char *s) {
         return json_writer_string_len(w, s, s ? strlen(s) : 0);
 }
 
-static void put_u64_digits(struct json_writer *w, uint64_t v, bool negative) {
-        char tmp[21];
+size_t json_format_uint(uint64_t v, char *buf) {
+        char tmp[20];
         size_t i = sizeof(tmp);
 
         do {
                 tmp[--i] = (char) ('0' + v % 10);
                 v /= 10;
         } while (v);
+        memcpy(buf, tmp + i, sizeof(tmp) - i);
+        return sizeof(tmp) - i;
+}
+
+size_t json_format_hex(uint64_t v, char *buf) {
+        static const char digits[16] = "0123456789abcdef";
+        /* The number of hex digits: 1 for 0, else from the highest set bit. */
+        size_t n = v ? (size_t) (67 - __builtin_clzll(v)) / 4 : 1;
+
+        buf[0] = '0';
+        buf[1] = 'x';
+        for (size_t i = n + 1; i >= 2; i--) {
+                buf[i] = digits[v & 0xf];
+                v >>= 4;
+        }
+        return n + 2;
+}
+
+static void put_u64_digits(struct json_writer *w, uint64_t v, bool negative) {
+        char tmp[21];
+        size_t n = 0;
+
         if (negative)
-                tmp[--i] = '-';
-        append(w, tmp + i, sizeof(tmp) - i);
+                tmp[n++] = '-';
+        n += json_format_uint(v, tmp + n);
+        append(w, tmp, n);
 }
 
 void json_writer_int(struct json_writer *w, int64_t v) {
@@ -364,15 +393,15 @@ void json_writer_null(struct json_writer *w) {
 }
 
 void json_writer_hex(struct json_writer *w, uint64_t v) {
-        char buf[HEX_U64_MAX + 1];
+        char buf[20];
+        size_t n;
 
         if (!value_prologue(w))
                 return;
         buf[0] = '"';
-        format_hex_u64(v, buf + 1);
-        size_t n = strlen(buf);
-        buf[n] = '"';
-        append(w, buf, n + 1);
+        n = 1 + json_format_hex(v, buf + 1);
+        buf[n++] = '"';
+        append(w, buf, n);
 }
 
 void json_writer_raw(struct json_writer *w, const char *json, size_t len) {

@@ -62,6 +62,14 @@ void json_writer_hex(struct json_writer *w, uint64_t v);
 /* Pre-serialized JSON value, inserted as is (the caller vouches for it). */
 void json_writer_raw(struct json_writer *w, const char *json, size_t len);
 
+/* For callers that pre-serialize hot values for json_writer_raw() byte-for-byte as the
+ * writer would: the number of leading bytes of s that a JSON string carries as they are
+ * (len when s needs no escaping and no replacement); v in decimal, and as 0x-prefixed
+ * lowercase hex, at buf without quotes or NUL (buf holds 20 bytes), returning the length. */
+size_t json_plain_length(const char *s, size_t len);
+size_t json_format_uint(uint64_t v, char *buf);
+size_t json_format_hex(uint64_t v, char *buf);
+
 /* Appends a NUL byte that is not part of the JSON: the Varlink message terminator. Needs a
  * complete top-level value (else -EINVAL); another top-level value (the next message) may
  * follow it in the same buffer. */

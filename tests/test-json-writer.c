@@ -1,6 +1,7 @@
 /* Tests for proto/json-writer.c: structure, escaping, UTF-8 repair, bounds, reuse. */
 
 #include <errno.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -151,6 +152,47 @@ static void test_hex(void **state) {
                 assert_int_equal(parse_u64(json_object_get_string(json_object_array_get_idx(o, i)), &v), 0);
                 assert_int_equal(v, values[i]);
         }
+        json_writer_done(&w);
+}
+
+/* The pre-serializing helpers: the same digits as the writer, every length of hex. */
+static void test_format_helpers(void **state) {
+        char buf[24], ref[24];
+        size_t n;
+
+        for (unsigned bits = 0; bits <= 64; bits++) {
+                uint64_t v = bits == 0 ? 0 : bits == 64 ? UINT64_MAX : (UINT64_C(1) << bits) - 1;
+                uint64_t vals[2] = { v, v + (bits < 64) };
+
+                for (unsigned k = 0; k < 2; k++) {
+                        memset(buf, 'X', sizeof(buf));
+                        n = json_format_hex(vals[k], buf);
+                        snprintf(ref, sizeof(ref), "0x%" PRIx64, vals[k]);
+                        assert_int_equal(n, strlen(ref));
+                        assert_memory_equal(buf, ref, n);
+                        assert_int_equal(buf[n], 'X'); /* nothing beyond */
+
+                        memset(buf, 'X', sizeof(buf));
+                        n = json_format_uint(vals[k], buf);
+                        snprintf(ref, sizeof(ref), "%" PRIu64, vals[k]);
+                        assert_int_equal(n, strlen(ref));
+                        assert_memory_equal(buf, ref, n);
+                        assert_int_equal(buf[n], 'X');
+                }
+        }
+
+        assert_int_equal(json_plain_length("", 0), 0);
+        assert_int_equal(json_plain_length("/usr/lib/libc.so.6 (deleted)", 28), 28);
+        assert_int_equal(json_plain_length("a\"b", 3), 1);
+        assert_int_equal(json_plain_length("ab\\c", 4), 2);
+        assert_int_equal(json_plain_length("abc\n", 4), 3);
+        assert_int_equal(json_plain_length("\x7f\x80", 2), 1);
+        assert_int_equal(json_plain_length("ab\0cd", 5), 2);
+        /* What it calls plain, the writer writes between quotes as is. */
+        struct json_writer w;
+        json_writer_init(&w, 0);
+        json_writer_string_len(&w, "tab\there", json_plain_length("tab\there", 8));
+        FINISH_EXPECT(&w, "\"tab\"");
         json_writer_done(&w);
 }
 
@@ -588,6 +630,7 @@ int main(void) {
                 cmocka_unit_test(test_structure),
                 cmocka_unit_test(test_numbers),
                 cmocka_unit_test(test_hex),
+                cmocka_unit_test(test_format_helpers),
                 cmocka_unit_test(test_escaping),
                 cmocka_unit_test(test_utf8),
                 cmocka_unit_test(test_max_size),
