@@ -373,18 +373,21 @@ struct addr_index {
         size_t index;
 };
 
-/* The indices of addrs in address order. A bottom-up merge sort of (address, index) pairs
- * with the comparison inline: qsort() through a thread-local comparator took 12% of a
- * 4,435-address lookup. */
+/* The indices of addrs in address order (stable). An LSD radix sort of (address, index)
+ * pairs by bytes, skipping the bytes no two addresses differ in (user addresses share their
+ * top bytes): a merge sort, branching on every comparison of random addresses, was 17% of a
+ * 4,435-address lookup's CPU time, and qsort() before it 12%. */
 static size_t *sorted_order(const uint64_t *addrs, size_t n) {
         _cleanup_free_ struct addr_index *a = NULL, *b = NULL;
         size_t *idx = malloc(MAX(n, (size_t) 1) * sizeof(size_t));
+        uint64_t differ = 0;
         bool sorted = true;
 
         if (!idx)
                 return NULL;
         for (size_t i = 0; i < n; i++) {
                 idx[i] = i;
+                differ |= addrs[i] ^ addrs[0];
                 if (i > 0 && addrs[i - 1] > addrs[i])
                         sorted = false;
         }
@@ -399,20 +402,22 @@ static size_t *sorted_order(const uint64_t *addrs, size_t n) {
         }
         for (size_t i = 0; i < n; i++)
                 a[i] = (struct addr_index) { addrs[i], i };
-        for (size_t width = 1; width < n; width *= 2) {
+        for (unsigned shift = 0; shift < 64; shift += 8) {
+                size_t count[256] = {}, pos = 0;
                 struct addr_index *t;
 
-                for (size_t lo = 0; lo < n; lo += 2 * width) {
-                        size_t mid = MIN(lo + width, n), hi = MIN(lo + 2 * width, n), i = lo, j = mid, k = lo;
+                if (((differ >> shift) & 0xff) == 0)
+                        continue;
+                for (size_t i = 0; i < n; i++)
+                        count[(a[i].addr >> shift) & 0xff]++;
+                for (unsigned d = 0; d < 256; d++) {
+                        size_t c = count[d];
 
-                        /* Stable: equal addresses keep their order. */
-                        while (i < mid && j < hi)
-                                b[k++] = a[j].addr < a[i].addr ? a[j++] : a[i++];
-                        while (i < mid)
-                                b[k++] = a[i++];
-                        while (j < hi)
-                                b[k++] = a[j++];
+                        count[d] = pos;
+                        pos += c;
                 }
+                for (size_t i = 0; i < n; i++)
+                        b[count[(a[i].addr >> shift) & 0xff]++] = a[i];
                 t = a;
                 a = b;
                 b = t;
