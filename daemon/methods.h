@@ -12,7 +12,7 @@
 #include "json-writer.h"
 #include "varlink.h"
 
-/* Counters shared by the event loop and the workers. */
+/* Counters shared by the serving threads. */
 struct service_stats {
         atomic_uint_fast64_t requests;
         atomic_uint_fast64_t errors;

@@ -27,19 +27,29 @@
 #include "varlink.h"
 
 #define LISTEN_FDS_MAX 16
-#define EPOLL_BATCH 64
 /* Reads per wake-up of one connection, so one busy client cannot starve the rest. */
 #define READS_PER_WAKEUP 8
+/* Connections taken off a listener's backlog per wake-up. */
+#define ACCEPTS_PER_WAKEUP 16
 /* Stop taking a client's next call while this much output waits for it to read. */
 #define OUTPUT_HIGH_WATER (256 * 1024)
 #define SHUTDOWN_TIMEOUT_USEC (10 * 1000000ull)
 #define TICK_USEC 1000000ull
 
+/* Every thread runs the same loop on one epoll instance ("leader/followers"): the thread
+ * that wakes for a connection reads the call, answers it and writes the reply itself. Each
+ * call used to cross threads four times (loop -> worker -> loop -> client), and on a VM
+ * those switches were half of the daemon's time for small lookups. Every source is
+ * registered EPOLLONESHOT, so exactly one thread owns a ready source until it re-arms it:
+ * connection state needs no lock. The lock guards what threads share: the connection list
+ * and counts, the listeners, the shutdown state. A connection's fd is only closed under the
+ * lock, so other threads may shutdown() it (idle timeout, shutdown) while holding it. */
+
 enum source_type {
         SOURCE_LISTEN,
         SOURCE_SIGNAL,
-        SOURCE_WORKERS,
         SOURCE_TIMER,
+        SOURCE_STOP,
         SOURCE_CONN,
 };
 
@@ -48,32 +58,19 @@ struct source {
         int fd;
 };
 
-struct conn;
-
-struct job {
-        struct job *next;
-        struct conn *conn;
-        struct varlink_call call;
-        struct client client;
-        char *reply;
-        size_t reply_len;
-        const char *error;
-        int r;
-};
-
 struct conn {
         struct source src;              /* first: epoll data points here */
-        struct conn *prev, *next;
+        struct conn *prev, *next;       /* under the server lock */
         struct server *server;
         struct client client;
+        /* Owned by the thread that took the connection's event, until it re-arms it. */
         struct varlink_reader in;
         struct varlink_writer out;
-        uint32_t events;                /* what epoll watches now */
-        bool busy;                      /* a job of this connection is with the workers */
         bool eof;                       /* the peer will send nothing more */
         bool closing;                   /* close once the output is written */
-        bool dead;                      /* closed while busy: free when the job returns */
-        uint64_t last_activity;
+        /* Read by the tick without owning the connection. */
+        atomic_bool busy;               /* a thread is answering it: never idle */
+        _Atomic uint64_t last_activity;
 };
 
 struct server {
@@ -85,31 +82,26 @@ struct server {
         struct source listen[LISTEN_FDS_MAX];
         size_t n_listen;
         char *owned_socket_path;        /* a socket file we created and remove at exit */
-        int reserve_fd;                 /* given up to accept-and-close when out of fds */
-        struct source signal_src, workers_src, timer_src;
-
-        struct conn *conns;
-        size_t n_conns;
-        /* Closed connections, freed after the epoll batch that may still name them. */
-        struct conn *graveyard;
+        struct source signal_src, timer_src, stop_src;
 
         pthread_t *threads;
         unsigned n_threads;
-        pthread_mutex_t lock;
-        pthread_cond_t cond;
-        struct job *queue_head, *queue_tail;
-        struct job *done;
-        bool stopping;
 
         gid_t allowed_gids[CONFIG_GROUPS_MAX];
         size_t n_allowed_gids;
 
+        /* Everything below is under lock. */
+        pthread_mutex_t lock;
+        struct conn *conns;
+        size_t n_conns;
+        int reserve_fd;                 /* given up to accept-and-close when out of fds */
         bool shutting_down;
-        bool listen_paused;             /* out of fds and no reserve: listeners unwatched until a tick */
+        bool listen_paused;             /* out of fds and no reserve: listeners unarmed until a tick */
         uint64_t last_refusal_log;      /* refusals are logged at most once a second */
         uint64_t refusals_unlogged;
         uint64_t shutdown_deadline;
         uint64_t watchdog_usec, last_watchdog;
+        atomic_bool stopping;           /* every thread leaves its loop */
 };
 
 static uint64_t now_usec(void) {
@@ -119,77 +111,20 @@ static uint64_t now_usec(void) {
         return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
 }
 
-static void job_free(struct job *j) {
-        if (!j)
-                return;
-        varlink_call_done(&j->call);
-        free(j->reply);
-        free(j);
+/* Hands a source back to epoll after its event was handled. */
+static int source_arm(struct server *s, struct source *src, uint32_t events) {
+        struct epoll_event ev = { .events = events | EPOLLONESHOT, .data.ptr = src };
+
+        return epoll_ctl(s->epoll_fd, EPOLL_CTL_MOD, src->fd, &ev) < 0 ? -errno : 0;
 }
 
-/* ------------------------------------------------------------------ workers */
+/* Makes every thread leave its loop. The stop eventfd stays readable and each leaving thread
+ * writes it once more, so the wake-ups chain through all threads sleeping in epoll_wait(). */
+static void request_stop(struct server *s) {
+        uint64_t one = 1;
 
-static void *worker_main(void *userdata) {
-        struct server *s = userdata;
-        sigset_t all;
-
-        /* Signals belong to the event loop's signalfd. */
-        sigfillset(&all);
-        pthread_sigmask(SIG_BLOCK, &all, NULL);
-
-        for (;;) {
-                struct method_context ctx = {
-                        .engine = s->engine, .limits = &s->cfg->limits, .stats = &s->stats,
-                };
-                uint64_t one = 1;
-                struct job *j;
-
-                pthread_mutex_lock(&s->lock);
-                while (!s->queue_head && !s->stopping)
-                        pthread_cond_wait(&s->cond, &s->lock);
-                if (!s->queue_head) {
-                        pthread_mutex_unlock(&s->lock);
-                        break;
-                }
-                j = s->queue_head;
-                s->queue_head = j->next;
-                if (!s->queue_head)
-                        s->queue_tail = NULL;
-                pthread_mutex_unlock(&s->lock);
-
-                ctx.client = &j->client;
-                j->r = method_dispatch(&ctx, &j->call, &j->reply, &j->reply_len, &j->error);
-
-                pthread_mutex_lock(&s->lock);
-                j->next = s->done;
-                s->done = j;
-                pthread_mutex_unlock(&s->lock);
-                (void) !write(s->workers_src.fd, &one, sizeof(one));
-        }
-        return NULL;
-}
-
-static int workers_start(struct server *s) {
-        s->threads = calloc(s->cfg->workers, sizeof(pthread_t));
-        if (!s->threads)
-                return -ENOMEM;
-        for (unsigned i = 0; i < s->cfg->workers; i++) {
-                int r = pthread_create(&s->threads[i], NULL, worker_main, s);
-                if (r != 0)
-                        return -r;
-                s->n_threads++;
-        }
-        return 0;
-}
-
-static void workers_stop(struct server *s) {
-        pthread_mutex_lock(&s->lock);
-        s->stopping = true;
-        pthread_cond_broadcast(&s->cond);
-        pthread_mutex_unlock(&s->lock);
-        for (unsigned i = 0; i < s->n_threads; i++)
-                pthread_join(s->threads[i], NULL);
-        s->n_threads = 0;
+        atomic_store(&s->stopping, true);
+        (void) !write(s->stop_src.fd, &one, sizeof(one));
 }
 
 /* ------------------------------------------------------------------ connections */
@@ -200,24 +135,11 @@ static void conn_free(struct conn *c) {
         free(c);
 }
 
-static void conn_bury(struct conn *c) {
-        c->next = c->server->graveyard;
-        c->server->graveyard = c;
-}
-
-static void free_graveyard(struct server *s) {
-        for (struct conn *c = s->graveyard, *next; c; c = next) {
-                next = c->next;
-                conn_free(c);
-        }
-        s->graveyard = NULL;
-}
-
+/* Called by the connection's owner (or once no thread runs). */
 static void conn_close(struct conn *c) {
         struct server *s = c->server;
 
-        if (c->src.fd < 0)
-                return;
+        pthread_mutex_lock(&s->lock);
         epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, c->src.fd, NULL);
         close(c->src.fd);
         c->src.fd = -1;
@@ -229,26 +151,34 @@ static void conn_close(struct conn *c) {
                 c->next->prev = c->prev;
         s->n_conns--;
         atomic_store(&s->stats.connections, s->n_conns);
-        if (c->busy)
-                c->dead = true;
-        else
-                conn_bury(c);
+        if (s->shutting_down && s->n_conns == 0)
+                request_stop(s);
+        pthread_mutex_unlock(&s->lock);
+        conn_free(c);
 }
 
-static void conn_update_events(struct conn *c) {
+/* Ends this thread's ownership of c: closes it when it is finished, else re-arms it for
+ * what it waits for. c must not be touched afterwards. */
+static void conn_release(struct conn *c) {
         uint32_t want = 0;
 
-        if (c->src.fd < 0)
-                return;
-        if (!c->busy && !c->eof && !c->closing && c->out.pending < OUTPUT_HIGH_WATER)
+        if (!c->closing && !c->eof && c->out.pending < OUTPUT_HIGH_WATER)
                 want |= EPOLLIN | EPOLLRDHUP;
         if (c->out.pending > 0)
                 want |= EPOLLOUT;
-        if (want == c->events)
+        if (want == 0) {
+                conn_close(c);
                 return;
-        struct epoll_event ev = { .events = want, .data.ptr = &c->src };
-        if (epoll_ctl(c->server->epoll_fd, EPOLL_CTL_MOD, c->src.fd, &ev) >= 0)
-                c->events = want;
+        }
+        /* Everything read from c comes before the release: once armed, another thread may
+         * own it. */
+        struct epoll_event ev = { .events = want | EPOLLONESHOT, .data.ptr = &c->src };
+        int fd = c->src.fd, epfd = c->server->epoll_fd;
+
+        atomic_store(&c->busy, false);
+        if (epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
+                /* Not armed: still ours. */
+                conn_close(c);
 }
 
 static void conn_queue(struct conn *c, char *reply, size_t len) {
@@ -316,15 +246,21 @@ static size_t json_values_bound(const char *msg, size_t len) {
 /* Values a call may need beside its addresses: method, flags, pid, start_time... */
 #define CALL_VALUES_SLACK 64
 
+/* Parses and answers one call, on this thread. */
 static void conn_handle_message(struct conn *c, const char *msg, size_t len) {
         struct server *s = c->server;
+        struct method_context ctx = {
+                .engine = s->engine, .limits = &s->cfg->limits, .stats = &s->stats, .client = &c->client,
+        };
         struct varlink_call call = {};
-        const char *bad = NULL;
+        const char *bad = NULL, *error;
+        char *reply;
+        size_t rlen;
         int r;
 
         atomic_fetch_add(&s->stats.requests, 1);
         /* json-c spends some 80 bytes and real time on every value: a message of MaxMessageSize
-         * made of "1," would cost the loop most of a second and the daemon over a hundred
+         * made of "1," would cost a thread most of a second and the daemon over a hundred
          * MiB, per client. No call needs more values than MaxAddresses and a few: refuse the
          * rest before parsing. */
         if (json_values_bound(msg, len) > s->cfg->limits.max_addresses + CALL_VALUES_SLACK) {
@@ -345,58 +281,31 @@ static void conn_handle_message(struct conn *c, const char *msg, size_t len) {
                 return;
         }
 
-        if (method_is_inline(call.method)) {
-                struct method_context ctx = {
-                        .engine = s->engine, .limits = &s->cfg->limits, .stats = &s->stats, .client = &c->client,
-                };
-                const char *error;
-                char *reply;
-                size_t rlen;
-
-                r = method_dispatch(&ctx, &call, &reply, &rlen, &error);
-                if (r < 0) {
-                        log_warning_errno(r, "Cannot answer %s", call.method);
-                        c->closing = true;
-                } else {
-                        count_reply(s, error);
-                        if (call.oneway)
-                                free(reply);
-                        else
-                                conn_queue(c, reply, rlen);
-                }
-                varlink_call_done(&call);
-                return;
-        }
-
-        struct job *j = calloc(1, sizeof(*j));
-        if (!j) {
-                varlink_call_done(&call);
+        r = method_dispatch(&ctx, &call, &reply, &rlen, &error);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot answer %s for pid %d", call.method, (int) c->client.pid);
                 c->closing = true;
-                return;
+        } else {
+                count_reply(s, error);
+                if (error)
+                        log_debug("%s from pid %d: %s", call.method, (int) c->client.pid, error);
+                if (call.oneway)
+                        free(reply);
+                else
+                        conn_queue(c, reply, rlen);
         }
-        j->conn = c;
-        j->call = call;
-        j->client = c->client;
-        c->busy = true;
-
-        pthread_mutex_lock(&s->lock);
-        if (s->queue_tail)
-                s->queue_tail->next = j;
-        else
-                s->queue_head = j;
-        s->queue_tail = j;
-        pthread_cond_signal(&s->cond);
-        pthread_mutex_unlock(&s->lock);
+        atomic_store(&c->last_activity, now_usec());
+        varlink_call_done(&call);
 }
 
-/* Takes the next calls a connection has buffered, writes what is queued, and closes it
- * when it is finished. Calls are answered one at a time, in order. */
+/* Answers the calls a connection has buffered, in order, writes what is queued, and then
+ * closes or re-arms it. */
 static void conn_dispatch(struct conn *c) {
         struct server *s = c->server;
         int r;
 
 again:
-        while (!c->busy && !c->closing && c->out.pending < OUTPUT_HIGH_WATER) {
+        while (!c->closing && c->out.pending < OUTPUT_HIGH_WATER) {
                 const char *msg;
                 size_t len;
 
@@ -416,7 +325,7 @@ again:
                 conn_handle_message(c, msg, len);
         }
 
-        if (c->eof && !c->busy && !c->closing && c->out.pending < OUTPUT_HIGH_WATER) {
+        if (c->eof && !c->closing && c->out.pending < OUTPUT_HIGH_WATER) {
                 const char *msg;
                 size_t len;
 
@@ -435,25 +344,25 @@ again:
                         conn_close(c);
                         return;
                 }
-                c->last_activity = now_usec();
+                atomic_store(&c->last_activity, now_usec());
                 /* Output held back the calls buffered behind it: take them now. */
                 if (was_blocked && c->out.pending < OUTPUT_HIGH_WATER)
                         goto again;
         }
-        if (c->closing && c->out.pending == 0 && !c->busy) {
-                conn_close(c);
-                return;
-        }
-        conn_update_events(c);
+        conn_release(c);
 }
 
 static void conn_on_io(struct conn *c, uint32_t events) {
+        /* Pairs with the store in conn_release(): whatever the previous owner did to the
+         * connection happened before (epoll hands it over, but the C memory model and
+         * ThreadSanitizer only know about atomics). */
+        (void) atomic_exchange(&c->busy, true);
         if (events & EPOLLIN) {
                 for (int i = 0; i < READS_PER_WAKEUP; i++) {
                         ssize_t n = varlink_reader_read_fd(&c->in, c->src.fd);
 
                         if (n > 0) {
-                                c->last_activity = now_usec();
+                                atomic_store(&c->last_activity, now_usec());
                                 continue;
                         }
                         if (n == 0)
@@ -468,7 +377,7 @@ static void conn_on_io(struct conn *c, uint32_t events) {
                         break;
                 }
         } else if (events & (EPOLLHUP | EPOLLERR)) {
-                if (c->out.pending == 0 && !c->busy) {
+                if (c->out.pending == 0) {
                         conn_close(c);
                         return;
                 }
@@ -479,6 +388,8 @@ static void conn_on_io(struct conn *c, uint32_t events) {
         conn_dispatch(c);
 }
 
+/* ------------------------------------------------------------------ listening (under lock) */
+
 static size_t conns_of_uid(struct server *s, uid_t uid) {
         size_t n = 0;
 
@@ -486,16 +397,6 @@ static size_t conns_of_uid(struct server *s, uid_t uid) {
                 if (c->client.uid == uid)
                         n++;
         return n;
-}
-
-/* Stops or resumes watching the listening sockets. */
-static void listeners_watch(struct server *s, bool on) {
-        for (size_t i = 0; i < s->n_listen; i++) {
-                struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &s->listen[i] };
-
-                (void) epoll_ctl(s->epoll_fd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, s->listen[i].fd, &ev);
-        }
-        s->listen_paused = !on;
 }
 
 /* Refused connections come as fast as a client can connect: log the first of each second
@@ -514,7 +415,8 @@ static bool refusal_log_allowed(struct server *s) {
         return true;
 }
 
-static void accept_one(struct server *s, int listen_fd) {
+/* Takes one connection off the backlog. Returns true when the listener may have more. */
+static bool accept_one(struct server *s, int listen_fd) {
         _cleanup_close_ int fd = -1;
         struct client peer;
         struct conn *c;
@@ -533,91 +435,76 @@ static void accept_one(struct server *s, int listen_fd) {
                         s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
                         if (refusal_log_allowed(s))
                                 log_warning("Out of file descriptors: refused a connection");
-                        /* A worker took the freed fd first: without a reserve the listener
-                         * would stay ready and spin the loop. Look again at the next tick. */
+                        /* Another thread took the freed fd first: without a reserve the
+                         * listener would stay ready and spin. Look again at the next tick. */
                         if (s->reserve_fd < 0)
-                                listeners_watch(s, false);
+                                s->listen_paused = true;
                 } else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
                         log_warning_errno(errno, "accept() failed");
-                return;
+                return false;
         }
         r = client_from_socket(fd, s->allowed_gids, s->n_allowed_gids, &peer);
         if (r < 0) {
                 log_warning_errno(r, "Cannot identify a client (SO_PEERCRED)");
-                return;
+                return true;
         }
         if (s->n_conns >= s->cfg->limits.max_connections) {
                 if (refusal_log_allowed(s))
                         log_warning("Refusing a connection of pid %d: %zu connections (MaxConnections)", (int) peer.pid,
                                     s->n_conns);
-                return;
+                return true;
         }
         if (conns_of_uid(s, peer.uid) >= s->cfg->limits.max_connections_per_uid) {
                 if (refusal_log_allowed(s))
                         log_notice("Refusing a connection of uid %u: MaxConnectionsPerUser reached", (unsigned) peer.uid);
-                return;
+                return true;
         }
 
         c = calloc(1, sizeof(*c));
         if (!c)
-                return;
+                return false;
         c->src = (struct source) { .type = SOURCE_CONN, .fd = fd };
         c->server = s;
         c->client = peer;
-        c->last_activity = now_usec();
+        atomic_init(&c->busy, false);
+        atomic_init(&c->last_activity, now_usec());
         varlink_reader_init(&c->in, s->cfg->limits.max_message_size);
         varlink_writer_init(&c->out);
 
-        struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = &c->src };
-        if (epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-                log_warning_errno(errno, "epoll_ctl() failed");
-                conn_free(c);
-                return;
-        }
-        c->events = ev.events;
-        TAKE_FD(fd);
+        /* Listed and counted before it is armed: once armed, another thread may answer it
+         * (GetStatus counts it) or close it, which takes the lock we hold. */
         c->next = s->conns;
         if (s->conns)
                 s->conns->prev = c;
         s->conns = c;
         s->n_conns++;
         atomic_store(&s->stats.connections, s->n_conns);
+        struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT, .data.ptr = &c->src };
+        if (epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+                log_warning_errno(errno, "epoll_ctl() failed");
+                s->conns = c->next;
+                if (s->conns)
+                        s->conns->prev = NULL;
+                s->n_conns--;
+                atomic_store(&s->stats.connections, s->n_conns);
+                conn_free(c);
+                return false;
+        }
+        TAKE_FD(fd);
+        return true;
 }
 
-static void on_jobs_done(struct server *s) {
-        struct job *done, *next;
-        uint64_t v;
-
-        (void) !read(s->workers_src.fd, &v, sizeof(v));
+static void on_listener(struct server *s, struct source *src) {
         pthread_mutex_lock(&s->lock);
-        done = s->done;
-        s->done = NULL;
-        pthread_mutex_unlock(&s->lock);
-
-        for (struct job *j = done; j; j = next) {
-                struct conn *c = j->conn;
-
-                next = j->next;
-                c->busy = false;
-                if (c->dead) {
-                        conn_bury(c);
-                        job_free(j);
-                        continue;
-                }
-                if (j->r < 0) {
-                        log_warning_errno(j->r, "Cannot answer %s for pid %d", j->call.method, (int) c->client.pid);
-                        c->closing = true;
-                } else {
-                        count_reply(s, j->error);
-                        if (j->error)
-                                log_debug("%s from pid %d: %s", j->call.method, (int) c->client.pid, j->error);
-                        if (!j->call.oneway)
-                                conn_queue(c, TAKE_PTR(j->reply), j->reply_len);
-                }
-                c->last_activity = now_usec();
-                job_free(j);
-                conn_dispatch(c);
+        /* Closed by a shutdown while this event waited for the lock. */
+        if (!s->shutting_down && src->fd >= 0) {
+                for (unsigned i = 0; i < ACCEPTS_PER_WAKEUP; i++)
+                        if (!accept_one(s, src->fd))
+                                break;
+                if (!s->listen_paused)
+                        (void) source_arm(s, src, EPOLLIN);
         }
+        pthread_mutex_unlock(&s->lock);
 }
 
 /* ------------------------------------------------------------------ lifecycle */
@@ -626,8 +513,8 @@ static void stop_listening(struct server *s) {
         for (size_t i = 0; i < s->n_listen; i++) {
                 epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, s->listen[i].fd, NULL);
                 closep(&s->listen[i].fd);
+                s->listen[i].fd = -1;
         }
-        s->n_listen = 0;
         if (s->owned_socket_path) {
                 unlink(s->owned_socket_path);
                 free(s->owned_socket_path);
@@ -635,6 +522,7 @@ static void stop_listening(struct server *s) {
         }
 }
 
+/* Under lock. */
 static void begin_shutdown(struct server *s) {
         if (s->shutting_down)
                 return;
@@ -643,12 +531,25 @@ static void begin_shutdown(struct server *s) {
         sd_notify(0, "STOPPING=1\nSTATUS=Finishing replies in flight");
         log_info("Shutting down: finishing %zu connection(s)", s->n_conns);
         stop_listening(s);
-        /* Connections with nothing in flight go now; the rest once answered. */
-        for (struct conn *c = s->conns, *next; c; c = next) {
-                next = c->next;
-                c->closing = true;
-                conn_dispatch(c);
+        if (s->n_conns == 0) {
+                request_stop(s);
+                return;
         }
+        /* No new calls: each connection's owner answers what was already sent, sees the end
+         * of its input and closes it. */
+        for (struct conn *c = s->conns; c; c = c->next)
+                (void) shutdown(c->src.fd, SHUT_RD);
+}
+
+static void on_signal(struct server *s) {
+        struct signalfd_siginfo si;
+
+        while (read(s->signal_src.fd, &si, sizeof(si)) == sizeof(si))
+                log_info("Received signal %u", si.ssi_signo);
+        pthread_mutex_lock(&s->lock);
+        begin_shutdown(s);
+        pthread_mutex_unlock(&s->lock);
+        (void) source_arm(s, &s->signal_src, EPOLLIN);
 }
 
 static void on_tick(struct server *s) {
@@ -656,27 +557,94 @@ static void on_tick(struct server *s) {
         uint64_t idle = (uint64_t) s->cfg->limits.idle_timeout_sec * 1000000u;
 
         (void) !read(s->timer_src.fd, &v, sizeof(v));
+        pthread_mutex_lock(&s->lock);
         if (s->watchdog_usec > 0 && now - s->last_watchdog >= s->watchdog_usec / 2) {
                 sd_notify(0, "WATCHDOG=1");
                 s->last_watchdog = now;
         }
+        if (s->shutting_down && now >= s->shutdown_deadline)
+                request_stop(s);
         if (s->listen_paused && !s->shutting_down) {
                 if (s->reserve_fd < 0)
                         s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-                if (s->reserve_fd >= 0)
-                        listeners_watch(s, true);
-        }
-        for (struct conn *c = s->conns, *next; c; c = next) {
-                next = c->next;
-                if (!c->busy && now - c->last_activity > idle) {
-                        log_debug("Closing idle connection of pid %d", (int) c->client.pid);
-                        conn_close(c);
+                if (s->reserve_fd >= 0) {
+                        s->listen_paused = false;
+                        for (size_t i = 0; i < s->n_listen; i++)
+                                (void) source_arm(s, &s->listen[i], EPOLLIN);
                 }
         }
+        /* An idle connection is ended by its owner: shutting it down wakes it with a hang-up,
+         * and a client that does not read its replies fails the next write. */
+        for (struct conn *c = s->conns; c; c = c->next) {
+                /* Owners stamp last_activity without the lock: it may be later than now. */
+                uint64_t last = atomic_load(&c->last_activity);
+
+                if (!atomic_load(&c->busy) && last < now && now - last > idle) {
+                        log_debug("Closing idle connection of pid %d", (int) c->client.pid);
+                        (void) shutdown(c->src.fd, SHUT_RDWR);
+                }
+        }
+        pthread_mutex_unlock(&s->lock);
+        (void) source_arm(s, &s->timer_src, EPOLLIN);
 }
 
-static int add_source(struct server *s, struct source *src) {
-        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = src };
+
+static void *loop_main(void *userdata) {
+        struct server *s = userdata;
+
+        for (;;) {
+                struct epoll_event ev;
+                struct source *src;
+                int n;
+
+                n = epoll_wait(s->epoll_fd, &ev, 1, -1);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        log_error_errno(errno, "epoll_wait()");
+                        pthread_mutex_lock(&s->lock);
+                        request_stop(s);
+                        pthread_mutex_unlock(&s->lock);
+                        break;
+                }
+                if (n == 0)
+                        continue;
+                src = ev.data.ptr;
+                switch (src->type) {
+                case SOURCE_LISTEN:
+                        on_listener(s, src);
+                        break;
+                case SOURCE_SIGNAL:
+                        on_signal(s);
+                        break;
+                case SOURCE_TIMER:
+                        on_tick(s);
+                        break;
+                case SOURCE_STOP:
+                        break;
+                case SOURCE_CONN:
+                        conn_on_io((struct conn *) src, ev.events);
+                        break;
+                }
+                if (atomic_load(&s->stopping)) {
+                        request_stop(s);
+                        break;
+                }
+        }
+        return NULL;
+}
+
+static void *thread_main(void *userdata) {
+        sigset_t all;
+
+        /* Signals belong to the signalfd. */
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, NULL);
+        return loop_main(userdata);
+}
+
+static int add_source(struct server *s, struct source *src, bool oneshot) {
+        struct epoll_event ev = { .events = EPOLLIN | (oneshot ? EPOLLONESHOT : 0), .data.ptr = src };
 
         return epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, src->fd, &ev) < 0 ? -errno : 0;
 }
@@ -774,11 +742,11 @@ int server_new(const struct config *cfg, struct engine *engine, struct server **
                 .epoll_fd = -1,
                 .reserve_fd = -1,
                 .signal_src = { SOURCE_SIGNAL, -1 },
-                .workers_src = { SOURCE_WORKERS, -1 },
                 .timer_src = { SOURCE_TIMER, -1 },
+                .stop_src = { SOURCE_STOP, -1 },
         };
         pthread_mutex_init(&s->lock, NULL);
-        pthread_cond_init(&s->cond, NULL);
+        atomic_init(&s->stopping, false);
         s->stats.start_usec = now_usec();
 
         if (cfg->allow_groups_set) {
@@ -814,23 +782,23 @@ int server_new(const struct config *cfg, struct engine *engine, struct server **
 
         s->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
         s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        s->workers_src.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        s->stop_src.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         s->timer_src.fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
         pthread_sigmask(SIG_BLOCK, &mask, NULL);
         s->signal_src.fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-        if (s->epoll_fd < 0 || s->workers_src.fd < 0 || s->timer_src.fd < 0 || s->signal_src.fd < 0) {
+        if (s->epoll_fd < 0 || s->stop_src.fd < 0 || s->timer_src.fd < 0 || s->signal_src.fd < 0) {
                 r = log_error_errno(errno, "Cannot set up the event loop");
                 goto fail;
         }
 
         for (size_t i = 0; i < s->n_listen; i++)
-                if ((r = add_source(s, &s->listen[i])) < 0)
+                if ((r = add_source(s, &s->listen[i], true)) < 0)
                         goto fail;
-        if ((r = add_source(s, &s->signal_src)) < 0 || (r = add_source(s, &s->workers_src)) < 0 ||
-            (r = add_source(s, &s->timer_src)) < 0) {
+        if ((r = add_source(s, &s->signal_src, true)) < 0 || (r = add_source(s, &s->timer_src, true)) < 0 ||
+            (r = add_source(s, &s->stop_src, false)) < 0) {
                 log_error_errno(r, "epoll_ctl()");
                 goto fail;
         }
@@ -849,12 +817,6 @@ int server_new(const struct config *cfg, struct engine *engine, struct server **
                 goto fail;
         }
 
-        r = workers_start(s);
-        if (r < 0) {
-                log_error_errno(r, "Cannot start worker threads");
-                goto fail;
-        }
-
         *ret = s;
         return 0;
 fail:
@@ -863,94 +825,58 @@ fail:
 }
 
 int server_run(struct server *s) {
-        struct epoll_event events[EPOLL_BATCH];
+        unsigned extra = s->cfg->workers > 0 ? s->cfg->workers - 1 : 0;
+        int r = 0;
 
-        sd_notifyf(0, "READY=1\nSTATUS=Serving with backend %s",
-                   engine_backend_to_string(engine_get_backend(s->engine)));
-        if (s->watchdog_usec > 0) {
-                sd_notify(0, "WATCHDOG=1");
-                s->last_watchdog = now_usec();
-        }
+        s->threads = calloc(MAX(extra, 1u), sizeof(pthread_t));
+        if (!s->threads)
+                return log_error_errno(ENOMEM, "Cannot start threads");
+        for (unsigned i = 0; i < extra; i++) {
+                int k = pthread_create(&s->threads[i], NULL, thread_main, s);
 
-        for (;;) {
-                int n;
-
-                if (s->shutting_down && (s->n_conns == 0 || now_usec() >= s->shutdown_deadline))
+                if (k != 0) {
+                        r = log_error_errno(k, "Cannot start threads");
                         break;
-
-                n = epoll_wait(s->epoll_fd, events, EPOLL_BATCH, -1);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return log_error_errno(errno, "epoll_wait()");
                 }
-                for (int i = 0; i < n; i++) {
-                        struct source *src = events[i].data.ptr;
+                s->n_threads++;
+        }
 
-                        switch (src->type) {
-                        case SOURCE_LISTEN:
-                                if (!s->shutting_down)
-                                        accept_one(s, src->fd);
-                                break;
-                        case SOURCE_SIGNAL: {
-                                struct signalfd_siginfo si;
-
-                                while (read(src->fd, &si, sizeof(si)) == sizeof(si))
-                                        log_info("Received signal %u", si.ssi_signo);
-                                begin_shutdown(s);
-                                break;
-                        }
-                        case SOURCE_WORKERS:
-                                on_jobs_done(s);
-                                break;
-                        case SOURCE_TIMER:
-                                on_tick(s);
-                                break;
-                        case SOURCE_CONN:
-                                /* A connection closed earlier in this batch is only its fd. */
-                                if (src->fd >= 0)
-                                        conn_on_io((struct conn *) src, events[i].events);
-                                break;
-                        }
+        if (r >= 0) {
+                sd_notifyf(0, "READY=1\nSTATUS=Serving with backend %s",
+                           engine_backend_to_string(engine_get_backend(s->engine)));
+                pthread_mutex_lock(&s->lock);
+                if (s->watchdog_usec > 0) {
+                        sd_notify(0, "WATCHDOG=1");
+                        s->last_watchdog = now_usec();
                 }
-                free_graveyard(s);
-        }
-        return 0;
-}
+                pthread_mutex_unlock(&s->lock);
+                /* This thread serves too. */
+                loop_main(s);
+        } else
+                request_stop(s);
 
-/* Frees a list of jobs whose replies will never be sent, with the connections that were
- * only waiting for them. */
-static void drop_jobs(struct job *list) {
-        for (struct job *j = list, *next; j; j = next) {
-                next = j->next;
-                if (j->conn->dead)
-                        conn_free(j->conn);
-                else
-                        j->conn->busy = false;
-                job_free(j);
-        }
+        for (unsigned i = 0; i < s->n_threads; i++)
+                pthread_join(s->threads[i], NULL);
+        s->n_threads = 0;
+        return r;
 }
 
 struct server *server_free(struct server *s) {
         if (!s)
                 return NULL;
-        workers_stop(s);
-        /* Jobs the workers finished but the loop never collected, and jobs never started. */
-        drop_jobs(TAKE_PTR(s->done));
-        drop_jobs(TAKE_PTR(s->queue_head));
-        s->queue_tail = NULL;
+        /* No thread runs any more (server_run() joined them): whatever is left is closed here. */
         while (s->conns)
                 conn_close(s->conns);
+        pthread_mutex_lock(&s->lock);
         stop_listening(s);
+        pthread_mutex_unlock(&s->lock);
         free(s->threads);
         closep(&s->epoll_fd);
         closep(&s->reserve_fd);
         closep(&s->signal_src.fd);
-        closep(&s->workers_src.fd);
+        closep(&s->stop_src.fd);
         closep(&s->timer_src.fd);
         pthread_mutex_destroy(&s->lock);
-        pthread_cond_destroy(&s->cond);
-        free_graveyard(s);
         free(s);
         return NULL;
 }

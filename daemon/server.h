@@ -1,4 +1,4 @@
-/* The memmapd event loop: listening sockets, client connections, a worker pool, signals and systemd notification. */
+/* The memmapd server: listening sockets, client connections answered by a pool of threads sharing one epoll loop, signals and systemd notification. */
 #pragma once
 
 #include "config.h"
