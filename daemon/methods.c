@@ -473,6 +473,35 @@ static const char *list_mappings(const struct method_context *ctx, const struct 
         return NULL;
 }
 
+/* One Lookup result formatted on the stack and appended in one call, the bytes the writer
+ * would write key by key: that way was a third of the daemon's time on a 4,435-address
+ * batch once the request decoding got cheap. */
+static void write_result(struct json_writer *w, uint64_t address, const struct engine_result *res) {
+        /* At most 12 + 18 + 22 + 16 + 19 + 14 + 19 + 1 bytes. */
+        char buf[160], *p = buf;
+
+        PUT_LITERAL(p, "{\"address\":\"");
+        p += json_format_hex(address, p);
+        if (res->mapping < 0)
+                PUT_LITERAL(p, "\",\"reason\":\"unmapped\"");
+        else {
+                PUT_LITERAL(p, "\",\"mapping\":");
+                p += json_format_uint((uint64_t) res->mapping, p);
+        }
+        if (res->has_file_offset) {
+                PUT_LITERAL(p, ",\"file_offset\":\"");
+                p += json_format_hex(res->file_offset, p);
+                *p++ = '"';
+        }
+        if (res->has_elf_vaddr) {
+                PUT_LITERAL(p, ",\"elf_vaddr\":\"");
+                p += json_format_hex(res->elf_vaddr, p);
+                *p++ = '"';
+        }
+        *p++ = '}';
+        json_writer_raw(w, buf, (size_t) (p - buf));
+}
+
 static const char *lookup(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w) {
         static const char *const known[] = { "pid", "start_time", "addresses", "build_ids", NULL };
         _cleanup_(mapping_list_done) struct mapping_list l = {};
@@ -525,29 +554,8 @@ static const char *lookup(const struct method_context *ctx, const struct varlink
         write_process_and_mappings(w, p, &l);
         json_writer_key(w, "results");
         json_writer_array_begin(w);
-        for (size_t i = 0; i < n; i++) {
-                const struct engine_result *res = &results[i];
-
-                json_writer_object_begin(w);
-                json_writer_key(w, "address");
-                json_writer_hex(w, addrs[i]);
-                if (res->mapping < 0) {
-                        json_writer_key(w, "reason");
-                        json_writer_string(w, "unmapped");
-                } else {
-                        json_writer_key(w, "mapping");
-                        json_writer_int(w, res->mapping);
-                }
-                if (res->has_file_offset) {
-                        json_writer_key(w, "file_offset");
-                        json_writer_hex(w, res->file_offset);
-                }
-                if (res->has_elf_vaddr) {
-                        json_writer_key(w, "elf_vaddr");
-                        json_writer_hex(w, res->elf_vaddr);
-                }
-                json_writer_object_end(w);
-        }
+        for (size_t i = 0; i < n; i++)
+                write_result(w, addrs[i], &results[i]);
         json_writer_array_end(w);
         varlink_message_end(w);
         return NULL;
