@@ -129,6 +129,50 @@ static void test_valid_reply(void **state) {
         memctl_lookup_reply_free(l);
 }
 
+static int list_with(const char *json, memctl_mappings **ret) {
+        memctl *c = NULL;
+        int r;
+
+        set_reply(json);
+        assert_int_equal(memctl_connect(sock_path, &c), 0);
+        r = memctl_list_mappings(c, 123, 0, 0, ret);
+        memctl_free(c);
+        return r;
+}
+
+/* Addresses in forms the daemon does not send but JSON allows (escapes, leading zeros past
+ * 16 digits, uppercase digits) and unknown members named like known ones read as before. */
+static void test_list_value_forms(void **state) {
+        struct memctl_mapping m = MEMCTL_MAPPING_INIT;
+        memctl_mappings *l = NULL;
+
+        assert_int_equal(list_with("{\"parameters\":{" PROC ",\"mappings\":[{\"start\":\"\\u0030x1000\","
+                                   "\"end\":\"0x00000000000000002000\",\"perms\":\"r-xp\",\"offset\":\"0xAbC\","
+                                   "\"dev\":\"08:01\",\"inode\":7,\"kind\":\"file\",\"ens\":1,\"kinb\":\"x\","
+                                   "\"starr\":\"0x5\",\"offsex\":[1],\"deletes\":true,\"build_ix\":\"zz\","
+                                   "\"page_sizz\":null,\"name\":\"/x\",\"path\":\"/x\",\"deleted\":false}]}}",
+                                   &l),
+                         0);
+        assert_int_equal(memctl_mappings_count(l), 1);
+        assert_int_equal(memctl_mappings_get(l, 0, &m), 0);
+        assert_int_equal(m.start, 0x1000);
+        assert_int_equal(m.end, 0x2000);
+        assert_int_equal(m.offset, 0xabc);
+        assert_int_equal(m.page_size, 0);
+        assert_false(m.deleted);
+        assert_null(m.build_id);
+        memctl_mappings_free(l);
+
+        /* 17 significant digits, an unterminated and an empty address: refused as before. */
+        assert_int_equal(list_with("{\"parameters\":{" PROC ",\"mappings\":[" MAPPING ",\"start\":\"0x10000000000000000\"}]}}", &l),
+                         -EPROTO);
+        assert_int_equal(list_with("{\"parameters\":{" PROC ",\"mappings\":[{\"start\":\"0x1000", &l), -EPROTO);
+        assert_int_equal(list_with("{\"parameters\":{" PROC ",\"mappings\":[{\"start\":\"0x\",\"end\":\"0x2000\","
+                                   "\"perms\":\"r-xp\",\"offset\":\"0x0\",\"dev\":\"08:01\",\"inode\":7,\"kind\":\"file\"}]}}",
+                                   &l),
+                         -EPROTO);
+}
+
 static void test_hostile_replies(void **state) {
         static const char *const bad[] = {
                 "not json",
@@ -229,6 +273,7 @@ static void test_broken_connections(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_valid_reply),
+                cmocka_unit_test(test_list_value_forms),
                 cmocka_unit_test(test_hostile_replies),
                 cmocka_unit_test(test_error_replies),
                 cmocka_unit_test(test_broken_connections),
