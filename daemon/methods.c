@@ -387,6 +387,54 @@ static void write_process_and_mappings(struct json_writer *w, const struct proce
 
 DEFINE_CLEANUP_FUNC(struct process *, process_free);
 
+/* A cached target is reused for this long: a client keeps what it could read when the
+ * target was opened (as it would by keeping its own fd open), but for no longer than this
+ * after the kernel would begin to refuse it (the target became undumpable or changed its
+ * credentials without exec). An exec is noticed at once, below. */
+#define TARGET_CACHE_USEC 1000000u
+/* Each cached target holds three fds: bounded for the whole daemon. */
+#define TARGET_CACHE_MAX 256
+
+static atomic_uint cached_targets;
+
+void target_cache_clear(struct target_cache *c) {
+        if (!c->process)
+                return;
+        c->process = process_free(c->process);
+        atomic_fetch_sub(&cached_targets, 1);
+}
+
+/* The connection's cached target, when it is pid and still valid. */
+static struct process *target_cache_take(const struct method_context *ctx, pid_t pid) {
+        struct target_cache *c = ctx->cache;
+
+        if (!c || !c->process)
+                return NULL;
+        if (c->process->pid != pid || now_usec() - c->opened_usec >= TARGET_CACHE_USEC ||
+            process_check_alive(c->process) < 0) {
+                target_cache_clear(c);
+                return NULL;
+        }
+        c->used = true;
+        return process_ref(c->process);
+}
+
+static void target_cache_put(const struct method_context *ctx, struct process *p) {
+        struct target_cache *c = ctx->cache;
+
+        /* Only PROCMAP_QUERY fails (ESRCH) on a maps fd whose mm is gone after an exec; the
+         * text of a stale fd just reads empty, which could pass for an answer. */
+        if (!c || engine_get_backend(ctx->engine) != ENGINE_BACKEND_IOCTL)
+                return;
+        target_cache_clear(c);
+        if (atomic_fetch_add(&cached_targets, 1) >= TARGET_CACHE_MAX) {
+                atomic_fetch_sub(&cached_targets, 1);
+                return;
+        }
+        c->process = process_ref(p);
+        c->opened_usec = now_usec();
+}
+
 /* Reads pid and start_time, opens the process and checks its identity. On failure the
  * error reply is written and returned. */
 static const char *open_target(const struct method_context *ctx, struct json_object *params, struct json_writer *w,
@@ -401,13 +449,17 @@ static const char *open_target(const struct method_context *ctx, struct json_obj
         if (varlink_param_u64(params, "start_time", false, 0, &start_time) < 0)
                 return reply_invalid_parameter(w, "start_time");
 
-        r = process_open((pid_t) pid, &p);
-        if (r == -ESRCH || r == -ENOENT)
-                return reply_pid_error(w, E_NO_SUCH_PROCESS, pid);
-        if (r == -EACCES || r == -EPERM)
-                return reply_pid_error(w, E_PERMISSION_DENIED, pid);
-        if (r < 0)
-                return reply_internal(w, r);
+        p = target_cache_take(ctx, (pid_t) pid);
+        if (!p) {
+                r = process_open((pid_t) pid, &p);
+                if (r == -ESRCH || r == -ENOENT)
+                        return reply_pid_error(w, E_NO_SUCH_PROCESS, pid);
+                if (r == -EACCES || r == -EPERM)
+                        return reply_pid_error(w, E_PERMISSION_DENIED, pid);
+                if (r < 0)
+                        return reply_internal(w, r);
+                target_cache_put(ctx, p);
+        }
 
         if (start_time != 0 && start_time != p->start_time) {
                 varlink_reply_begin(w, E_PROCESS_CHANGED, false);
@@ -563,16 +615,16 @@ static const char *lookup(const struct method_context *ctx, const struct varlink
 
 struct method {
         const char *name;
-        bool is_inline;
+        bool reads_processes;           /* runs with the client's credentials */
         const char *(*func)(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w);
 };
 
 static const struct method methods[] = {
-        { "org.varlink.service.GetInfo", true, get_info },
-        { "org.varlink.service.GetInterfaceDescription", true, get_interface_description },
-        { MEMMAPD_INTERFACE ".GetStatus", true, get_status },
-        { MEMMAPD_INTERFACE ".ListMappings", false, list_mappings },
-        { MEMMAPD_INTERFACE ".Lookup", false, lookup },
+        { "org.varlink.service.GetInfo", false, get_info },
+        { "org.varlink.service.GetInterfaceDescription", false, get_interface_description },
+        { MEMMAPD_INTERFACE ".GetStatus", false, get_status },
+        { MEMMAPD_INTERFACE ".ListMappings", true, list_mappings },
+        { MEMMAPD_INTERFACE ".Lookup", true, lookup },
 };
 
 static const struct method *find_method(const char *name) {
@@ -580,12 +632,6 @@ static const struct method *find_method(const char *name) {
                 if (strcmp(methods[i].name, name) == 0)
                         return &methods[i];
         return NULL;
-}
-
-bool method_is_inline(const char *name) {
-        const struct method *m = find_method(name);
-
-        return !m || m->is_inline;
 }
 
 int method_dispatch(const struct method_context *ctx, const struct varlink_call *call, char **ret_reply,
@@ -598,7 +644,7 @@ int method_dispatch(const struct method_context *ctx, const struct varlink_call 
         int r;
 
         json_writer_init(&w, ctx->limits->max_output_queue);
-        if (m && m->is_inline)
+        if (m && !m->reads_processes)
                 error = m->func(ctx, call, &w);
         else if (m) {
                 struct impersonation imp = {};
@@ -610,6 +656,15 @@ int method_dispatch(const struct method_context *ctx, const struct varlink_call 
                         error = reply_error_simple(&w, VARLINK_ERROR_PERMISSION_DENIED, NULL, NULL);
                 else {
                         error = m->func(ctx, call, &w);
+                        if (ctx->cache && ctx->cache->used && error && strcmp(error, E_NO_SUCH_PROCESS) == 0) {
+                                /* The cached maps fd may belong to the mm the target had
+                                 * before an exec: ask again with the process opened afresh. */
+                                target_cache_clear(ctx->cache);
+                                json_writer_reset(&w);
+                                error = m->func(ctx, call, &w);
+                        }
+                        if (ctx->cache)
+                                ctx->cache->used = false;
                         r = impersonate_end(&imp);
                         if (r < 0) {
                                 /* A thread left with a client's credentials must not serve

@@ -20,15 +20,25 @@ struct service_stats {
         uint64_t start_usec;            /* CLOCK_MONOTONIC */
 };
 
+/* A connection's last target process, kept open for its next calls: a profiler asks about
+ * one process again and again, and opening it (pidfd, /proc/PID, stat, maps) cost more than
+ * a small lookup itself. Used by one thread at a time, like its connection. */
+struct target_cache {
+        struct process *process;
+        uint64_t opened_usec;           /* CLOCK_MONOTONIC */
+        bool used;                      /* the call in progress took its target from here */
+};
+
+/* Accepts an empty cache. */
+void target_cache_clear(struct target_cache *c);
+
 struct method_context {
         struct engine *engine;
         const struct limits *limits;
         struct service_stats *stats;
         const struct client *client;    /* from the socket, never from the request */
+        struct target_cache *cache;     /* the connection's; NULL: open every target afresh */
 };
-
-/* Cheap methods that need no process access are answered on the event loop. */
-bool method_is_inline(const char *method);
 
 /* Answers one call: *ret_reply receives the whole reply message, NUL terminator included
  * in *ret_len. *ret_error names the Varlink error replied, or NULL on success. A reply

@@ -84,8 +84,13 @@ int process_check_alive(const struct process *p) {
         return pfd.revents & (POLLIN | POLLHUP) ? -ESRCH : 0;
 }
 
+struct process *process_ref(struct process *p) {
+        p->refs++;
+        return p;
+}
+
 struct process *process_free(struct process *p) {
-        if (!p)
+        if (!p || --p->refs > 0)
                 return NULL;
         closep(&p->pidfd);
         closep(&p->proc_fd);
@@ -107,7 +112,7 @@ int process_open(pid_t pid, struct process **ret) {
         p = calloc(1, sizeof(*p));
         if (!p)
                 return -ENOMEM;
-        *p = (struct process) { .pid = pid, .pidfd = -1, .proc_fd = -1, .maps_fd = -1 };
+        *p = (struct process) { .pid = pid, .pidfd = -1, .proc_fd = -1, .maps_fd = -1, .refs = 1 };
 
         /* ENOSYS: an old kernel; EINVAL: pid is a thread, not a thread-group leader. The
          * start time then remains the identity check. */

@@ -11,6 +11,7 @@ struct process {
         int proc_fd;      /* O_PATH|O_DIRECTORY fd of /proc/PID */
         int maps_fd;      /* /proc/PID/maps, bound to the mm it was opened against */
         uint64_t start_time;
+        unsigned refs;    /* holders: a request, a connection's cache; one thread at a time */
 };
 
 /* Opens everything for pid, and checks afterwards that the pid still names the process the
@@ -19,7 +20,10 @@ struct process {
  * maps cannot be opened, other -errno. */
 int process_open(pid_t pid, struct process **ret);
 
-/* Accepts NULL; returns NULL. */
+/* Another holder of p (returns p). Holders of one process must not use it concurrently. */
+struct process *process_ref(struct process *p);
+
+/* Drops a holder: the last one closes everything. Accepts NULL; returns NULL. */
 struct process *process_free(struct process *p);
 
 /* Checks that the process has not exited since process_open(): 0, or -ESRCH. */

@@ -68,6 +68,7 @@ struct conn {
         struct varlink_writer out;
         bool eof;                       /* the peer will send nothing more */
         bool closing;                   /* close once the output is written */
+        struct target_cache target;
         /* Read by the tick without owning the connection. */
         atomic_bool busy;               /* a thread is answering it: never idle */
         _Atomic uint64_t last_activity;
@@ -130,6 +131,7 @@ static void request_stop(struct server *s) {
 /* ------------------------------------------------------------------ connections */
 
 static void conn_free(struct conn *c) {
+        target_cache_clear(&c->target);
         varlink_reader_done(&c->in);
         varlink_writer_done(&c->out);
         free(c);
@@ -251,6 +253,7 @@ static void conn_handle_message(struct conn *c, const char *msg, size_t len) {
         struct server *s = c->server;
         struct method_context ctx = {
                 .engine = s->engine, .limits = &s->cfg->limits, .stats = &s->stats, .client = &c->client,
+                .cache = &c->target,
         };
         struct varlink_call call = {};
         const char *bad = NULL, *error;

@@ -102,8 +102,21 @@ int main(int argc, char **argv) {
         }
 
         printf("ready\n");
-        /* Live until the test closes our stdin. */
-        while (read(0, buf, sizeof(buf)) > 0)
-                ;
+        /* Live until the test closes our stdin, which may also carry commands: 'u' makes us
+         * non-dumpable, 'x' execs cat (which lives on until stdin is closed too). */
+        for (;;) {
+                ssize_t n = read(0, buf, sizeof(buf));
+
+                if (n <= 0)
+                        break;
+                for (ssize_t i = 0; i < n; i++) {
+                        if (buf[i] == 'u')
+                                prctl(PR_SET_DUMPABLE, 0);
+                        else if (buf[i] == 'x') {
+                                execl("/bin/cat", "cat", (char *) NULL);
+                                return 1;
+                        }
+                }
+        }
         return 0;
 }

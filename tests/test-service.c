@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -795,16 +796,13 @@ struct access_case {
         pid_t own, own_nondumpable, other_root;
 };
 
-static const char *child_error(const char *socket, pid_t pid, const char *extra) {
-        _cleanup_close_ int fd = test_connect(socket);
-        _cleanup_free_ char *msg = NULL, *reply = NULL;
+/* The error a ListMappings of pid gets on fd ("ok" for none). */
+static const char *error_on(int fd, pid_t pid, const char *extra) {
+        _cleanup_free_ char *msg = fmt("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d%s}}", pid, extra);
+        _cleanup_free_ char *reply = test_call(fd, msg);
         static char err[128];
         struct json_object *r, *e;
 
-        if (fd < 0)
-                return "connect failed";
-        msg = fmt("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d%s}}", pid, extra);
-        reply = test_call(fd, msg);
         if (!reply)
                 return "no reply";
         r = json_tokener_parse(reply);
@@ -813,6 +811,15 @@ static const char *child_error(const char *socket, pid_t pid, const char *extra)
         snprintf(err, sizeof(err), "%s", json_object_object_get_ex(r, "error", &e) ? json_object_get_string(e) : "ok");
         json_object_put(r);
         return err;
+}
+
+/* The same on a new connection. */
+static const char *child_error(const char *socket, pid_t pid, const char *extra) {
+        _cleanup_close_ int fd = test_connect(socket);
+
+        if (fd < 0)
+                return "connect failed";
+        return error_on(fd, pid, extra);
 }
 
 static int as_uid_a(void *userdata) {
@@ -890,6 +897,135 @@ static void test_access(void **state) {
         fixture_stop(&nondump);
         fixture_stop(&root);
         assert_int_equal(test_daemon_stop(&d), 0);
+}
+
+/* ------------------------------------------------------------------ the connection's target cache */
+
+static bool mappings_name(struct json_object *reply, const char *suffix) {
+        struct json_object *m = get(params_of(reply), "mappings"), *path;
+        size_t ls = strlen(suffix);
+
+        for (size_t i = 0; i < json_object_array_length(m); i++)
+                if (json_object_object_get_ex(json_object_array_get_idx(m, i), "path", &path)) {
+                        const char *p = json_object_get_string(path);
+                        size_t lp = strlen(p);
+
+                        if (lp >= ls && strcmp(p + lp - ls, suffix) == 0)
+                                return true;
+                }
+        return false;
+}
+
+/* Waits up to 5 s for pred(pid). */
+static bool wait_for(bool (*pred)(pid_t), pid_t pid) {
+        for (int i = 0; i < 500; i++) {
+                if (pred(pid))
+                        return true;
+                usleep(10000);
+        }
+        return false;
+}
+
+static bool runs_cat(pid_t pid) {
+        char path[64], exe[256];
+        ssize_t n;
+
+        snprintf(path, sizeof(path), "/proc/%d/exe", (int) pid);
+        n = readlink(path, exe, sizeof(exe) - 1);
+        if (n < 0)
+                return false;
+        exe[n] = 0;
+        return strlen(exe) >= 4 && strcmp(exe + strlen(exe) - 4, "/cat") == 0;
+}
+
+/* A connection keeps its last target open; after an exec the same connection must see the
+ * new program's mappings, not an error and not the old ones. */
+static void test_target_cache_exec(void **state) {
+        _cleanup_close_ int fd = test_connect(daemon_default.socket);
+        _cleanup_free_ char *list = NULL, *lookup = NULL;
+        struct fixture f;
+
+        assert_true(fd >= 0);
+        assert_int_equal(fixture_start(0, 0, &f), 0);
+        list = fmt("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d}}", f.pid);
+        lookup = fmt("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%d,\"addresses\":[\"0x%" PRIx64
+                     "\"]}}", f.pid, fixture_get(&f, "marker"));
+        for (int round = 0; round < 2; round++) {
+                _cleanup_free_ char *reply = test_call(fd, round ? list : lookup);
+                _cleanup_json_ struct json_object *r = parse(reply);
+
+                assert_null(error_of(r));
+                assert_true(mappings_name(r, "/fixture-proc"));
+        }
+        assert_int_equal(write(f.stdin_fd, "x", 1), 1);
+        assert_true(wait_for(runs_cat, f.pid));
+        {
+                _cleanup_free_ char *reply = test_call(fd, list);
+                _cleanup_json_ struct json_object *r = parse(reply);
+
+                assert_null(error_of(r));
+                assert_true(mappings_name(r, "/cat"));
+                assert_false(mappings_name(r, "/fixture-proc"));
+        }
+        {
+                /* The old code address is gone: unmapped, or something of cat's. */
+                _cleanup_free_ char *reply = test_call(fd, lookup);
+                _cleanup_json_ struct json_object *r = parse(reply);
+
+                assert_null(error_of(r));
+                assert_false(mappings_name(r, "/fixture-proc"));
+        }
+        fixture_stop(&f);
+}
+
+struct cache_case {
+        const char *socket;
+        pid_t pid;
+        int stdin_fd;
+};
+
+static bool owned_by_root(pid_t pid) {
+        char path[64];
+        struct stat st;
+
+        /* Files under /proc/PID of a non-dumpable process belong to root. */
+        snprintf(path, sizeof(path), "/proc/%d/maps", (int) pid);
+        return stat(path, &st) == 0 && st.st_uid == 0;
+}
+
+static int as_uid_a_cached(void *userdata) {
+        const struct cache_case *a = userdata;
+        _cleanup_close_ int fd = test_connect(a->socket);
+
+        if (fd < 0)
+                return 30;
+        if (strcmp(error_on(fd, a->pid, ""), "ok") != 0)
+                return 31;
+        /* The target turns non-dumpable: the kernel now refuses a fresh open of its maps. */
+        if (write(a->stdin_fd, "u", 1) != 1 || !wait_for(owned_by_root, a->pid))
+                return 32;
+        /* Another connection has no cached target: refused at once. */
+        if (strcmp(child_error(a->socket, a->pid, ""), "io.memmapd.PermissionDenied") != 0)
+                return 33;
+        /* This one keeps what it could read for at most a second (TARGET_CACHE_USEC). */
+        usleep(1100 * 1000);
+        if (strcmp(error_on(fd, a->pid, ""), "io.memmapd.PermissionDenied") != 0)
+                return 34;
+        return 0;
+}
+
+static void test_target_cache_permission(void **state) {
+        struct cache_case a;
+        struct fixture f;
+
+        if (geteuid() != 0) {
+                printf("[  SKIPPED ] needs root to switch uids\n");
+                skip();
+        }
+        assert_int_equal(fixture_start_as(0, 0, UID_A, GID_A, 0, &f), 0);
+        a = (struct cache_case) { daemon_default.socket, f.pid, f.stdin_fd };
+        assert_int_equal(run_as(UID_A, GID_A, as_uid_a_cached, &a), 0);
+        fixture_stop(&f);
 }
 
 /* ------------------------------------------------------------------ pid reuse */
@@ -1008,6 +1144,8 @@ int main(void) {
                 cmocka_unit_test(test_libmemctl),
                 cmocka_unit_test(test_memctl),
                 cmocka_unit_test(test_access),
+                cmocka_unit_test(test_target_cache_exec),
+                cmocka_unit_test(test_target_cache_permission),
                 cmocka_unit_test(test_pid_reuse_race),
         };
 
