@@ -50,6 +50,12 @@ enum {
  * process exited or exec'd meanwhile. Thread-safe. */
 int engine_list(struct engine *e, const struct process *p, unsigned flags, struct mapping_list *ret);
 
+/* engine_list() without the list where the backend allows: visits each mapping in address
+ * order (see mapping_visit_t). On an error, some mappings may have been visited already: the
+ * caller drops what it made of them. Thread-safe. */
+int engine_list_each(struct engine *e, const struct process *p, unsigned flags, mapping_visit_t visit,
+                     void *userdata);
+
 struct engine_result {
         ssize_t mapping;        /* index into the mappings of the lookup; -1: unmapped */
         bool has_file_offset;

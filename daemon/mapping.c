@@ -141,6 +141,22 @@ int mapping_list_push(struct mapping_list *l, struct mapping *m) {
         return 0;
 }
 
+int mapping_list_push_copy(struct mapping_list *l, const struct mapping *m) {
+        struct mapping c = *m;
+        int r;
+
+        if (m->name && !(c.name = strdup(m->name)))
+                return -ENOMEM;
+        r = mapping_list_push(l, &c);
+        if (r < 0)
+                mapping_done(&c);
+        return r;
+}
+
+int mapping_list_push_visit(struct mapping *m, void *list) {
+        return mapping_list_push_copy(list, m);
+}
+
 static int cmp_start(const void *a, const void *b) {
         const struct mapping *x = a, *y = b;
 

@@ -77,12 +77,23 @@ const char *mapping_perms_to_string(uint32_t flags, char buf[static 5]);
 
 void mapping_list_done(struct mapping_list *l);
 
+/* Called for each mapping of a listing, in address order. m is lent for the call only: its
+ * name may live in the caller's buffers, so the callee copies what it keeps and never frees
+ * m->name (it may change other fields). A negative return stops the listing and is passed on. */
+typedef int (*mapping_visit_t)(struct mapping *m, void *userdata);
+
 /* Far above vm.max_map_count's default (65530): a bound on what one listing may cost. */
 #define MAPPING_LIST_MAX (1u << 20)
 
 /* Appends *m, taking ownership of what it owns (m is left empty). -E2BIG beyond
  * MAPPING_LIST_MAX entries, -ENOMEM; m is untouched on failure. */
 int mapping_list_push(struct mapping_list *l, struct mapping *m);
+
+/* Appends a copy of *m (its name duplicated). -E2BIG, -ENOMEM; l is untouched on failure. */
+int mapping_list_push_copy(struct mapping_list *l, const struct mapping *m);
+
+/* A mapping_visit_t that appends a copy of m to the struct mapping_list at list. */
+int mapping_list_push_visit(struct mapping *m, void *list);
 
 /* Sorts by start and drops entries that overlap an earlier one or have end <= start:
  * what a racy read of a changing process may produce. */

@@ -33,3 +33,9 @@ int maps_parse_buffer(const char *text, size_t len, struct mapping_list *ret);
  * position is neither used nor moved); a non-seekable fd (pipe) is read as a stream instead.
  * A zombie's maps read as empty: 0 with nothing appended. */
 int maps_read_fd(int fd, struct mapping_list *ret);
+
+/* Reads the open /proc/PID/maps fd as maps_read_fd() does, but hands each line to visit as
+ * it is parsed (the name lent from the read buffer), in the order read: nothing is sorted or
+ * dropped. Returns 0, -EBADMSG for a malformed line (the lines before it were visited), the
+ * errors of read(), or the first negative return of visit. */
+int maps_read_each(int fd, mapping_visit_t visit, void *userdata);

@@ -485,12 +485,16 @@ static const char *engine_error(struct json_writer *w, const struct process *p, 
         return reply_internal(w, r);
 }
 
+static int visit_write_mapping(struct mapping *m, void *userdata) {
+        write_mapping(userdata, m);
+        return 0;
+}
+
 static const char *list_mappings(const struct method_context *ctx, const struct varlink_call *call,
                                  struct json_writer *w) {
         static const char *const known[] = {
                 "pid", "start_time", "executable_only", "file_backed_only", "build_ids", NULL
         };
-        _cleanup_(mapping_list_done) struct mapping_list l = {};
         _cleanup_(process_freep) struct process *p = NULL;
         bool exec_only, files_only, build_ids;
         const char *bad, *err;
@@ -515,12 +519,20 @@ static const char *list_mappings(const struct method_context *ctx, const struct 
                 flags |= ENGINE_FILE_BACKED_ONLY;
         if (build_ids)
                 flags |= ENGINE_BUILD_IDS;
-        r = engine_list(ctx->engine, p, flags, &l);
-        if (r < 0)
-                return engine_error(w, p, r);
 
+        /* Each mapping is written as it is read: a list of 60,000 mappings first was 8 MB of
+         * fresh pages per call. */
         varlink_reply_begin(w, NULL, false);
-        write_process_and_mappings(w, p, &l);
+        write_process(w, p);
+        json_writer_key(w, "mappings");
+        json_writer_array_begin(w);
+        r = engine_list_each(ctx->engine, p, flags, visit_write_mapping, w);
+        if (r < 0) {
+                /* Drop the partial reply and its memory. */
+                json_writer_done(w);
+                return engine_error(w, p, r);
+        }
+        json_writer_array_end(w);
         varlink_message_end(w);
         return NULL;
 }

@@ -114,38 +114,6 @@ int procmap_query(int maps_fd, uint64_t addr, unsigned flags, struct procmap_buf
         return 0;
 }
 
-int procmap_list(int maps_fd, unsigned flags, struct mapping_list *ret) {
-        _cleanup_(procmap_buf_done) struct procmap_buf buf = {};
-        _cleanup_(mapping_list_done) struct mapping_list l = {};
-        uint64_t addr = 0;
-        int r;
-
-        for (;;) {
-                struct mapping m;
-
-                r = procmap_query(maps_fd, addr, flags | PROCMAP_COVERING_OR_NEXT, &buf, &m);
-                if (r == -ENOENT)
-                        break;
-                if (r < 0)
-                        return r;
-
-                addr = m.end;
-                r = mapping_list_push(&l, &m);
-                if (r < 0) {
-                        mapping_done(&m);
-                        return r;
-                }
-                /* end == 0 would mean the VMA ends at the top of the address space. */
-                if (addr == 0)
-                        break;
-        }
-
-        mapping_list_normalize(&l);
-        *ret = l;
-        l = (struct mapping_list) {};
-        return 0;
-}
-
 /* Page sizes by file. The kernel's page size of a VMA (vma_kernel_pagesize()) is the base
  * page size unless the VMA's file says otherwise: hugetlbfs (one size per mount, SysV
  * SHM_HUGETLB segments included) and device DAX (one alignment per device). So one query per
@@ -178,28 +146,40 @@ static bool text_name_exact(const struct mapping *m) {
         return !strchr(m->name, '\n');
 }
 
-/* Completes one mapping read from the text; -EAGAIN when the kernel's VMA at its start is no
- * longer the one the text showed. */
-static int complete_from_query(int maps_fd, struct procmap_buf *buf, struct page_size_memo *memo,
-                               struct mapping *m, bool *queried) {
+/* Where a text listing stands. */
+struct text_walk {
+        int maps_fd;
+        mapping_visit_t visit;
+        void *userdata;
+        struct procmap_buf buf;
+        struct page_size_memo memo[PAGE_SIZE_MEMO_SLOTS];
+        bool emitted;
+        uint64_t next;          /* the end of the last mapping visited */
+        bool have_gate;         /* a gate area line, held back until we know it is the last */
+        struct mapping gate;
+};
+
+/* Completes one mapping read from the text: its page size, and where the text's name may not
+ * be the kernel's, the kernel's name, allocated into *ret_name (to be freed by the caller).
+ * -EAGAIN when the kernel's VMA at its start is no longer the one the text showed. */
+static int complete_from_query(struct text_walk *t, struct mapping *m, char **ret_name) {
         struct page_size_memo *slot;
         bool exact = text_name_exact(m);
         struct mapping q;
         int r;
 
-        slot = memo_slot(memo, m);
+        slot = memo_slot(t->memo, m);
         if (exact && slot->valid && slot->inode == m->inode && slot->dev_major == m->dev_major &&
             slot->dev_minor == m->dev_minor) {
                 m->page_size = slot->page_size;
                 return 0;
         }
 
-        r = procmap_query(maps_fd, m->start, 0, buf, &q);
+        r = procmap_query(t->maps_fd, m->start, 0, &t->buf, &q);
         if (r == -ENOENT)
                 return -EAGAIN;
         if (r < 0)
                 return r;
-        *queried = true;
         if (q.start != m->start || q.end != m->end || q.offset != m->offset || q.flags != m->flags ||
             q.inode != m->inode || q.dev_major != m->dev_major || q.dev_minor != m->dev_minor) {
                 mapping_done(&q);
@@ -214,48 +194,142 @@ static int complete_from_query(int maps_fd, struct procmap_buf *buf, struct page
         };
         m->page_size = q.page_size;
         if (!exact) {
-                mapping_done(m);
-                *m = q;
+                m->name = q.name;
+                m->kind = q.kind;
+                m->deleted = q.deleted;
+                *ret_name = q.name;
         } else
                 mapping_done(&q);
         return 0;
 }
 
-int procmap_list_text(int maps_fd, struct mapping_list *ret) {
-        _cleanup_(procmap_buf_done) struct procmap_buf buf = {};
-        _cleanup_(mapping_list_done) struct mapping_list l = {};
-        struct page_size_memo memo[PAGE_SIZE_MEMO_SLOTS] = {};
-        bool queried = false;
+/* Visits m unless it is empty or overlaps what was visited (a changing process can make a
+ * text read in several chunks do that: mapping_list_normalize() would drop the same). */
+static int text_emit(struct text_walk *t, struct mapping *m) {
+        _cleanup_free_ char *name = NULL;
         int r;
 
-        r = maps_read_fd(maps_fd, &l);
+        if (m->end <= m->start || (t->emitted && m->start < t->next))
+                return 0;
+        r = complete_from_query(t, m, &name);
         if (r < 0)
                 return r;
+        r = t->visit(m, t->userdata);
+        if (r < 0)
+                return r;
+        t->next = m->end;
+        t->emitted = true;
+        return 0;
+}
 
-        for (size_t i = 0; i < l.n; i++) {
-                struct mapping *m = &l.items[i];
+static int text_line(struct mapping *m, void *userdata) {
+        struct text_walk *t = userdata;
+        int r;
 
-                /* The gate area is no VMA: procmap_list() does not see it either (its callers
-                 * add it). The text shows it last, with no file. */
-                if (m->kind == MAPPING_KIND_VSYSCALL && i == l.n - 1 && m->dev_major == 0 && m->dev_minor == 0 &&
-                    m->inode == 0) {
-                        mapping_done(m);
-                        l.n--;
-                        break;
-                }
-                r = complete_from_query(maps_fd, &buf, memo, m, &queried);
-                if (r == -EAGAIN)
-                        /* The process changed under us: ask the kernel VMA by VMA instead. */
-                        return procmap_list(maps_fd, 0, ret);
+        if (t->have_gate) {
+                t->have_gate = false;
+                r = text_emit(t, &t->gate);
                 if (r < 0)
                         return r;
         }
-        /* The text of an mm that is gone reads as empty (or ends early), where the ioctl says
-         * ESRCH. A query answered after the whole text was read proves the mm was alive
-         * throughout; without one (nothing to ask about), the ioctl decides. */
-        if (!queried)
-                return procmap_list(maps_fd, 0, ret);
+        /* The gate area is no VMA: procmap_list() does not see it either (its callers add it).
+         * The text shows it last, with no file; a line that turns out not to be last is an
+         * ordinary mapping. */
+        if (m->kind == MAPPING_KIND_VSYSCALL && m->dev_major == 0 && m->dev_minor == 0 && m->inode == 0) {
+                t->gate = *m;
+                t->gate.name = (char *) "[vsyscall]"; /* what classifies as vsyscall; lent */
+                t->have_gate = true;
+                return 0;
+        }
+        return text_emit(t, m);
+}
 
+/* The rest of a listing, VMA by VMA from address "from" on. */
+static int list_from(int maps_fd, uint64_t from, unsigned flags, struct procmap_buf *buf, mapping_visit_t visit,
+                     void *userdata) {
+        uint64_t addr = from;
+        int r;
+
+        for (;;) {
+                struct mapping m;
+
+                r = procmap_query(maps_fd, addr, flags | PROCMAP_COVERING_OR_NEXT, buf, &m);
+                if (r == -ENOENT)
+                        return 0;
+                if (r < 0)
+                        return r;
+                /* A VMA that grew down over what was visited already: normalizing drops it. */
+                if (m.start >= from)
+                        r = visit(&m, userdata);
+                addr = m.end;
+                mapping_done(&m);
+                if (r < 0)
+                        return r;
+                /* end == 0 would mean the VMA ends at the top of the address space. */
+                if (addr == 0)
+                        return 0;
+        }
+}
+
+int procmap_list_text_each(int maps_fd, mapping_visit_t visit, void *userdata) {
+        _cleanup_free_ struct text_walk *t = NULL;
+        int r;
+
+        if (!visit)
+                return -EINVAL;
+        /* The memo is 1.5 KiB: off the stack of a worker thread. */
+        t = calloc(1, sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        t->maps_fd = maps_fd;
+        t->visit = visit;
+        t->userdata = userdata;
+
+        r = maps_read_each(maps_fd, text_line, t);
+        if (r >= 0 || r == -EAGAIN)
+                /* When the process changed under us, the kernel is asked VMA by VMA for the rest.
+                 * Otherwise this is one query, and a necessary one: the text of an mm that is gone
+                 * reads as empty, or ends early, where the ioctl says ESRCH. A query answered
+                 * after the whole text was read proves the mm was alive throughout. */
+                r = list_from(maps_fd, t->emitted ? t->next : 0, 0, &t->buf, visit, userdata);
+        procmap_buf_done(&t->buf);
+        return r;
+}
+
+/* For list_from() only, whose mappings own their names: takes the name instead of a copy of it
+ * (list_from() frees what is left). */
+static int push_move(struct mapping *m, void *userdata) {
+        struct mapping c = *m;
+        int r;
+
+        r = mapping_list_push(userdata, &c);
+        if (r >= 0)
+                m->name = NULL;
+        return r;
+}
+
+int procmap_list(int maps_fd, unsigned flags, struct mapping_list *ret) {
+        _cleanup_(procmap_buf_done) struct procmap_buf buf = {};
+        _cleanup_(mapping_list_done) struct mapping_list l = {};
+        int r;
+
+        r = list_from(maps_fd, 0, flags, &buf, push_move, &l);
+        if (r < 0)
+                return r;
+        mapping_list_normalize(&l);
+        *ret = l;
+        l = (struct mapping_list) {};
+        return 0;
+}
+
+int procmap_list_text(int maps_fd, struct mapping_list *ret) {
+        _cleanup_(mapping_list_done) struct mapping_list l = {};
+        int r;
+
+        r = procmap_list_text_each(maps_fd, mapping_list_push_visit, &l);
+        if (r < 0)
+                return r;
+        mapping_list_normalize(&l);
         *ret = l;
         l = (struct mapping_list) {};
         return 0;

@@ -38,5 +38,11 @@ int procmap_list(int maps_fd, unsigned flags, struct mapping_list *ret);
  * procmap_list(). Errors as for procmap_list() and maps_read_fd(); *ret untouched then. */
 int procmap_list_text(int maps_fd, struct mapping_list *ret);
 
+/* procmap_list_text() without the list: visits each mapping, in address order, as it is read
+ * (see mapping_visit_t). When the process changed between the text and a query, the rest of the
+ * listing (from the end of the last mapping visited) comes from one query per VMA. Errors as for
+ * procmap_list_text(), or visit's; some mappings may have been visited before an error. */
+int procmap_list_text_each(int maps_fd, mapping_visit_t visit, void *userdata);
+
 /* True when the running kernel answers PROCMAP_QUERY on this maps fd. */
 bool procmap_supported(int maps_fd);

@@ -16,6 +16,7 @@
 #include "fixture.h"
 #include "maps-parse.h"
 #include "number.h"
+#include "procmap-ioctl.h"
 
 static const enum engine_backend backends[] = { ENGINE_BACKEND_IOCTL, ENGINE_BACKEND_MAPS };
 
@@ -85,6 +86,93 @@ static void test_backends_identical(void **state) {
         assert_same_list(&a, &b);
         for (size_t i = 1; i < a.n; i++)
                 assert_true(a.items[i - 1].end <= a.items[i].start);
+}
+
+/* Unfiltered listings take the text path on both backends: this checks the other one, one
+ * PROCMAP_QUERY per VMA, against the text, and the engine's filtered listings (which take it)
+ * against the maps backend's. */
+static void test_ioctl_per_vma_matches_maps(void **state) {
+        static const unsigned filters[] = {
+                ENGINE_FILE_BACKED_ONLY,
+                ENGINE_EXECUTABLE_ONLY,
+                ENGINE_FILE_BACKED_ONLY | ENGINE_BUILD_IDS,
+        };
+        _cleanup_(mapping_list_done) struct mapping_list q = {}, text = {};
+        struct engine *e = new_engine(ENGINE_BACKEND_IOCTL);
+        struct process *p = NULL;
+        struct fixture f;
+
+        engine_free(e);
+        assert_int_equal(fixture_start(3000, 1, &f), 0);
+        assert_int_equal(process_open(f.pid, &p), 0);
+        assert_int_equal(procmap_list(p->maps_fd, 0, &q), 0);
+        assert_int_equal(maps_read_fd(p->maps_fd, &text), 0);
+        /* The text alone shows the gate area, which is no VMA. */
+        if (text.n > 0 && text.items[text.n - 1].kind == MAPPING_KIND_VSYSCALL)
+                mapping_done(&text.items[--text.n]);
+        assert_true(q.n > 3000);
+        assert_same_list(&q, &text);
+        for (size_t i = 0; i < q.n; i++)
+                assert_true(q.items[i].page_size > 0);
+        process_free(p);
+
+        for (size_t k = 0; k < ELEMENTSOF(filters); k++) {
+                _cleanup_(mapping_list_done) struct mapping_list a = {}, b = {};
+
+                list_with(ENGINE_BACKEND_IOCTL, f.pid, filters[k], &a);
+                list_with(ENGINE_BACKEND_MAPS, f.pid, filters[k], &b);
+                assert_true(a.n > 0);
+                assert_same_list(&a, &b);
+                for (size_t i = 0; i < a.n; i++) {
+                        assert_int_equal(a.items[i].build_id_len, b.items[i].build_id_len);
+                        assert_memory_equal(a.items[i].build_id, b.items[i].build_id, a.items[i].build_id_len);
+                }
+        }
+        fixture_stop(&f);
+}
+
+struct visited {
+        struct mapping_list l;
+        size_t stop_after;      /* fail with -ECANCELED after this many; 0: never */
+};
+
+static int visit_record(struct mapping *m, void *userdata) {
+        struct visited *v = userdata;
+
+        if (v->stop_after > 0 && v->l.n == v->stop_after)
+                return -ECANCELED;
+        return mapping_list_push_copy(&v->l, m);
+}
+
+/* engine_list_each() visits what engine_list() lists, in order, and stops at the visitor's
+ * first error, passing it on. */
+static void test_list_each(void **state) {
+        struct fixture f;
+
+        assert_int_equal(fixture_start(3000, 1, &f), 0);
+        for (size_t k = 0; k < ELEMENTSOF(backends); k++)
+                for (unsigned flags = 0; flags <= (ENGINE_FILE_BACKED_ONLY | ENGINE_EXECUTABLE_ONLY); flags++) {
+                        _cleanup_(mapping_list_done) struct mapping_list want = {};
+                        struct engine *e = new_engine(backends[k]);
+                        struct visited v = {}, w = { .stop_after = 7 };
+                        struct process *p = NULL;
+
+                        assert_int_equal(process_open(f.pid, &p), 0);
+                        assert_int_equal(engine_list(e, p, flags, &want), 0);
+                        assert_int_equal(engine_list_each(e, p, flags, visit_record, &v), 0);
+                        assert_same_list(&v.l, &want);
+                        for (size_t i = 0; i < want.n; i++)
+                                assert_int_equal(v.l.items[i].page_size, want.items[i].page_size);
+                        if (want.n > 7) {
+                                assert_int_equal(engine_list_each(e, p, flags, visit_record, &w), -ECANCELED);
+                                assert_int_equal(w.l.n, 7);
+                        }
+                        mapping_list_done(&v.l);
+                        mapping_list_done(&w.l);
+                        process_free(p);
+                        engine_free(e);
+                }
+        fixture_stop(&f);
 }
 
 static void test_filters(void **state) {
@@ -418,6 +506,8 @@ static void test_start_time_parse(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_backends_identical),
+                cmocka_unit_test(test_ioctl_per_vma_matches_maps),
+                cmocka_unit_test(test_list_each),
                 cmocka_unit_test(test_filters),
                 cmocka_unit_test(test_name_forms),
                 cmocka_unit_test(test_build_ids),

@@ -731,6 +731,56 @@ static void test_read_fd_big(void **state UNUSED) {
         }
 }
 
+struct visits {
+        struct mapping_list l;
+        size_t calls, fail_at;  /* the call (1-based) that fails with -ECANCELED; 0: none */
+};
+
+static int record_visit(struct mapping *m, void *userdata) {
+        struct visits *v = userdata;
+
+        if (++v->calls == v->fail_at)
+                return -ECANCELED;
+        return mapping_list_push_copy(&v->l, m);
+}
+
+/* maps_read_each() visits lines as read (no sorting), lends names unescaped, and stops at a
+ * malformed line or at the visitor's error. */
+static void test_read_each(void **state UNUSED) {
+        static const char text[] =
+                "7f0a1b021000-7f0a1b022000 r-xs 00001000 00:05 77                         /memfd:a\\012b (deleted)\n"
+                "1000-2000 rw-p 00000000 00:00 0\n"
+                "3000-4000 r--p 00000000 fd:01 5                          /x y\n"
+                "5000-6000 ---p 00000000 00:00 0                          [anon:z]";
+        static const char bad[] = "1000-2000 rw-p 00000000 00:00 0\n3000-4000 r--p 00000000 fd:01 5 /x\nbad\n5000-6000 ---p 0 0:0 0\n";
+        _cleanup_close_ int fd = make_memfd(text, strlen(text)), bfd = make_memfd(bad, strlen(bad));
+        struct visits v = {}, w = { .fail_at = 2 }, x = {};
+
+        assert_int_equal(maps_read_each(fd, record_visit, &v), 0);
+        assert_int_equal(v.l.n, 4);
+        assert_true(v.l.items[0].start == 0x7f0a1b021000 && v.l.items[1].start == 0x1000);
+        assert_string_equal(v.l.items[0].name, "/memfd:a\nb (deleted)");
+        assert_int_equal(v.l.items[0].kind, MAPPING_KIND_MEMFD);
+        assert_null(v.l.items[1].name);
+        assert_int_equal(v.l.items[1].kind, MAPPING_KIND_ANONYMOUS);
+        assert_string_equal(v.l.items[2].name, "/x y");
+        assert_string_equal(v.l.items[3].name, "[anon:z]");
+        assert_int_equal(v.l.items[3].kind, MAPPING_KIND_ANON_NAMED);
+
+        assert_int_equal(maps_read_each(fd, record_visit, &w), -ECANCELED);
+        assert_int_equal(w.calls, 2);
+        assert_int_equal(w.l.n, 1);
+
+        assert_int_equal(maps_read_each(bfd, record_visit, &x), -EBADMSG);
+        assert_int_equal(x.l.n, 2);
+
+        assert_int_equal(maps_read_each(-1, record_visit, &x), -EBADF);
+        assert_int_equal(maps_read_each(fd, NULL, &x), -EINVAL);
+        mapping_list_done(&v.l);
+        mapping_list_done(&w.l);
+        mapping_list_done(&x.l);
+}
+
 static void test_read_fd_errors(void **state UNUSED) {
         struct mapping_list l = {};
         struct mapping m = { .start = 0x10, .end = 0x20, .name = xstrdup("/keep") };
@@ -1145,6 +1195,7 @@ int main(void) {
                 cmocka_unit_test(test_buffer_multiline),
                 cmocka_unit_test(test_buffer_malformed),
                 cmocka_unit_test(test_read_fd_big),
+                cmocka_unit_test(test_read_each),
                 cmocka_unit_test(test_read_fd_errors),
                 cmocka_unit_test(test_read_fd_pipe),
                 cmocka_unit_test(test_read_proc_self),
