@@ -195,6 +195,11 @@ int varlink_reader_next(struct varlink_reader *r, const char **ret, size_t *ret_
         return 1;
 }
 
+void varlink_reader_trim(struct varlink_reader *r, size_t keep) {
+        if (r->len == r->consumed && r->allocated > keep)
+                varlink_reader_done(r);
+}
+
 bool varlink_reader_has_partial(const struct varlink_reader *r) {
         return r->len > r->consumed;
 }

@@ -42,6 +42,11 @@ ssize_t varlink_reader_read_fd(struct varlink_reader *r, int fd);
  * each byte for the NUL only once. */
 int varlink_reader_next(struct varlink_reader *r, const char **ret, size_t *ret_len);
 
+/* Frees the buffer when it holds nothing that was not handed out and is larger than keep:
+ * a reader that lives across many messages keeps its room (no page faults for the next large
+ * message) without holding on to what its largest message needed. Otherwise does nothing. */
+void varlink_reader_trim(struct varlink_reader *r, size_t keep);
+
 /* True while bytes that were not handed out are buffered: after varlink_reader_next()
  * returned 0, exactly when an incomplete message is pending (for half-closed peers). */
 bool varlink_reader_has_partial(const struct varlink_reader *r);

@@ -364,6 +364,46 @@ static char *dup_message(const char *s, size_t len) {
         return m;
 }
 
+/* trim frees a buffer larger than asked only when nothing is pending, and the reader goes on. */
+static void test_reader_trim(void **state) {
+        _cleanup_free_ char *big = malloc(100000);
+        struct varlink_reader r;
+
+        assert_non_null(big);
+        memset(big, 'x', 99999);
+        big[99999] = 0;
+        varlink_reader_init(&r, 200000);
+
+        /* a partial message is never dropped */
+        assert_int_equal(varlink_reader_feed(&r, big, 99999), 0);
+        varlink_reader_trim(&r, 4096);
+        assert_non_null(r.buf);
+        assert_true(varlink_reader_has_partial(&r));
+        assert_int_equal(varlink_reader_feed(&r, "", 1), 0);
+        expect_next(&r, big);
+
+        /* all handed out: kept up to keep, freed above it */
+        varlink_reader_trim(&r, r.allocated);
+        assert_non_null(r.buf);
+        varlink_reader_trim(&r, 4096);
+        assert_null(r.buf);
+        assert_int_equal(r.allocated, 0);
+        assert_int_equal(r.max_message, 200000);
+
+        /* and the reader still works, trimmed again when empty */
+        varlink_reader_trim(&r, 0);
+        assert_int_equal(varlink_reader_feed(&r, "{}\0{", 4), 0);
+        expect_next(&r, "{}");
+        varlink_reader_trim(&r, 0);
+        assert_non_null(r.buf);
+        assert_int_equal(varlink_reader_feed(&r, "}\0", 2), 0);
+        expect_next(&r, "{}");
+        varlink_reader_trim(&r, 0);
+        assert_null(r.buf);
+        expect_none(&r);
+        varlink_reader_done(&r);
+}
+
 static void test_writer_queue_errors(void **state) {
         struct varlink_writer w;
 
@@ -523,6 +563,7 @@ int main(void) {
                 cmocka_unit_test(test_stream),
                 cmocka_unit_test(test_read_fd),
                 cmocka_unit_test(test_read_fd_oversize),
+                cmocka_unit_test(test_reader_trim),
                 cmocka_unit_test(test_writer_queue_errors),
                 cmocka_unit_test(test_writer_socket),
                 cmocka_unit_test(test_writer_epipe),
