@@ -265,17 +265,16 @@ static void resolve_deleted(const struct process *p, struct mapping *m) {
                 m->deleted = false;
 }
 
-/* Everything both backends add to a raw mapping. */
-static void finish_mapping(struct engine *e, const struct process *p, struct mapping *m, unsigned flags,
-                           struct elf_memo *memo) {
+/* Everything both backends add to a raw mapping. -ENOMEM only. */
+static int finish_mapping(struct engine *e, const struct process *p, struct mapping *m, unsigned flags,
+                          struct elf_memo *memo) {
         resolve_deleted(p, m);
-        if ((flags & ENGINE_BUILD_IDS) && m->build_id_len == 0 && mapping_is_file_backed(m) &&
-            engine_elf_info(e, p, m, memo) >= 0 && memo->cur.info.build_id_len > 0) {
-                memcpy(m->build_id, memo->cur.info.build_id, memo->cur.info.build_id_len);
-                m->build_id_len = memo->cur.info.build_id_len;
-        }
         if (!(flags & ENGINE_BUILD_IDS))
-                m->build_id_len = 0;
+                return mapping_set_build_id(m, NULL, 0);
+        if (m->build_id_len == 0 && mapping_is_file_backed(m) && engine_elf_info(e, p, m, memo) >= 0 &&
+            memo->cur.info.build_id_len > 0)
+                return mapping_set_build_id(m, memo->cur.info.build_id, memo->cur.info.build_id_len);
+        return 0;
 }
 
 static bool filter_matches(const struct mapping *m, unsigned flags) {
@@ -368,7 +367,8 @@ struct text_listing {
 static int text_listing_visit(struct mapping *m, void *userdata) {
         struct text_listing *t = userdata;
 
-        finish_mapping(t->e, t->p, m, 0, &t->memo);
+        /* Without build IDs this only resolves " (deleted)": m stays lent. */
+        (void) finish_mapping(t->e, t->p, m, 0, &t->memo);
         t->last_end = m->end;
         return t->visit(m, t->userdata);
 }
@@ -426,7 +426,9 @@ int engine_list(struct engine *e, const struct process *p, unsigned flags, struc
                         mapping_done(m);
                         continue;
                 }
-                finish_mapping(e, p, m, flags, &memo);
+                r = finish_mapping(e, p, m, flags, &memo);
+                if (r < 0)
+                        return r;
                 /* The slot moved from is overwritten later or left beyond all.n. */
                 if (w != i)
                         all.items[w] = *m;
@@ -554,7 +556,9 @@ static int push_out(struct cursor *c, struct mapping *m, struct mapping_list *ou
                     ssize_t *ret_index) {
         int r;
 
-        finish_mapping(c->e, c->p, m, c->flags, memo);
+        r = finish_mapping(c->e, c->p, m, c->flags, memo);
+        if (r < 0)
+                return r;
         r = mapping_list_push(out, m);
         if (r < 0)
                 return r;
@@ -602,6 +606,8 @@ static ssize_t cursor_find(struct cursor *c, uint64_t addr, struct mapping_list 
                         struct mapping moved = c->all.items[i];
 
                         c->all.items[i].name = NULL;
+                        c->all.items[i].build_id = NULL;
+                        c->all.items[i].build_id_len = 0;
                         r = push_out(c, &moved, out, memo, &idx);
                         if (r < 0) {
                                 mapping_done(&moved);
@@ -637,15 +643,16 @@ static ssize_t cursor_find(struct cursor *c, uint64_t addr, struct mapping_list 
                 return -1;
 hit:
         if (c->cur_out < 0) {
-                /* The output takes a copy; cur keeps its range for the next addresses. */
-                struct mapping copy = c->cur;
+                /* The output takes what cur owns (a copy was a malloc() per mapping); cur keeps
+                 * its range for the next addresses. */
+                struct mapping moved = c->cur;
 
-                copy.name = NULL;
-                if (c->cur.name && !(copy.name = strdup(c->cur.name)))
-                        return -ENOMEM;
-                r = push_out(c, &copy, out, memo, &c->cur_out);
+                c->cur.name = NULL;
+                c->cur.build_id = NULL;
+                c->cur.build_id_len = 0;
+                r = push_out(c, &moved, out, memo, &c->cur_out);
                 if (r < 0) {
-                        mapping_done(&copy);
+                        mapping_done(&moved);
                         return r;
                 }
         }

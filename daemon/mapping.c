@@ -6,11 +6,33 @@
 
 #include "mapping.h"
 
+_Static_assert(sizeof(struct mapping) == 64 || sizeof(void *) != 8, "struct mapping grew");
+
 void mapping_done(struct mapping *m) {
         if (!m)
                 return;
         free(m->name);
         m->name = NULL;
+        free(m->build_id);
+        m->build_id = NULL;
+        m->build_id_len = 0;
+}
+
+int mapping_set_build_id(struct mapping *m, const uint8_t *id, size_t len) {
+        uint8_t *p = NULL;
+
+        if (len > MAPPING_BUILD_ID_MAX)
+                return -EINVAL;
+        if (len > 0) {
+                p = malloc(len);
+                if (!p)
+                        return -ENOMEM;
+                memcpy(p, id, len);
+        }
+        free(m->build_id);
+        m->build_id = p;
+        m->build_id_len = (uint8_t) len;
+        return 0;
 }
 
 static bool has_prefix(const char *s, const char *prefix) {
@@ -145,9 +167,14 @@ int mapping_list_push_copy(struct mapping_list *l, const struct mapping *m) {
         struct mapping c = *m;
         int r;
 
+        c.name = NULL;
+        c.build_id = NULL;
+        c.build_id_len = 0;
         if (m->name && !(c.name = strdup(m->name)))
                 return -ENOMEM;
-        r = mapping_list_push(l, &c);
+        r = mapping_set_build_id(&c, m->build_id, m->build_id_len);
+        if (r >= 0)
+                r = mapping_list_push(l, &c);
         if (r < 0)
                 mapping_done(&c);
         return r;

@@ -31,6 +31,7 @@ enum mapping_kind {
 /* GNU build IDs are usually 20 bytes; linkers accept longer custom ones. */
 #define MAPPING_BUILD_ID_MAX 64
 
+/* 64 bytes: a listing or a lookup holds tens of thousands of these. */
 struct mapping {
         uint64_t start;
         uint64_t end;
@@ -38,13 +39,13 @@ struct mapping {
         uint64_t inode;
         uint32_t dev_major;
         uint32_t dev_minor;
-        uint32_t flags;           /* MAPPING_READ | ... */
         uint32_t page_size;       /* 0 where the backend does not know it */
-        enum mapping_kind kind;
+        uint8_t flags;            /* MAPPING_READ | ... */
+        uint8_t kind;             /* enum mapping_kind */
         bool deleted;             /* file kind only: the kernel appended " (deleted)" */
         uint8_t build_id_len;     /* 0: none known (or not asked for) */
-        uint8_t build_id[MAPPING_BUILD_ID_MAX];
         char *name;               /* the kernel's name, unescaped; NULL for anonymous */
+        uint8_t *build_id;        /* build_id_len bytes, owned; NULL when there are none */
 };
 
 struct mapping_list {
@@ -55,6 +56,10 @@ struct mapping_list {
 
 /* Frees what a mapping owns and leaves it empty; accepts an empty mapping. */
 void mapping_done(struct mapping *m);
+
+/* Replaces m's build ID with a copy of id (len 0: none). -EINVAL above MAPPING_BUILD_ID_MAX
+ * bytes, -ENOMEM; m is untouched on failure. */
+int mapping_set_build_id(struct mapping *m, const uint8_t *id, size_t len);
 
 /* Classifies a kernel VMA name (NULL or "" is anonymous). Sets *ret_deleted for file names
  * that end in " (deleted)". Pure text: a file literally named "x (deleted)" is reported as
@@ -89,7 +94,7 @@ typedef int (*mapping_visit_t)(struct mapping *m, void *userdata);
  * MAPPING_LIST_MAX entries, -ENOMEM; m is untouched on failure. */
 int mapping_list_push(struct mapping_list *l, struct mapping *m);
 
-/* Appends a copy of *m (its name duplicated). -E2BIG, -ENOMEM; l is untouched on failure. */
+/* Appends a copy of *m (its name and build ID duplicated). -E2BIG, -ENOMEM; l is untouched on failure. */
 int mapping_list_push_copy(struct mapping_list *l, const struct mapping *m);
 
 /* A mapping_visit_t that appends a copy of m to the struct mapping_list at list. */

@@ -88,8 +88,8 @@ static bool skip_char(const char *s, size_t len, size_t *i, char c) {
         return true;
 }
 
-static int parse_perms(const char *s, size_t len, size_t *i, uint32_t *ret) {
-        uint32_t f = 0;
+static int parse_perms(const char *s, size_t len, size_t *i, uint8_t *ret) {
+        uint8_t f = 0;
 
         if (len - *i < 4)
                 return -EINVAL;

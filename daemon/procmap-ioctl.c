@@ -105,8 +105,11 @@ int procmap_query(int maps_fd, uint64_t addr, unsigned flags, struct procmap_buf
                         return -ENOMEM;
         }
         if ((flags & PROCMAP_BUILD_ID) && q.build_id_size > 0) {
-                memcpy(m.build_id, build_id, q.build_id_size);
-                m.build_id_len = (uint8_t) q.build_id_size;
+                r = mapping_set_build_id(&m, build_id, q.build_id_size);
+                if (r < 0) {
+                        mapping_done(&m);
+                        return r;
+                }
         }
         mapping_classify_name(&m);
 
@@ -296,15 +299,18 @@ int procmap_list_text_each(int maps_fd, mapping_visit_t visit, void *userdata) {
         return r;
 }
 
-/* For list_from() only, whose mappings own their names: takes the name instead of a copy of it
- * (list_from() frees what is left). */
+/* For list_from() only, whose mappings own their names and build IDs: takes them instead of
+ * copies (list_from() frees what is left). */
 static int push_move(struct mapping *m, void *userdata) {
         struct mapping c = *m;
         int r;
 
         r = mapping_list_push(userdata, &c);
-        if (r >= 0)
+        if (r >= 0) {
                 m->name = NULL;
+                m->build_id = NULL;
+                m->build_id_len = 0;
+        }
         return r;
 }
 
