@@ -27,6 +27,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *reply;
 static size_t reply_len;
 static size_t huge_len;   /* > 0: send this many bytes of '[' and no NUL instead */
+static char last_request[65536]; /* the last request read, up to its NUL */
 
 static void *serve(void *arg) {
         for (;;) {
@@ -47,6 +48,8 @@ static void *serve(void *arg) {
                                 break;
                 }
                 pthread_mutex_lock(&lock);
+                memcpy(last_request, buf, got);
+                last_request[got < sizeof(last_request) ? got : sizeof(last_request) - 1] = 0;
                 if (huge_len > 0) {
                         static char chunk[1 << 16];
                         size_t sent = 0;
@@ -173,6 +176,161 @@ static void test_list_value_forms(void **state) {
                          -EPROTO);
 }
 
+
+/* The Lookup request is formatted without the JSON writer: the same text it made. */
+static void test_lookup_request(void **state) {
+        const uint64_t addr[] = { 0x1800, 0, UINT64_MAX, 0x10 };
+        memctl_lookup_reply *l = NULL;
+        memctl *c = NULL;
+
+        set_reply("{\"error\":\"io.memmapd.NoSuchProcess\",\"parameters\":{}}");
+        assert_int_equal(memctl_connect(sock_path, &c), 0);
+        assert_int_equal(memctl_lookup(c, 123, 77, addr, 4, MEMCTL_BUILD_IDS, &l), -ESRCH);
+        assert_string_equal(last_request, "{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":123,"
+                                          "\"start_time\":77,\"addresses\":[\"0x1800\",\"0x0\","
+                                          "\"0xffffffffffffffff\",\"0x10\"],\"build_ids\":true}}");
+        assert_int_equal(memctl_lookup(c, 2147483647, 0, addr, 0, 0, &l), -ESRCH);
+        assert_string_equal(last_request, "{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":2147483647,"
+                                          "\"addresses\":[]}}");
+        assert_null(l);
+        memctl_free(c);
+}
+
+/* Two mappings of one file (name, path and build ID shared), an unnamed one of an unknown
+ * kind and results of every form, as the daemon writes them ... */
+#define DAEMON_FORM \
+        "{\"parameters\":{\"process\":{\"pid\":123,\"start_time\":5},\"mappings\":[" \
+        "{\"start\":\"0x1000\",\"end\":\"0x2000\",\"perms\":\"r-xp\",\"offset\":\"0x0\",\"dev\":\"08:01\"," \
+        "\"inode\":7,\"page_size\":4096,\"kind\":\"file\",\"name\":\"/x\",\"path\":\"/x\",\"deleted\":false," \
+        "\"build_id\":\"abcd\"}," \
+        "{\"start\":\"0x2000\",\"end\":\"0x3000\",\"perms\":\"rw-s\",\"offset\":\"0x1000\",\"dev\":\"fe:1\"," \
+        "\"inode\":7,\"kind\":\"file\",\"name\":\"/x\",\"path\":\"/x\",\"deleted\":true,\"build_id\":\"abcd\"}," \
+        "{\"start\":\"0x4000\",\"end\":\"0x5000\",\"perms\":\"---p\",\"offset\":\"0x0\",\"dev\":\"00:00\"," \
+        "\"inode\":0,\"kind\":\"weird\"}]," \
+        "\"results\":[{\"address\":\"0x1800\",\"mapping\":0,\"file_offset\":\"0x800\",\"elf_vaddr\":\"0x10800\"}," \
+        "{\"address\":\"0x2800\",\"mapping\":1},{\"address\":\"0x3800\",\"reason\":\"unmapped\"}," \
+        "{\"address\":\"0x4000\",\"mapping\":2}]}}"
+/* ... and the same in other forms JSON allows, so that they are read member by member
+ * (escapes, spaces, another order), or by json-c (a fraction). */
+#define OTHER_FORM \
+        "{\"parameters\":{\"process\":{\"start_time\":5,\"pid\":123},\"mappings\":[" \
+        "{\"end\":\"0x2000\", \"start\":\"0x1000\",\"perms\":\"r\\u002dxp\",\"offset\":\"0x0\",\"dev\":\"08:01\"," \
+        "\"inode\":7,\"page_size\":4096,\"kind\":\"fil\\u0065\",\"path\":\"\\/x\",\"name\":\"/x\",\"deleted\":false," \
+        "\"build_id\":\"ab\\u0063d\"}," \
+        "{\"start\":\"0x2000\",\"end\":\"0x3000\",\"perms\":\"rw-s\",\"offset\":\"0x1000\",\"dev\":\"fe:1\"," \
+        "\"inode\":7,\"kind\":\"file\",\"name\":\"/x\",\"path\":\"/x\",\"deleted\" : true,\"build_id\":\"abcd\"}," \
+        "{\"start\":\"0x4000\",\"end\":\"0x5000\",\"perms\":\"---p\",\"offset\":\"0x0\",\"dev\":\"00:00\"," \
+        "\"inode\":0,\"kind\":\"weird\",\"name\":null}]," \
+        "\"results\":[{\"mapping\":0,\"address\":\"0x1800\",\"file_offset\":\"0x800\",\"elf_vaddr\":\"0x10800\"}," \
+        "{\"address\":\"0x2800\",\"mapping\":1 },{\"address\":\"0x3800\",\"reason\":\"unmapped\"}," \
+        "{\"address\":\"0x4000\",\"mapping\":2}]}}"
+
+static void check_forms_reply(const char *json) {
+        static const uint64_t addr[] = { 0x1800, 0x2800, 0x3800, 0x4000 };
+        struct memctl_mapping m[3];
+        struct memctl_lookup_result res[4];
+        memctl_lookup_reply *l = NULL;
+        memctl *c = NULL;
+
+        set_reply(json);
+        assert_int_equal(memctl_connect(sock_path, &c), 0);
+        assert_int_equal(memctl_lookup(c, 123, 0, addr, 4, 0, &l), 0);
+        memctl_free(c);
+        assert_int_equal(memctl_lookup_reply_mapping_count(l), 3);
+        for (size_t i = 0; i < 3; i++) {
+                m[i] = (struct memctl_mapping) MEMCTL_MAPPING_INIT;
+                assert_int_equal(memctl_lookup_reply_get_mapping(l, i, &m[i]), 0);
+        }
+        for (size_t i = 0; i < 4; i++) {
+                res[i] = (struct memctl_lookup_result) MEMCTL_LOOKUP_RESULT_INIT;
+                assert_int_equal(memctl_lookup_reply_get(l, i, &res[i]), 0);
+        }
+
+        assert_int_equal(m[0].start, 0x1000);
+        assert_int_equal(m[0].end, 0x2000);
+        assert_string_equal(m[0].perms, "r-xp");
+        assert_int_equal(m[0].flags, MEMCTL_MAPPING_READ | MEMCTL_MAPPING_EXEC);
+        assert_int_equal(m[0].dev_major, 8);
+        assert_int_equal(m[0].dev_minor, 1);
+        assert_int_equal(m[0].inode, 7);
+        assert_int_equal(m[0].page_size, 4096);
+        assert_int_equal(m[0].kind, MEMCTL_KIND_FILE);
+        assert_string_equal(m[0].kind_name, "file");
+        assert_string_equal(m[0].name, "/x");
+        assert_string_equal(m[0].path, "/x");
+        assert_false(m[0].deleted);
+        assert_string_equal(m[0].build_id_hex, "abcd");
+        assert_int_equal(m[0].build_id_size, 2);
+        assert_int_equal(m[0].build_id[0], 0xab);
+        assert_int_equal(m[0].build_id[1], 0xcd);
+
+        assert_int_equal(m[1].offset, 0x1000);
+        assert_string_equal(m[1].perms, "rw-s");
+        assert_int_equal(m[1].flags, MEMCTL_MAPPING_READ | MEMCTL_MAPPING_WRITE | MEMCTL_MAPPING_SHARED);
+        assert_int_equal(m[1].dev_major, 0xfe);
+        assert_int_equal(m[1].page_size, 0);
+        assert_string_equal(m[1].path, "/x");
+        assert_true(m[1].deleted);
+        assert_string_equal(m[1].build_id_hex, "abcd");
+        assert_memory_equal(m[1].build_id, "\xab\xcd", 2);
+
+        assert_int_equal(m[2].kind, MEMCTL_KIND_UNKNOWN);
+        assert_string_equal(m[2].kind_name, "weird");
+        assert_null(m[2].name);
+        assert_null(m[2].path);
+        assert_null(m[2].build_id_hex);
+        assert_null(m[2].build_id);
+        assert_int_equal(m[2].build_id_size, 0);
+        assert_int_equal(m[2].flags, MEMCTL_MAPPING_SHARED * 0);
+
+        assert_int_equal(res[0].mapping, 0);
+        assert_true(res[0].has_file_offset);
+        assert_int_equal(res[0].file_offset, 0x800);
+        assert_true(res[0].has_elf_vaddr);
+        assert_int_equal(res[0].elf_vaddr, 0x10800);
+        assert_int_equal(res[1].mapping, 1);
+        assert_false(res[1].has_file_offset);
+        assert_false(res[1].has_elf_vaddr);
+        assert_int_equal(res[2].mapping, MEMCTL_NO_MAPPING);
+        assert_int_equal(res[2].address, 0x3800);
+        assert_int_equal(res[3].mapping, 2);
+        memctl_lookup_reply_free(l);
+}
+
+static void test_reply_forms(void **state) {
+        check_forms_reply(DAEMON_FORM);
+        check_forms_reply(OTHER_FORM);
+}
+
+/* Defects in the daemon's own form are refused as in any other form. */
+static void test_daemon_form_defects(void **state) {
+        static const char *const bad[] = {
+                "{\"start\":\"0x2000\",\"end\":\"0x2000\",\"perms\":\"r-xp\",\"offset\":\"0x0\",\"dev\":\"08:01\",\"inode\":7,\"kind\":\"file\"}",
+                "{\"start\":\"0x1000\",\"end\":\"0x2000\",\"perms\":\"r-xq\",\"offset\":\"0x0\",\"dev\":\"08:01\",\"inode\":7,\"kind\":\"file\"}",
+                "{\"start\":\"0x1000\",\"end\":\"0x2000\",\"perms\":\"r-xpp\",\"offset\":\"0x0\",\"dev\":\"08:01\",\"inode\":7,\"kind\":\"file\"}",
+                "{\"start\":\"0x1000\",\"end\":\"0x2000\",\"perms\":\"r-xp\",\"offset\":\"0x0\",\"dev\":\"08:01:2\",\"inode\":7,\"kind\":\"file\"}",
+                "{\"start\":\"0x1000\",\"end\":\"0x2000\",\"perms\":\"r-xp\",\"offset\":\"0x0\",\"dev\":\"0801\",\"inode\":7,\"kind\":\"file\"}",
+                "{\"start\":\"0x1000\",\"end\":\"0x2000\",\"perms\":\"r-xp\",\"offset\":\"0x0\",\"dev\":\"08:01\",\"inode\":-7,\"kind\":\"file\"}",
+                "{\"start\":\"0x1000\",\"end\":\"0x2000\",\"perms\":\"r-xp\",\"offset\":\"0x0\",\"dev\":\"08:01\",\"inode\":07,\"kind\":\"file\"}",
+                "{\"start\":\"0x1000\",\"end\":\"0x2000\",\"perms\":\"r-xp\",\"offset\":\"0x0\",\"dev\":\"08:01\",\"inode\":7,\"kind\":\"file\",\"build_id\":\"abc\"}",
+                "{\"start\":\"0x1000\",\"end\":\"0x2000\",\"perms\":\"r-xp\",\"offset\":\"0x0\",\"dev\":\"08:01\",\"inode\":7,\"kind\":\"file\",\"name\":\"\\u0000\"}",
+                "{\"start\":\"0x1000\",\"end\":\"0x2000\",\"perms\":\"r-xp\",\"offset\":\"0x0\",\"dev\":\"08:01\",\"inode\":7,\"kind\":\"file\",\"deleted\":1}",
+                "{\"start\":\"0x1000\",\"end\":\"0x2000\",\"perms\":\"r-xp\",\"offset\":\"0x0\",\"dev\":\"08:01\",\"inode\":7}",
+        };
+        char json[1024];
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                memctl_mappings *l = NULL;
+                int r;
+
+                snprintf(json, sizeof(json), "{\"parameters\":{" PROC ",\"mappings\":[%s]}}", bad[i]);
+                r = list_with(json, &l);
+                if (r >= 0)
+                        fail_msg("mapping %zu was accepted: %s", i, bad[i]);
+                assert_null(l);
+        }
+}
+
 static void test_hostile_replies(void **state) {
         static const char *const bad[] = {
                 "not json",
@@ -274,6 +432,9 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_valid_reply),
                 cmocka_unit_test(test_list_value_forms),
+                cmocka_unit_test(test_lookup_request),
+                cmocka_unit_test(test_reply_forms),
+                cmocka_unit_test(test_daemon_form_defects),
                 cmocka_unit_test(test_hostile_replies),
                 cmocka_unit_test(test_error_replies),
                 cmocka_unit_test(test_broken_connections),
