@@ -25,6 +25,7 @@ struct json_writer {
         bool first[JSON_WRITER_DEPTH_MAX + 1];  /* no element written yet at this level */
         bool in_object[JSON_WRITER_DEPTH_MAX + 1];
         bool after_key;
+        size_t reserved;                        /* json_writer_raw_reserve()'s max, until committed */
 };
 
 /* max_size bounds the output (bytes, without the NUL finish() adds and without the Varlink
@@ -61,6 +62,12 @@ void json_writer_null(struct json_writer *w);
 void json_writer_hex(struct json_writer *w, uint64_t v);
 /* Pre-serialized JSON value, inserted as is (the caller vouches for it). */
 void json_writer_raw(struct json_writer *w, const char *json, size_t len);
+/* json_writer_raw() without the copy, for a value formatted in place: returns where at most max
+ * bytes may be written, or NULL in the error state (which it may enter: -ENOMEM, -EINVAL as a
+ * value in the wrong place). json_writer_raw_commit() then inserts the first len of them
+ * (0 < len <= max, else -EINVAL; -E2BIG above max_size); nothing else may come in between. */
+char *json_writer_raw_reserve(struct json_writer *w, size_t max);
+void json_writer_raw_commit(struct json_writer *w, size_t len);
 
 /* For callers that pre-serialize hot values for json_writer_raw() byte-for-byte as the
  * writer would: the number of leading bytes of s that a JSON string carries as they are

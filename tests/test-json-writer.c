@@ -181,6 +181,30 @@ static void test_format_helpers(void **state) {
                 }
         }
 
+        /* Every decimal length (10^k - 1, 10^k) and mixed digits, two at a time or not. */
+        uint64_t x = 1, seed = 42;
+        for (unsigned k = 0; k < 20 + 4000; k++) {
+                uint64_t vals[2] = { x - 1, x };
+
+                if (k < 20)
+                        x *= 10;
+                else {
+                        seed = seed * UINT64_C(6364136223846793005) + 1442695040888963407u;
+                        vals[0] = seed >> (k % 64);
+                        vals[1] = seed;
+                }
+                for (unsigned j = 0; j < 2; j++) {
+                        n = json_format_uint(vals[j], buf);
+                        snprintf(ref, sizeof(ref), "%" PRIu64, vals[j]);
+                        assert_int_equal(n, strlen(ref));
+                        assert_memory_equal(buf, ref, n);
+                        n = json_format_hex(vals[j], buf);
+                        snprintf(ref, sizeof(ref), "0x%" PRIx64, vals[j]);
+                        assert_int_equal(n, strlen(ref));
+                        assert_memory_equal(buf, ref, n);
+                }
+        }
+
         assert_int_equal(json_plain_length("", 0), 0);
         assert_int_equal(json_plain_length("/usr/lib/libc.so.6 (deleted)", 28), 28);
         assert_int_equal(json_plain_length("a\"b", 3), 1);
@@ -548,6 +572,57 @@ static void test_terminate_and_raw(void **state) {
         json_writer_done(&w);
 }
 
+/* Values formatted in place: the same bytes and commas as json_writer_raw(), and its errors. */
+static void test_raw_reserve(void **state) {
+        struct json_writer w;
+        char *p;
+
+        json_writer_init(&w, 0);
+        json_writer_array_begin(&w);
+        for (int i = 0; i < 3; i++) {
+                p = json_writer_raw_reserve(&w, 100);
+                assert_non_null(p);
+                memcpy(p, "{\"x\":1}", 7);
+                json_writer_raw_commit(&w, 7);
+        }
+        json_writer_int(&w, 4);
+        json_writer_array_end(&w);
+        FINISH_EXPECT(&w, "[{\"x\":1},{\"x\":1},{\"x\":1},4]");
+
+        /* Nothing written, or more than reserved: misuse. */
+        json_writer_array_begin(&w);
+        assert_non_null(json_writer_raw_reserve(&w, 10));
+        json_writer_raw_commit(&w, 0);
+        finish_expect_error(&w, -EINVAL);
+        json_writer_array_begin(&w);
+        assert_non_null(p = json_writer_raw_reserve(&w, 4));
+        json_writer_raw_commit(&w, 5);
+        finish_expect_error(&w, -EINVAL);
+        assert_null(json_writer_raw_reserve(&w, 0));
+        finish_expect_error(&w, -EINVAL);
+        /* A value without its key, then the error state: NULL. */
+        json_writer_object_begin(&w);
+        assert_null(json_writer_raw_reserve(&w, 10));
+        assert_null(json_writer_raw_reserve(&w, 10));
+        finish_expect_error(&w, -EINVAL);
+        json_writer_done(&w);
+
+        /* max_size counts what is committed, not what is reserved. */
+        json_writer_init(&w, 8);
+        json_writer_array_begin(&w);
+        assert_non_null(p = json_writer_raw_reserve(&w, 1000));
+        memcpy(p, "123456", 6);
+        json_writer_raw_commit(&w, 6);
+        json_writer_array_end(&w);
+        FINISH_EXPECT(&w, "[123456]");
+        json_writer_array_begin(&w);
+        assert_non_null(p = json_writer_raw_reserve(&w, 1000));
+        memcpy(p, "12345678", 8);
+        json_writer_raw_commit(&w, 8);
+        finish_expect_error(&w, -E2BIG);
+        json_writer_done(&w);
+}
+
 static void test_reuse_and_reset(void **state) {
         struct json_writer w;
         char *first = NULL, *second = NULL;
@@ -637,6 +712,7 @@ int main(void) {
                 cmocka_unit_test(test_depth),
                 cmocka_unit_test(test_misuse),
                 cmocka_unit_test(test_terminate_and_raw),
+                cmocka_unit_test(test_raw_reserve),
                 cmocka_unit_test(test_reuse_and_reset),
                 cmocka_unit_test(test_large),
         };
