@@ -8,6 +8,7 @@
 #include "number.h"
 
 #define JSON_WRITER_INITIAL_SIZE 256
+#define JSON_WRITER_DOUBLE_MAX (1024 * 1024)
 
 /* 1 for the bytes a JSON string carries as they are: printable ASCII except '"' and '\\'. */
 static const uint8_t plain_ascii[256] = {
@@ -34,7 +35,9 @@ static bool grow(struct json_writer *w, size_t need) {
                         a = need;
                         break;
                 }
-                a *= 2;
+                /* Large buffers grow by half: doubling left up to half of a reply of many MiB
+                 * allocated and unused. */
+                a += a < JSON_WRITER_DOUBLE_MAX ? a : a / 2;
         }
         /* Never allocate far beyond what max_size allows: the JSON, one terminator, the NUL. */
         if (w->max_size <= SIZE_MAX - 2 && a > w->max_size + 2)
