@@ -101,6 +101,49 @@ static void test_path_len(void **state) {
         mapping_done(NULL);
 }
 
+/* Build IDs are owned copies: set, replaced, dropped, copied with the mapping, freed with it. */
+static void test_build_id(void **state) {
+        uint8_t id[MAPPING_BUILD_ID_MAX + 1];
+        struct mapping m = { .start = 1, .end = 2, .name = strdup("/x") }, *c;
+        struct mapping_list l = {};
+
+        for (size_t i = 0; i < sizeof(id); i++)
+                id[i] = (uint8_t) (i * 7 + 1);
+        assert_int_equal(sizeof(struct mapping), 8 * sizeof(uint64_t));
+        assert_int_equal(mapping_set_build_id(&m, id, 20), 0);
+        assert_int_equal(m.build_id_len, 20);
+        assert_memory_equal(m.build_id, id, 20);
+        assert_true(m.build_id != id);
+        /* Too long: refused, the old one kept. */
+        assert_int_equal(mapping_set_build_id(&m, id, MAPPING_BUILD_ID_MAX + 1), -EINVAL);
+        assert_int_equal(m.build_id_len, 20);
+        assert_int_equal(mapping_set_build_id(&m, id + 1, MAPPING_BUILD_ID_MAX), 0);
+        assert_int_equal(m.build_id_len, MAPPING_BUILD_ID_MAX);
+        assert_memory_equal(m.build_id, id + 1, MAPPING_BUILD_ID_MAX);
+
+        assert_int_equal(mapping_list_push_copy(&l, &m), 0);
+        assert_int_equal(mapping_list_push_visit(&m, &l), 0);
+        for (size_t i = 0; i < 2; i++) {
+                c = &l.items[i];
+                assert_true(c->name != m.name && c->build_id != m.build_id);
+                assert_string_equal(c->name, "/x");
+                assert_int_equal(c->build_id_len, MAPPING_BUILD_ID_MAX);
+                assert_memory_equal(c->build_id, id + 1, MAPPING_BUILD_ID_MAX);
+        }
+
+        assert_int_equal(mapping_set_build_id(&m, NULL, 0), 0);
+        assert_null(m.build_id);
+        assert_int_equal(m.build_id_len, 0);
+        assert_int_equal(mapping_list_push_copy(&l, &m), 0);
+        assert_null(l.items[2].build_id);
+        assert_int_equal(mapping_set_build_id(&m, id, 3), 0);
+        mapping_done(&m);
+        assert_null(m.name);
+        assert_null(m.build_id);
+        assert_int_equal(m.build_id_len, 0);
+        mapping_list_done(&l);
+}
+
 static void test_bounded(void **state) {
         struct mapping_list l = {};
         struct mapping m = { .start = 1, .end = 2 };
@@ -125,6 +168,7 @@ int main(void) {
                 cmocka_unit_test(test_find),
                 cmocka_unit_test(test_perms_and_kinds),
                 cmocka_unit_test(test_path_len),
+                cmocka_unit_test(test_build_id),
                 cmocka_unit_test(test_bounded),
         };
 
