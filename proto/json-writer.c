@@ -267,6 +267,25 @@ void json_writer_init(struct json_writer *w, size_t max_size) {
         clear_state(w);
 }
 
+bool json_writer_reserve(struct json_writer *w, size_t n) {
+        size_t need;
+        char *p;
+
+        if (w->error || n >= SIZE_MAX - 2 - w->len)
+                return false;
+        need = w->len + n + 2; /* with the NUL and a terminator */
+        if (w->max_size <= SIZE_MAX - 2 && need > w->max_size + 2)
+                need = w->max_size + 2;
+        if (need <= w->allocated)
+                return true;
+        p = realloc(w->buf, need);
+        if (!p)
+                return false;
+        w->buf = p;
+        w->allocated = need;
+        return true;
+}
+
 void json_writer_done(struct json_writer *w) {
         if (!w)
                 return;
@@ -348,21 +367,30 @@ static const char hex_pairs[513] =
         "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
 
 size_t json_format_uint(uint64_t v, char *buf) {
-        char tmp[20];
-        size_t i = sizeof(tmp);
+        static const uint64_t pow10[20] = {
+                1u, 10u, 100u, 1000u, 10000u, 100000u, 1000000u, 10000000u, 100000000u, 1000000000u,
+                10000000000u, 100000000000u, 1000000000000u, 10000000000000u, 100000000000000u,
+                1000000000000000u, 10000000000000000u, 100000000000000000u, 1000000000000000000u,
+                10000000000000000000u,
+        };
+        /* The number of digits from the highest set bit (1233 / 4096 ~ log10(2)), then exact;
+         * written in place from the end, so no copy of a variable length follows. */
+        size_t n = ((size_t) (64 - __builtin_clzll(v | 1)) * 1233 >> 12) + 1;
+        char *p;
 
+        if (n > 1 && v < pow10[n - 1])
+                n--;
+        p = buf + n;
         while (v >= 100) {
-                i -= 2;
-                memcpy(tmp + i, decimal_pairs + 2 * (v % 100), 2);
+                p -= 2;
+                memcpy(p, decimal_pairs + 2 * (v % 100), 2);
                 v /= 100;
         }
-        if (v >= 10) {
-                i -= 2;
-                memcpy(tmp + i, decimal_pairs + 2 * v, 2);
-        } else
-                tmp[--i] = (char) ('0' + v);
-        memcpy(buf, tmp + i, sizeof(tmp) - i);
-        return sizeof(tmp) - i;
+        if (v >= 10)
+                memcpy(p - 2, decimal_pairs + 2 * v, 2);
+        else
+                p[-1] = (char) ('0' + v);
+        return n;
 }
 
 size_t json_format_hex(uint64_t v, char *buf) {

@@ -32,6 +32,10 @@ struct json_writer {
  * terminators json_writer_terminate() adds, so a message of exactly max_size bytes of JSON can
  * still be terminated); 0 means SIZE_MAX. The buffer grows geometrically. */
 void json_writer_init(struct json_writer *w, size_t max_size);
+/* Makes room for n more bytes at once (as far as max_size allows), where the caller knows
+ * roughly how much is coming: growing step by step copies the buffer each time. A hint only:
+ * false when it could not, without entering the error state. */
+bool json_writer_reserve(struct json_writer *w, size_t n);
 /* Frees the buffer; accepts NULL and a writer that was finished or never used. The writer
  * may be used again afterwards (same max_size). */
 void json_writer_done(struct json_writer *w);

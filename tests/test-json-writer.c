@@ -623,6 +623,40 @@ static void test_raw_reserve(void **state) {
         json_writer_done(&w);
 }
 
+/* A capacity hint: room made at once, nothing written, never an error of its own. */
+static void test_reserve(void **state) {
+        struct json_writer w;
+
+        json_writer_init(&w, 0);
+        assert_true(json_writer_reserve(&w, 100000));
+        assert_true(w.allocated >= 100000);
+        assert_int_equal(w.len, 0);
+        json_writer_array_begin(&w);
+        json_writer_int(&w, 1);
+        json_writer_array_end(&w);
+        assert_true(w.allocated >= 100000);
+        FINISH_EXPECT(&w, "[1]");
+        /* Impossible sizes: refused, the writer unharmed. */
+        json_writer_array_begin(&w);
+        assert_false(json_writer_reserve(&w, SIZE_MAX));
+        assert_false(json_writer_reserve(&w, SIZE_MAX - 3));
+        json_writer_array_end(&w);
+        FINISH_EXPECT(&w, "[]");
+        json_writer_done(&w);
+
+        /* No more than max_size allows. */
+        json_writer_init(&w, 10);
+        assert_true(json_writer_reserve(&w, 1000000));
+        assert_true(w.allocated <= 12);
+        json_writer_string(&w, "12345678");
+        FINISH_EXPECT(&w, "\"12345678\"");
+        /* In the error state: false. */
+        json_writer_string(&w, "123456789");
+        assert_false(json_writer_reserve(&w, 10));
+        finish_expect_error(&w, -E2BIG);
+        json_writer_done(&w);
+}
+
 static void test_reuse_and_reset(void **state) {
         struct json_writer w;
         char *first = NULL, *second = NULL;
@@ -713,6 +747,7 @@ int main(void) {
                 cmocka_unit_test(test_misuse),
                 cmocka_unit_test(test_terminate_and_raw),
                 cmocka_unit_test(test_raw_reserve),
+                cmocka_unit_test(test_reserve),
                 cmocka_unit_test(test_reuse_and_reset),
                 cmocka_unit_test(test_large),
         };
