@@ -487,12 +487,17 @@ static const char *engine_error(struct json_writer *w, const struct process *p, 
         return reply_internal(w, r);
 }
 
-/* The length of the last listing this thread wrote, and whose: a profiler lists one process
- * again and again, and a reply of many MiB grown step by step was copied at each step (6% of
- * a 60,000-mapping listing). Reserving what it took last time costs address space at worst. */
+/* Replies above this are worth reserving room for up front: grown step by step, a reply of
+ * many MiB was copied at each step (6% of a 60,000-mapping listing). Small ones are not
+ * worth holding more memory than they need. */
+#define REPLY_RESERVE_MIN (64 * 1024)
+
+/* The length of the last large listing this thread wrote, and of what: a profiler lists one
+ * process again and again. Reserving that much the next time costs address space at worst. */
 static _Thread_local struct {
         pid_t pid;
         uint64_t start_time;
+        unsigned flags;
         size_t len;
 } last_listing;
 
@@ -532,7 +537,8 @@ static const char *list_mappings(const struct method_context *ctx, const struct 
         if (build_ids)
                 flags |= ENGINE_BUILD_IDS;
 
-        if (last_listing.pid == p->pid && last_listing.start_time == p->start_time)
+        if (last_listing.len > 0 && last_listing.pid == p->pid && last_listing.start_time == p->start_time &&
+            last_listing.flags == flags)
                 (void) json_writer_reserve(w, last_listing.len + last_listing.len / 16);
         start = w->len;
 
@@ -552,7 +558,8 @@ static const char *list_mappings(const struct method_context *ctx, const struct 
         varlink_message_end(w);
         last_listing.pid = p->pid;
         last_listing.start_time = p->start_time;
-        last_listing.len = w->len - start;
+        last_listing.flags = flags;
+        last_listing.len = w->len - start >= REPLY_RESERVE_MIN ? w->len - start : 0;
         return NULL;
 }
 
@@ -637,7 +644,7 @@ static const char *lookup(const struct method_context *ctx, const struct varlink
                 return engine_error(w, p, r);
 
         /* About what it takes (names aside), so a reply of a MiB is not copied as it grows. */
-        if (l.n <= SIZE_MAX / 512 && n <= SIZE_MAX / 512)
+        if (l.n <= SIZE_MAX / 512 && n <= SIZE_MAX / 512 && 224 * l.n + 112 * n >= REPLY_RESERVE_MIN)
                 (void) json_writer_reserve(w, 224 * l.n + 112 * n);
 
         varlink_reply_begin(w, NULL, false);

@@ -275,18 +275,11 @@ static int list_from(int maps_fd, uint64_t from, unsigned flags, struct procmap_
 }
 
 int procmap_list_text_each(int maps_fd, mapping_visit_t visit, void *userdata) {
-        _cleanup_free_ struct text_walk *t = NULL;
+        struct text_walk walk = { .maps_fd = maps_fd, .visit = visit, .userdata = userdata }, *t = &walk;
         int r;
 
         if (!visit)
                 return -EINVAL;
-        /* The memo is 1.5 KiB: off the stack of a worker thread. */
-        t = calloc(1, sizeof(*t));
-        if (!t)
-                return -ENOMEM;
-        t->maps_fd = maps_fd;
-        t->visit = visit;
-        t->userdata = userdata;
 
         r = maps_read_each(maps_fd, text_line, t);
         if (r >= 0 || r == -EAGAIN)
