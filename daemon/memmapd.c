@@ -5,10 +5,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <pthread.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #include "cleanup.h"
 #include "config.h"
@@ -27,7 +25,7 @@ static void help(void) {
                "     --config=FILE              Read settings from FILE (default: %s)\n"
                "     --backend=auto|ioctl|maps  How to read maps: PROCMAP_QUERY or /proc/PID/maps\n"
                "     --log-level=LEVEL          emerg..debug or 0-7 (default: info)\n"
-               "     --workers=N                Threads answering process queries (default: 4)\n"
+               "     --workers=N                Threads serving clients (default: 4)\n"
                "     --allow-groups=G1,G2       Groups whose members may query any process\n"
                "     --set=KEY=VALUE            Any setting of memmapd.conf(5), e.g. MaxAddresses=1000\n",
                CONFIG_FILE_DEFAULT);
@@ -39,73 +37,15 @@ static void help(void) {
  * glibc's heap, which keeps up to RETAIN_MAX of free memory (a free() that leaves more than
  * that at its top gives the top back at once): enough for the largest listing
  * vm.max_map_count allows (about 9 MB of reply, in a buffer that grew once more than it
- * needed). The trimmer below gives everything back once the daemon has been quiet for a
- * moment, so an idle daemon stays small: without that, glibc kept 100 MiB of freed replies
+ * needed). The server gives everything back (malloc_trim()) at the first tick with no new
+ * call, so an idle daemon stays small: without that, glibc kept 100 MiB of freed replies
  * after a load. All threads share one arena: malloc_trim() cannot give back the top of the
  * per-thread ones, and small allocations mostly stay in the per-thread caches anyway (the
  * 64-client benchmark did not slow down). */
 #define ARENA_BLOCK_MAX (16 * 1024 * 1024)
 #define RETAIN_MAX (32 * 1024 * 1024)
-/* Checks for quiet this often (ten wake-ups a second, a getrusage() each), and calls it quiet
- * below this much CPU time in one check. */
-#define TRIM_CHECK_NSEC (100 * 1000 * 1000)
-#define TRIM_QUIET_USEC 2000
-
-static uint64_t cpu_usec(void) {
-        struct rusage ru;
-
-        if (getrusage(RUSAGE_SELF, &ru) < 0)
-                return 0;
-        return (uint64_t) (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000u +
-               (uint64_t) (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
-}
-
-static void *trim_when_quiet(void *userdata) {
-        const struct timespec check = { .tv_nsec = TRIM_CHECK_NSEC };
-        uint64_t last = cpu_usec();
-        bool busy_since_trim = false;
-
-        for (;;) {
-                uint64_t now;
-
-                (void) nanosleep(&check, NULL);
-                now = cpu_usec();
-                if (now - last >= TRIM_QUIET_USEC)
-                        busy_since_trim = true;
-                else if (busy_since_trim) {
-                        (void) malloc_trim(0);
-                        busy_since_trim = false;
-                        now = cpu_usec(); /* the trim is not activity */
-                }
-                last = now;
-        }
-        return NULL;
-}
 
 static void retain_memory_while_busy(void) {
-        sigset_t all, saved;
-        pthread_attr_t attr;
-        pthread_t t;
-        int r;
-
-        /* Signals belong to the server's signalfd; a small stack is plenty. */
-        sigfillset(&all);
-        pthread_sigmask(SIG_BLOCK, &all, &saved);
-        r = pthread_attr_init(&attr);
-        if (r == 0) {
-                (void) pthread_attr_setstacksize(&attr, 64 * 1024);
-                (void) pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-                r = pthread_create(&t, &attr, trim_when_quiet, NULL);
-                pthread_attr_destroy(&attr);
-        }
-        pthread_sigmask(SIG_SETMASK, &saved, NULL);
-
-        if (r != 0) {
-                /* Without the trimmer, memory goes back at every free(), as it must. */
-                log_warning_errno(-r, "Cannot start the memory trimmer, not keeping memory across calls");
-                mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
-                return;
-        }
         mallopt(M_ARENA_MAX, 1);
         mallopt(M_MMAP_THRESHOLD, ARENA_BLOCK_MAX);
         mallopt(M_TRIM_THRESHOLD, RETAIN_MAX);
@@ -217,8 +157,6 @@ int main(int argc, char **argv) {
         }
         log_set_max_level(cfg.log_level);
 
-        /* Per-connection buffers stay below the mmap threshold (at 128 KiB they did not: 1,000
-         * idle clients cost 56 MiB instead of 13). */
         retain_memory_while_busy();
 
         /* Replies go out with MSG_NOSIGNAL; this covers any other write to a dead peer. */

@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -102,6 +103,8 @@ struct server {
         uint64_t refusals_unlogged;
         uint64_t shutdown_deadline;
         uint64_t watchdog_usec, last_watchdog;
+        uint64_t requests_at_tick;      /* stats.requests at the last tick */
+        bool trim_pending;              /* calls came since memory was last given back */
         atomic_bool stopping;           /* every thread leaves its loop */
 };
 
@@ -567,6 +570,19 @@ static void on_tick(struct server *s) {
         }
         if (s->shutting_down && now >= s->shutdown_deadline)
                 request_stop(s);
+        {
+                uint64_t requests = atomic_load(&s->stats.requests);
+
+                /* The allocator keeps freed replies for the next call (see memmapd.c); a
+                 * second without a new call gives them back. */
+                if (requests != s->requests_at_tick) {
+                        s->requests_at_tick = requests;
+                        s->trim_pending = true;
+                } else if (s->trim_pending) {
+                        (void) malloc_trim(0);
+                        s->trim_pending = false;
+                }
+        }
         if (s->listen_paused && !s->shutting_down) {
                 if (s->reserve_fd < 0)
                         s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
