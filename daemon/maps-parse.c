@@ -23,6 +23,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -319,10 +320,142 @@ int maps_parse_buffer(const char *text, size_t len, struct mapping_list *ret) {
         return list_append_normalize(ret, &l);
 }
 
+/* Read-ahead for large maps texts. The kernel's generation of the text was over half of a
+ * 60,000-mapping listing, parsing and writing the reply the rest, one after the other, while
+ * the client waiting for the reply left the other CPU idle. Once the text runs past a few
+ * pages, a thread keeps reading the next chunks into a small ring while the caller parses:
+ * the two halves overlap. The thread only ever pread()s the already open fd (whatever
+ * credentials it has, the kernel checked access at open()). */
+#define PREFETCH_SLOTS 4
+#define PREFETCH_STACK (64 * 1024)
+#define PREFETCH_AFTER (16 * 1024)
+
+struct prefetch {
+        int fd;
+        off_t off;                      /* the reader's next offset */
+        pthread_t thread;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;            /* any change of full[] or stop */
+        char *slots;                    /* PREFETCH_SLOTS chunks */
+        ssize_t len[PREFETCH_SLOTS];    /* bytes read, 0 at the end, -errno */
+        bool full[PREFETCH_SLOTS];
+        bool stop;
+};
+
+static void *prefetch_main(void *userdata) {
+        struct prefetch *p = userdata;
+        bool end = false;
+
+        for (unsigned i = 0; !end; i = (i + 1) % PREFETCH_SLOTS) {
+                pthread_mutex_lock(&p->lock);
+                while (p->full[i] && !p->stop)
+                        pthread_cond_wait(&p->cond, &p->lock);
+                if (p->stop) {
+                        pthread_mutex_unlock(&p->lock);
+                        break;
+                }
+                pthread_mutex_unlock(&p->lock);
+
+                /* The kernel hands out the text a page at a time: fill the whole slot, so the
+                 * two threads meet once per chunk, not once per page. */
+                size_t filled = 0;
+                ssize_t n = 0;
+                while (filled < MAPS_READ_CHUNK) {
+                        n = RETRY_EINTR(pread(p->fd, p->slots + (size_t) i * MAPS_READ_CHUNK + filled,
+                                              MAPS_READ_CHUNK - filled, p->off));
+                        if (n <= 0)
+                                break;
+                        filled += (size_t) n;
+                        p->off += n;
+                }
+                /* An error or the end goes in a slot of its own, after the bytes before it. */
+                if (n < 0 && filled == 0)
+                        n = -errno;
+                end = n <= 0 && filled == 0;
+                pthread_mutex_lock(&p->lock);
+                p->len[i] = filled > 0 ? (ssize_t) filled : n;
+                p->full[i] = true;
+                pthread_cond_broadcast(&p->cond);
+                pthread_mutex_unlock(&p->lock);
+        }
+        return NULL;
+}
+
+/* Starts reading ahead from off; NULL (read on without it) when a thread cannot be had. */
+static struct prefetch *prefetch_start(int fd, off_t off) {
+        _cleanup_free_ struct prefetch *p = calloc(1, sizeof(*p));
+        pthread_attr_t attr;
+        int r;
+
+        if (!p)
+                return NULL;
+        p->slots = malloc((size_t) PREFETCH_SLOTS * MAPS_READ_CHUNK);
+        if (!p->slots)
+                return NULL;
+        p->fd = fd;
+        p->off = off;
+        pthread_mutex_init(&p->lock, NULL);
+        pthread_cond_init(&p->cond, NULL);
+        r = pthread_attr_init(&attr);
+        if (r == 0) {
+                (void) pthread_attr_setstacksize(&attr, PREFETCH_STACK);
+                r = pthread_create(&p->thread, &attr, prefetch_main, p);
+                pthread_attr_destroy(&attr);
+        }
+        if (r != 0) {
+                pthread_mutex_destroy(&p->lock);
+                pthread_cond_destroy(&p->cond);
+                free(p->slots);
+                return NULL;
+        }
+        return TAKE_PTR(p);
+}
+
+/* The next chunk, copied to dst: its length, 0 at the end, or -errno. */
+static ssize_t prefetch_next(struct prefetch *p, unsigned *slot, char *dst) {
+        unsigned i = *slot;
+        ssize_t n;
+
+        pthread_mutex_lock(&p->lock);
+        while (!p->full[i])
+                pthread_cond_wait(&p->cond, &p->lock);
+        n = p->len[i];
+        pthread_mutex_unlock(&p->lock);
+        if (n <= 0)
+                return n;
+
+        memcpy(dst, p->slots + (size_t) i * MAPS_READ_CHUNK, (size_t) n);
+        pthread_mutex_lock(&p->lock);
+        p->full[i] = false;
+        pthread_cond_broadcast(&p->cond);
+        pthread_mutex_unlock(&p->lock);
+        *slot = (i + 1) % PREFETCH_SLOTS;
+        return n;
+}
+
+static void prefetch_stop(struct prefetch **pp) {
+        struct prefetch *p = *pp;
+
+        if (!p)
+                return;
+        pthread_mutex_lock(&p->lock);
+        p->stop = true;
+        pthread_cond_broadcast(&p->cond);
+        pthread_mutex_unlock(&p->lock);
+        pthread_join(p->thread, NULL);
+        pthread_mutex_destroy(&p->lock);
+        pthread_cond_destroy(&p->cond);
+        free(p->slots);
+        free(p);
+        *pp = NULL;
+}
+
 int maps_read_each(int fd, mapping_visit_t visit, void *userdata) {
+        _cleanup_(prefetch_stop) struct prefetch *ahead = NULL;
         _cleanup_free_ char *buf = NULL;
         size_t used = 0, consumed;
         bool use_read = false;
+        unsigned slot = 0;
         off_t off = 0;
         int r;
 
@@ -340,7 +473,13 @@ int maps_read_each(int fd, mapping_visit_t visit, void *userdata) {
         for (;;) {
                 ssize_t n;
 
-                if (use_read)
+                if (ahead) {
+                        n = prefetch_next(ahead, &slot, buf + used);
+                        if (n < 0) {
+                                errno = (int) -n;
+                                n = -1;
+                        }
+                } else if (use_read)
                         n = RETRY_EINTR(read(fd, buf + used, MAPS_READ_CHUNK));
                 else {
                         n = RETRY_EINTR(pread(fd, buf + used, MAPS_READ_CHUNK, off));
@@ -359,6 +498,10 @@ int maps_read_each(int fd, mapping_visit_t visit, void *userdata) {
 
                 off += n;
                 used += (size_t) n;
+                /* Past a few pages there is likely much more (the kernel gives a page per
+                 * read): read it while this is parsed. Small processes never pay for a thread. */
+                if (!ahead && !use_read && off >= PREFETCH_AFTER)
+                        ahead = prefetch_start(fd, off);
 
                 r = visit_lines(buf, used, false, visit, userdata, &consumed);
                 if (r < 0)

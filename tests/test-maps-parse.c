@@ -781,6 +781,40 @@ static void test_read_each(void **state UNUSED) {
         mapping_list_done(&x.l);
 }
 
+/* Past the first pages maps_read_each() reads ahead on a second thread: the lines visited
+ * must be exactly those of the text, in order, and a visitor failing deep into the text (the
+ * reader then several chunks ahead) must stop it cleanly. */
+static void test_read_each_read_ahead(void **state UNUSED) {
+        struct textbuf b = {};
+        struct mapping_list want = {};
+        struct visits v = {}, w = { .fail_at = N_BIG - 7 };
+
+        make_big_text(&b, false);
+        assert_true(b.n > 4 * 128 * 1024);
+        assert_int_equal(maps_parse_buffer(b.p, b.n, &want), 0);
+        {
+                _cleanup_close_ int fd = make_memfd(b.p, b.n);
+
+                assert_int_equal(maps_read_each(fd, record_visit, &v), 0);
+                assert_int_equal(maps_read_each(fd, record_visit, &w), -ECANCELED);
+        }
+        /* The text is in address order already, so normalizing kept every line. */
+        assert_int_equal(v.l.n, want.n);
+        for (size_t i = 0; i < want.n; i++) {
+                assert_true(v.l.items[i].start == want.items[i].start && v.l.items[i].end == want.items[i].end);
+                if (want.items[i].name)
+                        assert_string_equal(v.l.items[i].name, want.items[i].name);
+                else
+                        assert_null(v.l.items[i].name);
+        }
+        assert_int_equal(w.calls, N_BIG - 7);
+        assert_int_equal(w.l.n, N_BIG - 8);
+        mapping_list_done(&v.l);
+        mapping_list_done(&w.l);
+        mapping_list_done(&want);
+        free(b.p);
+}
+
 static void test_read_fd_errors(void **state UNUSED) {
         struct mapping_list l = {};
         struct mapping m = { .start = 0x10, .end = 0x20, .name = xstrdup("/keep") };
@@ -1198,6 +1232,7 @@ int main(void) {
                 cmocka_unit_test(test_read_each),
                 cmocka_unit_test(test_read_fd_errors),
                 cmocka_unit_test(test_read_fd_pipe),
+                cmocka_unit_test(test_read_each_read_ahead),
                 cmocka_unit_test(test_read_proc_self),
                 cmocka_unit_test(test_read_fd_dead_process),
                 cmocka_unit_test(test_classify),
