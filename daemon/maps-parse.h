@@ -37,5 +37,7 @@ int maps_read_fd(int fd, struct mapping_list *ret);
 /* Reads the open /proc/PID/maps fd as maps_read_fd() does, but hands each line to visit as
  * it is parsed (the name lent from the read buffer), in the order read: nothing is sorted or
  * dropped. Returns 0, -EBADMSG for a malformed line (the lines before it were visited), the
- * errors of read(), or the first negative return of visit. */
+ * errors of read(), or the first negative return of visit. Past the first 16 KiB of a
+ * seekable fd, a thread of its own reads ahead while visit runs (joined before returning;
+ * without a thread the reads go on in the caller). */
 int maps_read_each(int fd, mapping_visit_t visit, void *userdata);
