@@ -1103,6 +1103,17 @@ static size_t j_unescape(const char *in, size_t len, char *out) {
         return (size_t) (o - out);
 }
 
+/* The string's text into dst (len + 1 bytes), unescaped where it has escapes, NUL-terminated;
+ * returns its length. */
+static size_t j_copy_string(const char *raw, size_t len, bool escaped, char *dst) {
+        if (escaped)
+                len = j_unescape(raw, len, dst);
+        else
+                memcpy(dst, raw, len);
+        dst[len] = 0;
+        return len;
+}
+
 static bool is_digit_char(char ch) {
         return ch >= '0' && ch <= '9';
 }
@@ -1280,11 +1291,7 @@ static int j_get_short(struct jreader *j, char *buf, size_t *ret_len) {
                 return r;
         if (len >= J_SHORT_MAX)
                 return -EPROTO;
-        if (escaped)
-                len = j_unescape(raw, len, buf);
-        else
-                memcpy(buf, raw, len);
-        buf[len] = 0;
+        len = j_copy_string(raw, len, escaped, buf);
         if (ret_len)
                 *ret_len = len;
         return 1;
@@ -1310,11 +1317,7 @@ static int j_get_kept(struct jreader *j, struct jmemo *memo, const char **ret) {
         copy = arena_alloc(j->arena, len + 1);
         if (!copy)
                 return -ENOMEM;
-        if (escaped)
-                len = j_unescape(raw, len, copy);
-        else
-                memcpy(copy, raw, len);
-        copy[len] = 0;
+        len = j_copy_string(raw, len, escaped, copy);
         *memo = (struct jmemo) { .raw = raw, .raw_len = raw_len, .copy = copy };
         *ret = copy;
         return 1;
