@@ -561,6 +561,7 @@ static void on_signal(struct server *s) {
 static void on_tick(struct server *s) {
         uint64_t v, now = now_usec();
         uint64_t idle = (uint64_t) s->cfg->limits.idle_timeout_sec * 1000000u;
+        bool trim = false;
 
         (void) !read(s->timer_src.fd, &v, sizeof(v));
         pthread_mutex_lock(&s->lock);
@@ -579,7 +580,7 @@ static void on_tick(struct server *s) {
                         s->requests_at_tick = requests;
                         s->trim_pending = true;
                 } else if (s->trim_pending) {
-                        (void) malloc_trim(0);
+                        trim = true;
                         s->trim_pending = false;
                 }
         }
@@ -604,6 +605,9 @@ static void on_tick(struct server *s) {
                 }
         }
         pthread_mutex_unlock(&s->lock);
+        /* Not under the lock: walking the heap takes a while. */
+        if (trim)
+                (void) malloc_trim(0);
         (void) source_arm(s, &s->timer_src, EPOLLIN);
 }
 
