@@ -33,7 +33,12 @@ run() {
                 make_failed=1
                 grep -E '^(FAIL|ERROR|XPASS)' "$dir/check.out" || tail -n 40 "$dir/check.out"
                 for log in "$dir"/tests/*.log; do
-                        grep -qE '^\[  FAILED  \]|ERROR|Sanitizer|runtime error' "$log" 2>/dev/null && { echo "--- $log"; tail -n 60 "$log"; }
+                        grep -qE '^\[  FAILED  \]|ERROR|Sanitizer|runtime error' "$log" 2>/dev/null || continue
+                        echo "--- $log"
+                        # The failing assertions first: the tail alone can miss them.
+                        grep -E -B3 '^\[ +(ERROR|LINE) +\]|Sanitizer|runtime error' "$log" | head -n 60
+                        echo "--- tail of $log"
+                        tail -n 60 "$log"
                 done
         fi
         grep -E '^# (TOTAL|PASS|SKIP|FAIL|ERROR):' "$dir/check.out" | sed "s|^|$dir: |"
