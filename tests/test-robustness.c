@@ -1252,8 +1252,16 @@ static void test_soak(void **state) {
         printf("# soak: %zu requests in %.2f s (%.0f/s); daemon RSS %ld KiB at start, %ld after warm-up, %ld after "
                "(growth %ld KiB)\n",
                n, (double) dt / 1e6, (double) n * 1e6 / (double) dt, rss0, rss1, rss2, rss2 - rss1);
+#ifdef __SANITIZE_ADDRESS__
+        /* ASan's allocator keeps a quarantine and per-thread caches that fill over hundreds of
+         * thousands of requests (1.2 MiB after 100,000, 2.2 after 400,000 here, while the
+         * plain build stays at 0.2-0.3): growth says nothing of the daemon under ASan, and
+         * LeakSanitizer checks for leaks when the daemon exits. */
+        printf("# soak: ASan build: RSS growth not judged; LeakSanitizer checks the daemon at exit\n");
+#else
         /* Flat: a leak of even 24 bytes a request would show as 2.3 MiB over 100000 requests. */
         assert_true(rss2 - rss1 < 2048);
+#endif
         for (size_t i = 0; i < ELEMENTSOF(msgs); i++)
                 free(msgs[i]);
         assert_int_equal(daemon_stop(&d), 0);
