@@ -62,6 +62,7 @@ struct mapping_table {
         struct arena_chunk *arena;      /* the other strings, and the binary build IDs */
         struct memctl_mapping *items;
         size_t n;
+        size_t allocated;               /* items has room for; the parts of a streamed reply add up */
         pid_t pid;
         uint64_t start_time;
 };
@@ -426,7 +427,9 @@ struct fast_decode {
         uint64_t start_time;
         const uint64_t *addresses;
         size_t n_addresses;
+        bool more;              /* asked for a streamed reply (ListMappings) */
         /* what was answered: done once a successful reply was decoded */
+        size_t parts;           /* of a streamed reply, decoded so far */
         bool done;
         struct mapping_table table;
         struct memctl_lookup_result *results;
@@ -444,6 +447,9 @@ static int transact(memctl *c, const char *req, size_t req_len, uint64_t deadlin
         size_t sent = 0;
         int write_error = 0;
 
+        if (fast)
+                fast->parts = 0; /* a retry starts the streamed reply over */
+
         for (;;) {
                 struct pollfd p = { .fd = c->fd, .events = POLLIN };
                 const char *msg;
@@ -455,13 +461,23 @@ static int transact(memctl *c, const char *req, size_t req_len, uint64_t deadlin
                         return -EPROTO; /* larger than REPLY_SIZE_MAX */
                 if (r > 0) {
                         bool reusable = sent == req_len;
+                        size_t parts = fast ? fast->parts : 0;
 
                         /* 1: not a successful reply; the general decoder takes it. */
                         r = fast ? fast_decode_reply(fast, msg, msg_len) : 1;
+                        if (r == 2)
+                                continue; /* a part of a streamed reply: the next comes */
                         if (r == 0)
                                 fast->done = true;
-                        else if (r > 0)
+                        else if (r > 0) {
                                 r = varlink_reply_parse(msg, msg_len, VARLINK_JSON_DEPTH_DEFAULT, ret);
+                                /* After parts, only an error may end the call: a last part
+                                 * the fast decoder refused would lose the earlier ones. */
+                                if (r >= 0 && parts > 0 && !ret->error) {
+                                        varlink_reply_done(ret);
+                                        r = -EPROTO;
+                                }
+                        }
                         if (r < 0)
                                 return r == -ENOMEM ? r : -EPROTO;
                         /* We never pipeline: anything after the reply is garbage. */
@@ -550,7 +566,8 @@ static int call_attempts(memctl *c, const char *req, size_t req_len, struct fast
                         return 0;
 
                 if (reply.continues) {
-                        /* We never ask for more: a daemon that streams is confused. */
+                        /* A part the fast decoder refused, or of a call we did not ask to
+                         * stream: the daemon is confused. */
                         varlink_reply_done(&reply);
                         connection_close(c);
                         return -EPROTO;
@@ -842,6 +859,7 @@ static int mapping_table_parse(struct json_object *params, pid_t pid, uint64_t s
                 return -EPROTO;
         n = json_object_array_length(a);
         t->items = calloc(n > 0 ? n : 1, sizeof(*t->items));
+        t->allocated = n > 0 ? n : 1;
         if (!t->items)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
@@ -1608,7 +1626,6 @@ other:
 }
 
 static int j_mappings(struct jreader *j, unsigned depth, struct mapping_table *t) {
-        size_t allocated = 0;
         bool first = true;
         int r;
 
@@ -1617,14 +1634,14 @@ static int j_mappings(struct jreader *j, unsigned depth, struct mapping_table *t
         if (depth >= J_DEPTH_MAX)
                 return -EPROTO;
         while ((r = j_element(j, &first)) > 0) {
-                if (t->n == allocated) {
-                        size_t a = allocated ? allocated * 2 : 64;
+                if (t->n == t->allocated) {
+                        size_t a = t->allocated ? t->allocated * 2 : 64;
                         struct memctl_mapping *items = realloc(t->items, a * sizeof(*items));
 
                         if (!items)
                                 return -ENOMEM;
                         t->items = items;
-                        allocated = a;
+                        t->allocated = a;
                 }
                 r = j_mapping_daemon(j, &t->items[t->n]);
                 if (r == 0)
@@ -1819,17 +1836,19 @@ static void fast_decode_done(struct fast_decode *f) {
         f->done = false;
 }
 
-/* 0: a successful reply, decoded into f; 1: the general decoder must look at it; -ENOMEM. */
+/* 0: a successful reply, decoded into f; 2: a part of a streamed reply, added to f; 1: the
+ * general decoder must look at it (what parts came before are dropped); -ENOMEM. */
 static int fast_decode_reply(struct fast_decode *f, const char *msg, size_t len) {
         struct jreader j = { .p = msg, .end = msg + len, .arena = &f->table.arena };
         unsigned seen = 0;
-        bool first = true, have_process = false;
+        bool first = true, have_process = false, continues = false;
         uint64_t pid = 0, start_time = 0;
         const char *key;
         size_t klen;
         int r;
 
-        fast_decode_done(f);
+        if (f->parts == 0)
+                fast_decode_done(f);
         /* msg ends in the frame's NUL, and a NUL inside it needs no scan of its own: the
          * reader never steps over a NUL, so it stops there and the check that it ended at len
          * refuses the message. */
@@ -1839,11 +1858,8 @@ static int fast_decode_reply(struct fast_decode *f, const char *msg, size_t len)
                         if (!j_null(&j))
                                 goto fail;
                 } else if (key_is(key, klen, "continues")) {
-                        bool more = false;
-
-                        if (j_get_bool(&j, &more) < 0)
-                                goto fail;
-                        if (more)
+                        /* Only what we asked to be streamed may come in parts. */
+                        if (j_get_bool(&j, &continues) < 0 || (continues && !f->more))
                                 goto fail;
                 } else if (key_is(key, klen, "parameters")) {
                         bool pfirst = true;
@@ -1885,11 +1901,17 @@ static int fast_decode_reply(struct fast_decode *f, const char *msg, size_t len)
 
         if (!have_process || !(seen & 4) || (f->lookup && !(seen & 8)))
                 goto fail;
-        /* The daemon answers about the process we asked about, or not at all. */
-        if (pid != (uint64_t) f->pid || (f->start_time != 0 && start_time != f->start_time))
+        /* The daemon answers about the process we asked about, or not at all; every part
+         * about the same one. */
+        if (pid != (uint64_t) f->pid || (f->start_time != 0 && start_time != f->start_time) ||
+            (f->parts > 0 && start_time != f->table.start_time))
                 goto fail;
         f->table.pid = f->pid;
         f->table.start_time = start_time;
+        if (continues) {
+                f->parts++;
+                return 2;
+        }
         for (size_t i = 0; f->lookup && i < f->n_addresses; i++) {
                 const struct memctl_lookup_result *res = &f->results[i];
                 const struct memctl_mapping *m;
@@ -1907,6 +1929,7 @@ static int fast_decode_reply(struct fast_decode *f, const char *msg, size_t len)
 
 fail:
         fast_decode_done(f);
+        f->parts = 0;
         return r == -ENOMEM ? r : 1;
 }
 
@@ -1934,7 +1957,9 @@ int memctl_list_mappings(memctl *c, pid_t pid, uint64_t start_time, uint64_t fla
                          memctl_mappings **ret) {
         struct json_writer w;
         struct json_object *params = NULL;
-        struct fast_decode fast = { .pid = pid, .start_time = start_time };
+        /* Streamed: large listings come in parts, each decoded while the daemon writes the
+         * next. A daemon that does not stream answers in one message, which is read alike. */
+        struct fast_decode fast = { .pid = pid, .start_time = start_time, .more = true };
         memctl_mappings *m;
         int r;
 
@@ -1944,7 +1969,7 @@ int memctl_list_mappings(memctl *c, pid_t pid, uint64_t start_time, uint64_t fla
                 return -EINVAL;
 
         json_writer_init(&w, REQUEST_SIZE_MAX);
-        varlink_call_begin(&w, "io.memmapd.ListMappings", false, false);
+        varlink_call_begin(&w, "io.memmapd.ListMappings", true, false);
         write_process(&w, pid, start_time);
         write_flag(&w, flags, MEMCTL_EXECUTABLE_ONLY, "executable_only");
         write_flag(&w, flags, MEMCTL_FILE_BACKED_ONLY, "file_backed_only");

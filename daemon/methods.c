@@ -506,6 +506,65 @@ static int visit_write_mapping(struct mapping *m, void *userdata) {
         return 0;
 }
 
+/* Mappings per part of a streamed listing: parts of 100-250 KB, about what a Unix socket
+ * buffers, so the client decodes one while the daemon writes the next. On the 2-CPU VM a
+ * 60,000-mapping listing through libmemctl took 10.3-10.6 ms at best with 1,024 (10.7-10.8
+ * with 2,048, 11.1-11.4 with 4,096), against 20.4-20.9 ms in one message. */
+#define LIST_PART_MAPPINGS 1024
+
+struct list_stream {
+        const struct method_context *ctx;
+        struct json_writer *w;
+        const struct process *p;
+        size_t in_part;         /* mappings in the part being written */
+        int emit_error;         /* why the stream stopped, when it was not the engine */
+};
+
+static void list_part_begin(struct json_writer *w, const struct process *p) {
+        varlink_reply_begin(w, NULL, false);
+        write_process(w, p);
+        json_writer_key(w, "mappings");
+        json_writer_array_begin(w);
+}
+
+/* Ends the part being written with "continues" (it is known only now that another part
+ * follows: member order does not matter in JSON) and hands it on. */
+static int list_part_emit(struct list_stream *s) {
+        char *buf;
+        size_t len;
+        int r;
+
+        json_writer_array_end(s->w);
+        json_writer_object_end(s->w);
+        json_writer_key(s->w, "continues");
+        json_writer_bool(s->w, true);
+        json_writer_object_end(s->w);
+        json_writer_terminate(s->w);
+        r = json_writer_finish(s->w, &buf, &len);
+        if (r >= 0)
+                r = s->ctx->stream->emit(s->ctx->stream->userdata, buf, len);
+        if (r < 0)
+                return s->emit_error = r;
+        s->ctx->stream->parts++;
+        list_part_begin(s->w, s->p);
+        s->in_part = 0;
+        return 0;
+}
+
+static int visit_stream_mapping(struct mapping *m, void *userdata) {
+        struct list_stream *s = userdata;
+
+        if (s->in_part == LIST_PART_MAPPINGS) {
+                int r = list_part_emit(s);
+
+                if (r < 0)
+                        return r;
+        }
+        write_mapping(s->w, m);
+        s->in_part++;
+        return 0;
+}
+
 static const char *list_mappings(const struct method_context *ctx, const struct varlink_call *call,
                                  struct json_writer *w) {
         static const char *const known[] = {
@@ -537,6 +596,25 @@ static const char *list_mappings(const struct method_context *ctx, const struct 
         if (build_ids)
                 flags |= ENGINE_BUILD_IDS;
 
+        if (call->more && ctx->stream) {
+                struct list_stream st = { .ctx = ctx, .w = w, .p = p };
+
+                /* Parts go out while the rest is read; the last part is the reply. */
+                list_part_begin(w, p);
+                r = engine_list_each(ctx->engine, p, flags, visit_stream_mapping, &st);
+                if (r < 0) {
+                        json_writer_done(w);
+                        if (st.emit_error == -E2BIG)
+                                return reply_limit(w, "max_output_queue", ctx->limits->max_output_queue);
+                        if (st.emit_error < 0)
+                                return reply_internal(w, st.emit_error);
+                        return engine_error(w, p, r);
+                }
+                json_writer_array_end(w);
+                varlink_message_end(w);
+                return NULL;
+        }
+
         if (last_listing.len > 0 && last_listing.pid == p->pid && last_listing.start_time == p->start_time &&
             last_listing.flags == flags)
                 (void) json_writer_reserve(w, last_listing.len + last_listing.len / 16);
@@ -544,10 +622,7 @@ static const char *list_mappings(const struct method_context *ctx, const struct 
 
         /* Each mapping is written as it is read: a list of 60,000 mappings first was 8 MB of
          * fresh pages per call. */
-        varlink_reply_begin(w, NULL, false);
-        write_process(w, p);
-        json_writer_key(w, "mappings");
-        json_writer_array_begin(w);
+        list_part_begin(w, p);
         r = engine_list_each(ctx->engine, p, flags, visit_write_mapping, w);
         if (r < 0) {
                 /* Drop the partial reply and its memory. */
@@ -689,6 +764,8 @@ int method_dispatch(const struct method_context *ctx, const struct varlink_call 
         int r;
 
         json_writer_init(&w, ctx->limits->max_output_queue);
+        if (ctx->stream)
+                ctx->stream->parts = 0;
         if (m && !m->reads_processes)
                 error = m->func(ctx, call, &w);
         else if (m) {
@@ -701,7 +778,8 @@ int method_dispatch(const struct method_context *ctx, const struct varlink_call 
                         error = reply_error_simple(&w, VARLINK_ERROR_PERMISSION_DENIED, NULL, NULL);
                 else {
                         error = m->func(ctx, call, &w);
-                        if (ctx->cache && ctx->cache->used && error && strcmp(error, E_NO_SUCH_PROCESS) == 0) {
+                        if (ctx->cache && ctx->cache->used && error && strcmp(error, E_NO_SUCH_PROCESS) == 0 &&
+                            (!ctx->stream || ctx->stream->parts == 0)) {
                                 /* The cached maps fd may belong to the mm the target had
                                  * before an exec: ask again with the process opened afresh. */
                                 target_cache_clear(ctx->cache);

@@ -32,16 +32,27 @@ struct target_cache {
 /* Accepts an empty cache. */
 void target_cache_clear(struct target_cache *c);
 
+/* Where the parts of a streamed reply go: a call with "more" to a method that streams. */
+struct reply_stream {
+        /* Takes one complete message (NUL included; ownership passes in every case) and
+         * sends what the peer takes now. 0, or -errno to end the call: -E2BIG when the peer
+         * left max_output_queue bytes of earlier parts unread, or the connection's error. */
+        int (*emit)(void *userdata, char *msg, size_t len);
+        void *userdata;
+        size_t parts;                   /* emitted by the call in progress */
+};
+
 struct method_context {
         struct engine *engine;
         const struct limits *limits;
         struct service_stats *stats;
         const struct client *client;    /* from the socket, never from the request */
         struct target_cache *cache;     /* the connection's; NULL: open every target afresh */
+        struct reply_stream *stream;    /* NULL: every reply in one message, "more" or not */
 };
 
-/* Answers one call: *ret_reply receives the whole reply message, NUL terminator included
- * in *ret_len. *ret_error names the Varlink error replied, or NULL on success. A reply
+/* Answers one call: *ret_reply receives the whole reply message (or, for a streamed
+ * reply, its last part: the others went to ctx->stream), NUL terminator included in *ret_len. *ret_error names the Varlink error replied, or NULL on success. A reply
  * above max_output_queue is replaced by LimitExceeded. Returns 0, or -ENOMEM. */
 int method_dispatch(const struct method_context *ctx, const struct varlink_call *call, char **ret_reply,
                     size_t *ret_len, const char **ret_error);

@@ -252,11 +252,34 @@ static size_t json_values_bound(const char *msg, size_t len) {
 #define CALL_VALUES_SLACK 64
 
 /* Parses and answers one call, on this thread. */
+/* A part of a streamed reply: queued behind what is pending and written as far as the
+ * socket takes it now, so the client decodes it while the rest is being read. A client that
+ * does not read holds up at most max_output_queue bytes (and one part) before the call ends
+ * in LimitExceeded. Never waits for the socket: the thread serves others meanwhile. */
+static int conn_emit(void *userdata, char *msg, size_t len) {
+        struct conn *c = userdata;
+        int r;
+
+        if (c->out.pending >= c->server->cfg->limits.max_output_queue) {
+                free(msg);
+                return -E2BIG;
+        }
+        r = varlink_writer_queue(&c->out, msg, len);
+        if (r < 0)
+                return r;
+        r = varlink_writer_flush(&c->out, c->src.fd);
+        if (r < 0)
+                return r;
+        atomic_store(&c->last_activity, now_usec());
+        return 0;
+}
+
 static void conn_handle_message(struct conn *c, const char *msg, size_t len) {
         struct server *s = c->server;
+        struct reply_stream stream = { .emit = conn_emit, .userdata = c };
         struct method_context ctx = {
                 .engine = s->engine, .limits = &s->cfg->limits, .stats = &s->stats, .client = &c->client,
-                .cache = &c->target,
+                .cache = &c->target, .stream = &stream,
         };
         struct varlink_call call = {};
         const char *bad = NULL, *error;
@@ -287,6 +310,8 @@ static void conn_handle_message(struct conn *c, const char *msg, size_t len) {
                 return;
         }
 
+        if (call.oneway)
+                ctx.stream = NULL;
         r = method_dispatch(&ctx, &call, &reply, &rlen, &error);
         if (r < 0) {
                 log_warning_errno(r, "Cannot answer %s for pid %d", call.method, (int) c->client.pid);

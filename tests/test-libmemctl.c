@@ -428,6 +428,155 @@ static void test_broken_connections(void **state) {
         set_reply(NULL);
 }
 
+/* Several messages in one scripted reply: each string is one message, sent with its NUL. */
+static char streamed[8192];
+
+static void set_replies(const char *const *msgs, size_t n) {
+        size_t len = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                size_t l = strlen(msgs[i]) + 1;
+
+                assert_true(len + l <= sizeof(streamed));
+                memcpy(streamed + len, msgs[i], l);
+                len += l;
+        }
+        pthread_mutex_lock(&lock);
+        reply = streamed;
+        reply_len = len;
+        huge_len = 0;
+        pthread_mutex_unlock(&lock);
+}
+
+static int list_streamed(const char *const *msgs, size_t n, memctl_mappings **ret) {
+        memctl *c = NULL;
+        int r;
+
+        set_replies(msgs, n);
+        assert_int_equal(memctl_connect(sock_path, &c), 0);
+        r = memctl_list_mappings(c, 123, 0, 0, ret);
+        memctl_free(c);
+        return r;
+}
+
+#define PART(start, end) "{\"start\":\"" start "\",\"end\":\"" end "\",\"perms\":\"r-xp\",\"offset\":\"0x0\"," \
+                         "\"dev\":\"08:01\",\"inode\":7,\"kind\":\"file\",\"name\":\"/x\",\"path\":\"/x\",\"deleted\":false}"
+
+/* ListMappings asks for a streamed reply and puts the parts together, in order, whichever
+ * member order the daemon writes; a reply in one message (a daemon that does not stream)
+ * reads the same. What does not add up is refused, and the parts read so far are freed. */
+static void test_streamed_list(void **state) {
+        struct memctl_mapping m = MEMCTL_MAPPING_INIT;
+        memctl_mappings *l = NULL;
+        pid_t pid;
+        uint64_t start_time;
+
+        {
+                const char *const msgs[] = {
+                        "{\"parameters\":{" PROC ",\"mappings\":[" PART("0x1000", "0x2000") "," PART("0x2000", "0x3000") "]},\"continues\":true}",
+                        "{\"continues\":true,\"parameters\":{\"mappings\":[" PART("0x3000", "0x4000") "]," PROC "}}",
+                        "{\"parameters\":{" PROC ",\"mappings\":[]},\"continues\":true}",
+                        "{\"parameters\":{" PROC ",\"mappings\":[" PART("0x5000", "0x6000") "]}}",
+                };
+
+                assert_int_equal(list_streamed(msgs, 4, &l), 0);
+                assert_non_null(strstr(last_request, "\"more\":true"));
+                assert_int_equal(memctl_mappings_count(l), 4);
+                for (size_t i = 0; i < 4; i++) {
+                        static const uint64_t starts[] = { 0x1000, 0x2000, 0x3000, 0x5000 };
+
+                        assert_int_equal(memctl_mappings_get(l, i, &m), 0);
+                        assert_int_equal(m.start, starts[i]);
+                        assert_string_equal(m.path, "/x");
+                }
+                assert_int_equal(memctl_mappings_get_process(l, &pid, &start_time), 0);
+                assert_int_equal(pid, 123);
+                assert_int_equal(start_time, 5);
+                memctl_mappings_free(l);
+                l = NULL;
+        }
+
+        /* Many parts: the table grows across them. */
+        {
+                static char big[6000];
+                const char *msgs[20];
+                size_t n = 0, len = 0;
+
+                for (unsigned i = 0; i < 19; i++) {
+                        int k = snprintf(big + len, sizeof(big) - len,
+                                         "{\"continues\":true,\"parameters\":{" PROC ",\"mappings\":["
+                                         "{\"start\":\"0x%x000\",\"end\":\"0x%x000\",\"perms\":\"r-xp\",\"offset\":\"0x0\","
+                                         "\"dev\":\"00:00\",\"inode\":0,\"kind\":\"anonymous\"}]}}",
+                                         i + 1, i + 2);
+                        assert_true(k > 0 && (size_t) k < sizeof(big) - len);
+                        msgs[n++] = big + len;
+                        len += (size_t) k + 1;
+                }
+                msgs[n++] = "{\"parameters\":{" PROC ",\"mappings\":[]}}";
+                assert_int_equal(list_streamed(msgs, n, &l), 0);
+                assert_int_equal(memctl_mappings_count(l), 19);
+                assert_int_equal(memctl_mappings_get(l, 18, &m), 0);
+                assert_int_equal(m.start, 0x13000);
+                memctl_mappings_free(l);
+                l = NULL;
+        }
+
+        /* A part about another start time than the first. */
+        {
+                const char *const msgs[] = {
+                        "{\"continues\":true,\"parameters\":{" PROC ",\"mappings\":[" PART("0x1000", "0x2000") "]}}",
+                        "{\"parameters\":{\"process\":{\"pid\":123,\"start_time\":6},\"mappings\":[]}}",
+                };
+
+                assert_int_equal(list_streamed(msgs, 2, &l), -EPROTO);
+                assert_null(l);
+        }
+        /* Parts, then an error: the call fails with it, the parts are dropped. */
+        {
+                const char *const msgs[] = {
+                        "{\"continues\":true,\"parameters\":{" PROC ",\"mappings\":[" PART("0x1000", "0x2000") "]}}",
+                        "{\"error\":\"io.memmapd.NoSuchProcess\",\"parameters\":{\"pid\":123}}",
+                };
+
+                assert_int_equal(list_streamed(msgs, 2, &l), -ESRCH);
+                assert_null(l);
+        }
+        /* Parts, then a last message the fast decoder refuses but JSON allows: taking it
+         * alone would lose the parts. */
+        {
+                const char *const msgs[] = {
+                        "{\"continues\":true,\"parameters\":{" PROC ",\"mappings\":[" PART("0x1000", "0x2000") "]}}",
+                        /* Nested deeper than the fast decoder follows (16), not than the
+                         * general one (32). */
+                        "{\"parameters\":{" PROC ",\"mappings\":[" PART("0x3000", "0x4000") "],"
+                        "\"x\":[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]}}",
+                };
+
+                assert_int_equal(list_streamed(msgs, 2, &l), -EPROTO);
+                assert_null(l);
+        }
+        /* A refused part: refused whatever follows. */
+        {
+                const char *const msgs[] = {
+                        "{\"continues\":true,\"parameters\":{\"mappings\":[" PART("0x1000", "0x2000") "]}}",
+                        "{\"parameters\":{" PROC ",\"mappings\":[]}}",
+                };
+
+                assert_int_equal(list_streamed(msgs, 2, &l), -EPROTO);
+                assert_null(l);
+        }
+        /* Parts and no end: the connection closes (the retry gets the same). */
+        {
+                const char *const msgs[] = {
+                        "{\"continues\":true,\"parameters\":{" PROC ",\"mappings\":[" PART("0x1000", "0x2000") "]}}",
+                };
+
+                assert_true(list_streamed(msgs, 1, &l) < 0);
+                assert_null(l);
+        }
+        set_reply(NULL);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_valid_reply),
@@ -438,6 +587,7 @@ int main(void) {
                 cmocka_unit_test(test_hostile_replies),
                 cmocka_unit_test(test_error_replies),
                 cmocka_unit_test(test_broken_connections),
+                cmocka_unit_test(test_streamed_list),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);

@@ -309,6 +309,60 @@ static void assert_matches_proc(struct json_object *mappings, struct maps_line *
         }
 }
 
+/* The messages of one call that asked for "more", up to the one without "continues". */
+static struct json_object *streamed_call(int fd, const char *msg) {
+        struct json_object *all = json_object_new_array();
+
+        assert_int_equal(test_send(fd, msg), 0);
+        for (;;) {
+                _cleanup_free_ char *reply = test_recv(fd);
+                struct json_object *r = parse(reply), *c;
+                bool more = json_object_object_get_ex(r, "continues", &c) && json_object_get_boolean(c);
+
+                json_object_array_add(all, r);
+                if (!more)
+                        return all;
+                /* Only successful parts continue: an error ends the call. */
+                assert_null(error_of(r));
+        }
+}
+
+/* A streamed listing: in parts of at most 1,024 mappings, every one about the same process,
+ * together the same as the listing in one message. */
+static void check_streamed_listing(const char *socket, pid_t pid, struct json_object *whole) {
+        _cleanup_close_ int fd = test_connect(socket);
+        _cleanup_free_ char *msg =
+                fmt("{\"method\":\"io.memmapd.ListMappings\",\"more\":true,\"parameters\":{\"pid\":%d,\"build_ids\":true}}", pid);
+        _cleanup_json_ struct json_object *parts = NULL;
+        struct json_object *want = get(params_of(whole), "mappings");
+        size_t n = json_object_array_length(want), at = 0, n_parts;
+
+        assert_true(fd >= 0);
+        parts = streamed_call(fd, msg);
+        n_parts = json_object_array_length(parts);
+        assert_int_equal(n_parts, (n + 1023) / 1024);
+        for (size_t i = 0; i < n_parts; i++) {
+                struct json_object *r = json_object_array_get_idx(parts, i), *c;
+                struct json_object *ms = get(params_of(r), "mappings");
+
+                assert_null(error_of(r));
+                assert_int_equal(json_object_object_get_ex(r, "continues", &c), i + 1 < n_parts);
+                assert_true(json_object_equal(get(params_of(r), "process"), get(params_of(whole), "process")));
+                assert_true(json_object_array_length(ms) <= 1024);
+                for (size_t k = 0; k < json_object_array_length(ms); k++, at++)
+                        assert_string_equal(json_object_to_json_string(json_object_array_get_idx(ms, k)),
+                                            json_object_to_json_string(json_object_array_get_idx(want, at)));
+        }
+        assert_int_equal(at, n);
+        /* The connection carries the next call as before. */
+        {
+                _cleanup_free_ char *reply = test_call(fd, "{\"method\":\"io.memmapd.GetStatus\"}");
+                _cleanup_json_ struct json_object *r = parse(reply);
+
+                assert_null(error_of(r));
+        }
+}
+
 static void check_list_matches_proc(const char *socket) {
         _cleanup_json_ struct json_object *r = NULL;
         _cleanup_free_ char *msg = NULL;
@@ -325,7 +379,40 @@ static void check_list_matches_proc(const char *socket) {
         assert_matches_proc(get(params_of(r), "mappings"), want, n);
         assert_int_equal(json_object_get_int(get(get(params_of(r), "process"), "pid")), f.pid);
         assert_int_equal(json_object_get_uint64(get(get(params_of(r), "process"), "start_time")), stat_start_time(f.pid));
+        check_streamed_listing(socket, f.pid, r);
         free_proc_maps(want, n);
+        fixture_stop(&f);
+}
+
+/* "more" where there is nothing to stream: one message, as without it. An error ends a
+ * streamed call at once; a oneway call gets no parts either. */
+static void test_streamed_edges(void **state) {
+        _cleanup_close_ int fd = test_connect(daemon_default.socket);
+        _cleanup_free_ char *msg = NULL, *reply = NULL;
+        _cleanup_json_ struct json_object *parts = NULL, *r = NULL;
+        struct fixture f;
+
+        assert_true(fd >= 0);
+        assert_int_equal(fixture_start(3000, 0, &f), 0);
+
+        parts = streamed_call(fd, "{\"method\":\"io.memmapd.ListMappings\",\"more\":true,\"parameters\":{\"pid\":4194304}}");
+        assert_int_equal(json_object_array_length(parts), 1);
+        assert_error(json_object_array_get_idx(parts, 0), "io.memmapd.NoSuchProcess");
+        json_object_put(parts);
+
+        msg = fmt("{\"method\":\"io.memmapd.Lookup\",\"more\":true,\"parameters\":{\"pid\":%d,\"addresses\":[\"0x1\"]}}", f.pid);
+        parts = streamed_call(fd, msg);
+        assert_int_equal(json_object_array_length(parts), 1);
+        assert_null(error_of(json_object_array_get_idx(parts, 0)));
+        free(msg);
+
+        /* Oneway: nothing comes back, the next call's reply is the next message. */
+        msg = fmt("{\"method\":\"io.memmapd.ListMappings\",\"more\":true,\"oneway\":true,\"parameters\":{\"pid\":%d}}", f.pid);
+        assert_int_equal(test_send(fd, msg), 0);
+        reply = test_call(fd, "{\"method\":\"io.memmapd.GetStatus\"}");
+        r = parse(reply);
+        assert_null(error_of(r));
+        assert_true(json_object_object_get_ex(params_of(r), "uptime_usec", NULL));
         fixture_stop(&f);
 }
 
@@ -539,10 +626,52 @@ static void test_disconnect_mid_reply(void **state) {
 }
 
 static void test_limits(void **state) {
-        static const char *const args[] = { "--set", "MaxMessageSize=1024", "--set=MaxAddresses=10", NULL };
+        static const char *const args[] = { "--set", "MaxMessageSize=1024", "--set=MaxAddresses=10",
+                                            "--set=MaxOutputQueue=262144", NULL };
         struct test_daemon d;
+        struct fixture f;
 
         assert_int_equal(test_daemon_start(args, &d), 0);
+        assert_int_equal(fixture_start(30000, 0, &f), 0);
+        {
+                /* Some 5 MB in one message: above MaxOutputQueue. */
+                _cleanup_free_ char *msg = fmt("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d}}", f.pid);
+                _cleanup_json_ struct json_object *r = call_on(d.socket, msg);
+
+                assert_error(r, "io.memmapd.LimitExceeded");
+                assert_string_equal(get_str(params_of(r), "limit"), "max_output_queue");
+        }
+        {
+                /* Streamed to a client that does not read: the daemon holds at most
+                 * MaxOutputQueue and a part, then ends the call with the same error. */
+                _cleanup_close_ int fd = test_connect(d.socket);
+                _cleanup_free_ char *msg =
+                        fmt("{\"method\":\"io.memmapd.ListMappings\",\"more\":true,\"parameters\":{\"pid\":%d}}", f.pid);
+                size_t parts = 0, bytes = 0;
+
+                assert_int_equal(test_send(fd, msg), 0);
+                usleep(300 * 1000);
+                for (;;) {
+                        _cleanup_free_ char *reply = test_recv(fd);
+                        _cleanup_json_ struct json_object *r = parse(reply);
+
+                        bytes += strlen(reply) + 1;
+                        if (error_of(r)) {
+                                assert_error(r, "io.memmapd.LimitExceeded");
+                                assert_string_equal(get_str(params_of(r), "limit"), "max_output_queue");
+                                break;
+                        }
+                        assert_true(json_object_object_get_ex(r, "continues", NULL));
+                        parts++;
+                }
+                printf("# streamed to a client that did not read: %zu parts, %zu bytes, then LimitExceeded\n", parts,
+                       bytes);
+                assert_true(parts > 0);
+                /* The queue bound, one part of at most 1,024 mappings, and what the socket
+                 * buffers (some 200 KB each way here). */
+                assert_true(bytes < 262144 + 1024 * 512 + 2 * 1024 * 1024);
+        }
+        fixture_stop(&f);
         {
                 _cleanup_json_ struct json_object *r = call_on(
                         d.socket, "{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":1,\"addresses\":"
@@ -576,30 +705,66 @@ static void test_limits(void **state) {
         assert_int_equal(test_daemon_stop(&d), 0);
 }
 
-static void test_exit_while_queried(void **state) {
-        for (int i = 0; i < 30; i++) {
+/* The target is killed while it is listed: a whole answer from before the exit, or
+ * NoSuchProcess, never a truncated one. Streamed: parts, then the rest or NoSuchProcess, and
+ * nothing after the end (the next reply is the next call's). */
+static void exit_while_listed(bool more, int rounds, long n_vmas) {
+        unsigned cut = 0, whole = 0, parts_before_cut = 0;
+
+        for (int i = 0; i < rounds; i++) {
                 _cleanup_close_ int fd = test_connect(daemon_default.socket);
-                _cleanup_free_ char *msg = NULL, *reply = NULL;
-                _cleanup_json_ struct json_object *r = NULL;
+                _cleanup_free_ char *msg = NULL;
+                size_t n = 0;
                 struct fixture f;
                 const char *e;
 
-                assert_int_equal(fixture_start(5000, 0, &f), 0);
-                msg = fmt("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d}}", f.pid);
+                assert_int_equal(fixture_start(n_vmas, 0, &f), 0);
+                msg = fmt("{\"method\":\"io.memmapd.ListMappings\",%s\"parameters\":{\"pid\":%d}}",
+                          more ? "\"more\":true," : "", f.pid);
                 assert_int_equal(test_send(fd, msg), 0);
                 if (i % 3)
-                        usleep((useconds_t) (i * 150));
+                        usleep((useconds_t) (i * (more ? 200 : 150)));
                 kill(f.pid, SIGKILL);
-                reply = test_recv(fd);
-                r = parse(reply);
-                e = error_of(r);
-                /* A whole answer from before the exit, or none: never a truncated one. */
-                if (e)
-                        assert_string_equal(e, "io.memmapd.NoSuchProcess");
-                else
-                        assert_true(json_object_array_length(get(params_of(r), "mappings")) > 5000);
+                for (;;) {
+                        _cleanup_free_ char *reply = test_recv(fd);
+                        _cleanup_json_ struct json_object *r = parse(reply);
+                        struct json_object *c;
+
+                        e = error_of(r);
+                        if (e) {
+                                assert_string_equal(e, "io.memmapd.NoSuchProcess");
+                                cut++;
+                                parts_before_cut += n > 0;
+                                break;
+                        }
+                        n += json_object_array_length(get(params_of(r), "mappings"));
+                        if (!json_object_object_get_ex(r, "continues", &c))
+                                break;
+                        assert_true(more);
+                        assert_true(json_object_get_boolean(c));
+                }
+                if (!e) {
+                        assert_true(n > (size_t) n_vmas);
+                        whole++;
+                }
+                {
+                        _cleanup_free_ char *reply = test_call(fd, "{\"method\":\"io.memmapd.GetStatus\"}");
+                        _cleanup_json_ struct json_object *r = parse(reply);
+
+                        assert_true(json_object_object_get_ex(params_of(r), "uptime_usec", NULL));
+                }
                 fixture_stop(&f);
         }
+        printf("# exit while %s: %u whole, %u ended in NoSuchProcess (%u of them after parts)\n",
+               more ? "streamed" : "listed", whole, cut, parts_before_cut);
+}
+
+static void test_exit_while_queried(void **state) {
+        exit_while_listed(false, 30, 5000);
+}
+
+static void test_exit_while_streamed(void **state) {
+        exit_while_listed(true, 20, 20000);
 }
 
 static void test_sigterm_finishes_in_flight(void **state) {
@@ -1140,6 +1305,8 @@ int main(void) {
                 cmocka_unit_test(test_disconnect_mid_reply),
                 cmocka_unit_test(test_limits),
                 cmocka_unit_test(test_exit_while_queried),
+                cmocka_unit_test(test_exit_while_streamed),
+                cmocka_unit_test(test_streamed_edges),
                 cmocka_unit_test(test_sigterm_finishes_in_flight),
                 cmocka_unit_test(test_libmemctl),
                 cmocka_unit_test(test_memctl),
