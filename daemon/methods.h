@@ -52,8 +52,9 @@ struct method_context {
 };
 
 /* Answers one call: *ret_reply receives the whole reply message (or, for a streamed
- * reply, its last part: the others went to ctx->stream), NUL terminator included in *ret_len. *ret_error names the Varlink error replied, or NULL on success. A reply
- * above max_output_queue is replaced by LimitExceeded. Returns 0, or -ENOMEM. */
+ * reply, its last part: the others went to ctx->stream), NUL terminator included in
+ * *ret_len. *ret_error names the Varlink error replied, or NULL on success. A reply above
+ * max_output_queue is replaced by LimitExceeded. Returns 0, or -ENOMEM. */
 int method_dispatch(const struct method_context *ctx, const struct varlink_call *call, char **ret_reply,
                     size_t *ret_len, const char **ret_error);
 

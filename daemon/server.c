@@ -251,7 +251,6 @@ static size_t json_values_bound(const char *msg, size_t len) {
 /* Values a call may need beside its addresses: method, flags, pid, start_time... */
 #define CALL_VALUES_SLACK 64
 
-/* Parses and answers one call, on this thread. */
 /* A part of a streamed reply: queued behind what is pending and written as far as the
  * socket takes it now, so the client decodes it while the rest is being read. A client that
  * does not read holds up at most max_output_queue bytes (and one part) before the call ends
@@ -274,6 +273,7 @@ static int conn_emit(void *userdata, char *msg, size_t len) {
         return 0;
 }
 
+/* Parses and answers one call, on this thread. */
 static void conn_handle_message(struct conn *c, const char *msg, size_t len) {
         struct server *s = c->server;
         struct reply_stream stream = { .emit = conn_emit, .userdata = c };
