@@ -864,8 +864,20 @@ static void test_fd_exhaustion(void **state) {
         for (size_t i = 0; i < n; i++)
                 if (fds[i] >= 0)
                         close(fds[i]);
-        usleep(200 * 1000);
-        /* Serves again: a call that needs fds of its own (the target's pidfd and /proc files). */
+        /* Takes connections again once it has seen the closes (a loaded machine may take a
+         * while), then serves a call that needs fds of its own (the target's pidfd and /proc
+         * files). */
+        for (uint64_t deadline = now_usec() + ANSWER_BOUND_USEC;;) {
+                int fd = test_connect(d.socket);
+                bool ok = fd >= 0 && conn_answers(fd);
+
+                if (fd >= 0)
+                        close(fd);
+                if (ok)
+                        break;
+                assert_true(now_usec() < deadline);
+                usleep(20 * 1000);
+        }
         {
                 uint64_t s, e;
                 proc_mapping_of(f.pid, fixture_get(&f, "marker"), &s, &e);
