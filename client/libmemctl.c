@@ -19,6 +19,10 @@
 
 /* Bounds of what we send and what we accept from the daemon. */
 #define REPLY_SIZE_MAX (64u * 1024 * 1024)
+/* A streamed listing comes in many messages: bounded in all too. The daemon lists at most
+ * 2^20 mappings; a listing that long with build IDs is some 300 MB of JSON. */
+#define STREAM_SIZE_MAX (1024u * 1024 * 1024)
+#define MAPPINGS_MAX (1u << 20)
 #define REQUEST_SIZE_MAX (64u * 1024 * 1024)
 /* A connection keeps its receive and request buffers for its next calls, so that large
  * replies stop costing a page fault per 4 KiB on every call, but not beyond this. */
@@ -430,6 +434,7 @@ struct fast_decode {
         bool more;              /* asked for a streamed reply (ListMappings) */
         /* what was answered: done once a successful reply was decoded */
         size_t parts;           /* of a streamed reply, decoded so far */
+        size_t streamed;        /* bytes of those parts */
         bool done;
         struct mapping_table table;
         struct memctl_lookup_result *results;
@@ -447,8 +452,11 @@ static int transact(memctl *c, const char *req, size_t req_len, uint64_t deadlin
         size_t sent = 0;
         int write_error = 0;
 
-        if (fast)
-                fast->parts = 0; /* a retry starts the streamed reply over */
+        if (fast) {
+                /* a retry starts the streamed reply over */
+                fast->parts = 0;
+                fast->streamed = 0;
+        }
 
         for (;;) {
                 struct pollfd p = { .fd = c->fd, .events = POLLIN };
@@ -465,8 +473,13 @@ static int transact(memctl *c, const char *req, size_t req_len, uint64_t deadlin
 
                         /* 1: not a successful reply; the general decoder takes it. */
                         r = fast ? fast_decode_reply(fast, msg, msg_len) : 1;
-                        if (r == 2)
-                                continue; /* a part of a streamed reply: the next comes */
+                        if (r == 2) {
+                                /* A part of a streamed reply: the next comes. */
+                                fast->streamed += msg_len;
+                                if (fast->streamed > STREAM_SIZE_MAX)
+                                        return -EPROTO;
+                                continue;
+                        }
                         if (r == 0)
                                 fast->done = true;
                         else if (r > 0) {
@@ -1634,6 +1647,8 @@ static int j_mappings(struct jreader *j, unsigned depth, struct mapping_table *t
         if (depth >= J_DEPTH_MAX)
                 return -EPROTO;
         while ((r = j_element(j, &first)) > 0) {
+                if (t->n >= MAPPINGS_MAX)
+                        return -EPROTO;
                 if (t->n == t->allocated) {
                         size_t a = t->allocated ? t->allocated * 2 : 64;
                         struct memctl_mapping *items = realloc(t->items, a * sizeof(*items));
@@ -1843,12 +1858,14 @@ static int fast_decode_reply(struct fast_decode *f, const char *msg, size_t len)
         unsigned seen = 0;
         bool first = true, have_process = false, continues = false;
         uint64_t pid = 0, start_time = 0;
+        size_t n_before;
         const char *key;
         size_t klen;
         int r;
 
         if (f->parts == 0)
                 fast_decode_done(f);
+        n_before = f->table.n;
         /* msg ends in the frame's NUL, and a NUL inside it needs no scan of its own: the
          * reader never steps over a NUL, so it stops there and the check that it ended at len
          * refuses the message. */
@@ -1909,6 +1926,9 @@ static int fast_decode_reply(struct fast_decode *f, const char *msg, size_t len)
         f->table.pid = f->pid;
         f->table.start_time = start_time;
         if (continues) {
+                /* Every part but the last brings mappings: so MAPPINGS_MAX bounds the parts. */
+                if (f->table.n == n_before)
+                        goto fail;
                 f->parts++;
                 return 2;
         }

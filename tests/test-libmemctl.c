@@ -27,6 +27,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *reply;
 static size_t reply_len;
 static size_t huge_len;   /* > 0: send this many bytes of '[' and no NUL instead */
+static size_t stream_len; /* > 0: stream a listing of this many mappings instead */
 static char last_request[65536]; /* the last request read, up to its NUL */
 
 static void *serve(void *arg) {
@@ -60,6 +61,23 @@ static void *serve(void *arg) {
                                 if (k <= 0)
                                         break;
                                 sent += (size_t) k;
+                        }
+                } else if (stream_len > 0) {
+                        static char part[4096 * 160];
+
+                        for (size_t sent = 0; sent < stream_len;) {
+                                size_t len = (size_t) sprintf(part, "{\"continues\":%s,\"parameters\":{\"process\":"
+                                                                    "{\"pid\":123,\"start_time\":5},\"mappings\":[",
+                                                              stream_len - sent > 4096 ? "true" : "false");
+
+                                for (size_t i = 0; i < 4096 && sent < stream_len; i++, sent++)
+                                        len += (size_t) sprintf(part + len, "%s{\"start\":\"0x%zx000\",\"end\":\"0x%zx000\","
+                                                                "\"perms\":\"r--p\",\"offset\":\"0x0\",\"dev\":\"00:00\","
+                                                                "\"inode\":0,\"kind\":\"anonymous\"}",
+                                                                i ? "," : "", 2 * sent + 1, 2 * sent + 2);
+                                len += (size_t) sprintf(part + len, "]}}") + 1;
+                                if (send(fd, part, len, MSG_NOSIGNAL) != (ssize_t) len)
+                                        break;
                         }
                 } else if (reply_len > 0)
                         (void) !send(fd, reply, reply_len, MSG_NOSIGNAL);
@@ -95,6 +113,7 @@ static void set_reply(const char *json) {
         reply = json;
         reply_len = json ? strlen(json) + 1 : 0;
         huge_len = 0;
+        stream_len = 0;
         pthread_mutex_unlock(&lock);
 }
 
@@ -445,6 +464,7 @@ static void set_replies(const char *const *msgs, size_t n) {
         reply = streamed;
         reply_len = len;
         huge_len = 0;
+        stream_len = 0;
         pthread_mutex_unlock(&lock);
 }
 
@@ -475,11 +495,10 @@ static void test_streamed_list(void **state) {
                 const char *const msgs[] = {
                         "{\"parameters\":{" PROC ",\"mappings\":[" PART("0x1000", "0x2000") "," PART("0x2000", "0x3000") "]},\"continues\":true}",
                         "{\"continues\":true,\"parameters\":{\"mappings\":[" PART("0x3000", "0x4000") "]," PROC "}}",
-                        "{\"parameters\":{" PROC ",\"mappings\":[]},\"continues\":true}",
                         "{\"parameters\":{" PROC ",\"mappings\":[" PART("0x5000", "0x6000") "]}}",
                 };
 
-                assert_int_equal(list_streamed(msgs, 4, &l), 0);
+                assert_int_equal(list_streamed(msgs, 3, &l), 0);
                 assert_non_null(strstr(last_request, "\"more\":true"));
                 assert_int_equal(memctl_mappings_count(l), 4);
                 for (size_t i = 0; i < 4; i++) {
@@ -521,6 +540,17 @@ static void test_streamed_list(void **state) {
                 l = NULL;
         }
 
+        /* A continuing part without mappings: a daemon never sends one, and it would let a
+         * stream go on without end. */
+        {
+                const char *const msgs[] = {
+                        "{\"continues\":true,\"parameters\":{" PROC ",\"mappings\":[]}}",
+                        "{\"parameters\":{" PROC ",\"mappings\":[" PART("0x1000", "0x2000") "]}}",
+                };
+
+                assert_int_equal(list_streamed(msgs, 2, &l), -EPROTO);
+                assert_null(l);
+        }
         /* A part about another start time than the first. */
         {
                 const char *const msgs[] = {
@@ -577,6 +607,34 @@ static void test_streamed_list(void **state) {
         set_reply(NULL);
 }
 
+/* A streamed listing ends at 2^20 mappings, what the daemon lists at most: one more is
+ * refused rather than grown into (a never-ending stream would take all memory). */
+static void test_streamed_list_bound(void **state) {
+        memctl_mappings *l = NULL;
+        memctl *c = NULL;
+
+        for (int over = 0; over <= 1; over++) {
+                pthread_mutex_lock(&lock);
+                stream_len = (1u << 20) + (size_t) over;
+                huge_len = 0;
+                pthread_mutex_unlock(&lock);
+                assert_int_equal(memctl_connect(sock_path, &c), 0);
+                assert_int_equal(memctl_list_mappings(c, 123, 0, 0, &l), over ? -EPROTO : 0);
+                if (!over) {
+                        struct memctl_mapping m = MEMCTL_MAPPING_INIT;
+
+                        assert_int_equal(memctl_mappings_count(l), 1u << 20);
+                        assert_int_equal(memctl_mappings_get(l, (1u << 20) - 1, &m), 0);
+                        assert_int_equal(m.start, (uint64_t) (2 * ((1u << 20) - 1) + 1) << 12);
+                        memctl_mappings_free(l);
+                        l = NULL;
+                } else
+                        assert_null(l);
+                memctl_free(c);
+        }
+        set_reply(NULL);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_valid_reply),
@@ -588,6 +646,7 @@ int main(void) {
                 cmocka_unit_test(test_error_replies),
                 cmocka_unit_test(test_broken_connections),
                 cmocka_unit_test(test_streamed_list),
+                cmocka_unit_test(test_streamed_list_bound),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);
