@@ -108,13 +108,33 @@ static int teardown(void **state) {
         return 0;
 }
 
-static void set_reply(const char *json) {
+/* The server answers the next requests with len bytes of data (0: closes at once). */
+static void script_reply(const char *data, size_t len) {
         pthread_mutex_lock(&lock);
-        reply = json;
-        reply_len = json ? strlen(json) + 1 : 0;
+        reply = data;
+        reply_len = len;
         huge_len = 0;
         stream_len = 0;
         pthread_mutex_unlock(&lock);
+}
+
+static void set_reply(const char *json) {
+        script_reply(json, json ? strlen(json) + 1 : 0);
+}
+
+/* Several messages in one scripted reply (a streamed one): each sent with its NUL. */
+static void set_replies(const char *const *msgs, size_t n) {
+        static char buf[8192];
+        size_t len = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                size_t l = strlen(msgs[i]) + 1;
+
+                assert_true(len + l <= sizeof(buf));
+                memcpy(buf + len, msgs[i], l);
+                len += l;
+        }
+        script_reply(buf, len);
 }
 
 #define MAPPING "{\"start\":\"0x1000\",\"end\":\"0x2000\",\"perms\":\"r-xp\",\"offset\":\"0x0\",\"dev\":\"08:01\"," \
@@ -151,15 +171,20 @@ static void test_valid_reply(void **state) {
         memctl_lookup_reply_free(l);
 }
 
-static int list_with(const char *json, memctl_mappings **ret) {
+/* ListMappings answered by the messages msgs. */
+static int list_streamed(const char *const *msgs, size_t n, memctl_mappings **ret) {
         memctl *c = NULL;
         int r;
 
-        set_reply(json);
+        set_replies(msgs, n);
         assert_int_equal(memctl_connect(sock_path, &c), 0);
         r = memctl_list_mappings(c, 123, 0, 0, ret);
         memctl_free(c);
         return r;
+}
+
+static int list_with(const char *json, memctl_mappings **ret) {
+        return list_streamed(&json, 1, ret);
 }
 
 /* Addresses in forms the daemon does not send but JSON allows (escapes, leading zeros past
@@ -445,38 +470,6 @@ static void test_broken_connections(void **state) {
         assert_null(l);
         memctl_free(c);
         set_reply(NULL);
-}
-
-/* Several messages in one scripted reply: each string is one message, sent with its NUL. */
-static char streamed[8192];
-
-static void set_replies(const char *const *msgs, size_t n) {
-        size_t len = 0;
-
-        for (size_t i = 0; i < n; i++) {
-                size_t l = strlen(msgs[i]) + 1;
-
-                assert_true(len + l <= sizeof(streamed));
-                memcpy(streamed + len, msgs[i], l);
-                len += l;
-        }
-        pthread_mutex_lock(&lock);
-        reply = streamed;
-        reply_len = len;
-        huge_len = 0;
-        stream_len = 0;
-        pthread_mutex_unlock(&lock);
-}
-
-static int list_streamed(const char *const *msgs, size_t n, memctl_mappings **ret) {
-        memctl *c = NULL;
-        int r;
-
-        set_replies(msgs, n);
-        assert_int_equal(memctl_connect(sock_path, &c), 0);
-        r = memctl_list_mappings(c, 123, 0, 0, ret);
-        memctl_free(c);
-        return r;
 }
 
 #define PART(start, end) "{\"start\":\"" start "\",\"end\":\"" end "\",\"perms\":\"r-xp\",\"offset\":\"0x0\"," \
