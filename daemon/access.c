@@ -1,4 +1,10 @@
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/nsfs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <grp.h>
 #include <linux/capability.h>
 #include <string.h>
@@ -8,6 +14,7 @@
 #include <unistd.h>
 
 #include "access.h"
+#include "cleanup.h"
 
 #ifndef SO_PEERGROUPS
 #define SO_PEERGROUPS 59
@@ -26,10 +33,161 @@ bool client_is_privileged(const struct client *c, const gid_t *allowed, size_t n
         return false;
 }
 
+void client_done(struct client *c) {
+        if (!c)
+                return;
+        free(c->groups);
+        c->groups = NULL;
+        c->n_groups = 0;
+}
+
+int client_copy(const struct client *c, struct client *ret) {
+        struct client x = *c;
+
+        x.groups = NULL;
+        if (c->n_groups > 0) {
+                x.groups = malloc(c->n_groups * sizeof(gid_t));
+                if (!x.groups)
+                        return -ENOMEM;
+                memcpy(x.groups, c->groups, c->n_groups * sizeof(gid_t));
+        }
+        *ret = x;
+        return 0;
+}
+
+/* Every supplementary group of the peer. The kernel copies nothing when the buffer is too
+ * small (ERANGE) but says how much it needs: ask again with that much. */
+static int peer_groups(int fd, gid_t **ret, size_t *ret_n) {
+        _cleanup_free_ gid_t *groups = NULL;
+        socklen_t len = 64 * sizeof(gid_t);
+
+        for (unsigned attempt = 0; attempt < 4; attempt++) {
+                socklen_t want = len;
+                gid_t *g;
+
+                if (want < sizeof(gid_t) || want > CLIENT_GROUPS_MAX * sizeof(gid_t))
+                        return -E2BIG;
+                g = realloc(groups, want);
+                if (!g)
+                        return -ENOMEM;
+                groups = g;
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) >= 0) {
+                        if (len % sizeof(gid_t) != 0 || len > want)
+                                return -EIO;
+                        *ret_n = len / sizeof(gid_t);
+                        *ret = len > 0 ? TAKE_PTR(groups) : NULL;
+                        return 0;
+                }
+                if (errno == ENOPROTOOPT) {
+                        /* Kernels before 4.13: no supplementary groups known. Unknown groups
+                         * only ever grant access, so an empty list errs on the safe side. */
+                        *ret_n = 0;
+                        *ret = NULL;
+                        return 0;
+                }
+                if (errno != ERANGE)
+                        return -errno;
+                /* The group list may grow between the calls: ask once more at most. */
+                if (len <= want)
+                        len = want * 2;
+        }
+        return -EAGAIN;
+}
+
+static int ns_ino(int fd, ino_t *ret) {
+        struct stat st;
+
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        *ret = st.st_ino;
+        return 0;
+}
+
+int userns_owner(int userns_fd, uid_t *ret) {
+        _cleanup_close_ int cur = -1;
+        ino_t self = 0, ino = 0;
+        int r;
+
+        {
+                _cleanup_close_ int s = open("/proc/self/ns/user", O_RDONLY | O_CLOEXEC);
+
+                if (s < 0)
+                        return -errno;
+                r = ns_ino(s, &self);
+                if (r < 0)
+                        return r;
+        }
+        cur = fcntl(userns_fd, F_DUPFD_CLOEXEC, 3);
+        if (cur < 0)
+                return -errno;
+        /* The kernel nests user namespaces 32 deep at most. */
+        for (unsigned depth = 0; depth < 40; depth++) {
+                _cleanup_close_ int parent = -1;
+                ino_t pino = 0;
+
+                r = ns_ino(cur, &ino);
+                if (r < 0)
+                        return r;
+                if (ino == self)
+                        return -ENOENT;
+                parent = ioctl(cur, NS_GET_PARENT);
+                if (parent < 0)
+                        /* EPERM: the parent is outside the daemon's view (the client is not
+                         * below us): charge the client's own uid. */
+                        return -errno;
+                r = ns_ino(parent, &pino);
+                if (r < 0)
+                        return r;
+                if (pino == self) {
+                        uid_t owner;
+
+                        /* The owner as the daemon's namespace sees it. */
+                        if (ioctl(cur, NS_GET_OWNER_UID, &owner) < 0)
+                                return -errno;
+                        *ret = owner;
+                        return 0;
+                }
+                closep(&cur);
+                cur = TAKE_FD(parent);
+        }
+        return -ELOOP;
+}
+
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+#ifndef PIDFD_GET_USER_NAMESPACE
+#define PIDFD_GET_USER_NAMESPACE _IO(0xFF, 9)
+#endif
+
+/* The user namespace of the peer: through a pidfd of it where the kernel gives one (the pid
+ * cannot have been reused then), else through /proc/PID. */
+static int peer_userns(int fd, pid_t pid) {
+        _cleanup_close_ int pidfd = -1;
+        socklen_t len = sizeof(pidfd);
+        char path[64];
+        int ns;
+
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) >= 0 && len == sizeof(pidfd) && pidfd >= 0) {
+                ns = ioctl(pidfd, PIDFD_GET_USER_NAMESPACE, 0);
+                if (ns >= 0)
+                        return ns;
+                if (errno == ESRCH)
+                        return -ESRCH;
+        }
+        if (pid <= 0)
+                return -ESRCH;
+        snprintf(path, sizeof(path), "/proc/%d/ns/user", (int) pid);
+        ns = open(path, O_RDONLY | O_CLOEXEC);
+        return ns < 0 ? -errno : ns;
+}
+
 int client_from_socket(int fd, const gid_t *allowed, size_t n_allowed, struct client *ret) {
-        struct client c = {};
+        _cleanup_(client_done) struct client c = {};
+        _cleanup_close_ int ns = -1;
         struct ucred cred;
         socklen_t len = sizeof(cred);
+        int r;
 
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
                 return -errno;
@@ -38,18 +196,23 @@ int client_from_socket(int fd, const gid_t *allowed, size_t n_allowed, struct cl
         c.pid = cred.pid;
         c.uid = cred.uid;
         c.gid = cred.gid;
+        c.owner = cred.uid;
 
-        len = sizeof(c.groups);
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, c.groups, &len) < 0) {
-                /* ERANGE: more groups than we keep. Unknown groups only ever grant access,
-                 * so leaving them out errs on the safe side. */
-                if (errno != ERANGE && errno != ENOPROTOOPT)
-                        return -errno;
-                len = errno == ERANGE ? sizeof(c.groups) : 0;
+        r = peer_groups(fd, &c.groups, &c.n_groups);
+        if (r < 0)
+                return r;
+
+        /* A peer that is gone or not below us is charged to its own uid. */
+        ns = peer_userns(fd, c.pid);
+        if (ns >= 0) {
+                uid_t owner;
+
+                if (userns_owner(ns, &owner) >= 0)
+                        c.owner = owner;
         }
-        c.n_groups = len / sizeof(gid_t);
         c.privileged = client_is_privileged(&c, allowed, n_allowed);
         *ret = c;
+        c = (struct client) {};
         return 0;
 }
 
@@ -91,7 +254,7 @@ int impersonate_begin(const struct client *c, struct impersonation *ret) {
                 *ret = s;
                 return 0;
         }
-        n = getgroups(CLIENT_GROUPS_MAX, s.groups);
+        n = getgroups(DAEMON_GROUPS_MAX, s.groups);
         if (n < 0)
                 return -errno;
         s.n_groups = (size_t) n;

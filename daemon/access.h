@@ -6,21 +6,39 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define CLIENT_GROUPS_MAX 256
+/* The kernel's NGROUPS_MAX: a client may have this many supplementary groups. */
+#define CLIENT_GROUPS_MAX 65536
+/* The daemon's own supplementary groups, saved while a thread acts as a client. */
+#define DAEMON_GROUPS_MAX 256
 
 struct client {
         pid_t pid;
         uid_t uid;
         gid_t gid;
+        /* Who is charged for the client's connections, memory and stuck calls: the uid that
+         * owns the outermost user namespace the client runs in below the daemon's (one user
+         * with a /etc/subuid range owns every uid of it), else uid. */
+        uid_t owner;
         size_t n_groups;
-        gid_t groups[CLIENT_GROUPS_MAX];  /* supplementary groups (SO_PEERGROUPS) */
+        gid_t *groups;                    /* supplementary groups (SO_PEERGROUPS), malloc()ed */
         bool privileged;                  /* root, or a member of an allowed group */
 };
 
 /* Identifies the peer of a connected Unix socket with SO_PEERCRED and SO_PEERGROUPS (the
- * credentials it had at connect() time) and decides whether it is privileged: uid 0, or
- * primary or supplementary group in allowed_gids. */
+ * credentials it had at connect() time, every supplementary group however many), finds the
+ * owner it is charged to and decides whether it is privileged: uid 0, or primary or
+ * supplementary group in allowed_gids. */
 int client_from_socket(int fd, const gid_t *allowed_gids, size_t n_allowed, struct client *ret);
+
+/* Frees what a client owns; accepts NULL and a zeroed client. */
+void client_done(struct client *c);
+
+/* A deep copy (the group list too). 0 or -ENOMEM. */
+int client_copy(const struct client *c, struct client *ret);
+
+/* The uid that owns the outermost user namespace below the daemon's that userns_fd (an fd of
+ * a user namespace) descends from; -ENOENT when it is the daemon's own namespace, -errno. */
+int userns_owner(int userns_fd, uid_t *ret);
 
 /* Whether a process with these ids counts as privileged. */
 bool client_is_privileged(const struct client *c, const gid_t *allowed_gids, size_t n_allowed);
@@ -31,7 +49,7 @@ struct impersonation {
         uid_t fsuid;
         gid_t fsgid;
         size_t n_groups;
-        gid_t groups[CLIENT_GROUPS_MAX];
+        gid_t groups[DAEMON_GROUPS_MAX];
         uint32_t effective[2];            /* capability words */
 };
 

@@ -135,6 +135,7 @@ static void request_stop(struct server *s) {
 
 static void conn_free(struct conn *c) {
         target_cache_clear(&c->target);
+        client_done(&c->client);
         varlink_reader_done(&c->in);
         varlink_writer_done(&c->out);
         free(c);
@@ -449,7 +450,7 @@ static bool refusal_log_allowed(struct server *s) {
 /* Takes one connection off the backlog. Returns true when the listener may have more. */
 static bool accept_one(struct server *s, int listen_fd) {
         _cleanup_close_ int fd = -1;
-        struct client peer;
+        _cleanup_(client_done) struct client peer = {};
         struct conn *c;
         int r;
 
@@ -497,6 +498,7 @@ static bool accept_one(struct server *s, int listen_fd) {
         c->src = (struct source) { .type = SOURCE_CONN, .fd = fd };
         c->server = s;
         c->client = peer;
+        peer = (struct client) {};
         atomic_init(&c->busy, false);
         atomic_init(&c->last_activity, now_usec());
         varlink_reader_init(&c->in, s->cfg->limits.max_message_size);
