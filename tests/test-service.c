@@ -568,6 +568,61 @@ static void test_half_close(void **state) {
         assert_null(test_recv(fd));
 }
 
+/* Integers no 64-bit type holds (json-c would clamp them) are invalid parameters, named in the
+ * reply, on a connection that then goes on: the pid, an address and the start time, positive and
+ * negative, with the other parameters those of a live process. */
+static void test_huge_integers(void **state) {
+        static const char *const huge[] = {
+                "99999999999999999999999", "18446744073709551616", "-99999999999999999999999", "-9223372036854775809",
+        };
+        _cleanup_close_ int fd = test_connect(daemon_default.socket);
+        struct fixture f;
+
+        assert_true(fd >= 0);
+        assert_int_equal(fixture_start(0, 0, &f), 0);
+        uint64_t marker = fixture_get(&f, "marker"), start_time = stat_start_time(f.pid);
+
+        for (size_t i = 0; i < ELEMENTSOF(huge); i++) {
+                _cleanup_free_ char *pid = fmt("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%s,"
+                                               "\"addresses\":[\"0x1\"]}}", huge[i]);
+                _cleanup_free_ char *list_pid = fmt("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{"
+                                                    "\"pid\":%s}}", huge[i]);
+                _cleanup_free_ char *addr = fmt("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%d,"
+                                                "\"addresses\":[\"0x%" PRIx64 "\",%s]}}", f.pid, marker, huge[i]);
+                _cleanup_free_ char *st = fmt("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%d,"
+                                              "\"addresses\":[\"0x%" PRIx64 "\"],\"start_time\":%s}}", f.pid, marker,
+                                              huge[i]);
+                _cleanup_free_ char *list_st = fmt("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{"
+                                                   "\"pid\":%d,\"start_time\":%s}}", f.pid, huge[i]);
+                const struct {
+                        const char *msg, *parameter;
+                } cases[] = {
+                        { pid, "pid" }, { list_pid, "pid" }, { addr, "addresses" }, { st, "start_time" },
+                        { list_st, "start_time" },
+                };
+
+                for (size_t k = 0; k < ELEMENTSOF(cases); k++) {
+                        _cleanup_free_ char *reply = test_call(fd, cases[k].msg);
+                        if (!reply)
+                                fail_msg("'%s': the connection closed without a reply", cases[k].msg);
+                        _cleanup_json_ struct json_object *r = parse(reply);
+
+                        assert_error(r, "org.varlink.service.InvalidParameter");
+                        assert_string_equal(get_str(params_of(r), "parameter"), cases[k].parameter);
+                }
+        }
+
+        /* The same connection still answers, with the right start time. */
+        _cleanup_free_ char *good = fmt("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%d,"
+                                        "\"addresses\":[\"0x%" PRIx64 "\"],\"start_time\":%" PRIu64 "}}", f.pid,
+                                        marker, start_time);
+        _cleanup_free_ char *reply = test_call(fd, good);
+        assert_non_null(reply);
+        _cleanup_json_ struct json_object *r = parse(reply);
+        assert_null(error_of(r));
+        fixture_stop(&f);
+}
+
 static void test_malformed_closes(void **state) {
         static const char *const bad[] = {
                 "not json", "[1,2]", "\"str\"", "42", "{}", "{\"method\":7}", "{\"method\":\"nodot\"}",
@@ -1301,6 +1356,7 @@ int main(void) {
                 cmocka_unit_test(test_process_changed),
                 cmocka_unit_test(test_pipelined),
                 cmocka_unit_test(test_half_close),
+                cmocka_unit_test(test_huge_integers),
                 cmocka_unit_test(test_malformed_closes),
                 cmocka_unit_test(test_disconnect_mid_reply),
                 cmocka_unit_test(test_limits),
