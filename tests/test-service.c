@@ -1198,6 +1198,99 @@ static void test_target_cache_exec(void **state) {
         fixture_stop(&f);
 }
 
+/* The exec count of a fixture in its exec loop (the number after "exec-loop" in its command
+ * line), or -1 when it is not (yet) in the loop. */
+static long exec_count(pid_t pid) {
+        char path[64], buf[256];
+        _cleanup_close_ int fd = -1;
+        ssize_t n;
+
+        snprintf(path, sizeof(path), "/proc/%d/cmdline", (int) pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -1;
+        n = read(fd, buf, sizeof(buf) - 1);
+        if (n <= 0)
+                return -1;
+        buf[n] = 0;
+        for (char *p = buf; p < buf + n; p += strlen(p) + 1)
+                if (strcmp(p, "exec-loop") == 0 && p + strlen(p) + 1 < buf + n)
+                        return strtol(p + strlen(p) + 1, NULL, 10);
+        return -1;
+}
+
+static bool in_exec_loop(pid_t pid) {
+        return exec_count(pid) >= 0;
+}
+
+/* Queries racing the target's exec: a maps fd opened just before an exec belongs to the old mm,
+ * which is gone when it is read. A process alive before and after the call, with the same start
+ * time (an exec keeps it), must never be NoSuchProcess, nor list no mappings at all. Each query
+ * on a new connection: no connection's cached target is involved. The queries go on (Lookups and
+ * ListMappings in turn) until the target has exec()ed 500 times too: a query takes a fraction of
+ * an exec, and each exec is a chance for the race. */
+static void check_exec_race(const char *socket) {
+        enum { QUERIES = 200, EXECS = 500, QUERIES_MAX = 50000 };
+        unsigned no_such = 0, empty = 0;
+        struct fixture f;
+        long first, last = 0;
+        int i;
+
+        assert_int_equal(fixture_start(0, 0, &f), 0);
+        uint64_t start_time = stat_start_time(f.pid);
+        _cleanup_free_ char *list = fmt("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d}}",
+                                        f.pid);
+        _cleanup_free_ char *lookup = fmt("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%d,"
+                                          "\"addresses\":[\"0x1000\"]}}", f.pid);
+
+        assert_int_equal(write(f.stdin_fd, "r", 1), 1);
+        assert_true(wait_for(in_exec_loop, f.pid));
+        first = exec_count(f.pid);
+        for (i = 0; i < QUERIES_MAX && (i < QUERIES || last - first < EXECS); i++) {
+                _cleanup_close_ int fd = test_connect(socket);
+                assert_true(fd >= 0);
+                _cleanup_free_ char *reply = test_call(fd, i % 2 ? list : lookup);
+                assert_non_null(reply);
+                _cleanup_json_ struct json_object *r = parse(reply);
+                const char *e = error_of(r);
+
+                /* The target never exits while it loops: it is alive after the call, the same. */
+                assert_int_equal(kill(f.pid, 0), 0);
+                assert_true(stat_start_time(f.pid) == start_time);
+                if (e && strcmp(e, "io.memmapd.NoSuchProcess") == 0)
+                        no_such++;
+                else if (e)
+                        fail_msg("query %d: %s", i, reply);
+                else if (json_object_array_length(get(params_of(r), "mappings")) == 0 && i % 2)
+                        empty++;
+                else
+                        assert_true(json_object_get_uint64(get(get(params_of(r), "process"), "start_time")) ==
+                                    start_time);
+                /* Between execs the command line is briefly unreadable: keep the last count. */
+                long n = exec_count(f.pid);
+                if (n >= 0)
+                        last = n;
+        }
+        printf("# %d queries racing %ld execs: %u NoSuchProcess, %u empty listings\n", i, last - first, no_such, empty);
+        assert_true(last - first >= EXECS);
+        assert_int_equal(no_such, 0);
+        assert_int_equal(empty, 0);
+        fixture_stop(&f);
+}
+
+static void test_exec_race(void **state) {
+        check_exec_race(daemon_default.socket);
+}
+
+static void test_exec_race_maps_backend(void **state) {
+        static const char *const args[] = { "--backend=maps", NULL };
+        struct test_daemon d;
+
+        assert_int_equal(test_daemon_start(args, &d), 0);
+        check_exec_race(d.socket);
+        assert_int_equal(test_daemon_stop(&d), 0);
+}
+
 struct cache_case {
         const char *socket;
         pid_t pid;
@@ -1368,6 +1461,8 @@ int main(void) {
                 cmocka_unit_test(test_memctl),
                 cmocka_unit_test(test_access),
                 cmocka_unit_test(test_target_cache_exec),
+                cmocka_unit_test(test_exec_race),
+                cmocka_unit_test(test_exec_race_maps_backend),
                 cmocka_unit_test(test_target_cache_permission),
                 cmocka_unit_test(test_pid_reuse_race),
         };
