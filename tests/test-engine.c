@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -490,18 +489,6 @@ static void test_exited_process(void **state) {
         }
 }
 
-static bool runs_cat(pid_t pid) {
-        char path[64], exe[256];
-        ssize_t n;
-
-        snprintf(path, sizeof(path), "/proc/%d/exe", (int) pid);
-        n = readlink(path, exe, sizeof(exe) - 1);
-        if (n < 0)
-                return false;
-        exe[n] = 0;
-        return n >= 4 && strcmp(exe + n - 4, "/cat") == 0;
-}
-
 /* Opened, then exec()ed: the maps fd names the old mm, whose text reads as empty. Both backends
  * say -ESRCH (the ioctl by itself, the text by looking at the maps afresh), never an empty
  * answer; process_same() tells this from an exit, and the process opened afresh reads fine. */
@@ -521,9 +508,9 @@ static void test_exec_after_open(void **state) {
                 start_time = p->start_time;
                 assert_int_equal(process_maps_stale(p), 0);
                 assert_int_equal(write(f.stdin_fd, "x", 1), 1);
-                for (int i = 0; i < 5000 && !runs_cat(f.pid); i++)
+                for (int i = 0; i < 5000 && !fixture_runs_cat(f.pid); i++)
                         usleep(1000);
-                assert_true(runs_cat(f.pid));
+                assert_true(fixture_runs_cat(f.pid));
 
                 assert_int_equal(process_maps_stale(p), 1);
                 assert_int_equal(process_same(f.pid, start_time), 1);

@@ -420,7 +420,8 @@ static void test_list_matches_proc(void **state) {
         check_list_matches_proc(daemon_default.socket);
 }
 
-static void test_list_matches_proc_maps_backend(void **state) {
+/* Runs check against a daemon of its own with the maps backend. */
+static void with_maps_backend(void (*check)(const char *socket)) {
         static const char *const args[] = { "--backend=maps", NULL };
         struct test_daemon d;
 
@@ -429,8 +430,12 @@ static void test_list_matches_proc_maps_backend(void **state) {
                 _cleanup_json_ struct json_object *r = call_on(d.socket, "{\"method\":\"io.memmapd.GetStatus\"}");
                 assert_string_equal(get_str(params_of(r), "backend"), "maps");
         }
-        check_list_matches_proc(d.socket);
+        check(d.socket);
         assert_int_equal(test_daemon_stop(&d), 0);
+}
+
+static void test_list_matches_proc_maps_backend(void **state) {
+        with_maps_backend(check_list_matches_proc);
 }
 
 static uint64_t nm_symbol(const char *binary, const char *symbol) {
@@ -1147,15 +1152,7 @@ static bool wait_for(bool (*pred)(pid_t), pid_t pid) {
 }
 
 static bool runs_cat(pid_t pid) {
-        char path[64], exe[256];
-        ssize_t n;
-
-        snprintf(path, sizeof(path), "/proc/%d/exe", (int) pid);
-        n = readlink(path, exe, sizeof(exe) - 1);
-        if (n < 0)
-                return false;
-        exe[n] = 0;
-        return strlen(exe) >= 4 && strcmp(exe + strlen(exe) - 4, "/cat") == 0;
+        return fixture_runs_cat(pid);
 }
 
 /* A connection keeps its last target open; after an exec the same connection must see the
@@ -1283,12 +1280,7 @@ static void test_exec_race(void **state) {
 }
 
 static void test_exec_race_maps_backend(void **state) {
-        static const char *const args[] = { "--backend=maps", NULL };
-        struct test_daemon d;
-
-        assert_int_equal(test_daemon_start(args, &d), 0);
-        check_exec_race(d.socket);
-        assert_int_equal(test_daemon_stop(&d), 0);
+        with_maps_backend(check_exec_race);
 }
 
 struct cache_case {
