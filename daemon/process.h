@@ -29,6 +29,16 @@ struct process *process_free(struct process *p);
 /* Checks that the process has not exited since process_open(): 0, or -ESRCH. */
 int process_check_alive(const struct process *p);
 
+/* Whether pid still names the process that started at start_time (an exec keeps both): 1; 0
+ * when it exited or the pid names another process now; or -errno. */
+int process_same(pid_t pid, uint64_t start_time);
+
+/* Whether p's maps fd lost its mm: 1 when it reads no text while /proc/PID/maps opened now has
+ * some (or is refused); after an exec, the fd opened before it names the old mm, whose text
+ * reads as empty. 0 when p's fd has text, when both are empty (a kernel thread) or when the
+ * process is gone. */
+int process_maps_stale(const struct process *p);
+
 /* Reads field 22 of /proc/PID/stat through an open /proc/PID directory fd. */
 int proc_read_start_time(int proc_fd, uint64_t *ret);
 

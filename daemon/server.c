@@ -756,19 +756,71 @@ static int bind_socket(struct server *s, const char *path) {
         return 0;
 }
 
+/* The sockets the service manager passed (LISTEN_FDS), each checked: a listening Unix stream
+ * socket. Returns their number (0: none passed), or -errno after logging what is wrong with
+ * which fd: the daemon cannot serve, and the log is all the operator gets. */
 static int take_activated_sockets(struct server *s) {
+        /* sd_listen_fds() unsets the variable even when it fails: kept to say what was asked. */
+        char listen_fds[24];
+        snprintf(listen_fds, sizeof(listen_fds), "%s", getenv("LISTEN_FDS") ?: "");
         int n = sd_listen_fds(true);
 
-        if (n <= 0)
-                return n;
-        if (n > LISTEN_FDS_MAX)
-                return log_error_errno(EINVAL, "Too many sockets passed: %d", n);
-        for (int i = 0; i < n; i++) {
-                int fd = SD_LISTEN_FDS_START + i;
-                int flags;
+        if (n < 0) {
+                /* A malformed count, or an fd that is not open: sd_listen_fds() sets FD_CLOEXEC on
+                 * each and stops at the first that fails, without saying which. Find it (a count
+                 * beyond what is taken gets the general message). */
+                char *end;
+                unsigned long count = strtoul(listen_fds, &end, 10);
 
-                if (sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) <= 0)
-                        return log_error_errno(EINVAL, "Passed fd %d is not a listening Unix stream socket", fd);
+                if (*listen_fds >= '0' && *listen_fds <= '9' && *end == 0 && count <= LISTEN_FDS_MAX)
+                        for (int fd = SD_LISTEN_FDS_START; fd < SD_LISTEN_FDS_START + (int) count; fd++)
+                                if (fcntl(fd, F_GETFD) < 0)
+                                        return log_error_errno(errno, "Passed fd %d (LISTEN_FDS=%s) is not open",
+                                                               fd, listen_fds);
+                return log_error_errno(n, "Cannot take the sockets passed by the service manager (LISTEN_FDS=%s)",
+                                       listen_fds);
+        }
+        if (n == 0)
+                return 0;
+        if (n > LISTEN_FDS_MAX) {
+                log_error("Too many sockets passed: %d, at most %d", n, LISTEN_FDS_MAX);
+                return -EINVAL;
+        }
+        for (int i = 0; i < n; i++) {
+                int fd = SD_LISTEN_FDS_START + i, flags, r;
+
+                r = sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot check passed fd %d", fd);
+                if (r == 0) {
+                        /* Say what it is instead, so that a wrong unit file can be told apart from a
+                         * socket that lost its listen(). */
+                        int domain = 0, type = 0;
+                        socklen_t len = sizeof(int);
+                        struct stat st;
+                        char what[96];
+
+                        if (fstat(fd, &st) < 0)
+                                return log_error_errno(errno, "Cannot check passed fd %d", fd);
+                        if (!S_ISSOCK(st.st_mode))
+                                snprintf(what, sizeof(what), "not a socket but %s",
+                                         S_ISREG(st.st_mode) ? "a regular file" : S_ISDIR(st.st_mode) ? "a directory" :
+                                         S_ISCHR(st.st_mode) ? "a character device" :
+                                         S_ISBLK(st.st_mode) ? "a block device" :
+                                         S_ISFIFO(st.st_mode) ? "a pipe" : "another kind of file");
+                        else if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 || domain != AF_UNIX)
+                                snprintf(what, sizeof(what), "a socket of address family %d, not AF_UNIX", domain);
+                        else if ((len = sizeof(int), getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len)) < 0 ||
+                                 type != SOCK_STREAM)
+                                snprintf(what, sizeof(what), "a Unix socket of type %d (%s), not SOCK_STREAM", type,
+                                         type == SOCK_DGRAM ? "SOCK_DGRAM" :
+                                         type == SOCK_SEQPACKET ? "SOCK_SEQPACKET" : "other");
+                        else
+                                snprintf(what, sizeof(what), "a Unix stream socket that is not listening");
+                        log_error("Passed fd %d (LISTEN_FDS=%s) is not a listening Unix stream socket: it is %s",
+                                  fd, listen_fds, what);
+                        return -EINVAL;
+                }
                 if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || (flags = fcntl(fd, F_GETFL)) < 0 ||
                     fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
                         return log_error_errno(errno, "fcntl() on passed fd %d", fd);

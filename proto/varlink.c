@@ -109,10 +109,11 @@ static bool int_literal_out_of_range(const char *digits, size_t n, bool negative
 }
 
 /* json-c silently clamps integer literals beyond the 64-bit ranges to UINT64_MAX/INT64_MIN,
- * so a peer's 18446744073709551616 would read as 18446744073709551615. Find such literals in
- * the raw text, outside strings. This only has to be right for text json-c accepted. */
-static bool json_has_unrepresentable_int(const char *s, size_t len) {
-        size_t i = 0;
+ * so a peer's 18446744073709551616 would read as 18446744073709551615. Finds the next such
+ * literal in the raw text at or after pos, outside strings: true and *ret_end just past its
+ * digits, or false. This only has to be right for text json-c accepted. */
+static bool json_next_unrepresentable_int(const char *s, size_t len, size_t pos, size_t *ret_end) {
+        size_t i = pos;
 
         while (i < len) {
                 char c = s[i];
@@ -132,8 +133,10 @@ static bool json_has_unrepresentable_int(const char *s, size_t len) {
                         while (j < len && is_digit(s[j]))
                                 j++;
                         bool fraction = j < len && (s[j] == '.' || s[j] == 'e' || s[j] == 'E');
-                        if (!fraction && int_literal_out_of_range(s + start, j - start, negative))
+                        if (!fraction && int_literal_out_of_range(s + start, j - start, negative)) {
+                                *ret_end = j;
                                 return true;
+                        }
                         while (j < len && (is_digit(s[j]) || s[j] == '.' || s[j] == 'e' || s[j] == 'E' ||
                                            s[j] == '+' || s[j] == '-'))
                                 j++;
@@ -146,24 +149,46 @@ static bool json_has_unrepresentable_int(const char *s, size_t len) {
         return false;
 }
 
-/* Parses msg[0..len) as exactly one JSON object, strictly. */
-static int parse_object(const char *msg, size_t len, unsigned max_depth, struct json_object **ret) {
+/* A copy of msg[0..len) (json-c accepted it) in which every integer literal json-c would clamp
+ * carries an exponent ("e0"): json-c then reads it as the double it is, which no integer
+ * parameter accepts, so the call is answered InvalidParameter naming it. In *ret (NUL-
+ * terminated, its length in *ret_len); -EBADMSG when the copy would exceed INT_MAX. */
+static int json_big_ints_as_doubles(const char *msg, size_t len, char **ret, size_t *ret_len) {
+        static const char exponent[] = "e0";
+        size_t n = 0, pos = 0, end, at = 0;
+        char *t;
+
+        while (json_next_unrepresentable_int(msg, len, pos, &end)) {
+                n++;
+                pos = end;
+        }
+        /* n < len: no overflow. */
+        if (len + n * strlen(exponent) > INT_MAX)
+                return -EBADMSG;
+        t = malloc(len + n * strlen(exponent) + 1);
+        if (!t)
+                return -ENOMEM;
+        for (pos = 0; json_next_unrepresentable_int(msg, len, pos, &end); pos = end) {
+                memcpy(t + at, msg + pos, end - pos);
+                at += end - pos;
+                memcpy(t + at, exponent, strlen(exponent));
+                at += strlen(exponent);
+        }
+        memcpy(t + at, msg + pos, len - pos);
+        at += len - pos;
+        t[at] = 0;
+
+        *ret = t;
+        *ret_len = at;
+        return 0;
+}
+
+/* Parses msg[0..len) with json-c, strictly, into a JSON object: 0, -EBADMSG or -ENOMEM. */
+static int tokenize(const char *msg, size_t len, unsigned max_depth, struct json_object **ret) {
         _cleanup_json_ struct json_object *o = NULL;
         struct json_tokener *tok;
         enum json_tokener_error err;
         size_t end;
-
-        if (!msg)
-                return -EBADMSG;
-        /* A NUL inside the message: json-c would stop there and leave the rest unread. */
-        if (strnlen(msg, len) != len)
-                return -EBADMSG;
-        if (len > INT_MAX)
-                return -EBADMSG;
-
-        if (max_depth == 0)
-                max_depth = VARLINK_JSON_DEPTH_DEFAULT;
-        max_depth = MIN(max_depth, (unsigned) VARLINK_JSON_DEPTH_LIMIT);
 
         tok = json_tokener_new_ex((int) max_depth);
         if (!tok)
@@ -177,12 +202,50 @@ static int parse_object(const char *msg, size_t len, unsigned max_depth, struct 
         json_tokener_free(tok);
 
         /* json_tokener_continue: incomplete, or a bare number that might go on; all invalid. */
-        if (!o || err != json_tokener_success || end != len)
+        if (!o || err != json_tokener_success || end != len || !json_object_is_type(o, json_type_object))
                 return -EBADMSG;
-        if (!json_object_is_type(o, json_type_object))
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+/* Parses msg[0..len) as exactly one JSON object, strictly. An integer literal json-c would
+ * clamp is -EBADMSG, or with big_ints_as_doubles a double (see json_big_ints_as_doubles()). */
+static int parse_object(const char *msg, size_t len, unsigned max_depth, bool big_ints_as_doubles,
+                        struct json_object **ret) {
+        _cleanup_json_ struct json_object *o = NULL;
+        size_t end;
+        int r;
+
+        if (!msg)
                 return -EBADMSG;
-        if (json_has_unrepresentable_int(msg, len))
+        /* A NUL inside the message: json-c would stop there and leave the rest unread. */
+        if (strnlen(msg, len) != len)
                 return -EBADMSG;
+        if (len > INT_MAX)
+                return -EBADMSG;
+
+        if (max_depth == 0)
+                max_depth = VARLINK_JSON_DEPTH_DEFAULT;
+        max_depth = MIN(max_depth, (unsigned) VARLINK_JSON_DEPTH_LIMIT);
+
+        r = tokenize(msg, len, max_depth, &o);
+        if (r < 0)
+                return r;
+        if (json_next_unrepresentable_int(msg, len, 0, &end)) {
+                _cleanup_free_ char *text = NULL;
+                size_t n;
+
+                if (!big_ints_as_doubles)
+                        return -EBADMSG;
+                r = json_big_ints_as_doubles(msg, len, &text, &n);
+                if (r < 0)
+                        return r;
+                json_object_put(TAKE_PTR(o));
+                /* The same nesting, every literal still valid JSON: json-c accepts it too. */
+                r = tokenize(text, n, max_depth, &o);
+                if (r < 0)
+                        return r;
+        }
 
         *ret = TAKE_PTR(o);
         return 0;
@@ -249,7 +312,7 @@ int varlink_call_parse_tree(const char *msg, size_t len, unsigned max_depth,
         const char *method;
         int r;
 
-        r = parse_object(msg, len, max_depth, &root);
+        r = parse_object(msg, len, max_depth, true, &root);
         if (r < 0)
                 return r;
 
@@ -307,7 +370,7 @@ int varlink_reply_parse(const char *msg, size_t len, unsigned max_depth, struct 
         bool continues;
         int r;
 
-        r = parse_object(msg, len, max_depth, &root);
+        r = parse_object(msg, len, max_depth, false, &root);
         if (r < 0)
                 return r;
 
@@ -360,7 +423,7 @@ void varlink_reply_done(struct varlink_reply *r) {
  * letters and digits without escapes or an integer without sign, fraction, exponent or
  * leading zero, and in range. Both it and [0] are then complete values, with scalar elements
  * only (the same depth for json-c, which counts a level per element), ASCII, without NUL and
- * without integers json_has_unrepresentable_int() refuses; the text around them is the same
+ * without integers json_next_unrepresentable_int() finds; the text around them is the same
  * bytes. So json-c accepts one message exactly when it accepts the other, with the same tree
  * but for that one value. Where the array sits is found by the loose scanner below; it is
  * right whenever the text before and after the array is valid JSON, which json-c confirms.

@@ -42,8 +42,9 @@ struct varlink_call {
  * follow the object). max_depth counts levels as json-c does: the message object is level 1,
  * its members (the parameters object) level 2, their members level 3...; 0 means
  * VARLINK_JSON_DEPTH_DEFAULT, values above 1024 are taken as 1024. An integer literal outside
- * [INT64_MIN, UINT64_MAX] anywhere in the message is -EBADMSG too (json-c would silently clamp
- * it). "parameters" absent or null gives {}; "more"/"oneway"/"upgrade" absent or null are
+ * [INT64_MIN, UINT64_MAX] (json-c would silently clamp it) is decoded as a double: it is valid
+ * JSON, and no integer parameter takes it, so the call gets InvalidParameter naming it, not a
+ * closed connection. "parameters" absent or null gives {}; "more"/"oneway"/"upgrade" absent or null are
  * false (Varlink treats null like an omitted optional field). A string with an embedded
  * \u0000 is never a valid method. *ret is untouched on failure (then call nothing on it);
  * ret_bad_field may be NULL and is only written on -EINVAL. -ENOMEM is possible.
@@ -67,7 +68,7 @@ struct varlink_reply {
 };
 
 /* Decodes a reply, as varlink_call_parse() does a call: -EBADMSG for what is not a JSON
- * object (same rules), or an "error" string that is not of the form interface.ErrorName;
+ * object (same rules, but an integer literal outside the 64-bit ranges is -EBADMSG), or an "error" string that is not of the form interface.ErrorName;
  * -EINVAL when "error" is not a string, "parameters" not an object or "continues" not a
  * boolean (null counts as absent for all three). */
 int varlink_reply_parse(const char *msg, size_t len, unsigned max_depth, struct varlink_reply *ret);

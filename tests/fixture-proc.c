@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,19 @@ int main(int argc, char **argv) {
         long n_vmas = argc > 2 ? strtol(argv[2], NULL, 10) : 0;
         long page = sysconf(_SC_PAGESIZE);
         char buf[16];
+
+        /* The exec loop ('r' below): exec ourselves again and again, keeping the pid and the
+         * start time, until stdin closes. argv[4] counts the execs, for the test to see. */
+        if (argc > 4 && strcmp(argv[3], "exec-loop") == 0) {
+                struct pollfd p = { .fd = 0, .events = POLLIN };
+                char n[32];
+
+                if (poll(&p, 1, 0) != 0)
+                        return 0;
+                snprintf(n, sizeof(n), "%ld", strtol(argv[4], NULL, 10) + 1);
+                execl("/proc/self/exe", "fixture-proc", "", "0", "exec-loop", n, (char *) NULL);
+                return 1;
+        }
 
         setvbuf(stdout, NULL, _IOLBF, 0);
         /* Non-dumpable: only privileged processes may read our maps, even of our own uid. */
@@ -103,7 +117,8 @@ int main(int argc, char **argv) {
 
         printf("ready\n");
         /* Live until the test closes our stdin, which may also carry commands: 'u' makes us
-         * non-dumpable, 'x' execs cat (which lives on until stdin is closed too). */
+         * non-dumpable, 'x' execs cat (which lives on until stdin is closed too), 'r' starts
+         * the exec loop (which ends when stdin is closed). */
         for (;;) {
                 ssize_t n = read(0, buf, sizeof(buf));
 
@@ -114,6 +129,9 @@ int main(int argc, char **argv) {
                                 prctl(PR_SET_DUMPABLE, 0);
                         else if (buf[i] == 'x') {
                                 execl("/bin/cat", "cat", (char *) NULL);
+                                return 1;
+                        } else if (buf[i] == 'r') {
+                                execl("/proc/self/exe", "fixture-proc", "", "0", "exec-loop", "1", (char *) NULL);
                                 return 1;
                         }
                 }

@@ -143,6 +143,18 @@ void fixture_stop(struct fixture *f) {
         }
 }
 
+int fixture_runs_cat(pid_t pid) {
+        char path[64], exe[256];
+        ssize_t n;
+
+        snprintf(path, sizeof(path), "/proc/%d/exe", (int) pid);
+        n = readlink(path, exe, sizeof(exe) - 1);
+        if (n < 0)
+                return 0;
+        exe[n] = 0;
+        return n >= 4 && strcmp(exe + n - 4, "/cat") == 0;
+}
+
 char *test_run_capture(const char *cmd) {
         _cleanup_free_ char *buf = NULL;
         size_t len = 0, cap = 0;

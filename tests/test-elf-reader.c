@@ -951,6 +951,64 @@ TEST(test_mutations) {
         assert_true(with_id > 0);
 }
 
+/* Offsets near 2^63, where an off_t ends: the kernel refuses a pread() whose offset + count passes
+ * 2^63 - 1 (EINVAL), while a buffer simply has no bytes there. Both variants agree that nothing is
+ * there: the section table (with e_shnum 0 the reader first fetches section 0 at e_shoff for the
+ * count), the program header table and a PT_NOTE segment. fuzz-elf found the first; its input is
+ * fuzz/corpus/elf/shoff-near-2p63. */
+TEST(test_fd_offsets_near_2p63) {
+        static const uint64_t offsets[] = {
+                INT64_MAX, INT64_MAX - 1, INT64_MAX - 8, INT64_MAX - 63, INT64_MAX - 64,
+                (uint64_t) INT64_MAX + 1, UINT64_MAX - 63, UINT64_MAX,
+        };
+        struct elf_builder *b = std_builder(ELFCLASS64, ELFDATA2LSB); /* 32-bit offsets stop at 2^32 */
+        struct eb_image img;
+
+        eb_begin_notes(b, EB_NOTES_SECTION, 4);
+        eb_add_build_id(b, id_b, sizeof(id_b));
+        eb_build(b, &img);
+        eb_free(b);
+        uint8_t *orig = malloc(img.size);
+        assert_non_null(orig);
+        memcpy(orig, img.data, img.size);
+        _cleanup_close_ int fd = memfd_with(NULL, 0);
+
+        for (size_t k = 0; k < ELEMENTSOF(offsets); k++)
+                for (int what = 0; what < 4; what++) {
+                        struct elf_info x, y;
+
+                        memcpy(img.data, orig, img.size);
+                        if (what <= 1) /* no PT_NOTE: the build ID is looked for in the sections */
+                                eb_put32(&img, EB_PHDR_FIELD(&img, 3, p_type), PT_NULL);
+                        if (what == 0) /* the count is section 0's sh_size */
+                                eb_put16(&img, EB_EHDR_FIELD(&img, e_shnum), 0);
+                        if (what <= 1)
+                                eb_put_word(&img, EB_EHDR_FIELD(&img, e_shoff), offsets[k]);
+                        else if (what == 2)
+                                eb_put_word(&img, EB_EHDR_FIELD(&img, e_phoff), offsets[k]);
+                        else /* the PT_NOTE's notes are not there: the section's build ID is found */
+                                eb_put_word(&img, EB_PHDR_FIELD(&img, 3, p_offset), offsets[k]);
+
+                        int r = parse(&img, &x);
+                        assert_int_equal(r, what == 2 ? -ENOEXEC : 0);
+                        if (r == 0) {
+                                assert_std_loads(&x);
+                                if (what == 3)
+                                        assert_build_id(&x, id_b, sizeof(id_b));
+                                else
+                                        assert_int_equal(x.build_id_len, 0);
+                        }
+
+                        assert_int_equal(ftruncate(fd, 0), 0);
+                        assert_int_equal(pwrite(fd, img.data, img.size, 0), (ssize_t) img.size);
+                        assert_int_equal(elf_info_from_fd(fd, &y), r);
+                        if (r == 0)
+                                assert_info_equal(&x, &y);
+                }
+        free(orig);
+        eb_image_done(&img);
+}
+
 /* ---------------------------------------------------------------- real binaries vs readelf */
 
 static bool have_readelf(void) {
@@ -1103,6 +1161,7 @@ int main(void) {
                 cmocka_unit_test(test_fd_short_reads),
                 cmocka_unit_test(test_fd_buffer_agree),
                 cmocka_unit_test(test_mutations),
+                cmocka_unit_test(test_fd_offsets_near_2p63),
                 cmocka_unit_test(test_real_binaries),
         };
 

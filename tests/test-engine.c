@@ -489,6 +489,51 @@ static void test_exited_process(void **state) {
         }
 }
 
+/* Opened, then exec()ed: the maps fd names the old mm, whose text reads as empty. Both backends
+ * say -ESRCH (the ioctl by itself, the text by looking at the maps afresh), never an empty
+ * answer; process_same() tells this from an exit, and the process opened afresh reads fine. */
+static void test_exec_after_open(void **state) {
+        struct fixture f;
+
+        for (size_t k = 0; k < ELEMENTSOF(backends); k++) {
+                _cleanup_(mapping_list_done) struct mapping_list l = {}, m = {}, again = {};
+                _cleanup_free_ struct engine_result *res = NULL;
+                struct engine *e = new_engine(backends[k]);
+                struct process *p = NULL, *q = NULL;
+                uint64_t addr, start_time;
+
+                assert_int_equal(fixture_start(0, 0, &f), 0);
+                addr = fixture_get(&f, "marker");
+                assert_int_equal(process_open(f.pid, &p), 0);
+                start_time = p->start_time;
+                assert_int_equal(process_maps_stale(p), 0);
+                assert_int_equal(write(f.stdin_fd, "x", 1), 1);
+                for (int i = 0; i < 5000 && !fixture_runs_cat(f.pid); i++)
+                        usleep(1000);
+                assert_true(fixture_runs_cat(f.pid));
+
+                assert_int_equal(process_maps_stale(p), 1);
+                assert_int_equal(process_same(f.pid, start_time), 1);
+                assert_int_equal(process_same(f.pid, start_time + 1), 0);
+                assert_int_equal(engine_list(e, p, 0, &l), -ESRCH);
+                assert_int_equal(l.n, 0);
+                assert_int_equal(engine_list(e, p, ENGINE_FILE_BACKED_ONLY, &l), -ESRCH);
+                assert_int_equal(engine_lookup(e, p, &addr, 1, 0, &m, &res), -ESRCH);
+
+                assert_int_equal(process_open(f.pid, &q), 0);
+                assert_true(q->start_time == start_time);
+                assert_int_equal(process_maps_stale(q), 0);
+                assert_int_equal(engine_list(e, q, 0, &again), 0);
+                assert_true(again.n > 0);
+
+                fixture_stop(&f);
+                assert_int_equal(process_same(f.pid, start_time), 0);
+                process_free(q);
+                process_free(p);
+                engine_free(e);
+        }
+}
+
 static void test_start_time_parse(void **state) {
         static const char good[] = "42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 123456 1000 10";
         uint64_t t = 0;
@@ -515,6 +560,7 @@ int main(void) {
                 cmocka_unit_test(test_lookup_backends_agree),
                 cmocka_unit_test(test_gate_area),
                 cmocka_unit_test(test_exited_process),
+                cmocka_unit_test(test_exec_after_open),
                 cmocka_unit_test(test_start_time_parse),
         };
 

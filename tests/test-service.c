@@ -420,7 +420,8 @@ static void test_list_matches_proc(void **state) {
         check_list_matches_proc(daemon_default.socket);
 }
 
-static void test_list_matches_proc_maps_backend(void **state) {
+/* Runs check against a daemon of its own with the maps backend. */
+static void with_maps_backend(void (*check)(const char *socket)) {
         static const char *const args[] = { "--backend=maps", NULL };
         struct test_daemon d;
 
@@ -429,8 +430,12 @@ static void test_list_matches_proc_maps_backend(void **state) {
                 _cleanup_json_ struct json_object *r = call_on(d.socket, "{\"method\":\"io.memmapd.GetStatus\"}");
                 assert_string_equal(get_str(params_of(r), "backend"), "maps");
         }
-        check_list_matches_proc(d.socket);
+        check(d.socket);
         assert_int_equal(test_daemon_stop(&d), 0);
+}
+
+static void test_list_matches_proc_maps_backend(void **state) {
+        with_maps_backend(check_list_matches_proc);
 }
 
 static uint64_t nm_symbol(const char *binary, const char *symbol) {
@@ -566,6 +571,61 @@ static void test_half_close(void **state) {
         assert_non_null(reply);
         assert_non_null(strstr(reply, "\"backend\""));
         assert_null(test_recv(fd));
+}
+
+/* Integers no 64-bit type holds (json-c would clamp them) are invalid parameters, named in the
+ * reply, on a connection that then goes on: the pid, an address and the start time, positive and
+ * negative, with the other parameters those of a live process. */
+static void test_huge_integers(void **state) {
+        static const char *const huge[] = {
+                "99999999999999999999999", "18446744073709551616", "-99999999999999999999999", "-9223372036854775809",
+        };
+        _cleanup_close_ int fd = test_connect(daemon_default.socket);
+        struct fixture f;
+
+        assert_true(fd >= 0);
+        assert_int_equal(fixture_start(0, 0, &f), 0);
+        uint64_t marker = fixture_get(&f, "marker"), start_time = stat_start_time(f.pid);
+
+        for (size_t i = 0; i < ELEMENTSOF(huge); i++) {
+                _cleanup_free_ char *pid = fmt("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%s,"
+                                               "\"addresses\":[\"0x1\"]}}", huge[i]);
+                _cleanup_free_ char *list_pid = fmt("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{"
+                                                    "\"pid\":%s}}", huge[i]);
+                _cleanup_free_ char *addr = fmt("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%d,"
+                                                "\"addresses\":[\"0x%" PRIx64 "\",%s]}}", f.pid, marker, huge[i]);
+                _cleanup_free_ char *st = fmt("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%d,"
+                                              "\"addresses\":[\"0x%" PRIx64 "\"],\"start_time\":%s}}", f.pid, marker,
+                                              huge[i]);
+                _cleanup_free_ char *list_st = fmt("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{"
+                                                   "\"pid\":%d,\"start_time\":%s}}", f.pid, huge[i]);
+                const struct {
+                        const char *msg, *parameter;
+                } cases[] = {
+                        { pid, "pid" }, { list_pid, "pid" }, { addr, "addresses" }, { st, "start_time" },
+                        { list_st, "start_time" },
+                };
+
+                for (size_t k = 0; k < ELEMENTSOF(cases); k++) {
+                        _cleanup_free_ char *reply = test_call(fd, cases[k].msg);
+                        if (!reply)
+                                fail_msg("'%s': the connection closed without a reply", cases[k].msg);
+                        _cleanup_json_ struct json_object *r = parse(reply);
+
+                        assert_error(r, "org.varlink.service.InvalidParameter");
+                        assert_string_equal(get_str(params_of(r), "parameter"), cases[k].parameter);
+                }
+        }
+
+        /* The same connection still answers, with the right start time. */
+        _cleanup_free_ char *good = fmt("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%d,"
+                                        "\"addresses\":[\"0x%" PRIx64 "\"],\"start_time\":%" PRIu64 "}}", f.pid,
+                                        marker, start_time);
+        _cleanup_free_ char *reply = test_call(fd, good);
+        assert_non_null(reply);
+        _cleanup_json_ struct json_object *r = parse(reply);
+        assert_null(error_of(r));
+        fixture_stop(&f);
 }
 
 static void test_malformed_closes(void **state) {
@@ -1092,15 +1152,7 @@ static bool wait_for(bool (*pred)(pid_t), pid_t pid) {
 }
 
 static bool runs_cat(pid_t pid) {
-        char path[64], exe[256];
-        ssize_t n;
-
-        snprintf(path, sizeof(path), "/proc/%d/exe", (int) pid);
-        n = readlink(path, exe, sizeof(exe) - 1);
-        if (n < 0)
-                return false;
-        exe[n] = 0;
-        return strlen(exe) >= 4 && strcmp(exe + strlen(exe) - 4, "/cat") == 0;
+        return fixture_runs_cat(pid);
 }
 
 /* A connection keeps its last target open; after an exec the same connection must see the
@@ -1141,6 +1193,94 @@ static void test_target_cache_exec(void **state) {
                 assert_false(mappings_name(r, "/fixture-proc"));
         }
         fixture_stop(&f);
+}
+
+/* The exec count of a fixture in its exec loop (the number after "exec-loop" in its command
+ * line), or -1 when it is not (yet) in the loop. */
+static long exec_count(pid_t pid) {
+        char path[64], buf[256];
+        _cleanup_close_ int fd = -1;
+        ssize_t n;
+
+        snprintf(path, sizeof(path), "/proc/%d/cmdline", (int) pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -1;
+        n = read(fd, buf, sizeof(buf) - 1);
+        if (n <= 0)
+                return -1;
+        buf[n] = 0;
+        for (char *p = buf; p < buf + n; p += strlen(p) + 1)
+                if (strcmp(p, "exec-loop") == 0 && p + strlen(p) + 1 < buf + n)
+                        return strtol(p + strlen(p) + 1, NULL, 10);
+        return -1;
+}
+
+static bool in_exec_loop(pid_t pid) {
+        return exec_count(pid) >= 0;
+}
+
+/* Queries racing the target's exec: a maps fd opened just before an exec belongs to the old mm,
+ * which is gone when it is read. A process alive before and after the call, with the same start
+ * time (an exec keeps it), must never be NoSuchProcess, nor list no mappings at all. Each query
+ * on a new connection: no connection's cached target is involved. The queries go on (Lookups and
+ * ListMappings in turn) until the target has exec()ed 500 times too: a query takes a fraction of
+ * an exec, and each exec is a chance for the race. */
+static void check_exec_race(const char *socket) {
+        enum { QUERIES = 200, EXECS = 500, QUERIES_MAX = 50000 };
+        unsigned no_such = 0, empty = 0;
+        struct fixture f;
+        long first, last = 0;
+        int i;
+
+        assert_int_equal(fixture_start(0, 0, &f), 0);
+        uint64_t start_time = stat_start_time(f.pid);
+        _cleanup_free_ char *list = fmt("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d}}",
+                                        f.pid);
+        _cleanup_free_ char *lookup = fmt("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%d,"
+                                          "\"addresses\":[\"0x1000\"]}}", f.pid);
+
+        assert_int_equal(write(f.stdin_fd, "r", 1), 1);
+        assert_true(wait_for(in_exec_loop, f.pid));
+        first = exec_count(f.pid);
+        for (i = 0; i < QUERIES_MAX && (i < QUERIES || last - first < EXECS); i++) {
+                _cleanup_close_ int fd = test_connect(socket);
+                assert_true(fd >= 0);
+                _cleanup_free_ char *reply = test_call(fd, i % 2 ? list : lookup);
+                assert_non_null(reply);
+                _cleanup_json_ struct json_object *r = parse(reply);
+                const char *e = error_of(r);
+
+                /* The target never exits while it loops: it is alive after the call, the same. */
+                assert_int_equal(kill(f.pid, 0), 0);
+                assert_true(stat_start_time(f.pid) == start_time);
+                if (e && strcmp(e, "io.memmapd.NoSuchProcess") == 0)
+                        no_such++;
+                else if (e)
+                        fail_msg("query %d: %s", i, reply);
+                else if (json_object_array_length(get(params_of(r), "mappings")) == 0 && i % 2)
+                        empty++;
+                else
+                        assert_true(json_object_get_uint64(get(get(params_of(r), "process"), "start_time")) ==
+                                    start_time);
+                /* Between execs the command line is briefly unreadable: keep the last count. */
+                long n = exec_count(f.pid);
+                if (n >= 0)
+                        last = n;
+        }
+        printf("# %d queries racing %ld execs: %u NoSuchProcess, %u empty listings\n", i, last - first, no_such, empty);
+        assert_true(last - first >= EXECS);
+        assert_int_equal(no_such, 0);
+        assert_int_equal(empty, 0);
+        fixture_stop(&f);
+}
+
+static void test_exec_race(void **state) {
+        check_exec_race(daemon_default.socket);
+}
+
+static void test_exec_race_maps_backend(void **state) {
+        with_maps_backend(check_exec_race);
 }
 
 struct cache_case {
@@ -1301,6 +1441,7 @@ int main(void) {
                 cmocka_unit_test(test_process_changed),
                 cmocka_unit_test(test_pipelined),
                 cmocka_unit_test(test_half_close),
+                cmocka_unit_test(test_huge_integers),
                 cmocka_unit_test(test_malformed_closes),
                 cmocka_unit_test(test_disconnect_mid_reply),
                 cmocka_unit_test(test_limits),
@@ -1312,6 +1453,8 @@ int main(void) {
                 cmocka_unit_test(test_memctl),
                 cmocka_unit_test(test_access),
                 cmocka_unit_test(test_target_cache_exec),
+                cmocka_unit_test(test_exec_race),
+                cmocka_unit_test(test_exec_race_maps_backend),
                 cmocka_unit_test(test_target_cache_permission),
                 cmocka_unit_test(test_pid_reuse_race),
         };

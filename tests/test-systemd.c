@@ -440,6 +440,118 @@ static void test_watchdog_other_pid(void **state) {
         env_done(&e);
 }
 
+/* Runs memmapd with LISTEN_FDS=n and fds 3.. set to fds[0..n) (-1: closed) and returns its exit
+ * status; its stderr (the log) into log. It must fail at once: no READY=1, no serving. */
+static int run_with_fds(struct env *e, const int *fds, int n, char *log, size_t size) {
+        int out[2], status;
+        size_t got = 0;
+        uint64_t deadline = now_usec() + WAIT_USEC;
+        pid_t pid;
+
+        assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                int high[4];
+                char buf[32];
+
+                /* Out of the way first: a source may itself be 3 or 4. */
+                for (int i = 0; i < n; i++)
+                        if (fds[i] >= 0 && (high[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 100)) < 0)
+                                _exit(126);
+                for (int i = 0; i < n; i++)
+                        if (fds[i] < 0 ? close(3 + i) < 0 && errno != EBADF : dup2(high[i], 3 + i) < 0)
+                                _exit(126);
+                if (dup2(out[1], STDERR_FILENO) < 0)
+                        _exit(126);
+                snprintf(buf, sizeof(buf), "%d", n);
+                setenv("LISTEN_FDS", buf, 1);
+                snprintf(buf, sizeof(buf), "%d", (int) getpid());
+                setenv("LISTEN_PID", buf, 1);
+                unsetenv("LISTEN_FDNAMES");
+                setenv("NOTIFY_SOCKET", e->notify, 1);
+                execl(memmapd_path(), "memmapd", "--config", e->config, (char *) NULL);
+                _exit(127);
+        }
+        running_pid = pid;
+        close(out[1]);
+        /* Its log until it exits (the pipe's end); bounded so that a daemon that serves fails. */
+        for (;;) {
+                struct pollfd p = { out[0], POLLIN, 0 };
+                uint64_t now = now_usec();
+                ssize_t k;
+
+                if (now >= deadline)
+                        fail_msg("memmapd with a bad LISTEN_FDS did not exit; log so far: %.*s", (int) got, log);
+                if (poll(&p, 1, (int) ((deadline - now + 999) / 1000)) <= 0)
+                        continue;
+                k = read(out[0], log + got, size - 1 - got);
+                assert_true(k >= 0);
+                if (k == 0 || got + (size_t) k == size - 1)
+                        break;
+                got += (size_t) k;
+        }
+        close(out[0]);
+        log[got] = 0;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        running_pid = 0;
+        return status;
+}
+
+static int unix_socket(int type, int listening) {
+        int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+
+        assert_true(fd >= 0);
+        if (listening) {
+                /* An address of the family alone: the kernel picks an abstract one. */
+                struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+                assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof(sa_family_t)), 0);
+                assert_int_equal(listen(fd, 1), 0);
+        }
+        return fd;
+}
+
+/* A passed fd that is closed or not a listening Unix stream socket: memmapd exits non-zero and
+ * its log says, at error level, which fd and what is wrong with it. */
+static void test_bad_listen_fds(void **state) {
+        _cleanup_close_ int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        _cleanup_close_ int unlistened = unix_socket(SOCK_STREAM, 0), dgram = unix_socket(SOCK_DGRAM, 0);
+        _cleanup_close_ int good = unix_socket(SOCK_STREAM, 1);
+        _cleanup_close_ int inet = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        const struct {
+                int fds[2], n;
+                const char *says;
+        } cases[] = {
+                { { -1 }, 1, "<3>Passed fd 3 (LISTEN_FDS=1) is not open" },
+                { { good, -1 }, 2, "<3>Passed fd 4 (LISTEN_FDS=2) is not open" },
+                { { null_fd }, 1, "<3>Passed fd 3 (LISTEN_FDS=1) is not a listening Unix stream socket: it is not a "
+                                  "socket but a character device" },
+                { { unlistened }, 1, "<3>Passed fd 3 (LISTEN_FDS=1) is not a listening Unix stream socket: it is a "
+                                     "Unix stream socket that is not listening" },
+                { { good, dgram }, 2, "<3>Passed fd 4 (LISTEN_FDS=2) is not a listening Unix stream socket: it is a "
+                                      "Unix socket of type 2 (SOCK_DGRAM), not SOCK_STREAM" },
+                { { inet }, 1, "<3>Passed fd 3 (LISTEN_FDS=1) is not a listening Unix stream socket: it is a socket "
+                               "of address family 2, not AF_UNIX" },
+        };
+        /* static: the teardown still reaches it after a failed assertion left this frame. */
+        static struct env e;
+
+        assert_true(null_fd >= 0);
+        assert_true(inet >= 0);
+        env_init(&e);
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                char log[8192];
+                int status = run_with_fds(&e, cases[i].fds, cases[i].n, log, sizeof(log));
+
+                if (!WIFEXITED(status) || WEXITSTATUS(status) == 0)
+                        fail_msg("case %zu: status 0x%x, log: %s", i, (unsigned) status, log);
+                if (!strstr(log, cases[i].says))
+                        fail_msg("case %zu: the log does not say \"%s\":\n%s", i, cases[i].says, log);
+        }
+        env_done(&e);
+}
+
 /* ------------------------------------------------------------------ the unit files */
 
 static char *read_file(const char *path) {
@@ -579,6 +691,7 @@ int main(void) {
                 cmocka_unit_test_teardown(test_socket_activate, teardown),
                 cmocka_unit_test_teardown(test_passed_socket_and_watchdog, teardown),
                 cmocka_unit_test_teardown(test_watchdog_other_pid, teardown),
+                cmocka_unit_test_teardown(test_bad_listen_fds, teardown),
                 cmocka_unit_test_teardown(test_units_verify, units_teardown),
                 cmocka_unit_test_teardown(test_units_security, units_teardown),
         };

@@ -279,30 +279,93 @@ static void test_call_depth(void **state) {
 }
 
 static void test_huge_numbers(void **state) {
-        static const char *const rejected[] = {
+        static const char *const unrepresentable[] = {
                 "18446744073709551616",
                 "18446744073709551617",
                 "99999999999999999999",
+                "99999999999999999999999",
                 "100000000000000000000000000000",
                 "-9223372036854775809",
                 "-18446744073709551616",
+                "-99999999999999999999999",
         };
         static const char *const accepted[] = {
                 "18446744073709551615", "-9223372036854775808", "1e400", "-1e400", "1.8446744073709551616e19",
                 "\"18446744073709551616\"", "\"0x10000000000000000000000\"", "123456789012345678901234567890.5",
         };
         struct varlink_call c;
+        struct varlink_reply reply;
         const char *bad = NULL;
 
-        /* json-c would clamp these silently: the message is refused instead */
-        for (size_t i = 0; i < ELEMENTSOF(rejected); i++) {
+        /* json-c would clamp these silently (18446744073709551616 would read as UINT64_MAX): in a
+         * call they are doubles, which no integer parameter takes, so the daemon can answer
+         * InvalidParameter naming the parameter; anywhere else in the message they are harmless.
+         * A reply holding one is refused whole. */
+        for (size_t i = 0; i < ELEMENTSOF(unrepresentable); i++) {
                 _cleanup_free_ char *msg = NULL;
+                struct json_object *v, *arr;
+                uint64_t u = 7;
+                int64_t n = 7;
 
-                assert_true(asprintf(&msg, "{\"method\":\"a.b.C\",\"parameters\":{\"n\":%s}}", rejected[i]) > 0);
-                expect_call_error(msg, -EBADMSG, NULL);
+                assert_true(asprintf(&msg,
+                                     "{\"method\":\"a.b.C\",\"parameters\":{\"n\":%s,\"s\":\"%s\",\"a\":[\"0x1\",%s],"
+                                     "\"ok\":18446744073709551615}}",
+                                     unrepresentable[i], unrepresentable[i], unrepresentable[i]) > 0);
+                if (parse_call(msg, &c, &bad) != 0)
+                        fail_msg("%s refused", msg);
+                assert_int_equal(varlink_param_u64(c.parameters, "n", true, 0, &u), -EINVAL);
+                assert_int_equal(varlink_param_int(c.parameters, "n", true, INT64_MIN, INT64_MAX, 0, &n), -EINVAL);
+                assert_int_equal(u, 7);
+                assert_int_equal(n, 7);
+                assert_true(json_object_object_get_ex(c.parameters, "n", &v));
+                assert_true(json_object_is_type(v, json_type_double));
+                /* The same digits in a string stay a string (and too big for parse_u64()). */
+                assert_int_equal(varlink_param_u64(c.parameters, "s", true, 0, &u), -EINVAL);
+                assert_true(json_object_object_get_ex(c.parameters, "a", &arr));
+                assert_int_equal(json_object_array_length(arr), 2);
+                assert_int_equal(varlink_json_u64(json_object_array_get_idx(arr, 0), &u), 0);
+                assert_int_equal(u, 1);
+                assert_int_equal(varlink_json_u64(json_object_array_get_idx(arr, 1), &u), -EINVAL);
+                /* Its neighbours keep their values. */
+                assert_int_equal(varlink_param_u64(c.parameters, "ok", true, 0, &u), 0);
+                assert_true(u == UINT64_MAX);
+                varlink_call_done(&c);
+
+                assert_int_equal(varlink_reply_parse(msg, strlen(msg), 0, &reply), -EBADMSG);
+
                 free(TAKE_PTR(msg));
-                assert_true(asprintf(&msg, "{\"method\":\"a.b.C\",\"x\":[0,\"]\\\"\",%s]}", rejected[i]) > 0);
-                expect_call_error(msg, -EBADMSG, NULL);
+                assert_true(asprintf(&msg, "{\"method\":\"a.b.C\",\"x\":[0,\"]\\\"\",%s]}", unrepresentable[i]) > 0);
+                if (parse_call(msg, &c, &bad) != 0)
+                        fail_msg("%s refused", msg);
+                varlink_call_done(&c);
+
+                /* A flag holding one is a wrong type. */
+                free(TAKE_PTR(msg));
+                assert_true(asprintf(&msg, "{\"method\":\"a.b.C\",\"more\":%s}", unrepresentable[i]) > 0);
+                expect_call_error(msg, -EINVAL, "more");
+
+                /* A Lookup, which is decoded directly when its addresses are plain: the pid, an
+                 * address and the start time. */
+                free(TAKE_PTR(msg));
+                assert_true(asprintf(&msg,
+                                     "{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%s,"
+                                     "\"addresses\":[\"0x1\"],\"start_time\":%s}}",
+                                     unrepresentable[i], unrepresentable[i]) > 0);
+                assert_int_equal(varlink_call_parse(msg, strlen(msg), 0, &c, &bad), 0);
+                assert_int_equal(c.n_addresses, 1);
+                assert_int_equal(varlink_param_int(c.parameters, "pid", true, 1, INT32_MAX, 0, &n), -EINVAL);
+                assert_int_equal(varlink_param_u64(c.parameters, "start_time", false, 0, &u), -EINVAL);
+                varlink_call_done(&c);
+                free(TAKE_PTR(msg));
+                assert_true(asprintf(&msg,
+                                     "{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":1,"
+                                     "\"addresses\":[\"0x1\",%s]}}",
+                                     unrepresentable[i]) > 0);
+                assert_int_equal(varlink_call_parse(msg, strlen(msg), 0, &c, &bad), 0);
+                assert_null(c.addresses);
+                assert_true(json_object_object_get_ex(c.parameters, "addresses", &arr));
+                assert_int_equal(varlink_json_u64(json_object_array_get_idx(arr, 1), &u), -EINVAL);
+                varlink_call_done(&c);
         }
         for (size_t i = 0; i < ELEMENTSOF(accepted); i++) {
                 _cleanup_free_ char *msg = NULL;
@@ -311,7 +374,12 @@ static void test_huge_numbers(void **state) {
                 if (parse_call(msg, &c, &bad) != 0)
                         fail_msg("%s refused", msg);
                 varlink_call_done(&c);
+                assert_int_equal(varlink_reply_parse(msg, strlen(msg), 0, &reply), 0);
+                varlink_reply_done(&reply);
         }
+        /* Still strict around them: a leading zero, trailing garbage. */
+        expect_call_error("{\"method\":\"a.b.C\",\"parameters\":{\"n\":099999999999999999999}}", -EBADMSG, NULL);
+        expect_call_error("{\"method\":\"a.b.C\",\"parameters\":{\"n\":99999999999999999999}}x", -EBADMSG, NULL);
 }
 
 static void test_name_validity(void **state) {
