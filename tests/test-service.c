@@ -838,7 +838,15 @@ static void test_sigterm_finishes_in_flight(void **state) {
         fd = test_connect(d.socket);
         msg = fmt("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d}}", f.pid);
         assert_int_equal(test_send(fd, msg), 0);
-        usleep(2000);
+        /* SIGTERM once the daemon has begun the call: a call it never read is not in flight
+         * (GetStatus counts itself, so n status calls and the listing make n + 1). */
+        for (uint64_t n = 1;; n++) {
+                _cleanup_json_ struct json_object *st = call_on(d.socket, "{\"method\":\"io.memmapd.GetStatus\"}");
+
+                if ((uint64_t) json_object_get_int64(get(params_of(st), "requests")) >= n + 1)
+                        break;
+                assert_true(n < 100000);
+        }
         kill(d.pid, SIGTERM);
         reply = test_recv(fd);
         assert_non_null(reply);
