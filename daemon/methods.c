@@ -754,6 +754,13 @@ static const struct method *find_method(const char *name) {
         return NULL;
 }
 
+/* A thread left with a client's credentials (or with part of them) must not serve anyone
+ * else: this cannot be recovered from. */
+static void __attribute__((noreturn)) credentials_lost(int r) {
+        log_full_errno(LOG_CRIT, r, "Cannot restore worker credentials");
+        abort();
+}
+
 int method_dispatch(const struct method_context *ctx, const struct varlink_call *call, char **ret_reply,
                     size_t *ret_len, const char **ret_error) {
         _cleanup_(json_writer_done) struct json_writer w;
@@ -774,6 +781,8 @@ int method_dispatch(const struct method_context *ctx, const struct varlink_call 
                 /* The kernel decides what an unprivileged client may read: every /proc and
                  * file access of the request happens with its credentials. */
                 r = ctx->client->privileged ? 0 : impersonate_begin(ctx->client, &imp);
+                if (r == -ENOTRECOVERABLE)
+                        credentials_lost(r);
                 if (r < 0)
                         error = reply_error_simple(&w, VARLINK_ERROR_PERMISSION_DENIED, NULL, NULL);
                 else {
@@ -789,12 +798,8 @@ int method_dispatch(const struct method_context *ctx, const struct varlink_call 
                         if (ctx->cache)
                                 ctx->cache->used = false;
                         r = impersonate_end(&imp);
-                        if (r < 0) {
-                                /* A thread left with a client's credentials must not serve
-                                 * anyone else: this cannot be recovered from. */
-                                log_full_errno(LOG_CRIT, r, "Cannot restore worker credentials");
-                                abort();
-                        }
+                        if (r < 0)
+                                credentials_lost(r);
                 }
         } else {
                 const char *dot = strrchr(call->method, '.');
