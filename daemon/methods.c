@@ -1,9 +1,11 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "interface.h"
@@ -437,6 +439,44 @@ static void target_cache_put(const struct method_context *ctx, struct process *p
         c->opened_usec = now_usec();
 }
 
+/* Whether the thread group of the /proc directory dir (relative to dir_fd) has a live thread
+ * tid. */
+static bool has_thread(int dir_fd, const char *dir, pid_t tid) {
+        char path[64];
+
+        snprintf(path, sizeof(path), "%stask/%d", dir, (int) tid);
+        return faccessat(dir_fd, path, F_OK, 0) >= 0;
+}
+
+/* Opens pid for the client. The kernel skips its access check when a process reads its own
+ * maps, so the daemon's own thread group (its pid, any of its thread ids) would be shown to
+ * anyone: it is refused to unprivileged clients here, before anything is opened, with the
+ * error any refused process gets. */
+static int target_open(const struct method_context *ctx, pid_t pid, struct process **ret) {
+        _cleanup_(process_freep) struct process *p = NULL;
+        int r;
+
+        if (ctx->client->privileged)
+                return process_open(pid, ret);
+        if (pid == getpid() || has_thread(AT_FDCWD, "/proc/self/", pid))
+                return -EPERM;
+        r = process_open(pid, &p);
+        if (r < 0)
+                return r;
+        /* A thread the daemon started after the check (a read-ahead thread takes whatever tid
+         * is free) would have been let in too: what was opened is asked again while its /proc
+         * directory pins it (is the daemon's main thread in its thread group?), and then
+         * whether it still lives, so that a thread of ours that ended in between is not taken
+         * for another process. */
+        if (has_thread(p->proc_fd, "", getpid()))
+                return -EPERM;
+        r = process_check_alive(p);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
 /* Reads pid and start_time, opens the process and checks its identity. On failure the
  * error reply is written and returned. */
 static const char *open_target(const struct method_context *ctx, struct json_object *params, struct json_writer *w,
@@ -453,7 +493,7 @@ static const char *open_target(const struct method_context *ctx, struct json_obj
 
         p = target_cache_take(ctx, (pid_t) pid);
         if (!p) {
-                r = process_open((pid_t) pid, &p);
+                r = target_open(ctx, (pid_t) pid, &p);
                 if (r == -ESRCH || r == -ENOENT)
                         return reply_pid_error(w, E_NO_SUCH_PROCESS, pid);
                 if (r == -EACCES || r == -EPERM)
