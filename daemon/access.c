@@ -246,14 +246,17 @@ static int thread_caps_get(uint32_t effective[2], uint32_t permitted[2]) {
         return 0;
 }
 
-/* Sets the effective set only: the permitted and inheritable sets are written back as they
- * are. capset() with pid 0 changes the calling thread. */
+/* Sets the effective set only, where it differs (each change of credentials costs about
+ * 2 us): the permitted and inheritable sets are written back as they are. capset() with
+ * pid 0 changes the calling thread. */
 static int thread_caps_set(const uint32_t effective[2]) {
         struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
         struct __user_cap_data_struct d[2] = {};
 
         if (syscall(SYS_capget, &h, d) < 0)
                 return -errno;
+        if (d[0].effective == effective[0] && d[1].effective == effective[1])
+                return 0;
         d[0].effective = effective[0];
         d[1].effective = effective[1];
         return syscall(SYS_capset, &h, d) < 0 ? -errno : 0;
@@ -308,7 +311,7 @@ int impersonate_begin(const struct client *c, struct impersonation *ret) {
         /* Groups and gid while CAP_SETGID is effective, the uid last (leaving euid 0 clears
          * the effective set of a daemon running as root), then whatever capabilities are
          * left (a daemon running as another user keeps them across the switch). Setting
-         * the euid and egid sets fsuid and fsgid along. */
+         * the euid and egid sets fsuid and fsgid along. The real and saved ids stay. */
         r = thread_setgroups(c->n_groups, c->groups);
         if (r >= 0)
                 r = thread_setegid(c->gid);
@@ -341,17 +344,23 @@ int impersonate_end(struct impersonation *s) {
 
         if (!s || !s->active)
                 return 0;
-        /* Capabilities first: setgroups() needs CAP_SETGID whatever the ids, and a daemon
-         * running as another user than root only gets them back this way. Then the ids: the
-         * saved euid and egid are the real and saved ones, which need no privilege; going
-         * back to euid 0 makes the effective set the permitted one, so the saved set is put
-         * back once more at the end. Every step is tried even after one failed. */
+        /* The euid first: going back to the real or saved uid needs no privilege, and going
+         * back to euid 0 makes the effective set the permitted one again. A daemon running as
+         * another user gets its capabilities back only by capset(), which comes next: the
+         * gid and groups need CAP_SETGID. Every step is tried even after one failed. */
+        if (thread_seteuid(s->euid) < 0) {
+                ok &= thread_caps_set(s->effective) >= 0;
+                ok &= thread_seteuid(s->euid) >= 0;
+        }
         ok &= thread_caps_set(s->effective) >= 0;
-        ok &= thread_seteuid(s->euid) >= 0;
         ok &= thread_setegid(s->egid) >= 0;
         ok &= thread_setgroups(s->n_groups, s->groups) >= 0;
-        setfsuid(s->fsuid);
-        setfsgid(s->fsgid);
+        /* Setting the euid and egid set these along; the daemon's may have differed. */
+        if ((uid_t) setfsuid((uid_t) -1) != s->fsuid)
+                setfsuid(s->fsuid);
+        if ((gid_t) setfsgid((gid_t) -1) != s->fsgid)
+                setfsgid(s->fsgid);
+        /* An fsuid crossing 0 changes the effective set too. */
         ok &= thread_caps_set(s->effective) >= 0;
         ok &= thread_creds_are(s->euid, s->egid, s->fsuid, s->fsgid, s->effective);
         ok &= thread_groups_are(s->n_groups, s->groups);

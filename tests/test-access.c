@@ -12,8 +12,10 @@
 #include <string.h>
 #include <sys/fsuid.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -501,6 +503,48 @@ static void test_thread_identity_service(void **state) {
         assert_int_equal(as_service(service_thread_identity, NULL), 0);
 }
 
+/* Takes cap out of the calling thread's permitted and effective sets. */
+static int drop_cap(int cap) {
+        struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+        struct __user_cap_data_struct d[2] = {};
+
+        if (syscall(SYS_capget, &h, d) < 0)
+                return -errno;
+        d[cap / 32].permitted &= ~(1u << (cap % 32));
+        d[cap / 32].effective &= ~(1u << (cap % 32));
+        d[cap / 32].inheritable &= ~(1u << (cap % 32));
+        return syscall(SYS_capset, &h, d) < 0 ? -errno : 0;
+}
+
+static int service_failures(void *arg) {
+        gid_t groups[] = { GID_PROFILERS };
+        struct client a = { .uid = UID_A, .gid = GID_A, .n_groups = 1, .groups = groups };
+        /* Its own uid needs no CAP_SETUID: only the gid and groups change. */
+        struct client own_uid = { .uid = UID_SERVICE, .gid = GID_A, .n_groups = 1, .groups = groups };
+        struct thread_ids before, after;
+        struct impersonation imp;
+
+        /* Without CAP_SETUID the switch fails half way (groups and gid are set by then): it
+         * is refused, and the thread is itself again. */
+        CHECK(drop_cap(CAP_SETUID) == 0);
+        CHECK(read_thread_ids(gettid(), &before) == 0);
+        CHECK(impersonate_begin(&a, &imp) == -EPERM);
+        CHECK(read_thread_ids(gettid(), &after) == 0);
+        CHECK(same_ids(&after, &before));
+
+        /* What cannot be given back is reported as such: the caller must stop serving. */
+        CHECK(impersonate_begin(&own_uid, &imp) == 0);
+        CHECK(drop_cap(CAP_SETGID) == 0);
+        CHECK(impersonate_end(&imp) == -ENOTRECOVERABLE);
+        return 0;
+}
+
+/* A switch that fails half way is undone; a restore that fails says so. */
+static void test_impersonation_failures(void **state) {
+        require_root();
+        assert_int_equal(as_service(service_failures, NULL), 0);
+}
+
 /* Processes in user namespaces, and what the kernel lets uid 65534 read of them. */
 struct ns_case {
         const char *what;
@@ -597,6 +641,7 @@ int main(void) {
                 cmocka_unit_test(test_owner_of_namespace),
                 cmocka_unit_test(test_thread_identity),
                 cmocka_unit_test(test_thread_identity_service),
+                cmocka_unit_test(test_impersonation_failures),
                 cmocka_unit_test(test_namespace_decisions),
         };
 
