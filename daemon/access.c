@@ -216,36 +216,80 @@ int client_from_socket(int fd, const gid_t *allowed, size_t n_allowed, struct cl
         return 0;
 }
 
-/* glibc's setgroups() changes every thread; the raw syscall changes only this one, which
- * is what per-thread impersonation needs. */
+/* glibc's setgroups(), setresuid() and setresgid() change every thread of the process (it
+ * has each thread make the syscall); the raw syscalls change only the calling thread, which
+ * is what per-thread impersonation needs. -1 leaves an id as it is. */
 static int thread_setgroups(size_t n, const gid_t *groups) {
         return syscall(SYS_setgroups, n, groups) < 0 ? -errno : 0;
 }
 
-static int thread_caps(bool set, uint32_t effective[2], uint32_t *permitted) {
+static int thread_seteuid(uid_t uid) {
+        return syscall(SYS_setresuid, (long) (uid_t) -1, (long) uid, (long) (uid_t) -1) < 0 ? -errno : 0;
+}
+
+static int thread_setegid(gid_t gid) {
+        return syscall(SYS_setresgid, (long) (gid_t) -1, (long) gid, (long) (gid_t) -1) < 0 ? -errno : 0;
+}
+
+static int thread_caps_get(uint32_t effective[2], uint32_t permitted[2]) {
         struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
         struct __user_cap_data_struct d[2] = {};
 
         if (syscall(SYS_capget, &h, d) < 0)
                 return -errno;
-        if (!set) {
-                effective[0] = d[0].effective;
-                effective[1] = d[1].effective;
-                if (permitted)
-                        permitted[0] = d[0].permitted, permitted[1] = d[1].permitted;
-                return 0;
+        effective[0] = d[0].effective;
+        effective[1] = d[1].effective;
+        if (permitted) {
+                permitted[0] = d[0].permitted;
+                permitted[1] = d[1].permitted;
         }
+        return 0;
+}
+
+/* Sets the effective set only, where it differs (each change of credentials costs about
+ * 2 us): the permitted and inheritable sets are written back as they are. capset() with
+ * pid 0 changes the calling thread. */
+static int thread_caps_set(const uint32_t effective[2]) {
+        struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+        struct __user_cap_data_struct d[2] = {};
+
+        if (syscall(SYS_capget, &h, d) < 0)
+                return -errno;
+        if (d[0].effective == effective[0] && d[1].effective == effective[1])
+                return 0;
         d[0].effective = effective[0];
         d[1].effective = effective[1];
         return syscall(SYS_capset, &h, d) < 0 ? -errno : 0;
 }
 
+/* Whether the calling thread now has exactly these ids and effective capabilities, read
+ * back: setfs*id() report no errors, and the kernel turns effective capabilities on or off
+ * as euid and fsuid cross 0. */
+static bool thread_creds_are(uid_t euid, gid_t egid, uid_t fsuid, gid_t fsgid, const uint32_t effective[2]) {
+        uid_t ru, eu, su;
+        gid_t rg, eg, sg;
+        uint32_t eff[2] = { 0, 0 };
+
+        if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0)
+                return false;
+        if (eu != euid || eg != egid)
+                return false;
+        if ((uid_t) setfsuid((uid_t) -1) != fsuid || (gid_t) setfsgid((gid_t) -1) != fsgid)
+                return false;
+        if (thread_caps_get(eff, NULL) < 0)
+                return false;
+        return eff[0] == effective[0] && eff[1] == effective[1];
+}
+
 int impersonate_begin(const struct client *c, struct impersonation *ret) {
+        static const uint32_t none[2] = { 0, 0 };
         struct impersonation s = {};
-        uint32_t none[2] = { 0, 0 }, permitted[2];
+        uint32_t permitted[2] = { 0, 0 };
+        uid_t ruid, suid;
+        gid_t rgid, sgid;
         int n, r;
 
-        r = thread_caps(false, s.effective, permitted);
+        r = thread_caps_get(s.effective, permitted);
         if (r < 0)
                 return r;
         /* A daemon without capabilities, running as the client's own user (a per-user
@@ -258,47 +302,70 @@ int impersonate_begin(const struct client *c, struct impersonation *ret) {
         if (n < 0)
                 return -errno;
         s.n_groups = (size_t) n;
+        if (getresuid(&ruid, &s.euid, &suid) < 0 || getresgid(&rgid, &s.egid, &sgid) < 0)
+                return -errno;
         s.fsuid = (uid_t) setfsuid((uid_t) -1);
         s.fsgid = (gid_t) setfsgid((gid_t) -1);
-
-        r = thread_setgroups(c->n_groups, c->groups);
-        if (r < 0)
-                return r;
         s.active = true;
-        /* setfs*id() report no errors: read the value back to know it took. */
-        setfsgid(c->gid);
-        setfsuid(c->uid);
-        if ((gid_t) setfsgid((gid_t) -1) != c->gid || (uid_t) setfsuid((uid_t) -1) != c->uid) {
-                impersonate_end(&s);
-                return -EPERM;
-        }
-        r = thread_caps(true, none, NULL);
+
+        /* Groups and gid while CAP_SETGID is effective, the uid last (leaving euid 0 clears
+         * the effective set of a daemon running as root), then whatever capabilities are
+         * left (a daemon running as another user keeps them across the switch). Setting
+         * the euid and egid sets fsuid and fsgid along. The real and saved ids stay. */
+        r = thread_setgroups(c->n_groups, c->groups);
+        if (r >= 0)
+                r = thread_setegid(c->gid);
+        if (r >= 0)
+                r = thread_seteuid(c->uid);
+        if (r >= 0)
+                r = thread_caps_set(none);
+        if (r >= 0 && !thread_creds_are(c->uid, c->gid, c->uid, c->gid, none))
+                r = -EPERM;
         if (r < 0) {
-                impersonate_end(&s);
-                return r;
+                int k = impersonate_end(&s);
+
+                return k < 0 ? k : r;
         }
         *ret = s;
         return 0;
 }
 
+/* Whether the calling thread's supplementary groups are exactly these (as getgroups()
+ * returns them: the kernel keeps them sorted, and they were read that way). */
+static bool thread_groups_are(size_t n, const gid_t *groups) {
+        gid_t now[DAEMON_GROUPS_MAX];
+        int k = getgroups(DAEMON_GROUPS_MAX, now);
+
+        return k >= 0 && (size_t) k == n && memcmp(now, groups, n * sizeof(gid_t)) == 0;
+}
+
 int impersonate_end(struct impersonation *s) {
-        int r = 0, k;
+        bool ok = true;
 
         if (!s || !s->active)
                 return 0;
-        /* Capabilities first: setting the ids back may need them. */
-        k = thread_caps(true, s->effective, NULL);
-        if (k < 0)
-                r = k;
-        setfsuid(s->fsuid);
-        setfsgid(s->fsgid);
-        if ((uid_t) setfsuid((uid_t) -1) != s->fsuid || (gid_t) setfsgid((gid_t) -1) != s->fsgid)
-                r = -EPERM;
-        k = thread_setgroups(s->n_groups, s->groups);
-        if (k < 0 && r == 0)
-                r = k;
+        /* The euid first: going back to the real or saved uid needs no privilege, and going
+         * back to euid 0 makes the effective set the permitted one again. A daemon running as
+         * another user gets its capabilities back only by capset(), which comes next: the
+         * gid and groups need CAP_SETGID. Every step is tried even after one failed. */
+        if (thread_seteuid(s->euid) < 0) {
+                ok &= thread_caps_set(s->effective) >= 0;
+                ok &= thread_seteuid(s->euid) >= 0;
+        }
+        ok &= thread_caps_set(s->effective) >= 0;
+        ok &= thread_setegid(s->egid) >= 0;
+        ok &= thread_setgroups(s->n_groups, s->groups) >= 0;
+        /* Setting the euid and egid set these along; the daemon's may have differed. */
+        if ((uid_t) setfsuid((uid_t) -1) != s->fsuid)
+                setfsuid(s->fsuid);
+        if ((gid_t) setfsgid((gid_t) -1) != s->fsgid)
+                setfsgid(s->fsgid);
+        /* An fsuid crossing 0 changes the effective set too. */
+        ok &= thread_caps_set(s->effective) >= 0;
+        ok &= thread_creds_are(s->euid, s->egid, s->fsuid, s->fsgid, s->effective);
+        ok &= thread_groups_are(s->n_groups, s->groups);
         s->active = false;
-        return r;
+        return ok ? 0 : -ENOTRECOVERABLE;
 }
 
 int resolve_groups(char *const *names, size_t n, gid_t *ret_gids, size_t *ret_n, size_t *ret_unknown) {

@@ -46,20 +46,26 @@ bool client_is_privileged(const struct client *c, const gid_t *allowed_gids, siz
 /* The calling thread's credentials, saved while it acts as a client. */
 struct impersonation {
         bool active;
-        uid_t fsuid;
-        gid_t fsgid;
+        uid_t euid, fsuid;
+        gid_t egid, fsgid;
         size_t n_groups;
         gid_t groups[DAEMON_GROUPS_MAX];
         uint32_t effective[2];            /* capability words */
 };
 
-/* Makes the calling thread (only it) act as the client for filesystem and ptrace access
- * checks: its fsuid, fsgid and supplementary groups, and no effective capabilities. Opening
- * /proc/PID/maps then succeeds exactly when the client could open it itself. -EPERM when
- * the daemon lacks the privilege to switch (it then must not serve the client). */
+/* Makes the calling thread (only it: raw syscalls, not glibc's process-wide set*id) act as
+ * the client in every access check: its euid, egid, fsuid, fsgid and supplementary groups,
+ * and no effective capabilities. The real and saved ids stay the daemon's, so the thread can
+ * switch back and the client gains no hold over it (signals, ptrace). The kernel then
+ * decides as it would for the client itself, the capability rule of user namespaces (the
+ * owner, compared by euid, has every capability in them) included. -EPERM or -errno when
+ * the switch cannot be made (the client must then not be served), with the thread restored;
+ * -ENOTRECOVERABLE when even that failed: the thread must not serve anyone again. */
 int impersonate_begin(const struct client *c, struct impersonation *ret);
 
-/* Restores what impersonate_begin() saved; accepts an inactive one. */
+/* Restores what impersonate_begin() saved, checked by reading it back; accepts an inactive
+ * one. -ENOTRECOVERABLE when any of it could not be restored: the thread must not serve
+ * anyone again. */
 int impersonate_end(struct impersonation *s);
 
 /* Resolves group names to gids; unknown names are skipped and counted in *ret_unknown. */

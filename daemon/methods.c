@@ -1,9 +1,11 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "interface.h"
@@ -436,6 +438,44 @@ static void target_cache_put(const struct method_context *ctx, struct process *p
         c->opened_usec = now_usec();
 }
 
+/* Whether the thread group of the /proc directory dir (relative to dir_fd) has a live thread
+ * tid. */
+static bool has_thread(int dir_fd, const char *dir, pid_t tid) {
+        char path[64];
+
+        snprintf(path, sizeof(path), "%stask/%d", dir, (int) tid);
+        return faccessat(dir_fd, path, F_OK, 0) >= 0;
+}
+
+/* Opens pid for the client. The kernel skips its access check when a process reads its own
+ * maps, so the daemon's own thread group (its pid, any of its thread ids) would be shown to
+ * anyone: it is refused to unprivileged clients here, before anything is opened, with the
+ * error any refused process gets. */
+static int target_open(const struct method_context *ctx, pid_t pid, struct process **ret) {
+        _cleanup_(process_freep) struct process *p = NULL;
+        int r;
+
+        if (ctx->client->privileged)
+                return process_open(pid, ret);
+        if (pid == getpid() || has_thread(AT_FDCWD, "/proc/self/", pid))
+                return -EPERM;
+        r = process_open(pid, &p);
+        if (r < 0)
+                return r;
+        /* A thread the daemon started after the check (a read-ahead thread takes whatever tid
+         * is free) would have been let in too: what was opened is asked again while its /proc
+         * directory pins it (is the daemon's main thread in its thread group?), and then
+         * whether it still lives, so that a thread of ours that ended in between is not taken
+         * for another process. */
+        if (has_thread(p->proc_fd, "", getpid()))
+                return -EPERM;
+        r = process_check_alive(p);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
 /* Reads pid and start_time, opens the process and checks its identity. On failure the
  * error reply is written and returned. */
 static const char *open_target(const struct method_context *ctx, struct json_object *params, struct json_writer *w,
@@ -452,7 +492,7 @@ static const char *open_target(const struct method_context *ctx, struct json_obj
 
         p = target_cache_take(ctx, (pid_t) pid);
         if (!p) {
-                r = process_open((pid_t) pid, &p);
+                r = target_open(ctx, (pid_t) pid, &p);
                 if (r == -ESRCH || r == -ENOENT)
                         return reply_pid_error(w, E_NO_SUCH_PROCESS, pid);
                 if (r == -EACCES || r == -EPERM)
@@ -777,6 +817,13 @@ static bool call_met_exec(const struct method_context *ctx, const char *error) {
                process_same(read_found_gone.pid, read_found_gone.start_time) > 0;
 }
 
+/* A thread left with a client's credentials (or with part of them) must not serve anyone
+ * else: this cannot be recovered from. */
+static void __attribute__((noreturn)) credentials_lost(int r) {
+        log_full_errno(LOG_CRIT, r, "Cannot restore worker credentials");
+        abort();
+}
+
 int method_dispatch(const struct method_context *ctx, const struct varlink_call *call, char **ret_reply,
                     size_t *ret_len, const char **ret_error) {
         _cleanup_(json_writer_done) struct json_writer w;
@@ -797,6 +844,8 @@ int method_dispatch(const struct method_context *ctx, const struct varlink_call 
                 /* The kernel decides what an unprivileged client may read: every /proc and
                  * file access of the request happens with its credentials. */
                 r = ctx->client->privileged ? 0 : impersonate_begin(ctx->client, &imp);
+                if (r == -ENOTRECOVERABLE)
+                        credentials_lost(r);
                 if (r < 0)
                         error = reply_error_simple(&w, VARLINK_ERROR_PERMISSION_DENIED, NULL, NULL);
                 else {
@@ -812,12 +861,8 @@ int method_dispatch(const struct method_context *ctx, const struct varlink_call 
                                 error = m->func(ctx, call, &w);
                         }
                         r = impersonate_end(&imp);
-                        if (r < 0) {
-                                /* A thread left with a client's credentials must not serve
-                                 * anyone else: this cannot be recovered from. */
-                                log_full_errno(LOG_CRIT, r, "Cannot restore worker credentials");
-                                abort();
-                        }
+                        if (r < 0)
+                                credentials_lost(r);
                 }
         } else {
                 const char *dot = strrchr(call->method, '.');

@@ -145,10 +145,11 @@ int process_open(pid_t pid, struct process **ret) {
                 return -ENOMEM;
         *p = (struct process) { .pid = pid, .pidfd = -1, .proc_fd = -1, .maps_fd = -1, .refs = 1 };
 
-        /* ENOSYS: an old kernel; EINVAL: pid is a thread, not a thread-group leader. The
-         * start time then remains the identity check. */
+        /* ENOSYS: an old kernel; EINVAL (ENOENT since Linux 6.x): pid is a thread, not a
+         * thread-group leader. The start time then remains the identity check. A pid that
+         * names nothing is ESRCH. */
         r = pidfd_open_cloexec(pid);
-        if (r == -ENOSYS || r == -EINVAL)
+        if (r == -ENOSYS || r == -EINVAL || r == -ENOENT)
                 r = -1;
         else if (r < 0)
                 return r;

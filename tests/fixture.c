@@ -1,11 +1,16 @@
 #include <errno.h>
 #include <grp.h>
 #include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/securebits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -48,8 +53,28 @@ int fixture_start(long n_vmas, int with_files, struct fixture *ret) {
         return fixture_start_as(n_vmas, with_files, (uid_t) -1, (gid_t) -1, 0, ret);
 }
 
-int fixture_start_as(long n_vmas, int with_files, uid_t uid, gid_t gid, int nondumpable, struct fixture *ret) {
-        int in[2], out[2];
+/* A user namespace for the fixture: ids 0..count-1 in it are outside..outside+count-1. */
+struct fixture_userns {
+        uid_t outside;
+        unsigned count;
+};
+
+static int write_id_map(pid_t pid, const char *file, const struct fixture_userns *ns) {
+        char path[64], line[64];
+        _cleanup_close_ int fd = -1;
+        int len;
+
+        snprintf(path, sizeof(path), "/proc/%d/%s", (int) pid, file);
+        len = snprintf(line, sizeof(line), "0 %u %u\n", (unsigned) ns->outside, ns->count);
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        return write(fd, line, (size_t) len) == len ? 0 : -errno;
+}
+
+static int fixture_start_full(long n_vmas, int with_files, uid_t uid, gid_t gid, int nondumpable,
+                              const struct fixture_userns *ns, struct fixture *ret) {
+        int in[2], out[2], sync[2] = { -1, -1 }, go[2] = { -1, -1 };
         char nbuf[32], line[256];
         struct fixture f = { .stdin_fd = -1 };
         FILE *fp;
@@ -59,12 +84,16 @@ int fixture_start_as(long n_vmas, int with_files, uid_t uid, gid_t gid, int nond
                 return -errno;
         if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)
                 return -errno;
+        if (ns && (pipe2(sync, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0))
+                return -errno;
         snprintf(nbuf, sizeof(nbuf), "%ld", n_vmas);
 
         f.pid = fork();
         if (f.pid < 0)
                 return -errno;
         if (f.pid == 0) {
+                char b;
+
                 dup2(in[0], 0);
                 dup2(out[1], 1);
                 if (nondumpable)
@@ -72,6 +101,16 @@ int fixture_start_as(long n_vmas, int with_files, uid_t uid, gid_t gid, int nond
                 if (with_files && uid != (uid_t) -1 && chown(f.dir, uid, gid) < 0)
                         _exit(126);
                 become(uid, gid);
+                if (ns) {
+                        /* Root maps the ids once the namespace exists; then become its root.
+                         * Only the parent may hold the write end: its exit ends the wait. */
+                        close(sync[0]);
+                        close(go[1]);
+                        if (unshare(CLONE_NEWUSER) < 0 || write(sync[1], "n", 1) != 1 || read(go[0], &b, 1) != 1)
+                                _exit(125);
+                        if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+                                _exit(124);
+                }
                 execl(test_program("FIXTURE_PROC", "tests/fixture-proc"), "fixture-proc",
                       with_files ? f.dir : "", nbuf, (char *) NULL);
                 _exit(127);
@@ -79,6 +118,26 @@ int fixture_start_as(long n_vmas, int with_files, uid_t uid, gid_t gid, int nond
         close(in[0]);
         close(out[1]);
         f.stdin_fd = in[1];
+        if (ns) {
+                char b;
+                int r = read(sync[0], &b, 1) == 1 ? 0 : -EIO;
+
+                if (r >= 0)
+                        r = write_id_map(f.pid, "uid_map", ns);
+                if (r >= 0)
+                        r = write_id_map(f.pid, "gid_map", ns);
+                if (r >= 0 && write(go[1], "g", 1) != 1)
+                        r = -errno;
+                for (unsigned i = 0; i < 2; i++) {
+                        close(sync[i]);
+                        close(go[i]);
+                }
+                if (r < 0) {
+                        close(out[0]);
+                        fixture_stop(&f);
+                        return r;
+                }
+        }
 
         fp = fdopen(out[0], "r");
         if (!fp)
@@ -103,6 +162,78 @@ int fixture_start_as(long n_vmas, int with_files, uid_t uid, gid_t gid, int nond
         fclose(fp);
         fixture_stop(&f);
         return -EIO;
+}
+
+int fixture_start_as(long n_vmas, int with_files, uid_t uid, gid_t gid, int nondumpable, struct fixture *ret) {
+        return fixture_start_full(n_vmas, with_files, uid, gid, nondumpable, NULL, ret);
+}
+
+int fixture_start_userns(uid_t creator, uid_t outside, unsigned count, int nondumpable, struct fixture *ret) {
+        const struct fixture_userns ns = { .outside = outside, .count = count };
+
+        return fixture_start_full(0, 0, creator, creator, nondumpable, &ns, ret);
+}
+
+static int read_maps(void *arg) {
+        char path[64], b;
+        int fd, e;
+
+        snprintf(path, sizeof(path), "/proc/%d/maps", (int) *(pid_t *) arg);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return errno;
+        e = read(fd, &b, 1) == 1 ? 0 : errno ? errno : EIO;
+        close(fd);
+        return e;
+}
+
+int test_maps_readable_as(uid_t uid, gid_t gid, pid_t pid) {
+        int r = run_as(uid, gid, read_maps, &pid);
+
+        /* An errno (all are below 126), else how the child failed. */
+        return r < 0 ? r : r == 0 ? 0 : r < 126 ? -r : -ECHILD;
+}
+
+static const int service_caps[] = { CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH, CAP_SETUID, CAP_SETGID };
+
+uint64_t test_service_caps(void) {
+        uint64_t m = 0;
+
+        for (size_t i = 0; i < sizeof(service_caps) / sizeof(service_caps[0]); i++)
+                m |= UINT64_C(1) << service_caps[i];
+        return m;
+}
+
+int test_become_service_user(uid_t uid, gid_t gid) {
+        struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+        struct __user_cap_data_struct d[2] = {};
+        uint64_t keep = test_service_caps();
+
+        /* The bounding set and securebits while still root (CAP_SETPCAP); the capabilities
+         * are kept across the uid change, as systemd does for User=. */
+        for (int c = 0; c < 64; c++) {
+                if (keep & (UINT64_C(1) << c))
+                        continue;
+                if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0) {
+                        if (errno == EINVAL)
+                                break; /* past the kernel's last capability */
+                        return -errno;
+                }
+        }
+        if (prctl(PR_SET_SECUREBITS, SECBIT_KEEP_CAPS | SECBIT_NOROOT | SECBIT_NOROOT_LOCKED, 0, 0, 0) < 0)
+                return -errno;
+        if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)
+                return -errno;
+        for (unsigned w = 0; w < 2; w++)
+                d[w].permitted = d[w].effective = d[w].inheritable = (uint32_t) (keep >> (32 * w));
+        if (syscall(SYS_capset, &h, d) < 0)
+                return -errno;
+        for (size_t i = 0; i < sizeof(service_caps) / sizeof(service_caps[0]); i++)
+                if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, service_caps[i], 0, 0) < 0)
+                        return -errno;
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                return -errno;
+        return 0;
 }
 
 const char *fixture_get_string(const struct fixture *f, const char *key) {
@@ -201,6 +332,10 @@ int test_connect(const char *path) {
 }
 
 int test_daemon_start(const char *const *extra_args, struct test_daemon *ret) {
+        return test_daemon_start_as((uid_t) -1, (gid_t) -1, extra_args, ret);
+}
+
+int test_daemon_start_as(uid_t uid, gid_t gid, const char *const *extra_args, struct test_daemon *ret) {
         struct test_daemon d = {};
         char config[128];
         const char *argv[32];
@@ -210,6 +345,9 @@ int test_daemon_start(const char *const *extra_args, struct test_daemon *ret) {
         strcpy(d.dir, "/tmp/memmapd-test-XXXXXX");
         /* Searchable by all: the access tests connect as other users. */
         if (!mkdtemp(d.dir) || chmod(d.dir, 0755) < 0)
+                return -errno;
+        /* The daemon creates its socket there. */
+        if (uid != (uid_t) -1 && chown(d.dir, uid, gid) < 0)
                 return -errno;
         snprintf(d.socket, sizeof(d.socket), "%s/io.memmapd", d.dir);
         argv[n++] = "memmapd";
@@ -230,6 +368,8 @@ int test_daemon_start(const char *const *extra_args, struct test_daemon *ret) {
         if (d.pid < 0)
                 return -errno;
         if (d.pid == 0) {
+                if (uid != (uid_t) -1 && test_become_service_user(uid, gid) < 0)
+                        _exit(126);
                 execv(test_program("MEMMAPD", "daemon/memmapd"), (char *const *) argv);
                 _exit(127);
         }

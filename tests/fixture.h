@@ -24,9 +24,28 @@ int fixture_start(long n_vmas, int with_files, struct fixture *ret);
  * non-dumpable with prctl(PR_SET_DUMPABLE, 0) when asked. */
 int fixture_start_as(long n_vmas, int with_files, uid_t uid, gid_t gid, int nondumpable, struct fixture *ret);
 
+/* The same in a new user namespace created by creator (uid and gid; -1: stays root), whose
+ * ids 0..count-1 root maps to outside..outside+count-1 (as newuidmap would); the fixture
+ * runs as uid and gid 0 in it, non-dumpable when asked. 0 or -errno. */
+int fixture_start_userns(uid_t creator, uid_t outside, unsigned count, int nondumpable, struct fixture *ret);
+
 /* Runs fn(arg) in a forked child as uid/gid (setgroups, setresgid, setresuid: no
  * capabilities left) and returns its exit status (0-255), or -errno. */
 int run_as(uid_t uid, gid_t gid, int (*fn)(void *arg), void *arg);
+
+/* Whether uid/gid (no supplementary groups, no capabilities) may read /proc/PID/maps itself,
+ * tried in a forked child: 0, or the -errno that opening or reading it gave. */
+int test_maps_readable_as(uid_t uid, gid_t gid, pid_t pid);
+
+/* Makes the calling process uid/gid with exactly the capabilities systemd/memmapd.service.in
+ * gives the daemon, as the unit does (User=, Group=, AmbientCapabilities=,
+ * CapabilityBoundingSet=, SecureBits=noroot-locked, NoNewPrivileges=yes): permitted,
+ * effective, inheritable and ambient CAP_SYS_PTRACE CAP_DAC_READ_SEARCH CAP_SETUID
+ * CAP_SETGID, so they survive an exec. 0 or -errno. */
+int test_become_service_user(uid_t uid, gid_t gid);
+
+/* The effective set test_become_service_user() leaves, as /proc/PID/status shows it. */
+uint64_t test_service_caps(void);
 
 /* The value it printed for key, parsed as a number (0x... or decimal); 0 when missing. */
 uint64_t fixture_get(const struct fixture *f, const char *key);
@@ -56,6 +75,10 @@ struct test_daemon {
 /* Starts $MEMMAPD --socket DIR/io.memmapd with the extra arguments (NULL-terminated) and
  * waits until the socket answers. 0 or -errno. */
 int test_daemon_start(const char *const *extra_args, struct test_daemon *ret);
+
+/* The same, the daemon running as uid/gid with the unit's capabilities only
+ * (test_become_service_user()); uid -1: as the caller. DIR belongs to uid. */
+int test_daemon_start_as(uid_t uid, gid_t gid, const char *const *extra_args, struct test_daemon *ret);
 
 /* SIGTERM, then reaps it; returns its exit status (or 128+signal). */
 int test_daemon_stop(struct test_daemon *d);

@@ -6,13 +6,16 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fsuid.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -320,6 +323,314 @@ static void test_owner_of_namespace(void **state) {
         rmdir(dir);
 }
 
+/* ------------------------------------------------------------------ the thread's identity */
+
+#define UID_NOBODY 65534
+#define UID_SERVICE 60100
+
+#define CHECK(cond)                                                                      \
+        do {                                                                             \
+                if (!(cond)) {                                                           \
+                        fprintf(stderr, "%s:%d: failed: %s\n", __FILE__, __LINE__, #cond); \
+                        return 1;                                                        \
+                }                                                                        \
+        } while (0)
+
+/* The same while impersonating: gives the thread back first, so that what follows runs as
+ * itself. */
+#define CHECK_AS(cond)                                                                   \
+        do {                                                                             \
+                if (!(cond)) {                                                           \
+                        fprintf(stderr, "%s:%d: failed: %s\n", __FILE__, __LINE__, #cond); \
+                        (void) impersonate_end(&imp);                                    \
+                        return 1;                                                        \
+                }                                                                        \
+        } while (0)
+
+/* A thread's credentials as the kernel reports them in /proc/self/task/TID/status. */
+struct thread_ids {
+        char uid[64], gid[64], groups[256];
+        uint64_t cap_eff;
+};
+
+static void copy_field(char *dst, size_t size, const char *value) {
+        size_t len = strcspn(value, "\n");
+
+        /* Groups: ends with a space. */
+        while (len > 0 && (value[len - 1] == ' ' || value[len - 1] == '\t'))
+                len--;
+        snprintf(dst, size, "%.*s", (int) len, value);
+}
+
+static int read_thread_ids(pid_t tid, struct thread_ids *ret) {
+        char path[64], line[4096];
+        struct thread_ids t = {};
+        unsigned found = 0;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int) tid);
+        f = fopen(path, "re");
+        if (!f)
+                return -errno;
+        while (fgets(line, sizeof(line), f)) {
+                if (strncmp(line, "Uid:\t", 5) == 0)
+                        copy_field(t.uid, sizeof(t.uid), line + 5), found |= 1;
+                else if (strncmp(line, "Gid:\t", 5) == 0)
+                        copy_field(t.gid, sizeof(t.gid), line + 5), found |= 2;
+                else if (strncmp(line, "Groups:\t", 8) == 0)
+                        copy_field(t.groups, sizeof(t.groups), line + 8), found |= 4;
+                else if (strncmp(line, "CapEff:\t", 8) == 0 && sscanf(line + 8, "%" SCNx64, &t.cap_eff) == 1)
+                        found |= 8;
+        }
+        fclose(f);
+        if (found != 15)
+                return -EBADMSG;
+        *ret = t;
+        return 0;
+}
+
+static bool same_ids(const struct thread_ids *a, const struct thread_ids *b) {
+        return strcmp(a->uid, b->uid) == 0 && strcmp(a->gid, b->gid) == 0 && strcmp(a->groups, b->groups) == 0 &&
+               a->cap_eff == b->cap_eff;
+}
+
+struct idle_thread {
+        pid_t tid;
+        int ready[2], quit[2];
+};
+
+static void *idle_main(void *userdata) {
+        struct idle_thread *t = userdata;
+        char b;
+
+        t->tid = gettid();
+        (void) !write(t->ready[1], "r", 1);
+        (void) !read(t->quit[0], &b, 1);
+        return NULL;
+}
+
+/* impersonate_begin() gives the calling thread, and it only, the client's euid, egid, fsuid,
+ * fsgid and groups and no effective capabilities, keeping the real and saved ids, and
+ * impersonate_end() gives everything back. Run by a daemon whose ids are daemon_uid and
+ * daemon_gid; returns 0, or 1 after saying what failed. */
+static int check_thread_identity(uid_t daemon_uid, gid_t daemon_gid) {
+        gid_t groups[] = { GID_PROFILERS, GID_PROFILERS + 1 };
+        struct client c = { .uid = UID_A, .gid = GID_A, .n_groups = 2, .groups = groups };
+        struct thread_ids before, other_before, during, other_during, after, other_after;
+        struct idle_thread t = {};
+        struct impersonation imp;
+        char want[64];
+        pthread_t th;
+        char b;
+
+        CHECK(pipe2(t.ready, O_CLOEXEC) == 0 && pipe2(t.quit, O_CLOEXEC) == 0);
+        CHECK(pthread_create(&th, NULL, idle_main, &t) == 0);
+        CHECK(read(t.ready[0], &b, 1) == 1);
+
+        CHECK(read_thread_ids(gettid(), &before) == 0);
+        CHECK(read_thread_ids(t.tid, &other_before) == 0);
+        snprintf(want, sizeof(want), "%u\t%u\t%u\t%u", daemon_uid, daemon_uid, daemon_uid, daemon_uid);
+        CHECK(strcmp(before.uid, want) == 0);
+        CHECK(before.cap_eff != 0);
+
+        CHECK(impersonate_begin(&c, &imp) == 0);
+        CHECK_AS(read_thread_ids(gettid(), &during) == 0);
+        CHECK_AS(read_thread_ids(t.tid, &other_during) == 0);
+        /* The client's effective and file system ids, the daemon's real and saved ones. */
+        snprintf(want, sizeof(want), "%u\t%u\t%u\t%u", daemon_uid, UID_A, daemon_uid, UID_A);
+        if (strcmp(during.uid, want) != 0)
+                fprintf(stderr, "Uid: %s, want %s\n", during.uid, want);
+        CHECK_AS(strcmp(during.uid, want) == 0);
+        snprintf(want, sizeof(want), "%u\t%u\t%u\t%u", daemon_gid, GID_A, daemon_gid, GID_A);
+        CHECK_AS(strcmp(during.gid, want) == 0);
+        snprintf(want, sizeof(want), "%u %u", GID_PROFILERS, GID_PROFILERS + 1);
+        CHECK_AS(strcmp(during.groups, want) == 0);
+        CHECK_AS(during.cap_eff == 0);
+        /* The other thread is untouched. */
+        CHECK_AS(same_ids(&other_during, &other_before));
+
+        CHECK(impersonate_end(&imp) == 0);
+        CHECK(read_thread_ids(gettid(), &after) == 0);
+        CHECK(read_thread_ids(t.tid, &other_after) == 0);
+        CHECK(same_ids(&after, &before));
+        CHECK(same_ids(&other_after, &other_before));
+
+        CHECK(write(t.quit[1], "q", 1) == 1);
+        CHECK(pthread_join(th, NULL) == 0);
+        close(t.ready[0]);
+        close(t.ready[1]);
+        close(t.quit[0]);
+        close(t.quit[1]);
+        return 0;
+}
+
+static void test_thread_identity(void **state) {
+        require_root();
+        assert_int_equal(check_thread_identity(0, 0), 0);
+}
+
+/* A child running as the service does (its own uid, the unit's capabilities only). */
+static int as_service(int (*fn)(void *arg), void *arg) {
+        int status;
+        pid_t pid = fork();
+
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                if (test_become_service_user(UID_SERVICE, UID_SERVICE) < 0)
+                        _exit(126);
+                _exit(fn(arg));
+        }
+        if (waitpid(pid, &status, 0) < 0)
+                return -errno;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static int service_thread_identity(void *arg) {
+        struct thread_ids now;
+
+        if (read_thread_ids(gettid(), &now) < 0 || now.cap_eff != test_service_caps()) {
+                fprintf(stderr, "not running with the unit's capabilities\n");
+                return 1;
+        }
+        return check_thread_identity(UID_SERVICE, UID_SERVICE);
+}
+
+/* The same with a daemon running as the unit runs it: another user than root, whose
+ * capabilities the uid change does not touch. */
+static void test_thread_identity_service(void **state) {
+        require_root();
+        assert_int_equal(as_service(service_thread_identity, NULL), 0);
+}
+
+/* Takes cap out of the calling thread's permitted and effective sets. */
+static int drop_cap(int cap) {
+        struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+        struct __user_cap_data_struct d[2] = {};
+
+        if (syscall(SYS_capget, &h, d) < 0)
+                return -errno;
+        d[cap / 32].permitted &= ~(1u << (cap % 32));
+        d[cap / 32].effective &= ~(1u << (cap % 32));
+        d[cap / 32].inheritable &= ~(1u << (cap % 32));
+        return syscall(SYS_capset, &h, d) < 0 ? -errno : 0;
+}
+
+static int service_failures(void *arg) {
+        gid_t groups[] = { GID_PROFILERS };
+        struct client a = { .uid = UID_A, .gid = GID_A, .n_groups = 1, .groups = groups };
+        /* Its own uid needs no CAP_SETUID: only the gid and groups change. */
+        struct client own_uid = { .uid = UID_SERVICE, .gid = GID_A, .n_groups = 1, .groups = groups };
+        struct thread_ids before, after;
+        struct impersonation imp;
+
+        /* Without CAP_SETUID the switch fails half way (groups and gid are set by then): it
+         * is refused, and the thread is itself again. */
+        CHECK(drop_cap(CAP_SETUID) == 0);
+        CHECK(read_thread_ids(gettid(), &before) == 0);
+        CHECK(impersonate_begin(&a, &imp) == -EPERM);
+        CHECK(read_thread_ids(gettid(), &after) == 0);
+        CHECK(same_ids(&after, &before));
+
+        /* What cannot be given back is reported as such: the caller must stop serving. */
+        CHECK(impersonate_begin(&own_uid, &imp) == 0);
+        CHECK(drop_cap(CAP_SETGID) == 0);
+        CHECK(impersonate_end(&imp) == -ENOTRECOVERABLE);
+        return 0;
+}
+
+/* A switch that fails half way is undone; a restore that fails says so. */
+static void test_impersonation_failures(void **state) {
+        require_root();
+        assert_int_equal(as_service(service_failures, NULL), 0);
+}
+
+/* Processes in user namespaces, and what the kernel lets uid 65534 read of them. */
+struct ns_case {
+        const char *what;
+        uid_t creator, outside;
+        unsigned count;
+        int nondumpable;
+        bool readable;                  /* what the kernel says */
+        struct fixture f;
+};
+
+static struct ns_case ns_cases[] = {
+        /* root ran unshare --user --map-root-user: the namespace is root's. */
+        { "root's unshare -r", (uid_t) -1, 0, 1, 0, false },
+        /* A container: root's namespace, its root mapped to 300000. */
+        { "container", (uid_t) -1, 300000, 65536, 0, false },
+        { "non-dumpable in a container", (uid_t) -1, 300000, 65536, 1, false },
+        /* The client's own: unshare --user --map-root-user, and a subuid range. */
+        { "client's unshare -r", UID_NOBODY, UID_NOBODY, 1, 0, true },
+        { "client's subuid namespace", UID_NOBODY, 400000, 65536, 0, true },
+        { "non-dumpable in the client's subuid namespace", UID_NOBODY, 400000, 65536, 1, true },
+};
+
+static int open_as_quiet(const struct client *c, pid_t pid) {
+        struct impersonation imp;
+        struct process *p = NULL;
+        int r;
+
+        r = impersonate_begin(c, &imp);
+        if (r < 0)
+                return r;
+        r = process_open(pid, &p);
+        if (impersonate_end(&imp) < 0)
+                return -ENOTRECOVERABLE;
+        process_free(p);
+        return r;
+}
+
+/* Every case: the impersonating thread is let in exactly where the kernel lets uid 65534 in,
+ * and the daemon itself reads them all. */
+static int check_ns_decisions(void *arg) {
+        struct client nobody = { .uid = UID_NOBODY, .gid = UID_NOBODY };
+        int failed = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(ns_cases); i++) {
+                struct ns_case *k = &ns_cases[i];
+                struct process *p = NULL;
+                int r = open_as_quiet(&nobody, k->f.pid);
+
+                if ((r == 0) != k->readable || (r < 0 && r != -EACCES && r != -EPERM)) {
+                        fprintf(stderr, "%s: opened as uid 65534: %s, the kernel says %s\n", k->what,
+                                r == 0 ? "readable" : strerror(-r), k->readable ? "readable" : "EACCES");
+                        failed = 1;
+                }
+                r = process_open(k->f.pid, &p);
+                process_free(p);
+                if (r < 0) {
+                        fprintf(stderr, "%s: the daemon itself cannot open it: %s\n", k->what, strerror(-r));
+                        failed = 1;
+                }
+        }
+        return failed;
+}
+
+static void test_namespace_decisions(void **state) {
+        require_root();
+        for (size_t i = 0; i < ELEMENTSOF(ns_cases); i++) {
+                struct ns_case *k = &ns_cases[i];
+                int kernel;
+
+                assert_int_equal(fixture_start_userns(k->creator, k->outside, k->count, k->nondumpable, &k->f), 0);
+                /* What the kernel says, asked directly: the expectations hold on this kernel. */
+                kernel = test_maps_readable_as(UID_NOBODY, UID_NOBODY, k->f.pid);
+                if ((kernel == 0) != k->readable)
+                        fail_msg("%s: the kernel says %s to uid 65534", k->what, kernel == 0 ? "readable" : strerror(-kernel));
+        }
+        /* As a daemon running as root, and as one running as the unit runs it. */
+        {
+                int as_root = check_ns_decisions(NULL), as_unit = as_service(check_ns_decisions, NULL);
+
+                assert_int_equal(as_root, 0);
+                assert_int_equal(as_unit, 0);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(ns_cases); i++)
+                fixture_stop(&ns_cases[i].f);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_kernel_decides),
@@ -328,6 +639,10 @@ int main(void) {
                 cmocka_unit_test(test_peer_identity),
                 cmocka_unit_test(test_many_groups),
                 cmocka_unit_test(test_owner_of_namespace),
+                cmocka_unit_test(test_thread_identity),
+                cmocka_unit_test(test_thread_identity_service),
+                cmocka_unit_test(test_impersonation_failures),
+                cmocka_unit_test(test_namespace_decisions),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
