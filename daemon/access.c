@@ -103,20 +103,47 @@ static int ns_ino(int fd, ino_t *ret) {
         return 0;
 }
 
+static int self_userns(ino_t *ret) {
+        _cleanup_close_ int s = open("/proc/self/ns/user", O_RDONLY | O_CLOEXEC);
+
+        if (s < 0)
+                return -errno;
+        return ns_ino(s, ret);
+}
+
+int process_userns_within(int proc_fd, ino_t userns) {
+        _cleanup_close_ int cur = openat(proc_fd, "ns/user", O_RDONLY | O_CLOEXEC);
+
+        if (cur < 0)
+                return -errno;
+        for (unsigned depth = 0; depth < 40; depth++) {
+                _cleanup_close_ int parent = -1;
+                ino_t ino = 0;
+                int r;
+
+                r = ns_ino(cur, &ino);
+                if (r < 0)
+                        return r;
+                if (ino == userns)
+                        return 1;
+                parent = ioctl(cur, NS_GET_PARENT);
+                if (parent < 0)
+                        /* EPERM: above the daemon's namespace, the top of what we see. */
+                        return errno == EPERM ? 0 : -errno;
+                closep(&cur);
+                cur = TAKE_FD(parent);
+        }
+        return -ELOOP;
+}
+
 int userns_owner(int userns_fd, uid_t *ret) {
         _cleanup_close_ int cur = -1;
         ino_t self = 0, ino = 0;
         int r;
 
-        {
-                _cleanup_close_ int s = open("/proc/self/ns/user", O_RDONLY | O_CLOEXEC);
-
-                if (s < 0)
-                        return -errno;
-                r = ns_ino(s, &self);
-                if (r < 0)
-                        return r;
-        }
+        r = self_userns(&self);
+        if (r < 0)
+                return r;
         cur = fcntl(userns_fd, F_DUPFD_CLOEXEC, 3);
         if (cur < 0)
                 return -errno;
@@ -206,10 +233,17 @@ int client_from_socket(int fd, const gid_t *allowed, size_t n_allowed, struct cl
         ns = peer_userns(fd, c.pid);
         if (ns >= 0) {
                 uid_t owner;
+                ino_t self = 0, ino = 0;
 
-                if (userns_owner(ns, &owner) >= 0)
+                r = userns_owner(ns, &owner);
+                if (r >= 0)
                         c.owner = owner;
-        }
+                if (r != -ENOENT)
+                        /* Not the daemon's namespace (or not known to be). */
+                        c.userns = self_userns(&self) >= 0 && ns_ino(ns, &ino) >= 0 && ino != self ? ino
+                                                                                                : USERNS_UNKNOWN;
+        } else
+                c.userns = USERNS_UNKNOWN;
         c.privileged = client_is_privileged(&c, allowed, n_allowed);
         *ret = c;
         c = (struct client) {};

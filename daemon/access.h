@@ -19,6 +19,10 @@ struct client {
          * owns the outermost user namespace the client runs in below the daemon's (one user
          * with a /etc/subuid range owns every uid of it), else uid. */
         uid_t owner;
+        /* The client's user namespace when it is not the daemon's (inode number in nsfs), else
+         * 0; USERNS_UNKNOWN when it could not be found (the peer is gone). The kernel lets a
+         * process in a user namespace read no process outside it, whatever the uids say. */
+        ino_t userns;
         size_t n_groups;
         gid_t *groups;                    /* supplementary groups (SO_PEERGROUPS), malloc()ed */
         bool privileged;                  /* root, or a member of an allowed group */
@@ -35,6 +39,12 @@ void client_done(struct client *c);
 
 /* A deep copy (the group list too). 0 or -ENOMEM. */
 int client_copy(const struct client *c, struct client *ret);
+
+#define USERNS_UNKNOWN ((ino_t) -1)
+
+/* Whether the user namespace of the process whose /proc/PID directory is proc_fd is the one
+ * numbered userns or lies below it: 1, 0, or -errno. */
+int process_userns_within(int proc_fd, ino_t userns);
 
 /* The uid that owns the outermost user namespace below the daemon's that userns_fd (an fd of
  * a user namespace) descends from; -ENOENT when it is the daemon's own namespace, -errno. */

@@ -469,6 +469,14 @@ static int target_open(const struct method_context *ctx, pid_t pid, struct proce
          * for another process. */
         if (has_thread(p->proc_fd, "", getpid()))
                 return -EPERM;
+        /* A client inside a user namespace reads nothing outside it through the kernel (the
+         * capability check runs in the client's namespace), but the serving thread stays in
+         * ours: ask that part of the question here. */
+        if (ctx->client->userns != 0) {
+                r = process_userns_within(p->proc_fd, ctx->client->userns);
+                if (r <= 0)
+                        return r == 0 ? -EPERM : r == -ENOENT ? -ESRCH : r;
+        }
         r = process_check_alive(p);
         if (r < 0)
                 return r;

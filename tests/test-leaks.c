@@ -3,6 +3,9 @@
  * as root and against one running as the unit runs it (its own user, four capabilities). */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/prctl.h>
 #include <grp.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -277,10 +280,102 @@ static void test_daemon_as_service_user(void **state) {
         check_leaks(UID_SERVICE);
 }
 
+static int write_file(const char *path, const char *text) {
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+        if (fd < 0)
+                return -errno;
+        return write(fd, text, strlen(text)) == (ssize_t) strlen(text) ? 0 : -EIO;
+}
+
+static bool kernel_reads(pid_t pid) {
+        char path[64];
+        _cleanup_close_ int fd = -1;
+
+        snprintf(path, sizeof(path), "/proc/%d/maps", (int) pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        return fd >= 0;
+}
+
+/* Runs as uid 65534 inside a user namespace of its own (its root mapped to 65534): asks about
+ * outside, a process of its own uid outside the namespace, and inside, a child of its own in
+ * it. Exit status: bit 0 set when the kernel and memmapd disagree about outside, bit 1 about
+ * inside, bit 2 when the kernel did not behave as the test assumes; 126 on setup failure. */
+static int ask_from_namespace(const char *socket, pid_t outside) {
+        int status = 0, r;
+        pid_t inside;
+
+        if (setgroups(0, NULL) < 0 || setresgid(UID_NOBODY, UID_NOBODY, UID_NOBODY) < 0 ||
+            setresuid(UID_NOBODY, UID_NOBODY, UID_NOBODY) < 0 ||
+            /* A uid change made us non-dumpable: /proc/self would stay root's. */
+            prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0 || unshare(CLONE_NEWUSER) < 0 ||
+            write_file("/proc/self/setgroups", "deny") < 0 || write_file("/proc/self/uid_map", "0 65534 1") < 0 ||
+            write_file("/proc/self/gid_map", "0 65534 1") < 0)
+                return 126;
+        inside = fork();
+        if (inside < 0)
+                return 126;
+        if (inside == 0) {
+                pause();
+                _exit(0);
+        }
+        for (int i = 0; i < 2; i++) {
+                pid_t pid = i == 0 ? outside : inside;
+                bool kernel = kernel_reads(pid);
+
+                /* The kernel refuses what lies outside, even with the same uid. */
+                if (kernel != (i == 1))
+                        status |= 4;
+                for (int lookup = 0; lookup < 2; lookup++) {
+                        const struct query q = { .socket = socket, .pid = pid, .lookup = lookup };
+
+                        r = ask(&q);
+                        if (r != (kernel ? ANSWER_MAPS : ANSWER_DENIED)) {
+                                fprintf(stderr, "from a user namespace, %s (%s): memmapd gives %s, the kernel %s\n",
+                                        i == 0 ? "a process of the same uid outside" : "a process inside",
+                                        lookup ? "Lookup" : "ListMappings", answer_name(r),
+                                        kernel ? "the maps" : "a refusal");
+                                status |= 1 << i;
+                        }
+                }
+        }
+        kill(inside, SIGKILL);
+        waitpid(inside, NULL, 0);
+        return status;
+}
+
+/* A client inside a user namespace reads nothing outside it through the kernel (the
+ * capability check runs in its namespace, whatever the uids), so memmapd must not either;
+ * what lies inside stays readable. */
+static void test_client_in_namespace(void **state) {
+        struct target *own = NULL;
+        struct test_daemon d;
+        int status;
+        pid_t pid;
+
+        require_root();
+        for (size_t i = 0; i < ELEMENTSOF(targets); i++)
+                if (strcmp(targets[i].what, "the client's own process") == 0)
+                        own = &targets[i];
+        assert_non_null(own);
+        assert_int_equal(test_daemon_start(NULL, &d), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+                _exit(ask_from_namespace(d.socket, own->pid));
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_not_equal(WEXITSTATUS(status), 126);
+        assert_int_equal(WEXITSTATUS(status) & 4, 0);
+        assert_int_equal(WEXITSTATUS(status), 0);
+        assert_int_equal(test_daemon_stop(&d), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_daemon_as_root),
                 cmocka_unit_test(test_daemon_as_service_user),
+                cmocka_unit_test(test_client_in_namespace),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);
