@@ -811,10 +811,12 @@ static const struct method *find_method(const char *name) {
         return NULL;
 }
 
-/* A call that meets an exec is made again, at most this often: with a target exec()ing in a
- * loop, about 1% of the calls made again met another exec (measured); none holds a worker
- * forever. */
-#define EXEC_RETRIES_MAX 3
+/* A call that meets an exec is made again, at most this often. Each attempt that meets an
+ * exec ends at its first read, so the bound is cheap; it must be high, though: with a target
+ * exec()ing in a loop under a sanitizer build, about one attempt in four met another exec, and
+ * three retries let one call in 200 answer NoSuchProcess for a live process. Still bounded: a
+ * process that exec()s without pause holds a worker for no more than this many short reads. */
+#define EXEC_RETRIES_MAX 64
 
 /* Whether the call just made answered NoSuchProcess because its target exec()ed under it: a
  * read found the mm gone, yet the pid still names the process it opened (an exec keeps the pid
