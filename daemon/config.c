@@ -27,7 +27,12 @@ void config_init(struct config *c) {
                         .max_addresses = 100000,
                         .max_connections = 1024,
                         .max_connections_per_uid = 128,
-                        .max_output_queue = 64u * 1024 * 1024,
+                        /* Was 64 MiB: 1,024 clients could then hold 64 GiB. What all of them
+                         * hold together is bounded by OutputBudget; this only bounds one reply. */
+                        .max_output_queue = 16u * 1024 * 1024,
+                        .reserved_connections = 64,
+                        .output_budget = 256u * 1024 * 1024,
+                        .output_budget_per_uid = 64u * 1024 * 1024,
                         .idle_timeout_sec = 300,
                         .max_json_depth = 16,
                 },
@@ -121,6 +126,9 @@ int config_set(struct config *c, const char *key, const char *value) {
                 N("MaxConnections", 1, 1u << 20, limits.max_connections),
                 N("MaxConnectionsPerUser", 1, 1u << 20, limits.max_connections_per_uid),
                 N("MaxOutputQueue", 64u * 1024, UINT64_C(4) << 30, limits.max_output_queue),
+                N("ReservedConnections", 0, 1u << 20, limits.reserved_connections),
+                N("OutputBudget", 1u << 20, UINT64_C(64) << 30, limits.output_budget),
+                N("OutputBudgetPerUser", 64u * 1024, UINT64_C(64) << 30, limits.output_budget_per_uid),
                 N("IdleTimeoutSec", 1, 86400 * 365, limits.idle_timeout_sec),
                 N("MaxJsonDepth", 4, 256, limits.max_json_depth),
 #undef N

@@ -17,6 +17,9 @@ struct limits {
         size_t max_connections;
         size_t max_connections_per_uid;
         size_t max_output_queue;        /* bytes queued to one client before it is dropped */
+        size_t reserved_connections;    /* of max_connections, only root and AllowGroups members take */
+        size_t output_budget;           /* queued output and requests held, daemon-wide, bytes */
+        size_t output_budget_per_uid;   /* the same for one unprivileged user (namespace owner) */
         unsigned idle_timeout_sec;
         unsigned max_json_depth;
 };

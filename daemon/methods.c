@@ -193,6 +193,12 @@ static const char *get_status(const struct method_context *ctx, const struct var
         json_writer_uint(w, cs.entries);
         json_writer_key(w, "connections");
         json_writer_uint(w, atomic_load(&ctx->stats->connections));
+        json_writer_key(w, "oneway_skipped");
+        json_writer_uint(w, atomic_load(&ctx->stats->oneway_skipped));
+        json_writer_key(w, "output_held");
+        json_writer_uint(w, atomic_load(&ctx->stats->output_held));
+        json_writer_key(w, "parked");
+        json_writer_uint(w, atomic_load(&ctx->stats->parked));
         json_writer_key(w, "limits");
         json_writer_object_begin(w);
         json_writer_key(w, "max_message_size");
@@ -205,6 +211,12 @@ static const char *get_status(const struct method_context *ctx, const struct var
         json_writer_uint(w, l->max_connections_per_uid);
         json_writer_key(w, "max_output_queue");
         json_writer_uint(w, l->max_output_queue);
+        json_writer_key(w, "reserved_connections");
+        json_writer_uint(w, l->reserved_connections);
+        json_writer_key(w, "output_budget");
+        json_writer_uint(w, l->output_budget);
+        json_writer_key(w, "output_budget_per_uid");
+        json_writer_uint(w, l->output_budget_per_uid);
         json_writer_key(w, "idle_timeout_sec");
         json_writer_uint(w, l->idle_timeout_sec);
         json_writer_key(w, "max_json_depth");
@@ -843,7 +855,9 @@ int method_dispatch(const struct method_context *ctx, const struct varlink_call 
         size_t len;
         int r;
 
-        json_writer_init(&w, ctx->limits->max_output_queue);
+        size_t output_max = ctx->output_max > 0 ? ctx->output_max : ctx->limits->max_output_queue;
+
+        json_writer_init(&w, output_max);
         if (ctx->stream)
                 ctx->stream->parts = 0;
         if (m && !m->reads_processes)
@@ -896,8 +910,12 @@ int method_dispatch(const struct method_context *ctx, const struct varlink_call 
         r = json_writer_finish(&w, &buf, &len);
         if (r < 0) {
                 json_writer_reset(&w);
-                error = r == -E2BIG ? reply_limit(&w, "max_output_queue", ctx->limits->max_output_queue)
-                                    : reply_internal(&w, r);
+                if (r != -E2BIG)
+                        error = reply_internal(&w, r);
+                else if (ctx->output_limit)
+                        error = reply_limit(&w, ctx->output_limit, ctx->output_limit_value);
+                else
+                        error = reply_limit(&w, "max_output_queue", output_max);
                 r = json_writer_finish(&w, &buf, &len);
                 if (r < 0)
                         return r;

@@ -17,6 +17,9 @@ struct service_stats {
         atomic_uint_fast64_t requests;
         atomic_uint_fast64_t errors;
         atomic_uint_fast64_t connections;
+        atomic_uint_fast64_t oneway_skipped;    /* oneway calls past their budget, not run */
+        atomic_uint_fast64_t output_held;       /* bytes of queued output and requests held */
+        atomic_uint_fast64_t parked;            /* connections waiting for a worker of their share */
         uint64_t start_usec;            /* CLOCK_MONOTONIC */
 };
 
@@ -48,12 +51,18 @@ struct method_context {
         const struct client *client;    /* from the socket, never from the request */
         struct target_cache *cache;     /* the connection's; NULL: open every target afresh */
         struct reply_stream *stream;    /* NULL: every reply in one message, "more" or not */
+        /* The largest reply this call may make, when a budget leaves less than
+         * max_output_queue, and the limit named in its LimitExceeded (with its value). 0:
+         * max_output_queue. */
+        size_t output_max;
+        const char *output_limit;
+        uint64_t output_limit_value;
 };
 
 /* Answers one call: *ret_reply receives the whole reply message (or, for a streamed
  * reply, its last part: the others went to ctx->stream), NUL terminator included in
  * *ret_len. *ret_error names the Varlink error replied, or NULL on success. A reply above
- * max_output_queue is replaced by LimitExceeded. Returns 0, or -ENOMEM. */
+ * max_output_queue (or ctx->output_max) is replaced by LimitExceeded. Returns 0, or -ENOMEM. */
 int method_dispatch(const struct method_context *ctx, const struct varlink_call *call, char **ret_reply,
                     size_t *ret_len, const char **ret_error);
 

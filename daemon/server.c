@@ -34,6 +34,23 @@
 #define ACCEPTS_PER_WAKEUP 16
 /* Stop taking a client's next call while this much output waits for it to read. */
 #define OUTPUT_HIGH_WATER (256 * 1024)
+/* A turn: what one connection gets before the others ready are served. A pipeline of calls
+ * from one client would otherwise hold a worker until it ended (four connections pipelining
+ * big listings stopped everyone for a minute). */
+#define CALLS_PER_TURN 4
+#define TURN_OUTPUT_MAX (1024 * 1024)
+/* Oneway calls are answered into the void, so no output bound ever pauses their pipeline:
+ * each connection and each user gets a bucket of them (burst, then a rate per second).
+ * Calls past it are parsed, counted (oneway_skipped) and not run: nobody waits for them. */
+#define ONEWAY_BURST_CONN 8
+#define ONEWAY_RATE_CONN 4
+#define ONEWAY_BURST_USER 32
+#define ONEWAY_RATE_USER 16
+/* Every call may make a reply this large whatever the budgets say, so small calls (a status,
+ * a lookup) are always answered; workers x this is all it may add beyond the budgets. */
+#define REPLY_ROOM_MIN (64 * 1024)
+/* A reader keeps this much room between messages; a larger buffer is given back. */
+#define READER_KEEP (64 * 1024)
 #define SHUTDOWN_TIMEOUT_USEC (10 * 1000000ull)
 #define TICK_USEC 1000000ull
 
@@ -51,6 +68,7 @@ enum source_type {
         SOURCE_SIGNAL,
         SOURCE_TIMER,
         SOURCE_STOP,
+        SOURCE_READY,
         SOURCE_CONN,
 };
 
@@ -59,11 +77,35 @@ struct source {
         int fd;
 };
 
+/* What one user is charged with: all uids of one user namespace owner together (a user with
+ * a /etc/subuid range is one user). Under the server lock; freed with its last connection. */
+struct account {
+        struct account *next;
+        uid_t owner;
+        size_t n_conns;
+        size_t held;                    /* bytes its connections hold (output, requests) */
+        double oneway_tokens;
+        uint64_t oneway_refill_usec;
+        struct conn *parked_head, *parked_tail; /* waiting for a worker, in order */
+        struct account *turn_next;      /* in the server's round of accounts with parked conns */
+        bool in_round;
+};
+
 struct conn {
         struct source src;              /* first: epoll data points here */
         struct conn *prev, *next;       /* under the server lock */
         struct server *server;
         struct client client;
+        struct account *account;        /* set before the connection is armed, then fixed */
+        /* Under the server lock: the parked or ready list it is in, what it was woken for. */
+        struct conn *queue_next;
+        uint32_t resume_events;
+        size_t held;                    /* bytes charged to the budgets, under the lock */
+        /* Owned like the reader: the connection's own oneway bucket, this turn's work. */
+        double oneway_tokens;
+        uint64_t oneway_refill_usec;
+        unsigned turn_calls;
+        size_t turn_bytes;
         /* Owned by the thread that took the connection's event, until it re-arms it. */
         struct varlink_reader in;
         struct varlink_writer out;
@@ -85,6 +127,9 @@ struct server {
         size_t n_listen;
         char *owned_socket_path;        /* a socket file we created and remove at exit */
         struct source signal_src, timer_src, stop_src;
+        /* An eventfd (EFD_SEMAPHORE) counting the connections on the ready list: each is
+         * taken by one thread, which then owns it. */
+        struct source ready_src;
 
         pthread_t *threads;
         unsigned n_threads;
@@ -96,6 +141,17 @@ struct server {
         pthread_mutex_t lock;
         struct conn *conns;
         size_t n_conns;
+        size_t n_unprivileged;          /* connections of unprivileged clients */
+        struct account *accounts;
+        /* Connections whose turn was cut short, or unparked, waiting for any thread. */
+        struct conn *ready_head, *ready_tail;
+        /* Unprivileged clients together run on at most unprivileged_slots threads, so root
+         * and AllowGroups members always find one; the others park, served a user at a
+         * time in turn (round), each user's connections in order. */
+        unsigned unprivileged_slots, unprivileged_running;
+        struct account *round_head, *round_tail;
+        size_t n_parked;
+        size_t held_total, held_unprivileged;
         int reserve_fd;                 /* given up to accept-and-close when out of fds */
         bool shutting_down;
         bool listen_paused;             /* out of fds and no reserve: listeners unarmed until a tick */
@@ -131,6 +187,224 @@ static void request_stop(struct server *s) {
         (void) !write(s->stop_src.fd, &one, sizeof(one));
 }
 
+/* ------------------------------------------------------------------ accounts and budgets */
+
+/* Under lock. The account of owner, made (with no connection) when it has none. */
+static struct account *account_get(struct server *s, uid_t owner) {
+        struct account *a;
+
+        for (a = s->accounts; a; a = a->next)
+                if (a->owner == owner)
+                        return a;
+        a = calloc(1, sizeof(*a));
+        if (!a)
+                return NULL;
+        a->owner = owner;
+        a->oneway_tokens = ONEWAY_BURST_USER;
+        a->oneway_refill_usec = now_usec();
+        a->next = s->accounts;
+        s->accounts = a;
+        return a;
+}
+
+/* Under lock. Frees an account that has no connection left. */
+static void account_put(struct server *s, struct account *a) {
+        if (!a || a->n_conns > 0)
+                return;
+        for (struct account **p = &s->accounts; *p; p = &(*p)->next)
+                if (*p == a) {
+                        *p = a->next;
+                        break;
+                }
+        free(a);
+}
+
+/* Takes one call from a bucket of burst calls refilled at rate a second: whether there was one. */
+static bool bucket_take(double *tokens, uint64_t *refill_usec, unsigned burst, unsigned rate) {
+        uint64_t now = now_usec();
+
+        if (now > *refill_usec)
+                *tokens = MIN((double) burst, *tokens + (double) (now - *refill_usec) * rate / 1e6);
+        *refill_usec = now;
+        if (*tokens < 1.0)
+                return false;
+        *tokens -= 1.0;
+        return true;
+}
+
+/* Called by the connection's owner: whether this oneway call may run (the connection's and
+ * its user's buckets both have one). */
+static bool conn_oneway_allowed(struct conn *c) {
+        struct server *s = c->server;
+        bool ok;
+
+        if (!bucket_take(&c->oneway_tokens, &c->oneway_refill_usec, ONEWAY_BURST_CONN, ONEWAY_RATE_CONN))
+                return false;
+        pthread_mutex_lock(&s->lock);
+        ok = bucket_take(&c->account->oneway_tokens, &c->account->oneway_refill_usec, ONEWAY_BURST_USER,
+                         ONEWAY_RATE_USER);
+        pthread_mutex_unlock(&s->lock);
+        return ok;
+}
+
+/* Under lock. Sets what c is charged with to held bytes. */
+static void conn_charge_locked(struct conn *c, size_t held) {
+        struct server *s = c->server;
+
+        s->held_total = s->held_total - c->held + held;
+        if (!c->client.privileged) {
+                s->held_unprivileged = s->held_unprivileged - c->held + held;
+                c->account->held = c->account->held - c->held + held;
+        }
+        c->held = held;
+        atomic_store(&s->stats.output_held, s->held_total);
+}
+
+/* Called by the connection's owner after its output or input buffer changed: charges what
+ * it holds now (queued output, buffered request bytes) to the daemon's and its user's
+ * budgets. */
+static void conn_charge(struct conn *c) {
+        size_t held = c->out.pending + c->in.allocated;
+
+        if (held == c->held)
+                return;
+        pthread_mutex_lock(&c->server->lock);
+        conn_charge_locked(c, held);
+        pthread_mutex_unlock(&c->server->lock);
+}
+
+/* How large a reply c's next call may make: max_output_queue, or less when what the daemon
+ * (unprivileged clients: 3/4 of OutputBudget) or this user (OutputBudgetPerUser) holds leaves
+ * less room; then *ret_limit names the budget and *ret_value is its size. Never less than
+ * REPLY_ROOM_MIN. */
+static size_t conn_reply_room(struct conn *c, const char **ret_limit, uint64_t *ret_value) {
+        struct server *s = c->server;
+        const struct limits *l = &s->cfg->limits;
+        size_t room = l->max_output_queue, cap, used;
+
+        *ret_limit = NULL;
+        *ret_value = 0;
+        pthread_mutex_lock(&s->lock);
+        cap = c->client.privileged ? l->output_budget : l->output_budget / 4 * 3;
+        used = c->client.privileged ? s->held_total : s->held_unprivileged;
+        if (cap - MIN(cap, used) < room) {
+                room = cap - MIN(cap, used);
+                *ret_limit = "output_budget";
+                *ret_value = l->output_budget;
+        }
+        if (!c->client.privileged) {
+                cap = l->output_budget_per_uid;
+                used = c->account->held;
+                if (cap - MIN(cap, used) < room) {
+                        room = cap - MIN(cap, used);
+                        *ret_limit = "output_budget_per_uid";
+                        *ret_value = l->output_budget_per_uid;
+                }
+        }
+        pthread_mutex_unlock(&s->lock);
+        return MAX(room, (size_t) REPLY_ROOM_MIN);
+}
+
+/* ------------------------------------------------------------------ turns */
+
+/* Under lock. Hands c (owned by the caller, not armed) to the next thread that looks. */
+static void ready_push_locked(struct server *s, struct conn *c, uint32_t events) {
+        uint64_t one = 1;
+
+        c->resume_events = events;
+        c->queue_next = NULL;
+        if (s->ready_tail)
+                s->ready_tail->queue_next = c;
+        else
+                s->ready_head = c;
+        s->ready_tail = c;
+        (void) !write(s->ready_src.fd, &one, sizeof(one));
+}
+
+/* Under lock. Puts a user with parked connections at the back of the round. */
+static void round_append_locked(struct server *s, struct account *a) {
+        a->turn_next = NULL;
+        if (s->round_tail)
+                s->round_tail->turn_next = a;
+        else
+                s->round_head = a;
+        s->round_tail = a;
+        a->in_round = true;
+}
+
+/* Under lock. Puts c (owned by the caller, not armed) behind its user's parked connections;
+ * it is served when a thread of the unprivileged share comes free and its user's turn comes. */
+static void park_locked(struct server *s, struct conn *c, uint32_t events) {
+        struct account *a = c->account;
+
+        c->resume_events = events;
+        c->queue_next = NULL;
+        if (a->parked_tail)
+                a->parked_tail->queue_next = c;
+        else
+                a->parked_head = c;
+        a->parked_tail = c;
+        if (!a->in_round) {
+                round_append_locked(s, a);
+        }
+        s->n_parked++;
+        atomic_store(&s->stats.parked, s->n_parked);
+}
+
+/* Under lock. The next parked connection: the first of the user whose turn it is; that user
+ * goes to the back of the round. NULL when none is parked. */
+static struct conn *unpark_locked(struct server *s) {
+        struct account *a = s->round_head;
+        struct conn *c;
+
+        if (!a)
+                return NULL;
+        c = a->parked_head;
+        a->parked_head = c->queue_next;
+        if (!a->parked_head)
+                a->parked_tail = NULL;
+        s->round_head = a->turn_next;
+        if (!s->round_head)
+                s->round_tail = NULL;
+        a->in_round = false;
+        if (a->parked_head) {
+                round_append_locked(s, a);
+        }
+        s->n_parked--;
+        atomic_store(&s->stats.parked, s->n_parked);
+        return c;
+}
+
+/* An unprivileged client's turn ended: its thread goes to the next parked connection, if
+ * any (the slot passes on with it), else back to the unprivileged share. */
+static void slot_release(struct server *s) {
+        struct conn *next;
+
+        pthread_mutex_lock(&s->lock);
+        next = unpark_locked(s);
+        if (next)
+                ready_push_locked(s, next, next->resume_events);
+        else
+                s->unprivileged_running--;
+        pthread_mutex_unlock(&s->lock);
+}
+
+/* Whether an unprivileged client may be served now: takes a slot of the unprivileged share,
+ * or parks c (owned by the caller) with the events it was woken for. */
+static bool slot_take(struct conn *c, uint32_t events) {
+        struct server *s = c->server;
+        bool ok;
+
+        pthread_mutex_lock(&s->lock);
+        ok = s->unprivileged_running < s->unprivileged_slots;
+        if (ok)
+                s->unprivileged_running++;
+        else
+                park_locked(s, c, events);
+        pthread_mutex_unlock(&s->lock);
+        return ok;
+}
+
 /* ------------------------------------------------------------------ connections */
 
 static void conn_free(struct conn *c) {
@@ -156,6 +430,12 @@ static void conn_close(struct conn *c) {
         if (c->next)
                 c->next->prev = c->prev;
         s->n_conns--;
+        if (!c->client.privileged)
+                s->n_unprivileged--;
+        conn_charge_locked(c, 0);
+        c->account->n_conns--;
+        account_put(s, c->account);
+        c->account = NULL;
         atomic_store(&s->stats.connections, s->n_conns);
         if (s->shutting_down && s->n_conns == 0)
                 request_stop(s);
@@ -176,6 +456,10 @@ static void conn_release(struct conn *c) {
                 conn_close(c);
                 return;
         }
+        /* A large request's buffer is not kept (nor charged) while the client thinks. */
+        if (!varlink_reader_has_partial(&c->in))
+                varlink_reader_trim(&c->in, READER_KEEP);
+        conn_charge(c);
         /* Everything read from c comes before the release: once armed, another thread may
          * own it. */
         struct epoll_event ev = { .events = want | EPOLLONESHOT, .data.ptr = &c->src };
@@ -260,17 +544,26 @@ static int conn_emit(void *userdata, char *msg, size_t len) {
         struct conn *c = userdata;
         int r;
 
-        if (c->out.pending >= c->server->cfg->limits.max_output_queue) {
+        const char *limit;
+        uint64_t value;
+        size_t before;
+
+        /* Budgets as for a whole reply: the parts held count against them. */
+        if (c->out.pending >= MIN(c->server->cfg->limits.max_output_queue, conn_reply_room(c, &limit, &value))) {
                 free(msg);
                 return -E2BIG;
         }
+        c->turn_bytes += len;
         r = varlink_writer_queue(&c->out, msg, len);
         if (r < 0)
                 return r;
+        before = c->out.pending;
         r = varlink_writer_flush(&c->out, c->src.fd);
+        conn_charge(c);
         if (r < 0)
                 return r;
-        atomic_store(&c->last_activity, now_usec());
+        if (c->out.pending < before)
+                atomic_store(&c->last_activity, now_usec());
         return 0;
 }
 
@@ -311,8 +604,16 @@ static void conn_handle_message(struct conn *c, const char *msg, size_t len) {
                 return;
         }
 
-        if (call.oneway)
+        if (call.oneway) {
                 ctx.stream = NULL;
+                if (!conn_oneway_allowed(c)) {
+                        atomic_fetch_add(&s->stats.oneway_skipped, 1);
+                        atomic_store(&c->last_activity, now_usec());
+                        varlink_call_done(&call);
+                        return;
+                }
+        }
+        ctx.output_max = conn_reply_room(c, &ctx.output_limit, &ctx.output_limit_value);
         r = method_dispatch(&ctx, &call, &reply, &rlen, &error);
         if (r < 0) {
                 log_warning_errno(r, "Cannot answer %s for pid %d", call.method, (int) c->client.pid);
@@ -321,23 +622,45 @@ static void conn_handle_message(struct conn *c, const char *msg, size_t len) {
                 count_reply(s, error);
                 if (error)
                         log_debug("%s from pid %d: %s", call.method, (int) c->client.pid, error);
+                c->turn_bytes += rlen;
                 if (call.oneway)
                         free(reply);
                 else
                         conn_queue(c, reply, rlen);
+                conn_charge(c);
         }
         atomic_store(&c->last_activity, now_usec());
         varlink_call_done(&call);
+}
+
+/* Ends c's turn with calls still buffered: c goes behind the others that are ready (an
+ * unprivileged client behind its user's parked connections, its user behind the other users)
+ * and is served again without waiting for its socket. c must not be touched afterwards. */
+static void conn_yield(struct conn *c) {
+        struct server *s = c->server;
+
+        conn_charge(c);
+        pthread_mutex_lock(&s->lock);
+        if (c->client.privileged)
+                ready_push_locked(s, c, 0);
+        else
+                park_locked(s, c, 0);
+        pthread_mutex_unlock(&s->lock);
 }
 
 /* Answers the calls a connection has buffered, in order, writes what is queued, and then
  * closes or re-arms it. */
 static void conn_dispatch(struct conn *c) {
         struct server *s = c->server;
+        bool turn_over = false;
         int r;
 
 again:
         while (!c->closing && c->out.pending < OUTPUT_HIGH_WATER) {
+                if (c->turn_calls >= CALLS_PER_TURN || c->turn_bytes >= TURN_OUTPUT_MAX) {
+                        turn_over = true;
+                        break;
+                }
                 const char *msg;
                 size_t len;
 
@@ -354,10 +677,11 @@ again:
                         c->closing = true;
                         break;
                 }
+                c->turn_calls++;
                 conn_handle_message(c, msg, len);
         }
 
-        if (c->eof && !c->closing && c->out.pending < OUTPUT_HIGH_WATER) {
+        if (c->eof && !c->closing && !turn_over && c->out.pending < OUTPUT_HIGH_WATER) {
                 const char *msg;
                 size_t len;
 
@@ -369,6 +693,7 @@ again:
 
         if (c->out.pending > 0) {
                 bool was_blocked = c->out.pending >= OUTPUT_HIGH_WATER;
+                size_t before = c->out.pending;
 
                 r = varlink_writer_flush(&c->out, c->src.fd);
                 if (r < 0) {
@@ -376,10 +701,18 @@ again:
                         conn_close(c);
                         return;
                 }
-                atomic_store(&c->last_activity, now_usec());
+                /* Only output taken (or a call completed) shows the client is alive: bytes
+                 * that complete no call do not (a byte every few seconds kept connections
+                 * past IdleTimeoutSec). */
+                if (c->out.pending < before)
+                        atomic_store(&c->last_activity, now_usec());
                 /* Output held back the calls buffered behind it: take them now. */
-                if (was_blocked && c->out.pending < OUTPUT_HIGH_WATER)
+                if (was_blocked && !turn_over && c->out.pending < OUTPUT_HIGH_WATER)
                         goto again;
+        }
+        if (turn_over && !c->closing && c->out.pending < OUTPUT_HIGH_WATER) {
+                conn_yield(c);
+                return;
         }
         conn_release(c);
 }
@@ -393,10 +726,8 @@ static void conn_on_io(struct conn *c, uint32_t events) {
                 for (int i = 0; i < READS_PER_WAKEUP; i++) {
                         ssize_t n = varlink_reader_read_fd(&c->in, c->src.fd);
 
-                        if (n > 0) {
-                                atomic_store(&c->last_activity, now_usec());
+                        if (n > 0)
                                 continue;
-                        }
                         if (n == 0)
                                 c->eof = true;
                         else if (n == -EMSGSIZE) {
@@ -420,16 +751,44 @@ static void conn_on_io(struct conn *c, uint32_t events) {
         conn_dispatch(c);
 }
 
-/* ------------------------------------------------------------------ listening (under lock) */
+/* Serves one turn of c, which this thread owns: woken by epoll for events, or taken off the
+ * ready list. slot_held: an unprivileged client's slot was passed on with it. */
+static void conn_turn(struct conn *c, uint32_t events, bool slot_held) {
+        struct server *s = c->server;
+        bool unprivileged = !c->client.privileged;
 
-static size_t conns_of_uid(struct server *s, uid_t uid) {
-        size_t n = 0;
-
-        for (struct conn *c = s->conns; c; c = c->next)
-                if (c->client.uid == uid)
-                        n++;
-        return n;
+        /* Parked or ready, it waits for the daemon, not idle. */
+        (void) atomic_exchange(&c->busy, true);
+        if (unprivileged && !slot_held && !slot_take(c, events))
+                return;
+        c->turn_calls = 0;
+        c->turn_bytes = 0;
+        conn_on_io(c, events);
+        /* c may be gone, or another thread's. */
+        if (unprivileged)
+                slot_release(s);
 }
+
+/* A connection was put on the ready list: one count of the eventfd each. */
+static void on_ready(struct server *s) {
+        struct conn *c;
+        uint64_t v;
+
+        if (read(s->ready_src.fd, &v, sizeof(v)) != sizeof(v))
+                return;         /* another thread took it */
+        pthread_mutex_lock(&s->lock);
+        c = s->ready_head;
+        if (c) {
+                s->ready_head = c->queue_next;
+                if (!s->ready_head)
+                        s->ready_tail = NULL;
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (c)
+                conn_turn(c, c->resume_events, !c->client.privileged);
+}
+
+/* ------------------------------------------------------------------ listening (under lock) */
 
 /* Refused connections come as fast as a client can connect: log the first of each second
  * and how many went unlogged, so no local user can flood the journal. */
@@ -451,6 +810,7 @@ static bool refusal_log_allowed(struct server *s) {
 static bool accept_one(struct server *s, int listen_fd) {
         _cleanup_close_ int fd = -1;
         _cleanup_(client_done) struct client peer = {};
+        struct account *a;
         struct conn *c;
         int r;
 
@@ -486,19 +846,41 @@ static bool accept_one(struct server *s, int listen_fd) {
                                     s->n_conns);
                 return true;
         }
-        if (conns_of_uid(s, peer.uid) >= s->cfg->limits.max_connections_per_uid) {
+        /* The last ReservedConnections are for root and AllowGroups members: however many
+         * uids others own, those still connect. */
+        if (!peer.privileged &&
+            s->n_unprivileged + s->cfg->limits.reserved_connections >= s->cfg->limits.max_connections) {
                 if (refusal_log_allowed(s))
-                        log_notice("Refusing a connection of uid %u: MaxConnectionsPerUser reached", (unsigned) peer.uid);
+                        log_warning("Refusing a connection of uid %u: %zu unprivileged connections "
+                                    "(MaxConnections less ReservedConnections)", (unsigned) peer.uid, s->n_unprivileged);
+                return true;
+        }
+        /* Counted per user namespace owner: the uids of one /etc/subuid range are one user. */
+        a = account_get(s, peer.owner);
+        if (!a)
+                return false;
+        if (a->n_conns >= s->cfg->limits.max_connections_per_uid) {
+                if (refusal_log_allowed(s))
+                        log_notice("Refusing a connection of uid %u (user %u): MaxConnectionsPerUser reached",
+                                   (unsigned) peer.uid, (unsigned) peer.owner);
                 return true;
         }
 
         c = calloc(1, sizeof(*c));
-        if (!c)
+        if (!c) {
+                account_put(s, a);
                 return false;
+        }
         c->src = (struct source) { .type = SOURCE_CONN, .fd = fd };
         c->server = s;
         c->client = peer;
         peer = (struct client) {};
+        c->account = a;
+        a->n_conns++;
+        if (!c->client.privileged)
+                s->n_unprivileged++;
+        c->oneway_tokens = ONEWAY_BURST_CONN;
+        c->oneway_refill_usec = now_usec();
         atomic_init(&c->busy, false);
         atomic_init(&c->last_activity, now_usec());
         varlink_reader_init(&c->in, s->cfg->limits.max_message_size);
@@ -519,6 +901,10 @@ static bool accept_one(struct server *s, int listen_fd) {
                 if (s->conns)
                         s->conns->prev = NULL;
                 s->n_conns--;
+                if (!c->client.privileged)
+                        s->n_unprivileged--;
+                a->n_conns--;
+                account_put(s, a);
                 atomic_store(&s->stats.connections, s->n_conns);
                 conn_free(c);
                 return false;
@@ -672,8 +1058,11 @@ static void *loop_main(void *userdata) {
                         break;
                 case SOURCE_STOP:
                         break;
+                case SOURCE_READY:
+                        on_ready(s);
+                        break;
                 case SOURCE_CONN:
-                        conn_on_io((struct conn *) src, ev.events);
+                        conn_turn((struct conn *) src, ev.events, false);
                         break;
                 }
                 if (atomic_load(&s->stopping)) {
@@ -846,6 +1235,9 @@ int server_new(const struct config *cfg, struct engine *engine, struct server **
                 .signal_src = { SOURCE_SIGNAL, -1 },
                 .timer_src = { SOURCE_TIMER, -1 },
                 .stop_src = { SOURCE_STOP, -1 },
+                .ready_src = { SOURCE_READY, -1 },
+                /* Half the threads, so that root and AllowGroups members always find one. */
+                .unprivileged_slots = MAX(cfg->workers / 2, 1u),
         };
         pthread_mutex_init(&s->lock, NULL);
         atomic_init(&s->stopping, false);
@@ -885,13 +1277,14 @@ int server_new(const struct config *cfg, struct engine *engine, struct server **
         s->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
         s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         s->stop_src.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        s->ready_src.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK | EFD_SEMAPHORE);
         s->timer_src.fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
         pthread_sigmask(SIG_BLOCK, &mask, NULL);
         s->signal_src.fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-        if (s->epoll_fd < 0 || s->stop_src.fd < 0 || s->timer_src.fd < 0 || s->signal_src.fd < 0) {
+        if (s->epoll_fd < 0 || s->stop_src.fd < 0 || s->ready_src.fd < 0 || s->timer_src.fd < 0 || s->signal_src.fd < 0) {
                 r = log_error_errno(errno, "Cannot set up the event loop");
                 goto fail;
         }
@@ -900,7 +1293,7 @@ int server_new(const struct config *cfg, struct engine *engine, struct server **
                 if ((r = add_source(s, &s->listen[i], true)) < 0)
                         goto fail;
         if ((r = add_source(s, &s->signal_src, true)) < 0 || (r = add_source(s, &s->timer_src, true)) < 0 ||
-            (r = add_source(s, &s->stop_src, false)) < 0) {
+            (r = add_source(s, &s->stop_src, false)) < 0 || (r = add_source(s, &s->ready_src, false)) < 0) {
                 log_error_errno(r, "epoll_ctl()");
                 goto fail;
         }
@@ -977,6 +1370,7 @@ struct server *server_free(struct server *s) {
         closep(&s->reserve_fd);
         closep(&s->signal_src.fd);
         closep(&s->stop_src.fd);
+        closep(&s->ready_src.fd);
         closep(&s->timer_src.fd);
         pthread_mutex_destroy(&s->lock);
         free(s);
