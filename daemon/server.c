@@ -42,12 +42,14 @@
 /* Oneway calls are answered into the void, so no output bound ever pauses their pipeline:
  * each connection and each user gets a bucket of them (burst, then a rate per second).
  * Calls past it are parsed, counted (oneway_skipped) and not run: nobody waits for them. */
-#define ONEWAY_BURST_CONN 8
-#define ONEWAY_RATE_CONN 4
-#define ONEWAY_BURST_USER 32
-#define ONEWAY_RATE_USER 16
+#define ONEWAY_BURST_CONN 2
+#define ONEWAY_RATE_CONN 1
+#define ONEWAY_BURST_USER 4
+#define ONEWAY_RATE_USER 1
 /* Every call may make a reply this large whatever the budgets say, so small calls (a status,
- * a lookup) are always answered; workers x this is all it may add beyond the budgets. */
+ * a lookup) are always answered; workers x this is all it may add beyond the budgets. A
+ * request larger than this while its budget is spent is refused without being run: its reply
+ * (a Lookup's is larger than its request) could not be queued anyway. */
 #define REPLY_ROOM_MIN (64 * 1024)
 /* A reader keeps this much room between messages; a larger buffer is given back. */
 #define READER_KEEP (64 * 1024)
@@ -83,6 +85,7 @@ struct account {
         struct account *next;
         uid_t owner;
         size_t n_conns;
+        unsigned running;               /* its connections being served now */
         size_t held;                    /* bytes its connections hold (output, requests) */
         double oneway_tokens;
         uint64_t oneway_refill_usec;
@@ -146,9 +149,11 @@ struct server {
         /* Connections whose turn was cut short, or unparked, waiting for any thread. */
         struct conn *ready_head, *ready_tail;
         /* Unprivileged clients together run on at most unprivileged_slots threads, so root
-         * and AllowGroups members always find one; the others park, served a user at a
-         * time in turn (round), each user's connections in order. */
+         * and AllowGroups members always find one, and one user on at most user_slots, so
+         * other users find one too; the others park, served a user at a time in turn
+         * (round), each user's connections in order. */
         unsigned unprivileged_slots, unprivileged_running;
+        unsigned user_slots;            /* of them, what one user may take: others find one */
         struct account *round_head, *round_tail;
         size_t n_parked;
         size_t held_total, held_unprivileged;
@@ -209,7 +214,7 @@ static struct account *account_get(struct server *s, uid_t owner) {
 
 /* Under lock. Frees an account that has no connection left. */
 static void account_put(struct server *s, struct account *a) {
-        if (!a || a->n_conns > 0)
+        if (!a || a->n_conns > 0 || a->running > 0)
                 return;
         for (struct account **p = &s->accounts; *p; p = &(*p)->next)
                 if (*p == a) {
@@ -275,8 +280,7 @@ static void conn_charge(struct conn *c) {
 
 /* How large a reply c's next call may make: max_output_queue, or less when what the daemon
  * (unprivileged clients: 3/4 of OutputBudget) or this user (OutputBudgetPerUser) holds leaves
- * less room; then *ret_limit names the budget and *ret_value is its size. Never less than
- * REPLY_ROOM_MIN. */
+ * less room (0 when spent); then *ret_limit names the budget and *ret_value is its size. */
 static size_t conn_reply_room(struct conn *c, const char **ret_limit, uint64_t *ret_value) {
         struct server *s = c->server;
         const struct limits *l = &s->cfg->limits;
@@ -302,7 +306,7 @@ static size_t conn_reply_room(struct conn *c, const char **ret_limit, uint64_t *
                 }
         }
         pthread_mutex_unlock(&s->lock);
-        return MAX(room, (size_t) REPLY_ROOM_MIN);
+        return room;
 }
 
 /* ------------------------------------------------------------------ turns */
@@ -351,55 +355,65 @@ static void park_locked(struct server *s, struct conn *c, uint32_t events) {
         atomic_store(&s->stats.parked, s->n_parked);
 }
 
-/* Under lock. The next parked connection: the first of the user whose turn it is; that user
- * goes to the back of the round. NULL when none is parked. */
+/* Under lock. The next parked connection that may run: the first of the first user in the
+ * round below its share of threads; that user goes to the back of the round. NULL when there
+ * is none. */
 static struct conn *unpark_locked(struct server *s) {
-        struct account *a = s->round_head;
+        struct account *a, *prev = NULL;
         struct conn *c;
 
+        for (a = s->round_head; a && a->running >= s->user_slots; a = a->turn_next)
+                prev = a;
         if (!a)
                 return NULL;
         c = a->parked_head;
         a->parked_head = c->queue_next;
         if (!a->parked_head)
                 a->parked_tail = NULL;
-        s->round_head = a->turn_next;
-        if (!s->round_head)
-                s->round_tail = NULL;
+        if (prev)
+                prev->turn_next = a->turn_next;
+        else
+                s->round_head = a->turn_next;
+        if (s->round_tail == a)
+                s->round_tail = prev;
         a->in_round = false;
-        if (a->parked_head) {
+        if (a->parked_head)
                 round_append_locked(s, a);
-        }
         s->n_parked--;
         atomic_store(&s->stats.parked, s->n_parked);
         return c;
 }
 
-/* An unprivileged client's turn ended: its thread goes to the next parked connection, if
- * any (the slot passes on with it), else back to the unprivileged share. */
-static void slot_release(struct server *s) {
+/* An unprivileged client of account a ended its turn: the threads of the unprivileged share
+ * go to the next parked connections that may run (each thread's slot passes on with its
+ * connection). */
+static void slot_release(struct server *s, struct account *a) {
         struct conn *next;
 
         pthread_mutex_lock(&s->lock);
-        next = unpark_locked(s);
-        if (next)
+        a->running--;
+        s->unprivileged_running--;
+        while (s->unprivileged_running < s->unprivileged_slots && (next = unpark_locked(s))) {
+                next->account->running++;
+                s->unprivileged_running++;
                 ready_push_locked(s, next, next->resume_events);
-        else
-                s->unprivileged_running--;
+        }
+        account_put(s, a);
         pthread_mutex_unlock(&s->lock);
 }
 
-/* Whether an unprivileged client may be served now: takes a slot of the unprivileged share,
- * or parks c (owned by the caller) with the events it was woken for. */
+/* Whether an unprivileged client may be served now: takes a slot of the unprivileged share
+ * (and of its user's), or parks c (owned by the caller) with the events it was woken for. */
 static bool slot_take(struct conn *c, uint32_t events) {
         struct server *s = c->server;
         bool ok;
 
         pthread_mutex_lock(&s->lock);
-        ok = s->unprivileged_running < s->unprivileged_slots;
-        if (ok)
+        ok = s->unprivileged_running < s->unprivileged_slots && c->account->running < s->user_slots;
+        if (ok) {
                 s->unprivileged_running++;
-        else
+                c->account->running++;
+        } else
                 park_locked(s, c, events);
         pthread_mutex_unlock(&s->lock);
         return ok;
@@ -549,7 +563,7 @@ static int conn_emit(void *userdata, char *msg, size_t len) {
         size_t before;
 
         /* Budgets as for a whole reply: the parts held count against them. */
-        if (c->out.pending >= MIN(c->server->cfg->limits.max_output_queue, conn_reply_room(c, &limit, &value))) {
+        if (c->out.pending >= MAX(conn_reply_room(c, &limit, &value), (size_t) REPLY_ROOM_MIN)) {
                 free(msg);
                 return -E2BIG;
         }
@@ -591,6 +605,15 @@ static void conn_handle_message(struct conn *c, const char *msg, size_t len) {
                                (int64_t) s->cfg->limits.max_addresses, true);
                 return;
         }
+        /* Before parsing, which costs more than the check (even a oneway call is answered:
+         * the client sent more than it may have answered). */
+        ctx.output_max = conn_reply_room(c, &ctx.output_limit, &ctx.output_limit_value);
+        if (ctx.output_max < REPLY_ROOM_MIN && len > REPLY_ROOM_MIN) {
+                conn_reply_now(c, MEMMAPD_ERROR_LIMIT_EXCEEDED, "limit", ctx.output_limit,
+                               (int64_t) ctx.output_limit_value, true);
+                atomic_store(&c->last_activity, now_usec());
+                return;
+        }
         r = varlink_call_parse(msg, len, s->cfg->limits.max_json_depth, &call, &bad);
         if (r == -EINVAL) {
                 conn_reply_now(c, VARLINK_ERROR_INVALID_PARAMETER, "parameter", bad ? bad : "", 0, false);
@@ -613,7 +636,7 @@ static void conn_handle_message(struct conn *c, const char *msg, size_t len) {
                         return;
                 }
         }
-        ctx.output_max = conn_reply_room(c, &ctx.output_limit, &ctx.output_limit_value);
+        ctx.output_max = MAX(ctx.output_max, (size_t) REPLY_ROOM_MIN);
         r = method_dispatch(&ctx, &call, &reply, &rlen, &error);
         if (r < 0) {
                 log_warning_errno(r, "Cannot answer %s for pid %d", call.method, (int) c->client.pid);
@@ -756,6 +779,7 @@ static void conn_on_io(struct conn *c, uint32_t events) {
 static void conn_turn(struct conn *c, uint32_t events, bool slot_held) {
         struct server *s = c->server;
         bool unprivileged = !c->client.privileged;
+        struct account *a = c->account;
 
         /* Parked or ready, it waits for the daemon, not idle. */
         (void) atomic_exchange(&c->busy, true);
@@ -766,7 +790,7 @@ static void conn_turn(struct conn *c, uint32_t events, bool slot_held) {
         conn_on_io(c, events);
         /* c may be gone, or another thread's. */
         if (unprivileged)
-                slot_release(s);
+                slot_release(s, a);
 }
 
 /* A connection was put on the ready list: one count of the eventfd each. */
@@ -1238,6 +1262,7 @@ int server_new(const struct config *cfg, struct engine *engine, struct server **
                 .ready_src = { SOURCE_READY, -1 },
                 /* Half the threads, so that root and AllowGroups members always find one. */
                 .unprivileged_slots = MAX(cfg->workers / 2, 1u),
+                .user_slots = MAX(cfg->workers / 4, 1u),
         };
         pthread_mutex_init(&s->lock, NULL);
         atomic_init(&s->stopping, false);

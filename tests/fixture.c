@@ -505,3 +505,20 @@ int test_proc_stat_field(pid_t pid, unsigned n, uint64_t *ret) {
         *ret = v;
         return 0;
 }
+
+long test_proc_status_kib(pid_t pid, const char *key) {
+        char path[64], line[256];
+        size_t klen = strlen(key);
+        long v = -1;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/status", (int) pid);
+        f = fopen(path, "re");
+        if (!f)
+                return -1;
+        while (fgets(line, sizeof(line), f))
+                if (strncmp(line, key, klen) == 0 && line[klen] == ':')
+                        v = strtol(line + klen + 1, NULL, 10);
+        fclose(f);
+        return v;
+}

@@ -99,3 +99,6 @@ char *test_call(int fd, const char *msg);
 /* Field n (>= 3) of /proc/PID/stat as a number, read independently of the daemon's parser
  * so that tests check it. 0 and *ret set, or -errno (-EBADMSG for an unexpected text). */
 int test_proc_stat_field(pid_t pid, unsigned n, uint64_t *ret);
+
+/* A "Key:   N kB" line of /proc/PID/status (VmRSS, VmHWM...), in KiB; -1 when missing. */
+long test_proc_status_kib(pid_t pid, const char *key);

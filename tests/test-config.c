@@ -129,6 +129,30 @@ static void test_bad_files(void **state) {
         config_done(&c);
 }
 
+/* The budgets against denial of service (issue 11): their defaults keep what all clients can
+ * make the daemon hold under the unit's MemoryMax=512M, and each can be set. */
+static void test_budgets(void **state) {
+        struct config c;
+
+        config_init(&c);
+        assert_int_equal(c.limits.reserved_connections, 64);
+        assert_int_equal(c.limits.output_budget, 256u * 1024 * 1024);
+        assert_int_equal(c.limits.output_budget_per_uid, 64u * 1024 * 1024);
+        /* One reply of every worker in flight beside a full budget stays under 512 MiB. */
+        assert_true(c.limits.output_budget + c.workers * c.limits.max_output_queue <= 512u * 1024 * 1024);
+        assert_int_equal(config_set(&c, "ReservedConnections", "0"), 0);
+        assert_int_equal(c.limits.reserved_connections, 0);
+        assert_int_equal(config_set(&c, "OutputBudget", "0x2000000"), 0);
+        assert_int_equal(c.limits.output_budget, 32u * 1024 * 1024);
+        assert_int_equal(config_set(&c, "OutputBudgetPerUser", "1048576"), 0);
+        assert_int_equal(c.limits.output_budget_per_uid, 1024 * 1024);
+        assert_int_equal(config_set(&c, "OutputBudget", "1000"), -ERANGE);
+        assert_int_equal(config_set(&c, "OutputBudgetPerUser", "100"), -ERANGE);
+        assert_int_equal(config_set(&c, "ReservedConnections", "-1"), -EINVAL);
+        assert_int_equal(c.limits.output_budget, 32u * 1024 * 1024);
+        config_done(&c);
+}
+
 static void test_log_levels(void **state) {
         assert_int_equal(log_level_from_string("err"), LOG_ERR);
         assert_int_equal(log_level_from_string("error"), LOG_ERR);
@@ -154,6 +178,7 @@ int main(void) {
                 cmocka_unit_test(test_file),
                 cmocka_unit_test(test_bad_values),
                 cmocka_unit_test(test_bad_files),
+                cmocka_unit_test(test_budgets),
                 cmocka_unit_test(test_log_levels),
                 cmocka_unit_test(test_default_socket),
         };
