@@ -870,10 +870,12 @@ static bool accept_one(struct server *s, int listen_fd) {
                                     s->n_conns);
                 return true;
         }
-        /* The last ReservedConnections are for root and AllowGroups members: however many
-         * uids others own, those still connect. */
+        /* The last ReservedConnections (at most half of MaxConnections, so that a small
+         * MaxConnections leaves others some) are for root and AllowGroups members: however
+         * many uids others own, those still connect. */
         if (!peer.privileged &&
-            s->n_unprivileged + s->cfg->limits.reserved_connections >= s->cfg->limits.max_connections) {
+            s->n_unprivileged + MIN(s->cfg->limits.reserved_connections, s->cfg->limits.max_connections / 2) >=
+                    s->cfg->limits.max_connections) {
                 if (refusal_log_allowed(s))
                         log_warning("Refusing a connection of uid %u: %zu unprivileged connections "
                                     "(MaxConnections less ReservedConnections)", (unsigned) peer.uid, s->n_unprivileged);
