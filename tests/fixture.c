@@ -373,7 +373,7 @@ int test_daemon_start_as(uid_t uid, gid_t gid, const char *const *extra_args, st
                 execv(test_program("MEMMAPD", "daemon/memmapd"), (char *const *) argv);
                 _exit(127);
         }
-        for (int i = 0; i < 500; i++) {
+        for (int i = 0; i < 3000; i++) {
                 int fd = test_connect(d.socket);
 
                 if (fd >= 0) {

@@ -508,7 +508,7 @@ static void test_exec_after_open(void **state) {
                 start_time = p->start_time;
                 assert_int_equal(process_maps_stale(p), 0);
                 assert_int_equal(write(f.stdin_fd, "x", 1), 1);
-                for (int i = 0; i < 5000 && !fixture_runs_cat(f.pid); i++)
+                for (int i = 0; i < 30000 && !fixture_runs_cat(f.pid); i++)
                         usleep(1000);
                 assert_true(fixture_runs_cat(f.pid));
 

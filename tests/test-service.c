@@ -685,6 +685,24 @@ static void test_disconnect_mid_reply(void **state) {
         assert_int_equal(kill(daemon_default.pid, 0), 0);
 }
 
+/* A counter of the daemon's GetStatus (its own call included in "requests"). */
+static uint64_t status_counter(const char *socket, const char *key) {
+        _cleanup_json_ struct json_object *st = call_on(socket, "{\"method\":\"io.memmapd.GetStatus\"}");
+
+        assert_null(error_of(st));
+        return (uint64_t) json_object_get_int64(get(params_of(st), key));
+}
+
+/* Polls until the daemon has begun the call sent after `requests` was read (each poll is a
+ * request too), with a guard that only catches hangs. */
+static void wait_call_begun(const char *socket, uint64_t requests) {
+        for (uint64_t n = 1;; n++) {
+                if (status_counter(socket, "requests") >= requests + n + 1)
+                        return;
+                assert_true(n < 200000);
+        }
+}
+
 static void test_limits(void **state) {
         static const char *const args[] = { "--set", "MaxMessageSize=1024", "--set=MaxAddresses=10",
                                             "--set=MaxOutputQueue=262144", NULL };
@@ -708,9 +726,13 @@ static void test_limits(void **state) {
                 _cleanup_free_ char *msg =
                         fmt("{\"method\":\"io.memmapd.ListMappings\",\"more\":true,\"parameters\":{\"pid\":%d}}", f.pid);
                 size_t parts = 0, bytes = 0;
+                unsigned long polls = 0;
+                uint64_t errors = status_counter(d.socket, "errors");
 
                 assert_int_equal(test_send(fd, msg), 0);
-                usleep(300 * 1000);
+                /* Nothing read until the daemon has ended the call (an error it counts). */
+                while (status_counter(d.socket, "errors") == errors)
+                        assert_true(++polls < 200000);
                 for (;;) {
                         _cleanup_free_ char *reply = test_recv(fd);
                         _cleanup_json_ struct json_object *r = parse(reply);
@@ -767,29 +789,42 @@ static void test_limits(void **state) {
 
 /* The target is killed while it is listed: a whole answer from before the exit, or
  * NoSuchProcess, never a truncated one. Streamed: parts, then the rest or NoSuchProcess, and
- * nothing after the end (the next reply is the next call's). */
-static void exit_while_listed(bool more, int rounds, long n_vmas) {
-        unsigned cut = 0, whole = 0, parts_before_cut = 0;
+ * nothing after the end (the next reply is the next call's). The kill comes once the daemon
+ * has begun the call (streamed: once its first part arrived), and rounds go on, each target
+ * larger than the last while the listing won, until the exit met a listing in progress (a
+ * NoSuchProcess after the call began; streamed, after parts): that path must have run. */
+static void exit_while_listed(bool more, long n_vmas) {
+        unsigned cut = 0, whole = 0, parts_before_cut = 0, rounds = 0;
 
-        for (int i = 0; i < rounds; i++) {
+        while (more ? parts_before_cut < 3 : cut < 3) {
                 _cleanup_close_ int fd = test_connect(daemon_default.socket);
                 _cleanup_free_ char *msg = NULL;
                 size_t n = 0;
                 struct fixture f;
                 const char *e;
 
+                assert_true(++rounds <= 200);
                 assert_int_equal(fixture_start(n_vmas, 0, &f), 0);
                 msg = fmt("{\"method\":\"io.memmapd.ListMappings\",%s\"parameters\":{\"pid\":%d}}",
                           more ? "\"more\":true," : "", f.pid);
-                assert_int_equal(test_send(fd, msg), 0);
-                if (i % 3)
-                        usleep((useconds_t) (i * (more ? 200 : 150)));
-                kill(f.pid, SIGKILL);
-                for (;;) {
-                        _cleanup_free_ char *reply = test_recv(fd);
-                        _cleanup_json_ struct json_object *r = parse(reply);
+                {
+                        uint64_t requests = status_counter(daemon_default.socket, "requests");
+
+                        assert_int_equal(test_send(fd, msg), 0);
+                        if (!more)
+                                wait_call_begun(daemon_default.socket, requests);
+                }
+                for (bool killed = false;;) {
+                        _cleanup_free_ char *reply = NULL;
+                        _cleanup_json_ struct json_object *r = NULL;
                         struct json_object *c;
 
+                        if (!killed && !more) {
+                                kill(f.pid, SIGKILL);
+                                killed = true;
+                        }
+                        reply = test_recv(fd);
+                        r = parse(reply);
                         e = error_of(r);
                         if (e) {
                                 assert_string_equal(e, "io.memmapd.NoSuchProcess");
@@ -802,10 +837,16 @@ static void exit_while_listed(bool more, int rounds, long n_vmas) {
                                 break;
                         assert_true(more);
                         assert_true(json_object_get_boolean(c));
+                        if (!killed) {
+                                kill(f.pid, SIGKILL);
+                                killed = true;
+                        }
                 }
                 if (!e) {
                         assert_true(n > (size_t) n_vmas);
                         whole++;
+                        /* The listing won the race: a longer one next time. */
+                        n_vmas = MIN(n_vmas * 2, 60000L);
                 }
                 {
                         _cleanup_free_ char *reply = test_call(fd, "{\"method\":\"io.memmapd.GetStatus\"}");
@@ -815,16 +856,17 @@ static void exit_while_listed(bool more, int rounds, long n_vmas) {
                 }
                 fixture_stop(&f);
         }
-        printf("# exit while %s: %u whole, %u ended in NoSuchProcess (%u of them after parts)\n",
-               more ? "streamed" : "listed", whole, cut, parts_before_cut);
+        printf("# exit while %s: %u rounds, %u whole, %u ended in NoSuchProcess (%u of them after parts), "
+               "last target %ld mappings\n",
+               more ? "streamed" : "listed", rounds, whole, cut, parts_before_cut, n_vmas);
 }
 
 static void test_exit_while_queried(void **state) {
-        exit_while_listed(false, 30, 5000);
+        exit_while_listed(false, 5000);
 }
 
 static void test_exit_while_streamed(void **state) {
-        exit_while_listed(true, 20, 20000);
+        exit_while_listed(true, 20000);
 }
 
 static void test_sigterm_finishes_in_flight(void **state) {
@@ -1149,9 +1191,9 @@ static bool mappings_name(struct json_object *reply, const char *suffix) {
         return false;
 }
 
-/* Waits up to 5 s for pred(pid). */
+/* Waits for pred(pid), up to 30 s (a guard that only catches hangs). */
 static bool wait_for(bool (*pred)(pid_t), pid_t pid) {
-        for (int i = 0; i < 500; i++) {
+        for (int i = 0; i < 3000; i++) {
                 if (pred(pid))
                         return true;
                 usleep(10000);
@@ -1320,10 +1362,17 @@ static int as_uid_a_cached(void *userdata) {
         /* Another connection has no cached target: refused at once. */
         if (strcmp(child_error(a->socket, a->pid, ""), "io.memmapd.PermissionDenied") != 0)
                 return 33;
-        /* This one keeps what it could read for at most a second (TARGET_CACHE_USEC). */
-        usleep(1100 * 1000);
-        if (strcmp(error_on(fd, a->pid, ""), "io.memmapd.PermissionDenied") != 0)
-                return 34;
+        /* This one keeps what it could read for a while (TARGET_CACHE_USEC, a second), not
+         * for ever: it is refused once that has passed (a call does not make it longer). */
+        for (int i = 0;; i++) {
+                const char *e = error_on(fd, a->pid, "");
+
+                if (strcmp(e, "io.memmapd.PermissionDenied") == 0)
+                        break;
+                if (strcmp(e, "ok") != 0 || i > 3000)
+                        return 34;
+                usleep(10 * 1000);
+        }
         return 0;
 }
 
