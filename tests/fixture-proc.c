@@ -69,6 +69,20 @@ int main(int argc, char **argv) {
         if (getenv("FIXTURE_NONDUMPABLE"))
                 prctl(PR_SET_DUMPABLE, 0);
         printf("marker=%p\n", (void *) (uintptr_t) fixture_marker_function);
+        /* A mapping whose name tells this process from any other (memfd:NAME in the maps),
+         * made before anything else, for tests where processes take each other's pids. */
+        if (getenv("FIXTURE_MARKER_NAME")) {
+                int mfd = memfd_create(getenv("FIXTURE_MARKER_NAME"), MFD_CLOEXEC);
+                void *p;
+
+                if (mfd < 0 || ftruncate(mfd, page) < 0)
+                        return 1;
+                p = mmap(NULL, (size_t) page, PROT_READ, MAP_SHARED, mfd, 0);
+                if (p == MAP_FAILED)
+                        return 1;
+                close(mfd);
+                printf("name_marker=%p\n", p);
+        }
 
         /* Alternating protections keep neighbouring anonymous pages from merging into one VMA. */
         if (n_vmas > 0) {

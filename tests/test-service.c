@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <json-c/json.h>
@@ -438,13 +439,6 @@ static void test_list_matches_proc_maps_backend(void **state) {
         with_maps_backend(check_list_matches_proc);
 }
 
-static uint64_t nm_symbol(const char *binary, const char *symbol) {
-        _cleanup_free_ char *cmd = fmt("nm '%s' | grep ' %s$'", binary, symbol);
-        _cleanup_free_ char *out = test_run_capture(cmd);
-
-        return out ? strtoull(out, NULL, 16) : 0;
-}
-
 static void test_lookup(void **state) {
         _cleanup_json_ struct json_object *r = NULL;
         _cleanup_free_ char *msg = NULL;
@@ -475,11 +469,18 @@ static void test_lookup(void **state) {
         res = json_object_array_get_idx(results, 0);
         assert_string_equal(get_str(m, "kind"), "file");
         assert_non_null(strstr(get_str(m, "path"), "fixture-proc"));
-        assert_int_equal(strlen(get_str(m, "build_id")), 40);
+        {
+                char want_id[256];
+
+                /* The binary's own note, as binutils reads it (a required test dependency). */
+                assert_true(test_readelf_build_id(test_program("FIXTURE_PROC", "tests/fixture-proc"), want_id,
+                                                  sizeof(want_id)));
+                assert_string_equal(get_str(m, "build_id"), want_id);
+        }
         assert_int_equal(get_hex(res, "file_offset"), marker - get_hex(m, "start") + get_hex(m, "offset"));
-        want_vaddr = nm_symbol(test_program("FIXTURE_PROC", "tests/fixture-proc"), "fixture_marker_function");
-        if (want_vaddr)
-                assert_int_equal(get_hex(res, "elf_vaddr"), want_vaddr);
+        want_vaddr = test_nm_symbol(test_program("FIXTURE_PROC", "tests/fixture-proc"), "fixture_marker_function", 0);
+        assert_true(want_vaddr != 0);
+        assert_int_equal(get_hex(res, "elf_vaddr"), want_vaddr);
 
         res = json_object_array_get_idx(results, 3);
         assert_string_equal(get_str(res, "reason"), "unmapped");
@@ -685,6 +686,24 @@ static void test_disconnect_mid_reply(void **state) {
         assert_int_equal(kill(daemon_default.pid, 0), 0);
 }
 
+/* A counter of the daemon's GetStatus (its own call included in "requests"). */
+static uint64_t status_counter(const char *socket, const char *key) {
+        _cleanup_json_ struct json_object *st = call_on(socket, "{\"method\":\"io.memmapd.GetStatus\"}");
+
+        assert_null(error_of(st));
+        return (uint64_t) json_object_get_int64(get(params_of(st), key));
+}
+
+/* Polls until the daemon has begun the call sent after `requests` was read (each poll is a
+ * request too), with a guard that only catches hangs. */
+static void wait_call_begun(const char *socket, uint64_t requests) {
+        for (uint64_t n = 1;; n++) {
+                if (status_counter(socket, "requests") >= requests + n + 1)
+                        return;
+                assert_true(n < 200000);
+        }
+}
+
 static void test_limits(void **state) {
         static const char *const args[] = { "--set", "MaxMessageSize=1024", "--set=MaxAddresses=10",
                                             "--set=MaxOutputQueue=262144", NULL };
@@ -708,9 +727,13 @@ static void test_limits(void **state) {
                 _cleanup_free_ char *msg =
                         fmt("{\"method\":\"io.memmapd.ListMappings\",\"more\":true,\"parameters\":{\"pid\":%d}}", f.pid);
                 size_t parts = 0, bytes = 0;
+                unsigned long polls = 0;
+                uint64_t errors = status_counter(d.socket, "errors");
 
                 assert_int_equal(test_send(fd, msg), 0);
-                usleep(300 * 1000);
+                /* Nothing read until the daemon has ended the call (an error it counts). */
+                while (status_counter(d.socket, "errors") == errors)
+                        assert_true(++polls < 200000);
                 for (;;) {
                         _cleanup_free_ char *reply = test_recv(fd);
                         _cleanup_json_ struct json_object *r = parse(reply);
@@ -767,29 +790,42 @@ static void test_limits(void **state) {
 
 /* The target is killed while it is listed: a whole answer from before the exit, or
  * NoSuchProcess, never a truncated one. Streamed: parts, then the rest or NoSuchProcess, and
- * nothing after the end (the next reply is the next call's). */
-static void exit_while_listed(bool more, int rounds, long n_vmas) {
-        unsigned cut = 0, whole = 0, parts_before_cut = 0;
+ * nothing after the end (the next reply is the next call's). The kill comes once the daemon
+ * has begun the call (streamed: once its first part arrived), and rounds go on, each target
+ * larger than the last while the listing won, until the exit met a listing in progress (a
+ * NoSuchProcess after the call began; streamed, after parts): that path must have run. */
+static void exit_while_listed(bool more, long n_vmas) {
+        unsigned cut = 0, whole = 0, parts_before_cut = 0, rounds = 0;
 
-        for (int i = 0; i < rounds; i++) {
+        while (more ? parts_before_cut < 3 : cut < 3) {
                 _cleanup_close_ int fd = test_connect(daemon_default.socket);
                 _cleanup_free_ char *msg = NULL;
                 size_t n = 0;
                 struct fixture f;
                 const char *e;
 
+                assert_true(++rounds <= 200);
                 assert_int_equal(fixture_start(n_vmas, 0, &f), 0);
                 msg = fmt("{\"method\":\"io.memmapd.ListMappings\",%s\"parameters\":{\"pid\":%d}}",
                           more ? "\"more\":true," : "", f.pid);
-                assert_int_equal(test_send(fd, msg), 0);
-                if (i % 3)
-                        usleep((useconds_t) (i * (more ? 200 : 150)));
-                kill(f.pid, SIGKILL);
-                for (;;) {
-                        _cleanup_free_ char *reply = test_recv(fd);
-                        _cleanup_json_ struct json_object *r = parse(reply);
+                {
+                        uint64_t requests = status_counter(daemon_default.socket, "requests");
+
+                        assert_int_equal(test_send(fd, msg), 0);
+                        if (!more)
+                                wait_call_begun(daemon_default.socket, requests);
+                }
+                for (bool killed = false;;) {
+                        _cleanup_free_ char *reply = NULL;
+                        _cleanup_json_ struct json_object *r = NULL;
                         struct json_object *c;
 
+                        if (!killed && !more) {
+                                kill(f.pid, SIGKILL);
+                                killed = true;
+                        }
+                        reply = test_recv(fd);
+                        r = parse(reply);
                         e = error_of(r);
                         if (e) {
                                 assert_string_equal(e, "io.memmapd.NoSuchProcess");
@@ -802,10 +838,16 @@ static void exit_while_listed(bool more, int rounds, long n_vmas) {
                                 break;
                         assert_true(more);
                         assert_true(json_object_get_boolean(c));
+                        if (!killed) {
+                                kill(f.pid, SIGKILL);
+                                killed = true;
+                        }
                 }
                 if (!e) {
                         assert_true(n > (size_t) n_vmas);
                         whole++;
+                        /* The listing won the race: a longer one next time. */
+                        n_vmas = MIN(n_vmas * 2, 60000L);
                 }
                 {
                         _cleanup_free_ char *reply = test_call(fd, "{\"method\":\"io.memmapd.GetStatus\"}");
@@ -815,16 +857,17 @@ static void exit_while_listed(bool more, int rounds, long n_vmas) {
                 }
                 fixture_stop(&f);
         }
-        printf("# exit while %s: %u whole, %u ended in NoSuchProcess (%u of them after parts)\n",
-               more ? "streamed" : "listed", whole, cut, parts_before_cut);
+        printf("# exit while %s: %u rounds, %u whole, %u ended in NoSuchProcess (%u of them after parts), "
+               "last target %ld mappings\n",
+               more ? "streamed" : "listed", rounds, whole, cut, parts_before_cut, n_vmas);
 }
 
 static void test_exit_while_queried(void **state) {
-        exit_while_listed(false, 30, 5000);
+        exit_while_listed(false, 5000);
 }
 
 static void test_exit_while_streamed(void **state) {
-        exit_while_listed(true, 20, 20000);
+        exit_while_listed(true, 20000);
 }
 
 static void test_sigterm_finishes_in_flight(void **state) {
@@ -992,7 +1035,8 @@ static void test_memctl(void **state) {
         args = fmt("printf '0x1000\\nbogus\\n' | %s --socket '%s' lookup %d 2>&1; echo \"exit=$?\"",
                    test_program("MEMCTL", "client/memctl"), daemon_default.socket, f.pid);
         assert_non_null(out = test_run_capture(args));
-        assert_non_null(strstr(out, "2"));       /* names the bad line */
+        /* Names the bad line and what is wrong with it (the output always holds some "2"). */
+        assert_non_null(strstr(out, "standard input, line 2: invalid address 'bogus'"));
         assert_non_null(strstr(out, "exit=2"));
         free(out);
         out = NULL;
@@ -1149,9 +1193,9 @@ static bool mappings_name(struct json_object *reply, const char *suffix) {
         return false;
 }
 
-/* Waits up to 5 s for pred(pid). */
+/* Waits for pred(pid), up to 30 s (a guard that only catches hangs). */
 static bool wait_for(bool (*pred)(pid_t), pid_t pid) {
-        for (int i = 0; i < 500; i++) {
+        for (int i = 0; i < 3000; i++) {
                 if (pred(pid))
                         return true;
                 usleep(10000);
@@ -1235,7 +1279,11 @@ static bool in_exec_loop(pid_t pid) {
  * ListMappings in turn) until the target has exec()ed 500 times too: a query takes a fraction of
  * an exec, and each exec is a chance for the race. */
 static void check_exec_race(const char *socket) {
-        enum { QUERIES = 200, EXECS = 500, QUERIES_MAX = 50000 };
+        enum { QUERIES = 200, EXECS = 500 };
+        /* How fast the target execs beside the queries depends on the machine's load: the
+         * queries go on until it has, with a guard that only catches a stuck exec loop. */
+        const uint64_t guard_usec = 120 * 1000000ull;
+        struct timespec t0, t;
         unsigned no_such = 0, empty = 0;
         struct fixture f;
         long first, last = 0;
@@ -1251,7 +1299,11 @@ static void check_exec_race(const char *socket) {
         assert_int_equal(write(f.stdin_fd, "r", 1), 1);
         assert_true(wait_for(in_exec_loop, f.pid));
         first = exec_count(f.pid);
-        for (i = 0; i < QUERIES_MAX && (i < QUERIES || last - first < EXECS); i++) {
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (i = 0; i < QUERIES || last - first < EXECS; i++) {
+                clock_gettime(CLOCK_MONOTONIC, &t);
+                if ((uint64_t) (t.tv_sec - t0.tv_sec) * 1000000u > guard_usec)
+                        break;
                 _cleanup_close_ int fd = test_connect(socket);
                 assert_true(fd >= 0);
                 _cleanup_free_ char *reply = test_call(fd, i % 2 ? list : lookup);
@@ -1320,10 +1372,17 @@ static int as_uid_a_cached(void *userdata) {
         /* Another connection has no cached target: refused at once. */
         if (strcmp(child_error(a->socket, a->pid, ""), "io.memmapd.PermissionDenied") != 0)
                 return 33;
-        /* This one keeps what it could read for at most a second (TARGET_CACHE_USEC). */
-        usleep(1100 * 1000);
-        if (strcmp(error_on(fd, a->pid, ""), "io.memmapd.PermissionDenied") != 0)
-                return 34;
+        /* This one keeps what it could read for a while (TARGET_CACHE_USEC, a second), not
+         * for ever: it is refused once that has passed (a call does not make it longer). */
+        for (int i = 0;; i++) {
+                const char *e = error_on(fd, a->pid, "");
+
+                if (strcmp(e, "io.memmapd.PermissionDenied") == 0)
+                        break;
+                if (strcmp(e, "ok") != 0 || i > 3000)
+                        return 34;
+                usleep(10 * 1000);
+        }
         return 0;
 }
 
@@ -1353,28 +1412,60 @@ static bool set_next_pid(pid_t pid) {
         return fclose(f) == 0 && ok;
 }
 
+/* Whether a mapping's name or path in a listing contains needle. */
+static bool listing_names(struct json_object *mappings, const char *needle) {
+        for (size_t i = 0; i < json_object_array_length(mappings); i++) {
+                struct json_object *m = json_object_array_get_idx(mappings, i), *v;
+
+                if ((json_object_object_get_ex(m, "name", &v) && strstr(json_object_get_string(v), needle)) ||
+                    (json_object_object_get_ex(m, "path", &v) && strstr(json_object_get_string(v), needle)))
+                        return true;
+        }
+        return false;
+}
+
+/* Waits until the clock has left tick t (/proc/PID/stat start times count USER_HZ ticks
+ * of CLOCK_BOOTTIME), so that a process started next cannot share it. */
+static void wait_past_tick(uint64_t t) {
+        long hz = sysconf(_SC_CLK_TCK);
+
+        for (;;) {
+                struct timespec ts;
+
+                assert_int_equal(clock_gettime(CLOCK_BOOTTIME, &ts), 0);
+                if (((uint64_t) ts.tv_sec * (uint64_t) hz + (uint64_t) ts.tv_nsec / (1000000000u / (uint64_t) hz)) > t)
+                        return;
+                usleep(1000);
+        }
+}
+
 /* A's pid goes to B while a query about A is on its way: the answer is A's maps, or
- * NoSuchProcess, or ProcessChanged, and never B's. A and B differ in their VMA counts. */
+ * NoSuchProcess, or ProcessChanged, and never B's. Each process maps a memfd named after it
+ * (pidreuse-A-N, pidreuse-B-N): an answer that carries A's start time must hold A's marker
+ * and nothing of B's; one that carries another start time must be B's (B's start time, read
+ * here) or, holding neither marker, a process that took the pid between them. B never
+ * starts within A's clock tick, so (pid, start time) always tells them apart. Rounds go on
+ * until 60 pids were reused (other processes on the machine take some). */
 static void test_pid_reuse_race(void **state) {
-        unsigned reused = 0, answered_a = 0, refused = 0, same_tick = 0;
+        unsigned reused = 0, answered_a = 0, answered_b = 0, refused = 0, third = 0, rounds = 0;
 
         /* Probe by writing back what is there: pid_max may be as low as 32768. */
         if (geteuid() != 0 || !set_next_pid(getpid() + 1)) {
                 printf("[  SKIPPED ] cannot steer pid allocation (needs root and ns_last_pid)\n");
                 skip();
         }
-        /* Other processes of a busy machine take the pid now and then: go on until 60 pids were
-         * really reused, not for a fixed count of tries. */
-        int i;
-        for (i = 0; reused < 60 && i < 1200; i++) {
+        for (int i = 0; reused < 60; i++) {
                 _cleanup_close_ int fd = test_connect(daemon_default.socket);
-                _cleanup_free_ char *msg = NULL, *reply = NULL;
+                _cleanup_free_ char *msg = NULL, *reply = NULL, *name_a = fmt("pidreuse-A-%d", i),
+                                              *name_b = fmt("pidreuse-B-%d", i);
                 _cleanup_json_ struct json_object *r = NULL;
                 struct fixture a, b;
-                uint64_t ta;
+                uint64_t ta, tb;
                 pid_t p;
                 bool pass_start_time = i % 4 != 3;
 
+                assert_true(++rounds <= 1000);
+                setenv("FIXTURE_MARKER_NAME", name_a, 1);
                 assert_int_equal(fixture_start(10, 0, &a), 0);
                 p = a.pid;
                 ta = stat_start_time(p);
@@ -1390,9 +1481,14 @@ static void test_pid_reuse_race(void **state) {
                 fixture_stop(&a);
                 if (i % 3 == 1)
                         assert_int_equal(test_send(fd, msg), 0);
+                wait_past_tick(ta);
+                setenv("FIXTURE_MARKER_NAME", name_b, 1);
                 set_next_pid(p);
                 assert_int_equal(fixture_start(2000, 0, &b), 0);
+                unsetenv("FIXTURE_MARKER_NAME");
                 reused += b.pid == p;
+                tb = b.pid == p ? stat_start_time(p) : 0;
+                assert_true(b.pid != p || tb > ta);
                 if (i % 3 == 2)
                         assert_int_equal(test_send(fd, msg), 0);
 
@@ -1405,39 +1501,42 @@ static void test_pid_reuse_race(void **state) {
                                 fail_msg("unexpected %s", e);
                         refused++;
                 } else {
-                        struct json_object *proc = get(params_of(r), "process");
-                        size_t n = json_object_array_length(get(params_of(r), "mappings"));
+                        struct json_object *proc = get(params_of(r), "process"), *mappings = get(params_of(r), "mappings");
                         uint64_t st = json_object_get_uint64(get(proc, "start_time"));
+                        bool has_a = listing_names(mappings, name_a), has_b = listing_names(mappings, name_b);
 
-                        uint64_t tb = b.pid == p ? stat_start_time(p) : 0;
-
-                        /* A request naming A's start time is answered about A or not at all,
-                         * and B's maps never come under A's identity. Start times count clock
-                         * ticks: B may start within A's tick, and then (pid, start time)
-                         * cannot tell them apart. B may also be caught right after fork,
-                         * before it built its mappings. */
+                        assert_int_equal(json_object_get_int(get(proc, "pid")), p);
                         if (pass_start_time)
                                 assert_int_equal(st, ta);
-                        if (n > 2000) {
-                                assert_int_equal(b.pid, p);
-                                assert_true(st != ta || ta == tb);
-                                same_tick += tb == ta;
-                        } else if (st == ta)
+                        if (has_b || st != ta)
+                                printf("# round %d: start time %" PRIu64 " (A %" PRIu64 ", B %" PRIu64 "%s), %zu mappings, "
+                                       "A's marker %d, B's %d\n", i, st, ta, tb, b.pid == p ? "" : ", elsewhere",
+                                       json_object_array_length(mappings), has_a, has_b);
+                        if (st == ta) {
+                                /* A's identity: A's content and only A's. */
+                                assert_true(has_a);
+                                assert_false(has_b);
                                 answered_a++;
-                        /* Once in CI (never in 960 local reuses) the start time the daemon read
-                         * for B was one tick above what this test read for B just after: not
-                         * A's (A started earlier), so no leak, but not understood yet. Logged,
-                         * so it can be studied. */
-                        if (b.pid == p && st != ta && st != tb)
-                                printf("note: iteration %d, reply start time %" PRIu64 ", B read as %" PRIu64
-                                       ", A %" PRIu64 ", %zu mappings\n", i, st, tb, ta, n);
+                        } else if (b.pid == p && st == tb) {
+                                /* B's identity: B's content (or B caught before it made its
+                                 * marker), never A's. */
+                                assert_false(has_a);
+                                answered_b++;
+                        } else {
+                                /* Another process had the pid between A and B: its own
+                                 * identity, nothing of A's or B's. */
+                                assert_false(has_a);
+                                assert_false(has_b);
+                                assert_true(st > ta);
+                                third++;
+                        }
                 }
                 fixture_stop(&b);
         }
-        printf("pid reuse: %u of %d pids reused, %u answered about the old process, %u refused, "
-               "%u reused within the old process's start tick\n", reused, i, answered_a, refused, same_tick);
-        assert_true(reused >= 60);
+        printf("pid reuse: %u of %u pids reused; answers: %u about A, %u about B, %u about a third process, "
+               "%u refused\n", reused, rounds, answered_a, answered_b, third, refused);
         assert_true(refused > 0);
+        assert_true(answered_a > 0);
 }
 
 int main(void) {
