@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -21,6 +23,42 @@
 __attribute__((noinline, used)) int fixture_marker_function(int x);
 __attribute__((noinline, used)) int fixture_marker_function(int x) {
         return x * 3 + 1;
+}
+
+/* Churn (FIXTURE_CHURN set): a region of CHURN_PAGES pages whose layout steps through a
+ * cycle, one system call a step (each atomic under the mmap lock), so that at any instant the
+ * process has one of the layouts the steps lead to. 's' on stdin takes one step and stops
+ * the process (SIGSTOP) for the test to read the layout; 'c' starts a thread that steps
+ * without end. */
+#define CHURN_PAGES 16
+static uint8_t *churn;
+static unsigned churn_step;
+static long churn_page;
+
+static void churn_one(void) {
+        long pg = churn_page;
+
+        switch (churn_step++ % 4) {
+        case 0:
+                mprotect(churn + 2 * pg, (size_t) (2 * pg), PROT_READ | PROT_WRITE);
+                break;
+        case 1:
+                munmap(churn + 6 * pg, (size_t) (2 * pg));
+                break;
+        case 2:
+                mmap(churn + 6 * pg, (size_t) (2 * pg), PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+                break;
+        case 3:
+                mprotect(churn + 2 * pg, (size_t) (2 * pg), PROT_NONE);
+                break;
+        }
+}
+
+static void *churn_main(void *arg) {
+        (void) arg;
+        for (;;)
+                churn_one();
+        return NULL;
 }
 
 static void *map_file(const char *dir, const char *name, size_t size, bool unlink_after) {
@@ -129,6 +167,14 @@ int main(int argc, char **argv) {
                         printf("anon_named_error=%d\n", errno);
         }
 
+        if (getenv("FIXTURE_CHURN")) {
+                churn_page = page;
+                churn = mmap(NULL, (size_t) (CHURN_PAGES * page), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (churn == MAP_FAILED)
+                        return 1;
+                printf("churn=%p\n", (void *) churn);
+        }
+
         printf("ready\n");
         /* Live until the test closes our stdin, which may also carry commands: 'u' makes us
          * non-dumpable, 'x' execs cat (which lives on until stdin is closed too), 'r' starts
@@ -141,6 +187,15 @@ int main(int argc, char **argv) {
                 for (ssize_t i = 0; i < n; i++) {
                         if (buf[i] == 'u')
                                 prctl(PR_SET_DUMPABLE, 0);
+                        else if (buf[i] == 's' && churn) {
+                                churn_one();
+                                raise(SIGSTOP);
+                        } else if (buf[i] == 'c' && churn) {
+                                pthread_t t;
+
+                                if (pthread_create(&t, NULL, churn_main, NULL) != 0)
+                                        return 1;
+                        }
                         else if (buf[i] == 'x') {
                                 execl("/bin/cat", "cat", (char *) NULL);
                                 return 1;

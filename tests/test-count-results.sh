@@ -99,11 +99,11 @@ LOG
 prog fuzz/replay-elf PASS <<'LOG'
 replay-elf: 40 inputs
 LOG
-# A test skipped with its reason: 1 skipped.
+# A test skipped, its reason printed with the same prefix: 1 skipped, not 2.
 prog tests/test-h PASS <<'LOG'
 [==========] Running 1 test(s).
 [ RUN      ] test_s
-# no PROCMAP_QUERY: skipped
+[  SKIPPED ] this kernel has no PROCMAP_QUERY ioctl (Linux 6.11+)
 [  SKIPPED ] test_s
 [==========] 1 test(s) run.
 [  PASSED  ] 0 test(s).

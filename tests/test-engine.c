@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -17,6 +18,8 @@
 #include "maps-parse.h"
 #include "number.h"
 #include "procmap-ioctl.h"
+/* The kernel's ABI, for the oracle that calls the ioctl itself. */
+#include "procmap-uapi.h"
 
 static const enum engine_backend backends[] = { ENGINE_BACKEND_IOCTL, ENGINE_BACKEND_MAPS };
 
@@ -515,6 +518,186 @@ static void test_start_time_parse(void **state) {
         assert_int_equal(t, 123456);
 }
 
+/* ------------------------------------------------------------------ churn */
+
+#define CHURN_PAGES 16
+#define CHURN_ORACLE_STEPS 8
+#define CHURN_VMAS_MAX 64
+
+struct churn_vma {
+        uint64_t start, end;
+        unsigned prot;          /* MAPPING_READ | MAPPING_WRITE | MAPPING_EXEC */
+};
+
+/* A layout of the churn region: its VMAs clipped to it, in order. */
+struct churn_layout {
+        size_t n;
+        struct churn_vma v[CHURN_VMAS_MAX];
+};
+
+static void layout_add(struct churn_layout *l, uint64_t lo, uint64_t hi, uint64_t start, uint64_t end, unsigned prot) {
+        if (end <= lo || start >= hi)
+                return;
+        assert_true(l->n < CHURN_VMAS_MAX);
+        l->v[l->n++] = (struct churn_vma) { MAX(start, lo), MIN(end, hi), prot };
+}
+
+/* The oracle: the region's layout by PROCMAP_QUERY, called here directly (not through the
+ * engine), VMA after VMA, while the process is stopped. */
+static void raw_layout(pid_t pid, uint64_t lo, uint64_t hi, struct churn_layout *ret) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_close_ int fd = -1;
+
+        assert_true(asprintf(&path, "/proc/%d/maps", (int) pid) > 0);
+        assert_true((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0);
+        *ret = (struct churn_layout) {};
+        for (uint64_t addr = lo; addr < hi;) {
+                struct procmap_query q = {
+                        .size = sizeof(q),
+                        .query_flags = PROCMAP_QUERY_COVERING_OR_NEXT_VMA,
+                        .query_addr = addr,
+                };
+
+                if (ioctl(fd, PROCMAP_QUERY, &q) < 0) {
+                        assert_int_equal(errno, ENOENT);
+                        break;
+                }
+                layout_add(ret, lo, hi, q.vma_start, q.vma_end,
+                           (q.vma_flags & PROCMAP_QUERY_VMA_READABLE ? MAPPING_READ : 0) |
+                           (q.vma_flags & PROCMAP_QUERY_VMA_WRITABLE ? MAPPING_WRITE : 0) |
+                           (q.vma_flags & PROCMAP_QUERY_VMA_EXECUTABLE ? MAPPING_EXEC : 0));
+                addr = q.vma_end;
+        }
+}
+
+static void engine_layout(const struct mapping_list *l, uint64_t lo, uint64_t hi, struct churn_layout *ret) {
+        *ret = (struct churn_layout) {};
+        for (size_t i = 0; i < l->n; i++)
+                layout_add(ret, lo, hi, l->items[i].start, l->items[i].end,
+                           l->items[i].flags & (MAPPING_READ | MAPPING_WRITE | MAPPING_EXEC));
+}
+
+static bool same_layout(const struct churn_layout *a, const struct churn_layout *b) {
+        return a->n == b->n && memcmp(a->v, b->v, a->n * sizeof(a->v[0])) == 0;
+}
+
+static bool vma_in(const struct churn_vma *v, const struct churn_layout *l) {
+        for (size_t i = 0; i < l->n; i++)
+                if (memcmp(v, &l->v[i], sizeof(*v)) == 0)
+                        return true;
+        return false;
+}
+
+/* Whether the process is stopped (state T in /proc/PID/stat). */
+static bool is_stopped(pid_t pid) {
+        _cleanup_free_ char *cmd = NULL, *out = NULL;
+
+        assert_true(asprintf(&cmd, "sed 's/.*) //' /proc/%d/stat", (int) pid) > 0);
+        out = test_run_capture(cmd);
+        return out && out[0] == 'T';
+}
+
+/* A process that mmaps, munmaps and mprotects from another thread while it is listed and
+ * looked up. Its steps are known: the layouts they lead to are read first with the raw
+ * ioctl, the process stopped after each step. Then, while it churns, every listing by either
+ * backend is sorted and without overlaps, and every VMA of the region in it is one the
+ * process really had; every lookup finds a VMA it really had, holding the address. Whole
+ * listings of the region that match none of the layouts are counted: a listing is not a
+ * snapshot (neither /proc/PID/maps nor the ioctl reads the process at one instant). */
+static void test_churn(void **state) {
+        struct churn_layout layouts[CHURN_ORACLE_STEPS + 1], all = {};
+        long page = sysconf(_SC_PAGESIZE);
+        uint64_t lo, hi;
+        struct fixture f;
+
+        setenv("FIXTURE_CHURN", "1", 1);
+        assert_int_equal(fixture_start(0, 0, &f), 0);
+        unsetenv("FIXTURE_CHURN");
+        lo = fixture_get(&f, "churn");
+        assert_true(lo != 0);
+        hi = lo + (uint64_t) (CHURN_PAGES * page);
+
+        raw_layout(f.pid, lo, hi, &layouts[0]);
+        for (int s = 1; s <= CHURN_ORACLE_STEPS; s++) {
+                int i;
+
+                assert_int_equal(write(f.stdin_fd, "s", 1), 1);
+                for (i = 0; i < 30000 && !is_stopped(f.pid); i++)
+                        usleep(1000);
+                assert_true(is_stopped(f.pid));
+                raw_layout(f.pid, lo, hi, &layouts[s]);
+                assert_int_equal(kill(f.pid, SIGCONT), 0);
+                for (i = 0; i < 30000 && is_stopped(f.pid); i++)
+                        usleep(1000);
+        }
+        for (int s = 0; s <= CHURN_ORACLE_STEPS; s++)
+                for (size_t k = 0; k < layouts[s].n; k++)
+                        if (!vma_in(&layouts[s].v[k], &all))
+                                layout_add(&all, lo, hi, layouts[s].v[k].start, layouts[s].v[k].end, layouts[s].v[k].prot);
+        /* The steps changed the layout: two cycles of four give at least four layouts. */
+        assert_false(same_layout(&layouts[1], &layouts[2]));
+
+        assert_int_equal(write(f.stdin_fd, "c", 1), 1);
+        for (size_t b = 0; b < ELEMENTSOF(backends); b++) {
+                struct engine *e = new_engine(backends[b]);
+                struct process *p = NULL;
+                unsigned real = 0, mixed = 0, seen = 0, n_seen = 0;
+                int round;
+
+                assert_int_equal(process_open(f.pid, &p), 0);
+                /* 300 rounds, and on until the region was seen in two layouts at least (the
+                 * churn thread ran meanwhile); the bound only catches a stuck one. */
+                for (round = 0; round < 300 || n_seen < 2; round++) {
+                        _cleanup_(mapping_list_done) struct mapping_list l = {}, lk = {};
+                        _cleanup_free_ struct engine_result *res = NULL;
+                        uint64_t addrs[CHURN_PAGES];
+                        struct churn_layout got;
+                        bool known = false;
+
+                        assert_int_equal(engine_list(e, p, 0, &l), 0);
+                        for (size_t i = 0; i < l.n; i++) {
+                                assert_true(l.items[i].start < l.items[i].end);
+                                if (i > 0)
+                                        assert_true(l.items[i - 1].end <= l.items[i].start);
+                        }
+                        engine_layout(&l, lo, hi, &got);
+                        for (size_t k = 0; k < got.n; k++)
+                                if (!vma_in(&got.v[k], &all))
+                                        fail_msg("%s backend, round %d: VMA %" PRIx64 "-%" PRIx64 " prot %u, never in the "
+                                                 "process", b ? "maps" : "ioctl", round, got.v[k].start - lo,
+                                                 got.v[k].end - lo, got.v[k].prot);
+                        assert_true(round < 100000);
+                        for (int s = 0; s <= CHURN_ORACLE_STEPS && !known; s++)
+                                if ((known = same_layout(&got, &layouts[s])) && !(seen & (1u << s))) {
+                                        seen |= 1u << s;
+                                        n_seen++;
+                                }
+                        known ? real++ : mixed++;
+
+                        for (size_t k = 0; k < CHURN_PAGES; k++)
+                                addrs[k] = lo + k * (uint64_t) page + 8;
+                        assert_int_equal(engine_lookup(e, p, addrs, CHURN_PAGES, 0, &lk, &res), 0);
+                        for (size_t k = 0; k < CHURN_PAGES; k++) {
+                                struct churn_layout one = {};
+
+                                if (res[k].mapping < 0)
+                                        continue;
+                                assert_true((size_t) res[k].mapping < lk.n);
+                                const struct mapping *m = &lk.items[res[k].mapping];
+                                assert_true(m->start <= addrs[k] && addrs[k] < m->end);
+                                layout_add(&one, lo, hi, m->start, m->end, m->flags & (MAPPING_READ | MAPPING_WRITE | MAPPING_EXEC));
+                                assert_true(vma_in(&one.v[0], &all));
+                        }
+                }
+                printf("# churn, %s backend: %d listings of a region stepping through %zu VMA shapes: %u whole "
+                       "layouts the process had (%u different), %u mixing two\n", b ? "maps" : "ioctl", round, all.n,
+                       real, n_seen, mixed);
+                process_free(p);
+                engine_free(e);
+        }
+        fixture_stop(&f);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_backends_identical),
@@ -529,6 +712,7 @@ int main(void) {
                 cmocka_unit_test(test_exited_process),
                 cmocka_unit_test(test_exec_after_open),
                 cmocka_unit_test(test_start_time_parse),
+                cmocka_unit_test(test_churn),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

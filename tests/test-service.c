@@ -385,6 +385,145 @@ static void check_list_matches_proc(const char *socket) {
         fixture_stop(&f);
 }
 
+/* ------------------------------------------------------------------ every field vs the kernel */
+
+/* The kind the raw name in /proc/PID/maps says, decided here without the daemon's parser. */
+static const char *kind_of_raw_name(const char *name, uint64_t inode) {
+        static const struct {
+                const char *prefix, *kind;
+        } brackets[] = {
+                { "[heap]", "heap" },       { "[stack]", "stack" }, { "[stack:", "stack" },
+                { "[vdso]", "vdso" },       { "[vvar]", "vvar" },   { "[vvar_vclock]", "vvar" },
+                { "[vsyscall]", "vsyscall" }, { "[anon:", "anon_named" }, { "[anon_shmem:", "shmem_named" },
+        };
+
+        if (!name)
+                return "anonymous";
+        for (size_t i = 0; i < ELEMENTSOF(brackets); i++)
+                if (strncmp(name, brackets[i].prefix, strlen(brackets[i].prefix)) == 0)
+                        return brackets[i].kind;
+        if (strncmp(name, "/memfd:", 7) == 0 && inode != 0)
+                return "memfd";
+        if (name[0] == '/' && inode != 0 && strcmp(name, "/dev/zero (deleted)") != 0 && strncmp(name, "/SYSV", 5) != 0)
+                return "file";
+        return "special";
+}
+
+/* KernelPageSize of the mapping at start in /proc/PID/smaps, in bytes; 0 when not found. */
+static uint64_t smaps_page_size(const char *smaps, uint64_t start) {
+        char head[40];
+        const char *p;
+        unsigned long kib;
+
+        snprintf(head, sizeof(head), "%" PRIx64 "-", start);
+        for (p = smaps; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+                if (strncmp(p, head, strlen(head)) == 0)
+                        break;
+        if (!p || !*p || !(p = strstr(p, "\nKernelPageSize:")) || sscanf(p, "\nKernelPageSize: %lu kB", &kib) != 1)
+                return 0;
+        return (uint64_t) kib * 1024;
+}
+
+static char *read_text_file(const char *path) {
+        _cleanup_free_ char *cmd = fmt("cat '%s'", path);
+
+        return test_run_capture(cmd);
+}
+
+/* Every field of a listing against independent truth: the raw text of /proc/PID/maps parsed
+ * here (ranges, perms, offset, dev, inode, name, and from the name the kind), smaps'
+ * KernelPageSize (page_size), /proc/PID/map_files (readlink for the path, the link count of
+ * what it opens for deleted) and `readelf -n` on that file for build IDs. The target must
+ * not change its maps meanwhile. page_size may be left out where the backend does not know
+ * it (the text has none), unless required. Returns how many mappings had a build ID. */
+static size_t assert_matches_kernel(pid_t pid, struct json_object *mappings, bool page_size_required) {
+        _cleanup_free_ char *smaps_path = fmt("/proc/%d/smaps", (int) pid);
+        _cleanup_free_ char *smaps = read_text_file(smaps_path);
+        struct maps_line *want;
+        size_t n = read_proc_maps(pid, &want), with_id = 0;
+
+        assert_non_null(smaps);
+        assert_matches_proc(mappings, want, n);
+        for (size_t i = 0; i < n; i++) {
+                struct json_object *m = json_object_array_get_idx(mappings, i), *v;
+                const char *kind = kind_of_raw_name(want[i].name, want[i].inode);
+                uint64_t page = smaps_page_size(smaps, want[i].start);
+
+                assert_string_equal(get_str(m, "kind"), kind);
+                /* [vsyscall] is not a VMA: smaps has no page size for it. */
+                if (strcmp(kind, "vsyscall") != 0 &&
+                    (page_size_required || json_object_object_get_ex(m, "page_size", &v))) {
+                        assert_true(page > 0);
+                        assert_int_equal(json_object_get_uint64(get(m, "page_size")), page);
+                }
+                assert_false(json_object_object_get_ex(m, "name_hex", &v));
+                if (strcmp(kind, "file") == 0 || strcmp(kind, "memfd") == 0) {
+                        _cleanup_free_ char *mf = fmt("/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int) pid, want[i].start,
+                                                      want[i].end);
+                        char link[4096], id[256];
+                        ssize_t len = readlink(mf, link, sizeof(link) - 1);
+                        struct stat st;
+                        bool deleted;
+
+                        assert_true(len > 0);
+                        link[len] = 0;
+                        assert_int_equal(stat(mf, &st), 0);
+                        assert_int_equal(st.st_ino, want[i].inode);
+                        deleted = st.st_nlink == 0;
+                        /* The kernel marks an unlinked file's path with " (deleted)". */
+                        if (deleted) {
+                                assert_true(len > 10 && strcmp(link + len - 10, " (deleted)") == 0);
+                                link[len - 10] = 0;
+                        }
+                        assert_string_equal(get_str(m, "path"), link);
+                        if (strcmp(kind, "file") == 0)
+                                assert_int_equal(json_object_get_boolean(get(m, "deleted")), deleted);
+                        else
+                                assert_false(json_object_object_get_ex(m, "deleted", &v));
+                        if (test_readelf_build_id(mf, id, sizeof(id))) {
+                                assert_string_equal(get_str(m, "build_id"), id);
+                                with_id++;
+                        } else
+                                assert_false(json_object_object_get_ex(m, "build_id", &v));
+                } else {
+                        assert_false(json_object_object_get_ex(m, "path", &v));
+                        assert_false(json_object_object_get_ex(m, "deleted", &v));
+                        assert_false(json_object_object_get_ex(m, "build_id", &v));
+                }
+        }
+        free_proc_maps(want, n);
+        return with_id;
+}
+
+static void check_list_matches_kernel(const char *socket) {
+        _cleanup_json_ struct json_object *r = NULL;
+        _cleanup_free_ char *msg = NULL;
+        struct fixture f;
+        size_t with_id;
+        bool ioctl;
+
+        {
+                _cleanup_json_ struct json_object *st = call_on(socket, "{\"method\":\"io.memmapd.GetStatus\"}");
+
+                /* PROCMAP_QUERY gives every VMA's page size. */
+                ioctl = strcmp(get_str(params_of(st), "backend"), "maps") != 0;
+        }
+        assert_int_equal(fixture_start(100, 1, &f), 0);
+        msg = fmt("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d,\"build_ids\":true}}", f.pid);
+        r = call_on(socket, msg);
+        assert_null(error_of(r));
+        with_id = assert_matches_kernel(f.pid, get(params_of(r), "mappings"), ioctl);
+        printf("# %zu mappings match the kernel in every field, %zu with build IDs\n",
+               json_object_array_length(get(params_of(r), "mappings")), with_id);
+        /* The fixture binary and libc at least, each in several mappings. */
+        assert_true(with_id >= 4);
+        fixture_stop(&f);
+}
+
+static void test_list_matches_kernel(void **state) {
+        check_list_matches_kernel(daemon_default.socket);
+}
+
 /* "more" where there is nothing to stream: one message, as without it. An error ends a
  * streamed call at once; a oneway call gets no parts either. */
 static void test_streamed_edges(void **state) {
@@ -437,6 +576,10 @@ static void with_maps_backend(void (*check)(const char *socket)) {
 
 static void test_list_matches_proc_maps_backend(void **state) {
         with_maps_backend(check_list_matches_proc);
+}
+
+static void test_list_matches_kernel_maps_backend(void **state) {
+        with_maps_backend(check_list_matches_kernel);
 }
 
 static void test_lookup(void **state) {
@@ -1547,6 +1690,8 @@ int main(void) {
                 cmocka_unit_test(test_errors),
                 cmocka_unit_test(test_list_matches_proc),
                 cmocka_unit_test(test_list_matches_proc_maps_backend),
+                cmocka_unit_test(test_list_matches_kernel),
+                cmocka_unit_test(test_list_matches_kernel_maps_backend),
                 cmocka_unit_test(test_lookup),
                 cmocka_unit_test(test_process_changed),
                 cmocka_unit_test(test_pipelined),

@@ -24,8 +24,9 @@ count_cmocka_log() {
         # Summary headers ("[  FAILED  ] 2 test(s), listed below:"), not tests.
         / test\(s\)/ { next }
         /^\[ RUN      \] / { name = substr($0, 14); if (!(name in seen)) { seen[name] = 1; order[n++] = name; worst[name] = 0 }; next }
-        /^\[       OK \] / { result(substr($0, 14), 1); next }
-        /^\[  SKIPPED \] / { result(substr($0, 14), 2); next }
+        # Tests print why they skip with the same prefix: only a test that ran has a result.
+        /^\[       OK \] / { name = substr($0, 14); if (name in seen) result(name, 1); next }
+        /^\[  SKIPPED \] / { name = substr($0, 14); if (name in seen) result(name, 2); next }
         /^\[  FAILED  \] GROUP (SETUP|TEARDOWN)/ { groups++; print "  group fixture failed: " substr($0, 14) > "/dev/stderr"; next }
         /^\[  FAILED  \] / { result(substr($0, 14), 3); next }
         /^\[  ERROR   \] --- / { next }
