@@ -421,6 +421,9 @@ int engine_list(struct engine *e, const struct process *p, unsigned flags, struc
         size_t w = 0;
         int r;
 
+        /* No address space: the ioctl would say ESRCH, the text nothing. Both say nothing. */
+        if (p->kernel_thread)
+                goto done;
         if (e->backend == ENGINE_BACKEND_IOCTL && flags == 0) {
                 r = list_each_text(e, p, mapping_list_push_visit, &all);
                 if (r < 0)
@@ -465,6 +468,8 @@ int engine_list_each(struct engine *e, const struct process *p, unsigned flags, 
         _cleanup_(mapping_list_done) struct mapping_list l = {};
         int r;
 
+        if (p->kernel_thread)
+                return 0;
         if (e->backend == ENGINE_BACKEND_IOCTL && flags == 0)
                 return list_each_text(e, p, visit, userdata);
 
@@ -689,6 +694,11 @@ int engine_lookup(struct engine *e, const struct process *p, const uint64_t *add
         if (!results || !order)
                 return -ENOMEM;
 
+        /* A kernel thread maps nothing: every address is unmapped. */
+        for (size_t i = 0; i < n; i++)
+                results[i].mapping = -1;
+        if (p->kernel_thread)
+                n = 0;
         if (e->backend == ENGINE_BACKEND_MAPS && n > 0) {
                 r = read_maps_text(p, &c.all);
                 if (r < 0)

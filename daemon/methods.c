@@ -20,9 +20,6 @@
 #define E_LIMIT_EXCEEDED MEMMAPD_ERROR_LIMIT_EXCEEDED
 #define E_INTERNAL MEMMAPD_ERROR_INTERNAL
 
-/* pid_max can be at most 2^22 (PID_MAX_LIMIT). */
-#define PID_MAX_LIMIT (4 * 1024 * 1024)
-
 const char varlink_service_interface_description[] =
         "# The Varlink service interface, provided by every Varlink service.\n"
         "interface org.varlink.service\n"
@@ -376,6 +373,10 @@ static void write_process(struct json_writer *w, const struct process *p) {
         json_writer_int(w, p->pid);
         json_writer_key(w, "start_time");
         json_writer_uint(w, p->start_time);
+        if (p->kernel_thread) {
+                json_writer_key(w, "kernel_thread");
+                json_writer_bool(w, true);
+        }
         json_writer_object_end(w);
 }
 
@@ -493,10 +494,13 @@ static const char *open_target(const struct method_context *ctx, struct json_obj
         int64_t pid;
         int r;
 
-        if (varlink_param_int(params, "pid", true, 1, PID_MAX_LIMIT, 0, &pid) < 0)
+        if (varlink_param_int(params, "pid", true, 1, INT64_MAX, 0, &pid) < 0)
                 return reply_invalid_parameter(w, "pid");
         if (varlink_param_u64(params, "start_time", false, 0, &start_time) < 0)
                 return reply_invalid_parameter(w, "start_time");
+        /* Beyond what pid_t holds, as beyond pid_max: a pid that names no process. */
+        if (pid > INT32_MAX)
+                return reply_pid_error(w, E_NO_SUCH_PROCESS, pid);
 
         p = target_cache_take(ctx, (pid_t) pid);
         if (!p) {
@@ -698,7 +702,7 @@ static const char *list_mappings(const struct method_context *ctx, const struct 
 /* One Lookup result formatted straight into the reply, the bytes the writer
  * would write key by key: that way was a third of the daemon's time on a 4,435-address
  * batch once the request decoding got cheap. */
-static void write_result(struct json_writer *w, uint64_t address, const struct engine_result *res) {
+static void write_result(struct json_writer *w, uint64_t address, const struct engine_result *res, bool no_mm) {
         /* At most 12 + 18 + 22 + 16 + 19 + 14 + 19 + 1 bytes. */
         char *buf = json_writer_raw_reserve(w, 160), *p = buf;
 
@@ -707,7 +711,9 @@ static void write_result(struct json_writer *w, uint64_t address, const struct e
 
         PUT_LITERAL(p, "{\"address\":\"");
         p += json_format_hex(address, p);
-        if (res->mapping < 0)
+        if (res->mapping < 0 && no_mm)
+                PUT_LITERAL(p, "\",\"reason\":\"no_address_space\"");
+        else if (res->mapping < 0)
                 PUT_LITERAL(p, "\",\"reason\":\"unmapped\"");
         else {
                 PUT_LITERAL(p, "\",\"mapping\":");
@@ -784,7 +790,7 @@ static const char *lookup(const struct method_context *ctx, const struct varlink
         json_writer_key(w, "results");
         json_writer_array_begin(w);
         for (size_t i = 0; i < n; i++)
-                write_result(w, addrs[i], &results[i]);
+                write_result(w, addrs[i], &results[i], p->kernel_thread);
         json_writer_array_end(w);
         varlink_message_end(w);
         return NULL;

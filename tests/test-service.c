@@ -438,6 +438,152 @@ static void test_list_matches_proc_maps_backend(void **state) {
         with_maps_backend(check_list_matches_proc);
 }
 
+/* ------------------------------------------------------------------ what profilers meet (issue 12) */
+
+static struct json_object *list_on(const char *socket, pid_t pid) {
+        _cleanup_free_ char *m = fmt("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d}}", (int) pid);
+
+        return call_on(socket, m);
+}
+
+static struct json_object *lookup_on(const char *socket, pid_t pid, uint64_t addr) {
+        _cleanup_free_ char *m = fmt("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%d,\"addresses\":"
+                                     "[\"0x%" PRIx64 "\"],\"build_ids\":true}}", (int) pid, addr);
+
+        return call_on(socket, m);
+}
+
+static struct json_object *process_of(struct json_object *reply) {
+        if (error_of(reply))
+                fail_msg("unexpected error: %s", json_object_to_json_string(reply));
+        return get(params_of(reply), "process");
+}
+
+/* The name /proc/PID/maps prints for the mapping at start, read with stdio (malloc'd). */
+static char *raw_name_at(pid_t pid, uint64_t start) {
+        _cleanup_free_ char *path = fmt("/proc/%d/maps", (int) pid);
+        char *line = NULL;
+        size_t cap = 0;
+        FILE *fp;
+
+        assert_non_null(fp = fopen(path, "re"));
+        while (getline(&line, &cap, fp) > 0)
+                if (strtoull(line, NULL, 16) == start) {
+                        char *slash = strchr(line, '/');
+
+                        fclose(fp);
+                        assert_non_null(slash);
+                        slash[strcspn(slash, "\n")] = 0;
+                        memmove(line, slash, strlen(slash) + 1);
+                        return line;
+                }
+        fclose(fp);
+        free(line);
+        fail_msg("no mapping at 0x%" PRIx64 " in %s", start, path);
+        return NULL;
+}
+
+static void check_profiler_processes(const char *socket) {
+        struct fixture f;
+        pid_t tid;
+        uint64_t marker, deep, flags = 0;
+
+        /* Item 2: a thread id answers for its process. Item 1: a path beyond PATH_MAX. */
+        setenv("FIXTURE_THREADS", "2", 1);
+        setenv("FIXTURE_DEEP", "1", 1);
+        assert_int_equal(fixture_start(0, 1, &f), 0);
+        unsetenv("FIXTURE_THREADS");
+        unsetenv("FIXTURE_DEEP");
+        tid = (pid_t) fixture_get(&f, "tid");
+        marker = fixture_get(&f, "marker");
+        deep = fixture_get(&f, "deep");
+        assert_true(tid > 0 && tid != f.pid && deep != 0);
+        {
+                _cleanup_json_ struct json_object *by_tid = list_on(socket, tid), *by_pid = list_on(socket, f.pid);
+                _cleanup_json_ struct json_object *lk = lookup_on(socket, tid, marker);
+                _cleanup_json_ struct json_object *lk_deep = lookup_on(socket, f.pid, deep);
+                _cleanup_free_ char *raw = raw_name_at(f.pid, deep);
+                struct json_object *maps = get(params_of(by_tid), "mappings"), *res;
+                bool seen_deep = false;
+
+                assert_int_equal(json_object_get_int64(get(process_of(by_tid), "pid")), f.pid);
+                assert_int_equal(json_object_get_uint64(get(process_of(by_tid), "start_time")), stat_start_time(f.pid));
+                assert_int_equal(json_object_array_length(maps),
+                                 json_object_array_length(get(params_of(by_pid), "mappings")));
+                assert_int_equal(json_object_get_int64(get(process_of(lk), "pid")), f.pid);
+                res = json_object_array_get_idx(get(params_of(lk), "results"), 0);
+                assert_true(json_object_object_get_ex(res, "elf_vaddr", NULL));
+
+                assert_true(strlen(raw) > 4096);
+                for (size_t i = 0; i < json_object_array_length(maps); i++) {
+                        struct json_object *m = json_object_array_get_idx(maps, i);
+
+                        if (get_hex(m, "start") == deep) {
+                                assert_string_equal(get_str(m, "name"), raw);
+                                assert_string_equal(get_str(m, "path"), raw);
+                                seen_deep = true;
+                        }
+                }
+                assert_true(seen_deep);
+                res = json_object_array_get_idx(get(params_of(lk_deep), "mappings"), 0);
+                assert_string_equal(get_str(res, "name"), raw);
+        }
+        fixture_stop(&f);
+
+        /* Item 3: a kernel thread (kthreadd) has no user address space, and says so. */
+        assert_int_equal(test_proc_stat_field(2, 9, &flags), 0);
+        assert_true(flags & 0x00200000);
+        {
+                _cleanup_json_ struct json_object *l = list_on(socket, 2), *lk = lookup_on(socket, 2, 0x400000);
+                struct json_object *res;
+
+                assert_true(json_object_get_boolean(get(process_of(l), "kernel_thread")));
+                assert_int_equal(json_object_array_length(get(params_of(l), "mappings")), 0);
+                assert_true(json_object_get_boolean(get(process_of(lk), "kernel_thread")));
+                res = json_object_array_get_idx(get(params_of(lk), "results"), 0);
+                assert_string_equal(get_str(res, "reason"), "no_address_space");
+                assert_false(json_object_object_get_ex(res, "mapping", NULL));
+        }
+        /* ... which an ordinary process does not say. */
+        {
+                _cleanup_json_ struct json_object *l = list_on(socket, getpid());
+
+                assert_false(json_object_object_get_ex(process_of(l), "kernel_thread", NULL));
+        }
+}
+
+static void test_profiler_processes(void **state) {
+        check_profiler_processes(daemon_default.socket);
+}
+
+static void test_profiler_processes_maps_backend(void **state) {
+        with_maps_backend(check_profiler_processes);
+}
+
+/* Item 8: any positive pid that names no process is NoSuchProcess, beyond pid_max too. */
+static void test_pid_beyond_pid_max(void **state) {
+        long pid_max = 0;
+        FILE *fp = fopen("/proc/sys/kernel/pid_max", "re");
+
+        assert_non_null(fp);
+        assert_int_equal(fscanf(fp, "%ld", &pid_max), 1);
+        fclose(fp);
+        const int64_t pids[] = { pid_max, pid_max + 1, 4 * 1024 * 1024 + 1, INT32_MAX, (int64_t) INT32_MAX + 1,
+                                 INT64_MAX };
+
+        for (size_t i = 0; i < ELEMENTSOF(pids); i++) {
+                _cleanup_free_ char *l = fmt("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%" PRId64 "}}",
+                                             pids[i]);
+                _cleanup_free_ char *k = fmt("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%" PRId64
+                                             ",\"addresses\":[\"0x1\"]}}", pids[i]);
+                _cleanup_json_ struct json_object *rl = call(l), *rk = call(k);
+
+                assert_error(rl, "io.memmapd.NoSuchProcess");
+                assert_error(rk, "io.memmapd.NoSuchProcess");
+                assert_int_equal(json_object_get_int64(get(params_of(rl), "pid")), pids[i]);
+        }
+}
+
 static uint64_t nm_symbol(const char *binary, const char *symbol) {
         _cleanup_free_ char *cmd = fmt("nm '%s' | grep ' %s$'", binary, symbol);
         _cleanup_free_ char *out = test_run_capture(cmd);
@@ -1446,6 +1592,9 @@ int main(void) {
                 cmocka_unit_test(test_list_matches_proc),
                 cmocka_unit_test(test_list_matches_proc_maps_backend),
                 cmocka_unit_test(test_lookup),
+                cmocka_unit_test(test_profiler_processes),
+                cmocka_unit_test(test_profiler_processes_maps_backend),
+                cmocka_unit_test(test_pid_beyond_pid_max),
                 cmocka_unit_test(test_process_changed),
                 cmocka_unit_test(test_pipelined),
                 cmocka_unit_test(test_half_close),
