@@ -94,8 +94,16 @@ static const char *reply_limit(struct json_writer *w, const char *limit, uint64_
         return E_LIMIT_EXCEEDED;
 }
 
+/* Which errnos an InternalError was logged for: each is worth a warning once (it says the
+ * daemon met something it does not handle), not once per call. */
+static atomic_ullong internal_logged[4];
+
 static const char *reply_internal(struct json_writer *w, int error) {
-        return reply_error_simple(w, E_INTERNAL, "message", strerror(error < 0 ? -error : error));
+        unsigned e = (unsigned) (error < 0 ? -error : error);
+
+        if (e < 256 && !(atomic_fetch_or(&internal_logged[e / 64], 1ull << (e % 64)) & (1ull << (e % 64))))
+                log_warning_errno(-(int) e, "Answering InternalError: %s (logged once per error)", strerror((int) e));
+        return reply_error_simple(w, E_INTERNAL, "message", strerror((int) e));
 }
 
 static bool known_params_only(struct json_object *params, const char *const *known, const char **ret_bad) {
