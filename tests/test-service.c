@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -1176,6 +1177,108 @@ struct access_case {
 };
 
 /* The error a ListMappings of pid gets on fd ("ok" for none). */
+/* Issue 12.9: memctl lookup --json, now written by the streaming writer from libmemctl's
+ * parse, says what the daemon's reply says (pretty and short alike). */
+static void test_memctl_lookup_json(void **state) {
+        struct fixture f;
+
+        assert_int_equal(fixture_start(0, 1, &f), 0);
+        uint64_t marker = fixture_get(&f, "marker"), deleted = fixture_get(&f, "deleted");
+        _cleanup_free_ char *msg = fmt("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%d,\"addresses\":"
+                                       "[\"0x%" PRIx64 "\",\"0x%" PRIx64 "\",\"0x1\"],\"build_ids\":true}}",
+                                       f.pid, marker, deleted);
+        _cleanup_json_ struct json_object *want = call(msg);
+
+        for (unsigned short_mode = 0; short_mode < 2; short_mode++) {
+                _cleanup_free_ char *args = fmt("lookup %s --build-ids %d 0x%" PRIx64 " 0x%" PRIx64 " 0x1",
+                                                short_mode ? "--json=short" : "--json", f.pid, marker, deleted);
+                _cleanup_free_ char *out = NULL;
+                _cleanup_json_ struct json_object *got = NULL;
+
+                assert_int_equal(run_memctl(args, &out), 0);
+                *strrchr(out, 'e') = 0; /* drop "exit=0" */
+                got = parse(out);
+                if (!json_object_equal(got, params_of(want)))
+                        fail_msg("memctl printed %s, the daemon said %s", json_object_to_json_string(got),
+                                 json_object_to_json_string(params_of(want)));
+        }
+        fixture_stop(&f);
+}
+
+/* A stand-in daemon on path that answers every call with reply (a whole Varlink message);
+ * returns its pid (end it with SIGKILL). */
+static pid_t fake_daemon(const char *path, const char *reply) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        pid_t pid;
+
+        assert_true(fd >= 0);
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+        assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        assert_int_equal(listen(fd, 8), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                for (;;) {
+                        int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+                        char buf[65536];
+                        ssize_t n;
+
+                        if (c < 0)
+                                _exit(1);
+                        /* One call a connection: read up to its NUL, answer, hang up. */
+                        while ((n = read(c, buf, sizeof(buf))) > 0 && !memchr(buf, 0, (size_t) n))
+                                ;
+                        if (n > 0 && write(c, reply, strlen(reply) + 1) < 0)
+                                _exit(1);
+                        close(c);
+                }
+        }
+        close(fd);
+        return pid;
+}
+
+/* Issue 12.9: memctl prints any error of the daemon with its name and parameters, those it
+ * has no words for (InternalError's message, a newer daemon's error) included. */
+static void test_memctl_prints_any_error(void **state) {
+        static const struct {
+                const char *reply, *want[3];
+        } cases[] = {
+                { "{\"error\":\"io.memmapd.InternalError\",\"parameters\":{\"message\":\"File name too long\"}}",
+                  { "io.memmapd.InternalError", "File name too long", NULL } },
+                { "{\"error\":\"io.memmapd.SomethingNew\",\"parameters\":{\"detail\":\"x-y-z\",\"n\":7}}",
+                  { "io.memmapd.SomethingNew", "x-y-z", "\"n\":7" } },
+                { "{\"error\":\"io.memmapd.NoSuchProcess\",\"parameters\":{\"pid\":4242}}",
+                  { "io.memmapd.NoSuchProcess", "4242", NULL } },
+        };
+        char dir[] = "/tmp/memmapd-fake-XXXXXX";
+
+        assert_non_null(mkdtemp(dir));
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *path = fmt("%s/sock%zu", dir, i);
+                pid_t pid = fake_daemon(path, cases[i].reply);
+                const char *const commands[] = { "lookup 4242 0x1000", "lookup --json 4242 0x1000", "maps 4242",
+                                                 "maps --json 4242" };
+
+                for (size_t k = 0; k < ELEMENTSOF(commands); k++) {
+                        _cleanup_free_ char *cmd = fmt("%s --socket '%s' %s 2>&1 >/dev/null; echo \"exit=$?\"",
+                                                       test_program("MEMCTL", "client/memctl"), path, commands[k]);
+                        _cleanup_free_ char *out = test_run_capture(cmd);
+
+                        assert_non_null(out);
+                        for (size_t w = 0; w < ELEMENTSOF(cases[i].want) && cases[i].want[w]; w++)
+                                if (!strstr(out, cases[i].want[w]))
+                                        fail_msg("memctl %s on %s printed '%s', without '%s'", commands[k],
+                                                 cases[i].reply, out, cases[i].want[w]);
+                        assert_null(strstr(out, "exit=0"));
+                }
+                kill(pid, SIGKILL);
+                assert_int_equal(waitpid(pid, NULL, 0), pid);
+                unlink(path);
+        }
+        assert_int_equal(rmdir(dir), 0);
+}
+
 static const char *error_on(int fd, pid_t pid, const char *extra) {
         _cleanup_free_ char *msg = fmt("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d%s}}", pid, extra);
         _cleanup_free_ char *reply = test_call(fd, msg);
@@ -1595,6 +1698,8 @@ int main(void) {
                 cmocka_unit_test(test_profiler_processes),
                 cmocka_unit_test(test_profiler_processes_maps_backend),
                 cmocka_unit_test(test_pid_beyond_pid_max),
+                cmocka_unit_test(test_memctl_prints_any_error),
+                cmocka_unit_test(test_memctl_lookup_json),
                 cmocka_unit_test(test_process_changed),
                 cmocka_unit_test(test_pipelined),
                 cmocka_unit_test(test_half_close),
