@@ -172,7 +172,9 @@ int memctl_list_mappings(memctl *c, pid_t pid, uint64_t start_time, uint64_t fla
 size_t memctl_mappings_count(const memctl_mappings *m);
 /* -ERANGE when index >= count. */
 int memctl_mappings_get(const memctl_mappings *m, size_t index, struct memctl_mapping *ret);
-/* The process the reply is about: its pid and start time (either pointer may be NULL). */
+/* The process the reply is about: its pid and start time (either pointer may be NULL).
+ * Asked about a thread id, the daemon answers about the thread's process: pid is then the
+ * thread group id. */
 int memctl_mappings_get_process(const memctl_mappings *m, pid_t *ret_pid, uint64_t *ret_start_time);
 memctl_mappings *memctl_mappings_free(memctl_mappings *m);
 
@@ -194,10 +196,12 @@ struct memctl_lookup_result {
 };
 #define MEMCTL_LOOKUP_RESULT_INIT MEMCTL_INIT(struct memctl_lookup_result)
 
-/* Looks up n_addresses addresses of process pid in one request (Lookup). start_time as for
- * memctl_list_mappings(); flags: MEMCTL_BUILD_IDS. The daemon bounds the batch size
- * (-E2BIG, see memctl_get_status()); split larger batches. The reply has one result per
- * address, in order, and each distinct mapping once. */
+/* Looks up n_addresses addresses of process pid (Lookup). start_time as for
+ * memctl_list_mappings(); flags: MEMCTL_BUILD_IDS. A batch above the daemon's max_addresses
+ * is split by the library (the limit is learned from the daemon's LimitExceeded answer and
+ * kept on the connection), every part asked about the process the first part found: the
+ * reply is the one a daemon without the limit would give, one result per address, in order,
+ * and each distinct mapping once. */
 int memctl_lookup(memctl *c, pid_t pid, uint64_t start_time, const uint64_t *addresses,
                   size_t n_addresses, uint64_t flags, memctl_lookup_reply **ret);
 

@@ -529,6 +529,19 @@ static void check_profiler_processes(const char *socket) {
                 res = json_object_array_get_idx(get(params_of(lk_deep), "mappings"), 0);
                 assert_string_equal(get_str(res, "name"), raw);
         }
+        /* libmemctl takes the thread group's pid in the reply (it refused another pid). */
+        {
+                memctl *c = NULL;
+                memctl_lookup_reply *l = NULL;
+                pid_t got = 0;
+
+                assert_int_equal(memctl_connect(socket, &c), 0);
+                assert_int_equal(memctl_lookup(c, tid, 0, &marker, 1, 0, &l), 0);
+                assert_int_equal(memctl_lookup_reply_get_process(l, &got, NULL), 0);
+                assert_int_equal(got, f.pid);
+                memctl_lookup_reply_free(l);
+                memctl_free(c);
+        }
         fixture_stop(&f);
 
         /* Item 3: a kernel thread (kthreadd) has no user address space, and says so. */
@@ -1205,6 +1218,75 @@ static void test_memctl_lookup_json(void **state) {
         fixture_stop(&f);
 }
 
+/* Issue 12.10: libmemctl splits a batch above the daemon's max_addresses itself: the one
+ * reply says what a daemon without the limit says in one batch (each mapping once, in address
+ * order; results in the order asked, about the same process). */
+static void test_libmemctl_splits_batches(void **state) {
+        static const char *const args[] = { "--set=MaxAddresses=64", NULL };
+        memctl_lookup_reply *whole = NULL, *split = NULL, *again = NULL;
+        memctl *c_default = NULL, *c_small = NULL;
+        _cleanup_free_ uint64_t *addrs = NULL;
+        struct test_daemon d;
+        struct fixture f;
+        size_t n = 1000;
+
+        assert_int_equal(test_daemon_start(args, &d), 0);
+        assert_int_equal(fixture_start(300, 1, &f), 0);
+        assert_non_null(addrs = calloc(n, sizeof(*addrs)));
+        srandom(12);
+        for (size_t i = 0; i < n; i++) {
+                uint64_t many = fixture_get(&f, "many");
+
+                /* The 300 small VMAs in random order, duplicates, a few unmapped and code. */
+                addrs[i] = i % 10 == 0 ? (uint64_t) i : i % 10 == 1 ? fixture_get(&f, "marker")
+                                                                    : many + (uint64_t) (random() % (300 * 4096));
+        }
+        assert_int_equal(memctl_connect(daemon_default.socket, &c_default), 0);
+        assert_int_equal(memctl_connect(d.socket, &c_small), 0);
+        assert_int_equal(memctl_lookup(c_default, f.pid, 0, addrs, n, MEMCTL_BUILD_IDS, &whole), 0);
+        assert_int_equal(memctl_lookup(c_small, f.pid, 0, addrs, n, MEMCTL_BUILD_IDS, &split), 0);
+        assert_null(memctl_last_error_name(c_small));
+        /* The limit is remembered: the next one splits at once, and agrees too. */
+        assert_int_equal(memctl_lookup(c_small, f.pid, stat_start_time(f.pid), addrs, n, 0, &again), 0);
+        fixture_stop(&f);
+
+        assert_int_equal(memctl_lookup_reply_count(split), n);
+        assert_int_equal(memctl_lookup_reply_mapping_count(split), memctl_lookup_reply_mapping_count(whole));
+        for (size_t i = 0; i < memctl_lookup_reply_mapping_count(split); i++) {
+                struct memctl_mapping a = MEMCTL_MAPPING_INIT, b = MEMCTL_MAPPING_INIT;
+
+                assert_int_equal(memctl_lookup_reply_get_mapping(whole, i, &a), 0);
+                assert_int_equal(memctl_lookup_reply_get_mapping(split, i, &b), 0);
+                assert_int_equal(a.start, b.start);
+                assert_int_equal(a.end, b.end);
+                assert_int_equal(a.inode, b.inode);
+                assert_true((a.name == NULL) == (b.name == NULL));
+                if (a.name)
+                        assert_string_equal(a.name, b.name);
+                assert_true((a.build_id_hex == NULL) == (b.build_id_hex == NULL));
+        }
+        for (size_t i = 0; i < n; i++) {
+                struct memctl_lookup_result a = MEMCTL_LOOKUP_RESULT_INIT, b = MEMCTL_LOOKUP_RESULT_INIT,
+                                            c = MEMCTL_LOOKUP_RESULT_INIT;
+
+                assert_int_equal(memctl_lookup_reply_get(whole, i, &a), 0);
+                assert_int_equal(memctl_lookup_reply_get(split, i, &b), 0);
+                assert_int_equal(memctl_lookup_reply_get(again, i, &c), 0);
+                assert_int_equal(b.address, addrs[i]);
+                assert_int_equal(a.mapping, b.mapping);
+                assert_int_equal(a.has_elf_vaddr, b.has_elf_vaddr);
+                assert_int_equal(a.elf_vaddr, b.elf_vaddr);
+                assert_int_equal(a.file_offset, b.file_offset);
+                assert_int_equal(a.mapping == MEMCTL_NO_MAPPING, c.mapping == MEMCTL_NO_MAPPING);
+        }
+        memctl_lookup_reply_free(whole);
+        memctl_lookup_reply_free(split);
+        memctl_lookup_reply_free(again);
+        memctl_free(c_default);
+        memctl_free(c_small);
+        assert_int_equal(test_daemon_stop(&d), 0);
+}
+
 /* A stand-in daemon on path that answers every call with reply (a whole Varlink message);
  * returns its pid (end it with SIGKILL). */
 static pid_t fake_daemon(const char *path, const char *reply) {
@@ -1700,6 +1782,7 @@ int main(void) {
                 cmocka_unit_test(test_pid_beyond_pid_max),
                 cmocka_unit_test(test_memctl_prints_any_error),
                 cmocka_unit_test(test_memctl_lookup_json),
+                cmocka_unit_test(test_libmemctl_splits_batches),
                 cmocka_unit_test(test_process_changed),
                 cmocka_unit_test(test_pipelined),
                 cmocka_unit_test(test_half_close),
