@@ -265,9 +265,58 @@ static void resolve_deleted(const struct process *p, struct mapping *m) {
                 m->deleted = false;
 }
 
+/* The maps text prints a newline in a path as "\012", and a literal "\012" as it is: a
+ * file named "back\012slash" reads as "back<newline>slash". The ioctl tells them apart; the
+ * maps backend looks, as for " (deleted)": if the name as read is not the mapped inode in the
+ * process's root but the name with each newline back as "\012" is, that is the name.
+ * (A name mixing both forms stays as read.) m must own its name. -ENOMEM only. */
+static int resolve_escaped_newline(const struct process *p, struct mapping *m) {
+        _cleanup_free_ char *path = NULL, *literal = NULL;
+        struct stat st;
+        size_t newlines = 0, len;
+        char *q;
+
+        if (m->kind != MAPPING_KIND_FILE || m->deleted || !m->name || !strchr(m->name, '\n'))
+                return 0;
+        if (asprintf(&path, "root%s", m->name) < 0)
+                return -ENOMEM;
+        if (fstatat(p->proc_fd, path, &st, 0) >= 0 && stat_matches(&st, m))
+                return 0;
+        len = strlen(m->name);
+        for (const char *c = m->name; *c; c++)
+                newlines += *c == '\n';
+        literal = malloc(len + 3 * newlines + 1);
+        if (!literal)
+                return -ENOMEM;
+        q = literal;
+        for (const char *c = m->name; *c; c++)
+                if (*c == '\n')
+                        q = stpcpy(q, "\\012");
+                else
+                        *q++ = *c;
+        *q = 0;
+        free(path);
+        path = NULL;
+        if (asprintf(&path, "root%s", literal) < 0)
+                return -ENOMEM;
+        if (fstatat(p->proc_fd, path, &st, 0) >= 0 && stat_matches(&st, m)) {
+                free(m->name);
+                m->name = TAKE_PTR(literal);
+        }
+        return 0;
+}
+
 /* Everything both backends add to a raw mapping. -ENOMEM only. */
 static int finish_mapping(struct engine *e, const struct process *p, struct mapping *m, unsigned flags,
                           struct elf_memo *memo) {
+        int r;
+
+        /* Only the maps backend reads names from the text alone (and owns them here). */
+        if (e->backend == ENGINE_BACKEND_MAPS) {
+                r = resolve_escaped_newline(p, m);
+                if (r < 0)
+                        return r;
+        }
         resolve_deleted(p, m);
         if (!(flags & ENGINE_BUILD_IDS))
                 return mapping_set_build_id(m, NULL, 0);

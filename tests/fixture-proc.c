@@ -155,6 +155,8 @@ int main(int argc, char **argv) {
                 printf("space=%p\n", map_file(dir, "with space.bin", (size_t) page, false));
                 printf("newline=%p\n", map_file(dir, "new\nline.bin", (size_t) page, false));
                 printf("literal_deleted=%p\n", map_file(dir, "x (deleted)", (size_t) page, false));
+                if (getenv("FIXTURE_BACKSLASH"))
+                        printf("backslash=%p\n", map_file(dir, "back\\012slash.bin", (size_t) page, false));
 
                 mfd = memfd_create("fixture-memfd", MFD_CLOEXEC);
                 if (mfd < 0 || ftruncate(mfd, page) < 0)

@@ -662,6 +662,62 @@ static void test_thread_id(void **state) {
         fixture_stop(&f);
 }
 
+/* Issue 12.6: a file literally named "back\012slash" and one with a newline print alike in
+ * the maps text; both backends give each its own name (the ioctl's, called directly, is the
+ * truth). */
+static void test_escaped_newline_names(void **state) {
+        struct fixture f;
+        uint64_t back, newline;
+
+        setenv("FIXTURE_BACKSLASH", "1", 1);
+        assert_int_equal(fixture_start(0, 1, &f), 0);
+        unsetenv("FIXTURE_BACKSLASH");
+        back = fixture_get(&f, "backslash");
+        newline = fixture_get(&f, "newline");
+        assert_true(back != 0 && newline != 0);
+        {
+                _cleanup_(procmap_buf_done) struct procmap_buf buf = {};
+                _cleanup_close_ int fd = -1;
+                _cleanup_free_ char *raw = raw_maps_name(f.pid, back);
+                char path[64];
+                struct mapping m = {};
+
+                /* The text cannot tell: it shows the escape sequence either way. */
+                assert_non_null(strstr(raw, "back\\012slash.bin"));
+                snprintf(path, sizeof(path), "/proc/%d/maps", (int) f.pid);
+                assert_true((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0);
+                assert_int_equal(procmap_query(fd, back, 0, &buf, &m), 0);
+                assert_non_null(strstr(m.name, "/back\\012slash.bin"));
+                assert_null(strchr(m.name, '\n'));
+                mapping_done(&m);
+        }
+        for (size_t b = 0; b < ELEMENTSOF(backends); b++) {
+                static const unsigned flag_sets[] = { 0, ENGINE_FILE_BACKED_ONLY };
+
+                for (size_t k = 0; k < ELEMENTSOF(flag_sets); k++) {
+                        _cleanup_(mapping_list_done) struct mapping_list l = {};
+                        const struct mapping *m;
+
+                        list_with(backends[b], f.pid, flag_sets[k], &l);
+                        assert_non_null(m = find(&l, back));
+                        assert_non_null(strstr(m->name, "/back\\012slash.bin"));
+                        assert_null(strchr(m->name, '\n'));
+                        assert_non_null(m = find(&l, newline));
+                        assert_non_null(strstr(m->name, "/new\nline.bin"));
+                }
+                {
+                        _cleanup_(mapping_list_done) struct mapping_list l = {};
+                        _cleanup_free_ struct engine_result *res = NULL;
+                        const uint64_t addrs[] = { newline, back };
+
+                        lookup_with(backends[b], f.pid, addrs, 2, &l, &res);
+                        assert_non_null(strstr(l.items[res[0].mapping].name, "/new\nline.bin"));
+                        assert_non_null(strstr(l.items[res[1].mapping].name, "/back\\012slash.bin"));
+                }
+        }
+        fixture_stop(&f);
+}
+
 /* A kworker's pid (a kernel thread whose comm says so), or 0. */
 static pid_t find_kworker(void) {
         _cleanup_free_ char *out = test_run_capture("grep -l '^kworker' /proc/[0-9]*/comm 2>/dev/null | head -n 1");
@@ -852,6 +908,7 @@ int main(void) {
                 cmocka_unit_test(test_exec_after_open),
                 cmocka_unit_test(test_path_beyond_path_max),
                 cmocka_unit_test(test_thread_id),
+                cmocka_unit_test(test_escaped_newline_names),
                 cmocka_unit_test(test_kernel_thread),
                 cmocka_unit_test_teardown(test_anon_hugepage, restore_hugepages),
                 cmocka_unit_test(test_start_time_parse),
