@@ -41,6 +41,7 @@ struct elf_memo_entry {
 struct elf_memo {
         struct elf_memo_entry cur;
         struct elf_memo_entry *table;   /* ELF_MEMO_SLOTS, direct-mapped; allocated on demand */
+        struct elf_memo_entry vdso;     /* the process's [vdso], read from its memory */
 };
 
 static void elf_memo_done(struct elf_memo *memo) {
@@ -306,6 +307,43 @@ static int resolve_escaped_newline(const struct process *p, struct mapping *m) {
         return 0;
 }
 
+/* The vdso is two to four pages; a bound on what a request reads for it. */
+#define VDSO_SIZE_MAX (256 * 1024)
+
+/* The ELF facts of the process's [vdso] m in memo->vdso (0), or -errno. No file holds the
+ * image, so it is read from the process's memory, through /proc/PID/mem opened in the serving
+ * thread: under the client's credentials, with the kernel's ptrace check a debugger reading
+ * it meets. Once per request. */
+static int vdso_elf_info(const struct process *p, const struct mapping *m, struct elf_memo *memo) {
+        struct elf_memo_entry *v = &memo->vdso;
+        _cleanup_free_ uint8_t *image = NULL;
+        _cleanup_close_ int fd = -1;
+        uint64_t size = m->end - m->start;
+        ssize_t n;
+        int r;
+
+        if (v->valid)
+                return v->result;
+        *v = (struct elf_memo_entry) { .valid = true, .result = -EINVAL };
+        if (m->end <= m->start || size > VDSO_SIZE_MAX || m->start > INT64_MAX - size)
+                return v->result;
+        image = malloc(size);
+        if (!image)
+                return v->result = -ENOMEM;
+        fd = openat(p->proc_fd, "mem", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return v->result = -errno;
+        n = RETRY_EINTR(pread(fd, image, size, (off_t) m->start));
+        if (n < 0)
+                return v->result = -errno;
+        if ((uint64_t) n != size)
+                return v->result = -EIO;
+        r = elf_info_from_buffer(image, size, &v->info);
+        if (r >= 0 && !v->info.elf_class)
+                r = -ENOEXEC;
+        return v->result = r;
+}
+
 /* Everything both backends add to a raw mapping. -ENOMEM only. */
 static int finish_mapping(struct engine *e, const struct process *p, struct mapping *m, unsigned flags,
                           struct elf_memo *memo) {
@@ -323,6 +361,8 @@ static int finish_mapping(struct engine *e, const struct process *p, struct mapp
         if (m->build_id_len == 0 && mapping_is_file_backed(m) && engine_elf_info(e, p, m, memo) >= 0 &&
             memo->cur.info.build_id_len > 0)
                 return mapping_set_build_id(m, memo->cur.info.build_id, memo->cur.info.build_id_len);
+        if (m->kind == MAPPING_KIND_VDSO && vdso_elf_info(p, m, memo) >= 0 && memo->vdso.info.build_id_len > 0)
+                return mapping_set_build_id(m, memo->vdso.info.build_id, memo->vdso.info.build_id_len);
         return 0;
 }
 
@@ -774,6 +814,10 @@ int engine_lookup(struct engine *e, const struct process *p, const uint64_t *add
                         continue;
 
                 m = &out.items[idx];
+                /* The vdso's image starts at its start (offset 0): an ELF address, no file. */
+                if (m->kind == MAPPING_KIND_VDSO && vdso_elf_info(p, m, &memo) >= 0 &&
+                    elf_info_vaddr(&memo.vdso.info, a - m->start, &res->elf_vaddr) >= 0)
+                        res->has_elf_vaddr = true;
                 if (!mapping_is_file_backed(m))
                         continue;
                 res->has_file_offset = !__builtin_add_overflow(a - m->start, m->offset, &res->file_offset);

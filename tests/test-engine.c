@@ -718,6 +718,88 @@ static void test_escaped_newline_names(void **state) {
         fixture_stop(&f);
 }
 
+/* Issue 12.4 (part): the vdso's build ID in listings with build IDs and its elf_vaddr in
+ * lookups, read from the process's memory. Checked against the image dumped here from
+ * /proc/PID/mem and read with readelf (build ID) and nm (a symbol's address). */
+static void test_vdso(void **state) {
+        _cleanup_free_ char *probe = test_run_capture("command -v readelf && command -v nm");
+        _cleanup_(mapping_list_done) struct mapping_list self = {};
+        char dump[] = "/tmp/memmapd-vdso-XXXXXX", want_id[200] = "";
+        _cleanup_free_ char *cmd = NULL, *out = NULL;
+        _cleanup_free_ uint8_t *image = NULL;
+        const struct mapping *vdso = NULL;
+        uint64_t sym = 0;
+        struct fixture f;
+        int fd;
+
+        if (!probe || !strstr(probe, "nm")) {
+                printf("[  SKIPPED ] readelf and nm (binutils) are needed\n");
+                skip();
+        }
+        assert_int_equal(fixture_start(0, 0, &f), 0);
+        list_with(ENGINE_BACKEND_MAPS, f.pid, 0, &self);
+        for (size_t i = 0; i < self.n; i++)
+                if (self.items[i].kind == MAPPING_KIND_VDSO)
+                        vdso = &self.items[i];
+        if (!vdso) {
+                fixture_stop(&f);
+                printf("[  SKIPPED ] the process has no [vdso]\n");
+                skip();
+        }
+        {
+                size_t size = vdso->end - vdso->start;
+                char mem[64];
+                int mfd;
+
+                snprintf(mem, sizeof(mem), "/proc/%d/mem", (int) f.pid);
+                assert_true((mfd = open(mem, O_RDONLY | O_CLOEXEC)) >= 0);
+                assert_non_null(image = malloc(size));
+                assert_int_equal(pread(mfd, image, size, (off_t) vdso->start), (ssize_t) size);
+                close(mfd);
+                assert_true((fd = mkstemp(dump)) >= 0);
+                assert_int_equal(write(fd, image, size), (ssize_t) size);
+                close(fd);
+        }
+        cmd = malloc(256);
+        snprintf(cmd, 256, "readelf -n %s", dump);
+        out = test_run_capture(cmd);
+        if (out && strstr(out, "Build ID: "))
+                snprintf(want_id, sizeof(want_id), "%.*s", (int) strcspn(strstr(out, "Build ID: ") + 10, " \n"),
+                         strstr(out, "Build ID: ") + 10);
+        free(out);
+        snprintf(cmd, 256, "nm -D %s | grep -E ' [TtWw] (__vdso_)?clock_gettime(@|$)' | head -n 1", dump);
+        out = test_run_capture(cmd);
+        if (out)
+                sym = strtoull(out, NULL, 16);
+        unlink(dump);
+        if (!want_id[0] || sym == 0) {
+                fixture_stop(&f);
+                printf("[  SKIPPED ] this vdso has no build ID or no clock_gettime (readelf/nm found none)\n");
+                skip();
+        }
+
+        for (size_t b = 0; b < ELEMENTSOF(backends); b++) {
+                _cleanup_(mapping_list_done) struct mapping_list l = {}, lk = {};
+                _cleanup_free_ struct engine_result *res = NULL;
+                const uint64_t addr = vdso->start + sym;
+                char hex[2 * MAPPING_BUILD_ID_MAX + 1] = "";
+                const struct mapping *m;
+
+                list_with(backends[b], f.pid, ENGINE_BUILD_IDS, &l);
+                assert_non_null(m = find(&l, vdso->start));
+                assert_int_equal(m->kind, MAPPING_KIND_VDSO);
+                for (size_t i = 0; i < m->build_id_len; i++)
+                        snprintf(hex + 2 * i, 3, "%02x", m->build_id[i]);
+                assert_string_equal(hex, want_id);
+                lookup_with(backends[b], f.pid, &addr, 1, &lk, &res);
+                assert_true(res[0].mapping >= 0);
+                assert_true(res[0].has_elf_vaddr);
+                assert_int_equal(res[0].elf_vaddr, sym);
+                assert_false(res[0].has_file_offset);
+        }
+        fixture_stop(&f);
+}
+
 /* A kworker's pid (a kernel thread whose comm says so), or 0. */
 static pid_t find_kworker(void) {
         _cleanup_free_ char *out = test_run_capture("grep -l '^kworker' /proc/[0-9]*/comm 2>/dev/null | head -n 1");
@@ -909,6 +991,7 @@ int main(void) {
                 cmocka_unit_test(test_path_beyond_path_max),
                 cmocka_unit_test(test_thread_id),
                 cmocka_unit_test(test_escaped_newline_names),
+                cmocka_unit_test(test_vdso),
                 cmocka_unit_test(test_kernel_thread),
                 cmocka_unit_test_teardown(test_anon_hugepage, restore_hugepages),
                 cmocka_unit_test(test_start_time_parse),
