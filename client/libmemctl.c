@@ -34,6 +34,7 @@
 #define ERROR_PERMISSION_DENIED "io.memmapd.PermissionDenied"
 #define ERROR_PROCESS_CHANGED "io.memmapd.ProcessChanged"
 #define ERROR_LIMIT_EXCEEDED "io.memmapd.LimitExceeded"
+#define ERROR_NO_VDSO "io.memmapd.NoVdso"
 
 /* The size of a public struct up to and including member: what libmemctl 0.1 defined. */
 #define ENDOF(type, member) (offsetof(type, member) + sizeof(((type *) NULL)->member))
@@ -415,6 +416,7 @@ static int error_to_errno(const char *name) {
                 { VARLINK_ERROR_PERMISSION_DENIED, EACCES },
                 { ERROR_PROCESS_CHANGED, ESTALE },
                 { ERROR_LIMIT_EXCEEDED, E2BIG },
+                { ERROR_NO_VDSO, ENOENT },
                 { VARLINK_ERROR_INVALID_PARAMETER, EINVAL },
                 { VARLINK_ERROR_METHOD_NOT_FOUND, EOPNOTSUPP },
                 { VARLINK_ERROR_METHOD_NOT_IMPLEMENTED, EOPNOTSUPP },
@@ -2517,6 +2519,68 @@ static int parse_object(const char *text, struct json_object **ret) {
         }
         json_tokener_free(tok);
         *ret = o;
+        return 0;
+}
+
+/* The vdso is a few pages: a bound on what a reply may make us allocate. */
+#define VDSO_IMAGE_MAX (256 * 1024)
+
+static int unhex(char c) {
+        return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int memctl_get_vdso(memctl *c, pid_t pid, uint64_t start_time, uint8_t **ret_image, size_t *ret_size) {
+        _cleanup_json_ struct json_object *params = NULL;
+        _cleanup_free_ uint8_t *image = NULL;
+        struct json_object *mapping;
+        uint64_t start, end, reply_start_time;
+        pid_t reply_pid;
+        const char *hex, *s;
+        struct json_writer w;
+        size_t len;
+        int r;
+
+        if (c)
+                error_clear(c); /* also when the call fails before it is sent */
+        if (!c || pid <= 0 || start_time > INT64_MAX || !ret_image || !ret_size)
+                return -EINVAL;
+
+        json_writer_init(&w, REQUEST_SIZE_MAX);
+        varlink_call_begin(&w, "io.memmapd.GetVdso", false, false);
+        json_writer_key(&w, "pid");
+        json_writer_int(&w, pid);
+        if (start_time > 0) {
+                json_writer_key(&w, "start_time");
+                json_writer_uint(&w, start_time);
+        }
+        r = call_writer(c, &w, NULL, &params);
+        json_writer_done(&w);
+        if (r < 0)
+                return r;
+
+        /* Hostile until checked: the image is the mapping's size, in hex, and bounded. */
+        if (parse_process(params, pid, start_time, &reply_pid, &reply_start_time) < 0)
+                return -EPROTO;
+        mapping = member(params, "mapping");
+        if (!mapping || !json_object_is_type(mapping, json_type_object) || get_string(mapping, "start", true, &s) < 0 ||
+            parse_u64(s, &start) < 0 || get_string(mapping, "end", true, &s) < 0 || parse_u64(s, &end) < 0 ||
+            end <= start || end - start > VDSO_IMAGE_MAX || get_string(params, "image_hex", true, &hex) < 0)
+                return -EPROTO;
+        len = strlen(hex);
+        if (len != 2 * (end - start))
+                return -EPROTO;
+        image = malloc(len / 2);
+        if (!image)
+                return -ENOMEM;
+        for (size_t i = 0; i < len / 2; i++) {
+                int hi = unhex(hex[2 * i]), lo = unhex(hex[2 * i + 1]);
+
+                if (hi < 0 || lo < 0)
+                        return -EPROTO;
+                image[i] = (uint8_t) (hi << 4 | lo);
+        }
+        *ret_size = len / 2;
+        *ret_image = TAKE_PTR(image);
         return 0;
 }
 

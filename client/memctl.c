@@ -91,6 +91,8 @@ static void help(void) {
                "                        standard input, one per line (blank lines skipped)\n"
                "  modules PID           List the ELF files a process maps, like\n"
                "                        eu-unstrip -n -p PID: load range, build ID, path\n"
+               "  vdso PID              Write the image of the process's vdso to standard\n"
+               "                        output (no file holds it): memctl vdso PID > vdso.so\n"
                "  status                Show the daemon's version, counters and limits\n"
                "\n"
                "Options:\n"
@@ -935,6 +937,26 @@ static void format_uptime(uint64_t usec, char buf[static 64]) {
                 snprintf(buf, 64, "%" PRIu64 ".%03" PRIu64 "s", s, usec / 1000 % 1000);
 }
 
+/* The vdso image, raw, to standard output: a file for readelf, eu-unstrip or a symbolizer. */
+static int cmd_vdso(struct context *ctx, pid_t pid) {
+        _cleanup_free_ uint8_t *image = NULL;
+        size_t size = 0;
+        int r;
+
+        if (arg.json != JSON_OFF) {
+                error("vdso writes the image itself: --json does not apply");
+                return EXIT_USAGE;
+        }
+        r = memctl_get_vdso(ctx->c, pid, arg.start_time, &image, &size);
+        if (r < 0)
+                return call_failed(ctx->c, ctx->path, r, pid);
+        if (fwrite(image, 1, size, stdout) != size || fflush(stdout) != 0) {
+                error("cannot write the image: %m");
+                return EXIT_FAIL;
+        }
+        return EXIT_OK;
+}
+
 static int cmd_status(struct context *ctx) {
         _cleanup_(memctl_status_freep) memctl_status *s = NULL;
         struct memctl_status_info i = MEMCTL_STATUS_INFO_INIT;
@@ -1123,7 +1145,7 @@ int main(int argc, char *argv[]) {
         args = argv + optind + 1;
         n_args = (size_t) (argc - optind - 1);
 
-        if (strcmp(cmd, "maps") == 0 || strcmp(cmd, "modules") == 0) {
+        if (strcmp(cmd, "maps") == 0 || strcmp(cmd, "modules") == 0 || strcmp(cmd, "vdso") == 0) {
                 if (n_args != 1) {
                         error("%s takes one PID (see --help)", cmd);
                         return EXIT_USAGE;
@@ -1196,6 +1218,8 @@ int main(int argc, char *argv[]) {
                 r = cmd_maps(&ctx, pid);
         else if (strcmp(cmd, "modules") == 0)
                 r = cmd_modules(&ctx, pid);
+        else if (strcmp(cmd, "vdso") == 0)
+                r = cmd_vdso(&ctx, pid);
         else if (strcmp(cmd, "lookup") == 0)
                 r = cmd_lookup(&ctx, pid, &addresses);
         else

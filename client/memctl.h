@@ -245,6 +245,15 @@ int memctl_get_status(memctl *c, memctl_status **ret);
 int memctl_status_get_info(const memctl_status *s, struct memctl_status_info *ret);
 memctl_status *memctl_status_free(memctl_status *s);
 
+/* ------------------------------------------------------------------ vdso (LIBMEMCTL_0.2) */
+
+/* The image of process pid's vdso (GetVdso), which no file holds: *ret_image (malloc'd, free()
+ * it) of *ret_size bytes, read by the daemon from the process's memory with the caller's
+ * access. start_time as for memctl_list_mappings(). -ENOENT when the process has no vdso
+ * (a kernel thread). Symbolize lookups in the vdso (their elf_vaddr) with this image; its
+ * build ID is the [vdso] mapping's in listings and lookups with MEMCTL_BUILD_IDS. */
+int memctl_get_vdso(memctl *c, pid_t pid, uint64_t start_time, uint8_t **ret_image, size_t *ret_size);
+
 /* ------------------------------------------------------------------ raw calls */
 
 /* Calls method ("io.memmapd.ListMappings", "org.varlink.service.GetInfo", ...) with

@@ -310,38 +310,83 @@ static int resolve_escaped_newline(const struct process *p, struct mapping *m) {
 /* The vdso is two to four pages; a bound on what a request reads for it. */
 #define VDSO_SIZE_MAX (256 * 1024)
 
-/* The ELF facts of the process's [vdso] m in memo->vdso (0), or -errno. No file holds the
- * image, so it is read from the process's memory, through /proc/PID/mem opened in the serving
- * thread: under the client's credentials, with the kernel's ptrace check a debugger reading
- * it meets. Once per request. */
-static int vdso_elf_info(const struct process *p, const struct mapping *m, struct elf_memo *memo) {
-        struct elf_memo_entry *v = &memo->vdso;
+/* The image of the process's [vdso] m (malloc'd, m->end - m->start bytes), or -errno. No
+ * file holds it, so it is read from the process's memory, through /proc/PID/mem opened in the
+ * serving thread: under the client's credentials, with the kernel's ptrace check a debugger
+ * reading it meets. */
+static int read_vdso(const struct process *p, const struct mapping *m, uint8_t **ret) {
         _cleanup_free_ uint8_t *image = NULL;
         _cleanup_close_ int fd = -1;
         uint64_t size = m->end - m->start;
         ssize_t n;
+
+        if (m->end <= m->start || size > VDSO_SIZE_MAX || m->start > INT64_MAX - size)
+                return -EINVAL;
+        image = malloc(size);
+        if (!image)
+                return -ENOMEM;
+        fd = openat(p->proc_fd, "mem", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        n = RETRY_EINTR(pread(fd, image, size, (off_t) m->start));
+        if (n < 0)
+                return -errno;
+        /* Nothing read: the mm is gone (the process exited or exec'd). */
+        if (n == 0)
+                return -ESRCH;
+        if ((uint64_t) n != size)
+                return -EIO;
+        *ret = TAKE_PTR(image);
+        return 0;
+}
+
+/* The ELF facts of the process's [vdso] m in memo->vdso (0), or -errno. Once per request. */
+static int vdso_elf_info(const struct process *p, const struct mapping *m, struct elf_memo *memo) {
+        struct elf_memo_entry *v = &memo->vdso;
+        _cleanup_free_ uint8_t *image = NULL;
         int r;
 
         if (v->valid)
                 return v->result;
-        *v = (struct elf_memo_entry) { .valid = true, .result = -EINVAL };
-        if (m->end <= m->start || size > VDSO_SIZE_MAX || m->start > INT64_MAX - size)
-                return v->result;
-        image = malloc(size);
-        if (!image)
-                return v->result = -ENOMEM;
-        fd = openat(p->proc_fd, "mem", O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return v->result = -errno;
-        n = RETRY_EINTR(pread(fd, image, size, (off_t) m->start));
-        if (n < 0)
-                return v->result = -errno;
-        if ((uint64_t) n != size)
-                return v->result = -EIO;
-        r = elf_info_from_buffer(image, size, &v->info);
+        *v = (struct elf_memo_entry) { .valid = true };
+        r = read_vdso(p, m, &image);
+        if (r >= 0)
+                r = elf_info_from_buffer(image, m->end - m->start, &v->info);
         if (r >= 0 && !v->info.elf_class)
                 r = -ENOEXEC;
         return v->result = r;
+}
+
+int engine_vdso(struct engine *e, const struct process *p, struct mapping *ret_mapping, uint8_t **ret_image) {
+        _cleanup_(mapping_list_done) struct mapping_list l = {};
+        _cleanup_free_ uint8_t *image = NULL;
+        struct elf_info info;
+        struct mapping m;
+        int r;
+
+        r = engine_list(e, p, 0, &l);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < l.n; i++) {
+                if (l.items[i].kind != MAPPING_KIND_VDSO)
+                        continue;
+                r = read_vdso(p, &l.items[i], &image);
+                if (r < 0)
+                        return r;
+                m = l.items[i];
+                l.items[i] = (struct mapping) {};
+                if (elf_info_from_buffer(image, m.end - m.start, &info) >= 0 && info.build_id_len > 0) {
+                        r = mapping_set_build_id(&m, info.build_id, info.build_id_len);
+                        if (r < 0) {
+                                mapping_done(&m);
+                                return r;
+                        }
+                }
+                *ret_mapping = m;
+                *ret_image = TAKE_PTR(image);
+                return 0;
+        }
+        return -ENOENT;
 }
 
 /* Everything both backends add to a raw mapping. -ENOMEM only. */

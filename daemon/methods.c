@@ -19,6 +19,7 @@
 #define E_PROCESS_CHANGED MEMMAPD_ERROR_PROCESS_CHANGED
 #define E_LIMIT_EXCEEDED MEMMAPD_ERROR_LIMIT_EXCEEDED
 #define E_INTERNAL MEMMAPD_ERROR_INTERNAL
+#define E_NO_VDSO MEMMAPD_INTERFACE ".NoVdso"
 
 const char varlink_service_interface_description[] =
         "# The Varlink service interface, provided by every Varlink service.\n"
@@ -804,6 +805,42 @@ static const char *lookup(const struct method_context *ctx, const struct varlink
         return NULL;
 }
 
+/* The vdso of a process: no file holds it, so the image travels in the reply (hex). */
+static const char *get_vdso(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w) {
+        static const char *const known[] = { "pid", "start_time", NULL };
+        _cleanup_(process_freep) struct process *p = NULL;
+        _cleanup_free_ uint8_t *image = NULL;
+        _cleanup_free_ char *hex = NULL;
+        _cleanup_(mapping_done) struct mapping m = {};
+        const char *bad, *err;
+        size_t size;
+        int r;
+
+        if (!known_params_only(call->parameters, known, &bad))
+                return reply_invalid_parameter(w, bad);
+        err = open_target(ctx, call->parameters, w, &p);
+        if (err)
+                return err;
+        r = engine_vdso(ctx->engine, p, &m, &image);
+        if (r == -ENOENT)
+                return reply_pid_error(w, E_NO_VDSO, p->pid);
+        if (r < 0)
+                return engine_error(w, p, r);
+        size = m.end - m.start;
+        hex = malloc(2 * size + 1);
+        if (!hex)
+                return reply_internal(w, -ENOMEM);
+
+        varlink_reply_begin(w, NULL, false);
+        write_process(w, p);
+        json_writer_key(w, "mapping");
+        write_mapping(w, &m);
+        json_writer_key(w, "image_hex");
+        json_writer_string(w, format_hex_bytes(image, size, hex));
+        varlink_message_end(w);
+        return NULL;
+}
+
 struct method {
         const char *name;
         bool reads_processes;           /* runs with the client's credentials */
@@ -816,6 +853,7 @@ static const struct method methods[] = {
         { MEMMAPD_INTERFACE ".GetStatus", false, get_status },
         { MEMMAPD_INTERFACE ".ListMappings", true, list_mappings },
         { MEMMAPD_INTERFACE ".Lookup", true, lookup },
+        { MEMMAPD_INTERFACE ".GetVdso", true, get_vdso },
 };
 
 static const struct method *find_method(const char *name) {

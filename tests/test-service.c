@@ -1287,6 +1287,125 @@ static void test_libmemctl_splits_batches(void **state) {
         assert_int_equal(test_daemon_stop(&d), 0);
 }
 
+struct vdso_access {
+        const char *socket;
+        pid_t own, other_root;
+};
+
+static const char *vdso_error(const char *socket, pid_t pid) {
+        _cleanup_free_ char *msg = fmt("{\"method\":\"io.memmapd.GetVdso\",\"parameters\":{\"pid\":%d}}", (int) pid);
+        _cleanup_close_ int fd = test_connect(socket);
+        _cleanup_free_ char *reply = fd >= 0 ? test_call(fd, msg) : NULL;
+        static char err[128];
+        struct json_object *r = reply ? json_tokener_parse(reply) : NULL, *e;
+
+        if (!r)
+                return "no reply";
+        snprintf(err, sizeof(err), "%s", json_object_object_get_ex(r, "error", &e) ? json_object_get_string(e) : "ok");
+        json_object_put(r);
+        return err;
+}
+
+static int vdso_as_uid_a(void *userdata) {
+        const struct vdso_access *a = userdata;
+
+        if (strcmp(vdso_error(a->socket, a->own), "ok") != 0)
+                return 10;
+        if (strcmp(vdso_error(a->socket, a->other_root), "io.memmapd.PermissionDenied") != 0)
+                return 11;
+        return 0;
+}
+
+/* Issue 12.4: GetVdso gives the vdso image as the process holds it (the bytes of
+ * /proc/PID/mem, read here), with the build ID readelf finds in it; libmemctl and
+ * memctl vdso give the same bytes; a kernel thread has none (NoVdso); a client reads only the
+ * vdso of processes it may read. */
+static void test_vdso_image(void **state) {
+        _cleanup_free_ char *probe = test_run_capture("command -v readelf");
+        _cleanup_free_ uint8_t *want = NULL, *got = NULL;
+        char dump[] = "/tmp/memmapd-vdso-XXXXXX";
+        uint64_t start = 0, end = 0;
+        struct fixture f, mine;
+        size_t size = 0;
+
+        assert_int_equal(fixture_start(0, 0, &f), 0);
+        {
+                _cleanup_free_ char *msg = fmt("{\"method\":\"io.memmapd.GetVdso\",\"parameters\":{\"pid\":%d}}", f.pid);
+                _cleanup_json_ struct json_object *r = call_on(daemon_default.socket, msg);
+                struct json_object *m;
+                const char *hex;
+                char mem[64];
+                int fd;
+
+                if (error_of(r))
+                        fail_msg("GetVdso: %s", json_object_to_json_string(r));
+                m = get(params_of(r), "mapping");
+                assert_string_equal(get_str(m, "kind"), "vdso");
+                start = get_hex(m, "start");
+                end = get_hex(m, "end");
+                assert_int_equal(json_object_get_int64(get(process_of(r), "pid")), f.pid);
+                hex = get_str(params_of(r), "image_hex");
+                assert_int_equal(strlen(hex), 2 * (end - start));
+                assert_non_null(want = malloc(end - start));
+                snprintf(mem, sizeof(mem), "/proc/%d/mem", (int) f.pid);
+                assert_true((fd = open(mem, O_RDONLY | O_CLOEXEC)) >= 0);
+                assert_int_equal(pread(fd, want, end - start, (off_t) start), (ssize_t) (end - start));
+                close(fd);
+                for (size_t i = 0; i < end - start; i++) {
+                        unsigned v;
+
+                        assert_int_equal(sscanf(hex + 2 * i, "%2x", &v), 1);
+                        assert_int_equal(v, want[i]);
+                }
+                if (probe) {
+                        _cleanup_free_ char *cmd = NULL, *out = NULL;
+
+                        assert_true((fd = mkstemp(dump)) >= 0);
+                        assert_int_equal(write(fd, want, end - start), (ssize_t) (end - start));
+                        close(fd);
+                        cmd = fmt("readelf -n %s | sed -n 's/.*Build ID: //p'", dump);
+                        out = test_run_capture(cmd);
+                        unlink(dump);
+                        if (out && *out) {
+                                out[strcspn(out, "\n")] = 0;
+                                assert_string_equal(get_str(m, "build_id"), out);
+                        }
+                }
+        }
+        {
+                memctl *c = NULL;
+
+                assert_int_equal(memctl_connect(daemon_default.socket, &c), 0);
+                assert_int_equal(memctl_get_vdso(c, f.pid, stat_start_time(f.pid), &got, &size), 0);
+                assert_int_equal(size, end - start);
+                assert_memory_equal(got, want, size);
+                assert_int_equal(memctl_get_vdso(c, 2, 0, &got, &size), -ENOENT);
+                assert_string_equal(memctl_last_error_name(c), "io.memmapd.NoVdso");
+                memctl_free(c);
+        }
+        {
+                _cleanup_free_ char *out = NULL;
+                _cleanup_free_ char *args = fmt("vdso %d | cmp -s - /proc/%d/mem -i 0:%" PRIu64 " -n %" PRIu64
+                                                " && echo same", f.pid, f.pid, start, end - start);
+                _cleanup_free_ char *cmd = fmt("%s --socket '%s' %s", test_program("MEMCTL", "client/memctl"),
+                                               daemon_default.socket, args);
+
+                out = test_run_capture(cmd);
+                assert_non_null(out);
+                assert_non_null(strstr(out, "same"));
+        }
+        assert_string_equal(vdso_error(daemon_default.socket, 2), "io.memmapd.NoVdso");
+
+        assert_int_equal(fixture_start_as(0, 0, UID_A, GID_A, 0, &mine), 0);
+        {
+                struct vdso_access a = { .socket = daemon_default.socket, .own = mine.pid, .other_root = f.pid };
+
+                assert_int_equal(run_as(UID_A, GID_A, vdso_as_uid_a, &a), 0);
+        }
+        fixture_stop(&mine);
+        fixture_stop(&f);
+}
+
 /* A stand-in daemon on path that answers every call with reply (a whole Varlink message);
  * returns its pid (end it with SIGKILL). */
 static pid_t fake_daemon(const char *path, const char *reply) {
@@ -1783,6 +1902,7 @@ int main(void) {
                 cmocka_unit_test(test_memctl_prints_any_error),
                 cmocka_unit_test(test_memctl_lookup_json),
                 cmocka_unit_test(test_libmemctl_splits_batches),
+                cmocka_unit_test(test_vdso_image),
                 cmocka_unit_test(test_process_changed),
                 cmocka_unit_test(test_pipelined),
                 cmocka_unit_test(test_half_close),
