@@ -250,8 +250,21 @@ static int open_one(pid_t pid, bool follow_tgid, struct process **ret) {
                 r = read_tgid(p->proc_fd, &tgid);
                 if (r < 0)
                         return r;
-                if (tgid != pid)
-                        return open_one(tgid, false, ret);
+                if (tgid != pid) {
+                        _cleanup_(process_freep) struct process *group = NULL;
+                        char task[32];
+
+                        r = open_one(tgid, false, &group);
+                        if (r < 0)
+                                return r;
+                        /* The thread group opened (and pinned) must still hold the thread:
+                         * else the group exited and its id was reused in between. */
+                        snprintf(task, sizeof(task), "task/%d", (int) pid);
+                        if (faccessat(group->proc_fd, task, F_OK, 0) < 0)
+                                return -ESRCH;
+                        *ret = TAKE_PTR(group);
+                        return 0;
+                }
         }
 
         n = read_stat(p->proc_fd, stat, sizeof(stat));
