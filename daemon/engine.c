@@ -41,6 +41,7 @@ struct elf_memo_entry {
 struct elf_memo {
         struct elf_memo_entry cur;
         struct elf_memo_entry *table;   /* ELF_MEMO_SLOTS, direct-mapped; allocated on demand */
+        struct elf_memo_entry vdso;     /* the process's [vdso], read from its memory */
 };
 
 static void elf_memo_done(struct elf_memo *memo) {
@@ -265,15 +266,148 @@ static void resolve_deleted(const struct process *p, struct mapping *m) {
                 m->deleted = false;
 }
 
+/* The maps text prints a newline in a path as "\012", and a literal "\012" as it is: a
+ * file named "back\012slash" reads as "back<newline>slash". The ioctl tells them apart; the
+ * maps backend looks, as for " (deleted)": if the name as read is not the mapped inode in the
+ * process's root but the name with each newline back as "\012" is, that is the name.
+ * (A name mixing both forms stays as read.) m must own its name. -ENOMEM only. */
+static int resolve_escaped_newline(const struct process *p, struct mapping *m) {
+        _cleanup_free_ char *path = NULL, *literal = NULL;
+        struct stat st;
+        size_t newlines = 0, len;
+        char *q;
+
+        if (m->kind != MAPPING_KIND_FILE || m->deleted || !m->name || !strchr(m->name, '\n'))
+                return 0;
+        if (asprintf(&path, "root%s", m->name) < 0)
+                return -ENOMEM;
+        if (fstatat(p->proc_fd, path, &st, 0) >= 0 && stat_matches(&st, m))
+                return 0;
+        len = strlen(m->name);
+        for (const char *c = m->name; *c; c++)
+                newlines += *c == '\n';
+        literal = malloc(len + 3 * newlines + 1);
+        if (!literal)
+                return -ENOMEM;
+        q = literal;
+        for (const char *c = m->name; *c; c++)
+                if (*c == '\n')
+                        q = stpcpy(q, "\\012");
+                else
+                        *q++ = *c;
+        *q = 0;
+        free(path);
+        path = NULL;
+        if (asprintf(&path, "root%s", literal) < 0)
+                return -ENOMEM;
+        if (fstatat(p->proc_fd, path, &st, 0) >= 0 && stat_matches(&st, m)) {
+                free(m->name);
+                m->name = TAKE_PTR(literal);
+        }
+        return 0;
+}
+
+/* The vdso is two to four pages; a bound on what a request reads for it. */
+#define VDSO_SIZE_MAX (256 * 1024)
+
+/* The image of the process's [vdso] m (malloc'd, m->end - m->start bytes), or -errno. No
+ * file holds it, so it is read from the process's memory, through /proc/PID/mem opened in the
+ * serving thread: under the client's credentials, with the kernel's ptrace check a debugger
+ * reading it meets. */
+static int read_vdso(const struct process *p, const struct mapping *m, uint8_t **ret) {
+        _cleanup_free_ uint8_t *image = NULL;
+        _cleanup_close_ int fd = -1;
+        uint64_t size = m->end - m->start;
+        ssize_t n;
+
+        if (m->end <= m->start || size > VDSO_SIZE_MAX || m->start > INT64_MAX - size)
+                return -EINVAL;
+        image = malloc(size);
+        if (!image)
+                return -ENOMEM;
+        fd = openat(p->proc_fd, "mem", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        n = RETRY_EINTR(pread(fd, image, size, (off_t) m->start));
+        if (n < 0)
+                return -errno;
+        /* Nothing read: the mm is gone (the process exited or exec'd). */
+        if (n == 0)
+                return -ESRCH;
+        if ((uint64_t) n != size)
+                return -EIO;
+        *ret = TAKE_PTR(image);
+        return 0;
+}
+
+/* The ELF facts of the process's [vdso] m in memo->vdso (0), or -errno. Once per request. */
+static int vdso_elf_info(const struct process *p, const struct mapping *m, struct elf_memo *memo) {
+        struct elf_memo_entry *v = &memo->vdso;
+        _cleanup_free_ uint8_t *image = NULL;
+        int r;
+
+        if (v->valid)
+                return v->result;
+        *v = (struct elf_memo_entry) { .valid = true };
+        r = read_vdso(p, m, &image);
+        if (r >= 0)
+                r = elf_info_from_buffer(image, m->end - m->start, &v->info);
+        if (r >= 0 && !v->info.elf_class)
+                r = -ENOEXEC;
+        return v->result = r;
+}
+
+int engine_vdso(struct engine *e, const struct process *p, struct mapping *ret_mapping, uint8_t **ret_image) {
+        _cleanup_(mapping_list_done) struct mapping_list l = {};
+        _cleanup_free_ uint8_t *image = NULL;
+        struct elf_info info;
+        struct mapping m;
+        int r;
+
+        r = engine_list(e, p, 0, &l);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < l.n; i++) {
+                if (l.items[i].kind != MAPPING_KIND_VDSO)
+                        continue;
+                r = read_vdso(p, &l.items[i], &image);
+                if (r < 0)
+                        return r;
+                m = l.items[i];
+                l.items[i] = (struct mapping) {};
+                if (elf_info_from_buffer(image, m.end - m.start, &info) >= 0 && info.build_id_len > 0) {
+                        r = mapping_set_build_id(&m, info.build_id, info.build_id_len);
+                        if (r < 0) {
+                                mapping_done(&m);
+                                return r;
+                        }
+                }
+                *ret_mapping = m;
+                *ret_image = TAKE_PTR(image);
+                return 0;
+        }
+        return -ENOENT;
+}
+
 /* Everything both backends add to a raw mapping. -ENOMEM only. */
 static int finish_mapping(struct engine *e, const struct process *p, struct mapping *m, unsigned flags,
                           struct elf_memo *memo) {
+        int r;
+
+        /* Only the maps backend reads names from the text alone (and owns them here). */
+        if (e->backend == ENGINE_BACKEND_MAPS) {
+                r = resolve_escaped_newline(p, m);
+                if (r < 0)
+                        return r;
+        }
         resolve_deleted(p, m);
         if (!(flags & ENGINE_BUILD_IDS))
                 return mapping_set_build_id(m, NULL, 0);
         if (m->build_id_len == 0 && mapping_is_file_backed(m) && engine_elf_info(e, p, m, memo) >= 0 &&
             memo->cur.info.build_id_len > 0)
                 return mapping_set_build_id(m, memo->cur.info.build_id, memo->cur.info.build_id_len);
+        if (m->kind == MAPPING_KIND_VDSO && vdso_elf_info(p, m, memo) >= 0 && memo->vdso.info.build_id_len > 0)
+                return mapping_set_build_id(m, memo->vdso.info.build_id, memo->vdso.info.build_id_len);
         return 0;
 }
 
@@ -421,6 +555,9 @@ int engine_list(struct engine *e, const struct process *p, unsigned flags, struc
         size_t w = 0;
         int r;
 
+        /* No address space: the ioctl would say ESRCH, the text nothing. Both say nothing. */
+        if (p->kernel_thread)
+                goto done;
         if (e->backend == ENGINE_BACKEND_IOCTL && flags == 0) {
                 r = list_each_text(e, p, mapping_list_push_visit, &all);
                 if (r < 0)
@@ -465,6 +602,8 @@ int engine_list_each(struct engine *e, const struct process *p, unsigned flags, 
         _cleanup_(mapping_list_done) struct mapping_list l = {};
         int r;
 
+        if (p->kernel_thread)
+                return 0;
         if (e->backend == ENGINE_BACKEND_IOCTL && flags == 0)
                 return list_each_text(e, p, visit, userdata);
 
@@ -689,6 +828,11 @@ int engine_lookup(struct engine *e, const struct process *p, const uint64_t *add
         if (!results || !order)
                 return -ENOMEM;
 
+        /* A kernel thread maps nothing: every address is unmapped. */
+        for (size_t i = 0; i < n; i++)
+                results[i].mapping = -1;
+        if (p->kernel_thread)
+                n = 0;
         if (e->backend == ENGINE_BACKEND_MAPS && n > 0) {
                 r = read_maps_text(p, &c.all);
                 if (r < 0)
@@ -715,6 +859,10 @@ int engine_lookup(struct engine *e, const struct process *p, const uint64_t *add
                         continue;
 
                 m = &out.items[idx];
+                /* The vdso's image starts at its start (offset 0): an ELF address, no file. */
+                if (m->kind == MAPPING_KIND_VDSO && vdso_elf_info(p, m, &memo) >= 0 &&
+                    elf_info_vaddr(&memo.vdso.info, a - m->start, &res->elf_vaddr) >= 0)
+                        res->has_elf_vaddr = true;
                 if (!mapping_is_file_backed(m))
                         continue;
                 res->has_file_offset = !__builtin_add_overflow(a - m->start, m->offset, &res->file_offset);

@@ -69,3 +69,9 @@ struct engine_result {
  * in the order given (n entries, malloc()ed). flags: ENGINE_BUILD_IDS. Thread-safe. */
 int engine_lookup(struct engine *e, const struct process *p, const uint64_t *addrs, size_t n, unsigned flags,
                   struct mapping_list *ret_mappings, struct engine_result **ret_results);
+
+/* The vdso of p: its mapping (with its build ID when it has one) and its image
+ * (ret_mapping->end - ret_mapping->start bytes, malloc'd), read from the process's memory with
+ * the calling thread's credentials. -ENOENT when p has no vdso, -EACCES/-EPERM when the
+ * caller may not read p's memory, -ESRCH when p is gone. Thread-safe. */
+int engine_vdso(struct engine *e, const struct process *p, struct mapping *ret_mapping, uint8_t **ret_image);

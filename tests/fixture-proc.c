@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,8 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #ifndef PR_SET_VMA
@@ -83,6 +86,67 @@ static void *map_file(const char *dir, const char *name, size_t size, bool unlin
         return p;
 }
 
+/* FIXTURE_DEEP: a file reached through DEEP_LEVELS directories of DEEP_NAME_LEN-byte names
+ * (a path of about 7,400 bytes, longer than PATH_MAX: only *at() calls reach it), mapped. */
+#define DEEP_LEVELS 30
+#define DEEP_NAME_LEN 240
+
+static int deep_fds[DEEP_LEVELS + 1];
+
+static void deep_name(unsigned level, char name[static DEEP_NAME_LEN + 1]) {
+        memset(name, 'd', DEEP_NAME_LEN);
+        name[DEEP_NAME_LEN] = 0;
+        snprintf(name, 4, "%02u", level);
+        name[2] = '-';
+}
+
+static void *map_deep(const char *dir, size_t size, size_t *ret_len) {
+        char name[DEEP_NAME_LEN + 1];
+        size_t len = strlen(dir);
+        void *p;
+        int fd;
+
+        deep_fds[0] = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        for (unsigned i = 0; i < DEEP_LEVELS; i++) {
+                deep_name(i, name);
+                if (deep_fds[i] < 0 || mkdirat(deep_fds[i], name, 0755) < 0)
+                        return MAP_FAILED;
+                deep_fds[i + 1] = openat(deep_fds[i], name, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                len += 1 + DEEP_NAME_LEN;
+        }
+        fd = openat(deep_fds[DEEP_LEVELS], "deep.bin", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0 || ftruncate(fd, (off_t) size) < 0)
+                return MAP_FAILED;
+        p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+        close(fd);
+        *ret_len = len + strlen("/deep.bin");
+        return p;
+}
+
+/* Removes what map_deep() made (the test's cleanup knows only the top directory). */
+static void unmake_deep(void) {
+        char name[DEEP_NAME_LEN + 1];
+
+        if (deep_fds[DEEP_LEVELS] <= 0)
+                return;
+        unlinkat(deep_fds[DEEP_LEVELS], "deep.bin", 0);
+        for (unsigned i = DEEP_LEVELS; i-- > 0;) {
+                deep_name(i, name);
+                unlinkat(deep_fds[i], name, AT_REMOVEDIR);
+        }
+}
+
+/* FIXTURE_THREADS: threads that say their id, then wait for the end of the process. */
+static void *thread_wait(void *arg) {
+        long tid = (long) syscall(SYS_gettid);
+
+        if (write(*(int *) arg, &tid, sizeof(tid)) != sizeof(tid))
+                abort();
+        for (;;)
+                pause();
+        return NULL;
+}
+
 int main(int argc, char **argv) {
         const char *dir = argc > 1 && argv[1][0] ? argv[1] : NULL;
         long n_vmas = argc > 2 ? strtol(argv[2], NULL, 10) : 0;
@@ -143,6 +207,8 @@ int main(int argc, char **argv) {
                 printf("space=%p\n", map_file(dir, "with space.bin", (size_t) page, false));
                 printf("newline=%p\n", map_file(dir, "new\nline.bin", (size_t) page, false));
                 printf("literal_deleted=%p\n", map_file(dir, "x (deleted)", (size_t) page, false));
+                if (getenv("FIXTURE_BACKSLASH"))
+                        printf("backslash=%p\n", map_file(dir, "back\\012slash.bin", (size_t) page, false));
 
                 mfd = memfd_create("fixture-memfd", MFD_CLOEXEC);
                 if (mfd < 0 || ftruncate(mfd, page) < 0)
@@ -165,6 +231,48 @@ int main(int argc, char **argv) {
                         printf("anon_named=%p\n", p);
                 else
                         printf("anon_named_error=%d\n", errno);
+
+                if (getenv("FIXTURE_DEEP")) {
+                        size_t len = 0;
+
+                        p = map_deep(dir, (size_t) page, &len);
+                        if (p == MAP_FAILED) {
+                                perror("deep");
+                                unmake_deep();
+                                return 1;
+                        }
+                        printf("deep=%p\ndeep_len=%zu\n", p, len);
+                }
+        }
+
+        /* FIXTURE_HUGETLB: anonymous memory in huge pages (the test reserves them). */
+        if (getenv("FIXTURE_HUGETLB")) {
+                size_t huge = 2u << 20;
+                void *p = mmap(NULL, huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+
+                if (p == MAP_FAILED)
+                        printf("hugetlb_error=%d\n", errno);
+                else {
+                        memset(p, 1, huge);
+                        printf("hugetlb=%p\n", p);
+                }
+        }
+
+        if (getenv("FIXTURE_THREADS")) {
+                long n = strtol(getenv("FIXTURE_THREADS"), NULL, 10), tid = 0;
+                static int pipe_fds[2];
+
+                if (pipe2(pipe_fds, O_CLOEXEC) < 0)
+                        return 1;
+                for (long i = 0; i < n; i++) {
+                        pthread_t t;
+
+                        if (pthread_create(&t, NULL, thread_wait, &pipe_fds[1]) != 0 ||
+                            read(pipe_fds[0], &tid, sizeof(tid)) != sizeof(tid))
+                                return 1;
+                }
+                /* The last thread's id: the test asks about one that is not the leader. */
+                printf("tid=%ld\n", tid);
         }
 
         if (getenv("FIXTURE_CHURN")) {
@@ -205,5 +313,6 @@ int main(int argc, char **argv) {
                         }
                 }
         }
+        unmake_deep();
         return 0;
 }

@@ -19,7 +19,8 @@
 #include "fixture.h"
 #include "number.h"
 
-static const char *const fixture_files[] = { "gone.bin", "with space.bin", "new\nline.bin", "x (deleted)" };
+static const char *const fixture_files[] = { "gone.bin", "with space.bin", "new\nline.bin", "x (deleted)",
+                                             "back\\012slash.bin" };
 
 const char *test_program(const char *env, const char *fallback) {
         const char *p = getenv(env);

@@ -386,8 +386,10 @@ static void test_hostile_replies(void **state) {
                 "{\"parameters\":{" PROC ",\"mappings\":[" MAPPING "}],\"results\":[{\"address\":\"0x1800\",\"mapping\":-1}]}}",
                 "{\"parameters\":{" PROC ",\"mappings\":[" MAPPING "}],\"results\":[{\"address\":\"0x1800\",\"mapping\":\"0\"}]}}",
                 "{\"parameters\":{" PROC ",\"mappings\":[" MAPPING "}],\"results\":[{\"address\":\"0x1800\",\"mapping\":1e300}]}}",
-                /* another process than asked */
-                "{\"parameters\":{\"process\":{\"pid\":124,\"start_time\":5},\"mappings\":[],\"results\":"
+                /* no process at all (another pid than asked is the thread group of a thread id) */
+                "{\"parameters\":{\"process\":{\"pid\":0,\"start_time\":5},\"mappings\":[],\"results\":"
+                "[{\"address\":\"0x1800\",\"reason\":\"unmapped\"}]}}",
+                "{\"parameters\":{\"process\":{\"pid\":2147483648,\"start_time\":5},\"mappings\":[],\"results\":"
                 "[{\"address\":\"0x1800\",\"reason\":\"unmapped\"}]}}",
                 /* more or fewer results than addresses */
                 "{\"parameters\":{" PROC ",\"mappings\":[],\"results\":[]}}",

@@ -1065,10 +1065,11 @@ static void test_malformed(void **state) {
                  * is invalid, the connection goes on */
                 { LM "{\"pid\":18446744073709551616}}", 0, IP, "pid" },
                 { LM "{\"pid\":18446744073709551615}}", 0, IP, "pid" },
-                { LM "{\"pid\":9223372036854775807}}", 0, IP, "pid" },
                 { LM "{\"pid\":-9223372036854775809}}", 0, IP, "pid" },
-                { LM "{\"pid\":2147483648}}", 0, IP, "pid" },
-                { LM "{\"pid\":4294967297}}", 0, IP, "pid" },
+                /* positive pids that name no process: NoSuchProcess, beyond pid_t too */
+                { LM "{\"pid\":9223372036854775807}}", 0, "io.memmapd.NoSuchProcess", NULL },
+                { LM "{\"pid\":2147483648}}", 0, "io.memmapd.NoSuchProcess", NULL },
+                { LM "{\"pid\":4294967297}}", 0, "io.memmapd.NoSuchProcess", NULL },
                 { LM "{\"pid\":1,\"start_time\":\"x\"}}", 0, IP, "start_time" },
                 { LM "{\"pid\":1,\"start_time\":-1}}", 0, IP, "start_time" },
                 { LM "{\"pid\":1,\"start_time\":1.5}}", 0, IP, "start_time" },
@@ -1107,7 +1108,7 @@ static void test_malformed(void **state) {
                 { LU "{\"pid\":1,\"addresses\":[\"0x1\\u0000\"]}}", 0, IP, "addresses" },
                 { LU "{\"pid\":1,\"addresses\":[\"-1\"]}}", 0, IP, "addresses" },
                 { LU "{\"pid\":-1,\"addresses\":[\"0x1\"]}}", 0, IP, "pid" },
-                { LU "{\"pid\":2147483648,\"addresses\":[\"0x1\"]}}", 0, IP, "pid" },
+                { LU "{\"pid\":2147483648,\"addresses\":[\"0x1\"]}}", 0, "io.memmapd.NoSuchProcess", NULL },
                 { LU "{\"pid\":1,\"addresses\":[],\"build_ids\":\"no\"}}", 0, IP, "build_ids" },
                 { LU "{\"pid\":1,\"addresses\":[],\"x\":1}}", 0, IP, "x" },
                 { "{\"method\":\"org.varlink.service.GetInterfaceDescription\",\"parameters\":{}}", 0, IP, "interface" },

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -580,6 +581,165 @@ static void test_list_matches_proc_maps_backend(void **state) {
 
 static void test_list_matches_kernel_maps_backend(void **state) {
         with_maps_backend(check_list_matches_kernel);
+}
+
+/* ------------------------------------------------------------------ what profilers meet (issue 12) */
+
+static struct json_object *list_on(const char *socket, pid_t pid) {
+        _cleanup_free_ char *m = fmt("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d}}", (int) pid);
+
+        return call_on(socket, m);
+}
+
+static struct json_object *lookup_on(const char *socket, pid_t pid, uint64_t addr) {
+        _cleanup_free_ char *m = fmt("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%d,\"addresses\":"
+                                     "[\"0x%" PRIx64 "\"],\"build_ids\":true}}", (int) pid, addr);
+
+        return call_on(socket, m);
+}
+
+static struct json_object *process_of(struct json_object *reply) {
+        if (error_of(reply))
+                fail_msg("unexpected error: %s", json_object_to_json_string(reply));
+        return get(params_of(reply), "process");
+}
+
+/* The name /proc/PID/maps prints for the mapping at start, read with stdio (malloc'd). */
+static char *raw_name_at(pid_t pid, uint64_t start) {
+        _cleanup_free_ char *path = fmt("/proc/%d/maps", (int) pid);
+        char *line = NULL;
+        size_t cap = 0;
+        FILE *fp;
+
+        assert_non_null(fp = fopen(path, "re"));
+        while (getline(&line, &cap, fp) > 0)
+                if (strtoull(line, NULL, 16) == start) {
+                        char *slash = strchr(line, '/');
+
+                        fclose(fp);
+                        assert_non_null(slash);
+                        slash[strcspn(slash, "\n")] = 0;
+                        memmove(line, slash, strlen(slash) + 1);
+                        return line;
+                }
+        fclose(fp);
+        free(line);
+        fail_msg("no mapping at 0x%" PRIx64 " in %s", start, path);
+        return NULL;
+}
+
+static void check_profiler_processes(const char *socket) {
+        struct fixture f;
+        pid_t tid;
+        uint64_t marker, deep, flags = 0;
+
+        /* Item 2: a thread id answers for its process. Item 1: a path beyond PATH_MAX. */
+        setenv("FIXTURE_THREADS", "2", 1);
+        setenv("FIXTURE_DEEP", "1", 1);
+        assert_int_equal(fixture_start(0, 1, &f), 0);
+        unsetenv("FIXTURE_THREADS");
+        unsetenv("FIXTURE_DEEP");
+        tid = (pid_t) fixture_get(&f, "tid");
+        marker = fixture_get(&f, "marker");
+        deep = fixture_get(&f, "deep");
+        assert_true(tid > 0 && tid != f.pid && deep != 0);
+        {
+                _cleanup_json_ struct json_object *by_tid = list_on(socket, tid), *by_pid = list_on(socket, f.pid);
+                _cleanup_json_ struct json_object *lk = lookup_on(socket, tid, marker);
+                _cleanup_json_ struct json_object *lk_deep = lookup_on(socket, f.pid, deep);
+                _cleanup_free_ char *raw = raw_name_at(f.pid, deep);
+                struct json_object *maps = get(params_of(by_tid), "mappings"), *res;
+                bool seen_deep = false;
+
+                assert_int_equal(json_object_get_int64(get(process_of(by_tid), "pid")), f.pid);
+                assert_int_equal(json_object_get_uint64(get(process_of(by_tid), "start_time")), stat_start_time(f.pid));
+                assert_int_equal(json_object_array_length(maps),
+                                 json_object_array_length(get(params_of(by_pid), "mappings")));
+                assert_int_equal(json_object_get_int64(get(process_of(lk), "pid")), f.pid);
+                res = json_object_array_get_idx(get(params_of(lk), "results"), 0);
+                assert_true(json_object_object_get_ex(res, "elf_vaddr", NULL));
+
+                assert_true(strlen(raw) > 4096);
+                for (size_t i = 0; i < json_object_array_length(maps); i++) {
+                        struct json_object *m = json_object_array_get_idx(maps, i);
+
+                        if (get_hex(m, "start") == deep) {
+                                assert_string_equal(get_str(m, "name"), raw);
+                                assert_string_equal(get_str(m, "path"), raw);
+                                seen_deep = true;
+                        }
+                }
+                assert_true(seen_deep);
+                res = json_object_array_get_idx(get(params_of(lk_deep), "mappings"), 0);
+                assert_string_equal(get_str(res, "name"), raw);
+        }
+        /* libmemctl takes the thread group's pid in the reply (it refused another pid). */
+        {
+                memctl *c = NULL;
+                memctl_lookup_reply *l = NULL;
+                pid_t got = 0;
+
+                assert_int_equal(memctl_connect(socket, &c), 0);
+                assert_int_equal(memctl_lookup(c, tid, 0, &marker, 1, 0, &l), 0);
+                assert_int_equal(memctl_lookup_reply_get_process(l, &got, NULL), 0);
+                assert_int_equal(got, f.pid);
+                memctl_lookup_reply_free(l);
+                memctl_free(c);
+        }
+        fixture_stop(&f);
+
+        /* Item 3: a kernel thread (kthreadd) has no user address space, and says so. */
+        assert_int_equal(test_proc_stat_field(2, 9, &flags), 0);
+        assert_true(flags & 0x00200000);
+        {
+                _cleanup_json_ struct json_object *l = list_on(socket, 2), *lk = lookup_on(socket, 2, 0x400000);
+                struct json_object *res;
+
+                assert_true(json_object_get_boolean(get(process_of(l), "kernel_thread")));
+                assert_int_equal(json_object_array_length(get(params_of(l), "mappings")), 0);
+                assert_true(json_object_get_boolean(get(process_of(lk), "kernel_thread")));
+                res = json_object_array_get_idx(get(params_of(lk), "results"), 0);
+                assert_string_equal(get_str(res, "reason"), "no_address_space");
+                assert_false(json_object_object_get_ex(res, "mapping", NULL));
+        }
+        /* ... which an ordinary process does not say. */
+        {
+                _cleanup_json_ struct json_object *l = list_on(socket, getpid());
+
+                assert_false(json_object_object_get_ex(process_of(l), "kernel_thread", NULL));
+        }
+}
+
+static void test_profiler_processes(void **state) {
+        check_profiler_processes(daemon_default.socket);
+}
+
+static void test_profiler_processes_maps_backend(void **state) {
+        with_maps_backend(check_profiler_processes);
+}
+
+/* Item 8: any positive pid that names no process is NoSuchProcess, beyond pid_max too. */
+static void test_pid_beyond_pid_max(void **state) {
+        long pid_max = 0;
+        FILE *fp = fopen("/proc/sys/kernel/pid_max", "re");
+
+        assert_non_null(fp);
+        assert_int_equal(fscanf(fp, "%ld", &pid_max), 1);
+        fclose(fp);
+        const int64_t pids[] = { pid_max, pid_max + 1, 4 * 1024 * 1024 + 1, INT32_MAX, (int64_t) INT32_MAX + 1,
+                                 INT64_MAX };
+
+        for (size_t i = 0; i < ELEMENTSOF(pids); i++) {
+                _cleanup_free_ char *l = fmt("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%" PRId64 "}}",
+                                             pids[i]);
+                _cleanup_free_ char *k = fmt("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%" PRId64
+                                             ",\"addresses\":[\"0x1\"]}}", pids[i]);
+                _cleanup_json_ struct json_object *rl = call(l), *rk = call(k);
+
+                assert_error(rl, "io.memmapd.NoSuchProcess");
+                assert_error(rk, "io.memmapd.NoSuchProcess");
+                assert_int_equal(json_object_get_int64(get(params_of(rl), "pid")), pids[i]);
+        }
 }
 
 static void test_lookup(void **state) {
@@ -1217,6 +1377,304 @@ struct access_case {
 };
 
 /* The error a ListMappings of pid gets on fd ("ok" for none). */
+/* Issue 12.9: memctl lookup --json, now written by the streaming writer from libmemctl's
+ * parse, says what the daemon's reply says (pretty and short alike). */
+static void test_memctl_lookup_json(void **state) {
+        struct fixture f;
+
+        assert_int_equal(fixture_start(0, 1, &f), 0);
+        uint64_t marker = fixture_get(&f, "marker"), deleted = fixture_get(&f, "deleted");
+        _cleanup_free_ char *msg = fmt("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%d,\"addresses\":"
+                                       "[\"0x%" PRIx64 "\",\"0x%" PRIx64 "\",\"0x1\"],\"build_ids\":true}}",
+                                       f.pid, marker, deleted);
+        _cleanup_json_ struct json_object *want = call(msg);
+
+        for (unsigned short_mode = 0; short_mode < 2; short_mode++) {
+                _cleanup_free_ char *args = fmt("lookup %s --build-ids %d 0x%" PRIx64 " 0x%" PRIx64 " 0x1",
+                                                short_mode ? "--json=short" : "--json", f.pid, marker, deleted);
+                _cleanup_free_ char *out = NULL;
+                _cleanup_json_ struct json_object *got = NULL;
+
+                assert_int_equal(run_memctl(args, &out), 0);
+                *strrchr(out, 'e') = 0; /* drop "exit=0" */
+                got = parse(out);
+                if (!json_object_equal(got, params_of(want)))
+                        fail_msg("memctl printed %s, the daemon said %s", json_object_to_json_string(got),
+                                 json_object_to_json_string(params_of(want)));
+        }
+        fixture_stop(&f);
+}
+
+/* Issue 12.10: libmemctl splits a batch above the daemon's max_addresses itself: the one
+ * reply says what a daemon without the limit says in one batch (each mapping once, in address
+ * order; results in the order asked, about the same process). */
+static void test_libmemctl_splits_batches(void **state) {
+        static const char *const args[] = { "--set=MaxAddresses=64", NULL };
+        memctl_lookup_reply *whole = NULL, *split = NULL, *again = NULL;
+        memctl *c_default = NULL, *c_small = NULL;
+        _cleanup_free_ uint64_t *addrs = NULL;
+        struct test_daemon d;
+        struct fixture f;
+        size_t n = 1000;
+
+        assert_int_equal(test_daemon_start(args, &d), 0);
+        assert_int_equal(fixture_start(300, 1, &f), 0);
+        assert_non_null(addrs = calloc(n, sizeof(*addrs)));
+        srandom(12);
+        for (size_t i = 0; i < n; i++) {
+                uint64_t many = fixture_get(&f, "many");
+
+                /* The 300 small VMAs in random order, duplicates, a few unmapped and code. */
+                addrs[i] = i % 10 == 0 ? (uint64_t) i : i % 10 == 1 ? fixture_get(&f, "marker")
+                                                                    : many + (uint64_t) (random() % (300 * 4096));
+        }
+        assert_int_equal(memctl_connect(daemon_default.socket, &c_default), 0);
+        assert_int_equal(memctl_connect(d.socket, &c_small), 0);
+        assert_int_equal(memctl_lookup(c_default, f.pid, 0, addrs, n, MEMCTL_BUILD_IDS, &whole), 0);
+        assert_int_equal(memctl_lookup(c_small, f.pid, 0, addrs, n, MEMCTL_BUILD_IDS, &split), 0);
+        assert_null(memctl_last_error_name(c_small));
+        /* The limit is remembered: the next one splits at once, and agrees too. */
+        assert_int_equal(memctl_lookup(c_small, f.pid, stat_start_time(f.pid), addrs, n, 0, &again), 0);
+        fixture_stop(&f);
+
+        assert_int_equal(memctl_lookup_reply_count(split), n);
+        assert_int_equal(memctl_lookup_reply_mapping_count(split), memctl_lookup_reply_mapping_count(whole));
+        for (size_t i = 0; i < memctl_lookup_reply_mapping_count(split); i++) {
+                struct memctl_mapping a = MEMCTL_MAPPING_INIT, b = MEMCTL_MAPPING_INIT;
+
+                assert_int_equal(memctl_lookup_reply_get_mapping(whole, i, &a), 0);
+                assert_int_equal(memctl_lookup_reply_get_mapping(split, i, &b), 0);
+                assert_int_equal(a.start, b.start);
+                assert_int_equal(a.end, b.end);
+                assert_int_equal(a.inode, b.inode);
+                assert_true((a.name == NULL) == (b.name == NULL));
+                if (a.name)
+                        assert_string_equal(a.name, b.name);
+                assert_true((a.build_id_hex == NULL) == (b.build_id_hex == NULL));
+        }
+        for (size_t i = 0; i < n; i++) {
+                struct memctl_lookup_result a = MEMCTL_LOOKUP_RESULT_INIT, b = MEMCTL_LOOKUP_RESULT_INIT,
+                                            c = MEMCTL_LOOKUP_RESULT_INIT;
+
+                assert_int_equal(memctl_lookup_reply_get(whole, i, &a), 0);
+                assert_int_equal(memctl_lookup_reply_get(split, i, &b), 0);
+                assert_int_equal(memctl_lookup_reply_get(again, i, &c), 0);
+                assert_int_equal(b.address, addrs[i]);
+                assert_int_equal(a.mapping, b.mapping);
+                assert_int_equal(a.has_elf_vaddr, b.has_elf_vaddr);
+                assert_int_equal(a.elf_vaddr, b.elf_vaddr);
+                assert_int_equal(a.file_offset, b.file_offset);
+                assert_int_equal(a.mapping == MEMCTL_NO_MAPPING, c.mapping == MEMCTL_NO_MAPPING);
+        }
+        memctl_lookup_reply_free(whole);
+        memctl_lookup_reply_free(split);
+        memctl_lookup_reply_free(again);
+        memctl_free(c_default);
+        memctl_free(c_small);
+        assert_int_equal(test_daemon_stop(&d), 0);
+}
+
+struct vdso_access {
+        const char *socket;
+        pid_t own, other_root;
+};
+
+static const char *vdso_error(const char *socket, pid_t pid) {
+        _cleanup_free_ char *msg = fmt("{\"method\":\"io.memmapd.GetVdso\",\"parameters\":{\"pid\":%d}}", (int) pid);
+        _cleanup_close_ int fd = test_connect(socket);
+        _cleanup_free_ char *reply = fd >= 0 ? test_call(fd, msg) : NULL;
+        static char err[128];
+        struct json_object *r = reply ? json_tokener_parse(reply) : NULL, *e;
+
+        if (!r)
+                return "no reply";
+        snprintf(err, sizeof(err), "%s", json_object_object_get_ex(r, "error", &e) ? json_object_get_string(e) : "ok");
+        json_object_put(r);
+        return err;
+}
+
+static int vdso_as_uid_a(void *userdata) {
+        const struct vdso_access *a = userdata;
+        char mem[64];
+        int fd;
+
+        /* What this client may do itself (Yama's ptrace_scope may forbid it even for its own
+         * processes), the daemon does for it, and no more. */
+        snprintf(mem, sizeof(mem), "/proc/%d/mem", (int) a->own);
+        fd = open(mem, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0)
+                close(fd);
+        if (strcmp(vdso_error(a->socket, a->own), fd >= 0 ? "ok" : "io.memmapd.PermissionDenied") != 0)
+                return 10;
+        if (strcmp(vdso_error(a->socket, a->other_root), "io.memmapd.PermissionDenied") != 0)
+                return 11;
+        return 0;
+}
+
+/* Issue 12.4: GetVdso gives the vdso image as the process holds it (the bytes of
+ * /proc/PID/mem, read here), with the build ID readelf finds in it; libmemctl and
+ * memctl vdso give the same bytes; a kernel thread has none (NoVdso); a client reads only the
+ * vdso of processes it may read. */
+static void test_vdso_image(void **state) {
+        _cleanup_free_ char *probe = test_run_capture("command -v readelf");
+        _cleanup_free_ uint8_t *want = NULL, *got = NULL;
+        char dump[] = "/tmp/memmapd-vdso-XXXXXX";
+        uint64_t start = 0, end = 0;
+        struct fixture f, mine;
+        size_t size = 0;
+
+        assert_int_equal(fixture_start(0, 0, &f), 0);
+        {
+                _cleanup_free_ char *msg = fmt("{\"method\":\"io.memmapd.GetVdso\",\"parameters\":{\"pid\":%d}}", f.pid);
+                _cleanup_json_ struct json_object *r = call_on(daemon_default.socket, msg);
+                struct json_object *m;
+                const char *hex;
+                char mem[64];
+                int fd;
+
+                if (error_of(r))
+                        fail_msg("GetVdso: %s", json_object_to_json_string(r));
+                m = get(params_of(r), "mapping");
+                assert_string_equal(get_str(m, "kind"), "vdso");
+                start = get_hex(m, "start");
+                end = get_hex(m, "end");
+                assert_int_equal(json_object_get_int64(get(process_of(r), "pid")), f.pid);
+                hex = get_str(params_of(r), "image_hex");
+                assert_int_equal(strlen(hex), 2 * (end - start));
+                assert_non_null(want = malloc(end - start));
+                snprintf(mem, sizeof(mem), "/proc/%d/mem", (int) f.pid);
+                assert_true((fd = open(mem, O_RDONLY | O_CLOEXEC)) >= 0);
+                assert_int_equal(pread(fd, want, end - start, (off_t) start), (ssize_t) (end - start));
+                close(fd);
+                for (size_t i = 0; i < end - start; i++) {
+                        unsigned v;
+
+                        assert_int_equal(sscanf(hex + 2 * i, "%2x", &v), 1);
+                        assert_int_equal(v, want[i]);
+                }
+                if (probe) {
+                        _cleanup_free_ char *cmd = NULL, *out = NULL;
+
+                        assert_true((fd = mkstemp(dump)) >= 0);
+                        assert_int_equal(write(fd, want, end - start), (ssize_t) (end - start));
+                        close(fd);
+                        cmd = fmt("readelf -n %s | sed -n 's/.*Build ID: //p'", dump);
+                        out = test_run_capture(cmd);
+                        unlink(dump);
+                        if (out && *out) {
+                                out[strcspn(out, "\n")] = 0;
+                                assert_string_equal(get_str(m, "build_id"), out);
+                        }
+                }
+        }
+        {
+                memctl *c = NULL;
+
+                assert_int_equal(memctl_connect(daemon_default.socket, &c), 0);
+                assert_int_equal(memctl_get_vdso(c, f.pid, stat_start_time(f.pid), &got, &size), 0);
+                assert_int_equal(size, end - start);
+                assert_memory_equal(got, want, size);
+                assert_int_equal(memctl_get_vdso(c, 2, 0, &got, &size), -ENOENT);
+                assert_string_equal(memctl_last_error_name(c), "io.memmapd.NoVdso");
+                memctl_free(c);
+        }
+        {
+                _cleanup_free_ char *out = NULL;
+                _cleanup_free_ char *args = fmt("vdso %d | cmp -s - /proc/%d/mem -i 0:%" PRIu64 " -n %" PRIu64
+                                                " && echo same", f.pid, f.pid, start, end - start);
+                _cleanup_free_ char *cmd = fmt("%s --socket '%s' %s", test_program("MEMCTL", "client/memctl"),
+                                               daemon_default.socket, args);
+
+                out = test_run_capture(cmd);
+                assert_non_null(out);
+                assert_non_null(strstr(out, "same"));
+        }
+        assert_string_equal(vdso_error(daemon_default.socket, 2), "io.memmapd.NoVdso");
+
+        assert_int_equal(fixture_start_as(0, 0, UID_A, GID_A, 0, &mine), 0);
+        {
+                struct vdso_access a = { .socket = daemon_default.socket, .own = mine.pid, .other_root = f.pid };
+
+                assert_int_equal(run_as(UID_A, GID_A, vdso_as_uid_a, &a), 0);
+        }
+        fixture_stop(&mine);
+        fixture_stop(&f);
+}
+
+/* A stand-in daemon on path that answers every call with reply (a whole Varlink message);
+ * returns its pid (end it with SIGKILL). */
+static pid_t fake_daemon(const char *path, const char *reply) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        pid_t pid;
+
+        assert_true(fd >= 0);
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+        assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        assert_int_equal(listen(fd, 8), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                for (;;) {
+                        int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+                        char buf[65536];
+                        ssize_t n;
+
+                        if (c < 0)
+                                _exit(1);
+                        /* One call a connection: read up to its NUL, answer, hang up. */
+                        while ((n = read(c, buf, sizeof(buf))) > 0 && !memchr(buf, 0, (size_t) n))
+                                ;
+                        if (n > 0 && write(c, reply, strlen(reply) + 1) < 0)
+                                _exit(1);
+                        close(c);
+                }
+        }
+        close(fd);
+        return pid;
+}
+
+/* Issue 12.9: memctl prints any error of the daemon with its name and parameters, those it
+ * has no words for (InternalError's message, a newer daemon's error) included. */
+static void test_memctl_prints_any_error(void **state) {
+        static const struct {
+                const char *reply, *want[3];
+        } cases[] = {
+                { "{\"error\":\"io.memmapd.InternalError\",\"parameters\":{\"message\":\"File name too long\"}}",
+                  { "io.memmapd.InternalError", "File name too long", NULL } },
+                { "{\"error\":\"io.memmapd.SomethingNew\",\"parameters\":{\"detail\":\"x-y-z\",\"n\":7}}",
+                  { "io.memmapd.SomethingNew", "x-y-z", "\"n\":7" } },
+                { "{\"error\":\"io.memmapd.NoSuchProcess\",\"parameters\":{\"pid\":4242}}",
+                  { "io.memmapd.NoSuchProcess", "4242", NULL } },
+        };
+        char dir[] = "/tmp/memmapd-fake-XXXXXX";
+
+        assert_non_null(mkdtemp(dir));
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *path = fmt("%s/sock%zu", dir, i);
+                pid_t pid = fake_daemon(path, cases[i].reply);
+                const char *const commands[] = { "lookup 4242 0x1000", "lookup --json 4242 0x1000", "maps 4242",
+                                                 "maps --json 4242" };
+
+                for (size_t k = 0; k < ELEMENTSOF(commands); k++) {
+                        _cleanup_free_ char *cmd = fmt("%s --socket '%s' %s 2>&1 >/dev/null; echo \"exit=$?\"",
+                                                       test_program("MEMCTL", "client/memctl"), path, commands[k]);
+                        _cleanup_free_ char *out = test_run_capture(cmd);
+
+                        assert_non_null(out);
+                        for (size_t w = 0; w < ELEMENTSOF(cases[i].want) && cases[i].want[w]; w++)
+                                if (!strstr(out, cases[i].want[w]))
+                                        fail_msg("memctl %s on %s printed '%s', without '%s'", commands[k],
+                                                 cases[i].reply, out, cases[i].want[w]);
+                        assert_null(strstr(out, "exit=0"));
+                }
+                kill(pid, SIGKILL);
+                assert_int_equal(waitpid(pid, NULL, 0), pid);
+                unlink(path);
+        }
+        assert_int_equal(rmdir(dir), 0);
+}
+
 static const char *error_on(int fd, pid_t pid, const char *extra) {
         _cleanup_free_ char *msg = fmt("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d%s}}", pid, extra);
         _cleanup_free_ char *reply = test_call(fd, msg);
@@ -1693,6 +2151,13 @@ int main(void) {
                 cmocka_unit_test(test_list_matches_kernel),
                 cmocka_unit_test(test_list_matches_kernel_maps_backend),
                 cmocka_unit_test(test_lookup),
+                cmocka_unit_test(test_profiler_processes),
+                cmocka_unit_test(test_profiler_processes_maps_backend),
+                cmocka_unit_test(test_pid_beyond_pid_max),
+                cmocka_unit_test(test_memctl_prints_any_error),
+                cmocka_unit_test(test_memctl_lookup_json),
+                cmocka_unit_test(test_libmemctl_splits_batches),
+                cmocka_unit_test(test_vdso_image),
                 cmocka_unit_test(test_process_changed),
                 cmocka_unit_test(test_pipelined),
                 cmocka_unit_test(test_half_close),
