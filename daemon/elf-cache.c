@@ -4,6 +4,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "cleanup.h"
 #include "elf-cache.h"
@@ -37,6 +39,24 @@ void elf_cache_key_from_stat(const struct stat *st, struct elf_cache_key *ret) {
                 .size = (uint64_t) st->st_size,
                 .mtime_sec = (int64_t) st->st_mtim.tv_sec,
                 .mtime_nsec = (int64_t) st->st_mtim.tv_nsec,
+                .ctime_sec = (int64_t) st->st_ctim.tv_sec,
+                .ctime_nsec = (int64_t) st->st_ctim.tv_nsec,
+        };
+}
+
+void elf_cache_key_from_statx(const struct statx *stx, struct elf_cache_key *ret) {
+        bool btime = stx->stx_mask & STATX_BTIME;
+
+        *ret = (struct elf_cache_key) {
+                .dev = (uint64_t) makedev(stx->stx_dev_major, stx->stx_dev_minor),
+                .ino = stx->stx_ino,
+                .size = stx->stx_size,
+                .mtime_sec = stx->stx_mtime.tv_sec,
+                .mtime_nsec = stx->stx_mtime.tv_nsec,
+                .ctime_sec = stx->stx_ctime.tv_sec,
+                .ctime_nsec = stx->stx_ctime.tv_nsec,
+                .btime_sec = btime ? stx->stx_btime.tv_sec : 0,
+                .btime_nsec = btime ? stx->stx_btime.tv_nsec : 0,
         };
 }
 
@@ -59,12 +79,17 @@ static size_t bucket_of(const struct elf_cache *c, const struct elf_cache_key *k
         h = mix64(h, k->size);
         h = mix64(h, (uint64_t) k->mtime_sec);
         h = mix64(h, (uint64_t) k->mtime_nsec);
+        h = mix64(h, (uint64_t) k->ctime_sec);
+        h = mix64(h, (uint64_t) k->ctime_nsec);
+        h = mix64(h, (uint64_t) k->btime_sec);
+        h = mix64(h, (uint64_t) k->btime_nsec);
         return (size_t) (h & (c->n_buckets - 1));
 }
 
 static bool key_equal(const struct elf_cache_key *a, const struct elf_cache_key *b) {
         return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime_sec == b->mtime_sec &&
-               a->mtime_nsec == b->mtime_nsec;
+               a->mtime_nsec == b->mtime_nsec && a->ctime_sec == b->ctime_sec && a->ctime_nsec == b->ctime_nsec &&
+               a->btime_sec == b->btime_sec && a->btime_nsec == b->btime_nsec;
 }
 
 int elf_cache_new(size_t max_entries, struct elf_cache **ret) {

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <linux/openat2.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -130,36 +132,72 @@ void engine_get_elf_cache_stats(struct engine *e, struct elf_cache_stats *ret) {
         elf_cache_get_stats(e->elf_cache, ret);
 }
 
-static bool stat_matches(const struct stat *st, const struct mapping *m) {
-        return S_ISREG(st->st_mode) && (uint64_t) st->st_ino == m->inode &&
-               major(st->st_dev) == m->dev_major && minor(st->st_dev) == m->dev_minor;
+static bool statx_matches(const struct statx *stx, const struct mapping *m) {
+        return S_ISREG(stx->stx_mode) && stx->stx_ino == m->inode && stx->stx_dev_major == m->dev_major &&
+               stx->stx_dev_minor == m->dev_minor;
+}
+
+static int statx_fd(int fd, struct statx *ret) {
+        return statx(fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS | STATX_BTIME, ret) < 0
+                       ? -errno
+                       : 0;
+}
+
+/* The target's owner chooses what PATH names: a symlink out of its root (to /etc/shadow), a
+ * FIFO, a device. PATH is resolved inside the process's root as the process itself would
+ * (RESOLVE_IN_ROOT: ".." and absolute symlinks stop at that root; no magic links), as O_PATH,
+ * which opens nothing; ret_fd receives that fd. -errno (openat2 missing: -ENOSYS). */
+static int open_in_root(const struct process *p, const char *path, int *ret_fd) {
+        struct open_how how = {
+                .flags = O_PATH | O_CLOEXEC,
+                .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+        };
+        _cleanup_close_ int root = -1;
+        long fd;
+
+        root = openat(p->proc_fd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (root < 0)
+                return -errno;
+        fd = syscall(SYS_openat2, root, path, &how, sizeof(how));
+        if (fd < 0)
+                return -errno;
+        *ret_fd = (int) fd;
+        return 0;
 }
 
 /* Opens the file behind a mapping as the process sees it. map_files/ works for deleted
  * files and other mount namespaces but needs CAP_SYS_ADMIN; root/PATH is the fallback
- * for files still reachable under their name. Both are checked against the mapping's
- * device and inode, so a path that now names another file is refused. */
-static int open_mapped_file(const struct process *p, const struct mapping *m, struct stat *ret_st) {
+ * for files still reachable under their name. Both are first opened as O_PATH (no open
+ * reaches the file: a FIFO or a device is never opened) and checked to be the mapping's
+ * regular file (device, inode), so a path that now names another file is refused; only then
+ * is the file opened for reading (through the O_PATH fd, so nothing can be swapped in). */
+static int open_mapped_file(const struct process *p, const struct mapping *m, struct statx *ret_stx) {
+        _cleanup_close_ int path_fd = -1;
         char mf[64];
-        struct stat st;
-        int fd;
+        struct statx stx;
+        int fd, r;
 
         snprintf(mf, sizeof(mf), "map_files/%" PRIx64 "-%" PRIx64, m->start, m->end);
-        fd = openat(p->proc_fd, mf, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0 && m->kind == MAPPING_KIND_FILE && !m->deleted && m->name && m->name[0] == '/') {
-                _cleanup_free_ char *path = NULL;
-
-                if (asprintf(&path, "root%s", m->name) < 0)
-                        return -ENOMEM;
-                fd = openat(p->proc_fd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        path_fd = openat(p->proc_fd, mf, O_PATH | O_CLOEXEC);
+        if (path_fd < 0) {
+                r = -errno;
+                if (m->kind != MAPPING_KIND_FILE || m->deleted || !m->name || m->name[0] != '/')
+                        return r;
+                r = open_in_root(p, m->name, &path_fd);
+                if (r < 0)
+                        return r;
         }
+        r = statx_fd(path_fd, &stx);
+        if (r < 0)
+                return r;
+        if (!statx_matches(&stx, m))
+                return -ESTALE;
+
+        snprintf(mf, sizeof(mf), "/proc/thread-self/fd/%d", path_fd);
+        fd = open(mf, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return -errno;
-        if (fstat(fd, &st) < 0 || !stat_matches(&st, m)) {
-                close(fd);
-                return -ESTALE;
-        }
-        *ret_st = st;
+        *ret_stx = stx;
         return fd;
 }
 
@@ -201,7 +239,7 @@ static int engine_elf_info(struct engine *e, const struct process *p, const stru
         struct elf_memo_entry *cur = &memo->cur, *slot = NULL;
         _cleanup_close_ int fd = -1;
         struct elf_cache_key key;
-        struct stat st;
+        struct statx stx;
         int r;
 
         if (memo_matches(cur, m))
@@ -226,11 +264,11 @@ static int engine_elf_info(struct engine *e, const struct process *p, const stru
                 .valid = true, .inode = m->inode, .dev_major = m->dev_major, .dev_minor = m->dev_minor,
         };
 
-        fd = open_mapped_file(p, m, &st);
+        fd = open_mapped_file(p, m, &stx);
         if (fd < 0)
                 r = fd;
         else {
-                elf_cache_key_from_stat(&st, &key);
+                elf_cache_key_from_statx(&stx, &key);
                 r = 0;
                 if (!elf_cache_get(e->elf_cache, &key, &cur->info)) {
                         r = elf_info_from_fd(fd, &cur->info);
@@ -254,14 +292,12 @@ static int engine_elf_info(struct engine *e, const struct process *p, const stru
 /* The kernel appends " (deleted)" to unlinked files, but a file may really be called so:
  * if the full name still exists in the process's root as the mapped inode, it is. */
 static void resolve_deleted(const struct process *p, struct mapping *m) {
-        _cleanup_free_ char *path = NULL;
-        struct stat st;
+        _cleanup_close_ int fd = -1;
+        struct statx stx;
 
-        if (m->kind != MAPPING_KIND_FILE || !m->deleted)
+        if (m->kind != MAPPING_KIND_FILE || !m->deleted || !m->name || m->name[0] != '/')
                 return;
-        if (asprintf(&path, "root%s", m->name) < 0)
-                return;
-        if (fstatat(p->proc_fd, path, &st, 0) >= 0 && stat_matches(&st, m))
+        if (open_in_root(p, m->name, &fd) >= 0 && statx_fd(fd, &stx) >= 0 && statx_matches(&stx, m))
                 m->deleted = false;
 }
 
