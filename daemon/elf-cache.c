@@ -30,6 +30,7 @@ struct elf_cache {
         struct entry *lru_head, *lru_tail;
         size_t n_entries, max_entries;
         uint64_t hits, misses, evictions;
+        unsigned refs;                     /* under lock */
 };
 
 void elf_cache_key_from_stat(const struct stat *st, struct elf_cache_key *ret) {
@@ -105,6 +106,7 @@ int elf_cache_new(size_t max_entries, struct elf_cache **ret) {
         while (c->n_buckets < max_entries && c->n_buckets < BUCKETS_MAX)
                 c->n_buckets <<= 1;
         c->max_entries = max_entries;
+        c->refs = 1;
 
         _cleanup_free_ struct entry **buckets = calloc(c->n_buckets, sizeof(*buckets));
         if (!buckets)
@@ -119,8 +121,23 @@ int elf_cache_new(size_t max_entries, struct elf_cache **ret) {
         return 0;
 }
 
+struct elf_cache *elf_cache_ref(struct elf_cache *c) {
+        pthread_mutex_lock(&c->lock);
+        c->refs++;
+        pthread_mutex_unlock(&c->lock);
+        return c;
+}
+
 void elf_cache_free(struct elf_cache *c) {
+        unsigned refs;
+
         if (!c)
+                return;
+        /* A reader stuck in the kernel holds the cache until its read returns. */
+        pthread_mutex_lock(&c->lock);
+        refs = --c->refs;
+        pthread_mutex_unlock(&c->lock);
+        if (refs > 0)
                 return;
 
         for (struct entry *e = c->lru_head, *next; e; e = next) {

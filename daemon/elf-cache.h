@@ -37,7 +37,9 @@ void elf_cache_key_from_statx(const struct statx *stx, struct elf_cache_key *ret
 
 /* max_entries bounds the cache (at least 1; 0 gives -EINVAL). 0 or -EINVAL/-ENOMEM. */
 int elf_cache_new(size_t max_entries, struct elf_cache **ret);
-/* Accepts NULL. */
+/* Another holder of c (returns c); thread-safe. */
+struct elf_cache *elf_cache_ref(struct elf_cache *c);
+/* Drops a holder; the last one frees the cache. Accepts NULL. */
 void elf_cache_free(struct elf_cache *c);
 
 /* On a hit copies the entry to *ret (elf_class 0 marks a cached "not ELF"), makes it the most

@@ -24,6 +24,10 @@ struct engine {
         bool have_gate;
         uint64_t gate_start, gate_end;
         uint32_t gate_flags;
+        int (*run_blocking)(void *userdata, int (*fn)(void *data), void *data, void (*free_data)(void *data),
+                            unsigned *budget_ms);
+        void *run_blocking_userdata;
+        unsigned blocking_budget_ms;
 };
 
 /* ELF facts for one file, remembered across the mappings of one request: a library's
@@ -36,6 +40,8 @@ struct elf_memo_entry {
         uint64_t inode;
         int result;             /* 0, or -errno: no ELF facts for this file */
         struct elf_info info;
+        uint8_t kernel_build_id_len;    /* the kernel's build ID, where asked for */
+        uint8_t kernel_build_id[MAPPING_BUILD_ID_MAX];
 };
 
 #define ELF_MEMO_SLOTS 32
@@ -43,6 +49,12 @@ struct elf_memo_entry {
 struct elf_memo {
         struct elf_memo_entry cur;
         struct elf_memo_entry *table;   /* ELF_MEMO_SLOTS, direct-mapped; allocated on demand */
+        /* What the request reads of each file: the kernel's build ID (listings with build IDs
+         * on the ioctl backend) and the ELF facts (lookups; listings the kernel gave none). */
+        bool kernel_build_id, need_elf;
+        /* How long the request may still wait for blocking reads; set at the first one. */
+        bool budget_set;
+        unsigned budget_ms;
 };
 
 static void elf_memo_done(struct elf_memo *memo) {
@@ -111,6 +123,9 @@ int engine_new(const struct engine_config *cfg, struct engine **ret) {
                 return r;
         }
         engine_learn_gate(e, fd);
+        e->run_blocking = cfg->run_blocking;
+        e->run_blocking_userdata = cfg->run_blocking_userdata;
+        e->blocking_budget_ms = cfg->blocking_budget_ms ?: ENGINE_BLOCKING_BUDGET_MS_DEFAULT;
 
         *ret = e;
         return 0;
@@ -234,16 +249,152 @@ static struct elf_memo_entry *memo_slot(struct elf_memo_entry *table, const stru
         return free_slot ? free_slot : &table[home];
 }
 
-/* The ELF facts of m's file in memo->cur (0), or -errno. */
-static int engine_elf_info(struct engine *e, const struct process *p, const struct mapping *m, struct elf_memo *memo) {
-        struct elf_memo_entry *cur = &memo->cur, *slot = NULL;
+/* The reads of one file, which can block (a stalled FUSE or NFS mount): they own everything
+ * they touch, since a reader whose caller stopped waiting goes on until its read returns. */
+struct file_job {
+        int proc_fd, maps_fd;           /* duplicates of the process's */
+        struct mapping m;               /* the mapping's range and file; name owned */
+        bool kernel_build_id, need_elf;
+        struct elf_cache *cache;        /* a reference */
+        struct elf_memo_entry out;
+};
+
+static void file_job_free(void *data) {
+        struct file_job *j = data;
+
+        if (!j)
+                return;
+        closep(&j->proc_fd);
+        closep(&j->maps_fd);
+        mapping_done(&j->m);
+        elf_cache_free(j->cache);
+        free(j);
+}
+
+static void file_job_freep(struct file_job **j) {
+        file_job_free(*j);
+}
+
+static void file_job_kernel_build_id(struct file_job *j) {
+        _cleanup_(procmap_buf_done) struct procmap_buf buf = {};
+        struct mapping km;
+
+        if (procmap_query(j->maps_fd, j->m.start, PROCMAP_COVERING_OR_NEXT | PROCMAP_BUILD_ID, &buf, &km) < 0)
+                return;
+        /* The range may have been remapped meanwhile: only the same file's ID counts. */
+        if (km.start == j->m.start && km.inode == j->m.inode && km.dev_major == j->m.dev_major &&
+            km.dev_minor == j->m.dev_minor && km.build_id_len > 0 && km.build_id_len <= MAPPING_BUILD_ID_MAX) {
+                memcpy(j->out.kernel_build_id, km.build_id, km.build_id_len);
+                j->out.kernel_build_id_len = km.build_id_len;
+        }
+        mapping_done(&km);
+}
+
+static int file_job_run(void *data) {
+        struct file_job *j = data;
+        const struct process p = { .pid = 0, .pidfd = -1, .proc_fd = j->proc_fd, .maps_fd = j->maps_fd };
+        struct elf_memo_entry *out = &j->out;
         _cleanup_close_ int fd = -1;
         struct elf_cache_key key;
         struct statx stx;
         int r;
 
+        if (j->kernel_build_id)
+                file_job_kernel_build_id(j);
+        if (!j->need_elf && out->kernel_build_id_len > 0) {
+                out->result = -ENODATA;
+                return 0;
+        }
+
+        fd = open_mapped_file(&p, &j->m, &stx);
+        if (fd < 0) {
+                out->result = fd;
+                return 0;
+        }
+        elf_cache_key_from_statx(&stx, &key);
+        r = 0;
+        if (!elf_cache_get(j->cache, &key, &out->info)) {
+                r = elf_info_from_fd(fd, &out->info);
+                if (r == -ENOEXEC) {
+                        out->info = (struct elf_info) {};
+                        r = 0;
+                }
+                /* Failing to cache costs a re-read later, nothing else. */
+                if (r >= 0)
+                        (void) elf_cache_put(j->cache, &key, &out->info);
+        }
+        if (r >= 0)
+                r = out->info.elf_class ? 0 : -ENOEXEC;
+        out->result = r;
+        return 0;
+}
+
+static int file_job_new(struct engine *e, const struct process *p, const struct mapping *m, const struct elf_memo *memo,
+                        struct file_job **ret) {
+        _cleanup_(file_job_freep) struct file_job *j = calloc(1, sizeof(*j));
+
+        if (!j)
+                return -ENOMEM;
+        j->proc_fd = j->maps_fd = -1;
+        j->m = (struct mapping) {
+                .start = m->start, .end = m->end, .dev_major = m->dev_major, .dev_minor = m->dev_minor,
+                .inode = m->inode, .kind = m->kind, .deleted = m->deleted,
+        };
+        if (m->name && !(j->m.name = strdup(m->name)))
+                return -ENOMEM;
+        j->proc_fd = fcntl(p->proc_fd, F_DUPFD_CLOEXEC, 3);
+        if (j->proc_fd < 0)
+                return -errno;
+        if (memo->kernel_build_id) {
+                j->maps_fd = fcntl(p->maps_fd, F_DUPFD_CLOEXEC, 3);
+                if (j->maps_fd < 0)
+                        return -errno;
+        }
+        j->kernel_build_id = memo->kernel_build_id;
+        j->need_elf = memo->need_elf;
+        j->cache = elf_cache_ref(e->elf_cache);
+        *ret = TAKE_PTR(j);
+        return 0;
+}
+
+/* The reads of m's file into *out, off the calling thread where the engine has a runner. A
+ * read that did not answer within the request's budget leaves no facts (-ETIMEDOUT); a
+ * runner at its quota, none (-EBUSY). */
+static int read_file_facts(struct engine *e, const struct process *p, const struct mapping *m, struct elf_memo *memo,
+                           struct elf_memo_entry *out) {
+        struct file_job *j = NULL;
+        int r;
+
+        r = file_job_new(e, p, m, memo, &j);
+        if (r < 0)
+                return r;
+        if (!e->run_blocking) {
+                (void) file_job_run(j);
+                r = 0;
+        } else {
+                if (!memo->budget_set) {
+                        memo->budget_ms = e->blocking_budget_ms;
+                        memo->budget_set = true;
+                }
+                r = e->run_blocking(e->run_blocking_userdata, file_job_run, j, file_job_free, &memo->budget_ms);
+                if (r < 0)
+                        return r;       /* j belongs to the runner now */
+        }
+        out->result = j->out.result;
+        out->info = j->out.info;
+        out->kernel_build_id_len = j->out.kernel_build_id_len;
+        memcpy(out->kernel_build_id, j->out.kernel_build_id, j->out.kernel_build_id_len);
+        file_job_free(j);
+        return 0;
+}
+
+/* The facts of m's file in memo->cur (0: see its result), or -errno. */
+static int engine_file_facts(struct engine *e, const struct process *p, const struct mapping *m, struct elf_memo *memo) {
+        struct elf_memo_entry *cur = &memo->cur, *slot = NULL;
+        int r;
+
         if (memo_matches(cur, m))
-                return cur->result;
+                return 0;
 
         /* Only requests that meet a second file pay for the table (about 35 KiB); the first
          * file moves into it. */
@@ -256,37 +407,26 @@ static int engine_elf_info(struct engine *e, const struct process *p, const stru
                 slot = memo_slot(memo->table, m);
                 if (memo_matches(slot, m)) {
                         *cur = *slot;
-                        return cur->result;
+                        return 0;
                 }
         }
 
         *cur = (struct elf_memo_entry) {
                 .valid = true, .inode = m->inode, .dev_major = m->dev_major, .dev_minor = m->dev_minor,
         };
-
-        fd = open_mapped_file(p, m, &stx);
-        if (fd < 0)
-                r = fd;
-        else {
-                elf_cache_key_from_statx(&stx, &key);
-                r = 0;
-                if (!elf_cache_get(e->elf_cache, &key, &cur->info)) {
-                        r = elf_info_from_fd(fd, &cur->info);
-                        if (r == -ENOEXEC) {
-                                cur->info = (struct elf_info) {};
-                                r = 0;
-                        }
-                        /* Failing to cache costs a re-read later, nothing else. */
-                        if (r >= 0)
-                                (void) elf_cache_put(e->elf_cache, &key, &cur->info);
-                }
-                if (r >= 0)
-                        r = cur->info.elf_class ? 0 : -ENOEXEC;
-        }
-        cur->result = r;
+        r = read_file_facts(e, p, m, memo, cur);
+        if (r < 0)
+                cur->result = r;
         if (slot)
                 *slot = *cur;
-        return r;
+        return 0;
+}
+
+/* The ELF facts of m's file in memo->cur (0), or -errno. */
+static int engine_elf_info(struct engine *e, const struct process *p, const struct mapping *m, struct elf_memo *memo) {
+        int r = engine_file_facts(e, p, m, memo);
+
+        return r < 0 ? r : memo->cur.result;
 }
 
 /* The kernel appends " (deleted)" to unlinked files, but a file may really be called so:
@@ -307,8 +447,11 @@ static int finish_mapping(struct engine *e, const struct process *p, struct mapp
         resolve_deleted(p, m);
         if (!(flags & ENGINE_BUILD_IDS))
                 return mapping_set_build_id(m, NULL, 0);
-        if (m->build_id_len == 0 && mapping_is_file_backed(m) && engine_elf_info(e, p, m, memo) >= 0 &&
-            memo->cur.info.build_id_len > 0)
+        if (m->build_id_len > 0 || !mapping_is_file_backed(m) || engine_file_facts(e, p, m, memo) < 0)
+                return 0;
+        if (memo->cur.kernel_build_id_len > 0)
+                return mapping_set_build_id(m, memo->cur.kernel_build_id, memo->cur.kernel_build_id_len);
+        if (memo->cur.result >= 0 && memo->cur.info.build_id_len > 0)
                 return mapping_set_build_id(m, memo->cur.info.build_id, memo->cur.info.build_id_len);
         return 0;
 }
@@ -383,8 +526,8 @@ static int read_all(struct engine *e, const struct process *p, unsigned flags, s
                 q |= PROCMAP_EXECUTABLE;
         if (flags & ENGINE_FILE_BACKED_ONLY)
                 q |= PROCMAP_FILE_BACKED;
-        if (flags & ENGINE_BUILD_IDS)
-                q |= PROCMAP_BUILD_ID;
+        /* Build IDs are read per file, off this thread (engine_file_facts()): the kernel's
+         * read of a file's first page can block for as long as its filesystem likes. */
         r = procmap_list(p->maps_fd, q, ret);
         if (r < 0)
                 return r;
@@ -453,7 +596,9 @@ static int list_each_text(struct engine *e, const struct process *p, mapping_vis
 
 int engine_list(struct engine *e, const struct process *p, unsigned flags, struct mapping_list *ret) {
         _cleanup_(mapping_list_done) struct mapping_list all = {};
-        _cleanup_(elf_memo_done) struct elf_memo memo = {};
+        _cleanup_(elf_memo_done) struct elf_memo memo = {
+                .kernel_build_id = e->backend == ENGINE_BACKEND_IOCTL && (flags & ENGINE_BUILD_IDS),
+        };
         size_t w = 0;
         int r;
 
@@ -675,8 +820,7 @@ static ssize_t cursor_find(struct cursor *c, uint64_t addr, struct mapping_list 
         if (c->none_above && addr >= c->none_from)
                 return -1;
 
-        r = procmap_query(c->p->maps_fd, addr, PROCMAP_COVERING_OR_NEXT |
-                          (c->flags & ENGINE_BUILD_IDS ? PROCMAP_BUILD_ID : 0), &c->buf, &m);
+        r = procmap_query(c->p->maps_fd, addr, PROCMAP_COVERING_OR_NEXT, &c->buf, &m);
         if (r == -ENOENT) {
                 c->none_above = true;
                 c->none_from = addr;
@@ -717,7 +861,8 @@ int engine_lookup(struct engine *e, const struct process *p, const uint64_t *add
         };
         _cleanup_(freep) struct engine_result *results = NULL;
         _cleanup_free_ size_t *order = NULL;
-        _cleanup_(elf_memo_done) struct elf_memo memo = {};
+        /* The ELF facts give both the addresses and the build ID. */
+        _cleanup_(elf_memo_done) struct elf_memo memo = { .need_elf = true };
         int r;
 
         results = calloc(MAX(n, (size_t) 1), sizeof(*results));
