@@ -15,14 +15,19 @@
 #include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
+#include <grp.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "cleanup.h"
 #include "fixture.h"
+#include "stall-fuse.h"
 
 #define UID_T 41021
 #define GID_T 41021
@@ -220,10 +225,245 @@ static void test_planted_paths(void **state) {
         assert_int_equal(system(cmd), 0);
 }
 
+/* Blocking reads: a user's stalled FUSE mount must not stop the daemon for others. */
+#define UID_ATTACK 41022
+#define GID_ATTACK 41022
+#define UID_PROBE 41023
+#define GID_PROBE 41023
+#define ATTACK_CALLS 4
+/* Long enough that the probe, however loaded the machine, is answered while the attacker's
+ * calls still wait: the assertion is an ordering, not a time bound. */
+#define READ_TIMEOUT_MSEC 8000
+
+struct stall_case {
+        const char *socket;
+        pid_t attack_pid, probe_pid;
+        uint64_t attack_addr;
+        struct stall_fuse_counts *fuse;
+        volatile uint32_t attack_sent, attack_answered;
+        /* What the probe saw when its answers came. */
+        uint32_t answered_then, reads_pending_then;
+        uint64_t probe_usec;
+        char probe_status[256], probe_lookup[4096];
+        char attack_reply[ATTACK_CALLS][256], late_reply[256];
+        int attack_has_stalled_build_id, late_has_stalled_build_id, attack_errors;
+};
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+/* Whether a ListMappings reply gives the mapping at addr a build ID. */
+static int reply_has_build_id_at(const char *reply, uint64_t addr) {
+        char key[64];
+        const char *m, *end;
+
+        snprintf(key, sizeof(key), "\"start\":\"0x%" PRIx64 "\"", addr);
+        m = strstr(reply, key);
+        if (!m)
+                return -1;
+        end = strchr(m, '}');
+        m = strstr(m, "\"build_id\"");
+        return m && end && m < end;
+}
+
+/* A guard against a hang, not a time bound: a daemon that stopped answering fails the test
+ * instead of hanging it. */
+static int connect_guarded(const char *socket) {
+        struct timeval tv = { .tv_sec = 60 };
+        int fd = test_connect(socket);
+
+        if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
+                close(fd);
+                return -errno;
+        }
+        return fd;
+}
+
+static int attacker(void *userdata) {
+        struct stall_case *c = userdata;
+        int fds[ATTACK_CALLS];
+        char msg[256];
+
+        snprintf(msg, sizeof(msg), "{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d,\"build_ids\":true}}",
+                 (int) c->attack_pid);
+        for (int i = 0; i < ATTACK_CALLS; i++) {
+                fds[i] = connect_guarded(c->socket);
+                if (fds[i] < 0 || test_send(fds[i], msg) < 0)
+                        return 1;
+        }
+        c->attack_sent = 1;
+        for (int i = 0; i < ATTACK_CALLS; i++) {
+                _cleanup_free_ char *reply = test_recv(fds[i]);
+
+                if (!reply)
+                        return 2;
+                __atomic_add_fetch(&c->attack_answered, 1, __ATOMIC_SEQ_CST);
+                snprintf(c->attack_reply[i], sizeof(c->attack_reply[i]), "%s", reply);
+                if (!strstr(reply, "\"mappings\""))
+                        c->attack_errors++;
+                if (reply_has_build_id_at(reply, c->attack_addr) != 0)
+                        c->attack_has_stalled_build_id++;
+                close(fds[i]);
+        }
+        /* Its readers are stuck and its quota used: answered at once, without. */
+        int fd = connect_guarded(c->socket);
+        if (fd < 0)
+                return 3;
+        _cleanup_free_ char *reply = test_call(fd, msg);
+        close(fd);
+        if (!reply)
+                return 4;
+        snprintf(c->late_reply, sizeof(c->late_reply), "%s", reply);
+        c->late_has_stalled_build_id = reply_has_build_id_at(reply, c->attack_addr);
+        return 0;
+}
+
+static int probe(void *userdata) {
+        struct stall_case *c = userdata;
+        char msg[256];
+        uint64_t t0 = now_usec();
+        int fd = connect_guarded(c->socket);
+
+        if (fd < 0)
+                return 1;
+        _cleanup_free_ char *status = test_call(fd, "{\"method\":\"io.memmapd.GetStatus\",\"parameters\":{}}");
+        snprintf(msg, sizeof(msg),
+                 "{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%d,\"addresses\":[\"0x%" PRIx64
+                 "\"],\"build_ids\":true}}",
+                 (int) c->probe_pid, (uint64_t) (uintptr_t) &probe);
+        _cleanup_free_ char *lookup = test_call(fd, msg);
+        c->probe_usec = now_usec() - t0;
+        c->answered_then = __atomic_load_n(&c->attack_answered, __ATOMIC_SEQ_CST);
+        c->reads_pending_then = c->fuse->reads_pending;
+        close(fd);
+        if (!status || !lookup)
+                return 2;
+        snprintf(c->probe_status, sizeof(c->probe_status), "%s", status);
+        snprintf(c->probe_lookup, sizeof(c->probe_lookup), "%s", lookup);
+        return 0;
+}
+
+/* A process of uid that maps file (never touching it: no page is read) and waits. */
+static int start_mapper(const char *file, uid_t uid, gid_t gid, struct rooted_target *ret) {
+        int in[2], out[2];
+        pid_t pid;
+
+        if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)
+                return -errno;
+        pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                void *p = MAP_FAILED;
+                char ch;
+                int fd;
+
+                close(in[1]);
+                close(out[0]);
+                if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0 ||
+                    prctl(PR_SET_DUMPABLE, 1) < 0)
+                        _exit(1);
+                fd = open(file, O_RDONLY | O_CLOEXEC);
+                if (fd >= 0)
+                        p = mmap(NULL, STALL_FUSE_FILE_SIZE, PROT_READ, MAP_PRIVATE, fd, 0);
+                uint64_t a = p == MAP_FAILED ? 0 : (uint64_t) (uintptr_t) p;
+                if (write(out[1], &a, sizeof(a)) != sizeof(a))
+                        _exit(2);
+                while (read(in[0], &ch, 1) > 0)
+                        ;
+                _exit(0);
+        }
+        close(in[0]);
+        close(out[1]);
+        uint64_t a = 0;
+        ssize_t n = read(out[0], &a, sizeof(a));
+        close(out[0]);
+        *ret = (struct rooted_target) { .pid = pid, .stdin_fd = in[1], .addr = a };
+        if (n != sizeof(a) || a == 0) {
+                stop_rooted_target(ret);
+                return -EIO;
+        }
+        return 0;
+}
+
+static void test_stalled_fuse(void **state) {
+        static const char *const args[] = { "--set=FileReadTimeoutMSec=8000", NULL };
+        struct stall_fuse fuse;
+        struct rooted_target target = {}, own = {};
+        struct test_daemon d;
+        const char *why;
+        int r, status;
+        pid_t pid;
+
+        (void) state;
+        if (geteuid() != 0) {
+                printf("[  SKIPPED ] mounting FUSE and switching uids need root\n");
+                skip();
+        }
+        r = stall_fuse_start(UID_ATTACK, GID_ATTACK, &fuse, &why);
+        if (r == -EOPNOTSUPP) {
+                printf("[  SKIPPED ] %s\n", why);
+                skip();
+        }
+        assert_int_equal(r, 0);
+        assert_int_equal(start_mapper(fuse.file, UID_ATTACK, GID_ATTACK, &target), 0);
+        assert_int_equal(start_mapper("/proc/self/exe", UID_PROBE, GID_PROBE, &own), 0);
+        assert_int_equal(fuse.counts->reads_pending, 0);
+        assert_int_equal(test_daemon_start(args, &d), 0);
+
+        struct stall_case *c = mmap(NULL, sizeof(*c), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        assert_true(c != MAP_FAILED);
+        *c = (struct stall_case) {
+                .socket = d.socket, .attack_pid = target.pid, .probe_pid = own.pid, .attack_addr = target.addr,
+                .fuse = fuse.counts,
+        };
+
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+                _exit(run_as(UID_ATTACK, GID_ATTACK, attacker, c));
+        /* The attack is in force once the daemon reads the stalled file (a poll guarded
+         * against a hang). */
+        for (unsigned i = 0; i < 60000 && !(c->attack_sent && fuse.counts->reads_pending > 0); i++)
+                usleep(1000);
+        assert_true(c->attack_sent);
+        assert_true(fuse.counts->reads_pending > 0);
+
+        assert_int_equal(run_as(UID_PROBE, GID_PROBE, probe, c), 0);
+        printf("probe (GetStatus + Lookup with build IDs) answered in %" PRIu64 " us with %u of %d attack calls answered and %u stalled reads\n",
+               c->probe_usec, c->answered_then, ATTACK_CALLS, c->reads_pending_then);
+        /* Answered while the attack was still in force: some attack calls still waited. */
+        assert_true(c->answered_then < ATTACK_CALLS);
+        assert_true(c->reads_pending_then > 0);
+        assert_non_null(strstr(c->probe_status, "\"version\""));
+        assert_non_null(strstr(c->probe_lookup, "\"build_id\""));
+
+        /* The attack's calls answer once the time bound passes, without the stalled file's
+         * build ID; later ones at once. */
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+        assert_int_equal(c->attack_errors, 0);
+        assert_int_equal(c->attack_has_stalled_build_id, 0);
+        assert_int_equal(c->late_has_stalled_build_id, 0);
+
+        /* own was forked after target and holds its stdin: first. */
+        stop_rooted_target(&own);
+        stop_rooted_target(&target);
+        stall_fuse_stop(&fuse);
+        assert_int_equal(test_daemon_stop(&d), 0);
+        munmap(c, sizeof(*c));
+}
+
 int main(void) {
         setvbuf(stdout, NULL, _IONBF, 0);
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_planted_paths),
+                cmocka_unit_test(test_stalled_fuse),
         };
 
         signal(SIGPIPE, SIG_IGN);
