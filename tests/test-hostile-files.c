@@ -39,8 +39,52 @@ struct rooted_target {
         uint64_t addr;          /* where the file is mapped */
 };
 
-static int start_rooted_target(const char *file, const char *root, struct rooted_target *ret) {
+/* What a target does before it reports where it mapped its file: the address, or 0. */
+struct target_spec {
+        const char *file;
+        const char *root;       /* chroot() here after mapping; NULL: stay */
+        uid_t uid;
+        gid_t gid;
+        size_t size;            /* bytes to map; 0: the file's size */
+};
+
+static int become_owner(const struct target_spec *spec) {
+        if (setgroups(0, NULL) < 0 || setresgid(spec->gid, spec->gid, spec->gid) < 0 ||
+            setresuid(spec->uid, spec->uid, spec->uid) < 0)
+                return -errno;
+        /* Its owner may read its maps (a uid change made it non-dumpable). */
+        return prctl(PR_SET_DUMPABLE, 1) < 0 ? -errno : 0;
+}
+
+static uint64_t target_setup(const struct target_spec *spec) {
+        size_t size = spec->size;
+        struct stat st;
+        void *p;
+        int fd;
+
+        /* A FUSE mount serves its owner only: open as the owner, unless a chroot comes first. */
+        if (!spec->root && become_owner(spec) < 0)
+                return 0;
+        fd = open(spec->file, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || (size == 0 && fstat(fd, &st) < 0))
+                return 0;
+        if (size == 0)
+                size = (size_t) st.st_size;
+        /* Mapped, never touched: no page of it is read. */
+        p = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+        close(fd);
+        if (p == MAP_FAILED)
+                return 0;
+        if (spec->root && (chroot(spec->root) < 0 || chdir("/") < 0 || become_owner(spec) < 0))
+                return 0;
+        return (uint64_t) (uintptr_t) p;
+}
+
+/* A process set up by spec that lives until its stdin closes. */
+static int start_target(const struct target_spec *spec, struct rooted_target *ret) {
         int in[2], out[2];
+        uint64_t a = 0;
+        ssize_t n;
         pid_t pid;
 
         if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)
@@ -49,46 +93,32 @@ static int start_rooted_target(const char *file, const char *root, struct rooted
         if (pid < 0)
                 return -errno;
         if (pid == 0) {
-                int fd = open(file, O_RDONLY | O_CLOEXEC);
-                struct stat st;
-                void *p;
                 char c;
 
                 close(in[1]);
                 close(out[0]);
-                if (fd < 0 || fstat(fd, &st) < 0)
-                        _exit(1);
-                p = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-                if (p == MAP_FAILED)
-                        _exit(2);
-                close(fd);
-                if (chroot(root) < 0 || chdir("/") < 0)
-                        _exit(3);
-                if (setresgid(GID_T, GID_T, GID_T) < 0 || setresuid(UID_T, UID_T, UID_T) < 0)
-                        _exit(4);
-                /* Its owner may read its maps (a uid change made it non-dumpable). */
-                if (prctl(PR_SET_DUMPABLE, 1) < 0)
-                        _exit(5);
-                uint64_t a = (uint64_t) (uintptr_t) p;
+                a = target_setup(spec);
                 if (write(out[1], &a, sizeof(a)) != sizeof(a))
-                        _exit(6);
+                        _exit(1);
                 while (read(in[0], &c, 1) > 0)
                         ;
                 _exit(0);
         }
         close(in[0]);
         close(out[1]);
-        uint64_t a = 0;
-        ssize_t n = read(out[0], &a, sizeof(a));
+        n = read(out[0], &a, sizeof(a));
         close(out[0]);
-        if (n != sizeof(a)) {
-                fprintf(stderr, "target: read %zd: %m\n", n);
+        *ret = (struct rooted_target) { .pid = pid, .stdin_fd = in[1], .addr = a };
+        if (n != sizeof(a) || a == 0) {
                 close(in[1]);
                 waitpid(pid, NULL, 0);
                 return -EIO;
         }
-        *ret = (struct rooted_target) { .pid = pid, .stdin_fd = in[1], .addr = a };
         return 0;
+}
+
+static int start_rooted_target(const char *file, const char *root, struct rooted_target *ret) {
+        return start_target(&(struct target_spec) { .file = file, .root = root, .uid = UID_T, .gid = GID_T }, ret);
 }
 
 static void stop_rooted_target(struct rooted_target *t) {
@@ -349,45 +379,8 @@ static int probe(void *userdata) {
 
 /* A process of uid that maps file (never touching it: no page is read) and waits. */
 static int start_mapper(const char *file, uid_t uid, gid_t gid, struct rooted_target *ret) {
-        int in[2], out[2];
-        pid_t pid;
-
-        if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)
-                return -errno;
-        pid = fork();
-        if (pid < 0)
-                return -errno;
-        if (pid == 0) {
-                void *p = MAP_FAILED;
-                char ch;
-                int fd;
-
-                close(in[1]);
-                close(out[0]);
-                if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0 ||
-                    prctl(PR_SET_DUMPABLE, 1) < 0)
-                        _exit(1);
-                fd = open(file, O_RDONLY | O_CLOEXEC);
-                if (fd >= 0)
-                        p = mmap(NULL, STALL_FUSE_FILE_SIZE, PROT_READ, MAP_PRIVATE, fd, 0);
-                uint64_t a = p == MAP_FAILED ? 0 : (uint64_t) (uintptr_t) p;
-                if (write(out[1], &a, sizeof(a)) != sizeof(a))
-                        _exit(2);
-                while (read(in[0], &ch, 1) > 0)
-                        ;
-                _exit(0);
-        }
-        close(in[0]);
-        close(out[1]);
-        uint64_t a = 0;
-        ssize_t n = read(out[0], &a, sizeof(a));
-        close(out[0]);
-        *ret = (struct rooted_target) { .pid = pid, .stdin_fd = in[1], .addr = a };
-        if (n != sizeof(a) || a == 0) {
-                stop_rooted_target(ret);
-                return -EIO;
-        }
-        return 0;
+        return start_target(&(struct target_spec) { .file = file, .uid = uid, .gid = gid, .size = STALL_FUSE_FILE_SIZE },
+                            ret);
 }
 
 static void test_stalled_fuse(void **state) {
