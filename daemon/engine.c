@@ -255,6 +255,7 @@ struct file_job {
         int proc_fd, maps_fd;           /* duplicates of the process's */
         struct mapping m;               /* the mapping's range and file; name owned */
         bool kernel_build_id, need_elf;
+        bool resolve_only;              /* only whether m's name still names its file */
         struct elf_cache *cache;        /* a reference */
         struct elf_memo_entry out;
 };
@@ -299,6 +300,16 @@ static int file_job_run(void *data) {
         struct statx stx;
         int r;
 
+        if (j->resolve_only) {
+                _cleanup_close_ int path_fd = -1;
+
+                out->result = open_in_root(&p, j->m.name, &path_fd);
+                if (out->result >= 0)
+                        out->result = statx_fd(path_fd, &stx);
+                if (out->result >= 0 && !statx_matches(&stx, &j->m))
+                        out->result = -ESTALE;
+                return 0;
+        }
         if (j->kernel_build_id)
                 file_job_kernel_build_id(j);
         if (!j->need_elf && out->kernel_build_id_len > 0) {
@@ -330,7 +341,7 @@ static int file_job_run(void *data) {
 }
 
 static int file_job_new(struct engine *e, const struct process *p, const struct mapping *m, const struct elf_memo *memo,
-                        struct file_job **ret) {
+                        bool resolve_only, struct file_job **ret) {
         _cleanup_(file_job_freep) struct file_job *j = calloc(1, sizeof(*j));
 
         if (!j)
@@ -345,11 +356,12 @@ static int file_job_new(struct engine *e, const struct process *p, const struct 
         j->proc_fd = fcntl(p->proc_fd, F_DUPFD_CLOEXEC, 3);
         if (j->proc_fd < 0)
                 return -errno;
-        if (memo->kernel_build_id) {
+        if (memo->kernel_build_id && !resolve_only) {
                 j->maps_fd = fcntl(p->maps_fd, F_DUPFD_CLOEXEC, 3);
                 if (j->maps_fd < 0)
                         return -errno;
         }
+        j->resolve_only = resolve_only;
         j->kernel_build_id = memo->kernel_build_id;
         j->need_elf = memo->need_elf;
         j->cache = elf_cache_ref(e->elf_cache);
@@ -361,11 +373,11 @@ static int file_job_new(struct engine *e, const struct process *p, const struct 
  * read that did not answer within the request's budget leaves no facts (-ETIMEDOUT); a
  * runner at its quota, none (-EBUSY). */
 static int read_file_facts(struct engine *e, const struct process *p, const struct mapping *m, struct elf_memo *memo,
-                           struct elf_memo_entry *out) {
+                           bool resolve_only, struct elf_memo_entry *out) {
         struct file_job *j = NULL;
         int r;
 
-        r = file_job_new(e, p, m, memo, &j);
+        r = file_job_new(e, p, m, memo, resolve_only, &j);
         if (r < 0)
                 return r;
         if (!e->run_blocking) {
@@ -414,7 +426,7 @@ static int engine_file_facts(struct engine *e, const struct process *p, const st
         *cur = (struct elf_memo_entry) {
                 .valid = true, .inode = m->inode, .dev_major = m->dev_major, .dev_minor = m->dev_minor,
         };
-        r = read_file_facts(e, p, m, memo, cur);
+        r = read_file_facts(e, p, m, memo, false, cur);
         if (r < 0)
                 cur->result = r;
         if (slot)
@@ -430,21 +442,21 @@ static int engine_elf_info(struct engine *e, const struct process *p, const stru
 }
 
 /* The kernel appends " (deleted)" to unlinked files, but a file may really be called so:
- * if the full name still exists in the process's root as the mapped inode, it is. */
-static void resolve_deleted(const struct process *p, struct mapping *m) {
-        _cleanup_close_ int fd = -1;
-        struct statx stx;
+ * if the full name still exists in the process's root as the mapped inode, it is. The lookup
+ * walks the name through the target's filesystems, which can block: it runs as a file read. */
+static void resolve_deleted(struct engine *e, const struct process *p, struct mapping *m, struct elf_memo *memo) {
+        struct elf_memo_entry out = {};
 
         if (m->kind != MAPPING_KIND_FILE || !m->deleted || !m->name || m->name[0] != '/')
                 return;
-        if (open_in_root(p, m->name, &fd) >= 0 && statx_fd(fd, &stx) >= 0 && statx_matches(&stx, m))
+        if (read_file_facts(e, p, m, memo, true, &out) >= 0 && out.result >= 0)
                 m->deleted = false;
 }
 
 /* Everything both backends add to a raw mapping. -ENOMEM only. */
 static int finish_mapping(struct engine *e, const struct process *p, struct mapping *m, unsigned flags,
                           struct elf_memo *memo) {
-        resolve_deleted(p, m);
+        resolve_deleted(e, p, m, memo);
         if (!(flags & ENGINE_BUILD_IDS))
                 return mapping_set_build_id(m, NULL, 0);
         if (m->build_id_len > 0 || !mapping_is_file_backed(m) || engine_file_facts(e, p, m, memo) < 0)

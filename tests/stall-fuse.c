@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/fuse.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "stall-fuse.h"
 
 #define NODE_FILE 2
+#define NODE_FILE2 3
 #define ATTR_VALID 3600
 
 /* The kernel wants at least this much room per read of /dev/fuse. */
@@ -40,10 +42,10 @@ static void reply(int fd, uint64_t unique, int error, const void *payload, size_
 static void fill_attr(uint64_t node, uid_t uid, gid_t gid, struct fuse_attr *a) {
         *a = (struct fuse_attr) {
                 .ino = node,
-                .size = node == NODE_FILE ? STALL_FUSE_FILE_SIZE : 0,
-                .blocks = node == NODE_FILE ? STALL_FUSE_FILE_SIZE / 512 : 0,
-                .mode = node == NODE_FILE ? S_IFREG | 0444 : S_IFDIR | 0755,
-                .nlink = node == NODE_FILE ? 1 : 2,
+                .size = node != FUSE_ROOT_ID ? STALL_FUSE_FILE_SIZE : 0,
+                .blocks = node != FUSE_ROOT_ID ? STALL_FUSE_FILE_SIZE / 512 : 0,
+                .mode = node != FUSE_ROOT_ID ? S_IFREG | 0444 : S_IFDIR | 0755,
+                .nlink = node != FUSE_ROOT_ID ? 1 : 2,
                 .uid = uid,
                 .gid = gid,
                 .blksize = 4096,
@@ -52,6 +54,7 @@ static void fill_attr(uint64_t node, uid_t uid, gid_t gid, struct fuse_attr *a) 
 
 static void __attribute__((noreturn)) serve(int fd, uid_t uid, gid_t gid, struct stall_fuse_counts *counts) {
         static char buf[BUF_SIZE];
+        bool unlinked = false;
 
         for (;;) {
                 ssize_t n = read(fd, buf, sizeof(buf));
@@ -84,11 +87,22 @@ static void __attribute__((noreturn)) serve(int fd, uid_t uid, gid_t gid, struct
                                 .entry_valid = ATTR_VALID,
                                 .attr_valid = ATTR_VALID,
                         };
-                        if (in->nodeid != FUSE_ROOT_ID || strcmp((const char *) arg, "f") != 0) {
+                        /* The daemon looks up "g (deleted)": is a file really named so? */
+                        if (in->nodeid == FUSE_ROOT_ID && unlinked && strncmp((const char *) arg, "g ", 2) == 0) {
+                                counts->lookups_pending++;
+                                break;
+                        }
+                        if (in->nodeid == FUSE_ROOT_ID && strcmp((const char *) arg, "g") == 0) {
+                                if (unlinked) {
+                                        counts->lookups_pending++;
+                                        break;
+                                }
+                                o.nodeid = NODE_FILE2;
+                        } else if (in->nodeid != FUSE_ROOT_ID || strcmp((const char *) arg, "f") != 0) {
                                 reply(fd, in->unique, -ENOENT, NULL, 0);
                                 break;
                         }
-                        fill_attr(NODE_FILE, uid, gid, &o.attr);
+                        fill_attr(o.nodeid, uid, gid, &o.attr);
                         reply(fd, in->unique, 0, &o, sizeof(o));
                         break;
                 }
@@ -106,6 +120,10 @@ static void __attribute__((noreturn)) serve(int fd, uid_t uid, gid_t gid, struct
                         reply(fd, in->unique, 0, &o, sizeof(o));
                         break;
                 }
+                case FUSE_UNLINK:
+                        unlinked = unlinked || strcmp((const char *) arg, "g") == 0;
+                        reply(fd, in->unique, 0, NULL, 0);
+                        break;
                 case FUSE_READ:
                         /* The stall: never answered. */
                         counts->reads_pending++;
@@ -135,6 +153,7 @@ int stall_fuse_start(uid_t uid, gid_t gid, struct stall_fuse *ret, const char **
                 return -errno;
         snprintf(f.mnt, sizeof(f.mnt), "%s/mnt", f.dir);
         snprintf(f.file, sizeof(f.file), "%s/f", f.mnt);
+        snprintf(f.file2, sizeof(f.file2), "%s/g", f.mnt);
         if (chmod(f.dir, 0755) < 0 || mkdir(f.mnt, 0755) < 0)
                 return -errno;
         f.counts = mmap(NULL, sizeof(*f.counts), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -149,7 +168,7 @@ int stall_fuse_start(uid_t uid, gid_t gid, struct stall_fuse *ret, const char **
                 munmap(f.counts, sizeof(*f.counts));
                 return -EOPNOTSUPP;
         }
-        snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=%u,group_id=%u", fd, (unsigned) uid,
+        snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=%u,group_id=%u,allow_other", fd, (unsigned) uid,
                  (unsigned) gid);
         if (mount("stall-fuse", f.mnt, "fuse", MS_NOSUID | MS_NODEV, opts) < 0) {
                 *ret_why = "cannot mount a FUSE filesystem";

@@ -46,6 +46,7 @@ struct target_spec {
         uid_t uid;
         gid_t gid;
         size_t size;            /* bytes to map; 0: the file's size */
+        const char *deleted;    /* another file to map (as the owner) and unlink; NULL: none */
 };
 
 static int become_owner(const struct target_spec *spec) {
@@ -75,6 +76,12 @@ static uint64_t target_setup(const struct target_spec *spec) {
         close(fd);
         if (p == MAP_FAILED)
                 return 0;
+        if (spec->deleted) {
+                fd = open(spec->deleted, O_RDONLY | O_CLOEXEC);
+                if (fd < 0 || mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) == MAP_FAILED || unlink(spec->deleted) < 0)
+                        return 0;
+                close(fd);
+        }
         if (spec->root && (chroot(spec->root) < 0 || chdir("/") < 0 || become_owner(spec) < 0))
                 return 0;
         return (uint64_t) (uintptr_t) p;
@@ -316,13 +323,18 @@ static int connect_guarded(const char *socket) {
 static int attacker(void *userdata) {
         struct stall_case *c = userdata;
         int fds[ATTACK_CALLS];
-        char msg[256];
+        char msg[256], lookup[256];
 
+        /* Listings stall on the deleted file's name (or on f's read), lookups of f on its read. */
         snprintf(msg, sizeof(msg), "{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d,\"build_ids\":true}}",
                  (int) c->attack_pid);
+        snprintf(lookup, sizeof(lookup),
+                 "{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%d,\"addresses\":[\"0x%" PRIx64
+                 "\"],\"build_ids\":true}}",
+                 (int) c->attack_pid, c->attack_addr);
         for (int i = 0; i < ATTACK_CALLS; i++) {
                 fds[i] = connect_guarded(c->socket);
-                if (fds[i] < 0 || test_send(fds[i], msg) < 0)
+                if (fds[i] < 0 || test_send(fds[i], i % 2 ? msg : lookup) < 0)
                         return 1;
         }
         c->attack_sent = 1;
@@ -368,7 +380,7 @@ static int probe(void *userdata) {
         _cleanup_free_ char *lookup = test_call(fd, msg);
         c->probe_usec = now_usec() - t0;
         c->answered_then = __atomic_load_n(&c->attack_answered, __ATOMIC_SEQ_CST);
-        c->reads_pending_then = c->fuse->reads_pending;
+        c->reads_pending_then = c->fuse->reads_pending + c->fuse->lookups_pending;
         close(fd);
         if (!status || !lookup)
                 return 2;
@@ -378,9 +390,14 @@ static int probe(void *userdata) {
 }
 
 /* A process of uid that maps file (never touching it: no page is read) and waits. */
-static int start_mapper(const char *file, uid_t uid, gid_t gid, struct rooted_target *ret) {
-        return start_target(&(struct target_spec) { .file = file, .uid = uid, .gid = gid, .size = STALL_FUSE_FILE_SIZE },
+static int start_mapper(const char *file, const char *deleted, uid_t uid, gid_t gid, struct rooted_target *ret) {
+        return start_target(&(struct target_spec) { .file = file, .uid = uid, .gid = gid, .size = STALL_FUSE_FILE_SIZE,
+                                                    .deleted = deleted },
                             ret);
+}
+
+static uint32_t stalled(const struct stall_fuse *f) {
+        return f->counts->reads_pending + f->counts->lookups_pending;
 }
 
 static void test_stalled_fuse(void **state) {
@@ -403,9 +420,11 @@ static void test_stalled_fuse(void **state) {
                 skip();
         }
         assert_int_equal(r, 0);
-        assert_int_equal(start_mapper(fuse.file, UID_ATTACK, GID_ATTACK, &target), 0);
-        assert_int_equal(start_mapper("/proc/self/exe", UID_PROBE, GID_PROBE, &own), 0);
-        assert_int_equal(fuse.counts->reads_pending, 0);
+        /* The attacker's process maps f, whose reads stall, and g, unlinked, whose name's
+         * lookup (to tell a deleted file from one really named "g (deleted)") stalls. */
+        assert_int_equal(start_mapper(fuse.file, fuse.file2, UID_ATTACK, GID_ATTACK, &target), 0);
+        assert_int_equal(start_mapper("/proc/self/exe", NULL, UID_PROBE, GID_PROBE, &own), 0);
+        assert_int_equal(fuse.counts->reads_pending + fuse.counts->lookups_pending, 0);
         assert_int_equal(test_daemon_start(args, &d), 0);
 
         struct stall_case *c = mmap(NULL, sizeof(*c), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -421,14 +440,16 @@ static void test_stalled_fuse(void **state) {
                 _exit(run_as(UID_ATTACK, GID_ATTACK, attacker, c));
         /* The attack is in force once the daemon reads the stalled file (a poll guarded
          * against a hang). */
-        for (unsigned i = 0; i < 60000 && !(c->attack_sent && fuse.counts->reads_pending > 0); i++)
+        for (unsigned i = 0; i < 60000 && !(c->attack_sent && stalled(&fuse) > 0); i++)
                 usleep(1000);
         assert_true(c->attack_sent);
-        assert_true(fuse.counts->reads_pending > 0);
+        assert_true(stalled(&fuse) > 0);
 
         assert_int_equal(run_as(UID_PROBE, GID_PROBE, probe, c), 0);
-        printf("probe (GetStatus + Lookup with build IDs) answered in %" PRIu64 " us with %u of %d attack calls answered and %u stalled reads\n",
+        printf("probe (GetStatus + Lookup with build IDs) answered in %" PRIu64 " us with %u of %d attack calls answered and %u stalled requests\n",
                c->probe_usec, c->answered_then, ATTACK_CALLS, c->reads_pending_then);
+        printf("stalled READs %u, stalled LOOKUPs of the deleted file's name %u\n", fuse.counts->reads_pending,
+               fuse.counts->lookups_pending);
         /* Answered while the attack was still in force: some attack calls still waited. */
         assert_true(c->answered_then < ATTACK_CALLS);
         assert_true(c->reads_pending_then > 0);
