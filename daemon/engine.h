@@ -23,7 +23,18 @@ int engine_backend_from_string(const char *s, enum engine_backend *ret);
 struct engine_config {
         enum engine_backend backend;
         size_t elf_cache_size;    /* entries; 0: the default */
+        /* Runs a read that can block on the file (the kernel's build ID read, opening and
+         * reading the ELF file) and waits at most *budget_ms for it, lowering it by the time
+         * waited: 0 when fn(data) ran (data is the caller's again), else -errno with data
+         * freed by the runner with free_data (at once or when fn returns). NULL: fn runs on
+         * the calling thread. See file-pool.h. */
+        int (*run_blocking)(void *userdata, int (*fn)(void *data), void *data, void (*free_data)(void *data),
+                            unsigned *budget_ms);
+        void *run_blocking_userdata;
+        unsigned blocking_budget_ms;    /* per call; 0: the default */
 };
+
+#define ENGINE_BLOCKING_BUDGET_MS_DEFAULT 2000
 
 #define ENGINE_ELF_CACHE_DEFAULT 1024
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "file-pool.h"
 #include "interface.h"
 #include "log.h"
 #include "methods.h"
@@ -912,6 +913,8 @@ int method_dispatch(const struct method_context *ctx, const struct varlink_call 
                         error = reply_error_simple(&w, VARLINK_ERROR_PERMISSION_DENIED, NULL, NULL);
                 else {
                         read_found_gone.pid = 0;
+                        /* Blocking file reads run on the file pool as this client. */
+                        file_pool_set_caller(ctx->client);
                         error = m->func(ctx, call, &w);
                         for (unsigned i = 0; i < EXEC_RETRIES_MAX && call_met_exec(ctx, error); i++) {
                                 /* Its maps fd (just opened, or the connection's cached one)
@@ -922,6 +925,7 @@ int method_dispatch(const struct method_context *ctx, const struct varlink_call 
                                 read_found_gone.pid = 0;
                                 error = m->func(ctx, call, &w);
                         }
+                        file_pool_set_caller(NULL);
                         r = impersonate_end(&imp);
                         if (r < 0)
                                 credentials_lost(r);

@@ -63,6 +63,20 @@ static void test_file(void **state) {
         assert_int_equal(c.backend, ENGINE_BACKEND_IOCTL);
         assert_int_equal(c.n_allow_groups, 0);
         assert_true(c.allow_groups_set);
+
+        /* The file readers' settings, with their defaults and bounds. */
+        assert_int_equal(c.file_read_timeout_msec, 2000);
+        assert_int_equal(c.stuck_readers_per_user, 2);
+        assert_int_equal(c.file_readers, 16);
+        assert_int_equal(config_set(&c, "FileReadTimeoutMSec", "500"), 0);
+        assert_int_equal(config_set(&c, "StuckReadersPerUser", "3"), 0);
+        assert_int_equal(config_set(&c, "FileReaders", "8"), 0);
+        assert_int_equal(c.file_read_timeout_msec, 500);
+        assert_int_equal(c.stuck_readers_per_user, 3);
+        assert_int_equal(c.file_readers, 8);
+        assert_true(config_set(&c, "FileReadTimeoutMSec", "0") < 0);
+        assert_true(config_set(&c, "FileReaders", "0") < 0);
+        assert_true(config_set(&c, "StuckReadersPerUser", "0") < 0);
         config_done(&c);
 }
 
