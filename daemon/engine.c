@@ -593,14 +593,18 @@ static int finish_mapping(struct engine *e, const struct process *p, struct mapp
         resolve_deleted(e, p, m, memo);
         if (!(flags & ENGINE_BUILD_IDS))
                 return mapping_set_build_id(m, NULL, 0);
-        if (m->build_id_len > 0 || !mapping_is_file_backed(m) || engine_file_facts(e, p, m, memo) < 0)
+        if (m->build_id_len > 0)
+                return 0;
+        if (m->kind == MAPPING_KIND_VDSO)
+                return vdso_elf_info(p, m, memo) >= 0 && memo->vdso.info.build_id_len > 0
+                               ? mapping_set_build_id(m, memo->vdso.info.build_id, memo->vdso.info.build_id_len)
+                               : 0;
+        if (!mapping_is_file_backed(m) || engine_file_facts(e, p, m, memo) < 0)
                 return 0;
         if (memo->cur.kernel_build_id_len > 0)
                 return mapping_set_build_id(m, memo->cur.kernel_build_id, memo->cur.kernel_build_id_len);
         if (memo->cur.result >= 0 && memo->cur.info.build_id_len > 0)
                 return mapping_set_build_id(m, memo->cur.info.build_id, memo->cur.info.build_id_len);
-        if (m->kind == MAPPING_KIND_VDSO && vdso_elf_info(p, m, memo) >= 0 && memo->vdso.info.build_id_len > 0)
-                return mapping_set_build_id(m, memo->vdso.info.build_id, memo->vdso.info.build_id_len);
         return 0;
 }
 
