@@ -826,7 +826,8 @@ static int cmd_modules(struct context *ctx, pid_t pid) {
         pid_t reply_pid = pid;
         int r;
 
-        r = memctl_list_mappings(ctx->c, pid, arg.start_time, MEMCTL_FILE_BACKED_ONLY | MEMCTL_BUILD_IDS, &m);
+        /* Not file-backed only: the vdso is a module too (an ELF image a symbolizer needs). */
+        r = memctl_list_mappings(ctx->c, pid, arg.start_time, MEMCTL_BUILD_IDS, &m);
         if (r < 0)
                 return call_failed(ctx->c, ctx->path, r, pid);
         (void) memctl_mappings_get_process(m, &reply_pid, &start_time);
@@ -841,7 +842,11 @@ static int cmd_modules(struct context *ctx, pid_t pid) {
                 struct memctl_mapping map = MEMCTL_MAPPING_INIT;
                 struct module *mod = NULL;
 
-                if (memctl_mappings_get(m, i, &map) < 0 || !map.path)
+                if (memctl_mappings_get(m, i, &map) < 0)
+                        continue;
+                if (map.kind == MEMCTL_KIND_VDSO && map.name)
+                        map.path = map.name;
+                if (!map.path)
                         continue;
                 if (n_mods > 0 && module_matches(&mods[n_mods - 1], &map))
                         mod = &mods[n_mods - 1];

@@ -1375,6 +1375,20 @@ static void test_memctl(void **state) {
         args = fmt("modules %d", f.pid);
         assert_int_equal(run_memctl(args, &out), 0);
         assert_non_null(strstr(out, "libc"));
+        {
+                /* The vdso is a module, with the build ID readelf finds in its image. */
+                struct maps_line *want;
+                size_t n = read_proc_maps(f.pid, &want);
+                char id[256] = "";
+
+                for (size_t i = 0; i < n; i++)
+                        if (want[i].name && strcmp(want[i].name, "[vdso]") == 0)
+                                assert_true(vdso_build_id(f.pid, want[i].start, want[i].end, id, sizeof(id)));
+                free_proc_maps(want, n);
+                assert_true(strlen(id) >= 32);
+                _cleanup_free_ char *line = fmt("%s [vdso]", id);
+                assert_non_null(strstr(out, line));
+        }
 
         free(args);
         args = fmt("--start-time=1 maps %d", f.pid);
