@@ -34,6 +34,7 @@
 #define ERROR_PERMISSION_DENIED "io.memmapd.PermissionDenied"
 #define ERROR_PROCESS_CHANGED "io.memmapd.ProcessChanged"
 #define ERROR_LIMIT_EXCEEDED "io.memmapd.LimitExceeded"
+#define ERROR_NO_VDSO "io.memmapd.NoVdso"
 
 /* The size of a public struct up to and including member: what libmemctl 0.1 defined. */
 #define ENDOF(type, member) (offsetof(type, member) + sizeof(((type *) NULL)->member))
@@ -52,6 +53,7 @@ struct memctl {
         size_t request_allocated;
         char *error_name;               /* the last call's Varlink error, or NULL */
         struct json_object *error_parameters;
+        uint64_t max_addresses;         /* the daemon's, once it said (LimitExceeded); 0: unknown */
 };
 
 /* Memory a reply's strings and binary build IDs are kept in, freed all at once. */
@@ -79,6 +81,10 @@ struct memctl_lookup_reply {
         struct mapping_table table;
         struct memctl_lookup_result *results;
         size_t n_results;
+        /* A batch split by the library: the replies of its parts, which own the strings
+         * table's items point to (table then owns only its items). */
+        memctl_lookup_reply **parts;
+        size_t n_parts;
 };
 
 struct memctl_status {
@@ -410,6 +416,7 @@ static int error_to_errno(const char *name) {
                 { VARLINK_ERROR_PERMISSION_DENIED, EACCES },
                 { ERROR_PROCESS_CHANGED, ESTALE },
                 { ERROR_LIMIT_EXCEEDED, E2BIG },
+                { ERROR_NO_VDSO, ENOENT },
                 { VARLINK_ERROR_INVALID_PARAMETER, EINVAL },
                 { VARLINK_ERROR_METHOD_NOT_FOUND, EOPNOTSUPP },
                 { VARLINK_ERROR_METHOD_NOT_IMPLEMENTED, EOPNOTSUPP },
@@ -839,10 +846,12 @@ static int parse_process(struct json_object *params, pid_t pid, uint64_t start_t
         if (get_uint(p, "pid", true, &reply_pid) < 0 ||
             get_uint(p, "start_time", true, &reply_start_time) < 0)
                 return -EPROTO;
-        /* The daemon answers about the process we asked about, or not at all. */
-        if (reply_pid != (uint64_t) pid || (start_time != 0 && reply_start_time != start_time))
+        /* The daemon answers about the process we asked about, or not at all: asked about a
+         * thread id, about its thread group (reply_pid is then the thread group id). */
+        if (reply_pid == 0 || reply_pid > INT32_MAX || (start_time != 0 && reply_start_time != start_time))
                 return -EPROTO;
-        *ret_pid = pid;
+        (void) pid;
+        *ret_pid = (pid_t) reply_pid;
         *ret_start_time = reply_start_time;
         return 0;
 }
@@ -1918,12 +1927,12 @@ static int fast_decode_reply(struct fast_decode *f, const char *msg, size_t len)
 
         if (!have_process || !(seen & 4) || (f->lookup && !(seen & 8)))
                 goto fail;
-        /* The daemon answers about the process we asked about, or not at all; every part
-         * about the same one. */
-        if (pid != (uint64_t) f->pid || (f->start_time != 0 && start_time != f->start_time) ||
-            (f->parts > 0 && start_time != f->table.start_time))
+        /* The daemon answers about the process we asked about (asked about a thread id, about
+         * its thread group, whose id pid is then), or not at all; every part about the same one. */
+        if (pid == 0 || pid > INT32_MAX || (f->start_time != 0 && start_time != f->start_time) ||
+            (f->parts > 0 && (start_time != f->table.start_time || (pid_t) pid != f->table.pid)))
                 goto fail;
-        f->table.pid = f->pid;
+        f->table.pid = (pid_t) pid;
         f->table.start_time = start_time;
         if (continues) {
                 /* Every part but the last brings mappings: so MAPPINGS_MAX bounds the parts. */
@@ -2141,8 +2150,8 @@ static int lookup_request(memctl *c, pid_t pid, uint64_t start_time, const uint6
         return 0;
 }
 
-int memctl_lookup(memctl *c, pid_t pid, uint64_t start_time, const uint64_t *addresses,
-                  size_t n_addresses, uint64_t flags, memctl_lookup_reply **ret) {
+static int lookup_once(memctl *c, pid_t pid, uint64_t start_time, const uint64_t *addresses,
+                       size_t n_addresses, uint64_t flags, memctl_lookup_reply **ret) {
         struct json_object *params = NULL, *a;
         size_t len;
         struct fast_decode fast = {
@@ -2216,6 +2225,160 @@ fail:
         return r;
 }
 
+/* A mapping of one part of a split lookup, for merging. */
+struct part_mapping {
+        const struct memctl_mapping *m;
+        size_t part, index;
+};
+
+static int part_mapping_compare(const void *a, const void *b) {
+        const struct part_mapping *x = a, *y = b;
+
+        if (x->m->start != y->m->start)
+                return x->m->start < y->m->start ? -1 : 1;
+        /* Stable: the earlier part first. */
+        return x->part < y->part ? -1 : x->part > y->part;
+}
+
+static bool same_mapping(const struct memctl_mapping *a, const struct memctl_mapping *b) {
+        return a->start == b->start && a->end == b->end && a->offset == b->offset && a->inode == b->inode &&
+               a->dev_major == b->dev_major && a->dev_minor == b->dev_minor && a->flags == b->flags;
+}
+
+/* One reply out of the parts of a split batch, as if the daemon had answered it at once:
+ * each distinct mapping once, in address order, and the results in the order asked. Takes
+ * the parts (freed with the reply, also on failure). */
+static int lookup_merge(memctl_lookup_reply **parts, size_t n_parts, size_t n_addresses, memctl_lookup_reply **ret) {
+        _cleanup_free_ struct part_mapping *all = NULL;
+        _cleanup_free_ size_t **remap = NULL;
+        memctl_lookup_reply *l;
+        size_t total = 0, k = 0, done = 0;
+        int r = -ENOMEM;
+
+        l = calloc(1, sizeof(*l));
+        if (!l) {
+                for (size_t i = 0; i < n_parts; i++)
+                        memctl_lookup_reply_free(parts[i]);
+                free(parts);
+                return -ENOMEM;
+        }
+        l->parts = parts;
+        l->n_parts = n_parts;
+        l->table.pid = parts[0]->table.pid;
+        l->table.start_time = parts[0]->table.start_time;
+
+        for (size_t i = 0; i < n_parts; i++)
+                total += parts[i]->table.n;
+        all = calloc(MAX(total, (size_t) 1), sizeof(*all));
+        remap = calloc(n_parts, sizeof(*remap));
+        l->table.items = calloc(MAX(total, (size_t) 1), sizeof(*l->table.items));
+        l->results = calloc(MAX(n_addresses, (size_t) 1), sizeof(*l->results));
+        if (!all || !remap || !l->table.items || !l->results)
+                goto fail;
+        l->table.allocated = MAX(total, (size_t) 1);
+        for (size_t i = 0; i < n_parts; i++) {
+                remap[i] = calloc(MAX(parts[i]->table.n, (size_t) 1), sizeof(size_t));
+                if (!remap[i])
+                        goto fail;
+                for (size_t j = 0; j < parts[i]->table.n; j++)
+                        all[k++] = (struct part_mapping) { &parts[i]->table.items[j], i, j };
+        }
+        qsort(all, total, sizeof(*all), part_mapping_compare);
+        for (size_t i = 0; i < total; i++) {
+                if (l->table.n == 0 || !same_mapping(&l->table.items[l->table.n - 1], all[i].m))
+                        l->table.items[l->table.n++] = *all[i].m;
+                remap[all[i].part][all[i].index] = l->table.n - 1;
+        }
+        for (size_t i = 0; i < n_parts; i++)
+                for (size_t j = 0; j < parts[i]->n_results; j++) {
+                        struct memctl_lookup_result res = parts[i]->results[j];
+
+                        if (done >= n_addresses) {
+                                r = -EPROTO;
+                                goto fail;
+                        }
+                        if (res.mapping != MEMCTL_NO_MAPPING)
+                                res.mapping = remap[i][res.mapping];
+                        l->results[done++] = res;
+                }
+        l->n_results = done;
+        r = done == n_addresses ? 0 : -EPROTO;
+fail:
+        if (remap)
+                for (size_t i = 0; i < n_parts; i++)
+                        free(remap[i]);
+        if (r < 0) {
+                memctl_lookup_reply_free(l);
+                return r;
+        }
+        *ret = l;
+        return 0;
+}
+
+/* Whether the last call was refused for more than max_addresses addresses: the daemon's
+ * max then, else 0. */
+static uint64_t refused_max_addresses(const memctl *c, size_t n) {
+        const char *limit = NULL;
+        int64_t max = 0;
+
+        if (!c->error_name || strcmp(c->error_name, "io.memmapd.LimitExceeded") != 0 ||
+            memctl_last_error_string(c, "limit", &limit) < 0 || strcmp(limit, "max_addresses") != 0 ||
+            memctl_last_error_int(c, "max", &max) < 0 || max <= 0 || (uint64_t) max >= n)
+                return 0;
+        return (uint64_t) max;
+}
+
+/* Rounds of splitting: the daemon may lower its limit (a restart with another config)
+ * between the parts; each round needs a smaller limit, so this is a bound only. */
+#define LOOKUP_SPLIT_ROUNDS 4
+
+int memctl_lookup(memctl *c, pid_t pid, uint64_t start_time, const uint64_t *addresses,
+                  size_t n_addresses, uint64_t flags, memctl_lookup_reply **ret) {
+        int r;
+
+        if (!c || !ret)
+                return lookup_once(c, pid, start_time, addresses, n_addresses, flags, ret);
+
+        for (unsigned round = 0; round < LOOKUP_SPLIT_ROUNDS; round++) {
+                memctl_lookup_reply **parts;
+                uint64_t pinned = start_time, max = c->max_addresses;
+                size_t n_parts, batch;
+
+                if (max == 0 || max >= n_addresses) {
+                        r = lookup_once(c, pid, start_time, addresses, n_addresses, flags, ret);
+                        if (r != -E2BIG || (max = refused_max_addresses(c, n_addresses)) == 0)
+                                return r;
+                        /* Learned once per connection: later large batches split at once. */
+                        c->max_addresses = max;
+                }
+
+                batch = (size_t) max;
+                n_parts = n_addresses / batch + (n_addresses % batch != 0);
+                parts = calloc(n_parts, sizeof(*parts));
+                if (!parts)
+                        return -ENOMEM;
+                r = 0;
+                for (size_t i = 0; i < n_parts && r >= 0; i++) {
+                        size_t off = i * batch;
+
+                        r = lookup_once(c, pid, pinned, addresses + off, MIN(batch, n_addresses - off), flags,
+                                        &parts[i]);
+                        /* Every part about the process the first part found. */
+                        if (r >= 0 && i == 0)
+                                pinned = parts[0]->table.start_time;
+                }
+                if (r >= 0)
+                        return lookup_merge(parts, n_parts, n_addresses, ret);
+                for (size_t i = 0; i < n_parts; i++)
+                        memctl_lookup_reply_free(parts[i]);
+                free(parts);
+                if (r != -E2BIG || (max = refused_max_addresses(c, batch)) == 0)
+                        return r;
+                c->max_addresses = max;
+        }
+        return -E2BIG;
+}
+
 size_t memctl_lookup_reply_count(const memctl_lookup_reply *l) {
         return l ? l->n_results : 0;
 }
@@ -2249,6 +2412,9 @@ memctl_lookup_reply *memctl_lookup_reply_free(memctl_lookup_reply *l) {
         if (l) {
                 mapping_table_done(&l->table);
                 free(l->results);
+                for (size_t i = 0; i < l->n_parts; i++)
+                        memctl_lookup_reply_free(l->parts[i]);
+                free(l->parts);
                 free(l);
         }
         return NULL;
@@ -2353,6 +2519,68 @@ static int parse_object(const char *text, struct json_object **ret) {
         }
         json_tokener_free(tok);
         *ret = o;
+        return 0;
+}
+
+/* The vdso is a few pages: a bound on what a reply may make us allocate. */
+#define VDSO_IMAGE_MAX (256 * 1024)
+
+static int unhex(char c) {
+        return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int memctl_get_vdso(memctl *c, pid_t pid, uint64_t start_time, uint8_t **ret_image, size_t *ret_size) {
+        _cleanup_json_ struct json_object *params = NULL;
+        _cleanup_free_ uint8_t *image = NULL;
+        struct json_object *mapping;
+        uint64_t start, end, reply_start_time;
+        pid_t reply_pid;
+        const char *hex, *s;
+        struct json_writer w;
+        size_t len;
+        int r;
+
+        if (c)
+                error_clear(c); /* also when the call fails before it is sent */
+        if (!c || pid <= 0 || start_time > INT64_MAX || !ret_image || !ret_size)
+                return -EINVAL;
+
+        json_writer_init(&w, REQUEST_SIZE_MAX);
+        varlink_call_begin(&w, "io.memmapd.GetVdso", false, false);
+        json_writer_key(&w, "pid");
+        json_writer_int(&w, pid);
+        if (start_time > 0) {
+                json_writer_key(&w, "start_time");
+                json_writer_uint(&w, start_time);
+        }
+        r = call_writer(c, &w, NULL, &params);
+        json_writer_done(&w);
+        if (r < 0)
+                return r;
+
+        /* Hostile until checked: the image is the mapping's size, in hex, and bounded. */
+        if (parse_process(params, pid, start_time, &reply_pid, &reply_start_time) < 0)
+                return -EPROTO;
+        mapping = member(params, "mapping");
+        if (!mapping || !json_object_is_type(mapping, json_type_object) || get_string(mapping, "start", true, &s) < 0 ||
+            parse_u64(s, &start) < 0 || get_string(mapping, "end", true, &s) < 0 || parse_u64(s, &end) < 0 ||
+            end <= start || end - start > VDSO_IMAGE_MAX || get_string(params, "image_hex", true, &hex) < 0)
+                return -EPROTO;
+        len = strlen(hex);
+        if (len != 2 * (end - start))
+                return -EPROTO;
+        image = malloc(len / 2);
+        if (!image)
+                return -ENOMEM;
+        for (size_t i = 0; i < len / 2; i++) {
+                int hi = unhex(hex[2 * i]), lo = unhex(hex[2 * i + 1]);
+
+                if (hi < 0 || lo < 0)
+                        return -EPROTO;
+                image[i] = (uint8_t) (hi << 4 | lo);
+        }
+        *ret_size = len / 2;
+        *ret_image = TAKE_PTR(image);
         return 0;
 }
 

@@ -11,6 +11,7 @@
 #include <json-c/json.h>
 
 #include "cleanup.h"
+#include "json-writer.h"
 #include "memctl.h"
 #include "number.h"
 
@@ -90,6 +91,8 @@ static void help(void) {
                "                        standard input, one per line (blank lines skipped)\n"
                "  modules PID           List the ELF files a process maps, like\n"
                "                        eu-unstrip -n -p PID: load range, build ID, path\n"
+               "  vdso PID              Write the image of the process's vdso to standard\n"
+               "                        output (no file holds it): memctl vdso PID > vdso.so\n"
                "  status                Show the daemon's version, counters and limits\n"
                "\n"
                "Options:\n"
@@ -268,18 +271,172 @@ static const char *build_id_display(const struct memctl_mapping *m) {
         return buf;
 }
 
-static int print_json(const char *text) {
-        _cleanup_json_ struct json_object *o = json_tokener_parse(text);
-        int flags = JSON_C_TO_STRING_NOSLASHESCAPE |
-                    (arg.json == JSON_SHORT ? JSON_C_TO_STRING_PLAIN : JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED);
+/* Prints JSON text (valid, from libmemctl or our own writer) as --json asks: on one line,
+ * or indented two spaces a level. Streamed: the text is never parsed into a tree (that, and
+ * printing the tree, cost more than the whole table output of a large lookup). */
+static int print_json_text(const char *text, size_t len) {
+        unsigned depth = 0;
 
-        if (!o) {
-                /* libmemctl produced it, so this does not happen; print it as it is. */
-                puts(text);
+        if (arg.json == JSON_SHORT) {
+                fwrite(text, 1, len, stdout);
+                putchar('\n');
                 return 0;
         }
-        puts(json_object_to_json_string_ext(o, flags));
+        for (size_t i = 0; i < len; i++) {
+                char ch = text[i];
+                size_t j;
+
+                switch (ch) {
+                case '"':
+                        /* A whole string as it is, escapes included. */
+                        for (j = i + 1; j < len && text[j] != '"'; j++)
+                                if (text[j] == '\\')
+                                        j++;
+                        j = MIN(j + 1, len);
+                        fwrite(text + i, 1, j - i, stdout);
+                        i = j - 1;
+                        break;
+                case ' ': case '\t': case '\n': case '\r':
+                        break;
+                case '{': case '[':
+                        for (j = i + 1; j < len && strchr(" \t\n\r", text[j]); j++)
+                                ;
+                        putchar(ch);
+                        if (j < len && (text[j] == '}' || text[j] == ']')) {
+                                putchar(text[j]);
+                                i = j;
+                                break;
+                        }
+                        depth++;
+                        printf("\n%*s", (int) (2 * depth), "");
+                        break;
+                case '}': case ']':
+                        depth -= depth > 0;
+                        printf("\n%*s%c", (int) (2 * depth), "", ch);
+                        break;
+                case ',':
+                        printf(",\n%*s", (int) (2 * depth), "");
+                        break;
+                case ':':
+                        fputs(": ", stdout);
+                        break;
+                default:
+                        putchar(ch);
+                }
+        }
+        putchar('\n');
         return 0;
+}
+
+static int print_json(const char *text) {
+        return print_json_text(text, strlen(text));
+}
+
+/* One mapping as the daemon's reply has it (io.memmapd's Mapping), from libmemctl's view. */
+static void write_mapping_json(struct json_writer *w, const struct memctl_mapping *m) {
+        char dev[32];
+
+        json_writer_object_begin(w);
+        json_writer_key(w, "start");
+        json_writer_hex(w, m->start);
+        json_writer_key(w, "end");
+        json_writer_hex(w, m->end);
+        json_writer_key(w, "perms");
+        json_writer_string(w, m->perms);
+        json_writer_key(w, "offset");
+        json_writer_hex(w, m->offset);
+        json_writer_key(w, "dev");
+        snprintf(dev, sizeof(dev), "%02x:%02x", m->dev_major, m->dev_minor);
+        json_writer_string(w, dev);
+        json_writer_key(w, "inode");
+        json_writer_uint(w, m->inode);
+        if (m->page_size > 0) {
+                json_writer_key(w, "page_size");
+                json_writer_uint(w, m->page_size);
+        }
+        json_writer_key(w, "kind");
+        json_writer_string(w, m->kind_name ? m->kind_name : "unknown");
+        if (m->name) {
+                json_writer_key(w, "name");
+                json_writer_string(w, m->name);
+        }
+        if (m->path) {
+                json_writer_key(w, "path");
+                json_writer_string(w, m->path);
+        }
+        if (m->kind == MEMCTL_KIND_FILE) {
+                json_writer_key(w, "deleted");
+                json_writer_bool(w, m->deleted);
+        }
+        if (m->build_id_hex) {
+                json_writer_key(w, "build_id");
+                json_writer_string(w, m->build_id_hex);
+        }
+        json_writer_object_end(w);
+}
+
+/* A Lookup reply as JSON ({"process", "mappings", "results"}), written with the streaming
+ * writer the daemon uses. */
+static int print_lookup_json(const memctl_lookup_reply *l) {
+        _cleanup_(json_writer_done) struct json_writer w;
+        _cleanup_free_ char *text = NULL;
+        uint64_t start_time = 0;
+        pid_t pid = 0;
+        size_t len;
+
+        json_writer_init(&w, SIZE_MAX);
+        (void) json_writer_reserve(&w, 200 * memctl_lookup_reply_mapping_count(l) + 100 * memctl_lookup_reply_count(l));
+        (void) memctl_lookup_reply_get_process(l, &pid, &start_time);
+        json_writer_object_begin(&w);
+        json_writer_key(&w, "process");
+        json_writer_object_begin(&w);
+        json_writer_key(&w, "pid");
+        json_writer_int(&w, pid);
+        json_writer_key(&w, "start_time");
+        json_writer_uint(&w, start_time);
+        json_writer_object_end(&w);
+        json_writer_key(&w, "mappings");
+        json_writer_array_begin(&w);
+        for (size_t i = 0; i < memctl_lookup_reply_mapping_count(l); i++) {
+                struct memctl_mapping m = MEMCTL_MAPPING_INIT;
+
+                if (memctl_lookup_reply_get_mapping(l, i, &m) < 0)
+                        return oom();
+                write_mapping_json(&w, &m);
+        }
+        json_writer_array_end(&w);
+        json_writer_key(&w, "results");
+        json_writer_array_begin(&w);
+        for (size_t i = 0; i < memctl_lookup_reply_count(l); i++) {
+                struct memctl_lookup_result res = MEMCTL_LOOKUP_RESULT_INIT;
+
+                if (memctl_lookup_reply_get(l, i, &res) < 0)
+                        return oom();
+                json_writer_object_begin(&w);
+                json_writer_key(&w, "address");
+                json_writer_hex(&w, res.address);
+                if (res.mapping == MEMCTL_NO_MAPPING) {
+                        json_writer_key(&w, "reason");
+                        json_writer_string(&w, "unmapped");
+                } else {
+                        json_writer_key(&w, "mapping");
+                        json_writer_uint(&w, res.mapping);
+                }
+                if (res.has_file_offset) {
+                        json_writer_key(&w, "file_offset");
+                        json_writer_hex(&w, res.file_offset);
+                }
+                if (res.has_elf_vaddr) {
+                        json_writer_key(&w, "elf_vaddr");
+                        json_writer_hex(&w, res.elf_vaddr);
+                }
+                json_writer_object_end(&w);
+        }
+        json_writer_array_end(&w);
+        json_writer_object_end(&w);
+        if (json_writer_finish(&w, &text, &len) < 0)
+                return oom();
+        return print_json_text(text, len);
 }
 
 /* ------------------------------------------------------------------ argument parsing */
@@ -377,7 +534,7 @@ static int connect_failed(const char *path, int r) {
 /* Explains a failed call; returns the exit status. pid is 0 for calls about no process. */
 static int call_failed(memctl *c, const char *path, int r, pid_t pid) {
         const char *name = memctl_last_error_name(c);
-        const char *s = NULL;
+        const char *s = NULL, *params;
         int64_t max = 0;
 
         if (!name) {
@@ -402,36 +559,44 @@ static int call_failed(memctl *c, const char *path, int r, pid_t pid) {
                 return EXIT_FAIL;
         }
 
+        /* Every answer of the daemon is shown with its name and parameters: what memctl does
+         * not know how to say (InternalError's message, a newer daemon's error) is not lost. */
+        params = memctl_last_error_parameters(c);
+        if (!params)
+                params = "{}";
         switch (r) {
         case -ESRCH:
-                error("no such process: %d", (int) pid);
+                error("no such process: %d (%s %s)", (int) pid, name, params);
                 return EXIT_NO_PROCESS;
         case -EACCES:
                 if (pid > 0)
-                        error("permission denied for process %d", (int) pid);
+                        error("permission denied for process %d (%s %s)", (int) pid, name, params);
                 else
-                        error("permission denied");
+                        error("permission denied (%s %s)", name, params);
                 return EXIT_PERMISSION;
         case -ESTALE:
-                error("process %d changed (start time mismatch)", (int) pid);
+                error("process %d changed (start time mismatch) (%s %s)", (int) pid, name, params);
                 return EXIT_CHANGED;
         case -E2BIG:
                 if (memctl_last_error_string(c, "limit", &s) >= 0 && memctl_last_error_int(c, "max", &max) >= 0)
                         error("request exceeds memmapd's limit %s (max %" PRIi64 ")", s, max);
                 else
-                        error("request exceeds a limit of memmapd");
+                        error("request exceeds a limit of memmapd (%s %s)", name, params);
                 return EXIT_FAIL;
         case -EINVAL:
                 if (memctl_last_error_string(c, "parameter", &s) >= 0)
                         error("memmapd rejected parameter '%s'", s);
                 else
-                        error("memmapd rejected the request as invalid");
+                        error("memmapd rejected the request as invalid (%s %s)", name, params);
                 return EXIT_FAIL;
         case -EOPNOTSUPP:
-                error("memmapd does not support this request (%s)", name);
+                error("memmapd does not support this request (%s %s)", name, params);
                 return EXIT_FAIL;
         default:
-                error("memmapd answered with error %s", name);
+                if (strcmp(name, "io.memmapd.InternalError") == 0 && memctl_last_error_string(c, "message", &s) >= 0)
+                        error("memmapd failed: %s (%s %s)", s, name, params);
+                else
+                        error("memmapd answered with error %s %s", name, params);
                 return EXIT_FAIL;
         }
 }
@@ -556,40 +721,12 @@ static int lookup_batch(struct context *ctx, pid_t pid, uint64_t *start_time, co
         _cleanup_(memctl_lookup_reply_freep) memctl_lookup_reply *l = NULL;
         int r;
 
-        if (arg.json != JSON_OFF) {
-                _cleanup_json_ struct json_object *p = process_params(pid, *start_time);
-                _cleanup_json_ struct json_object *reply_obj = NULL;
-                _cleanup_free_ char *reply = NULL;
-                struct json_object *a = json_object_new_array_ext((int) n), *proc, *st;
-
-                if (!p || !a || json_object_object_add(p, "addresses", a) < 0) {
-                        json_object_put(a);
-                        return oom();
-                }
-                for (size_t i = 0; i < n; i++) {
-                        char buf[HEX_U64_MAX];
-
-                        if (json_object_array_add(a, json_object_new_string(format_hex_u64(addresses[i], buf))) < 0)
-                                return oom();
-                }
-                if (build_ids && add_true(p, "build_ids") < 0)
-                        return oom();
-                r = memctl_call_json(ctx->c, "io.memmapd.Lookup",
-                                     json_object_to_json_string_ext(p, JSON_C_TO_STRING_PLAIN), &reply);
-                if (r < 0)
-                        return r == -E2BIG ? -E2BIG : call_failed(ctx->c, ctx->path, r, pid);
-                /* Later batches must be about the same process. */
-                reply_obj = json_tokener_parse(reply);
-                if (json_object_object_get_ex(reply_obj, "process", &proc) &&
-                    json_object_object_get_ex(proc, "start_time", &st) && json_object_is_type(st, json_type_int))
-                        *start_time = json_object_get_uint64(st);
-                return print_json(reply);
-        }
-
         r = memctl_lookup(ctx->c, pid, *start_time, addresses, n, build_ids ? MEMCTL_BUILD_IDS : 0, &l);
         if (r < 0)
                 return r == -E2BIG ? -E2BIG : call_failed(ctx->c, ctx->path, r, pid);
         (void) memctl_lookup_reply_get_process(l, NULL, start_time);
+        if (arg.json != JSON_OFF)
+                return print_lookup_json(l);
 
         for (size_t i = 0; i < memctl_lookup_reply_count(l); i++) {
                 struct memctl_lookup_result res = MEMCTL_LOOKUP_RESULT_INIT;
@@ -689,7 +826,8 @@ static int cmd_modules(struct context *ctx, pid_t pid) {
         pid_t reply_pid = pid;
         int r;
 
-        r = memctl_list_mappings(ctx->c, pid, arg.start_time, MEMCTL_FILE_BACKED_ONLY | MEMCTL_BUILD_IDS, &m);
+        /* Not file-backed only: the vdso is a module too (an ELF image a symbolizer needs). */
+        r = memctl_list_mappings(ctx->c, pid, arg.start_time, MEMCTL_BUILD_IDS, &m);
         if (r < 0)
                 return call_failed(ctx->c, ctx->path, r, pid);
         (void) memctl_mappings_get_process(m, &reply_pid, &start_time);
@@ -704,7 +842,11 @@ static int cmd_modules(struct context *ctx, pid_t pid) {
                 struct memctl_mapping map = MEMCTL_MAPPING_INIT;
                 struct module *mod = NULL;
 
-                if (memctl_mappings_get(m, i, &map) < 0 || !map.path)
+                if (memctl_mappings_get(m, i, &map) < 0)
+                        continue;
+                if (map.kind == MEMCTL_KIND_VDSO && map.name)
+                        map.path = map.name;
+                if (!map.path)
                         continue;
                 if (n_mods > 0 && module_matches(&mods[n_mods - 1], &map))
                         mod = &mods[n_mods - 1];
@@ -798,6 +940,26 @@ static void format_uptime(uint64_t usec, char buf[static 64]) {
                 snprintf(buf, 64, "%" PRIu64 "min %" PRIu64 "s", min, s % 60);
         else
                 snprintf(buf, 64, "%" PRIu64 ".%03" PRIu64 "s", s, usec / 1000 % 1000);
+}
+
+/* The vdso image, raw, to standard output: a file for readelf, eu-unstrip or a symbolizer. */
+static int cmd_vdso(struct context *ctx, pid_t pid) {
+        _cleanup_free_ uint8_t *image = NULL;
+        size_t size = 0;
+        int r;
+
+        if (arg.json != JSON_OFF) {
+                error("vdso writes the image itself: --json does not apply");
+                return EXIT_USAGE;
+        }
+        r = memctl_get_vdso(ctx->c, pid, arg.start_time, &image, &size);
+        if (r < 0)
+                return call_failed(ctx->c, ctx->path, r, pid);
+        if (fwrite(image, 1, size, stdout) != size || fflush(stdout) != 0) {
+                error("cannot write the image: %m");
+                return EXIT_FAIL;
+        }
+        return EXIT_OK;
 }
 
 static int cmd_status(struct context *ctx) {
@@ -988,7 +1150,7 @@ int main(int argc, char *argv[]) {
         args = argv + optind + 1;
         n_args = (size_t) (argc - optind - 1);
 
-        if (strcmp(cmd, "maps") == 0 || strcmp(cmd, "modules") == 0) {
+        if (strcmp(cmd, "maps") == 0 || strcmp(cmd, "modules") == 0 || strcmp(cmd, "vdso") == 0) {
                 if (n_args != 1) {
                         error("%s takes one PID (see --help)", cmd);
                         return EXIT_USAGE;
@@ -1061,6 +1223,8 @@ int main(int argc, char *argv[]) {
                 r = cmd_maps(&ctx, pid);
         else if (strcmp(cmd, "modules") == 0)
                 r = cmd_modules(&ctx, pid);
+        else if (strcmp(cmd, "vdso") == 0)
+                r = cmd_vdso(&ctx, pid);
         else if (strcmp(cmd, "lookup") == 0)
                 r = cmd_lookup(&ctx, pid, &addresses);
         else

@@ -172,7 +172,9 @@ int memctl_list_mappings(memctl *c, pid_t pid, uint64_t start_time, uint64_t fla
 size_t memctl_mappings_count(const memctl_mappings *m);
 /* -ERANGE when index >= count. */
 int memctl_mappings_get(const memctl_mappings *m, size_t index, struct memctl_mapping *ret);
-/* The process the reply is about: its pid and start time (either pointer may be NULL). */
+/* The process the reply is about: its pid and start time (either pointer may be NULL).
+ * Asked about a thread id, the daemon answers about the thread's process: pid is then the
+ * thread group id. */
 int memctl_mappings_get_process(const memctl_mappings *m, pid_t *ret_pid, uint64_t *ret_start_time);
 memctl_mappings *memctl_mappings_free(memctl_mappings *m);
 
@@ -194,10 +196,12 @@ struct memctl_lookup_result {
 };
 #define MEMCTL_LOOKUP_RESULT_INIT MEMCTL_INIT(struct memctl_lookup_result)
 
-/* Looks up n_addresses addresses of process pid in one request (Lookup). start_time as for
- * memctl_list_mappings(); flags: MEMCTL_BUILD_IDS. The daemon bounds the batch size
- * (-E2BIG, see memctl_get_status()); split larger batches. The reply has one result per
- * address, in order, and each distinct mapping once. */
+/* Looks up n_addresses addresses of process pid (Lookup). start_time as for
+ * memctl_list_mappings(); flags: MEMCTL_BUILD_IDS. A batch above the daemon's max_addresses
+ * is split by the library (the limit is learned from the daemon's LimitExceeded answer and
+ * kept on the connection), every part asked about the process the first part found: the
+ * reply is the one a daemon without the limit would give, one result per address, in order,
+ * and each distinct mapping once. */
 int memctl_lookup(memctl *c, pid_t pid, uint64_t start_time, const uint64_t *addresses,
                   size_t n_addresses, uint64_t flags, memctl_lookup_reply **ret);
 
@@ -240,6 +244,15 @@ struct memctl_status_info {
 int memctl_get_status(memctl *c, memctl_status **ret);
 int memctl_status_get_info(const memctl_status *s, struct memctl_status_info *ret);
 memctl_status *memctl_status_free(memctl_status *s);
+
+/* ------------------------------------------------------------------ vdso (LIBMEMCTL_0.2) */
+
+/* The image of process pid's vdso (GetVdso), which no file holds: *ret_image (malloc'd, free()
+ * it) of *ret_size bytes, read by the daemon from the process's memory with the caller's
+ * access. start_time as for memctl_list_mappings(). -ENOENT when the process has no vdso
+ * (a kernel thread). Symbolize lookups in the vdso (their elf_vaddr) with this image; its
+ * build ID is the [vdso] mapping's in listings and lookups with MEMCTL_BUILD_IDS. */
+int memctl_get_vdso(memctl *c, pid_t pid, uint64_t start_time, uint8_t **ret_image, size_t *ret_size);
 
 /* ------------------------------------------------------------------ raw calls */
 

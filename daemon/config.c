@@ -10,6 +10,7 @@
 
 #include "cleanup.h"
 #include "config.h"
+#include "file-pool.h"
 #include "log.h"
 #include "number.h"
 
@@ -22,6 +23,9 @@ void config_init(struct config *c) {
                 .log_level = LOG_INFO,
                 .workers = 4,
                 .elf_cache_size = ENGINE_ELF_CACHE_DEFAULT,
+                .file_readers = FILE_POOL_THREADS_DEFAULT,
+                .stuck_readers_per_user = FILE_POOL_QUOTA_DEFAULT,
+                .file_read_timeout_msec = FILE_POOL_TIMEOUT_MS_DEFAULT,
                 .limits = {
                         .max_message_size = 4u * 1024 * 1024,
                         .max_addresses = 100000,
@@ -121,6 +125,9 @@ int config_set(struct config *c, const char *key, const char *value) {
 #define N(k, lo, hi, field) { k, lo, hi, offsetof(struct config, field), sizeof(((struct config *) 0)->field) }
                 N("Workers", 1, 64, workers),
                 N("ElfCacheSize", 1, 1u << 20, elf_cache_size),
+                N("FileReaders", 1, 1024, file_readers),
+                N("StuckReadersPerUser", 1, 1024, stuck_readers_per_user),
+                N("FileReadTimeoutMSec", 10, 3600 * 1000, file_read_timeout_msec),
                 N("MaxMessageSize", 1024, LIMIT_MESSAGE_SIZE_MAX, limits.max_message_size),
                 N("MaxAddresses", 1, 10u * 1000 * 1000, limits.max_addresses),
                 N("MaxConnections", 1, 1u << 20, limits.max_connections),

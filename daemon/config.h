@@ -31,6 +31,10 @@ struct config {
         int log_level;
         unsigned workers;
         size_t elf_cache_size;
+        /* Blocking file reads (see file-pool.h). */
+        unsigned file_readers;
+        unsigned stuck_readers_per_user;
+        unsigned file_read_timeout_msec;
         struct limits limits;
         /* Groups whose members may query any process (AllowGroups=). */
         char *allow_groups[CONFIG_GROUPS_MAX];

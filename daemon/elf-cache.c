@@ -4,6 +4,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "cleanup.h"
 #include "elf-cache.h"
@@ -28,6 +30,7 @@ struct elf_cache {
         struct entry *lru_head, *lru_tail;
         size_t n_entries, max_entries;
         uint64_t hits, misses, evictions;
+        unsigned refs;                     /* under lock */
 };
 
 void elf_cache_key_from_stat(const struct stat *st, struct elf_cache_key *ret) {
@@ -37,6 +40,24 @@ void elf_cache_key_from_stat(const struct stat *st, struct elf_cache_key *ret) {
                 .size = (uint64_t) st->st_size,
                 .mtime_sec = (int64_t) st->st_mtim.tv_sec,
                 .mtime_nsec = (int64_t) st->st_mtim.tv_nsec,
+                .ctime_sec = (int64_t) st->st_ctim.tv_sec,
+                .ctime_nsec = (int64_t) st->st_ctim.tv_nsec,
+        };
+}
+
+void elf_cache_key_from_statx(const struct statx *stx, struct elf_cache_key *ret) {
+        bool btime = stx->stx_mask & STATX_BTIME;
+
+        *ret = (struct elf_cache_key) {
+                .dev = (uint64_t) makedev(stx->stx_dev_major, stx->stx_dev_minor),
+                .ino = stx->stx_ino,
+                .size = stx->stx_size,
+                .mtime_sec = stx->stx_mtime.tv_sec,
+                .mtime_nsec = stx->stx_mtime.tv_nsec,
+                .ctime_sec = stx->stx_ctime.tv_sec,
+                .ctime_nsec = stx->stx_ctime.tv_nsec,
+                .btime_sec = btime ? stx->stx_btime.tv_sec : 0,
+                .btime_nsec = btime ? stx->stx_btime.tv_nsec : 0,
         };
 }
 
@@ -59,12 +80,17 @@ static size_t bucket_of(const struct elf_cache *c, const struct elf_cache_key *k
         h = mix64(h, k->size);
         h = mix64(h, (uint64_t) k->mtime_sec);
         h = mix64(h, (uint64_t) k->mtime_nsec);
+        h = mix64(h, (uint64_t) k->ctime_sec);
+        h = mix64(h, (uint64_t) k->ctime_nsec);
+        h = mix64(h, (uint64_t) k->btime_sec);
+        h = mix64(h, (uint64_t) k->btime_nsec);
         return (size_t) (h & (c->n_buckets - 1));
 }
 
 static bool key_equal(const struct elf_cache_key *a, const struct elf_cache_key *b) {
         return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime_sec == b->mtime_sec &&
-               a->mtime_nsec == b->mtime_nsec;
+               a->mtime_nsec == b->mtime_nsec && a->ctime_sec == b->ctime_sec && a->ctime_nsec == b->ctime_nsec &&
+               a->btime_sec == b->btime_sec && a->btime_nsec == b->btime_nsec;
 }
 
 int elf_cache_new(size_t max_entries, struct elf_cache **ret) {
@@ -80,6 +106,7 @@ int elf_cache_new(size_t max_entries, struct elf_cache **ret) {
         while (c->n_buckets < max_entries && c->n_buckets < BUCKETS_MAX)
                 c->n_buckets <<= 1;
         c->max_entries = max_entries;
+        c->refs = 1;
 
         _cleanup_free_ struct entry **buckets = calloc(c->n_buckets, sizeof(*buckets));
         if (!buckets)
@@ -94,8 +121,23 @@ int elf_cache_new(size_t max_entries, struct elf_cache **ret) {
         return 0;
 }
 
+struct elf_cache *elf_cache_ref(struct elf_cache *c) {
+        pthread_mutex_lock(&c->lock);
+        c->refs++;
+        pthread_mutex_unlock(&c->lock);
+        return c;
+}
+
 void elf_cache_free(struct elf_cache *c) {
+        unsigned refs;
+
         if (!c)
+                return;
+        /* A reader stuck in the kernel holds the cache until its read returns. */
+        pthread_mutex_lock(&c->lock);
+        refs = --c->refs;
+        pthread_mutex_unlock(&c->lock);
+        if (refs > 0)
                 return;
 
         for (struct entry *e = c->lru_head, *next; e; e = next) {

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <linux/openat2.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -22,6 +24,10 @@ struct engine {
         bool have_gate;
         uint64_t gate_start, gate_end;
         uint32_t gate_flags;
+        int (*run_blocking)(void *userdata, int (*fn)(void *data), void *data, void (*free_data)(void *data),
+                            unsigned *budget_ms);
+        void *run_blocking_userdata;
+        unsigned blocking_budget_ms;
 };
 
 /* ELF facts for one file, remembered across the mappings of one request: a library's
@@ -34,6 +40,8 @@ struct elf_memo_entry {
         uint64_t inode;
         int result;             /* 0, or -errno: no ELF facts for this file */
         struct elf_info info;
+        uint8_t kernel_build_id_len;    /* the kernel's build ID, where asked for */
+        uint8_t kernel_build_id[MAPPING_BUILD_ID_MAX];
 };
 
 #define ELF_MEMO_SLOTS 32
@@ -41,6 +49,13 @@ struct elf_memo_entry {
 struct elf_memo {
         struct elf_memo_entry cur;
         struct elf_memo_entry *table;   /* ELF_MEMO_SLOTS, direct-mapped; allocated on demand */
+        struct elf_memo_entry vdso;     /* the process's [vdso], read from its memory */
+        /* What the request reads of each file: the kernel's build ID (listings with build IDs
+         * on the ioctl backend) and the ELF facts (lookups; listings the kernel gave none). */
+        bool kernel_build_id, need_elf;
+        /* How long the request may still wait for blocking reads; set at the first one. */
+        bool budget_set;
+        unsigned budget_ms;
 };
 
 static void elf_memo_done(struct elf_memo *memo) {
@@ -109,6 +124,9 @@ int engine_new(const struct engine_config *cfg, struct engine **ret) {
                 return r;
         }
         engine_learn_gate(e, fd);
+        e->run_blocking = cfg->run_blocking;
+        e->run_blocking_userdata = cfg->run_blocking_userdata;
+        e->blocking_budget_ms = cfg->blocking_budget_ms ?: ENGINE_BLOCKING_BUDGET_MS_DEFAULT;
 
         *ret = e;
         return 0;
@@ -130,36 +148,72 @@ void engine_get_elf_cache_stats(struct engine *e, struct elf_cache_stats *ret) {
         elf_cache_get_stats(e->elf_cache, ret);
 }
 
-static bool stat_matches(const struct stat *st, const struct mapping *m) {
-        return S_ISREG(st->st_mode) && (uint64_t) st->st_ino == m->inode &&
-               major(st->st_dev) == m->dev_major && minor(st->st_dev) == m->dev_minor;
+static bool statx_matches(const struct statx *stx, const struct mapping *m) {
+        return S_ISREG(stx->stx_mode) && stx->stx_ino == m->inode && stx->stx_dev_major == m->dev_major &&
+               stx->stx_dev_minor == m->dev_minor;
+}
+
+static int statx_fd(int fd, struct statx *ret) {
+        return statx(fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS | STATX_BTIME, ret) < 0
+                       ? -errno
+                       : 0;
+}
+
+/* The target's owner chooses what PATH names: a symlink out of its root (to /etc/shadow), a
+ * FIFO, a device. PATH is resolved inside the process's root as the process itself would
+ * (RESOLVE_IN_ROOT: ".." and absolute symlinks stop at that root; no magic links), as O_PATH,
+ * which opens nothing; ret_fd receives that fd. -errno (openat2 missing: -ENOSYS). */
+static int open_in_root(const struct process *p, const char *path, int *ret_fd) {
+        struct open_how how = {
+                .flags = O_PATH | O_CLOEXEC,
+                .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+        };
+        _cleanup_close_ int root = -1;
+        long fd;
+
+        root = openat(p->proc_fd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (root < 0)
+                return -errno;
+        fd = syscall(SYS_openat2, root, path, &how, sizeof(how));
+        if (fd < 0)
+                return -errno;
+        *ret_fd = (int) fd;
+        return 0;
 }
 
 /* Opens the file behind a mapping as the process sees it. map_files/ works for deleted
  * files and other mount namespaces but needs CAP_SYS_ADMIN; root/PATH is the fallback
- * for files still reachable under their name. Both are checked against the mapping's
- * device and inode, so a path that now names another file is refused. */
-static int open_mapped_file(const struct process *p, const struct mapping *m, struct stat *ret_st) {
+ * for files still reachable under their name. Both are first opened as O_PATH (no open
+ * reaches the file: a FIFO or a device is never opened) and checked to be the mapping's
+ * regular file (device, inode), so a path that now names another file is refused; only then
+ * is the file opened for reading (through the O_PATH fd, so nothing can be swapped in). */
+static int open_mapped_file(const struct process *p, const struct mapping *m, struct statx *ret_stx) {
+        _cleanup_close_ int path_fd = -1;
         char mf[64];
-        struct stat st;
-        int fd;
+        struct statx stx;
+        int fd, r;
 
         snprintf(mf, sizeof(mf), "map_files/%" PRIx64 "-%" PRIx64, m->start, m->end);
-        fd = openat(p->proc_fd, mf, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0 && m->kind == MAPPING_KIND_FILE && !m->deleted && m->name && m->name[0] == '/') {
-                _cleanup_free_ char *path = NULL;
-
-                if (asprintf(&path, "root%s", m->name) < 0)
-                        return -ENOMEM;
-                fd = openat(p->proc_fd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        path_fd = openat(p->proc_fd, mf, O_PATH | O_CLOEXEC);
+        if (path_fd < 0) {
+                r = -errno;
+                if (m->kind != MAPPING_KIND_FILE || m->deleted || !m->name || m->name[0] != '/')
+                        return r;
+                r = open_in_root(p, m->name, &path_fd);
+                if (r < 0)
+                        return r;
         }
+        r = statx_fd(path_fd, &stx);
+        if (r < 0)
+                return r;
+        if (!statx_matches(&stx, m))
+                return -ESTALE;
+
+        snprintf(mf, sizeof(mf), "/proc/thread-self/fd/%d", path_fd);
+        fd = open(mf, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return -errno;
-        if (fstat(fd, &st) < 0 || !stat_matches(&st, m)) {
-                close(fd);
-                return -ESTALE;
-        }
-        *ret_st = st;
+        *ret_stx = stx;
         return fd;
 }
 
@@ -196,16 +250,164 @@ static struct elf_memo_entry *memo_slot(struct elf_memo_entry *table, const stru
         return free_slot ? free_slot : &table[home];
 }
 
-/* The ELF facts of m's file in memo->cur (0), or -errno. */
-static int engine_elf_info(struct engine *e, const struct process *p, const struct mapping *m, struct elf_memo *memo) {
-        struct elf_memo_entry *cur = &memo->cur, *slot = NULL;
+/* The reads of one file, which can block (a stalled FUSE or NFS mount): they own everything
+ * they touch, since a reader whose caller stopped waiting goes on until its read returns. */
+struct file_job {
+        int proc_fd, maps_fd;           /* duplicates of the process's */
+        struct mapping m;               /* the mapping's range and file; name owned */
+        bool kernel_build_id, need_elf;
+        bool resolve_only;              /* only whether m's name still names its file */
+        struct elf_cache *cache;        /* a reference */
+        struct elf_memo_entry out;
+};
+
+static void file_job_free(void *data) {
+        struct file_job *j = data;
+
+        if (!j)
+                return;
+        closep(&j->proc_fd);
+        closep(&j->maps_fd);
+        mapping_done(&j->m);
+        elf_cache_free(j->cache);
+        free(j);
+}
+
+static void file_job_freep(struct file_job **j) {
+        file_job_free(*j);
+}
+
+static void file_job_kernel_build_id(struct file_job *j) {
+        _cleanup_(procmap_buf_done) struct procmap_buf buf = {};
+        struct mapping km;
+
+        if (procmap_query(j->maps_fd, j->m.start, PROCMAP_COVERING_OR_NEXT | PROCMAP_BUILD_ID, &buf, &km) < 0)
+                return;
+        /* The range may have been remapped meanwhile: only the same file's ID counts. */
+        if (km.start == j->m.start && km.inode == j->m.inode && km.dev_major == j->m.dev_major &&
+            km.dev_minor == j->m.dev_minor && km.build_id_len > 0 && km.build_id_len <= MAPPING_BUILD_ID_MAX) {
+                memcpy(j->out.kernel_build_id, km.build_id, km.build_id_len);
+                j->out.kernel_build_id_len = km.build_id_len;
+        }
+        mapping_done(&km);
+}
+
+static int file_job_run(void *data) {
+        struct file_job *j = data;
+        const struct process p = { .pid = 0, .pidfd = -1, .proc_fd = j->proc_fd, .maps_fd = j->maps_fd };
+        struct elf_memo_entry *out = &j->out;
         _cleanup_close_ int fd = -1;
         struct elf_cache_key key;
-        struct stat st;
+        struct statx stx;
+        int r;
+
+        if (j->resolve_only) {
+                _cleanup_close_ int path_fd = -1;
+
+                out->result = open_in_root(&p, j->m.name, &path_fd);
+                if (out->result >= 0)
+                        out->result = statx_fd(path_fd, &stx);
+                if (out->result >= 0 && !statx_matches(&stx, &j->m))
+                        out->result = -ESTALE;
+                return 0;
+        }
+        if (j->kernel_build_id)
+                file_job_kernel_build_id(j);
+        if (!j->need_elf && out->kernel_build_id_len > 0) {
+                out->result = -ENODATA;
+                return 0;
+        }
+
+        fd = open_mapped_file(&p, &j->m, &stx);
+        if (fd < 0) {
+                out->result = fd;
+                return 0;
+        }
+        elf_cache_key_from_statx(&stx, &key);
+        r = 0;
+        if (!elf_cache_get(j->cache, &key, &out->info)) {
+                r = elf_info_from_fd(fd, &out->info);
+                if (r == -ENOEXEC) {
+                        out->info = (struct elf_info) {};
+                        r = 0;
+                }
+                /* Failing to cache costs a re-read later, nothing else. */
+                if (r >= 0)
+                        (void) elf_cache_put(j->cache, &key, &out->info);
+        }
+        if (r >= 0)
+                r = out->info.elf_class ? 0 : -ENOEXEC;
+        out->result = r;
+        return 0;
+}
+
+static int file_job_new(struct engine *e, const struct process *p, const struct mapping *m, const struct elf_memo *memo,
+                        bool resolve_only, struct file_job **ret) {
+        _cleanup_(file_job_freep) struct file_job *j = calloc(1, sizeof(*j));
+
+        if (!j)
+                return -ENOMEM;
+        j->proc_fd = j->maps_fd = -1;
+        j->m = (struct mapping) {
+                .start = m->start, .end = m->end, .dev_major = m->dev_major, .dev_minor = m->dev_minor,
+                .inode = m->inode, .kind = m->kind, .deleted = m->deleted,
+        };
+        if (m->name && !(j->m.name = strdup(m->name)))
+                return -ENOMEM;
+        j->proc_fd = fcntl(p->proc_fd, F_DUPFD_CLOEXEC, 3);
+        if (j->proc_fd < 0)
+                return -errno;
+        if (memo->kernel_build_id && !resolve_only) {
+                j->maps_fd = fcntl(p->maps_fd, F_DUPFD_CLOEXEC, 3);
+                if (j->maps_fd < 0)
+                        return -errno;
+        }
+        j->resolve_only = resolve_only;
+        j->kernel_build_id = memo->kernel_build_id;
+        j->need_elf = memo->need_elf;
+        j->cache = elf_cache_ref(e->elf_cache);
+        *ret = TAKE_PTR(j);
+        return 0;
+}
+
+/* The reads of m's file into *out, off the calling thread where the engine has a runner. A
+ * read that did not answer within the request's budget leaves no facts (-ETIMEDOUT); a
+ * runner at its quota, none (-EBUSY). */
+static int read_file_facts(struct engine *e, const struct process *p, const struct mapping *m, struct elf_memo *memo,
+                           bool resolve_only, struct elf_memo_entry *out) {
+        struct file_job *j = NULL;
+        int r;
+
+        r = file_job_new(e, p, m, memo, resolve_only, &j);
+        if (r < 0)
+                return r;
+        if (!e->run_blocking) {
+                (void) file_job_run(j);
+                r = 0;
+        } else {
+                if (!memo->budget_set) {
+                        memo->budget_ms = e->blocking_budget_ms;
+                        memo->budget_set = true;
+                }
+                r = e->run_blocking(e->run_blocking_userdata, file_job_run, j, file_job_free, &memo->budget_ms);
+                if (r < 0)
+                        return r;       /* j belongs to the runner now */
+        }
+        out->result = j->out.result;
+        out->info = j->out.info;
+        out->kernel_build_id_len = j->out.kernel_build_id_len;
+        memcpy(out->kernel_build_id, j->out.kernel_build_id, j->out.kernel_build_id_len);
+        file_job_free(j);
+        return 0;
+}
+
+/* The facts of m's file in memo->cur (0: see its result), or -errno. */
+static int engine_file_facts(struct engine *e, const struct process *p, const struct mapping *m, struct elf_memo *memo) {
+        struct elf_memo_entry *cur = &memo->cur, *slot = NULL;
         int r;
 
         if (memo_matches(cur, m))
-                return cur->result;
+                return 0;
 
         /* Only requests that meet a second file pay for the table (about 35 KiB); the first
          * file moves into it. */
@@ -218,61 +420,190 @@ static int engine_elf_info(struct engine *e, const struct process *p, const stru
                 slot = memo_slot(memo->table, m);
                 if (memo_matches(slot, m)) {
                         *cur = *slot;
-                        return cur->result;
+                        return 0;
                 }
         }
 
         *cur = (struct elf_memo_entry) {
                 .valid = true, .inode = m->inode, .dev_major = m->dev_major, .dev_minor = m->dev_minor,
         };
-
-        fd = open_mapped_file(p, m, &st);
-        if (fd < 0)
-                r = fd;
-        else {
-                elf_cache_key_from_stat(&st, &key);
-                r = 0;
-                if (!elf_cache_get(e->elf_cache, &key, &cur->info)) {
-                        r = elf_info_from_fd(fd, &cur->info);
-                        if (r == -ENOEXEC) {
-                                cur->info = (struct elf_info) {};
-                                r = 0;
-                        }
-                        /* Failing to cache costs a re-read later, nothing else. */
-                        if (r >= 0)
-                                (void) elf_cache_put(e->elf_cache, &key, &cur->info);
-                }
-                if (r >= 0)
-                        r = cur->info.elf_class ? 0 : -ENOEXEC;
-        }
-        cur->result = r;
+        r = read_file_facts(e, p, m, memo, false, cur);
+        if (r < 0)
+                cur->result = r;
         if (slot)
                 *slot = *cur;
-        return r;
+        return 0;
+}
+
+/* The ELF facts of m's file in memo->cur (0), or -errno. */
+static int engine_elf_info(struct engine *e, const struct process *p, const struct mapping *m, struct elf_memo *memo) {
+        int r = engine_file_facts(e, p, m, memo);
+
+        return r < 0 ? r : memo->cur.result;
+}
+
+/* Whether name, looked up in the process's root, is m's file: a lookup that walks the
+ * target's filesystems, so it runs as a file read (off the serving thread, bounded). */
+static bool names_mapped_file(struct engine *e, const struct process *p, const struct mapping *m, char *name,
+                              struct elf_memo *memo) {
+        struct mapping as_named = *m;
+        struct elf_memo_entry out = {};
+
+        as_named.name = name;
+        return read_file_facts(e, p, &as_named, memo, true, &out) >= 0 && out.result >= 0;
 }
 
 /* The kernel appends " (deleted)" to unlinked files, but a file may really be called so:
- * if the full name still exists in the process's root as the mapped inode, it is. */
-static void resolve_deleted(const struct process *p, struct mapping *m) {
-        _cleanup_free_ char *path = NULL;
-        struct stat st;
-
-        if (m->kind != MAPPING_KIND_FILE || !m->deleted)
+ * if the full name still exists in the process's root as the mapped inode, it is. The lookup
+ * walks the name through the target's filesystems, which can block: it runs as a file read. */
+static void resolve_deleted(struct engine *e, const struct process *p, struct mapping *m, struct elf_memo *memo) {
+        if (m->kind != MAPPING_KIND_FILE || !m->deleted || !m->name || m->name[0] != '/')
                 return;
-        if (asprintf(&path, "root%s", m->name) < 0)
-                return;
-        if (fstatat(p->proc_fd, path, &st, 0) >= 0 && stat_matches(&st, m))
+        if (names_mapped_file(e, p, m, m->name, memo))
                 m->deleted = false;
+}
+
+/* The maps text prints a newline in a path as "\012", and a literal "\012" as it is: a
+ * file named "back\012slash" reads as "back<newline>slash". The ioctl tells them apart; the
+ * maps backend looks, as for " (deleted)": if the name as read is not the mapped inode in the
+ * process's root but the name with each newline back as "\012" is, that is the name.
+ * (A name mixing both forms stays as read.) m must own its name. -ENOMEM only. */
+static int resolve_escaped_newline(struct engine *e, const struct process *p, struct mapping *m, struct elf_memo *memo) {
+        _cleanup_free_ char *literal = NULL;
+        size_t newlines = 0, len;
+        char *q;
+
+        if (m->kind != MAPPING_KIND_FILE || m->deleted || !m->name || !strchr(m->name, '\n'))
+                return 0;
+        if (names_mapped_file(e, p, m, m->name, memo))
+                return 0;
+        len = strlen(m->name);
+        for (const char *c = m->name; *c; c++)
+                newlines += *c == '\n';
+        literal = malloc(len + 3 * newlines + 1);
+        if (!literal)
+                return -ENOMEM;
+        q = literal;
+        for (const char *c = m->name; *c; c++)
+                if (*c == '\n')
+                        q = stpcpy(q, "\\012");
+                else
+                        *q++ = *c;
+        *q = 0;
+        if (names_mapped_file(e, p, m, literal, memo)) {
+                free(m->name);
+                m->name = TAKE_PTR(literal);
+        }
+        return 0;
+}
+
+/* The vdso is two to four pages; a bound on what a request reads for it. */
+#define VDSO_SIZE_MAX (256 * 1024)
+
+/* The image of the process's [vdso] m (malloc'd, m->end - m->start bytes), or -errno. No
+ * file holds it, so it is read from the process's memory, through /proc/PID/mem opened in the
+ * serving thread: under the client's credentials, with the kernel's ptrace check a debugger
+ * reading it meets. */
+static int read_vdso(const struct process *p, const struct mapping *m, uint8_t **ret) {
+        _cleanup_free_ uint8_t *image = NULL;
+        _cleanup_close_ int fd = -1;
+        uint64_t size = m->end - m->start;
+        ssize_t n;
+
+        if (m->end <= m->start || size > VDSO_SIZE_MAX || m->start > INT64_MAX - size)
+                return -EINVAL;
+        image = malloc(size);
+        if (!image)
+                return -ENOMEM;
+        fd = openat(p->proc_fd, "mem", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        n = RETRY_EINTR(pread(fd, image, size, (off_t) m->start));
+        if (n < 0)
+                return -errno;
+        /* Nothing read: the mm is gone (the process exited or exec'd). */
+        if (n == 0)
+                return -ESRCH;
+        if ((uint64_t) n != size)
+                return -EIO;
+        *ret = TAKE_PTR(image);
+        return 0;
+}
+
+/* The ELF facts of the process's [vdso] m in memo->vdso (0), or -errno. Once per request. */
+static int vdso_elf_info(const struct process *p, const struct mapping *m, struct elf_memo *memo) {
+        struct elf_memo_entry *v = &memo->vdso;
+        _cleanup_free_ uint8_t *image = NULL;
+        int r;
+
+        if (v->valid)
+                return v->result;
+        *v = (struct elf_memo_entry) { .valid = true };
+        r = read_vdso(p, m, &image);
+        if (r >= 0)
+                r = elf_info_from_buffer(image, m->end - m->start, &v->info);
+        if (r >= 0 && !v->info.elf_class)
+                r = -ENOEXEC;
+        return v->result = r;
+}
+
+int engine_vdso(struct engine *e, const struct process *p, struct mapping *ret_mapping, uint8_t **ret_image) {
+        _cleanup_(mapping_list_done) struct mapping_list l = {};
+        _cleanup_free_ uint8_t *image = NULL;
+        struct elf_info info;
+        struct mapping m;
+        int r;
+
+        r = engine_list(e, p, 0, &l);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < l.n; i++) {
+                if (l.items[i].kind != MAPPING_KIND_VDSO)
+                        continue;
+                r = read_vdso(p, &l.items[i], &image);
+                if (r < 0)
+                        return r;
+                m = l.items[i];
+                l.items[i] = (struct mapping) {};
+                if (elf_info_from_buffer(image, m.end - m.start, &info) >= 0 && info.build_id_len > 0) {
+                        r = mapping_set_build_id(&m, info.build_id, info.build_id_len);
+                        if (r < 0) {
+                                mapping_done(&m);
+                                return r;
+                        }
+                }
+                *ret_mapping = m;
+                *ret_image = TAKE_PTR(image);
+                return 0;
+        }
+        return -ENOENT;
 }
 
 /* Everything both backends add to a raw mapping. -ENOMEM only. */
 static int finish_mapping(struct engine *e, const struct process *p, struct mapping *m, unsigned flags,
                           struct elf_memo *memo) {
-        resolve_deleted(p, m);
+        int r;
+
+        /* Only the maps backend reads names from the text alone (and owns them here). */
+        if (e->backend == ENGINE_BACKEND_MAPS) {
+                r = resolve_escaped_newline(e, p, m, memo);
+                if (r < 0)
+                        return r;
+        }
+        resolve_deleted(e, p, m, memo);
         if (!(flags & ENGINE_BUILD_IDS))
                 return mapping_set_build_id(m, NULL, 0);
-        if (m->build_id_len == 0 && mapping_is_file_backed(m) && engine_elf_info(e, p, m, memo) >= 0 &&
-            memo->cur.info.build_id_len > 0)
+        if (m->build_id_len > 0)
+                return 0;
+        if (m->kind == MAPPING_KIND_VDSO)
+                return vdso_elf_info(p, m, memo) >= 0 && memo->vdso.info.build_id_len > 0
+                               ? mapping_set_build_id(m, memo->vdso.info.build_id, memo->vdso.info.build_id_len)
+                               : 0;
+        if (!mapping_is_file_backed(m) || engine_file_facts(e, p, m, memo) < 0)
+                return 0;
+        if (memo->cur.kernel_build_id_len > 0)
+                return mapping_set_build_id(m, memo->cur.kernel_build_id, memo->cur.kernel_build_id_len);
+        if (memo->cur.result >= 0 && memo->cur.info.build_id_len > 0)
                 return mapping_set_build_id(m, memo->cur.info.build_id, memo->cur.info.build_id_len);
         return 0;
 }
@@ -347,8 +678,8 @@ static int read_all(struct engine *e, const struct process *p, unsigned flags, s
                 q |= PROCMAP_EXECUTABLE;
         if (flags & ENGINE_FILE_BACKED_ONLY)
                 q |= PROCMAP_FILE_BACKED;
-        if (flags & ENGINE_BUILD_IDS)
-                q |= PROCMAP_BUILD_ID;
+        /* Build IDs are read per file, off this thread (engine_file_facts()): the kernel's
+         * read of a file's first page can block for as long as its filesystem likes. */
         r = procmap_list(p->maps_fd, q, ret);
         if (r < 0)
                 return r;
@@ -417,10 +748,15 @@ static int list_each_text(struct engine *e, const struct process *p, mapping_vis
 
 int engine_list(struct engine *e, const struct process *p, unsigned flags, struct mapping_list *ret) {
         _cleanup_(mapping_list_done) struct mapping_list all = {};
-        _cleanup_(elf_memo_done) struct elf_memo memo = {};
+        _cleanup_(elf_memo_done) struct elf_memo memo = {
+                .kernel_build_id = e->backend == ENGINE_BACKEND_IOCTL && (flags & ENGINE_BUILD_IDS),
+        };
         size_t w = 0;
         int r;
 
+        /* No address space: the ioctl would say ESRCH, the text nothing. Both say nothing. */
+        if (p->kernel_thread)
+                goto done;
         if (e->backend == ENGINE_BACKEND_IOCTL && flags == 0) {
                 r = list_each_text(e, p, mapping_list_push_visit, &all);
                 if (r < 0)
@@ -465,6 +801,8 @@ int engine_list_each(struct engine *e, const struct process *p, unsigned flags, 
         _cleanup_(mapping_list_done) struct mapping_list l = {};
         int r;
 
+        if (p->kernel_thread)
+                return 0;
         if (e->backend == ENGINE_BACKEND_IOCTL && flags == 0)
                 return list_each_text(e, p, visit, userdata);
 
@@ -639,8 +977,7 @@ static ssize_t cursor_find(struct cursor *c, uint64_t addr, struct mapping_list 
         if (c->none_above && addr >= c->none_from)
                 return -1;
 
-        r = procmap_query(c->p->maps_fd, addr, PROCMAP_COVERING_OR_NEXT |
-                          (c->flags & ENGINE_BUILD_IDS ? PROCMAP_BUILD_ID : 0), &c->buf, &m);
+        r = procmap_query(c->p->maps_fd, addr, PROCMAP_COVERING_OR_NEXT, &c->buf, &m);
         if (r == -ENOENT) {
                 c->none_above = true;
                 c->none_from = addr;
@@ -681,7 +1018,8 @@ int engine_lookup(struct engine *e, const struct process *p, const uint64_t *add
         };
         _cleanup_(freep) struct engine_result *results = NULL;
         _cleanup_free_ size_t *order = NULL;
-        _cleanup_(elf_memo_done) struct elf_memo memo = {};
+        /* The ELF facts give both the addresses and the build ID. */
+        _cleanup_(elf_memo_done) struct elf_memo memo = { .need_elf = true };
         int r;
 
         results = calloc(MAX(n, (size_t) 1), sizeof(*results));
@@ -689,6 +1027,11 @@ int engine_lookup(struct engine *e, const struct process *p, const uint64_t *add
         if (!results || !order)
                 return -ENOMEM;
 
+        /* A kernel thread maps nothing: every address is unmapped. */
+        for (size_t i = 0; i < n; i++)
+                results[i].mapping = -1;
+        if (p->kernel_thread)
+                n = 0;
         if (e->backend == ENGINE_BACKEND_MAPS && n > 0) {
                 r = read_maps_text(p, &c.all);
                 if (r < 0)
@@ -715,6 +1058,10 @@ int engine_lookup(struct engine *e, const struct process *p, const uint64_t *add
                         continue;
 
                 m = &out.items[idx];
+                /* The vdso's image starts at its start (offset 0): an ELF address, no file. */
+                if (m->kind == MAPPING_KIND_VDSO && vdso_elf_info(p, m, &memo) >= 0 &&
+                    elf_info_vaddr(&memo.vdso.info, a - m->start, &res->elf_vaddr) >= 0)
+                        res->has_elf_vaddr = true;
                 if (!mapping_is_file_backed(m))
                         continue;
                 res->has_file_offset = !__builtin_add_overflow(a - m->start, m->offset, &res->file_offset);

@@ -23,7 +23,18 @@ int engine_backend_from_string(const char *s, enum engine_backend *ret);
 struct engine_config {
         enum engine_backend backend;
         size_t elf_cache_size;    /* entries; 0: the default */
+        /* Runs a read that can block on the file (the kernel's build ID read, opening and
+         * reading the ELF file) and waits at most *budget_ms for it, lowering it by the time
+         * waited: 0 when fn(data) ran (data is the caller's again), else -errno with data
+         * freed by the runner with free_data (at once or when fn returns). NULL: fn runs on
+         * the calling thread. See file-pool.h. */
+        int (*run_blocking)(void *userdata, int (*fn)(void *data), void *data, void (*free_data)(void *data),
+                            unsigned *budget_ms);
+        void *run_blocking_userdata;
+        unsigned blocking_budget_ms;    /* per call; 0: the default */
 };
+
+#define ENGINE_BLOCKING_BUDGET_MS_DEFAULT 2000
 
 #define ENGINE_ELF_CACHE_DEFAULT 1024
 
@@ -69,3 +80,9 @@ struct engine_result {
  * in the order given (n entries, malloc()ed). flags: ENGINE_BUILD_IDS. Thread-safe. */
 int engine_lookup(struct engine *e, const struct process *p, const uint64_t *addrs, size_t n, unsigned flags,
                   struct mapping_list *ret_mappings, struct engine_result **ret_results);
+
+/* The vdso of p: its mapping (with its build ID when it has one) and its image
+ * (ret_mapping->end - ret_mapping->start bytes, malloc'd), read from the process's memory with
+ * the calling thread's credentials. -ENOENT when p has no vdso, -EACCES/-EPERM when the
+ * caller may not read p's memory, -ESRCH when p is gone. Thread-safe. */
+int engine_vdso(struct engine *e, const struct process *p, struct mapping *ret_mapping, uint8_t **ret_image);

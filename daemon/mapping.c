@@ -86,8 +86,18 @@ enum mapping_kind mapping_classify(const char *name, bool *ret_deleted) {
         return k;
 }
 
+/* The name the kernel gives an anonymous MAP_HUGETLB mapping: a file on its internal
+ * hugetlbfs mount, unlinked. */
+#define ANON_HUGEPAGE_NAME "/anon_hugepage" DELETED_SUFFIX
+
 void mapping_classify_name(struct mapping *m) {
         m->kind = mapping_classify(m->name, &m->deleted);
+        /* Anonymous memory in hugepages, unless the name is borrowed by a real file (on a
+         * device, which the internal mount has not: major 0). The name stays. */
+        if (m->kind == MAPPING_KIND_FILE && m->deleted && m->dev_major == 0 && strcmp(m->name, ANON_HUGEPAGE_NAME) == 0) {
+                m->kind = MAPPING_KIND_ANONYMOUS;
+                m->deleted = false;
+        }
 }
 
 size_t mapping_path_len(const struct mapping *m) {

@@ -14,7 +14,7 @@ enum {
 };
 
 enum mapping_kind {
-        MAPPING_KIND_ANONYMOUS,   /* no name at all */
+        MAPPING_KIND_ANONYMOUS,   /* no name at all, or "/anon_hugepage (deleted)" (MAP_HUGETLB) */
         MAPPING_KIND_FILE,        /* a path; see mapping.deleted */
         MAPPING_KIND_HEAP,        /* [heap] */
         MAPPING_KIND_STACK,       /* [stack], [stack:TID] */
@@ -66,7 +66,8 @@ int mapping_set_build_id(struct mapping *m, const uint8_t *id, size_t len);
  * deleted here; the engine resolves that by looking at the file. */
 enum mapping_kind mapping_classify(const char *name, bool *ret_deleted);
 
-/* Sets m->kind and m->deleted from m->name. */
+/* Sets m->kind and m->deleted from m->name (and, for "/anon_hugepage (deleted)", which is
+ * anonymous memory where no device backs it, m->dev_major). */
 void mapping_classify_name(struct mapping *m);
 
 /* The length of the path of a file-backed mapping: the name without " (deleted)". */

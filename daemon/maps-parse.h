@@ -5,8 +5,9 @@
 
 #include "mapping.h"
 
-/* The longest line accepted: a PATH_MAX name with every byte escaped, plus the columns. */
-#define MAPS_LINE_MAX (4 * 4096 + 256)
+/* The longest line accepted: a name of 64 KiB as the text prints it, plus the columns. The
+ * text prints paths beyond PATH_MAX (a file reached through deep directories) in full. */
+#define MAPS_LINE_MAX (64 * 1024 + 256)
 
 /* Parses one line (len bytes, without its '\n', not necessarily NUL-terminated) into *ret:
  * range, perms, offset, dev, inode and the name (the rest of the line after the inode

@@ -11,6 +11,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "engine.h"
+#include "file-pool.h"
 #include "log.h"
 #include "server.h"
 
@@ -127,6 +128,7 @@ int main(int argc, char **argv) {
         size_t n_ov = 0;
         const char *config_file = NULL;
         struct engine *engine = NULL;
+        struct file_pool *file_pool = NULL;
         struct server *server = NULL;
         struct rlimit rl;
         unsigned line = 0;
@@ -167,7 +169,18 @@ int main(int argc, char **argv) {
                 (void) setrlimit(RLIMIT_NOFILE, &rl);
         }
 
-        r = engine_new(&(struct engine_config) { .backend = cfg.backend, .elf_cache_size = cfg.elf_cache_size },
+        r = file_pool_new(&(struct file_pool_config) { .max_threads = cfg.file_readers,
+                                                       .quota_per_owner = cfg.stuck_readers_per_user,
+                                                       .timeout_ms = cfg.file_read_timeout_msec },
+                          &file_pool);
+        if (r < 0) {
+                log_error_errno(r, "Cannot set up the file readers");
+                return 1;
+        }
+        r = engine_new(&(struct engine_config) { .backend = cfg.backend, .elf_cache_size = cfg.elf_cache_size,
+                                                 .run_blocking = file_pool_run_for_engine,
+                                                 .run_blocking_userdata = file_pool,
+                                                 .blocking_budget_ms = cfg.file_read_timeout_msec },
                        &engine);
         if (r < 0) {
                 log_error_errno(r, "Cannot start the mapping engine (backend %s)", engine_backend_to_string(cfg.backend));
@@ -181,5 +194,6 @@ int main(int argc, char **argv) {
                 r = server_run(server);
         server_free(server);
         engine_free(engine);
+        file_pool_free(file_pool);
         return r < 0 ? 1 : 0;
 }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "file-pool.h"
 #include "interface.h"
 #include "log.h"
 #include "methods.h"
@@ -19,9 +20,7 @@
 #define E_PROCESS_CHANGED MEMMAPD_ERROR_PROCESS_CHANGED
 #define E_LIMIT_EXCEEDED MEMMAPD_ERROR_LIMIT_EXCEEDED
 #define E_INTERNAL MEMMAPD_ERROR_INTERNAL
-
-/* pid_max can be at most 2^22 (PID_MAX_LIMIT). */
-#define PID_MAX_LIMIT (4 * 1024 * 1024)
+#define E_NO_VDSO MEMMAPD_INTERFACE ".NoVdso"
 
 const char varlink_service_interface_description[] =
         "# The Varlink service interface, provided by every Varlink service.\n"
@@ -97,8 +96,16 @@ static const char *reply_limit(struct json_writer *w, const char *limit, uint64_
         return E_LIMIT_EXCEEDED;
 }
 
+/* Which errnos an InternalError was logged for: each is worth a warning once (it says the
+ * daemon met something it does not handle), not once per call. */
+static atomic_ullong internal_logged[4];
+
 static const char *reply_internal(struct json_writer *w, int error) {
-        return reply_error_simple(w, E_INTERNAL, "message", strerror(error < 0 ? -error : error));
+        unsigned e = (unsigned) (error < 0 ? -error : error);
+
+        if (e < 256 && !(atomic_fetch_or(&internal_logged[e / 64], 1ull << (e % 64)) & (1ull << (e % 64))))
+                log_warning_errno(-(int) e, "Answering InternalError: %s (logged once per error)", strerror((int) e));
+        return reply_error_simple(w, E_INTERNAL, "message", strerror((int) e));
 }
 
 static bool known_params_only(struct json_object *params, const char *const *known, const char **ret_bad) {
@@ -388,6 +395,10 @@ static void write_process(struct json_writer *w, const struct process *p) {
         json_writer_int(w, p->pid);
         json_writer_key(w, "start_time");
         json_writer_uint(w, p->start_time);
+        if (p->kernel_thread) {
+                json_writer_key(w, "kernel_thread");
+                json_writer_bool(w, true);
+        }
         json_writer_object_end(w);
 }
 
@@ -505,10 +516,13 @@ static const char *open_target(const struct method_context *ctx, struct json_obj
         int64_t pid;
         int r;
 
-        if (varlink_param_int(params, "pid", true, 1, PID_MAX_LIMIT, 0, &pid) < 0)
+        if (varlink_param_int(params, "pid", true, 1, INT64_MAX, 0, &pid) < 0)
                 return reply_invalid_parameter(w, "pid");
         if (varlink_param_u64(params, "start_time", false, 0, &start_time) < 0)
                 return reply_invalid_parameter(w, "start_time");
+        /* Beyond what pid_t holds, as beyond pid_max: a pid that names no process. */
+        if (pid > INT32_MAX)
+                return reply_pid_error(w, E_NO_SUCH_PROCESS, pid);
 
         p = target_cache_take(ctx, (pid_t) pid);
         if (!p) {
@@ -710,7 +724,7 @@ static const char *list_mappings(const struct method_context *ctx, const struct 
 /* One Lookup result formatted straight into the reply, the bytes the writer
  * would write key by key: that way was a third of the daemon's time on a 4,435-address
  * batch once the request decoding got cheap. */
-static void write_result(struct json_writer *w, uint64_t address, const struct engine_result *res) {
+static void write_result(struct json_writer *w, uint64_t address, const struct engine_result *res, bool no_mm) {
         /* At most 12 + 18 + 22 + 16 + 19 + 14 + 19 + 1 bytes. */
         char *buf = json_writer_raw_reserve(w, 160), *p = buf;
 
@@ -719,7 +733,9 @@ static void write_result(struct json_writer *w, uint64_t address, const struct e
 
         PUT_LITERAL(p, "{\"address\":\"");
         p += json_format_hex(address, p);
-        if (res->mapping < 0)
+        if (res->mapping < 0 && no_mm)
+                PUT_LITERAL(p, "\",\"reason\":\"no_address_space\"");
+        else if (res->mapping < 0)
                 PUT_LITERAL(p, "\",\"reason\":\"unmapped\"");
         else {
                 PUT_LITERAL(p, "\",\"mapping\":");
@@ -796,8 +812,44 @@ static const char *lookup(const struct method_context *ctx, const struct varlink
         json_writer_key(w, "results");
         json_writer_array_begin(w);
         for (size_t i = 0; i < n; i++)
-                write_result(w, addrs[i], &results[i]);
+                write_result(w, addrs[i], &results[i], p->kernel_thread);
         json_writer_array_end(w);
+        varlink_message_end(w);
+        return NULL;
+}
+
+/* The vdso of a process: no file holds it, so the image travels in the reply (hex). */
+static const char *get_vdso(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w) {
+        static const char *const known[] = { "pid", "start_time", NULL };
+        _cleanup_(process_freep) struct process *p = NULL;
+        _cleanup_free_ uint8_t *image = NULL;
+        _cleanup_free_ char *hex = NULL;
+        _cleanup_(mapping_done) struct mapping m = {};
+        const char *bad, *err;
+        size_t size;
+        int r;
+
+        if (!known_params_only(call->parameters, known, &bad))
+                return reply_invalid_parameter(w, bad);
+        err = open_target(ctx, call->parameters, w, &p);
+        if (err)
+                return err;
+        r = engine_vdso(ctx->engine, p, &m, &image);
+        if (r == -ENOENT)
+                return reply_pid_error(w, E_NO_VDSO, p->pid);
+        if (r < 0)
+                return engine_error(w, p, r);
+        size = m.end - m.start;
+        hex = malloc(2 * size + 1);
+        if (!hex)
+                return reply_internal(w, -ENOMEM);
+
+        varlink_reply_begin(w, NULL, false);
+        write_process(w, p);
+        json_writer_key(w, "mapping");
+        write_mapping(w, &m);
+        json_writer_key(w, "image_hex");
+        json_writer_string(w, format_hex_bytes(image, size, hex));
         varlink_message_end(w);
         return NULL;
 }
@@ -814,6 +866,7 @@ static const struct method methods[] = {
         { MEMMAPD_INTERFACE ".GetStatus", false, get_status },
         { MEMMAPD_INTERFACE ".ListMappings", true, list_mappings },
         { MEMMAPD_INTERFACE ".Lookup", true, lookup },
+        { MEMMAPD_INTERFACE ".GetVdso", true, get_vdso },
 };
 
 static const struct method *find_method(const char *name) {
@@ -874,6 +927,8 @@ int method_dispatch(const struct method_context *ctx, const struct varlink_call 
                         error = reply_error_simple(&w, VARLINK_ERROR_PERMISSION_DENIED, NULL, NULL);
                 else {
                         read_found_gone.pid = 0;
+                        /* Blocking file reads run on the file pool as this client. */
+                        file_pool_set_caller(ctx->client);
                         error = m->func(ctx, call, &w);
                         for (unsigned i = 0; i < EXEC_RETRIES_MAX && call_met_exec(ctx, error); i++) {
                                 /* Its maps fd (just opened, or the connection's cached one)
@@ -884,6 +939,7 @@ int method_dispatch(const struct method_context *ctx, const struct varlink_call 
                                 read_found_gone.pid = 0;
                                 error = m->func(ctx, call, &w);
                         }
+                        file_pool_set_caller(NULL);
                         r = impersonate_end(&imp);
                         if (r < 0)
                                 credentials_lost(r);

@@ -22,7 +22,8 @@ static int pidfd_open_cloexec(pid_t pid) {
         return fd < 0 ? -errno : (int) fd;
 }
 
-int proc_parse_start_time(const char *stat, size_t len, uint64_t *ret) {
+/* Field "field" (>= 3) of /proc/PID/stat as an unsigned decimal number. */
+static int parse_stat_field(const char *stat, size_t len, unsigned want, uint64_t *ret) {
         const char *p, *end = stat + len;
         uint64_t v = 0;
         unsigned field;
@@ -33,11 +34,11 @@ int proc_parse_start_time(const char *stat, size_t len, uint64_t *ret) {
                 return -EBADMSG;
         p++;
         /* After ')' come field 3 (state) onwards, each preceded by one space. */
-        for (field = 2; field < 22; field++) {
+        for (field = 2; field < want; field++) {
                 if (p >= end || *p != ' ')
                         return -EBADMSG;
                 p++;
-                if (field + 1 == 22)
+                if (field + 1 == want)
                         break;
                 while (p < end && *p != ' ')
                         p++;
@@ -55,20 +56,99 @@ int proc_parse_start_time(const char *stat, size_t len, uint64_t *ret) {
         return 0;
 }
 
-int proc_read_start_time(int proc_fd, uint64_t *ret) {
+int proc_parse_start_time(const char *stat, size_t len, uint64_t *ret) {
+        return parse_stat_field(stat, len, 22, ret);
+}
+
+/* include/linux/sched.h: the task is a kernel thread (it has no mm of its own). */
+#define PF_KTHREAD 0x00200000u
+
+int proc_parse_kernel_thread(const char *stat, size_t len) {
+        uint64_t flags;
+        int r;
+
+        r = parse_stat_field(stat, len, 9, &flags);
+        if (r < 0)
+                return r;
+        return !!(flags & PF_KTHREAD);
+}
+
+/* Reads /proc/PID/stat through an open /proc/PID directory fd into buf (NUL-terminated);
+ * returns its length. */
+static ssize_t read_stat(int proc_fd, char *buf, size_t size) {
         _cleanup_close_ int fd = -1;
-        char buf[4096];
         ssize_t n;
 
         fd = openat(proc_fd, "stat", O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return errno == ENOENT ? -ESRCH : -errno;
-        n = RETRY_EINTR(read(fd, buf, sizeof(buf)));
+        n = RETRY_EINTR(read(fd, buf, size - 1));
         if (n < 0)
                 return -errno;
         if (n == 0)
                 return -ESRCH;
+        buf[n] = 0;
+        return n;
+}
+
+int proc_read_start_time(int proc_fd, uint64_t *ret) {
+        char buf[4096];
+        ssize_t n;
+
+        n = read_stat(proc_fd, buf, sizeof(buf));
+        if (n < 0)
+                return (int) n;
         return proc_parse_start_time(buf, (size_t) n, ret);
+}
+
+int proc_parse_tgid(const char *status, size_t len, pid_t *ret) {
+        const char *p = status, *end = status + len;
+
+        /* "Tgid:\t<n>\n", at the start of a line; the Name line before it is escaped by the
+         * kernel (no raw newline in it). */
+        while (p < end) {
+                const char *eol = memchr(p, '\n', (size_t) (end - p));
+                size_t l = eol ? (size_t) (eol - p) : (size_t) (end - p);
+
+                if (l > 5 && memcmp(p, "Tgid:", 5) == 0) {
+                        const char *q = p + 5;
+                        uint64_t v = 0;
+
+                        while (q < p + l && (*q == '\t' || *q == ' '))
+                                q++;
+                        if (q == p + l)
+                                return -EBADMSG;
+                        for (; q < p + l; q++) {
+                                if (*q < '0' || *q > '9' || v > INT32_MAX / 10)
+                                        return -EBADMSG;
+                                v = v * 10 + (uint64_t) (*q - '0');
+                        }
+                        if (v == 0 || v > INT32_MAX)
+                                return -EBADMSG;
+                        *ret = (pid_t) v;
+                        return 0;
+                }
+                p += l + 1;
+        }
+        return -EBADMSG;
+}
+
+/* The thread group id of the task whose /proc directory is proc_fd. */
+static int read_tgid(int proc_fd, pid_t *ret) {
+        _cleanup_close_ int fd = -1;
+        char buf[4096];
+        ssize_t n;
+
+        fd = openat(proc_fd, "status", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return errno == ENOENT ? -ESRCH : -errno;
+        /* Tgid is the fourth line: the first read holds it. */
+        n = RETRY_EINTR(read(fd, buf, sizeof(buf)));
+        if (n < 0)
+                return errno == ESRCH ? -ESRCH : -errno;
+        if (n == 0)
+                return -ESRCH;
+        return proc_parse_tgid(buf, (size_t) n, ret);
 }
 
 int process_check_alive(const struct process *p) {
@@ -132,13 +212,12 @@ struct process *process_free(struct process *p) {
 
 DEFINE_CLEANUP_FUNC(struct process *, process_free);
 
-int process_open(pid_t pid, struct process **ret) {
+static int open_one(pid_t pid, bool follow_tgid, struct process **ret) {
         _cleanup_(process_freep) struct process *p = NULL;
-        char path[32];
+        char path[32], stat[4096];
+        bool leader = false;
+        ssize_t n;
         int r;
-
-        if (pid <= 0)
-                return -ESRCH;
 
         p = calloc(1, sizeof(*p));
         if (!p)
@@ -153,6 +232,8 @@ int process_open(pid_t pid, struct process **ret) {
                 r = -1;
         else if (r < 0)
                 return r;
+        else
+                leader = true;
         p->pidfd = r;
 
         snprintf(path, sizeof(path), "/proc/%d", (int) pid);
@@ -160,9 +241,42 @@ int process_open(pid_t pid, struct process **ret) {
         if (p->proc_fd < 0)
                 return errno == ENOENT ? -ESRCH : -errno;
 
-        r = proc_read_start_time(p->proc_fd, &p->start_time);
+        /* A thread id (perf samples carry them; /proc/TID exists though no listing shows it)
+         * stands for its thread group: what is opened, reported and access-checked is the
+         * process. Leaders need no look. */
+        if (!leader && follow_tgid) {
+                pid_t tgid;
+
+                r = read_tgid(p->proc_fd, &tgid);
+                if (r < 0)
+                        return r;
+                if (tgid != pid) {
+                        _cleanup_(process_freep) struct process *group = NULL;
+                        char task[32];
+
+                        r = open_one(tgid, false, &group);
+                        if (r < 0)
+                                return r;
+                        /* The thread group opened (and pinned) must still hold the thread:
+                         * else the group exited and its id was reused in between. */
+                        snprintf(task, sizeof(task), "task/%d", (int) pid);
+                        if (faccessat(group->proc_fd, task, F_OK, 0) < 0)
+                                return -ESRCH;
+                        *ret = TAKE_PTR(group);
+                        return 0;
+                }
+        }
+
+        n = read_stat(p->proc_fd, stat, sizeof(stat));
+        if (n < 0)
+                return (int) n;
+        r = proc_parse_start_time(stat, (size_t) n, &p->start_time);
         if (r < 0)
                 return r;
+        r = proc_parse_kernel_thread(stat, (size_t) n);
+        if (r < 0)
+                return r;
+        p->kernel_thread = r;
 
         p->maps_fd = openat(p->proc_fd, "maps", O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (p->maps_fd < 0)
@@ -176,4 +290,10 @@ int process_open(pid_t pid, struct process **ret) {
 
         *ret = TAKE_PTR(p);
         return 0;
+}
+
+int process_open(pid_t pid, struct process **ret) {
+        if (pid <= 0)
+                return -ESRCH;
+        return open_one(pid, true, ret);
 }

@@ -11,10 +11,12 @@ struct process {
         int proc_fd;      /* O_PATH|O_DIRECTORY fd of /proc/PID */
         int maps_fd;      /* /proc/PID/maps, bound to the mm it was opened against */
         uint64_t start_time;
+        bool kernel_thread; /* PF_KTHREAD: no user address space, nothing mapped */
         unsigned refs;    /* holders: a request, a connection's cache; one thread at a time */
 };
 
-/* Opens everything for pid, and checks afterwards that the pid still names the process the
+/* Opens everything for pid (a thread id stands for its thread group: p->pid is then the
+ * thread group id), and checks afterwards that the pid still names the process the
  * pidfd pins, so every fd refers to one process even if the pid is being reused.
  * -ESRCH when there is no such process (or it exited meanwhile), -EACCES/-EPERM when the
  * maps cannot be opened, other -errno. */
@@ -44,3 +46,9 @@ int proc_read_start_time(int proc_fd, uint64_t *ret);
 
 /* Parses the text of /proc/PID/stat (hostile: comm may hold spaces and parentheses). */
 int proc_parse_start_time(const char *stat, size_t len, uint64_t *ret);
+
+/* Whether the stat text's flags (field 9) mark a kernel thread: 1, 0, or -EBADMSG. */
+int proc_parse_kernel_thread(const char *stat, size_t len);
+
+/* The Tgid of the text of /proc/PID/status. -EBADMSG when there is none or it is malformed. */
+int proc_parse_tgid(const char *status, size_t len, pid_t *ret);

@@ -8,7 +8,8 @@
 #include "procmap-ioctl.h"
 #include "procmap-uapi.h"
 
-/* The kernel's d_path() output never exceeds PATH_MAX; leave room for " (deleted)". */
+/* The ioctl's names never exceed PATH_MAX (the kernel's buffer for d_path() is capped
+ * there); leave room for " (deleted)". */
 #define PROCMAP_NAME_INITIAL 4224
 #define PROCMAP_NAME_MAX (64 * 1024)
 
@@ -33,8 +34,91 @@ static int buf_grow(struct procmap_buf *b) {
         return 0;
 }
 
+/* One PROCMAP_QUERY. Without a name buffer (buf NULL) the VMA's name is not asked for. */
+static int query_once(int maps_fd, uint64_t addr, unsigned flags, struct procmap_buf *buf, uint8_t *build_id,
+                      struct procmap_query *ret) {
+        for (;;) {
+                struct procmap_query q = {
+                        .size = sizeof(q),
+                        .query_addr = addr,
+                };
+                int r;
+
+                if (buf) {
+                        q.vma_name_addr = (uintptr_t) buf->name;
+                        q.vma_name_size = (uint32_t) buf->size;
+                }
+                if (flags & PROCMAP_COVERING_OR_NEXT)
+                        q.query_flags |= PROCMAP_QUERY_COVERING_OR_NEXT_VMA;
+                if (flags & PROCMAP_FILE_BACKED)
+                        q.query_flags |= PROCMAP_QUERY_FILE_BACKED_VMA;
+                if (flags & PROCMAP_EXECUTABLE)
+                        q.query_flags |= PROCMAP_QUERY_VMA_EXECUTABLE;
+                if (flags & PROCMAP_BUILD_ID) {
+                        q.build_id_addr = (uintptr_t) build_id;
+                        q.build_id_size = MAPPING_BUILD_ID_MAX;
+                }
+
+                if (ioctl(maps_fd, PROCMAP_QUERY, &q) >= 0) {
+                        *ret = q;
+                        return 0;
+                }
+                if (errno == EINTR)
+                        continue;
+                /* The kernel says ENAMETOOLONG where its header promises E2BIG: take both. */
+                if (buf && (errno == ENAMETOOLONG || errno == E2BIG)) {
+                        r = buf_grow(buf);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                return -errno;
+        }
+}
+
+/* Finding the line of one VMA in the maps text. */
+struct text_find {
+        uint64_t start;
+        char *name;
+        bool found;
+};
+
+static int text_find_line(struct mapping *m, void *userdata) {
+        struct text_find *f = userdata;
+
+        if (m->start != f->start)
+                return 0;
+        f->found = true;
+        if (m->name) {
+                f->name = strdup(m->name);
+                if (!f->name)
+                        return -ENOMEM;
+        }
+        return -ECANCELED; /* found: stop reading */
+}
+
+/* The name of the VMA at start as the maps text shows it, allocated into *ret (NULL for
+ * none). The text prints paths of any length where the ioctl stops at PATH_MAX. -ENOENT when
+ * the text has no VMA starting there (it changed meanwhile). */
+static int text_name_at(int maps_fd, uint64_t start, char **ret) {
+        struct text_find f = { .start = start };
+        int r;
+
+        r = maps_read_each(maps_fd, text_find_line, &f);
+        if (r < 0 && r != -ECANCELED) {
+                free(f.name);
+                return r;
+        }
+        if (!f.found)
+                return -ENOENT;
+        *ret = f.name;
+        return 0;
+}
+
 int procmap_query(int maps_fd, uint64_t addr, unsigned flags, struct procmap_buf *buf, struct mapping *ret) {
         uint8_t build_id[MAPPING_BUILD_ID_MAX];
+        _cleanup_free_ char *long_name = NULL;
+        bool name_from_text = false;
         struct procmap_query q;
         int r;
 
@@ -44,40 +128,30 @@ int procmap_query(int maps_fd, uint64_t addr, unsigned flags, struct procmap_buf
                         return r;
         }
 
-        for (;;) {
-                q = (struct procmap_query) {
-                        .size = sizeof(q),
-                        .query_addr = addr,
-                        .vma_name_addr = (uintptr_t) buf->name,
-                        .vma_name_size = (uint32_t) buf->size,
-                };
-                if (flags & PROCMAP_COVERING_OR_NEXT)
-                        q.query_flags |= PROCMAP_QUERY_COVERING_OR_NEXT_VMA;
-                if (flags & PROCMAP_FILE_BACKED)
-                        q.query_flags |= PROCMAP_QUERY_FILE_BACKED_VMA;
-                if (flags & PROCMAP_EXECUTABLE)
-                        q.query_flags |= PROCMAP_QUERY_VMA_EXECUTABLE;
-                if (flags & PROCMAP_BUILD_ID) {
-                        q.build_id_addr = (uintptr_t) build_id;
-                        q.build_id_size = sizeof(build_id);
-                }
-
-                if (ioctl(maps_fd, PROCMAP_QUERY, &q) >= 0)
-                        break;
-                if (errno == EINTR)
-                        continue;
-                /* The kernel says ENAMETOOLONG where its header promises E2BIG: take both. */
-                if (errno == ENAMETOOLONG || errno == E2BIG) {
-                        r = buf_grow(buf);
+        r = query_once(maps_fd, addr, flags, buf, build_id, &q);
+        if (r == -ENAMETOOLONG) {
+                /* A path longer than PATH_MAX (deep directories): the kernel cannot give it
+                 * here, but the text has it. The VMA itself is asked for without its name. */
+                r = query_once(maps_fd, addr, flags, NULL, build_id, &q);
+                if (r < 0)
+                        return r;
+                if (q.vma_end < q.vma_start)
+                        return -EIO;
+                name_from_text = true;
+                if (!(flags & PROCMAP_NAME_OPTIONAL)) {
+                        r = text_name_at(maps_fd, q.vma_start, &long_name);
+                        /* Gone from the text: the process changed under us, as ESRCH says. */
+                        if (r == -ENOENT)
+                                return -EAGAIN;
                         if (r < 0)
                                 return r;
-                        continue;
                 }
-                return -errno;
-        }
+        } else if (r < 0)
+                return r;
 
         /* The kernel fills these; a confused answer must not send us past our buffers. */
-        if (q.vma_name_size > buf->size || q.build_id_size > sizeof(build_id) || q.vma_end < q.vma_start)
+        if ((!name_from_text && q.vma_name_size > buf->size) || q.build_id_size > sizeof(build_id) ||
+            q.vma_end < q.vma_start)
                 return -EIO;
 
         struct mapping m = {
@@ -99,7 +173,9 @@ int procmap_query(int maps_fd, uint64_t addr, unsigned flags, struct procmap_buf
                 m.flags |= MAPPING_SHARED;
 
         /* vma_name_size counts the terminating NUL; 0 means the VMA has no name. */
-        if (q.vma_name_size > 1) {
+        if (name_from_text)
+                m.name = TAKE_PTR(long_name);
+        else if (q.vma_name_size > 1) {
                 m.name = strndup(buf->name, q.vma_name_size - 1);
                 if (!m.name)
                         return -ENOMEM;
@@ -112,6 +188,9 @@ int procmap_query(int maps_fd, uint64_t addr, unsigned flags, struct procmap_buf
                 }
         }
         mapping_classify_name(&m);
+        /* Without a name (optional and too long), at least not anonymous: the caller has one. */
+        if (name_from_text && !m.name)
+                m.kind = MAPPING_KIND_FILE;
 
         *ret = m;
         return 0;
@@ -178,7 +257,9 @@ static int complete_from_query(struct text_walk *t, struct mapping *m, char **re
                 return 0;
         }
 
-        r = procmap_query(t->maps_fd, m->start, 0, &t->buf, &q);
+        /* An exact name of the text needs no name from the kernel, which may have none to give
+         * (a path beyond PATH_MAX). */
+        r = procmap_query(t->maps_fd, m->start, exact ? PROCMAP_NAME_OPTIONAL : 0, &t->buf, &q);
         if (r == -ENOENT)
                 return -EAGAIN;
         if (r < 0)

@@ -20,11 +20,14 @@ enum {
         PROCMAP_FILE_BACKED = 1u << 1,      /* only VMAs backed by a file */
         PROCMAP_EXECUTABLE = 1u << 2,       /* only executable VMAs */
         PROCMAP_BUILD_ID = 1u << 3,         /* ask the kernel for the file's build ID too */
+        PROCMAP_NAME_OPTIONAL = 1u << 4,    /* a name the ioctl cannot give may be left NULL */
 };
 
 /* One query. Returns 0 and fills *ret (name allocated and classified), -ENOENT when no VMA
  * matches, -ESRCH when the process exited or exec'd since the fd was opened, -ENOTTY when
- * the kernel lacks the ioctl, -ENAMETOOLONG for a name above the bound, other -errno. */
+ * the kernel lacks the ioctl, other -errno. A name the ioctl cannot give (a path longer than
+ * PATH_MAX) is read from the maps text through the same fd (-EAGAIN when the text no longer
+ * has the VMA), unless PROCMAP_NAME_OPTIONAL leaves it NULL (the kind then stays "file"). */
 int procmap_query(int maps_fd, uint64_t addr, unsigned flags, struct procmap_buf *buf, struct mapping *ret);
 
 /* Lists every VMA (with the filters of flags) into *ret, in address order. */

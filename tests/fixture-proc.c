@@ -4,12 +4,17 @@
 #include <stdbool.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #ifndef PR_SET_VMA
@@ -21,6 +26,42 @@
 __attribute__((noinline, used)) int fixture_marker_function(int x);
 __attribute__((noinline, used)) int fixture_marker_function(int x) {
         return x * 3 + 1;
+}
+
+/* Churn (FIXTURE_CHURN set): a region of CHURN_PAGES pages whose layout steps through a
+ * cycle, one system call a step (each atomic under the mmap lock), so that at any instant the
+ * process has one of the layouts the steps lead to. 's' on stdin takes one step and stops
+ * the process (SIGSTOP) for the test to read the layout; 'c' starts a thread that steps
+ * without end. */
+#define CHURN_PAGES 16
+static uint8_t *churn;
+static unsigned churn_step;
+static long churn_page;
+
+static void churn_one(void) {
+        long pg = churn_page;
+
+        switch (churn_step++ % 4) {
+        case 0:
+                mprotect(churn + 2 * pg, (size_t) (2 * pg), PROT_READ | PROT_WRITE);
+                break;
+        case 1:
+                munmap(churn + 6 * pg, (size_t) (2 * pg));
+                break;
+        case 2:
+                mmap(churn + 6 * pg, (size_t) (2 * pg), PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+                break;
+        case 3:
+                mprotect(churn + 2 * pg, (size_t) (2 * pg), PROT_NONE);
+                break;
+        }
+}
+
+static void *churn_main(void *arg) {
+        (void) arg;
+        for (;;)
+                churn_one();
+        return NULL;
 }
 
 static void *map_file(const char *dir, const char *name, size_t size, bool unlink_after) {
@@ -43,6 +84,67 @@ static void *map_file(const char *dir, const char *name, size_t size, bool unlin
         if (unlink_after)
                 unlink(path);
         return p;
+}
+
+/* FIXTURE_DEEP: a file reached through DEEP_LEVELS directories of DEEP_NAME_LEN-byte names
+ * (a path of about 7,400 bytes, longer than PATH_MAX: only *at() calls reach it), mapped. */
+#define DEEP_LEVELS 30
+#define DEEP_NAME_LEN 240
+
+static int deep_fds[DEEP_LEVELS + 1];
+
+static void deep_name(unsigned level, char name[static DEEP_NAME_LEN + 1]) {
+        memset(name, 'd', DEEP_NAME_LEN);
+        name[DEEP_NAME_LEN] = 0;
+        snprintf(name, 4, "%02u", level);
+        name[2] = '-';
+}
+
+static void *map_deep(const char *dir, size_t size, size_t *ret_len) {
+        char name[DEEP_NAME_LEN + 1];
+        size_t len = strlen(dir);
+        void *p;
+        int fd;
+
+        deep_fds[0] = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        for (unsigned i = 0; i < DEEP_LEVELS; i++) {
+                deep_name(i, name);
+                if (deep_fds[i] < 0 || mkdirat(deep_fds[i], name, 0755) < 0)
+                        return MAP_FAILED;
+                deep_fds[i + 1] = openat(deep_fds[i], name, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                len += 1 + DEEP_NAME_LEN;
+        }
+        fd = openat(deep_fds[DEEP_LEVELS], "deep.bin", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0 || ftruncate(fd, (off_t) size) < 0)
+                return MAP_FAILED;
+        p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+        close(fd);
+        *ret_len = len + strlen("/deep.bin");
+        return p;
+}
+
+/* Removes what map_deep() made (the test's cleanup knows only the top directory). */
+static void unmake_deep(void) {
+        char name[DEEP_NAME_LEN + 1];
+
+        if (deep_fds[DEEP_LEVELS] <= 0)
+                return;
+        unlinkat(deep_fds[DEEP_LEVELS], "deep.bin", 0);
+        for (unsigned i = DEEP_LEVELS; i-- > 0;) {
+                deep_name(i, name);
+                unlinkat(deep_fds[i], name, AT_REMOVEDIR);
+        }
+}
+
+/* FIXTURE_THREADS: threads that say their id, then wait for the end of the process. */
+static void *thread_wait(void *arg) {
+        long tid = (long) syscall(SYS_gettid);
+
+        if (write(*(int *) arg, &tid, sizeof(tid)) != sizeof(tid))
+                abort();
+        for (;;)
+                pause();
+        return NULL;
 }
 
 int main(int argc, char **argv) {
@@ -69,6 +171,20 @@ int main(int argc, char **argv) {
         if (getenv("FIXTURE_NONDUMPABLE"))
                 prctl(PR_SET_DUMPABLE, 0);
         printf("marker=%p\n", (void *) (uintptr_t) fixture_marker_function);
+        /* A mapping whose name tells this process from any other (memfd:NAME in the maps),
+         * made before anything else, for tests where processes take each other's pids. */
+        if (getenv("FIXTURE_MARKER_NAME")) {
+                int mfd = memfd_create(getenv("FIXTURE_MARKER_NAME"), MFD_CLOEXEC);
+                void *p;
+
+                if (mfd < 0 || ftruncate(mfd, page) < 0)
+                        return 1;
+                p = mmap(NULL, (size_t) page, PROT_READ, MAP_SHARED, mfd, 0);
+                if (p == MAP_FAILED)
+                        return 1;
+                close(mfd);
+                printf("name_marker=%p\n", p);
+        }
 
         /* Alternating protections keep neighbouring anonymous pages from merging into one VMA. */
         if (n_vmas > 0) {
@@ -91,6 +207,8 @@ int main(int argc, char **argv) {
                 printf("space=%p\n", map_file(dir, "with space.bin", (size_t) page, false));
                 printf("newline=%p\n", map_file(dir, "new\nline.bin", (size_t) page, false));
                 printf("literal_deleted=%p\n", map_file(dir, "x (deleted)", (size_t) page, false));
+                if (getenv("FIXTURE_BACKSLASH"))
+                        printf("backslash=%p\n", map_file(dir, "back\\012slash.bin", (size_t) page, false));
 
                 mfd = memfd_create("fixture-memfd", MFD_CLOEXEC);
                 if (mfd < 0 || ftruncate(mfd, page) < 0)
@@ -113,6 +231,56 @@ int main(int argc, char **argv) {
                         printf("anon_named=%p\n", p);
                 else
                         printf("anon_named_error=%d\n", errno);
+
+                if (getenv("FIXTURE_DEEP")) {
+                        size_t len = 0;
+
+                        p = map_deep(dir, (size_t) page, &len);
+                        if (p == MAP_FAILED) {
+                                perror("deep");
+                                unmake_deep();
+                                return 1;
+                        }
+                        printf("deep=%p\ndeep_len=%zu\n", p, len);
+                }
+        }
+
+        /* FIXTURE_HUGETLB: anonymous memory in huge pages (the test reserves them). */
+        if (getenv("FIXTURE_HUGETLB")) {
+                size_t huge = 2u << 20;
+                void *p = mmap(NULL, huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+
+                if (p == MAP_FAILED)
+                        printf("hugetlb_error=%d\n", errno);
+                else {
+                        memset(p, 1, huge);
+                        printf("hugetlb=%p\n", p);
+                }
+        }
+
+        if (getenv("FIXTURE_THREADS")) {
+                long n = strtol(getenv("FIXTURE_THREADS"), NULL, 10), tid = 0;
+                static int pipe_fds[2];
+
+                if (pipe2(pipe_fds, O_CLOEXEC) < 0)
+                        return 1;
+                for (long i = 0; i < n; i++) {
+                        pthread_t t;
+
+                        if (pthread_create(&t, NULL, thread_wait, &pipe_fds[1]) != 0 ||
+                            read(pipe_fds[0], &tid, sizeof(tid)) != sizeof(tid))
+                                return 1;
+                }
+                /* The last thread's id: the test asks about one that is not the leader. */
+                printf("tid=%ld\n", tid);
+        }
+
+        if (getenv("FIXTURE_CHURN")) {
+                churn_page = page;
+                churn = mmap(NULL, (size_t) (CHURN_PAGES * page), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (churn == MAP_FAILED)
+                        return 1;
+                printf("churn=%p\n", (void *) churn);
         }
 
         printf("ready\n");
@@ -127,6 +295,15 @@ int main(int argc, char **argv) {
                 for (ssize_t i = 0; i < n; i++) {
                         if (buf[i] == 'u')
                                 prctl(PR_SET_DUMPABLE, 0);
+                        else if (buf[i] == 's' && churn) {
+                                churn_one();
+                                raise(SIGSTOP);
+                        } else if (buf[i] == 'c' && churn) {
+                                pthread_t t;
+
+                                if (pthread_create(&t, NULL, churn_main, NULL) != 0)
+                                        return 1;
+                        }
                         else if (buf[i] == 'x') {
                                 execl("/bin/cat", "cat", (char *) NULL);
                                 return 1;
@@ -136,5 +313,6 @@ int main(int argc, char **argv) {
                         }
                 }
         }
+        unmake_deep();
         return 0;
 }

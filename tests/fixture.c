@@ -19,7 +19,8 @@
 #include "fixture.h"
 #include "number.h"
 
-static const char *const fixture_files[] = { "gone.bin", "with space.bin", "new\nline.bin", "x (deleted)" };
+static const char *const fixture_files[] = { "gone.bin", "with space.bin", "new\nline.bin", "x (deleted)",
+                                             "back\\012slash.bin" };
 
 const char *test_program(const char *env, const char *fallback) {
         const char *p = getenv(env);
@@ -313,6 +314,34 @@ char *test_run_capture(const char *cmd) {
         return TAKE_PTR(buf);
 }
 
+int test_readelf_build_id(const char *path, char *ret, size_t size) {
+        _cleanup_free_ char *cmd = NULL, *out = NULL;
+        const char *p;
+
+        if (asprintf(&cmd, "LC_ALL=C readelf -nW '%s' 2>/dev/null", path) < 0)
+                return 0;
+        out = test_run_capture(cmd);
+        if (!out || !(p = strstr(out, "Build ID: ")))
+                return 0;
+        p += strlen("Build ID: ");
+        snprintf(ret, size, "%.*s", (int) strcspn(p, " \n"), p);
+        return 1;
+}
+
+uint64_t test_nm_symbol(const char *binary, const char *symbol, int dynamic) {
+        _cleanup_free_ char *cmd = NULL, *out = NULL;
+        char hex[32];
+
+        /* Symbol versions (getpid@@GLIBC_2.2.5) are part of what nm -D prints. */
+        if (asprintf(&cmd, "LC_ALL=C nm %s '%s' | grep -E ' %s(@@.*)?$' | head -n1", dynamic ? "-D" : "", binary,
+                     symbol) < 0)
+                return 0;
+        out = test_run_capture(cmd);
+        if (!out || sscanf(out, "%31s", hex) != 1)
+                return 0;
+        return strtoull(hex, NULL, 16);
+}
+
 int test_connect(const char *path) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         int fd;
@@ -373,7 +402,7 @@ int test_daemon_start_as(uid_t uid, gid_t gid, const char *const *extra_args, st
                 execv(test_program("MEMMAPD", "daemon/memmapd"), (char *const *) argv);
                 _exit(127);
         }
-        for (int i = 0; i < 500; i++) {
+        for (int i = 0; i < 3000; i++) {
                 int fd = test_connect(d.socket);
 
                 if (fd >= 0) {

@@ -65,6 +65,13 @@ const char *test_program(const char *env, const char *fallback);
 /* Runs a shell command and returns its whole stdout (malloc'd), or NULL. */
 char *test_run_capture(const char *cmd);
 
+/* The build ID `readelf -n` prints for path, as lower-case hex into ret: 1, or 0 when it
+ * names none (binutils is a test dependency: tools/setup.sh installs it). */
+int test_readelf_build_id(const char *path, char *ret, size_t size);
+
+/* The value `nm` (dynamic: `nm -D`) gives symbol in binary; 0 when it has none. */
+uint64_t test_nm_symbol(const char *binary, const char *symbol, int dynamic);
+
 /* A memmapd started by a test on a private socket. */
 struct test_daemon {
         pid_t pid;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <syslog.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -62,6 +63,20 @@ static void test_file(void **state) {
         assert_int_equal(c.backend, ENGINE_BACKEND_IOCTL);
         assert_int_equal(c.n_allow_groups, 0);
         assert_true(c.allow_groups_set);
+
+        /* The file readers' settings, with their defaults and bounds. */
+        assert_int_equal(c.file_read_timeout_msec, 2000);
+        assert_int_equal(c.stuck_readers_per_user, 2);
+        assert_int_equal(c.file_readers, 16);
+        assert_int_equal(config_set(&c, "FileReadTimeoutMSec", "500"), 0);
+        assert_int_equal(config_set(&c, "StuckReadersPerUser", "3"), 0);
+        assert_int_equal(config_set(&c, "FileReaders", "8"), 0);
+        assert_int_equal(c.file_read_timeout_msec, 500);
+        assert_int_equal(c.stuck_readers_per_user, 3);
+        assert_int_equal(c.file_readers, 8);
+        assert_true(config_set(&c, "FileReadTimeoutMSec", "0") < 0);
+        assert_true(config_set(&c, "FileReaders", "0") < 0);
+        assert_true(config_set(&c, "StuckReadersPerUser", "0") < 0);
         config_done(&c);
 }
 
@@ -164,13 +179,48 @@ static void test_log_levels(void **state) {
         assert_int_equal(log_level_from_string(NULL), -EINVAL);
 }
 
-static void test_default_socket(void **state) {
+/* As a user, in a child (the choice follows the effective uid): 0 when every case held. */
+static int default_socket_as_user(void) {
         char *p = NULL;
 
-        assert_int_equal(config_default_socket_path(&p), geteuid() == 0 ? 0 : config_default_socket_path(&p));
-        if (geteuid() == 0)
-                assert_string_equal(p, "/run/memmapd/io.memmapd");
+        if (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
+                return 1;
+        setenv("XDG_RUNTIME_DIR", "/run/user/65534", 1);
+        if (config_default_socket_path(&p) != 0 || strcmp(p, "/run/user/65534/memmapd/io.memmapd") != 0)
+                return 2;
         free(p);
+        p = NULL;
+        /* No runtime directory, or a relative one: no default, and *ret untouched. */
+        unsetenv("XDG_RUNTIME_DIR");
+        if (config_default_socket_path(&p) != -ENXIO || p)
+                return 3;
+        setenv("XDG_RUNTIME_DIR", "run/user/65534", 1);
+        if (config_default_socket_path(&p) != -ENXIO || p)
+                return 4;
+        return 0;
+}
+
+static void test_default_socket(void **state) {
+        char *p = NULL;
+        pid_t pid;
+        int status;
+
+        if (geteuid() != 0) {
+                printf("[  SKIPPED ] needs root to check both the system and a user's socket\n");
+                skip();
+        }
+        setenv("XDG_RUNTIME_DIR", "/run/user/0", 1);
+        assert_int_equal(config_default_socket_path(&p), 0);
+        assert_string_equal(p, "/run/memmapd/io.memmapd");
+        free(p);
+
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+                _exit(default_socket_as_user());
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 int main(void) {

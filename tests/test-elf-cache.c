@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -331,6 +332,107 @@ TEST(test_key_from_stat) {
         assert_int_equal(k.mtime_nsec, 1);
 }
 
+/* Cache poisoning across users: a file cached, deleted, and another file created in the same
+ * inode with the same size and mtime (utimensat) must not meet the first one's entry. ext2 on
+ * a loop device gives a freed inode to the next file at once. */
+static int statx_fd(int fd, struct statx *ret) {
+        return statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS | STATX_BTIME, ret) < 0 ? -errno : 0;
+}
+
+TEST(test_key_inode_reuse) {
+        char dir[] = "/tmp/test-elf-cache-reuse.XXXXXX", cmd[512], mnt[96], path[128];
+        const struct timespec mtime[2] = { { .tv_sec = 1600000000, .tv_nsec = 42 }, { .tv_sec = 1600000000, .tv_nsec = 42 } };
+        struct statx a, b;
+        struct elf_cache_key ka, kb, old_kb;
+        struct elf_cache *c;
+        struct elf_info info = info_n(1);
+        char content[4096];
+        bool reused = false;
+        int fd;
+
+        if (geteuid() != 0) {
+                print_message("[  SKIPPED ] inode reuse needs root (mounts an ext2 image)\n");
+                skip();
+        }
+        assert_non_null(mkdtemp(dir));
+        snprintf(mnt, sizeof(mnt), "%s/mnt", dir);
+        assert_int_equal(mkdir(mnt, 0755), 0);
+        snprintf(cmd, sizeof(cmd),
+                 "truncate -s 4M %s/img && mkfs.ext2 -q -F %s/img >/dev/null 2>&1 && mount -o loop %s/img %s", dir,
+                 dir, dir, mnt);
+        if (system(cmd) != 0) {
+                snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+                (void) system(cmd);
+                print_message("[  SKIPPED ] cannot mount an ext2 image on a loop device\n");
+                skip();
+        }
+
+        /* The attacker's crafted file, cached. */
+        snprintf(path, sizeof(path), "%s/crafted", mnt);
+        memset(content, 'A', sizeof(content));
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, content, sizeof(content)), (ssize_t) sizeof(content));
+        assert_int_equal(futimens(fd, mtime), 0);
+        assert_int_equal(statx_fd(fd, &a), 0);
+        close(fd);
+        elf_cache_key_from_statx(&a, &ka);
+        assert_int_equal(elf_cache_new(4, &c), 0);
+        assert_int_equal(elf_cache_put(c, &ka, &info), 0);
+        assert_int_equal(unlink(path), 0);
+
+        /* The kernel's clock for ctime may tick coarsely: the victim file is made once it has
+         * moved past the crafted file's ctime (a poll, guarded against a stopped clock). */
+        for (unsigned i = 0; i < 600000; i++) {
+                struct timespec now;
+
+                assert_int_equal(clock_gettime(CLOCK_REALTIME_COARSE, &now), 0);
+                if (now.tv_sec > a.stx_ctime.tv_sec ||
+                    (now.tv_sec == a.stx_ctime.tv_sec && now.tv_nsec > (long) a.stx_ctime.tv_nsec))
+                        break;
+                usleep(100);
+        }
+
+        /* The victim: same inode (the first free one), size and mtime. */
+        for (unsigned i = 0; i < 64 && !reused; i++) {
+                snprintf(path, sizeof(path), "%s/victim%u", mnt, i);
+                fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+                assert_true(fd >= 0);
+                memset(content, 'B', sizeof(content));
+                assert_int_equal(write(fd, content, sizeof(content)), (ssize_t) sizeof(content));
+                assert_int_equal(futimens(fd, mtime), 0);
+                assert_int_equal(statx_fd(fd, &b), 0);
+                close(fd);
+                reused = b.stx_ino == a.stx_ino;
+        }
+        assert_true(reused);
+        elf_cache_key_from_statx(&b, &kb);
+
+        /* What the old key had is all equal: that key would have met the crafted entry. */
+        assert_int_equal(kb.dev, ka.dev);
+        assert_int_equal(kb.ino, ka.ino);
+        assert_int_equal(kb.size, ka.size);
+        assert_int_equal(kb.mtime_sec, ka.mtime_sec);
+        assert_int_equal(kb.mtime_nsec, ka.mtime_nsec);
+        old_kb = kb;
+        old_kb.ctime_sec = ka.ctime_sec;
+        old_kb.ctime_nsec = ka.ctime_nsec;
+        old_kb.btime_sec = ka.btime_sec;
+        old_kb.btime_nsec = ka.btime_nsec;
+        assert_true(elf_cache_get(c, &old_kb, NULL));
+        /* The new key refuses the stale entry. */
+        print_message("crafted ctime %lld.%09u btime %lld.%09u, victim ctime %lld.%09u btime %lld.%09u (btime %s)\n",
+                      (long long) a.stx_ctime.tv_sec, a.stx_ctime.tv_nsec, (long long) a.stx_btime.tv_sec,
+                      a.stx_btime.tv_nsec, (long long) b.stx_ctime.tv_sec, b.stx_ctime.tv_nsec,
+                      (long long) b.stx_btime.tv_sec, b.stx_btime.tv_nsec,
+                      (b.stx_mask & STATX_BTIME) ? "reported" : "not reported");
+        assert_false(elf_cache_get(c, &kb, NULL));
+        elf_cache_free(c);
+
+        snprintf(cmd, sizeof(cmd), "umount %s && rm -rf %s", mnt, dir);
+        assert_int_equal(system(cmd), 0);
+}
+
 /* What the engine does: stat, look up, parse on a miss, remember. */
 TEST(test_with_reader) {
         struct elf_cache *c;
@@ -441,6 +543,7 @@ int main(void) {
                 cmocka_unit_test(test_key_collisions),
                 cmocka_unit_test(test_negative_entries),
                 cmocka_unit_test(test_key_from_stat),
+                cmocka_unit_test(test_key_inode_reuse),
                 cmocka_unit_test(test_with_reader),
                 cmocka_unit_test(test_concurrent),
         };

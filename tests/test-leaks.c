@@ -177,7 +177,7 @@ static pid_t other_thread(pid_t pid) {
         char path[64];
 
         snprintf(path, sizeof(path), "/proc/%d/task", (int) pid);
-        for (int i = 0; i < 500; i++) {
+        for (int i = 0; i < 3000; i++) {
                 _cleanup_closedir_ DIR *d = opendir(path);
                 struct dirent *de;
 

@@ -37,8 +37,11 @@
 #define UID_B 41012
 #define GID_B 41012
 
-/* Any answer to a well-behaved client must come within this, whatever else goes on. */
-#define ANSWER_BOUND_USEC (2 * 1000000ull)
+/* Only catches a hang: an answer a well-behaved client waits for behind an attack that never
+ * ends on its own (each attack below lasts until the test has its answers) never comes, so
+ * starvation fails on this bound whatever the machine's load. Latencies are printed; numeric
+ * bounds belong to `make bench`. */
+#define ANSWER_BOUND_USEC (30 * 1000000ull)
 
 static uint64_t now_usec(void) {
         struct timespec ts;
@@ -162,7 +165,7 @@ static int rconn_open_timeout(const char *path, struct rconn *ret, unsigned time
 }
 
 static int rconn_open(const char *path, struct rconn *ret) {
-        return rconn_open_timeout(path, ret, 5000);
+        return rconn_open_timeout(path, ret, (unsigned) (ANSWER_BOUND_USEC / 1000));
 }
 
 static void rconn_close(struct rconn *c) {
@@ -471,8 +474,10 @@ static void test_slow_clients(void **state) {
         }
 
         /* Everyone else is answered, correctly and in time. */
-        /* Long enough for the trickler to finish a few calls (35 bytes at 50 ms each). */
-        for (uint64_t start = now_usec(); now_usec() - start < 4500000;) {
+        /* Until the trickler has finished two calls (35 bytes at 50 ms each): every round is
+         * answered while the slow clients are in force. */
+        for (uint64_t start = now_usec(); atomic_load(&t.answered) < 2;) {
+                assert_true(now_usec() - start < 2 * ANSWER_BOUND_USEC);
                 uint64_t t0 = now_usec(), dt;
 
                 {
@@ -499,7 +504,7 @@ static void test_slow_clients(void **state) {
         printf("# slow clients: worst round of 3 calls %" PRIu64 " ms; trickled GetStatus answered %d; "
                "daemon RSS %ld -> %ld KiB with a never-reading client of 50 listings\n",
                worst / 1000, atomic_load(&t.answered), rss_before, rss_after);
-        assert_true(atomic_load(&t.answered) >= 1);
+        assert_true(atomic_load(&t.answered) >= 2);
         /* 50 listings of 20000 mappings would be far above 100 MiB if buffered; the daemon
          * holds at most one reply beyond its 256 KiB high-water mark. */
         assert_true(rss_after - rss_before < 48 * 1024);
@@ -548,7 +553,7 @@ static void test_idle_timeout_drops_never_reader(void **state) {
         assert_true(status_connections(d.socket) >= 12);
 
         t0 = now_usec();
-        while (now_usec() - t0 < 5 * 1000000ull) {
+        while (now_usec() - t0 < ANSWER_BOUND_USEC) {
                 long rss = vm_rss_kib(d.pid);
 
                 if (rss > rss_peak)
@@ -596,19 +601,30 @@ struct flooder {
         const char *socket;
         const char *msg;
         size_t len;
-        bool limited;
+        atomic_bool *stop;
+        unsigned limited;       /* floods refused with LimitExceeded */
+        unsigned other;         /* floods that ended otherwise */
 };
 
+/* Floods again and again until told to stop, so that the probes always meet it. */
 static void *flood_main(void *arg) {
         struct flooder *f = arg;
-        struct rconn c;
-        _cleanup_free_ char *reply = NULL;
 
-        if (rconn_open_timeout(f->socket, &c, 30000) < 0)
-                return NULL;
-        if (send_all(c.fd, f->msg, f->len) == 0 && (reply = rconn_recv(&c)))
-                f->limited = strstr(reply, "io.memmapd.LimitExceeded") && strstr(reply, "\"max_addresses\"");
-        rconn_close(&c);
+        while (!atomic_load(f->stop)) {
+                struct rconn c;
+                _cleanup_free_ char *reply = NULL;
+
+                if (rconn_open_timeout(f->socket, &c, 30000) < 0) {
+                        f->other++;
+                        break;
+                }
+                if (send_all(c.fd, f->msg, f->len) == 0 && (reply = rconn_recv(&c)) &&
+                    strstr(reply, "io.memmapd.LimitExceeded") && strstr(reply, "\"max_addresses\""))
+                        f->limited++;
+                else
+                        f->other++;
+                rconn_close(&c);
+        }
         return NULL;
 }
 
@@ -617,6 +633,8 @@ static void test_value_flood(void **state) {
         static const char head[] = "{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":1,\"addresses\":[";
         const size_t size = 4u * 1024 * 1024; /* the default MaxMessageSize */
         struct flooder fl[N] = {};
+        atomic_bool stop = false;
+        unsigned probes = 0, limited = 0;
         struct test_daemon d;
         _cleanup_free_ char *msg = malloc(size);
         size_t len = 0;
@@ -637,11 +655,12 @@ static void test_value_flood(void **state) {
         assert_int_equal(daemon_start_measured(NULL, &d), 0);
         rss0 = vm_rss_kib(d.pid);
         for (size_t i = 0; i < N; i++) {
-                fl[i] = (struct flooder) { .socket = d.socket, .msg = msg, .len = len };
+                fl[i] = (struct flooder) { .socket = d.socket, .msg = msg, .len = len, .stop = &stop };
                 assert_int_equal(pthread_create(&fl[i].thread, NULL, flood_main, &fl[i]), 0);
         }
+        /* 20 probes while the floods go on: a daemon they starve never answers one. */
         t0 = now_usec();
-        while (now_usec() - t0 < 1500000) {
+        for (; probes < 20; probes++) {
                 uint64_t a = now_usec(), dt;
                 _cleanup_json_ struct json_object *r = timed_call(d.socket, "{\"method\":\"io.memmapd.GetStatus\"}");
                 long rss = vm_rss_kib(d.pid);
@@ -654,12 +673,16 @@ static void test_value_flood(void **state) {
                         peak = rss;
                 usleep(20 * 1000);
         }
+        atomic_store(&stop, true);
         for (size_t i = 0; i < N; i++) {
                 pthread_join(fl[i].thread, NULL);
-                assert_true(fl[i].limited);
+                assert_int_equal(fl[i].other, 0);
+                assert_true(fl[i].limited > 0);
+                limited += fl[i].limited;
         }
-        printf("# value flood: %d clients x %zu KiB of \"1,\": GetStatus worst %" PRIu64 " ms, daemon RSS %ld -> "
-               "peak %ld KiB\n", N, len / 1024, worst / 1000, rss0, peak);
+        printf("# value flood: %d clients x %zu KiB of \"1,\", %u floods refused: %u GetStatus in %" PRIu64
+               " ms, worst %" PRIu64 " ms, daemon RSS %ld -> peak %ld KiB\n",
+               N, len / 1024, limited, probes, (now_usec() - t0) / 1000, worst / 1000, rss0, peak);
         /* Each client's message is buffered whole (4 MiB); parsed, each would be ~160 MiB. */
         assert_true(peak - rss0 < 96 * 1024);
         assert_int_equal(daemon_stop(&d), 0);
@@ -837,8 +860,17 @@ static void test_fd_exhaustion(void **state) {
 
         for (size_t i = 0; i < n; i++)
                 assert_true((fds[i] = test_connect(d.socket)) >= 0);
-        usleep(300 * 1000);
-        /* No busy loop while it cannot take more. */
+        /* The daemon takes the backlog in order, closing what it has no fd for: once the
+         * last connection is closed, it has seen them all. */
+        for (uint64_t deadline = now_usec() + ANSWER_BOUND_USEC;;) {
+                struct pollfd p = { .fd = fds[n - 1], .events = POLLIN };
+
+                if (poll(&p, 1, 100) == 1)
+                        break;
+                assert_true(now_usec() < deadline);
+        }
+        /* No busy loop while it cannot take more: the CPU time it used over a second. Load
+         * only lowers that (a busy loop still gets a good part of a core). */
         c0 = cpu_ticks(d.pid);
         usleep(1000 * 1000);
         c1 = cpu_ticks(d.pid);
@@ -1033,10 +1065,11 @@ static void test_malformed(void **state) {
                  * is invalid, the connection goes on */
                 { LM "{\"pid\":18446744073709551616}}", 0, IP, "pid" },
                 { LM "{\"pid\":18446744073709551615}}", 0, IP, "pid" },
-                { LM "{\"pid\":9223372036854775807}}", 0, IP, "pid" },
                 { LM "{\"pid\":-9223372036854775809}}", 0, IP, "pid" },
-                { LM "{\"pid\":2147483648}}", 0, IP, "pid" },
-                { LM "{\"pid\":4294967297}}", 0, IP, "pid" },
+                /* positive pids that name no process: NoSuchProcess, beyond pid_t too */
+                { LM "{\"pid\":9223372036854775807}}", 0, "io.memmapd.NoSuchProcess", NULL },
+                { LM "{\"pid\":2147483648}}", 0, "io.memmapd.NoSuchProcess", NULL },
+                { LM "{\"pid\":4294967297}}", 0, "io.memmapd.NoSuchProcess", NULL },
                 { LM "{\"pid\":1,\"start_time\":\"x\"}}", 0, IP, "start_time" },
                 { LM "{\"pid\":1,\"start_time\":-1}}", 0, IP, "start_time" },
                 { LM "{\"pid\":1,\"start_time\":1.5}}", 0, IP, "start_time" },
@@ -1075,7 +1108,7 @@ static void test_malformed(void **state) {
                 { LU "{\"pid\":1,\"addresses\":[\"0x1\\u0000\"]}}", 0, IP, "addresses" },
                 { LU "{\"pid\":1,\"addresses\":[\"-1\"]}}", 0, IP, "addresses" },
                 { LU "{\"pid\":-1,\"addresses\":[\"0x1\"]}}", 0, IP, "pid" },
-                { LU "{\"pid\":2147483648,\"addresses\":[\"0x1\"]}}", 0, IP, "pid" },
+                { LU "{\"pid\":2147483648,\"addresses\":[\"0x1\"]}}", 0, "io.memmapd.NoSuchProcess", NULL },
                 { LU "{\"pid\":1,\"addresses\":[],\"build_ids\":\"no\"}}", 0, IP, "build_ids" },
                 { LU "{\"pid\":1,\"addresses\":[],\"x\":1}}", 0, IP, "x" },
                 { "{\"method\":\"org.varlink.service.GetInterfaceDescription\",\"parameters\":{}}", 0, IP, "interface" },
@@ -1417,7 +1450,7 @@ static void *kclient_main(void *arg) {
                 k->failed++;
                 return NULL;
         }
-        memctl_set_timeout(c, 10 * 1000000ull);
+        memctl_set_timeout(c, ANSWER_BOUND_USEC);
         for (size_t i = 0; i < 1000000 && !atomic_load(k->stop); i++) {
                 memctl_lookup_reply *l = NULL;
                 struct memctl_lookup_result res = MEMCTL_LOOKUP_RESULT_INIT;
@@ -1433,10 +1466,25 @@ static void *kclient_main(void *arg) {
                     memctl_lookup_reply_get_mapping(l, res.mapping, &m) < 0 || m.start != k->start || m.end != k->end)
                         k->wrong++;
                 memctl_lookup_reply_free(l);
-                k->done++;
+                __atomic_fetch_add(&k->done, 1, __ATOMIC_RELAXED);
         }
         memctl_free(c);
         return NULL;
+}
+
+/* Waits until each client has had 20 more answers (a guard only catches hangs). */
+static void wait_kclients_progress(struct kclient *k, size_t n) {
+        size_t base[8];
+        uint64_t deadline = now_usec() + 2 * ANSWER_BOUND_USEC;
+
+        assert_true(n <= ELEMENTSOF(base));
+        for (size_t i = 0; i < n; i++)
+                base[i] = __atomic_load_n(&k[i].done, __ATOMIC_RELAXED);
+        for (size_t i = 0; i < n; i++)
+                while (__atomic_load_n(&k[i].done, __ATOMIC_RELAXED) < base[i] + 20) {
+                        assert_true(now_usec() < deadline);
+                        usleep(10 * 1000);
+                }
 }
 
 static void test_kill_under_load(void **state) {
@@ -1457,9 +1505,10 @@ static void test_kill_under_load(void **state) {
                 assert_int_equal(pthread_create(&k[i].thread, NULL, kclient_main, &k[i]), 0);
         }
         for (int round = 0; round < 3; round++) {
-                usleep(500 * 1000);
+                /* Mid-load: every client has had answers from this daemon. */
+                wait_kclients_progress(k, N);
                 for (size_t i = 0; i < N; i++)
-                        before_kill += k[i].done;
+                        before_kill += __atomic_load_n(&k[i].done, __ATOMIC_RELAXED);
                 /* Mid-load, without warning. */
                 assert_int_equal(holder_kill(&h, SIGKILL), 128 + SIGKILL);
                 /* Down for a while: new connections wait in the backlog meanwhile, and a
@@ -1470,7 +1519,6 @@ static void test_kill_under_load(void **state) {
 
                         assert_int_equal(rconn_open(h.socket, &c), 0);
                         assert_int_equal(rconn_send(&c, "{\"method\":\"io.memmapd.GetStatus\"}"), 0);
-                        usleep(200 * 1000);
                         holder_start(&h);
                         reply = rconn_recv(&c);
                         rconn_close(&c);
@@ -1478,7 +1526,8 @@ static void test_kill_under_load(void **state) {
                         assert_non_null(strstr(reply, "\"uptime_usec\""));
                 }
         }
-        usleep(500 * 1000);
+        /* Every client is answered by the last daemon too. */
+        wait_kclients_progress(k, N);
         atomic_store(&stop, true);
         for (size_t i = 0; i < N; i++) {
                 pthread_join(k[i].thread, NULL);
@@ -1535,7 +1584,7 @@ static void test_socket_activate(void **state) {
         }
         track(pid);
         /* Wait for the socket; the first call starts the daemon. */
-        for (int i = 0; i < 200 && access(sock, F_OK) < 0; i++)
+        for (int i = 0; i < 3000 && access(sock, F_OK) < 0; i++)
                 usleep(10 * 1000);
         {
                 _cleanup_json_ struct json_object *r = timed_call(sock, "{\"method\":\"io.memmapd.GetStatus\"}");

@@ -14,6 +14,7 @@
 #include <json-c/json.h>
 
 #include "cleanup.h"
+#include "interface.h"
 #include "json-writer.h"
 #include "varlink.h"
 
@@ -1166,6 +1167,57 @@ static void test_lookup_large(void **state) {
         free(buf);
 }
 
+/* The first one-member enum of a Varlink interface description ("(name)" with nothing else
+ * between the parentheses), as a pointer to its '(', or NULL. varlink/python's grammar reads
+ * "(x)" as a struct field and fails on it ("after 'reason': after 'unmapped'"), so the
+ * description must have none. Comments are skipped; "()" is an empty struct. */
+static const char *one_member_enum(const char *desc) {
+        for (const char *p = desc; *p; p++) {
+                const char *q, *name_end;
+
+                if (*p == '#') {
+                        p += strcspn(p, "\n");
+                        if (!*p)
+                                break;
+                        continue;
+                }
+                if (*p != '(')
+                        continue;
+                q = p + 1;
+                q += strspn(q, " \t\n");
+                name_end = q + strspn(q, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
+                if (name_end == q)
+                        continue;
+                q = name_end + strspn(name_end, " \t\n");
+                if (*q == ')')
+                        return p;
+        }
+        return NULL;
+}
+
+static void test_interface_grammar(void **state) {
+        static const char *const bad[] = {
+                "type R (\n  reason: ?(unmapped),\n  x: int\n)\n",
+                "type K ( only )\n",
+                "method M() -> (r: ( a ))\n",
+        };
+        static const char *const good[] = {
+                "type R (\n  reason: ?(unmapped, other),\n  x: int\n)\n",
+                "# a comment (unmapped)\nerror E ()\n",
+                "method M(x: int) -> ()\n",
+        };
+        const char *found = one_member_enum(memmapd_interface_description);
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                if (!one_member_enum(bad[i]))
+                        fail_msg("missed the one-member enum in: %s", bad[i]);
+        for (size_t i = 0; i < ELEMENTSOF(good); i++)
+                if (one_member_enum(good[i]))
+                        fail_msg("took for a one-member enum: %s", good[i]);
+        if (found)
+                fail_msg("io.memmapd has a one-member enum, which varlink/python cannot parse: %.40s", found);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_call_valid),
@@ -1187,6 +1239,7 @@ int main(void) {
                 cmocka_unit_test(test_lookup_direct),
                 cmocka_unit_test(test_lookup_differential),
                 cmocka_unit_test(test_lookup_large),
+                cmocka_unit_test(test_interface_grammar),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
