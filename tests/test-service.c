@@ -2186,8 +2186,10 @@ static void test_pid_reuse_race(void **state) {
         }
         printf("pid reuse: %u of %u pids reused; answers: %u about A, %u about B, %u about a third process, "
                "%u refused\n", reused, rounds, answered_a, answered_b, third, refused);
+        /* Whether a query sent before the kill is answered about A first depends on the speed
+         * of the daemon against the kill (a sanitizer build answered none of 60): counted,
+         * not required. A query naming A's start time after A is gone can only be refused. */
         assert_true(refused > 0);
-        assert_true(answered_a > 0);
 }
 
 int main(void) {
