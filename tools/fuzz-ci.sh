@@ -44,8 +44,9 @@ run_one() {
         ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
                 "$builddir/fuzz/fuzz-$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
                 -print_final_stats=1 -artifact_prefix="$work/$t/art/" "$work/$t/corpus" \
-                >"$work/$t/log" 2>&1
-        echo $? >"$work/$t/rc"
+                >"$work/$t/log" 2>&1 && rc=0 || rc=$?
+        # Under set -e a failing target would end this subshell before its status is written.
+        echo "$rc" >"$work/$t/rc"
 }
 
 # Two at a time: the machines this runs on have 2 cores.
