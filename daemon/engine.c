@@ -1,6 +1,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,10 +162,55 @@ static int statx_fd(int fd, struct statx *ret) {
                        : 0;
 }
 
+/* open_in_root() without openat2: PATH walked from root one component at a time, as O_PATH
+ * without following anything, and refused at the first symlink or "..". The kernel prints a
+ * mapped file's path resolved (d_path), so a symlink on the way means the name no longer leads
+ * where it led; refusing costs that file's facts only. */
+static int open_in_root_walk(int root, const char *path, int *ret_fd) {
+        _cleanup_close_ int dir = fcntl(root, F_DUPFD_CLOEXEC, 3);
+
+        if (dir < 0)
+                return -errno;
+        for (const char *c = path;;) {
+                char name[NAME_MAX + 1];
+                struct stat st;
+                size_t len;
+                int fd;
+
+                c += strspn(c, "/");
+                len = strcspn(c, "/");
+                if (len == 0)
+                        break;
+                if (len > NAME_MAX)
+                        return -ENAMETOOLONG;
+                memcpy(name, c, len);
+                name[len] = 0;
+                c += len;
+                if (strcmp(name, "..") == 0)
+                        return -EXDEV;
+                fd = openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0)
+                        return -errno;
+                closep(&dir);
+                dir = fd;
+                if (fstat(dir, &st) < 0)
+                        return -errno;
+                if (S_ISLNK(st.st_mode))
+                        return -ELOOP;
+        }
+        *ret_fd = TAKE_FD(dir);
+        return 0;
+}
+
+/* Set once openat2 said ENOSYS: an old kernel, or a seccomp filter that does not know it
+ * (systemd-nspawn 252 answers ENOSYS for it inside its containers, measured). */
+static atomic_bool openat2_missing;
+
 /* The target's owner chooses what PATH names: a symlink out of its root (to /etc/shadow), a
  * FIFO, a device. PATH is resolved inside the process's root as the process itself would
  * (RESOLVE_IN_ROOT: ".." and absolute symlinks stop at that root; no magic links), as O_PATH,
- * which opens nothing; ret_fd receives that fd. -errno (openat2 missing: -ENOSYS). */
+ * which opens nothing; ret_fd receives that fd. Without openat2, no symlink is followed at
+ * all (open_in_root_walk()). -errno. */
 static int open_in_root(const struct process *p, const char *path, int *ret_fd) {
         struct open_how how = {
                 .flags = O_PATH | O_CLOEXEC,
@@ -174,7 +222,13 @@ static int open_in_root(const struct process *p, const char *path, int *ret_fd) 
         root = openat(p->proc_fd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (root < 0)
                 return -errno;
+        if (atomic_load(&openat2_missing))
+                return open_in_root_walk(root, path, ret_fd);
         fd = syscall(SYS_openat2, root, path, &how, sizeof(how));
+        if (fd < 0 && errno == ENOSYS) {
+                atomic_store(&openat2_missing, true);
+                return open_in_root_walk(root, path, ret_fd);
+        }
         if (fd < 0)
                 return -errno;
         *ret_fd = (int) fd;

@@ -1,3 +1,9 @@
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <errno.h>
 #include <grp.h>
 #include <fcntl.h>
@@ -364,6 +370,31 @@ int test_daemon_start(const char *const *extra_args, struct test_daemon *ret) {
         return test_daemon_start_as((uid_t) -1, (gid_t) -1, extra_args, ret);
 }
 
+bool test_daemon_without_openat2;
+
+/* A seccomp filter answering ENOSYS to openat2, as an old kernel or a filter that does not know
+ * the call does (systemd-nspawn 252's, seen). Inherited across exec. */
+static int deny_openat2(void) {
+#ifdef __x86_64__
+        struct sock_filter filter[] = {
+                BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+                BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+                BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+                BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+                BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_openat2, 0, 1),
+                BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+                BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        };
+        struct sock_fprog prog = { .len = ELEMENTSOF(filter), .filter = filter };
+
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+                return -errno;
+        return 0;
+#else
+        return -EOPNOTSUPP;
+#endif
+}
+
 int test_daemon_start_as(uid_t uid, gid_t gid, const char *const *extra_args, struct test_daemon *ret) {
         struct test_daemon d = {};
         char config[128];
@@ -399,6 +430,8 @@ int test_daemon_start_as(uid_t uid, gid_t gid, const char *const *extra_args, st
         if (d.pid == 0) {
                 if (uid != (uid_t) -1 && test_become_service_user(uid, gid) < 0)
                         _exit(126);
+                if (test_daemon_without_openat2 && deny_openat2() < 0)
+                        _exit(125);
                 execv(test_program("MEMMAPD", "daemon/memmapd"), (char *const *) argv);
                 _exit(127);
         }

@@ -1,6 +1,7 @@
 /* Test support: starts tests/fixture-proc as a live target process and reads what it reports. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
@@ -86,6 +87,8 @@ int test_daemon_start(const char *const *extra_args, struct test_daemon *ret);
 /* The same, the daemon running as uid/gid with the unit's capabilities only
  * (test_become_service_user()); uid -1: as the caller. DIR belongs to uid. */
 int test_daemon_start_as(uid_t uid, gid_t gid, const char *const *extra_args, struct test_daemon *ret);
+/* Set: daemons started next meet ENOSYS for openat2 (a seccomp filter), as under old kernels. */
+extern bool test_daemon_without_openat2;
 
 /* SIGTERM, then reaps it; returns its exit status (or 128+signal). */
 int test_daemon_stop(struct test_daemon *d);

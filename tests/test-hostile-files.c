@@ -182,7 +182,7 @@ static int count_events(int ifd, uint32_t *ret_mask) {
         }
 }
 
-static void test_planted_paths(void **state) {
+static void check_planted_paths(bool without_openat2) {
         char dir[] = "/tmp/test-hostile.XXXXXX", root[64], inner[160], planted[200], file[96], decoy[96];
         char cmd[512];
         struct test_daemon d;
@@ -190,7 +190,6 @@ static void test_planted_paths(void **state) {
         uint32_t mask;
         int ifd, status;
 
-        (void) state;
         if (geteuid() != 0) {
                 printf("[  SKIPPED ] the target chroot()s and clients switch uids: needs root\n");
                 skip();
@@ -209,7 +208,9 @@ static void test_planted_paths(void **state) {
         assert_int_equal(system(cmd), 0);
         assert_int_equal(link(file, planted), 0);
 
+        test_daemon_without_openat2 = without_openat2;
         assert_int_equal(test_daemon_start(NULL, &d), 0);
+        test_daemon_without_openat2 = false;
         assert_int_equal(start_rooted_target(file, root, &t), 0);
 
         struct lookup_case *c = mmap(NULL, sizeof(*c), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -400,6 +401,16 @@ static uint32_t stalled(const struct stall_fuse *f) {
         return f->counts->reads_pending + f->counts->lookups_pending;
 }
 
+static void test_planted_paths(void **state) {
+        check_planted_paths(false);
+}
+
+/* Where openat2 is missing, the path is walked without following any symlink: the control
+ * still reads the file, the planted symlink and FIFO are still never opened. */
+static void test_planted_paths_without_openat2(void **state) {
+        check_planted_paths(true);
+}
+
 static void test_stalled_fuse(void **state) {
         static const char *const args[] = { "--set=FileReadTimeoutMSec=8000", NULL };
         struct stall_fuse fuse;
@@ -477,6 +488,7 @@ int main(void) {
         setvbuf(stdout, NULL, _IONBF, 0);
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_planted_paths),
+                cmocka_unit_test(test_planted_paths_without_openat2),
                 cmocka_unit_test(test_stalled_fuse),
         };
 
