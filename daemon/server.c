@@ -485,8 +485,8 @@ static void conn_release(struct conn *c) {
                 conn_close(c);
 }
 
-static void conn_queue(struct conn *c, char *reply, size_t len) {
-        int r = varlink_writer_queue(&c->out, reply, len);
+static void conn_queue(struct conn *c, char *reply, size_t len, int fd) {
+        int r = varlink_writer_queue_fd(&c->out, reply, len, fd);
 
         if (r < 0) {
                 log_warning_errno(r, "Dropping client pid %d: cannot queue reply", (int) c->client.pid);
@@ -522,7 +522,7 @@ static void conn_reply_now(struct conn *c, const char *error, const char *key, c
                 return;
         }
         count_reply(c->server, error);
-        conn_queue(c, buf, len);
+        conn_queue(c, buf, len, -1);
 }
 
 /* An upper bound of the number of JSON values in msg: one more than the commas and opening
@@ -590,6 +590,7 @@ static void conn_handle_message(struct conn *c, const char *msg, size_t len) {
                 .cache = &c->target, .stream = &stream,
         };
         struct varlink_call call = {};
+        _cleanup_close_ int fd = -1;
         const char *bad = NULL, *error;
         char *reply;
         size_t rlen;
@@ -627,6 +628,8 @@ static void conn_handle_message(struct conn *c, const char *msg, size_t len) {
                 return;
         }
 
+        /* Only a reply someone reads may carry an fd. */
+        ctx.reply_fd = call.oneway ? NULL : &fd;
         if (call.oneway) {
                 ctx.stream = NULL;
                 if (!conn_oneway_allowed(c)) {
@@ -649,7 +652,7 @@ static void conn_handle_message(struct conn *c, const char *msg, size_t len) {
                 if (call.oneway)
                         free(reply);
                 else
-                        conn_queue(c, reply, rlen);
+                        conn_queue(c, reply, rlen, TAKE_FD(fd));
                 conn_charge(c);
         }
         atomic_store(&c->last_activity, now_usec());
