@@ -907,6 +907,9 @@ static const char *open_mapping_file(const struct method_context *ctx, const str
         r = engine_open_mapping_file(ctx->engine, p, m, &fd);
         if (r == -EMEDIUMTYPE)
                 return reply_address_error(w, E_NO_FILE, p->pid, address, "kind", mapping_kind_to_string(m->kind));
+        /* map_files/ of a process that exited meanwhile is gone too. */
+        if (r == -ENOENT && process_same(p->pid, p->start_time) <= 0)
+                return engine_error(w, p, -ESRCH);
         /* Not the process's doing (it is there, and the client may read it): the file. */
         if (r == -ESTALE || r == -ETIMEDOUT || r == -EBUSY || r == -ENOENT || r == -ENXIO || r == -ENODEV)
                 return reply_address_error(w, E_FILE_UNAVAILABLE, p->pid, address, "message", strerror(-r));
