@@ -893,6 +893,8 @@ static const char *open_mapping_file(const struct method_context *ctx, const str
 
         if (!known_params_only(call->parameters, known, &bad))
                 return reply_invalid_parameter(w, bad);
+        if (ctx->reply_fd_limit > 0)
+                return reply_limit(w, "fds_in_flight", ctx->reply_fd_limit);
         if (!json_object_object_get_ex(call->parameters, "address", &v) || varlink_json_u64(v, &address) < 0)
                 return reply_invalid_parameter(w, "address");
         err = open_target(ctx, call->parameters, w, &p);

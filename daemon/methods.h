@@ -61,6 +61,9 @@ struct method_context {
          * it; -1 before the call. NULL: the call may not pass one (oneway), and such a method
          * answers without. method_dispatch() closes it again when the reply is an error. */
         int *reply_fd;
+        /* Nonzero: the connection has this many fds in flight already (its client does not
+         * read): a method that would pass one answers LimitExceeded "fds_in_flight". */
+        unsigned reply_fd_limit;
 };
 
 /* Answers one call (*ctx->reply_fd, when set, receives the fd to pass, or stays -1): *ret_reply receives the whole reply message (or, for a streamed

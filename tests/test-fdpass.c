@@ -367,6 +367,29 @@ static void call_and_leave(const char *socket, const char *msg) {
         close(fd);
 }
 
+/* One byte of a reply, by recvmsg(): the fds that came with it go to fds (at most max; the
+ * count is returned). */
+static size_t recv_byte(int fd, char *ret, int *fds, size_t max) {
+        union {
+                struct cmsghdr align;
+                char buf[CMSG_SPACE(sizeof(int) * 4)];
+        } control;
+        struct iovec iov = { .iov_base = ret, .iov_len = 1 };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                             .msg_controllen = sizeof(control.buf) };
+        size_t n = 0;
+
+        assert_int_equal(recvmsg(fd, &mh, MSG_CMSG_CLOEXEC), 1);
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+                assert_int_equal(cm->cmsg_type, SCM_RIGHTS);
+                for (size_t i = 0; i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+                        assert_true(n < max);
+                        memcpy(&fds[n++], CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+                }
+        }
+        return n;
+}
+
 /* The one fd comes with the reply's first byte, and only with a successful reply. */
 static void test_raw_reply_carries_one_fd(void **state) {
         struct target t;
@@ -384,7 +407,6 @@ static void test_raw_reply_carries_one_fd(void **state) {
                 struct iovec iov = { .iov_base = buf, .iov_len = 1 };
                 struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
                                      .msg_controllen = sizeof(control.buf) };
-                struct cmsghdr *cm;
                 int passed = -1;
                 ssize_t n;
 
@@ -392,16 +414,9 @@ static void test_raw_reply_carries_one_fd(void **state) {
                 assert_true(asprintf(&msg, "{\"method\":\"io.memmapd.OpenMappingFile\",\"parameters\":{\"pid\":%d,"
                                            "\"address\":\"0x%" PRIx64 "\"}}", (int) t.pid, t.memfd) > 0);
                 assert_int_equal(test_send(fd, msg), 0);
-                /* Its first byte alone: the fd arrives with it. */
-                n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-                assert_int_equal(n, 1);
+                /* Its first byte alone: the fd arrives with it, and no other. */
+                assert_int_equal(recv_byte(fd, buf, &passed, 1), 1);
                 assert_int_equal(buf[0], '{');
-                cm = CMSG_FIRSTHDR(&mh);
-                assert_non_null(cm);
-                assert_int_equal(cm->cmsg_type, SCM_RIGHTS);
-                assert_int_equal(cm->cmsg_len, CMSG_LEN(sizeof(int)));
-                memcpy(&passed, CMSG_DATA(cm), sizeof(int));
-                assert_null(CMSG_NXTHDR(&mh, cm));
                 {
                         char text[256];
 
@@ -505,12 +520,101 @@ static void test_no_fd_leak(void **state) {
         target_stop(&t);
 }
 
+/* The daemon's count of calls begun (GetStatus), on a connection of its own. */
+static uint64_t daemon_requests(void) {
+        _cleanup_close_ int fd = test_connect(daemon_default.socket);
+        _cleanup_free_ char *reply = NULL;
+        const char *at;
+
+        assert_true(fd >= 0);
+        reply = test_call(fd, "{\"method\":\"io.memmapd.GetStatus\"}");
+        assert_non_null(reply);
+        at = strstr(reply, "\"requests\":");
+        assert_non_null(at);
+        return strtoull(at + strlen("\"requests\":"), NULL, 10);
+}
+
+/* A client that pipelines calls without reading gets at most 16 fds in flight; the rest of
+ * its calls are LimitExceeded "fds_in_flight". Once it has read everything, it gets fds again. */
+static void test_fds_in_flight_bounded(void **state) {
+        _cleanup_free_ char *msg = NULL, *batch = NULL;
+        struct target t;
+        unsigned fds = 0, limited = 0, replies = 0;
+        uint64_t base;
+        size_t len, n = 40;
+        int fd;
+
+        (void) state;
+        target_start(&t);
+        assert_true(asprintf(&msg, "{\"method\":\"io.memmapd.OpenMappingFile\",\"parameters\":{\"pid\":%d,"
+                                   "\"address\":\"0x%" PRIx64 "\"}}", (int) t.pid, t.memfd) > 0);
+        len = strlen(msg) + 1;
+        assert_non_null(batch = malloc((n + 1) * len));
+        for (size_t i = 0; i <= n; i++)
+                memcpy(batch + i * len, msg, len);
+        fd = test_connect(daemon_default.socket);
+        assert_true(fd >= 0);
+        /* All calls at once, and one more; nothing read until the daemon has begun the last,
+         * so it decided on the first n while none of their replies was read (read, they
+         * would rightly make room again). */
+        base = daemon_requests();
+        assert_int_equal(send(fd, batch, (n + 1) * len, MSG_NOSIGNAL), (ssize_t) ((n + 1) * len));
+        /* Each poll is a call too: the i-th adds i to the count. */
+        for (uint64_t i = 1, deadline = (uint64_t) time(NULL) + 60;
+             daemon_requests() - i < base + n + 1 && (uint64_t) time(NULL) < deadline; i++) {
+                struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+                nanosleep(&ts, NULL);
+        }
+        while (replies < n + 1) {
+                char buf[512];
+                int passed[4];
+                size_t got = recv_byte(fd, buf, passed, 4);
+
+                for (size_t i = 0; i < got; i++)
+                        close(passed[i]);
+                fds += replies < n ? (unsigned) got : 0;
+                if (buf[0] == 0) {
+                        replies++;
+                        continue;
+                }
+                /* Byte by byte to the NUL: each reply's text, for its error. */
+                {
+                        size_t l = 1;
+
+                        while (l < sizeof(buf) - 1 && read(fd, buf + l, 1) == 1 && buf[l] != 0)
+                                l++;
+                        buf[l] = 0;
+                        if (strstr(buf, "\"fds_in_flight\""))
+                                limited += replies < n;
+                        else
+                                assert_non_null(strstr(buf, "\"fd_index\":0"));
+                        replies++;
+                }
+        }
+        print_message("40 pipelined calls: %u fds, %u LimitExceeded\n", fds, limited);
+        assert_true(fds <= 16);
+        assert_int_equal(fds + limited, n);
+        /* Everything read: the next call gets its fd. */
+        assert_int_equal(test_send(fd, msg), 0);
+        {
+                char b;
+                int passed;
+
+                assert_int_equal(recv_byte(fd, &b, &passed, 1), 1);
+                close(passed);
+        }
+        close(fd);
+        target_stop(&t);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_files_as_the_process_sees_them),
                 cmocka_unit_test(test_raw_reply_carries_one_fd),
                 cmocka_unit_test(test_unprivileged_client),
                 cmocka_unit_test(test_no_fd_leak),
+                cmocka_unit_test(test_fds_in_flight_bounded),
         };
 
         if (geteuid() != 0) {
