@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,6 +37,9 @@
 #define ERROR_PROCESS_CHANGED "io.memmapd.ProcessChanged"
 #define ERROR_LIMIT_EXCEEDED "io.memmapd.LimitExceeded"
 #define ERROR_NO_VDSO "io.memmapd.NoVdso"
+#define ERROR_NOT_MAPPED "io.memmapd.NotMapped"
+#define ERROR_NO_FILE "io.memmapd.NoFile"
+#define ERROR_FILE_UNAVAILABLE "io.memmapd.FileUnavailable"
 
 /* The size of a public struct up to and including member: what libmemctl 0.1 defined. */
 #define ENDOF(type, member) (offsetof(type, member) + sizeof(((type *) NULL)->member))
@@ -54,6 +59,10 @@ struct memctl {
         char *error_name;               /* the last call's Varlink error, or NULL */
         struct json_object *error_parameters;
         uint64_t max_addresses;         /* the daemon's, once it said (LimitExceeded); 0: unknown */
+        /* Set during a call that expects an fd with its reply (OpenMappingFile): reads then take
+         * passed fds, the first into it, and close the rest. NULL: fds are never taken (the
+         * kernel drops what a read() does not take). */
+        int *passed_fd;
 };
 
 /* Memory a reply's strings and binary build IDs are kept in, freed all at once. */
@@ -417,6 +426,9 @@ static int error_to_errno(const char *name) {
                 { ERROR_PROCESS_CHANGED, ESTALE },
                 { ERROR_LIMIT_EXCEEDED, E2BIG },
                 { ERROR_NO_VDSO, ENOENT },
+                { ERROR_NOT_MAPPED, ENXIO },
+                { ERROR_NO_FILE, EMEDIUMTYPE },
+                { ERROR_FILE_UNAVAILABLE, EIO },
                 { VARLINK_ERROR_INVALID_PARAMETER, EINVAL },
                 { VARLINK_ERROR_METHOD_NOT_FOUND, EOPNOTSUPP },
                 { VARLINK_ERROR_METHOD_NOT_IMPLEMENTED, EOPNOTSUPP },
@@ -449,6 +461,49 @@ struct fast_decode {
 
 static int fast_decode_reply(struct fast_decode *f, const char *msg, size_t len);
 static void fast_decode_done(struct fast_decode *f);
+
+/* Passed fds taken per read: the daemon passes one; more are read (and closed) only so that
+ * none is left behind. */
+#define PASSED_FDS_MAX 8
+
+/* One recvmsg() into the reader, taking passed fds (close-on-exec at once): the first of the
+ * call goes to *c->passed_fd, any other is closed. Returns as varlink_reader_read_fd(). */
+static ssize_t read_with_fd(memctl *c) {
+        char buf[16 * 1024];
+        union {
+                struct cmsghdr align;
+                char buf[CMSG_SPACE(sizeof(int) * PASSED_FDS_MAX)];
+        } control = {};
+        struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+        struct msghdr mh = {
+                .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof(control.buf),
+        };
+        ssize_t n;
+        int r;
+
+        n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n < 0)
+                return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+                if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len < CMSG_LEN(0))
+                        continue;
+                for (size_t i = 0; i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+                        int fd;
+
+                        memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+                        if (*c->passed_fd < 0)
+                                *c->passed_fd = fd;
+                        else
+                                close(fd);
+                }
+        }
+        if (n > 0) {
+                r = varlink_reader_feed(&c->reader, buf, (size_t) n);
+                if (r < 0)
+                        return r;
+        }
+        return n;
+}
 
 /* Sends one request and waits for its reply. Reads while writing, so that a daemon that
  * answers early (an error about a request it will not read to the end) never deadlocks us,
@@ -522,7 +577,7 @@ static int transact(memctl *c, const char *req, size_t req_len, uint64_t deadlin
                         return -EBADF;
 
                 if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
-                        ssize_t n = varlink_reader_read_fd(&c->reader, c->fd);
+                        ssize_t n = c->passed_fd ? read_with_fd(c) : varlink_reader_read_fd(&c->reader, c->fd);
 
                         if (n == 0)
                                 /* EOF before the reply */
@@ -2581,6 +2636,67 @@ int memctl_get_vdso(memctl *c, pid_t pid, uint64_t start_time, uint8_t **ret_ima
         }
         *ret_size = len / 2;
         *ret_image = TAKE_PTR(image);
+        return 0;
+}
+
+int memctl_open_mapping_file(memctl *c, pid_t pid, uint64_t start_time, uint64_t address, int *ret_fd,
+                             memctl_mappings **ret_mapping) {
+        _cleanup_json_ struct json_object *params = NULL;
+        _cleanup_close_ int fd = -1;
+        memctl_mappings *m = NULL;
+        struct memctl_mapping *item;
+        struct json_writer w;
+        struct stat st;
+        uint64_t index;
+        int r;
+
+        if (c)
+                error_clear(c); /* also when the call fails before it is sent */
+        if (!c || pid <= 0 || start_time > INT64_MAX || !ret_fd)
+                return -EINVAL;
+
+        json_writer_init(&w, REQUEST_SIZE_MAX);
+        varlink_call_begin(&w, "io.memmapd.OpenMappingFile", false, false);
+        write_process(&w, pid, start_time);
+        json_writer_key(&w, "address");
+        json_writer_hex(&w, address);
+        c->passed_fd = &fd;
+        r = call_writer(c, &w, NULL, &params);
+        c->passed_fd = NULL;
+        json_writer_done(&w);
+        if (r < 0)
+                return r;
+
+        /* Hostile until checked: one mapping, covering address, whose regular file the fd is. */
+        m = calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        m->table.items = calloc(1, sizeof(*m->table.items));
+        m->table.parameters = TAKE_PTR(params);
+        if (!m->table.items)
+                r = -ENOMEM;
+        else if (parse_process(m->table.parameters, pid, start_time, &m->table.pid, &m->table.start_time) < 0 ||
+                 get_uint(m->table.parameters, "fd_index", true, &index) < 0 || index != 0 ||
+                 !member(m->table.parameters, "mapping") ||
+                 parse_mapping(member(m->table.parameters, "mapping"), &m->table.arena, &m->table.items[0]) < 0)
+                r = -EPROTO;
+        if (r >= 0) {
+                m->table.n = m->table.allocated = 1;
+                item = &m->table.items[0];
+                if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_ino != item->inode ||
+                    major(st.st_dev) != item->dev_major || minor(st.st_dev) != item->dev_minor ||
+                    address < item->start || address >= item->end)
+                        r = -EPROTO;
+        }
+        if (r < 0) {
+                memctl_mappings_free(m);
+                return r;
+        }
+        *ret_fd = TAKE_FD(fd);
+        if (ret_mapping)
+                *ret_mapping = m;
+        else
+                memctl_mappings_free(m);
         return 0;
 }
 

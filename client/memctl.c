@@ -93,6 +93,9 @@ static void help(void) {
                "                        eu-unstrip -n -p PID: load range, build ID, path\n"
                "  vdso PID              Write the image of the process's vdso to standard\n"
                "                        output (no file holds it): memctl vdso PID > vdso.so\n"
+               "  cat PID ADDRESS       Write the file mapped at ADDRESS to standard output,\n"
+               "                        the file the process sees (its mount namespace,\n"
+               "                        deleted files, memfds), opened by memmapd\n"
                "  status                Show the daemon's version, counters and limits\n"
                "\n"
                "Options:\n"
@@ -592,6 +595,12 @@ static int call_failed(memctl *c, const char *path, int r, pid_t pid) {
         case -EOPNOTSUPP:
                 error("memmapd does not support this request (%s %s)", name, params);
                 return EXIT_FAIL;
+        case -ENXIO:
+                error("nothing is mapped there in process %d (%s %s)", (int) pid, name, params);
+                return EXIT_FAIL;
+        case -EMEDIUMTYPE:
+                error("the mapping there in process %d has no file (%s %s)", (int) pid, name, params);
+                return EXIT_FAIL;
         default:
                 if (strcmp(name, "io.memmapd.InternalError") == 0 && memctl_last_error_string(c, "message", &s) >= 0)
                         error("memmapd failed: %s (%s %s)", s, name, params);
@@ -962,6 +971,38 @@ static int cmd_vdso(struct context *ctx, pid_t pid) {
         return EXIT_OK;
 }
 
+/* The file mapped at address, as the process sees it, to standard output. */
+static int cmd_cat(struct context *ctx, pid_t pid, uint64_t address) {
+        _cleanup_close_ int fd = -1;
+        char buf[64 * 1024];
+        int r;
+
+        if (arg.json != JSON_OFF) {
+                error("cat writes the file itself: --json does not apply");
+                return EXIT_USAGE;
+        }
+        r = memctl_open_mapping_file(ctx->c, pid, arg.start_time, address, &fd, NULL);
+        if (r < 0)
+                return call_failed(ctx->c, ctx->path, r, pid);
+        for (;;) {
+                ssize_t n = read(fd, buf, sizeof(buf));
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        error("cannot read the mapped file: %m");
+                        return EXIT_FAIL;
+                }
+                if (n == 0)
+                        break;
+                if (fwrite(buf, 1, (size_t) n, stdout) != (size_t) n) {
+                        error("cannot write output: %m");
+                        return EXIT_FAIL;
+                }
+        }
+        return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
 static int cmd_status(struct context *ctx) {
         _cleanup_(memctl_status_freep) memctl_status *s = NULL;
         struct memctl_status_info i = MEMCTL_STATUS_INFO_INIT;
@@ -1133,6 +1174,7 @@ int main(int argc, char *argv[]) {
         const char *cmd;
         char **args;
         size_t n_args;
+        uint64_t cat_address = 0;
         pid_t pid = 0;
         int r;
 
@@ -1160,6 +1202,11 @@ int main(int argc, char *argv[]) {
                         error("lookup takes a PID and addresses (see --help)");
                         return EXIT_USAGE;
                 }
+        } else if (strcmp(cmd, "cat") == 0) {
+                if (n_args != 2) {
+                        error("cat takes a PID and an address (see --help)");
+                        return EXIT_USAGE;
+                }
         } else if (strcmp(cmd, "status") == 0) {
                 if (n_args != 0) {
                         error("status takes no arguments");
@@ -1173,6 +1220,11 @@ int main(int argc, char *argv[]) {
                 return EXIT_USAGE;
         if (n_args > 0 && parse_pid(args[0], &pid) < 0)
                 return EXIT_USAGE;
+
+        if (strcmp(cmd, "cat") == 0 && parse_address(args[1], &cat_address) < 0) {
+                error("invalid address '%s' (expected 0x... or decimal)", args[1]);
+                return EXIT_USAGE;
+        }
 
         /* Read all input before connecting: a slow pipe must not hold a connection idle. */
         if (strcmp(cmd, "lookup") == 0) {
@@ -1225,6 +1277,8 @@ int main(int argc, char *argv[]) {
                 r = cmd_modules(&ctx, pid);
         else if (strcmp(cmd, "vdso") == 0)
                 r = cmd_vdso(&ctx, pid);
+        else if (strcmp(cmd, "cat") == 0)
+                r = cmd_cat(&ctx, pid, cat_address);
         else if (strcmp(cmd, "lookup") == 0)
                 r = cmd_lookup(&ctx, pid, &addresses);
         else

@@ -254,6 +254,22 @@ memctl_status *memctl_status_free(memctl_status *s);
  * build ID is the [vdso] mapping's in listings and lookups with MEMCTL_BUILD_IDS. */
 int memctl_get_vdso(memctl *c, pid_t pid, uint64_t start_time, uint8_t **ret_image, size_t *ret_size);
 
+/* ------------------------------------------------------------------ mapped files (LIBMEMCTL_0.2) */
+
+/* The file mapped at address in process pid, as the process sees it (OpenMappingFile): a path
+ * of a listing names the file in the process's mount namespace, which here may be another
+ * file. *ret_fd receives a read-only, close-on-exec fd of the mapping's regular file, passed
+ * by the daemon (SCM_RIGHTS) after opening it with the caller's access and checking its device
+ * and inode; close() it. ret_mapping (may be NULL) receives the mapping as a one-item listing
+ * (memctl_mappings_get(m, 0, ...); free it with memctl_mappings_free()). start_time as for
+ * memctl_list_mappings(). Deleted files and memfds work where the daemon may read
+ * /proc/PID/map_files (a privileged caller). -ENXIO: nothing is mapped there; -EMEDIUMTYPE:
+ * the mapping has no file (anonymous memory, stack, vdso...); -EIO: the file could not be
+ * opened as that file (FileUnavailable: its name now names another one, or the open did not
+ * finish in time); -EACCES, -ESRCH, -ESTALE as for the other calls. */
+int memctl_open_mapping_file(memctl *c, pid_t pid, uint64_t start_time, uint64_t address, int *ret_fd,
+                             memctl_mappings **ret_mapping);
+
 /* ------------------------------------------------------------------ raw calls */
 
 /* Calls method ("io.memmapd.ListMappings", "org.varlink.service.GetInfo", ...) with

@@ -304,6 +304,20 @@ static struct elf_memo_entry *memo_slot(struct elf_memo_entry *table, const stru
         return free_slot ? free_slot : &table[home];
 }
 
+/* What a job on the runner needs of its target, owned by the job (a reader whose caller
+ * stopped waiting outlives the caller's process and mapping): m's range and file, with its
+ * name, and p's /proc directory. -ENOMEM, -errno. */
+static int job_copy_target(const struct process *p, const struct mapping *m, struct mapping *ret_m, int *ret_proc_fd) {
+        *ret_m = (struct mapping) {
+                .start = m->start, .end = m->end, .dev_major = m->dev_major, .dev_minor = m->dev_minor,
+                .inode = m->inode, .kind = m->kind, .deleted = m->deleted,
+        };
+        if (m->name && !(ret_m->name = strdup(m->name)))
+                return -ENOMEM;
+        *ret_proc_fd = fcntl(p->proc_fd, F_DUPFD_CLOEXEC, 3);
+        return *ret_proc_fd < 0 ? -errno : 0;
+}
+
 /* The reads of one file, which can block (a stalled FUSE or NFS mount): they own everything
  * they touch, since a reader whose caller stopped waiting goes on until its read returns. */
 struct file_job {
@@ -398,19 +412,14 @@ static int file_job_run(void *data) {
 static int file_job_new(struct engine *e, const struct process *p, const struct mapping *m, const struct elf_memo *memo,
                         bool resolve_only, struct file_job **ret) {
         _cleanup_(file_job_freep) struct file_job *j = calloc(1, sizeof(*j));
+        int r;
 
         if (!j)
                 return -ENOMEM;
         j->proc_fd = j->maps_fd = -1;
-        j->m = (struct mapping) {
-                .start = m->start, .end = m->end, .dev_major = m->dev_major, .dev_minor = m->dev_minor,
-                .inode = m->inode, .kind = m->kind, .deleted = m->deleted,
-        };
-        if (m->name && !(j->m.name = strdup(m->name)))
-                return -ENOMEM;
-        j->proc_fd = fcntl(p->proc_fd, F_DUPFD_CLOEXEC, 3);
-        if (j->proc_fd < 0)
-                return -errno;
+        r = job_copy_target(p, m, &j->m, &j->proc_fd);
+        if (r < 0)
+                return r;
         if (memo->kernel_build_id && !resolve_only) {
                 j->maps_fd = fcntl(p->maps_fd, F_DUPFD_CLOEXEC, 3);
                 if (j->maps_fd < 0)
@@ -631,6 +640,87 @@ int engine_vdso(struct engine *e, const struct process *p, struct mapping *ret_m
                 return 0;
         }
         return -ENOENT;
+}
+
+/* An open of a mapped file for a client, on the runner: the job owns the fd until the
+ * caller takes it, so an fd opened after the caller stopped waiting is closed with the job. */
+struct open_job {
+        int proc_fd;                    /* a duplicate of the process's */
+        struct mapping m;               /* range and file; name owned */
+        int fd;
+        int result;                     /* the runner passes on only whether the job ran */
+};
+
+static void open_job_free(void *data) {
+        struct open_job *j = data;
+
+        if (!j)
+                return;
+        closep(&j->proc_fd);
+        closep(&j->fd);
+        mapping_done(&j->m);
+        free(j);
+}
+
+static void open_job_freep(struct open_job **j) {
+        open_job_free(*j);
+}
+
+static int open_job_open(struct open_job *j) {
+        const struct process p = { .pid = 0, .pidfd = -1, .proc_fd = j->proc_fd, .maps_fd = -1 };
+        struct statx stx;
+        int fd, flags;
+
+        fd = open_mapped_file(&p, &j->m, &stx);
+        if (fd < 0)
+                return fd;
+        /* Opened O_NONBLOCK so that no open waits; the client's reads should not see it. */
+        flags = fcntl(fd, F_GETFL);
+        if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+                int r = -errno;
+
+                close(fd);
+                return r;
+        }
+        j->fd = fd;
+        return 0;
+}
+
+static int open_job_run(void *data) {
+        struct open_job *j = data;
+
+        j->result = open_job_open(j);
+        return 0;
+}
+
+int engine_open_mapping_file(struct engine *e, const struct process *p, const struct mapping *m, int *ret_fd) {
+        _cleanup_(open_job_freep) struct open_job *j = NULL;
+        unsigned budget_ms = e->blocking_budget_ms;
+        int r;
+
+        if (!mapping_is_file_backed(m))
+                return -EMEDIUMTYPE;
+        j = calloc(1, sizeof(*j));
+        if (!j)
+                return -ENOMEM;
+        j->proc_fd = j->fd = -1;
+        r = job_copy_target(p, m, &j->m, &j->proc_fd);
+        if (r < 0)
+                return r;
+        if (!e->run_blocking)
+                (void) open_job_run(j);
+        else {
+                struct open_job *taken = TAKE_PTR(j);
+
+                r = e->run_blocking(e->run_blocking_userdata, open_job_run, taken, open_job_free, &budget_ms);
+                if (r < 0)
+                        return r;       /* the job belongs to the runner now */
+                j = taken;
+        }
+        if (j->result < 0)
+                return j->result;
+        *ret_fd = TAKE_FD(j->fd);
+        return 0;
 }
 
 /* Everything both backends add to a raw mapping. -ENOMEM only. */

@@ -86,3 +86,12 @@ int engine_lookup(struct engine *e, const struct process *p, const uint64_t *add
  * the calling thread's credentials. -ENOENT when p has no vdso, -EACCES/-EPERM when the
  * caller may not read p's memory, -ESRCH when p is gone. Thread-safe. */
 int engine_vdso(struct engine *e, const struct process *p, struct mapping *ret_mapping, uint8_t **ret_image);
+
+/* The file of m (a mapping of p, from a listing or lookup), opened O_RDONLY|O_CLOEXEC as
+ * the process sees it (through map_files/, else its path inside the process's root) with the
+ * calling thread's credentials (on the runner: see engine_config.run_blocking), and checked to
+ * be m's file by device and inode. *ret_fd receives the fd (the caller owns it).
+ * -EMEDIUMTYPE: m has no file (anonymous memory, stack, vdso...); -ESTALE: what the name or
+ * range now holds is another file (a device, too); -ETIMEDOUT/-EBUSY: the open did not
+ * finish within the budget; -EACCES/-EPERM, -ENOENT, -errno. Thread-safe. */
+int engine_open_mapping_file(struct engine *e, const struct process *p, const struct mapping *m, int *ret_fd);

@@ -21,6 +21,9 @@
 #define E_LIMIT_EXCEEDED MEMMAPD_ERROR_LIMIT_EXCEEDED
 #define E_INTERNAL MEMMAPD_ERROR_INTERNAL
 #define E_NO_VDSO MEMMAPD_INTERFACE ".NoVdso"
+#define E_NOT_MAPPED MEMMAPD_INTERFACE ".NotMapped"
+#define E_NO_FILE MEMMAPD_INTERFACE ".NoFile"
+#define E_FILE_UNAVAILABLE MEMMAPD_INTERFACE ".FileUnavailable"
 
 const char varlink_service_interface_description[] =
         "# The Varlink service interface, provided by every Varlink service.\n"
@@ -854,6 +857,80 @@ static const char *get_vdso(const struct method_context *ctx, const struct varli
         return NULL;
 }
 
+/* An error about the mapping at address: kind or message, when given, is added. */
+static const char *reply_address_error(struct json_writer *w, const char *error, pid_t pid, uint64_t address,
+                                       const char *key, const char *value) {
+        char hex[32];
+
+        hex[json_format_hex(address, hex)] = '\0';
+        varlink_reply_begin(w, error, false);
+        json_writer_key(w, "pid");
+        json_writer_int(w, pid);
+        json_writer_key(w, "address");
+        json_writer_string(w, hex);
+        if (key) {
+                json_writer_key(w, key);
+                json_writer_string(w, value);
+        }
+        varlink_message_end(w);
+        return error;
+}
+
+/* The file mapped at an address, as an fd passed with the reply: a path names the file in
+ * the target's mount namespace, which on the client's side may be another file. */
+static const char *open_mapping_file(const struct method_context *ctx, const struct varlink_call *call,
+                                     struct json_writer *w) {
+        static const char *const known[] = { "pid", "start_time", "address", NULL };
+        _cleanup_(process_freep) struct process *p = NULL;
+        _cleanup_(mapping_list_done) struct mapping_list l = {};
+        _cleanup_free_ struct engine_result *res = NULL;
+        _cleanup_close_ int fd = -1;
+        const struct mapping *m;
+        struct json_object *v;
+        const char *bad, *err;
+        uint64_t address;
+        int r;
+
+        if (!known_params_only(call->parameters, known, &bad))
+                return reply_invalid_parameter(w, bad);
+        if (ctx->reply_fd_limit > 0)
+                return reply_limit(w, "fds_in_flight", ctx->reply_fd_limit);
+        if (!json_object_object_get_ex(call->parameters, "address", &v) || varlink_json_u64(v, &address) < 0)
+                return reply_invalid_parameter(w, "address");
+        err = open_target(ctx, call->parameters, w, &p);
+        if (err)
+                return err;
+        r = engine_lookup(ctx->engine, p, &address, 1, 0, &l, &res);
+        if (r < 0)
+                return engine_error(w, p, r);
+        if (res[0].mapping < 0 || (size_t) res[0].mapping >= l.n)
+                return reply_address_error(w, E_NOT_MAPPED, p->pid, address, NULL, NULL);
+        m = &l.items[res[0].mapping];
+        r = engine_open_mapping_file(ctx->engine, p, m, &fd);
+        if (r == -EMEDIUMTYPE)
+                return reply_address_error(w, E_NO_FILE, p->pid, address, "kind", mapping_kind_to_string(m->kind));
+        /* map_files/ of a process that exited meanwhile is gone too. */
+        if (r == -ENOENT && process_same(p->pid, p->start_time) <= 0)
+                return engine_error(w, p, -ESRCH);
+        /* Not the process's doing (it is there, and the client may read it): the file. */
+        if (r == -ESTALE || r == -ETIMEDOUT || r == -EBUSY || r == -ENOENT || r == -ENXIO || r == -ENODEV)
+                return reply_address_error(w, E_FILE_UNAVAILABLE, p->pid, address, "message", strerror(-r));
+        if (r < 0)
+                return engine_error(w, p, r);
+
+        varlink_reply_begin(w, NULL, false);
+        write_process(w, p);
+        json_writer_key(w, "mapping");
+        write_mapping(w, m);
+        json_writer_key(w, "fd_index");
+        json_writer_int(w, 0);
+        varlink_message_end(w);
+        /* A oneway call gets no fd: nobody would receive it. */
+        if (ctx->reply_fd)
+                *ctx->reply_fd = TAKE_FD(fd);
+        return NULL;
+}
+
 struct method {
         const char *name;
         bool reads_processes;           /* runs with the client's credentials */
@@ -867,6 +944,7 @@ static const struct method methods[] = {
         { MEMMAPD_INTERFACE ".ListMappings", true, list_mappings },
         { MEMMAPD_INTERFACE ".Lookup", true, lookup },
         { MEMMAPD_INTERFACE ".GetVdso", true, get_vdso },
+        { MEMMAPD_INTERFACE ".OpenMappingFile", true, open_mapping_file },
 };
 
 static const struct method *find_method(const char *name) {
@@ -973,9 +1051,14 @@ int method_dispatch(const struct method_context *ctx, const struct varlink_call 
                 else
                         error = reply_limit(&w, "max_output_queue", output_max);
                 r = json_writer_finish(&w, &buf, &len);
-                if (r < 0)
-                        return r;
         }
+        /* An fd goes only with the success it belongs to. */
+        if ((r < 0 || error) && ctx->reply_fd) {
+                closep(ctx->reply_fd);
+                *ctx->reply_fd = -1;
+        }
+        if (r < 0)
+                return r;
         *ret_reply = buf;
         *ret_len = len;
         *ret_error = error;

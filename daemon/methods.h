@@ -57,9 +57,16 @@ struct method_context {
         size_t output_max;
         const char *output_limit;
         uint64_t output_limit_value;
+        /* Where a method that passes a file descriptor with its reply (OpenMappingFile) puts
+         * it; -1 before the call. NULL: the call may not pass one (oneway), and such a method
+         * answers without. method_dispatch() closes it again when the reply is an error. */
+        int *reply_fd;
+        /* Nonzero: the connection has this many fds in flight already (its client does not
+         * read): a method that would pass one answers LimitExceeded "fds_in_flight". */
+        unsigned reply_fd_limit;
 };
 
-/* Answers one call: *ret_reply receives the whole reply message (or, for a streamed
+/* Answers one call (*ctx->reply_fd, when set, receives the fd to pass, or stays -1): *ret_reply receives the whole reply message (or, for a streamed
  * reply, its last part: the others went to ctx->stream), NUL terminator included in
  * *ret_len. *ret_error names the Varlink error replied, or NULL on success. A reply above
  * max_output_queue (or ctx->output_max) is replaced by LimitExceeded. Returns 0, or -ENOMEM. */

@@ -9,12 +9,14 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <sys/un.h>
 #include <systemd/sd-daemon.h>
+#include <linux/sockios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,6 +55,10 @@
 #define REPLY_ROOM_MIN (64 * 1024)
 /* A reader keeps this much room between messages; a larger buffer is given back. */
 #define READER_KEEP (64 * 1024)
+/* Fds passed on one connection and perhaps not received yet: a client that pipelines
+ * OpenMappingFile without reading would keep files in flight without bound, and the kernel
+ * counts them against the daemon's user (past RLIMIT_NOFILE, every client's passing fails). */
+#define FDS_IN_FLIGHT_MAX 16
 #define SHUTDOWN_TIMEOUT_USEC (10 * 1000000ull)
 #define TICK_USEC 1000000ull
 
@@ -114,6 +120,7 @@ struct conn {
         struct varlink_writer out;
         bool eof;                       /* the peer will send nothing more */
         bool closing;                   /* close once the output is written */
+        unsigned fds_in_flight;         /* passed since the peer was last seen to have read all */
         struct target_cache target;
         /* Read by the tick without owning the connection. */
         atomic_bool busy;               /* a thread is answering it: never idle */
@@ -485,8 +492,8 @@ static void conn_release(struct conn *c) {
                 conn_close(c);
 }
 
-static void conn_queue(struct conn *c, char *reply, size_t len) {
-        int r = varlink_writer_queue(&c->out, reply, len);
+static void conn_queue(struct conn *c, char *reply, size_t len, int fd) {
+        int r = varlink_writer_queue_fd(&c->out, reply, len, fd);
 
         if (r < 0) {
                 log_warning_errno(r, "Dropping client pid %d: cannot queue reply", (int) c->client.pid);
@@ -522,7 +529,7 @@ static void conn_reply_now(struct conn *c, const char *error, const char *key, c
                 return;
         }
         count_reply(c->server, error);
-        conn_queue(c, buf, len);
+        conn_queue(c, buf, len, -1);
 }
 
 /* An upper bound of the number of JSON values in msg: one more than the commas and opening
@@ -581,6 +588,17 @@ static int conn_emit(void *userdata, char *msg, size_t len) {
         return 0;
 }
 
+/* Whether a reply of c may pass another fd: below the bound, or the peer has read all that
+ * was sent (the socket's unread bytes, SIOCOUTQ, are none), and with it every fd. */
+static bool conn_fd_room(struct conn *c) {
+        int unread;
+
+        if (c->fds_in_flight >= FDS_IN_FLIGHT_MAX && c->out.pending == 0 &&
+            ioctl(c->src.fd, SIOCOUTQ, &unread) == 0 && unread == 0)
+                c->fds_in_flight = 0;
+        return c->fds_in_flight < FDS_IN_FLIGHT_MAX;
+}
+
 /* Parses and answers one call, on this thread. */
 static void conn_handle_message(struct conn *c, const char *msg, size_t len) {
         struct server *s = c->server;
@@ -590,6 +608,7 @@ static void conn_handle_message(struct conn *c, const char *msg, size_t len) {
                 .cache = &c->target, .stream = &stream,
         };
         struct varlink_call call = {};
+        _cleanup_close_ int fd = -1;
         const char *bad = NULL, *error;
         char *reply;
         size_t rlen;
@@ -627,6 +646,10 @@ static void conn_handle_message(struct conn *c, const char *msg, size_t len) {
                 return;
         }
 
+        /* Only a reply someone reads may carry an fd. */
+        ctx.reply_fd = call.oneway ? NULL : &fd;
+        if (!call.oneway && !conn_fd_room(c))
+                ctx.reply_fd_limit = FDS_IN_FLIGHT_MAX;
         if (call.oneway) {
                 ctx.stream = NULL;
                 if (!conn_oneway_allowed(c)) {
@@ -648,8 +671,10 @@ static void conn_handle_message(struct conn *c, const char *msg, size_t len) {
                 c->turn_bytes += rlen;
                 if (call.oneway)
                         free(reply);
-                else
-                        conn_queue(c, reply, rlen);
+                else {
+                        c->fds_in_flight += fd >= 0;
+                        conn_queue(c, reply, rlen, TAKE_FD(fd));
+                }
                 conn_charge(c);
         }
         atomic_store(&c->last_activity, now_usec());

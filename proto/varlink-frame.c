@@ -1,6 +1,7 @@
 /* Varlink framing: splitting NUL-terminated messages out of a byte stream, and queued output. */
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,14 @@ struct varlink_out_chunk {
         struct varlink_out_chunk *next;
         char *data;
         size_t len;
+        int fd;              /* passed with the chunk's first byte; -1: none */
 };
+
+static void chunk_free(struct varlink_out_chunk *c) {
+        free(c->data);
+        closep(&c->fd);
+        free(c);
+}
 
 /* ---------------------------------------------------------------- reader */
 
@@ -217,30 +225,34 @@ void varlink_writer_done(struct varlink_writer *w) {
                 return;
         for (c = w->head; c; c = next) {
                 next = c->next;
-                free(c->data);
-                free(c);
+                chunk_free(c);
         }
         varlink_writer_init(w);
 }
 
-int varlink_writer_queue(struct varlink_writer *w, char *data, size_t len) {
+int varlink_writer_queue_fd(struct varlink_writer *w, char *data, size_t len, int fd) {
         struct varlink_out_chunk *c;
 
-        if (!data)
+        if (!data) {
+                closep(&fd);
                 return -EINVAL;
+        }
         if (len == 0 || data[len - 1] != '\0' || len > SIZE_MAX - w->pending) {
                 free(data);
+                closep(&fd);
                 return -EINVAL;
         }
 
         c = malloc(sizeof(*c));
         if (!c) {
                 free(data);
+                closep(&fd);
                 return -ENOMEM;
         }
         *c = (struct varlink_out_chunk) {
                 .data = data,
                 .len = len,
+                .fd = fd < 0 ? -1 : fd,
         };
 
         if (w->tail)
@@ -250,6 +262,10 @@ int varlink_writer_queue(struct varlink_writer *w, char *data, size_t len) {
         w->tail = c;
         w->pending += len;
         return 0;
+}
+
+int varlink_writer_queue(struct varlink_writer *w, char *data, size_t len) {
+        return varlink_writer_queue_fd(w, data, len, -1);
 }
 
 /* Drops n written bytes from the front of the queue. */
@@ -268,8 +284,7 @@ static void writer_advance(struct varlink_writer *w, size_t n) {
                 if (!w->head)
                         w->tail = NULL;
                 w->head_offset = 0;
-                free(c->data);
-                free(c);
+                chunk_free(c);
         }
 }
 
@@ -280,25 +295,52 @@ int varlink_writer_flush(struct varlink_writer *w, int fd) {
                 size_t n = 0;
                 ssize_t k;
 
+                union {
+                        struct cmsghdr align;
+                        char buf[CMSG_SPACE(sizeof(int))];
+                } control = {};
+                bool passing = w->head->fd >= 0 && w->head_offset == 0;
+
+                /* An fd travels with the first byte of its message and no other (the receiver
+                 * takes it with the recvmsg() that reads that byte): a later chunk with an fd
+                 * starts a sendmsg() of its own. */
                 for (struct varlink_out_chunk *c = w->head; c && n < WRITER_IOV_MAX; c = c->next) {
                         size_t off = c == w->head ? w->head_offset : 0;
 
+                        if (c != w->head && c->fd >= 0)
+                                break;
                         iov[n].iov_base = c->data + off;
                         iov[n].iov_len = c->len - off;
                         n++;
                 }
                 mh.msg_iov = iov;
                 mh.msg_iovlen = n;
+                if (passing) {
+                        struct cmsghdr *cm;
+
+                        mh.msg_control = control.buf;
+                        mh.msg_controllen = sizeof(control.buf);
+                        cm = CMSG_FIRSTHDR(&mh);
+                        cm->cmsg_level = SOL_SOCKET;
+                        cm->cmsg_type = SCM_RIGHTS;
+                        cm->cmsg_len = CMSG_LEN(sizeof(int));
+                        memcpy(CMSG_DATA(cm), &w->head->fd, sizeof(int));
+                }
 
                 k = RETRY_EINTR(sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT));
                 /* Not a socket (a pipe in tests): plain writes; the fd must be non-blocking and
                  * a closed reader is then a SIGPIPE, as write() has no MSG_NOSIGNAL. */
-                if (k < 0 && errno == ENOTSOCK)
+                if (k < 0 && errno == ENOTSOCK && !passing)
                         k = RETRY_EINTR(writev(fd, iov, (int) n));
                 if (k < 0)
                         return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
                 if (k == 0)
                         return 0;
+                /* Sent: the peer holds its own reference now. */
+                if (passing) {
+                        closep(&w->head->fd);
+                        w->head->fd = -1;
+                }
 
                 writer_advance(w, (size_t) k);
         }

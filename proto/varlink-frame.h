@@ -68,6 +68,12 @@ void varlink_writer_done(struct varlink_writer *w);
  * -ENOMEM. The queue is unbounded: callers apply back-pressure by looking at pending. */
 int varlink_writer_queue(struct varlink_writer *w, char *data, size_t len);
 
+/* varlink_writer_queue() with an fd passed (SCM_RIGHTS) on the sendmsg() that writes the
+ * message's first byte, and closed once sent; the writer owns fd in every case (closed on
+ * failure, and with the queue). fd < 0: none. A message with an fd cannot go to a non-socket
+ * (flush fails with -ENOTSOCK). */
+int varlink_writer_queue_fd(struct varlink_writer *w, char *data, size_t len, int fd);
+
 /* Writes as much as the non-blocking fd takes, with send(MSG_NOSIGNAL) so a closed peer is
  * an EPIPE and never a SIGPIPE. Returns 1 when the queue is empty, 0 when bytes remain
  * (wait for EPOLLOUT), or -errno (-EPIPE, -ECONNRESET, ...). Retries EINTR; several queued

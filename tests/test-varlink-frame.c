@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -555,6 +556,99 @@ static void test_writer_pipe(void **state) {
         varlink_reader_done(&r);
 }
 
+/* A pipe's write end, passed as fd: the read end sees EOF once every copy of it is closed,
+ * which tells independently whether the writer still holds one. */
+static bool write_end_closed(int rd) {
+        char c;
+
+        return read(rd, &c, 1) == 0;
+}
+
+/* One recvmsg() of up to len bytes: the bytes read, and the fds that came with them. */
+static ssize_t recv_with_fds(int fd, char *buf, size_t len, int *fds, size_t *n_fds) {
+        union {
+                struct cmsghdr align;
+                char buf[CMSG_SPACE(sizeof(int) * 4)];
+        } control;
+        struct iovec iov = { .iov_base = buf, .iov_len = len };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                             .msg_controllen = sizeof(control.buf) };
+        ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+
+        *n_fds = 0;
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+                for (size_t i = 0; i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++)
+                        memcpy(&fds[(*n_fds)++], CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+        return n;
+}
+
+/* Each message's fd goes with its first byte and no other; the writer closes its copy once
+ * sent, and every fd it holds when it is dropped or refuses a message. */
+static void test_writer_fds(void **state) {
+        int sp[2], p1[2], p2[2], got[8];
+        struct varlink_writer w;
+        char buf[64];
+        size_t n_fds;
+
+        (void) state;
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sp), 0);
+        assert_int_equal(pipe2(p1, O_NONBLOCK | O_CLOEXEC), 0);
+        assert_int_equal(pipe2(p2, O_NONBLOCK | O_CLOEXEC), 0);
+
+        varlink_writer_init(&w);
+        assert_int_equal(varlink_writer_queue(&w, dup_message("{\"a\":1}", 8), 8), 0);
+        assert_int_equal(varlink_writer_queue_fd(&w, dup_message("{\"b\":2}", 8), 8, p1[1]), 0);
+        assert_int_equal(varlink_writer_queue_fd(&w, dup_message("{\"c\":3}", 8), 8, p2[1]), 0);
+        assert_int_equal(varlink_writer_flush(&w, sp[0]), 1);
+        varlink_writer_done(&w);
+
+        /* Read a byte at a time: each fd comes with its message's first byte (offsets 8 and
+         * 16), the first message has none. */
+        for (size_t off = 0; off < 24; off++) {
+                assert_int_equal(recv_with_fds(sp[1], buf + off, 1, got, &n_fds), 1);
+                assert_int_equal(n_fds, off == 8 || off == 16 ? 1 : 0);
+                if (n_fds == 1) {
+                        char c;
+
+                        /* The pipe of its own message: b's is p1, c's p2. */
+                        assert_int_equal(write(got[0], "x", 1), 1);
+                        assert_int_equal(read(off == 8 ? p1[0] : p2[0], &c, 1), 1);
+                        close(got[0]);
+                        /* The writer's copy was closed once sent. */
+                        assert_true(write_end_closed(off == 8 ? p1[0] : p2[0]));
+                }
+        }
+        assert_memory_equal(buf, "{\"a\":1}\0{\"b\":2}\0{\"c\":3}", 24);
+        close(p1[0]);
+        close(p2[0]);
+
+        /* Dropped unsent, refused, or meant for a pipe: closed all the same. */
+        assert_int_equal(pipe2(p1, O_NONBLOCK | O_CLOEXEC), 0);
+        varlink_writer_init(&w);
+        assert_int_equal(varlink_writer_queue_fd(&w, dup_message("{}", 3), 3, p1[1]), 0);
+        varlink_writer_done(&w);
+        assert_true(write_end_closed(p1[0]));
+        close(p1[0]);
+
+        assert_int_equal(pipe2(p1, O_NONBLOCK | O_CLOEXEC), 0);
+        varlink_writer_init(&w);
+        assert_int_equal(varlink_writer_queue_fd(&w, dup_message("{}", 2), 1, p1[1]), -EINVAL);
+        assert_true(write_end_closed(p1[0]));
+        close(p1[0]);
+
+        assert_int_equal(pipe2(p1, O_NONBLOCK | O_CLOEXEC), 0);
+        assert_int_equal(pipe2(p2, O_NONBLOCK | O_CLOEXEC), 0);
+        assert_int_equal(varlink_writer_queue_fd(&w, dup_message("{}", 3), 3, p1[1]), 0);
+        assert_int_equal(varlink_writer_flush(&w, p2[1]), -ENOTSOCK);
+        varlink_writer_done(&w);
+        assert_true(write_end_closed(p1[0]));
+        close(p1[0]);
+        close(p2[0]);
+        close(p2[1]);
+        close(sp[0]);
+        close(sp[1]);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_feed_basic),
@@ -568,6 +662,7 @@ int main(void) {
                 cmocka_unit_test(test_writer_socket),
                 cmocka_unit_test(test_writer_epipe),
                 cmocka_unit_test(test_writer_pipe),
+                cmocka_unit_test(test_writer_fds),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
