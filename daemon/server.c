@@ -123,6 +123,7 @@ struct conn {
 struct server {
         const struct config *cfg;
         struct engine *engine;
+        struct file_pool *file_pool;    /* NULL: none */
         struct service_stats stats;
 
         int epoll_fd;
@@ -586,8 +587,8 @@ static void conn_handle_message(struct conn *c, const char *msg, size_t len) {
         struct server *s = c->server;
         struct reply_stream stream = { .emit = conn_emit, .userdata = c };
         struct method_context ctx = {
-                .engine = s->engine, .limits = &s->cfg->limits, .stats = &s->stats, .client = &c->client,
-                .cache = &c->target, .stream = &stream,
+                .engine = s->engine, .file_pool = s->file_pool, .limits = &s->cfg->limits, .stats = &s->stats,
+                .client = &c->client, .cache = &c->target, .stream = &stream,
         };
         struct varlink_call call = {};
         const char *bad = NULL, *error;
@@ -1245,7 +1246,7 @@ static int take_activated_sockets(struct server *s) {
         return n;
 }
 
-int server_new(const struct config *cfg, struct engine *engine, struct server **ret) {
+int server_new(const struct config *cfg, struct engine *engine, struct file_pool *file_pool, struct server **ret) {
         struct server *s;
         sigset_t mask;
         int r;
@@ -1256,6 +1257,7 @@ int server_new(const struct config *cfg, struct engine *engine, struct server **
         *s = (struct server) {
                 .cfg = cfg,
                 .engine = engine,
+                .file_pool = file_pool,
                 .epoll_fd = -1,
                 .reserve_fd = -1,
                 .signal_src = { SOURCE_SIGNAL, -1 },
