@@ -672,6 +672,17 @@ static void conn_yield(struct conn *c) {
         pthread_mutex_unlock(&s->lock);
 }
 
+/* Called by the connection's owner once its complete calls are answered: whether the request
+ * it is still reading has outgrown what its budget leaves. A request being read is held like
+ * output (conn_charge()); reading on past the budget would let MaxConnectionsPerUser x
+ * MaxMessageSize (128 x 4 MiB) in for one user. Small ones always may grow to REPLY_ROOM_MIN. */
+static bool conn_partial_over_budget(struct conn *c, const char **ret_limit, uint64_t *ret_value) {
+        if (!varlink_reader_has_partial(&c->in) || c->in.allocated <= REPLY_ROOM_MIN)
+                return false;
+        conn_charge(c);
+        return conn_reply_room(c, ret_limit, ret_value) < REPLY_ROOM_MIN;
+}
+
 /* Answers the calls a connection has buffered, in order, writes what is queued, and then
  * closes or re-arms it. */
 static void conn_dispatch(struct conn *c) {
@@ -713,6 +724,19 @@ again:
                  * at most a message that will never be finished. */
                 if (varlink_reader_next(&c->in, &msg, &len) == 0)
                         c->closing = true;
+        }
+
+        if (!c->closing && !turn_over && c->out.pending < OUTPUT_HIGH_WATER) {
+                const char *limit;
+                uint64_t value;
+
+                /* Refused, not paused: nothing would wake it when the budget frees, and the
+                 * client learns which limit it met. */
+                if (conn_partial_over_budget(c, &limit, &value)) {
+                        conn_reply_now(c, MEMMAPD_ERROR_LIMIT_EXCEEDED, "limit", limit ?: "output_budget",
+                                       (int64_t) value, true);
+                        c->closing = true;
+                }
         }
 
         if (c->out.pending > 0) {

@@ -399,6 +399,8 @@ static int unread_attacker(void *arg) {
 
         if (!msg || many == 0)
                 return 1;
+        /* A refused connection is closed: EPIPE, not death. */
+        signal(SIGPIPE, SIG_IGN);
         len = (size_t) snprintf(msg, cap, "{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%d,\"addresses\":[",
                                 (int) r->big.pid);
         for (long i = 0; i < UNREAD_ADDRESSES; i++)
@@ -420,12 +422,16 @@ static int unread_attacker(void *arg) {
                 for (int i = 0; i < UNREAD_CONNS; i++) {
                         ssize_t k;
 
-                        if (!(p[i].revents & POLLOUT) || off[i] == len)
+                        if (!(p[i].revents & (POLLOUT | POLLERR | POLLHUP)) || off[i] == len)
                                 continue;
                         k = write(p[i].fd, msg + off[i], len - off[i]);
-                        if (k < 0 && errno != EAGAIN)
+                        if (k < 0 && errno != EAGAIN && errno != EPIPE && errno != ECONNRESET)
                                 return 4;
-                        if (k > 0 && (off[i] += (size_t) k) == len) {
+                        /* Refused while still being sent (the budget was spent by the
+                         * replies not read): answered, LimitExceeded, and closed. */
+                        if (k < 0 && errno != EAGAIN)
+                                off[i] = len;
+                        if ((k > 0 && (off[i] += (size_t) k) == len) || off[i] == len) {
                                 p[i].events = 0;
                                 r->sh->sent = ++sent;
                         }
@@ -587,6 +593,93 @@ static void blocking_stop(struct attack_run *r) {
         blocking_mounted = false;
 }
 
+/* ------------------------------------------------------------------ 4: partial requests */
+
+#define PARTIAL_CONNS 32
+#define PARTIAL_SIZE (4 * 1024 * 1024 - 4096)  /* just under the default MaxMessageSize */
+
+/* PARTIAL_CONNS connections each sending a request just under MaxMessageSize and never its
+ * end: the daemon must hold it all to parse it. Counts those fully sent (sent), refused with
+ * LimitExceeded (answered) and ended otherwise (ready). */
+static int partial_attacker(void *arg) {
+        struct attack_run *r = arg;
+        static const char head[] = "{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":1,\"addresses\":[";
+        _cleanup_free_ char *msg = malloc(PARTIAL_SIZE);
+        struct pollfd p[PARTIAL_CONNS];
+        size_t off[PARTIAL_CONNS] = {};
+        long done = 0;
+
+        if (!msg)
+                return 1;
+        /* A refused connection is closed: EPIPE, not death. */
+        signal(SIGPIPE, SIG_IGN);
+        memset(msg, ' ', PARTIAL_SIZE);
+        memcpy(msg, head, strlen(head));
+        for (int i = 0; i < PARTIAL_CONNS; i++) {
+                p[i] = (struct pollfd) { .fd = test_connect(r->d.socket), .events = POLLIN | POLLOUT };
+                if (p[i].fd < 0)
+                        return 2;
+                fcntl(p[i].fd, F_SETFL, O_NONBLOCK);
+        }
+        while (done < PARTIAL_CONNS) {
+                if (poll(p, PARTIAL_CONNS, -1) < 0)
+                        return 3;
+                for (int i = 0; i < PARTIAL_CONNS; i++) {
+                        char reply[512];
+                        ssize_t k;
+
+                        if (p[i].fd < 0 || !p[i].revents)
+                                continue;
+                        if (p[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+                                k = read(p[i].fd, reply, sizeof(reply) - 1);
+                                reply[MAX(k, 0)] = 0;
+                                if (k > 0 && strstr(reply, "io.memmapd.LimitExceeded"))
+                                        r->sh->answered++;
+                                else
+                                        r->sh->ready++;
+                                p[i].fd = -p[i].fd - 1;  /* poll() skips it; kept open */
+                                if (off[i] < PARTIAL_SIZE)
+                                        done++;
+                                continue;
+                        }
+                        k = write(p[i].fd, msg + off[i], PARTIAL_SIZE - off[i]);
+                        if (k < 0 && errno != EAGAIN)
+                                continue;       /* the hang-up comes next */
+                        if (k > 0 && (off[i] += (size_t) k) == PARTIAL_SIZE) {
+                                p[i].events = POLLIN;
+                                r->sh->sent++;
+                                done++;
+                        }
+                }
+        }
+        for (;;)
+                pause();
+}
+
+static int partial_start(struct attack_run *r) {
+        r->kids[r->n_kids++] = spawn_as(UID_ATTACKER, UID_ATTACKER, (gid_t) -1, partial_attacker, r);
+        return 0;
+}
+
+/* Every connection sent its part, or was refused. */
+static bool partial_in_force(struct attack_run *r) {
+        return kids_alive(r) && r->sh->sent + r->sh->answered + r->sh->ready >= PARTIAL_CONNS;
+}
+
+static void partial_after(struct attack_run *r) {
+        long held = daemon_status(r, "output_held"), budget = daemon_status(r, "output_budget_per_uid");
+        long max_message = daemon_status(r, "max_message_size");
+
+        printf("# attack %s: %ld of %d partial requests held (%ld MiB in all), %ld refused with LimitExceeded, %ld ended\n",
+               r->attack->name, (long) r->sh->sent, PARTIAL_CONNS, held >> 20, (long) r->sh->answered,
+               (long) r->sh->ready);
+        /* The user's budget, past by at most the one request that crossed it (and the 64 KiB
+         * any request may take): 32 x 4 MiB held before. */
+        assert_true(held <= budget + 2 * max_message);
+        assert_true(r->sh->answered >= 1);
+        assert_int_equal(r->sh->ready, 0);
+}
+
 /* ------------------------------------------------------------------ running one */
 
 static const struct attack attacks[] = {
@@ -594,6 +687,7 @@ static const struct attack attacks[] = {
         { "connection slots (item 7)", 0, slots_start, slots_in_force, slots_after, NULL, true },
         { "unread replies (item 9)", BIG_VMAS, unread_start, unread_in_force, unread_after, NULL, false },
         { "blocking reads (item 8)", 0, blocking_start, blocking_in_force, blocking_after, blocking_stop, false },
+        { "partial requests (leftovers 4)", 0, partial_start, partial_in_force, partial_after, NULL, false },
 };
 
 /* The daemon's peak RSS so far, and fails as soon as it passes the bound. */
@@ -709,12 +803,17 @@ static void test_blocking_reads(void **state) {
         run_attack(&attacks[3]);
 }
 
+static void test_partial_requests(void **state) {
+        run_attack(&attacks[4]);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_oneway_pipelines),
                 cmocka_unit_test(test_connection_slots),
                 cmocka_unit_test(test_unread_replies),
                 cmocka_unit_test(test_blocking_reads),
+                cmocka_unit_test(test_partial_requests),
         };
         struct rlimit rl = { 8192, 8192 };
 
