@@ -1,7 +1,7 @@
-/* Denial-of-service attacks on the real daemon (issue 11 items 6, 7, 8, 9), each run as an
- * unprivileged user while a probe of another user asks GetStatus and a one-address Lookup
- * every 200 ms: every probe must be answered while the attack is still in force, and the
- * daemon's peak RSS must stay under the unit's MemoryMax=512M.
+/* Denial-of-service attacks on the real daemon (issue 11 items 6, 7, 8, 9, and partial requests),
+ * each run as an unprivileged user while a probe of another user asks GetStatus and a
+ * one-address Lookup every 200 ms: every probe must be answered while the attack is still
+ * in force, and the daemon's peak RSS must stay under the unit's MemoryMax=512M.
  *
  * No time bound is asserted (the machine may be loaded): the worst probe latency is printed,
  * and asserted to be at most 1 s only with MEMMAPD_ATTACKS_STRICT=1 (`make attacks`).
