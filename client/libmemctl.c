@@ -2479,6 +2479,24 @@ memctl_lookup_reply *memctl_lookup_reply_free(memctl_lookup_reply *l) {
 
 static int parse_status(struct json_object *params, struct memctl_status_info *s) {
         struct json_object *limits = member(params, "limits");
+        /* Newer counters: an older daemon has none of them. */
+        const struct {
+                struct json_object *in;
+                const char *key;
+                uint64_t *value;
+        } optional[] = {
+                { params, "oneway_skipped", &s->oneway_skipped },
+                { params, "output_held", &s->output_held },
+                { params, "parked", &s->parked },
+                { params, "file_readers", &s->file_readers },
+                { params, "file_readers_busy", &s->file_readers_busy },
+                { params, "file_readers_stuck", &s->file_readers_stuck },
+                { params, "file_read_timeouts", &s->file_read_timeouts },
+                { params, "file_reads_refused", &s->file_reads_refused },
+                { limits, "reserved_connections", &s->reserved_connections },
+                { limits, "output_budget", &s->output_budget },
+                { limits, "output_budget_per_uid", &s->output_budget_per_uid },
+        };
         int r;
 
         *s = (struct memctl_status_info) { .size = sizeof(*s) };
@@ -2505,6 +2523,9 @@ static int parse_status(struct json_object *params, struct memctl_status_info *s
             (r = get_uint(limits, "idle_timeout_sec", true, &s->idle_timeout_sec)) < 0 ||
             (r = get_uint(limits, "max_json_depth", true, &s->max_json_depth)) < 0)
                 return r;
+        for (size_t i = 0; i < ELEMENTSOF(optional); i++)
+                if ((r = get_uint(optional[i].in, optional[i].key, false, optional[i].value)) < 0)
+                        return r;
         return 0;
 }
 

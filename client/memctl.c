@@ -1007,7 +1007,7 @@ static int cmd_status(struct context *ctx) {
         _cleanup_(memctl_status_freep) memctl_status *s = NULL;
         struct memctl_status_info i = MEMCTL_STATUS_INFO_INIT;
         _cleanup_free_ char *version = NULL, *kernel = NULL, *backend = NULL;
-        char uptime[64], size[32], queue[32];
+        char uptime[64], size[32], queue[32], held[32], budget[32], budget_uid[32];
         int r;
 
         if (arg.json != JSON_OFF) {
@@ -1046,6 +1046,13 @@ static int cmd_status(struct context *ctx) {
                "             JSON depth %" PRIu64 ", idle timeout %" PRIu64 "s\n",
                format_size(i.max_message_size, size), i.max_addresses,
                format_size(i.max_output_queue, queue), i.max_json_depth, i.idle_timeout_sec);
+        printf("     Output: %s held (budget %s, %s per user)\n", format_size(i.output_held, held),
+               format_size(i.output_budget, budget), format_size(i.output_budget_per_uid, budget_uid));
+        printf(" Fair share: %" PRIu64 " oneway calls skipped, %" PRIu64 " connections parked, "
+               "%" PRIu64 " slots reserved\n", i.oneway_skipped, i.parked, i.reserved_connections);
+        printf("  File pool: %" PRIu64 " readers (%" PRIu64 " busy, %" PRIu64 " stuck), %" PRIu64 " timeouts, "
+               "%" PRIu64 " refused\n", i.file_readers, i.file_readers_busy, i.file_readers_stuck,
+               i.file_read_timeouts, i.file_reads_refused);
         return EXIT_OK;
 }
 

@@ -238,6 +238,18 @@ struct memctl_status_info {
         uint64_t max_output_queue;
         uint64_t idle_timeout_sec;
         uint64_t max_json_depth;
+        /* Appended after LIBMEMCTL_0.2 (no new symbol: the size tells); 0 from a daemon without them. */
+        uint64_t oneway_skipped;          /* oneway calls past their budget: parsed, not run */
+        uint64_t output_held;             /* bytes of queued output and held requests, all clients */
+        uint64_t parked;                  /* unprivileged clients' connections waiting for a worker */
+        uint64_t reserved_connections;    /* limit: slots kept for root and AllowGroups members */
+        uint64_t output_budget;           /* limit: output_held of all clients together */
+        uint64_t output_budget_per_uid;   /* limit: output_held of one user */
+        uint64_t file_readers;            /* file reader threads started and not ended */
+        uint64_t file_readers_busy;       /* of them, running a read */
+        uint64_t file_readers_stuck;      /* of them, running a read whose caller stopped waiting */
+        uint64_t file_read_timeouts;      /* waits for reads that ran out */
+        uint64_t file_reads_refused;      /* reads refused at once (quota or pool used up) */
 };
 #define MEMCTL_STATUS_INFO_INIT MEMCTL_INIT(struct memctl_status_info)
 

@@ -189,7 +189,7 @@ int main(int argc, char **argv) {
         log_info("memmapd %s starting, backend %s", MEMMAPD_VERSION,
                  engine_backend_to_string(engine_get_backend(engine)));
 
-        r = server_new(&cfg, engine, &server);
+        r = server_new(&cfg, engine, file_pool, &server);
         if (r >= 0)
                 r = server_run(server);
         server_free(server);

@@ -172,6 +172,7 @@ static const char *get_status(const struct method_context *ctx, const struct var
         static const char *const known[] = { NULL };
         const struct limits *l = ctx->limits;
         struct elf_cache_stats cs;
+        struct file_pool_stats fp = {};
         struct utsname u;
         const char *bad;
 
@@ -179,6 +180,8 @@ static const char *get_status(const struct method_context *ctx, const struct var
                 return reply_invalid_parameter(w, bad);
 
         engine_get_elf_cache_stats(ctx->engine, &cs);
+        if (ctx->file_pool)
+                file_pool_get_stats(ctx->file_pool, &fp);
         if (uname(&u) < 0)
                 strcpy(u.release, "unknown");
 
@@ -203,12 +206,26 @@ static const char *get_status(const struct method_context *ctx, const struct var
         json_writer_uint(w, cs.entries);
         json_writer_key(w, "connections");
         json_writer_uint(w, atomic_load(&ctx->stats->connections));
-        json_writer_key(w, "oneway_skipped");
-        json_writer_uint(w, atomic_load(&ctx->stats->oneway_skipped));
-        json_writer_key(w, "output_held");
-        json_writer_uint(w, atomic_load(&ctx->stats->output_held));
-        json_writer_key(w, "parked");
-        json_writer_uint(w, atomic_load(&ctx->stats->parked));
+        {
+                const struct {
+                        const char *key;
+                        uint64_t value;
+                } counters[] = {
+                        { "oneway_skipped", atomic_load(&ctx->stats->oneway_skipped) },
+                        { "output_held", atomic_load(&ctx->stats->output_held) },
+                        { "parked", atomic_load(&ctx->stats->parked) },
+                        { "file_readers", fp.threads },
+                        { "file_readers_busy", fp.busy },
+                        { "file_readers_stuck", fp.stuck },
+                        { "file_read_timeouts", fp.timeouts },
+                        { "file_reads_refused", fp.refused },
+                };
+
+                for (size_t i = 0; i < ELEMENTSOF(counters); i++) {
+                        json_writer_key(w, counters[i].key);
+                        json_writer_uint(w, counters[i].value);
+                }
+        }
         json_writer_key(w, "limits");
         json_writer_object_begin(w);
         json_writer_key(w, "max_message_size");

@@ -12,6 +12,8 @@
 #include "json-writer.h"
 #include "varlink.h"
 
+struct file_pool;
+
 /* Counters shared by the serving threads. */
 struct service_stats {
         atomic_uint_fast64_t requests;
@@ -46,6 +48,7 @@ struct reply_stream {
 
 struct method_context {
         struct engine *engine;
+        struct file_pool *file_pool;    /* NULL: none (GetStatus reports zeros) */
         const struct limits *limits;
         struct service_stats *stats;
         const struct client *client;    /* from the socket, never from the request */

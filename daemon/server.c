@@ -130,6 +130,7 @@ struct conn {
 struct server {
         const struct config *cfg;
         struct engine *engine;
+        struct file_pool *file_pool;    /* NULL: none */
         struct service_stats stats;
 
         int epoll_fd;
@@ -604,8 +605,8 @@ static void conn_handle_message(struct conn *c, const char *msg, size_t len) {
         struct server *s = c->server;
         struct reply_stream stream = { .emit = conn_emit, .userdata = c };
         struct method_context ctx = {
-                .engine = s->engine, .limits = &s->cfg->limits, .stats = &s->stats, .client = &c->client,
-                .cache = &c->target, .stream = &stream,
+                .engine = s->engine, .file_pool = s->file_pool, .limits = &s->cfg->limits, .stats = &s->stats,
+                .client = &c->client, .cache = &c->target, .stream = &stream,
         };
         struct varlink_call call = {};
         _cleanup_close_ int fd = -1;
@@ -696,6 +697,17 @@ static void conn_yield(struct conn *c) {
         pthread_mutex_unlock(&s->lock);
 }
 
+/* Called by the connection's owner once its complete calls are answered: whether the request
+ * it is still reading has outgrown what its budget leaves. A request being read is held like
+ * output (conn_charge()); reading on past the budget would let MaxConnectionsPerUser x
+ * MaxMessageSize (128 x 4 MiB) in for one user. Small ones always may grow to REPLY_ROOM_MIN. */
+static bool conn_partial_over_budget(struct conn *c, const char **ret_limit, uint64_t *ret_value) {
+        if (!varlink_reader_has_partial(&c->in) || c->in.allocated <= REPLY_ROOM_MIN)
+                return false;
+        conn_charge(c);
+        return conn_reply_room(c, ret_limit, ret_value) < REPLY_ROOM_MIN;
+}
+
 /* Answers the calls a connection has buffered, in order, writes what is queued, and then
  * closes or re-arms it. */
 static void conn_dispatch(struct conn *c) {
@@ -737,6 +749,19 @@ again:
                  * at most a message that will never be finished. */
                 if (varlink_reader_next(&c->in, &msg, &len) == 0)
                         c->closing = true;
+        }
+
+        if (!c->closing && !turn_over && c->out.pending < OUTPUT_HIGH_WATER) {
+                const char *limit;
+                uint64_t value;
+
+                /* Refused, not paused: nothing would wake it when the budget frees, and the
+                 * client learns which limit it met. */
+                if (conn_partial_over_budget(c, &limit, &value)) {
+                        conn_reply_now(c, MEMMAPD_ERROR_LIMIT_EXCEEDED, "limit", limit ?: "output_budget",
+                                       (int64_t) value, true);
+                        c->closing = true;
+                }
         }
 
         if (c->out.pending > 0) {
@@ -1270,7 +1295,7 @@ static int take_activated_sockets(struct server *s) {
         return n;
 }
 
-int server_new(const struct config *cfg, struct engine *engine, struct server **ret) {
+int server_new(const struct config *cfg, struct engine *engine, struct file_pool *file_pool, struct server **ret) {
         struct server *s;
         sigset_t mask;
         int r;
@@ -1281,6 +1306,7 @@ int server_new(const struct config *cfg, struct engine *engine, struct server **
         *s = (struct server) {
                 .cfg = cfg,
                 .engine = engine,
+                .file_pool = file_pool,
                 .epoll_fd = -1,
                 .reserve_fd = -1,
                 .signal_src = { SOURCE_SIGNAL, -1 },

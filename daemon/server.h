@@ -8,7 +8,10 @@ struct server;
 
 /* Takes the sockets systemd passed (socket activation), else binds cfg->socket_path (or the
  * default path) itself. The engine stays owned by the caller and must outlive the server. */
-int server_new(const struct config *cfg, struct engine *engine, struct server **ret);
+struct file_pool;
+
+/* file_pool (NULL: none) is only asked for its counters, for GetStatus. */
+int server_new(const struct config *cfg, struct engine *engine, struct file_pool *file_pool, struct server **ret);
 
 /* Serves until SIGTERM or SIGINT, then stops accepting, finishes the replies in flight and
  * returns 0; -errno on a fatal error. */

@@ -1410,6 +1410,72 @@ static void test_memctl(void **state) {
         assert_int_equal(atoi(out), 3);
 }
 
+/* GetStatus's fair-share, budget and file-pool counters (issue 11 leftovers), as the raw reply,
+ * libmemctl (for a caller built against any version) and memctl status show them. */
+static void test_status_counters(void **state) {
+        _cleanup_json_ struct json_object *found = NULL, *status = NULL;
+        _cleanup_free_ char *lookup = NULL, *out = NULL, *line = NULL;
+        struct memctl_status_info info = MEMCTL_STATUS_INFO_INIT;
+        struct json_object *p, *limits;
+        memctl_status *st = NULL;
+        memctl *c = NULL;
+        struct fixture f;
+        uint64_t readers;
+        union {
+                struct memctl_status_info info;
+                unsigned char bytes[sizeof(struct memctl_status_info)];
+        } old;
+        const size_t old_size = offsetof(struct memctl_status_info, max_json_depth) + sizeof(uint64_t);
+
+        (void) state;
+        assert_int_equal(fixture_start(0, 1, &f), 0);
+        /* A build ID is read on a file reader: the pool has started one at least. */
+        lookup = fmt("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%d,\"addresses\":[\"0x%" PRIx64
+                     "\"],\"build_ids\":true}}",
+                     (int) f.pid, fixture_get(&f, "marker"));
+        found = call(lookup);
+        assert_null(error_of(found));
+        status = call("{\"method\":\"io.memmapd.GetStatus\"}");
+        p = params_of(status);
+        limits = get(p, "limits");
+        readers = json_object_get_uint64(get(p, "file_readers"));
+        assert_true(readers >= 1);
+        assert_true(json_object_get_uint64(get(p, "file_readers_busy")) <= readers);
+        assert_true(json_object_get_uint64(get(p, "file_readers_stuck")) <= readers);
+        get(p, "file_read_timeouts");
+        get(p, "file_reads_refused");
+        get(p, "oneway_skipped");
+        get(p, "parked");
+        assert_true(json_object_get_uint64(get(limits, "output_budget")) > 0);
+
+        assert_int_equal(memctl_connect(daemon_default.socket, &c), 0);
+        assert_int_equal(memctl_get_status(c, &st), 0);
+        assert_int_equal(memctl_status_get_info(st, &info), 0);
+        /* Fixed while the daemon runs, or only growing (no reader ends before it stops). */
+        assert_int_equal(info.output_budget, json_object_get_uint64(get(limits, "output_budget")));
+        assert_int_equal(info.output_budget_per_uid, json_object_get_uint64(get(limits, "output_budget_per_uid")));
+        assert_int_equal(info.reserved_connections, json_object_get_uint64(get(limits, "reserved_connections")));
+        assert_true(info.output_budget_per_uid > 0 && info.reserved_connections > 0);
+        assert_true(info.file_readers >= readers);
+        assert_true(info.file_readers_stuck <= info.file_readers);
+        /* A caller built against libmemctl 0.1 gets the prefix it knows, nothing past it. */
+        memset(old.bytes, 0xa5, sizeof(old.bytes));
+        old.info.size = old_size;
+        assert_int_equal(memctl_status_get_info(st, &old.info), 0);
+        assert_int_equal(old.info.max_json_depth, info.max_json_depth);
+        for (size_t i = old_size; i < sizeof(old.bytes); i++)
+                assert_int_equal(old.bytes[i], 0xa5);
+        memctl_status_free(st);
+        memctl_free(c);
+
+        assert_int_equal(run_memctl("status", &out), 0);
+        assert_non_null(strstr(out, "     Output: "));
+        assert_non_null(strstr(out, " oneway calls skipped, "));
+        line = fmt("  File pool: %" PRIu64 " readers (", info.file_readers);
+        assert_non_null(strstr(out, line));
+        fixture_stop(&f);
+}
+
 /* ------------------------------------------------------------------ access control */
 
 struct access_case {
@@ -2223,6 +2289,7 @@ int main(void) {
                 cmocka_unit_test(test_sigterm_finishes_in_flight),
                 cmocka_unit_test(test_libmemctl),
                 cmocka_unit_test(test_memctl),
+                cmocka_unit_test(test_status_counters),
                 cmocka_unit_test(test_access),
                 cmocka_unit_test(test_target_cache_exec),
                 cmocka_unit_test(test_exec_race),
