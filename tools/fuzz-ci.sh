@@ -4,12 +4,12 @@
 # modified). Fails when a target crashes, leaks, times out or runs out of memory; crashing
 # inputs are kept in BUILDDIR/fuzz-artifacts/. Prints the executions of each target.
 # Usage: tools/fuzz-ci.sh [BUILDDIR]   (as root, for apt-get; FUZZ_TIME=seconds per target, 20)
-# Takes about 1.5 minutes on 2 cores: the build, then the targets two at a time.
+# Takes about 2 minutes on 2 cores: the build, then the targets two at a time.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 builddir=${1:-$top/build-fuzz}
 secs=${FUZZ_TIME:-20}
-targets="varlink maps elf json-writer libmemctl"
+targets="varlink maps elf json-writer libmemctl methods"
 
 # clang itself, and libclang-rt-14-dev for libFuzzer (libclang_rt.fuzzer) and the sanitizers.
 missing=
