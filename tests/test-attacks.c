@@ -468,12 +468,12 @@ static long sample_rss(struct attack_run *r, long *peak);
  * refused) with none read, sampling the daemon's RSS: on the old daemon it passes 512 MiB on
  * the way. A machine too loaded to get there within the guard only shortens the check. */
 static void unread_after(struct attack_run *r) {
-        uint64_t t0 = now_usec(), deadline = t0 + 90 * 1000000ull;
+        uint64_t t0 = now_usec(), deadline = t0 + 30 * 1000000ull;
         long peak = 0;
 
         while (r->sh->answered < UNREAD_CONNS) {
                 if (now_usec() > deadline) {
-                        printf("# attack %s: %ld of %d calls answered after 90 s, RSS checked until then\n",
+                        printf("# attack %s: %ld of %d calls answered after 30 s, RSS checked until then\n",
                                r->attack->name, (long) r->sh->answered, UNREAD_CONNS);
                         return;
                 }
