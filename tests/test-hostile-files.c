@@ -30,6 +30,8 @@
 #include "stall-fuse.h"
 
 #define UID_T 41021
+/* The daemon's uid where it runs as the packaged service does. */
+#define UID_SERVICE 60101
 #define GID_T 41021
 
 /* A target that maps an ELF file, then lives in a root of its own (chroot) as UID_T. */
@@ -182,7 +184,18 @@ static int count_events(int ifd, uint32_t *ret_mask) {
         }
 }
 
-static void check_planted_paths(bool without_openat2) {
+/* The lookup of c as the root client (privileged: the daemon opens for it with its own
+ * capabilities), in this process. */
+static void lookup_as_root(struct lookup_case *c) {
+        memset(c->reply, 0, sizeof(c->reply));
+        assert_int_equal(lookup_as_owner(c), 0);
+}
+
+/* without_openat2: the daemon meets ENOSYS for openat2. service_uid: the daemon runs as that
+ * uid with the unit's capabilities (no CAP_SYS_ADMIN, so no map_files/: root's lookups go
+ * through the path in the target's root, where the planted names are); root's lookups are
+ * then checked as the owner's are. */
+static void check_planted_paths(bool without_openat2, uid_t service_uid) {
         char dir[] = "/tmp/test-hostile.XXXXXX", root[64], inner[160], planted[200], file[96], decoy[96];
         char cmd[512];
         struct test_daemon d;
@@ -209,7 +222,10 @@ static void check_planted_paths(bool without_openat2) {
         assert_int_equal(link(file, planted), 0);
 
         test_daemon_without_openat2 = without_openat2;
-        assert_int_equal(test_daemon_start(NULL, &d), 0);
+        if (service_uid != 0)
+                assert_int_equal(test_daemon_start_as(service_uid, service_uid, NULL, &d), 0);
+        else
+                assert_int_equal(test_daemon_start(NULL, &d), 0);
         test_daemon_without_openat2 = false;
         assert_int_equal(start_rooted_target(file, root, &t), 0);
 
@@ -223,6 +239,11 @@ static void check_planted_paths(bool without_openat2) {
         assert_int_equal(status, 0);
         printf("control: %.300s\n", c->reply);
         assert_non_null(strstr(c->reply, "\"elf_vaddr\""));
+        if (service_uid != 0) {
+                lookup_as_root(c);
+                printf("control, root: %.300s\n", c->reply);
+                assert_non_null(strstr(c->reply, "\"elf_vaddr\""));
+        }
 
         ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
         assert_true(ifd >= 0);
@@ -237,6 +258,12 @@ static void check_planted_paths(bool without_openat2) {
         printf("symlink: %.300s\n", c->reply);
         assert_non_null(strstr(c->reply, "\"mappings\""));
         assert_null(strstr(c->reply, "\"elf_vaddr\""));
+        if (service_uid != 0) {
+                lookup_as_root(c);
+                printf("symlink, root: %.300s\n", c->reply);
+                assert_non_null(strstr(c->reply, "\"mappings\""));
+                assert_null(strstr(c->reply, "\"elf_vaddr\""));
+        }
         assert_int_equal(count_events(ifd, &mask), 0);
 
         /* A FIFO: never opened (its writer would see a reader). */
@@ -248,6 +275,12 @@ static void check_planted_paths(bool without_openat2) {
         printf("fifo: %.300s\n", c->reply);
         assert_non_null(strstr(c->reply, "\"mappings\""));
         assert_null(strstr(c->reply, "\"elf_vaddr\""));
+        if (service_uid != 0) {
+                lookup_as_root(c);
+                printf("fifo, root: %.300s\n", c->reply);
+                assert_non_null(strstr(c->reply, "\"mappings\""));
+                assert_null(strstr(c->reply, "\"elf_vaddr\""));
+        }
         int n = count_events(ifd, &mask);
         printf("inotify events on the decoy and the FIFO: %d (mask 0x%x)\n", n, mask);
         assert_int_equal(n, 0);
@@ -402,13 +435,18 @@ static uint32_t stalled(const struct stall_fuse *f) {
 }
 
 static void test_planted_paths(void **state) {
-        check_planted_paths(false);
+        check_planted_paths(false, 0);
+}
+
+/* As the packaged service runs: its user, its capabilities; root's lookups too. */
+static void test_planted_paths_service_user(void **state) {
+        check_planted_paths(false, UID_SERVICE);
 }
 
 /* Where openat2 is missing, the path is walked without following any symlink: the control
  * still reads the file, the planted symlink and FIFO are still never opened. */
 static void test_planted_paths_without_openat2(void **state) {
-        check_planted_paths(true);
+        check_planted_paths(true, UID_SERVICE);
 }
 
 static void test_stalled_fuse(void **state) {
@@ -488,6 +526,7 @@ int main(void) {
         setvbuf(stdout, NULL, _IONBF, 0);
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_planted_paths),
+                cmocka_unit_test(test_planted_paths_service_user),
                 cmocka_unit_test(test_planted_paths_without_openat2),
                 cmocka_unit_test(test_stalled_fuse),
         };
