@@ -184,11 +184,22 @@ static int count_events(int ifd, uint32_t *ret_mask) {
         }
 }
 
-/* The lookup of c as the root client (privileged: the daemon opens for it with its own
- * capabilities), in this process. */
-static void lookup_as_root(struct lookup_case *c) {
-        memset(c->reply, 0, sizeof(c->reply));
-        assert_int_equal(lookup_as_owner(c), 0);
+/* The owner's lookup of c (and root's, on a daemon running as service_uid) answers, with the ELF
+ * address or without it. */
+static void expect_lookups(struct lookup_case *c, const char *what, bool with_vaddr, uid_t service_uid) {
+        for (int as_root = 0; as_root <= (service_uid != 0); as_root++) {
+                memset(c->reply, 0, sizeof(c->reply));
+                if (as_root)
+                        assert_int_equal(lookup_as_owner(c), 0);
+                else
+                        assert_int_equal(run_as(UID_T, GID_T, lookup_as_owner, c), 0);
+                printf("%s%s: %.300s\n", what, as_root ? ", root" : "", c->reply);
+                assert_non_null(strstr(c->reply, "\"mappings\""));
+                if (with_vaddr)
+                        assert_non_null(strstr(c->reply, "\"elf_vaddr\""));
+                else
+                        assert_null(strstr(c->reply, "\"elf_vaddr\""));
+        }
 }
 
 /* without_openat2: the daemon meets ENOSYS for openat2. service_uid: the daemon runs as that
@@ -201,7 +212,7 @@ static void check_planted_paths(bool without_openat2, uid_t service_uid) {
         struct test_daemon d;
         struct rooted_target t = {};
         uint32_t mask;
-        int ifd, status;
+        int ifd;
 
         if (geteuid() != 0) {
                 printf("[  SKIPPED ] the target chroot()s and clients switch uids: needs root\n");
@@ -235,15 +246,7 @@ static void check_planted_paths(bool without_openat2, uid_t service_uid) {
 
         /* The control: the path in the target's root names the mapped file, and the owner (no
          * CAP_SYS_ADMIN: no map_files/) gets the ELF address through it. */
-        status = run_as(UID_T, GID_T, lookup_as_owner, c);
-        assert_int_equal(status, 0);
-        printf("control: %.300s\n", c->reply);
-        assert_non_null(strstr(c->reply, "\"elf_vaddr\""));
-        if (service_uid != 0) {
-                lookup_as_root(c);
-                printf("control, root: %.300s\n", c->reply);
-                assert_non_null(strstr(c->reply, "\"elf_vaddr\""));
-        }
+        expect_lookups(c, "control", true, service_uid);
 
         ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
         assert_true(ifd >= 0);
@@ -253,34 +256,14 @@ static void check_planted_paths(bool without_openat2, uid_t service_uid) {
          * daemon's root it was the decoy. */
         assert_int_equal(unlink(planted), 0);
         assert_int_equal(symlink(decoy, planted), 0);
-        memset(c->reply, 0, sizeof(c->reply));
-        assert_int_equal(run_as(UID_T, GID_T, lookup_as_owner, c), 0);
-        printf("symlink: %.300s\n", c->reply);
-        assert_non_null(strstr(c->reply, "\"mappings\""));
-        assert_null(strstr(c->reply, "\"elf_vaddr\""));
-        if (service_uid != 0) {
-                lookup_as_root(c);
-                printf("symlink, root: %.300s\n", c->reply);
-                assert_non_null(strstr(c->reply, "\"mappings\""));
-                assert_null(strstr(c->reply, "\"elf_vaddr\""));
-        }
+        expect_lookups(c, "symlink", false, service_uid);
         assert_int_equal(count_events(ifd, &mask), 0);
 
         /* A FIFO: never opened (its writer would see a reader). */
         assert_int_equal(unlink(planted), 0);
         assert_int_equal(mkfifo(planted, 0666), 0);
         assert_true(inotify_add_watch(ifd, planted, IN_OPEN | IN_ACCESS) >= 0);
-        memset(c->reply, 0, sizeof(c->reply));
-        assert_int_equal(run_as(UID_T, GID_T, lookup_as_owner, c), 0);
-        printf("fifo: %.300s\n", c->reply);
-        assert_non_null(strstr(c->reply, "\"mappings\""));
-        assert_null(strstr(c->reply, "\"elf_vaddr\""));
-        if (service_uid != 0) {
-                lookup_as_root(c);
-                printf("fifo, root: %.300s\n", c->reply);
-                assert_non_null(strstr(c->reply, "\"mappings\""));
-                assert_null(strstr(c->reply, "\"elf_vaddr\""));
-        }
+        expect_lookups(c, "fifo", false, service_uid);
         int n = count_events(ifd, &mask);
         printf("inotify events on the decoy and the FIFO: %d (mask 0x%x)\n", n, mask);
         assert_int_equal(n, 0);
