@@ -14,8 +14,10 @@
 
 #include "cleanup.h"
 #include "json-writer.h"
-#include "memctl.h"
+#include "libmemctl.h"
 #include "number.h"
+#include "time-util.h"
+#include "utf8.h"
 #include "varlink-frame.h"
 #include "varlink.h"
 
@@ -147,15 +149,6 @@ static void arena_free(struct arena_chunk **arena) {
                 free(c);
         }
         *arena = NULL;
-}
-
-/* ------------------------------------------------------------------ time */
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
 }
 
 static uint64_t deadline_after(uint64_t timeout_usec) {
@@ -863,13 +856,8 @@ static int build_id_set(struct arena_chunk **arena, struct memctl_mapping *m, co
         bin = arena_alloc(arena, l / 2);
         if (!bin)
                 return -ENOMEM;
-        for (size_t i = 0; i < l; i += 2) {
-                int hi = unhexchar(hex[i]), lo = unhexchar(hex[i + 1]);
-
-                if (hi < 0 || lo < 0 || (hex[i] >= 'A' && hex[i] <= 'F') || (hex[i + 1] >= 'A' && hex[i + 1] <= 'F'))
-                        return -EPROTO;
-                bin[i / 2] = (uint8_t) (hi << 4 | lo);
-        }
+        if (unhex_bytes(hex, l, true, bin) < 0)
+                return -EPROTO;
         m->build_id_hex = hex;
         m->build_id = bin;
         m->build_id_size = l / 2;
@@ -1040,30 +1028,6 @@ static bool j_take(struct jreader *j, char ch) {
         return true;
 }
 
-/* Length of the well-formed UTF-8 sequence at p (Unicode table 3-7), 0 if none. The text is
- * NUL-terminated, so looking at the bytes after a lead byte never runs past it. */
-static size_t utf8_length(const uint8_t *p) {
-        uint8_t c = p[0], lo = 0x80, hi = 0xbf;
-
-        if (c < 0xc2 || c > 0xf4)
-                return 0;
-        if (c < 0xe0)
-                return p[1] >= 0x80 && p[1] <= 0xbf ? 2 : 0;
-        if (c == 0xe0)
-                lo = 0xa0;
-        else if (c == 0xed)
-                hi = 0x9f;
-        else if (c == 0xf0)
-                lo = 0x90;
-        else if (c == 0xf4)
-                hi = 0x8f;
-        if (p[1] < lo || p[1] > hi || p[2] < 0x80 || p[2] > 0xbf)
-                return 0;
-        if (c < 0xf0)
-                return 3;
-        return p[3] >= 0x80 && p[3] <= 0xbf ? 4 : 0;
-}
-
 /* Stops at the first byte that is no hex digit, so never runs past the text's NUL. */
 static int hex4(const char *p, uint32_t *ret) {
         uint32_t v = 0;
@@ -1102,7 +1066,9 @@ static int j_string(struct jreader *j, const char **ret_raw, size_t *ret_len, bo
                 if (c < 0x20)
                         return -EPROTO; /* control characters, and the end of the text */
                 if (c >= 0x80) {
-                        size_t n = utf8_length((const uint8_t *) in);
+                        /* The text ends in a NUL, which is no continuation byte: the
+                         * check stops there before reading further. */
+                        size_t n = utf8_sequence_length((const uint8_t *) in, 4);
 
                         if (n == 0)
                                 return -EPROTO;
@@ -1153,7 +1119,7 @@ static size_t j_unescape(const char *in, size_t len, char *out) {
         char *o = out;
 
         while (in < end) {
-                uint32_t cp, lo;
+                uint32_t cp = 0, lo = 0xdc00; /* hex4() cannot fail: j_string() checked the digits */
 
                 if (*in != '\\') {
                         *o++ = *in++;
@@ -1431,13 +1397,6 @@ static int j_get_uint(struct jreader *j, uint64_t *ret) {
         return 1;
 }
 
-/* 1 + the value of a hex digit of either case; 0 for anything else. */
-static const uint8_t j_hex_value[256] = {
-        ['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7, ['7'] = 8, ['8'] = 9, ['9'] = 10,
-        ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
-        ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
-};
-
 /* parse_u64() of a "0x..." string, with a table instead of branches: it was a sixth of the
  * client's time on a large Lookup. Same rules: at least one digit, leading zeros allowed,
  * nothing above UINT64_MAX. */
@@ -1448,7 +1407,7 @@ static int j_parse_hex(const char *s, uint64_t *ret) {
         if (s[0] != '0' || (s[1] != 'x' && s[1] != 'X') || *p == 0)
                 return -EPROTO;
         for (; *p; p++) {
-                uint8_t d = j_hex_value[*p];
+                uint8_t d = hex_value1[*p];
 
                 if (d == 0 || v > (UINT64_MAX >> 4))
                         return -EPROTO;
@@ -1467,10 +1426,10 @@ static int j_hex_plain(struct jreader *j, uint64_t *ret) {
 
         j_ws(j);
         p = (const uint8_t *) j->p;
-        if (p[0] != '"' || p[1] != '0' || p[2] != 'x' || j_hex_value[p[3]] == 0)
+        if (p[0] != '"' || p[1] != '0' || p[2] != 'x' || hex_value1[p[3]] == 0)
                 return 0;
-        for (p += 3; j_hex_value[*p] != 0 && n < 16; p++, n++)
-                v = v << 4 | (uint64_t) (j_hex_value[*p] - 1);
+        for (p += 3; hex_value1[*p] != 0 && n < 16; p++, n++)
+                v = v << 4 | (uint64_t) (hex_value1[*p] - 1);
         if (*p != '"')
                 return 0;
         j->p = (const char *) p + 1;

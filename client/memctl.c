@@ -12,7 +12,7 @@
 
 #include "cleanup.h"
 #include "json-writer.h"
-#include "memctl.h"
+#include "libmemctl.h"
 #include "number.h"
 
 #ifndef MEMMAPD_VERSION

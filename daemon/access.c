@@ -1,3 +1,5 @@
+/* Who a client is (from the socket, never the request), and running its queries with its own credentials so the kernel decides what it may read. */
+
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/nsfs.h>

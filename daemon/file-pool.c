@@ -1,4 +1,4 @@
-#include "config.h"
+/* Reads that can block on a file (a stalled FUSE or NFS mount) run on a bounded pool of their own threads, with a time bound and a per-owner quota of stuck readers, so the threads that answer everyone never wait on them. */
 
 #include <errno.h>
 #include <pthread.h>
@@ -9,6 +9,7 @@
 
 #include "cleanup.h"
 #include "file-pool.h"
+#include "time-util.h"
 
 /* One job per blocking read. The caller waits on the job's condition variable until the job
  * is done or its budget runs out; then it abandons the job, which the pool thread frees (with
@@ -236,13 +237,6 @@ static int pool_spawn(struct file_pool *p) {
         p->idle++;
         p->refs++;
         return 0;
-}
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
 }
 
 int file_pool_run(struct file_pool *p, int (*fn)(void *data), void *data, void (*free_data)(void *data),

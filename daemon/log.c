@@ -1,3 +1,5 @@
+/* Daemon logging to stderr with syslog priority prefixes that journald understands. */
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>

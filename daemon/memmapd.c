@@ -9,7 +9,7 @@
 #include <sys/resource.h>
 
 #include "cleanup.h"
-#include "config.h"
+#include "daemon-config.h"
 #include "engine.h"
 #include "file-pool.h"
 #include "log.h"

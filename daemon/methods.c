@@ -1,3 +1,5 @@
+/* The methods memmapd serves (io.memmapd and org.varlink.service): a decoded call in, a complete reply out. */
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@
 #include "methods.h"
 #include "number.h"
 #include "process.h"
+#include "time-util.h"
 
 #define E_NO_SUCH_PROCESS MEMMAPD_ERROR_NO_SUCH_PROCESS
 #define E_PERMISSION_DENIED MEMMAPD_ERROR_PERMISSION_DENIED
@@ -58,13 +61,6 @@ const char varlink_service_interface_description[] =
         "\n"
         "# The method must be called with \"more\" set.\n"
         "error ExpectedMore ()\n";
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
-}
 
 static const char *reply_error_simple(struct json_writer *w, const char *error, const char *key, const char *value) {
         varlink_reply_begin(w, error, false);

@@ -7,7 +7,7 @@
 #include <sys/socket.h>
 
 #include "access.h"
-#include "config.h"
+#include "daemon-config.h"
 #include "engine.h"
 #include "json-writer.h"
 #include "varlink.h"

@@ -1,3 +1,5 @@
+/* The memmapd server: listening sockets, client connections answered by a pool of threads sharing one epoll loop, signals and systemd notification. */
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -26,6 +28,7 @@
 #include "log.h"
 #include "methods.h"
 #include "server.h"
+#include "time-util.h"
 #include "varlink-frame.h"
 #include "varlink.h"
 
@@ -176,13 +179,6 @@ struct server {
         bool trim_pending;              /* calls came since memory was last given back */
         atomic_bool stopping;           /* every thread leaves its loop */
 };
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
-}
 
 /* Hands a source back to epoll after its event was handled. */
 static int source_arm(struct server *s, struct source *src, uint32_t events) {

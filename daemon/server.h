@@ -1,7 +1,7 @@
 /* The memmapd server: listening sockets, client connections answered by a pool of threads sharing one epoll loop, signals and systemd notification. */
 #pragma once
 
-#include "config.h"
+#include "daemon-config.h"
 #include "engine.h"
 
 struct server;

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "fuzz.h"
-#include "memctl.h"
+#include "libmemctl.h"
 
 struct daemon_side {
         int fd;

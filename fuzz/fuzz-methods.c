@@ -25,7 +25,7 @@
 #include <unistd.h>
 #include <json-c/json.h>
 
-#include "config.h"
+#include "daemon-config.h"
 #include "engine.h"
 #include "fuzz.h"
 #include "methods.h"

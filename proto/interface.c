@@ -1,3 +1,5 @@
+/* The io.memmapd Varlink interface description, embedded from proto/io.memmapd.varlink. */
+
 #include "interface.h"
 
 const char memmapd_interface_description[] =

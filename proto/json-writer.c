@@ -6,6 +6,7 @@
 
 #include "json-writer.h"
 #include "number.h"
+#include "utf8.h"
 
 #define JSON_WRITER_INITIAL_SIZE 256
 #define JSON_WRITER_DOUBLE_MAX (1024 * 1024)
@@ -72,36 +73,6 @@ static inline bool put_char(struct json_writer *w, char c) {
                 return true;
         }
         return append(w, &c, 1);
-}
-
-/* Length of the well-formed UTF-8 sequence (Unicode table 3-7) at p, or 0 when p[0] does not
- * start one: overlong forms, surrogates, code points above U+10FFFF, stray continuation bytes
- * and truncated sequences are all rejected. */
-static size_t utf8_sequence_length(const uint8_t *p, size_t avail) {
-        uint8_t c = p[0], lo = 0x80, hi = 0xbf;
-
-        if (c < 0xc2)
-                return 0;
-        if (c < 0xe0)
-                return avail >= 2 && p[1] >= 0x80 && p[1] <= 0xbf ? 2 : 0;
-        if (c < 0xf0) {
-                if (c == 0xe0)
-                        lo = 0xa0;
-                else if (c == 0xed)
-                        hi = 0x9f;
-                return avail >= 3 && p[1] >= lo && p[1] <= hi && p[2] >= 0x80 && p[2] <= 0xbf ? 3 : 0;
-        }
-        if (c < 0xf5) {
-                if (c == 0xf0)
-                        lo = 0x90;
-                else if (c == 0xf4)
-                        hi = 0x8f;
-                return avail >= 4 && p[1] >= lo && p[1] <= hi && p[2] >= 0x80 && p[2] <= 0xbf &&
-                                       p[3] >= 0x80 && p[3] <= 0xbf
-                               ? 4
-                               : 0;
-        }
-        return 0;
 }
 
 static bool put_escape(struct json_writer *w, uint8_t c) {

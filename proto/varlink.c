@@ -436,13 +436,6 @@ void varlink_reply_done(struct varlink_reply *r) {
 /* 1 for the JSON whitespace bytes. */
 static const uint8_t json_ws[256] = { [' '] = 1, ['\t'] = 1, ['\n'] = 1, ['\r'] = 1 };
 
-/* Hex digit values + 1 (0: not a hex digit), for the address strings. */
-static const uint8_t hex_value1[256] = {
-        ['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7, ['7'] = 8,
-        ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
-        ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
-};
-
 struct scanner {
         const char *p, *end;    /* *end is the message's NUL */
 };

@@ -18,7 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "memctl.h"
+#include "libmemctl.h"
 
 #define TARGETS_MAX 16
 

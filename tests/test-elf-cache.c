@@ -1,5 +1,3 @@
-#include "config.h"
-
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,6 @@
 /* The mapping engine on live processes: both backends, names, build IDs, ELF addresses. */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>

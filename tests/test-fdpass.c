@@ -23,7 +23,7 @@
 
 #include "cleanup.h"
 #include "fixture.h"
-#include "memctl.h"
+#include "libmemctl.h"
 
 #define UID_A 41001
 #define GID_A 41001

@@ -1,6 +1,5 @@
 /* The file pool: jobs run off the calling thread, with the caller's credentials, a time bound
  * and a per-owner quota of readers; a stuck reader stays charged until it returns. */
-#include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,5 @@
 /* Files a target's owner controls, against the real daemon: planted paths in the target's own
  * root (a symlink out of it, a FIFO) are never opened. */
-#include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>

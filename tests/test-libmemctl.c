@@ -14,7 +14,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "memctl.h"
+#include "libmemctl.h"
 
 static char sock_dir[] = "/tmp/memctl-hostile-XXXXXX";
 static char sock_path[128];

@@ -1,5 +1,4 @@
-/* Unit tests for the /proc/PID/maps text parser (daemon/maps-parse.c) and the name classifier. */
-#include "config.h"
+/* Unit tests for the /proc/PID/maps text parser (daemon/engine/maps-parse.c) and the name classifier. */
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-/* Tests for proto/number.c: strict u64 parsing and hex formatting. */
+/* Tests for basic/number.c: strict u64 parsing and hex formatting. */
 
 #include <errno.h>
 #include <setjmp.h>

@@ -30,7 +30,7 @@
 
 #include "cleanup.h"
 #include "fixture.h"
-#include "memctl.h"
+#include "libmemctl.h"
 
 #define UID_A 41011
 #define GID_A 41011

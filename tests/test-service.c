@@ -22,7 +22,7 @@
 
 #include "cleanup.h"
 #include "fixture.h"
-#include "memctl.h"
+#include "libmemctl.h"
 #include "number.h"
 
 #define UID_A 41001

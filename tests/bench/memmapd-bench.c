@@ -37,7 +37,7 @@
 #include "json-writer.h"
 #include "mapping.h"
 #include "maps-parse.h"
-#include "memctl.h"
+#include "libmemctl.h"
 #include "procmap-ioctl.h"
 #include "procmap-uapi.h"
 #include "process.h"

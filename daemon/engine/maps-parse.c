@@ -20,7 +20,6 @@
  *    offset take 1..16 digits, device numbers 1..8, the inode 1..20 decimal digits without
  *    overflow. The kernel's minimum widths (%08lx, %02x) are not required.
  */
-#include "config.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -38,14 +37,6 @@
 
 /* Each read asks for this much; the buffer also holds a carried partial line. */
 #define MAPS_READ_CHUNK (128 * 1024)
-
-/* Hex digit values plus one, 0 for every other byte: a table lookup where a chain of range
- * tests was a tenth of a 60,000-mapping listing's time. */
-static const uint8_t hex_value1[256] = {
-        ['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7, ['7'] = 8, ['8'] = 9,
-        ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
-        ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
-};
 
 /* Parses 1..max_digits (<= 16) hex digits at s[*i], stopping at the first non-hex byte. */
 static int parse_hex(const char *s, size_t len, size_t *i, unsigned max_digits, uint64_t *ret) {

@@ -1,3 +1,5 @@
+/* The PROCMAP_QUERY backend: asks the kernel about VMAs through an open /proc/PID/maps fd (Linux 6.11+). */
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-#include "config.h"
+/* Reads what symbolizers need from an ELF file: its GNU build ID and PT_LOAD table; every offset and size in it is hostile. */
 
 #include <elf.h>
 #include <errno.h>

@@ -1,3 +1,5 @@
+/* The mapping engine: lists and looks up a process's mappings through PROCMAP_QUERY or /proc/PID/maps, adding build IDs and ELF virtual addresses. */
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>

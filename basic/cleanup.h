@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include <dirent.h>
-#include <json-c/json_object.h>
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
 
@@ -32,6 +31,11 @@ static inline void closedirp(DIR **d) {
         if (d && *d)
                 closedir(*d);
 }
+
+/* json-c's destructor, declared here so that code without json-c can include this header
+ * (a compatible redeclaration where json-c's own header is included as well). */
+struct json_object;
+int json_object_put(struct json_object *obj);
 
 static inline void json_object_putp(struct json_object **o) {
         if (o && *o)

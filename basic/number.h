@@ -4,17 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The value of one hex digit of either case, or -1. Inline, so code that does not link the
- * proto library (the mapping engine) shares it too. */
-static inline int unhexchar(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
+#include "hex.h"
 
 /* Parses an unsigned 64-bit number: "0x" or "0X" followed by hex digits (either case), or
  * decimal digits. At least one digit; leading zeros are accepted as long as the value fits
@@ -27,6 +17,3 @@ int parse_u64(const char *s, uint64_t *ret);
  * HEX_U64_MAX bytes. Returns buf. */
 #define HEX_U64_MAX 19
 char *format_hex_u64(uint64_t v, char buf[static HEX_U64_MAX]);
-
-/* Lowercase hex of len bytes into buf (2*len+1 bytes). Returns buf. */
-char *format_hex_bytes(const uint8_t *data, size_t len, char *buf);

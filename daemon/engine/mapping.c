@@ -1,3 +1,4 @@
+/* The one model of a memory mapping (VMA) that both backends produce, and its name classification. */
 
 #include <errno.h>
 #include <stdlib.h>

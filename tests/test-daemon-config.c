@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "config.h"
+#include "daemon-config.h"
 #include "log.h"
 
 static char path[] = "/tmp/memmapd-config-XXXXXX";

@@ -1,3 +1,5 @@
+/* memmapd's settings: defaults, /etc/memmapd.conf (key=value) and the command line, which wins. */
+
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -9,7 +11,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
-#include "config.h"
+#include "daemon-config.h"
 #include "file-pool.h"
 #include "log.h"
 #include "number.h"

@@ -7,8 +7,6 @@
 
 #include "number.h"
 
-static const char hex_digits[16] = "0123456789abcdef";
-
 int parse_u64(const char *s, uint64_t *ret) {
         uint64_t v = 0;
         bool overflow = false;
@@ -64,7 +62,7 @@ char *format_hex_u64(uint64_t v, char buf[static HEX_U64_MAX]) {
         size_t n = 0;
 
         do {
-                tmp[n++] = hex_digits[v & 0xf];
+                tmp[n++] = "0123456789abcdef"[v & 0xf];
                 v >>= 4;
         } while (v);
 
@@ -73,14 +71,5 @@ char *format_hex_u64(uint64_t v, char buf[static HEX_U64_MAX]) {
         for (size_t i = 0; i < n; i++)
                 buf[2 + i] = tmp[n - 1 - i];
         buf[2 + n] = '\0';
-        return buf;
-}
-
-char *format_hex_bytes(const uint8_t *data, size_t len, char *buf) {
-        for (size_t i = 0; i < len; i++) {
-                buf[2 * i] = hex_digits[data[i] >> 4];
-                buf[2 * i + 1] = hex_digits[data[i] & 0xf];
-        }
-        buf[2 * len] = '\0';
         return buf;
 }

@@ -1,3 +1,5 @@
+/* A target process pinned for the length of one request: pidfd, /proc/PID directory, maps fd, identity. */
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>

@@ -1,4 +1,4 @@
-#include "config.h"
+/* A bounded, thread-safe LRU cache of ELF facts (build ID, PT_LOAD table) keyed by file identity. */
 
 #include <errno.h>
 #include <pthread.h>

@@ -1,0 +1,297 @@
+/* libmemctl: the C client library of memmapd, the daemon that answers questions about Linux processes' memory maps. */
+#ifndef LIBMEMCTL_H
+#define LIBMEMCTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Conventions
+ *
+ *  - Functions that can fail return an int: >= 0 on success, -errno on failure. Output
+ *    parameters are named ret_* and come last; they are left untouched on failure.
+ *  - Destructors (memctl_*_free) accept NULL and return NULL: p = memctl_free(p);
+ *  - Strings handed out point into the object they came from and stay valid until that
+ *    object is freed (or, for memctl_last_error_*, until the next call on the connection).
+ *  - No global state. A connection is not thread-safe: use one connection per thread (or
+ *    lock around it). Result objects are immutable and may be read from any thread.
+ *  - The library never prints, never logs, and never touches signal dispositions; writes
+ *    use MSG_NOSIGNAL, so a vanished daemon is an error (-EPIPE/-ECONNRESET), not SIGPIPE.
+ *
+ * ABI growth
+ *
+ *  Connections and replies are opaque objects read through accessor functions. Per-item
+ *  data is copied out into public structs that begin with a "size_t size" member which the
+ *  caller sets to sizeof() the struct as it was compiled (use the MEMCTL_*_INIT initializers,
+ *  or zero the struct and set .size).  New library versions only ever append members, so:
+ *    - an older caller (smaller size) gets the prefix it knows about;
+ *    - a newer caller (larger size) on an older library gets the members that library
+ *      knows, and every member beyond them is zeroed;
+ *    - a size smaller than the struct of libmemctl 0.1 is -EINVAL.
+ *  The library never writes the size member.
+ *
+ * Errors
+ *
+ *  Daemon (Varlink) errors are mapped to errno values:
+ *    io.memmapd.NoSuchProcess                      -ESRCH
+ *    io.memmapd.PermissionDenied,
+ *    org.varlink.service.PermissionDenied          -EACCES
+ *    io.memmapd.ProcessChanged                     -ESTALE  (start time mismatch)
+ *    io.memmapd.LimitExceeded                      -E2BIG
+ *    org.varlink.service.InvalidParameter          -EINVAL
+ *    org.varlink.service.MethodNotFound,
+ *    org.varlink.service.MethodNotImplemented,
+ *    org.varlink.service.InterfaceNotFound         -EOPNOTSUPP
+ *    any other error                               -EPROTO
+ *  The error's name and parameters are kept on the connection (memctl_last_error_*()); they
+ *  are cleared at the start of every call, so after a failed call a NULL
+ *  memctl_last_error_name() means the failure was local or in transport, not the daemon's
+ *  answer. A malformed, oversized (> 64 MiB) or inconsistent reply is -EPROTO. Transport:
+ *  connect() errors as connect() reports them (-ENOENT, -ECONNREFUSED, -EACCES, ...), a
+ *  broken connection -ECONNRESET or -EPIPE, no reply within the timeout -ETIMEDOUT.
+ *
+ *  Every call is idempotent: when the connection turns out to be broken before the reply
+ *  arrived (the daemon restarted or closed an idle connection), the library reconnects once
+ *  to the same socket and retries the call once.
+ */
+
+/* Initializes a public struct for the calls that fill it: zeroed, with size set. */
+#ifdef __cplusplus
+#  define MEMCTL_INIT(type) ([] { type _x{}; _x.size = sizeof(type); return _x; }())
+#else
+#  define MEMCTL_INIT(type) { .size = sizeof(type) }
+#endif
+
+typedef struct memctl memctl;                          /* a connection */
+typedef struct memctl_mappings memctl_mappings;        /* a ListMappings reply */
+typedef struct memctl_lookup_reply memctl_lookup_reply; /* a Lookup reply */
+typedef struct memctl_status memctl_status;            /* a GetStatus reply */
+
+/* ------------------------------------------------------------------ connections */
+
+#define MEMCTL_SOCKET_PATH_SYSTEM "/run/memmapd/io.memmapd"
+#define MEMCTL_TIMEOUT_DEFAULT_USEC (30 * UINT64_C(1000000))
+#define MEMCTL_TIMEOUT_INFINITY UINT64_MAX
+
+/* The socket memctl_connect(NULL, ...) uses, newly allocated (free() it): $MEMMAPD_SOCKET
+ * if set and not empty; else for root /run/memmapd/io.memmapd; for others
+ * $XDG_RUNTIME_DIR/memmapd/io.memmapd if that exists, else /run/memmapd/io.memmapd.
+ * Environment variables are read with secure_getenv(). */
+int memctl_default_socket_path(char **ret_path);
+
+/* Connects to the daemon at path (NULL: see memctl_default_socket_path(); a path starting
+ * with '@' names a socket in the abstract namespace). The timeout is the default one. */
+int memctl_connect(const char *path, memctl **ret);
+
+/* Closes the connection and frees it. */
+memctl *memctl_free(memctl *c);
+
+/* How long one call may take, connecting, sending and receiving included, in microseconds:
+ * 0 restores the default (MEMCTL_TIMEOUT_DEFAULT_USEC), MEMCTL_TIMEOUT_INFINITY waits
+ * forever. After a timeout the connection is closed; the next call reconnects. */
+int memctl_set_timeout(memctl *c, uint64_t timeout_usec);
+
+/* The Varlink error name of the last call on c ("io.memmapd.NoSuchProcess", ...), or NULL
+ * when it succeeded or failed without an answer from the daemon. */
+const char *memctl_last_error_name(const memctl *c);
+/* That error's parameters as JSON object text ("{}" when it had none), or NULL. */
+const char *memctl_last_error_parameters(const memctl *c);
+/* One parameter of that error: "parameter" of InvalidParameter, "limit" and "max" of
+ * LimitExceeded, "pid", "expected_start_time", ... -ENODATA when there is no last error or
+ * no such parameter, -EPROTO when it has another type. ret_value is valid until the next
+ * call on c. */
+int memctl_last_error_string(const memctl *c, const char *key, const char **ret_value);
+int memctl_last_error_int(const memctl *c, const char *key, int64_t *ret_value);
+
+/* ------------------------------------------------------------------ mappings */
+
+/* Bits of memctl_mapping.flags */
+#define MEMCTL_MAPPING_READ   (1u << 0)
+#define MEMCTL_MAPPING_WRITE  (1u << 1)
+#define MEMCTL_MAPPING_EXEC   (1u << 2)
+#define MEMCTL_MAPPING_SHARED (1u << 3)
+
+/* What a mapping is (the protocol's MappingKind). A kind that a newer daemon reports and this
+ * library does not know is MEMCTL_KIND_UNKNOWN; memctl_mapping.kind_name still names it. */
+enum memctl_mapping_kind {
+        MEMCTL_KIND_UNKNOWN = 0,
+        MEMCTL_KIND_ANONYMOUS,   /* no name */
+        MEMCTL_KIND_FILE,        /* a file: see path, deleted */
+        MEMCTL_KIND_HEAP,        /* [heap] */
+        MEMCTL_KIND_STACK,       /* [stack] */
+        MEMCTL_KIND_VDSO,        /* [vdso] */
+        MEMCTL_KIND_VVAR,        /* [vvar], [vvar_vclock] */
+        MEMCTL_KIND_VSYSCALL,    /* [vsyscall], the x86-64 gate area */
+        MEMCTL_KIND_MEMFD,       /* /memfd:NAME (deleted): path is set */
+        MEMCTL_KIND_ANON_NAMED,  /* [anon:NAME] */
+        MEMCTL_KIND_SHMEM_NAMED, /* [anon_shmem:NAME] */
+        MEMCTL_KIND_SPECIAL,     /* anon_inode:..., /dev/zero (deleted), [uprobes], ... */
+};
+
+/* One mapping (VMA). Strings and build_id point into the reply object. */
+struct memctl_mapping {
+        size_t size;              /* set by the caller: sizeof(struct memctl_mapping) */
+        uint64_t start;           /* first address */
+        uint64_t end;             /* first address after the mapping */
+        uint64_t offset;          /* offset in the backing file */
+        uint64_t inode;
+        uint32_t dev_major;
+        uint32_t dev_minor;
+        uint64_t page_size;       /* 0: not known */
+        uint32_t flags;           /* MEMCTL_MAPPING_READ | ... */
+        char perms[5];            /* "r-xp", as /proc/PID/maps shows it */
+        bool deleted;             /* file kind: the file was deleted or replaced */
+        int kind;                 /* enum memctl_mapping_kind */
+        const char *kind_name;    /* the protocol's name of the kind: "file", "heap", ... */
+        const char *name;         /* the kernel's name, unescaped; NULL for anonymous memory */
+        const char *path;         /* file and memfd kinds: the path without " (deleted)"; else NULL */
+        const char *build_id_hex; /* GNU build ID, lowercase hex, or NULL (unknown or not asked) */
+        const uint8_t *build_id;  /* the same in binary, build_id_size bytes; NULL when none */
+        size_t build_id_size;
+};
+#define MEMCTL_MAPPING_INIT MEMCTL_INIT(struct memctl_mapping)
+
+/* Flags of memctl_list_mappings() and memctl_lookup() */
+#define MEMCTL_EXECUTABLE_ONLY  (UINT64_C(1) << 0) /* only mappings with execute permission */
+#define MEMCTL_FILE_BACKED_ONLY (UINT64_C(1) << 1) /* only file and memfd mappings */
+#define MEMCTL_BUILD_IDS        (UINT64_C(1) << 2) /* add build IDs of file-backed mappings */
+
+/* All mappings of process pid, sorted by address (ListMappings). start_time: field 22 of
+ * /proc/PID/stat, the clock tick at which the process the caller means started: -ESTALE if
+ * pid now belongs to another process; 0 does not check. flags: MEMCTL_EXECUTABLE_ONLY,
+ * MEMCTL_FILE_BACKED_ONLY, MEMCTL_BUILD_IDS (others: -EINVAL). */
+int memctl_list_mappings(memctl *c, pid_t pid, uint64_t start_time, uint64_t flags,
+                         memctl_mappings **ret);
+
+size_t memctl_mappings_count(const memctl_mappings *m);
+/* -ERANGE when index >= count. */
+int memctl_mappings_get(const memctl_mappings *m, size_t index, struct memctl_mapping *ret);
+/* The process the reply is about: its pid and start time (either pointer may be NULL).
+ * Asked about a thread id, the daemon answers about the thread's process: pid is then the
+ * thread group id. */
+int memctl_mappings_get_process(const memctl_mappings *m, pid_t *ret_pid, uint64_t *ret_start_time);
+memctl_mappings *memctl_mappings_free(memctl_mappings *m);
+
+/* ------------------------------------------------------------------ lookup */
+
+#define MEMCTL_NO_MAPPING SIZE_MAX
+
+/* What one address resolved to. */
+struct memctl_lookup_result {
+        size_t size;              /* set by the caller: sizeof(struct memctl_lookup_result) */
+        uint64_t address;         /* the address asked */
+        size_t mapping;           /* index for memctl_lookup_reply_get_mapping(), or
+                                   * MEMCTL_NO_MAPPING when the address is not mapped */
+        bool has_file_offset;     /* file-backed mapping */
+        bool has_elf_vaddr;       /* ELF file */
+        uint64_t file_offset;     /* address - start + offset */
+        uint64_t elf_vaddr;       /* file_offset as a virtual address of the ELF file's PT_LOAD
+                                   * segments: what a symbolizer looks up */
+};
+#define MEMCTL_LOOKUP_RESULT_INIT MEMCTL_INIT(struct memctl_lookup_result)
+
+/* Looks up n_addresses addresses of process pid (Lookup). start_time as for
+ * memctl_list_mappings(); flags: MEMCTL_BUILD_IDS. A batch above the daemon's max_addresses
+ * is split by the library (the limit is learned from the daemon's LimitExceeded answer and
+ * kept on the connection), every part asked about the process the first part found: the
+ * reply is the one a daemon without the limit would give, one result per address, in order,
+ * and each distinct mapping once. */
+int memctl_lookup(memctl *c, pid_t pid, uint64_t start_time, const uint64_t *addresses,
+                  size_t n_addresses, uint64_t flags, memctl_lookup_reply **ret);
+
+/* The number of results: n_addresses. */
+size_t memctl_lookup_reply_count(const memctl_lookup_reply *l);
+/* The result for addresses[index]; -ERANGE when index >= count. */
+int memctl_lookup_reply_get(const memctl_lookup_reply *l, size_t index, struct memctl_lookup_result *ret);
+/* The mappings results refer to, by memctl_lookup_result.mapping. */
+size_t memctl_lookup_reply_mapping_count(const memctl_lookup_reply *l);
+int memctl_lookup_reply_get_mapping(const memctl_lookup_reply *l, size_t mapping_index,
+                                    struct memctl_mapping *ret);
+int memctl_lookup_reply_get_process(const memctl_lookup_reply *l, pid_t *ret_pid, uint64_t *ret_start_time);
+memctl_lookup_reply *memctl_lookup_reply_free(memctl_lookup_reply *l);
+
+/* ------------------------------------------------------------------ status */
+
+struct memctl_status_info {
+        size_t size;              /* set by the caller: sizeof(struct memctl_status_info) */
+        const char *version;      /* the daemon's version */
+        const char *kernel;       /* uname release of the running kernel */
+        const char *backend;      /* "ioctl" (PROCMAP_QUERY) or "maps" (/proc/PID/maps) */
+        uint64_t uptime_usec;
+        uint64_t requests;
+        uint64_t errors;
+        uint64_t elf_cache_hits;
+        uint64_t elf_cache_misses;
+        uint64_t elf_cache_entries;
+        uint64_t connections;
+        /* The daemon's limits */
+        uint64_t max_message_size;
+        uint64_t max_addresses;
+        uint64_t max_connections;
+        uint64_t max_connections_per_uid;
+        uint64_t max_output_queue;
+        uint64_t idle_timeout_sec;
+        uint64_t max_json_depth;
+        /* Appended after LIBMEMCTL_0.2 (no new symbol: the size tells); 0 from a daemon without them. */
+        uint64_t oneway_skipped;          /* oneway calls past their budget: parsed, not run */
+        uint64_t output_held;             /* bytes of queued output and held requests, all clients */
+        uint64_t parked;                  /* unprivileged clients' connections waiting for a worker */
+        uint64_t reserved_connections;    /* limit: slots kept for root and AllowGroups members */
+        uint64_t output_budget;           /* limit: output_held of all clients together */
+        uint64_t output_budget_per_uid;   /* limit: output_held of one user */
+        uint64_t file_readers;            /* file reader threads started and not ended */
+        uint64_t file_readers_busy;       /* of them, running a read */
+        uint64_t file_readers_stuck;      /* of them, running a read whose caller stopped waiting */
+        uint64_t file_read_timeouts;      /* waits for reads that ran out */
+        uint64_t file_reads_refused;      /* reads refused at once (quota or pool used up) */
+};
+#define MEMCTL_STATUS_INFO_INIT MEMCTL_INIT(struct memctl_status_info)
+
+int memctl_get_status(memctl *c, memctl_status **ret);
+int memctl_status_get_info(const memctl_status *s, struct memctl_status_info *ret);
+memctl_status *memctl_status_free(memctl_status *s);
+
+/* ------------------------------------------------------------------ vdso (LIBMEMCTL_0.2) */
+
+/* The image of process pid's vdso (GetVdso), which no file holds: *ret_image (malloc'd, free()
+ * it) of *ret_size bytes, read by the daemon from the process's memory with the caller's
+ * access. start_time as for memctl_list_mappings(). -ENOENT when the process has no vdso
+ * (a kernel thread). Symbolize lookups in the vdso (their elf_vaddr) with this image; its
+ * build ID is the [vdso] mapping's in listings and lookups with MEMCTL_BUILD_IDS. */
+int memctl_get_vdso(memctl *c, pid_t pid, uint64_t start_time, uint8_t **ret_image, size_t *ret_size);
+
+/* ------------------------------------------------------------------ mapped files (LIBMEMCTL_0.2) */
+
+/* The file mapped at address in process pid, as the process sees it (OpenMappingFile): a path
+ * of a listing names the file in the process's mount namespace, which here may be another
+ * file. *ret_fd receives a read-only, close-on-exec fd of the mapping's regular file, passed
+ * by the daemon (SCM_RIGHTS) after opening it with the caller's access and checking its device
+ * and inode; close() it. ret_mapping (may be NULL) receives the mapping as a one-item listing
+ * (memctl_mappings_get(m, 0, ...); free it with memctl_mappings_free()). start_time as for
+ * memctl_list_mappings(). Deleted files and memfds work where the daemon may read
+ * /proc/PID/map_files (a privileged caller). -ENXIO: nothing is mapped there; -EMEDIUMTYPE:
+ * the mapping has no file (anonymous memory, stack, vdso...); -EIO: the file could not be
+ * opened as that file (FileUnavailable: its name now names another one, or the open did not
+ * finish in time); -EACCES, -ESRCH, -ESTALE as for the other calls. */
+int memctl_open_mapping_file(memctl *c, pid_t pid, uint64_t start_time, uint64_t address, int *ret_fd,
+                             memctl_mappings **ret_mapping);
+
+/* ------------------------------------------------------------------ raw calls */
+
+/* Calls method ("io.memmapd.ListMappings", "org.varlink.service.GetInfo", ...) with
+ * parameters_json (a JSON object as text; NULL means {}) and returns the reply's
+ * parameters object as compact JSON text, newly allocated (free() it). A parameters_json
+ * that is not one JSON object is -EINVAL. Errors as for the typed calls. */
+int memctl_call_json(memctl *c, const char *method, const char *parameters_json, char **ret_reply_json);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LIBMEMCTL_H */
