@@ -23,7 +23,7 @@ make check || check=$?
 info=$builddir/coverage.info
 lcov --quiet --capture --directory . --base-directory "$top" --output-file "$info.all" --no-external \
         --rc lcov_branch_coverage=0
-lcov --quiet --extract "$info.all" "$top/daemon/*" "$top/proto/*" "$top/client/*" --output-file "$info"
+lcov --quiet --extract "$info.all" "$top/basic/*" "$top/daemon/*" "$top/proto/*" "$top/client/*" --output-file "$info"
 rm -f "$info.all"
 rm -rf coverage-html
 genhtml --quiet --output-directory coverage-html "$info" >/dev/null
