@@ -876,14 +876,9 @@ static int name_exact_set(struct arena_chunk **arena, struct memctl_mapping *m, 
         exact = arena_alloc(arena, l / 2 + 1);
         if (!exact)
                 return -ENOMEM;
-        for (size_t i = 0; i < l; i += 2) {
-                int hi = unhexchar(hex[i]), lo = unhexchar(hex[i + 1]);
-
-                /* No NUL: the kernel's names are C strings. */
-                if (hi < 0 || lo < 0 || (hi | lo) == 0)
-                        return -EPROTO;
-                exact[i / 2] = (char) (hi << 4 | lo);
-        }
+        /* No NUL: the kernel's names are C strings. */
+        if (unhex_bytes(hex, l, false, (uint8_t *) exact) < 0 || memchr(exact, 0, l / 2))
+                return -EPROTO;
         exact[l / 2] = 0;
         if (lossy_prefix(exact, l / 2, m->name, strlen(m->name), &n) < 0 || n != l / 2)
                 return -EPROTO;

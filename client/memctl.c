@@ -32,7 +32,8 @@ enum {
         EXIT_CHANGED = 6,
 };
 
-/* Addresses per Lookup request; smaller when the daemon says its limit is lower. */
+/* Addresses per Lookup call (and per object printed by --json); libmemctl splits further where
+ * the daemon takes fewer. */
 #define LOOKUP_BATCH 10000
 /* Build IDs in tables are shortened to this many hex digits unless --full. */
 #define BUILD_ID_SHORT 12
@@ -757,7 +758,7 @@ nomem:
 }
 
 /* Looks up one batch; grows the table (human output) or prints the reply (JSON). Returns an
- * exit status, or -E2BIG (not yet reported) when the batch exceeds a limit of the daemon. */
+ * exit status. A batch above the daemon's max_addresses is split by libmemctl. */
 static int lookup_batch(struct context *ctx, pid_t pid, uint64_t *start_time, const uint64_t *addresses,
                         size_t n, bool build_ids, struct table *t) {
         _cleanup_(memctl_lookup_reply_freep) memctl_lookup_reply *l = NULL;
@@ -765,7 +766,7 @@ static int lookup_batch(struct context *ctx, pid_t pid, uint64_t *start_time, co
 
         r = memctl_lookup(ctx->c, pid, *start_time, addresses, n, build_ids ? MEMCTL_BUILD_IDS : 0, &l);
         if (r < 0)
-                return r == -E2BIG ? -E2BIG : call_failed(ctx->c, ctx->path, r, pid);
+                return call_failed(ctx->c, ctx->path, r, pid);
         (void) memctl_lookup_reply_get_process(l, NULL, start_time);
         if (arg.json != JSON_OFF)
                 return print_lookup_json(l);
@@ -807,26 +808,13 @@ static int cmd_lookup(struct context *ctx, pid_t pid, const struct addresses *a)
                 .right = right,
         };
         uint64_t start_time = arg.start_time;
-        size_t batch = LOOKUP_BATCH, done = 0;
+        size_t done = 0;
         int r;
 
         do {
-                size_t n = MIN(batch, a->n - done);
+                size_t n = MIN((size_t) LOOKUP_BATCH, a->n - done);
 
                 r = lookup_batch(ctx, pid, &start_time, a->v + done, n, build_ids, &t);
-                if (r == -E2BIG) {
-                        /* The daemon takes fewer addresses at once: split further if it
-                         * said how many, else explain. */
-                        const char *limit = NULL;
-                        int64_t max = 0;
-
-                        if (memctl_last_error_string(ctx->c, "limit", &limit) >= 0 && strstr(limit, "address") &&
-                            memctl_last_error_int(ctx->c, "max", &max) >= 0 && max > 0 && (uint64_t) max < n) {
-                                batch = (size_t) max;
-                                continue;
-                        }
-                        r = call_failed(ctx->c, ctx->path, -E2BIG, pid);
-                }
                 if (r != EXIT_OK) {
                         table_done(&t);
                         return r;

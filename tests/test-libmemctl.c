@@ -153,6 +153,19 @@ static int lookup_with(const char *json, memctl_lookup_reply **ret) {
         return r;
 }
 
+/* Each of the n replies answers a Lookup: refused as what it is, a reply out of protocol, not
+ * as any other failure, and nothing returned. */
+static void assert_lookups_refused(const char *const *bad, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                memctl_lookup_reply *l = NULL;
+                int r = lookup_with(bad[i], &l);
+
+                if (r != -EPROTO)
+                        fail_msg("reply %zu: %d, not -EPROTO: %s", i, r, bad[i]);
+                assert_null(l);
+        }
+}
+
 static void test_valid_reply(void **state) {
         struct memctl_lookup_result res = MEMCTL_LOOKUP_RESULT_INIT;
         struct memctl_mapping m = MEMCTL_MAPPING_INIT;
@@ -341,6 +354,179 @@ static void check_forms_reply(const char *json) {
         memctl_lookup_reply_free(l);
 }
 
+/* Nested deeper than the fast decoder follows (16), not than the general one (32): a reply with
+ * this member is read by json-c and the get_*() checks. */
+#define DEEP ",\"x\":[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]"
+
+/* Why an address has no mapping, in every form the daemon or a newer one may say it, and the
+ * process's kernel_thread flag, by both decoders. */
+static void test_reasons(void **state) {
+        static const uint64_t addr[] = { 0x1000, 0x2000, 0x3000, 0x4000, 0x5000 };
+        static const char *const forms[] = {
+                /* as the daemon writes it */
+                "{\"parameters\":{\"process\":{\"pid\":123,\"start_time\":5,\"kernel_thread\":true},\"mappings\":[],"
+                "\"results\":[{\"address\":\"0x1000\",\"reason\":\"no_address_space\"},{\"address\":\"0x2000\",\"reason\":"
+                "\"unmapped\"},{\"address\":\"0x3000\"},{\"address\":\"0x4000\",\"reason\":\"gone_fishing\"},"
+                "{\"address\":\"0x5000\",\"reason\":null}]}}",
+                /* escaped, member by member */
+                "{\"parameters\":{\"process\":{\"kernel_thread\":true,\"pid\":123,\"start_time\":5},\"mappings\":[],"
+                "\"results\":[{\"reason\":\"no\\u005faddress_space\",\"address\":\"0x1000\"},{\"address\":\"0x2000\","
+                "\"reason\" : \"unmapped\"},{\"address\":\"0x3000\"},{\"address\":\"0x4000\",\"reason\":\"gone\\u005ffishing\"},"
+                "{\"address\":\"0x5000\",\"reason\":null}]}}",
+                /* by json-c */
+                "{\"parameters\":{\"process\":{\"pid\":123,\"start_time\":5,\"kernel_thread\":true},\"mappings\":[],"
+                "\"results\":[{\"address\":\"0x1000\",\"reason\":\"no_address_space\"},{\"address\":\"0x2000\",\"reason\":"
+                "\"unmapped\"},{\"address\":\"0x3000\"},{\"address\":\"0x4000\",\"reason\":\"gone_fishing\"},"
+                "{\"address\":\"0x5000\",\"reason\":null}]" DEEP "}}",
+        };
+        static const int reasons[] = { MEMCTL_REASON_NO_ADDRESS_SPACE, MEMCTL_REASON_UNMAPPED, MEMCTL_REASON_UNMAPPED,
+                                       MEMCTL_REASON_OTHER, MEMCTL_REASON_UNMAPPED };
+        static const char *const names[] = { "no_address_space", "unmapped", NULL, "gone_fishing", NULL };
+
+        for (size_t f = 0; f < sizeof(forms) / sizeof(forms[0]); f++) {
+                struct memctl_process p = MEMCTL_PROCESS_INIT;
+                memctl_lookup_reply *l = NULL;
+                memctl *c = NULL;
+
+                set_reply(forms[f]);
+                assert_int_equal(memctl_connect(sock_path, &c), 0);
+                assert_int_equal(memctl_lookup(c, 123, 0, addr, 5, 0, &l), 0);
+                memctl_free(c);
+                assert_int_equal(memctl_lookup_reply_get_process_info(l, &p), 0);
+                assert_int_equal(p.pid, 123);
+                assert_int_equal(p.start_time, 5);
+                assert_true(p.kernel_thread);
+                for (size_t i = 0; i < 5; i++) {
+                        struct memctl_lookup_result res = MEMCTL_LOOKUP_RESULT_INIT;
+
+                        assert_int_equal(memctl_lookup_reply_get(l, i, &res), 0);
+                        assert_int_equal(res.mapping, MEMCTL_NO_MAPPING);
+                        if (res.reason != reasons[i])
+                                fail_msg("form %zu, result %zu: reason %d, not %d", f, i, res.reason, reasons[i]);
+                        if (names[i])
+                                assert_string_equal(res.reason_name, names[i]);
+                        else
+                                assert_null(res.reason_name);
+                }
+                memctl_lookup_reply_free(l);
+        }
+
+        /* A mapped address has no reason, whatever came with it. */
+        {
+                struct memctl_lookup_result res = MEMCTL_LOOKUP_RESULT_INIT;
+                memctl_lookup_reply *l = NULL;
+
+                assert_int_equal(lookup_with("{\"parameters\":{" PROC ",\"mappings\":[" MAPPING "}],\"results\":"
+                                             "[{\"address\":\"0x1800\",\"mapping\":0,\"reason\":\"unmapped\"}]}}", &l),
+                                 0);
+                assert_int_equal(memctl_lookup_reply_get(l, 0, &res), 0);
+                assert_int_equal(res.mapping, 0);
+                assert_int_equal(res.reason, MEMCTL_REASON_NONE);
+                assert_null(res.reason_name);
+                memctl_lookup_reply_free(l);
+        }
+
+        /* Types out of protocol, in either decoder. */
+        {
+                static const char *const bad[] = {
+                        "{\"parameters\":{\"process\":{\"pid\":123,\"start_time\":5,\"kernel_thread\":1},\"mappings\":[],"
+                        "\"results\":[{\"address\":\"0x1800\",\"reason\":\"unmapped\"}]}}",
+                        "{\"parameters\":{\"process\":{\"pid\":123,\"start_time\":5,\"kernel_thread\":\"yes\"},\"mappings\":[],"
+                        "\"results\":[{\"address\":\"0x1800\",\"reason\":\"unmapped\"}]" DEEP "}}",
+                        "{\"parameters\":{" PROC ",\"mappings\":[],\"results\":[{\"address\":\"0x1800\",\"reason\":7}]}}",
+                        "{\"parameters\":{" PROC ",\"mappings\":[],\"results\":[{\"address\":\"0x1800\",\"reason\":7}]" DEEP "}}",
+                        "{\"parameters\":{" PROC ",\"mappings\":[],\"results\":[{\"address\":\"0x1800\",\"reason\":\"a\\u0000b\"}]}}",
+                };
+
+                assert_lookups_refused(bad, sizeof(bad) / sizeof(bad[0]));
+        }
+}
+
+/* The process of a listing, for callers of every size. */
+static void test_process_info(void **state) {
+        union {
+                struct memctl_process p;
+                unsigned char bytes[sizeof(struct memctl_process) + 16];
+        } big;
+        struct memctl_process p = MEMCTL_PROCESS_INIT;
+        memctl_mappings *m = NULL;
+
+        assert_int_equal(list_with("{\"parameters\":{" PROC ",\"mappings\":[" MAPPING "}]}}", &m), 0);
+        assert_int_equal(memctl_mappings_get_process_info(m, &p), 0);
+        assert_int_equal(p.pid, 123);
+        assert_int_equal(p.start_time, 5);
+        assert_false(p.kernel_thread);
+        /* A newer caller's larger struct: the rest zeroed. */
+        memset(big.bytes, 0xa5, sizeof(big.bytes));
+        big.p.size = sizeof(big.bytes);
+        assert_int_equal(memctl_mappings_get_process_info(m, &big.p), 0);
+        assert_int_equal(big.p.pid, 123);
+        for (size_t i = sizeof(struct memctl_process); i < sizeof(big.bytes); i++)
+                assert_int_equal(big.bytes[i], 0);
+        /* Smaller than the struct ever was, or nothing to fill: -EINVAL, nothing written. */
+        p = (struct memctl_process) { .size = offsetof(struct memctl_process, kernel_thread), .pid = 9 };
+        assert_int_equal(memctl_mappings_get_process_info(m, &p), -EINVAL);
+        assert_int_equal(p.pid, 9);
+        assert_int_equal(memctl_mappings_get_process_info(m, NULL), -EINVAL);
+        assert_int_equal(memctl_mappings_get_process_info(NULL, &p), -EINVAL);
+        assert_int_equal(memctl_lookup_reply_get_process_info(NULL, &p), -EINVAL);
+        memctl_mappings_free(m);
+}
+
+/* A name that is not UTF-8 comes with its bytes in name_hex: libmemctl gives them, checked
+ * against name and path (which carry U+FFFD for each invalid byte), by both decoders. */
+#define NOT_UTF8 "{\"start\":\"0x1000\",\"end\":\"0x2000\",\"perms\":\"r-xp\",\"offset\":\"0x0\",\"dev\":\"08:01\"," \
+                 "\"inode\":7,\"kind\":\"file\",\"name\":\"/a\xef\xbf\xbd\xef\xbf\xbd.so (deleted)\""
+static void test_name_hex(void **state) {
+        /* name_hex: "/a\xff\xe2.so (deleted)", in either case */
+        static const char *const good[] = {
+                "{\"parameters\":{" PROC ",\"mappings\":[" NOT_UTF8 ",\"name_hex\":" "\"2f61ffe22e736f202864656c6574656429\""
+                ",\"path\":\"/a\xef\xbf\xbd\xef\xbf\xbd.so\",\"deleted\":true}]}}",
+                "{\"parameters\":{" PROC ",\"mappings\":[" NOT_UTF8 ",\"name_hex\":" "\"2F61FFE22E736F202864656C6574656429\""
+                ",\"path\":\"/a\xef\xbf\xbd\xef\xbf\xbd.so\",\"deleted\":true}]" DEEP "}}",
+        };
+        static const char *const bad[] = {
+                /* odd length, not hex, a NUL byte, other bytes than name's, more bytes */
+                NOT_UTF8 ",\"name_hex\":\"2f61ffe22e736f202864656c657465642\"}",
+                NOT_UTF8 ",\"name_hex\":\"2f61ffe22e736f202864656c65746564zz\"}",
+                NOT_UTF8 ",\"name_hex\":\"2f61ffe200736f202864656c6574656429\"}",
+                NOT_UTF8 ",\"name_hex\":\"2f62ffe22e736f202864656c6574656429\"}",
+                NOT_UTF8 ",\"name_hex\":\"2f61ffe22e736f202864656c657465642929\"}",
+                /* a path that is not the start of name, or ends inside a character */
+                NOT_UTF8 ",\"name_hex\":\"2f61ffe22e736f202864656c6574656429\",\"path\":\"/b\"}",
+                NOT_UTF8 ",\"name_hex\":\"2f61ffe22e736f202864656c6574656429\",\"path\":\"/a\xef\xbf\"}",
+                /* bytes without a name */
+                "{\"start\":\"0x1000\",\"end\":\"0x2000\",\"perms\":\"r-xp\",\"offset\":\"0x0\",\"dev\":\"08:01\","
+                "\"inode\":7,\"kind\":\"file\",\"name_hex\":\"2f61\"}",
+        };
+        char json[1024];
+
+        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+                struct memctl_mapping m = MEMCTL_MAPPING_INIT;
+                memctl_mappings *l = NULL;
+
+                assert_int_equal(list_with(good[i], &l), 0);
+                assert_int_equal(memctl_mappings_get(l, 0, &m), 0);
+                assert_string_equal(m.name, "/a\xef\xbf\xbd\xef\xbf\xbd.so (deleted)");
+                assert_string_equal(m.name_exact, "/a\xff\xe2.so (deleted)");
+                assert_string_equal(m.path, "/a\xef\xbf\xbd\xef\xbf\xbd.so");
+                assert_string_equal(m.path_exact, "/a\xff\xe2.so");
+                assert_true(m.deleted);
+                memctl_mappings_free(l);
+        }
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                for (int deep = 0; deep <= 1; deep++) {
+                        memctl_mappings *l = NULL;
+                        int r;
+
+                        snprintf(json, sizeof(json), "{\"parameters\":{" PROC ",\"mappings\":[%s]%s}}", bad[i], deep ? DEEP : "");
+                        r = list_with(json, &l);
+                        if (r != -EPROTO)
+                                fail_msg("mapping %zu (deep %d): %d, not -EPROTO: %s", i, deep, r, bad[i]);
+                        assert_null(l);
+                }
+}
+
 static void test_reply_forms(void **state) {
         check_forms_reply(DAEMON_FORM);
         check_forms_reply(OTHER_FORM);
@@ -429,15 +615,7 @@ static void test_hostile_replies(void **state) {
                 "\"reason\":\"unmapped\"}]}}",
         };
 
-        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-                memctl_lookup_reply *l = NULL;
-                int r = lookup_with(bad[i], &l);
-
-                /* Refused as what it is, a reply out of protocol, not as any other failure. */
-                if (r != -EPROTO)
-                        fail_msg("reply %zu: %d, not -EPROTO: %s", i, r, bad[i]);
-                assert_null(l);
-        }
+        assert_lookups_refused(bad, sizeof(bad) / sizeof(bad[0]));
 }
 
 static void test_error_replies(void **state) {
@@ -449,6 +627,126 @@ static void test_error_replies(void **state) {
         assert_int_equal(lookup_with("{\"error\":\"io.memmapd.ProcessChanged\",\"parameters\":{}}", &l), -ESTALE);
         assert_int_equal(lookup_with("{\"error\":\"com.example.Weird\",\"parameters\":{}}", &l), -EPROTO);
         assert_null(l);
+}
+
+/* Each error the daemon may answer is its own errno, for every kind of call. */
+static void test_error_mapping(void **state) {
+        static const struct {
+                const char *name;
+                int error;
+        } cases[] = {
+                { "io.memmapd.NoSuchProcess", -ESRCH },
+                { "io.memmapd.PermissionDenied", -EACCES },
+                { "org.varlink.service.PermissionDenied", -EACCES },
+                { "io.memmapd.ProcessChanged", -ESTALE },
+                { "io.memmapd.LimitExceeded", -E2BIG },
+                { "io.memmapd.NoVdso", -ENOENT },
+                { "io.memmapd.NotMapped", -ENXIO },
+                { "io.memmapd.NoFile", -EMEDIUMTYPE },
+                { "io.memmapd.FileUnavailable", -EIO },
+                { "org.varlink.service.InvalidParameter", -EINVAL },
+                { "org.varlink.service.MethodNotFound", -EOPNOTSUPP },
+                { "org.varlink.service.MethodNotImplemented", -EOPNOTSUPP },
+                { "org.varlink.service.InterfaceNotFound", -EOPNOTSUPP },
+                { "io.memmapd.InternalError", -EPROTO },
+        };
+        memctl *c = NULL;
+
+        assert_int_equal(memctl_connect(sock_path, &c), 0);
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                char json[256];
+                uint64_t addr = 0x1000;
+                memctl_mappings *m = NULL;
+                memctl_lookup_reply *l = NULL;
+                memctl_status *st = NULL;
+                uint8_t *image = NULL;
+                size_t size = 0;
+                char *text = NULL;
+                int fd = -1;
+
+                snprintf(json, sizeof(json), "{\"error\":\"%s\",\"parameters\":{}}", cases[i].name);
+                set_reply(json);
+                assert_int_equal(memctl_list_mappings(c, 123, 0, 0, &m), cases[i].error);
+                assert_string_equal(memctl_last_error_name(c), cases[i].name);
+                assert_int_equal(memctl_lookup(c, 123, 0, &addr, 1, 0, &l), cases[i].error);
+                assert_int_equal(memctl_get_status(c, &st), cases[i].error);
+                assert_int_equal(memctl_get_vdso(c, 123, 0, &image, &size), cases[i].error);
+                assert_int_equal(memctl_open_mapping_file(c, 123, 0, 0x1000, &fd, NULL), cases[i].error);
+                assert_int_equal(memctl_call_json(c, "io.memmapd.GetStatus", NULL, &text), cases[i].error);
+                assert_string_equal(memctl_last_error_name(c), cases[i].name);
+                /* Nothing returned on failure. */
+                assert_null(m);
+                assert_null(l);
+                assert_null(st);
+                assert_null(image);
+                assert_null(text);
+                assert_int_equal(fd, -1);
+        }
+        memctl_free(c);
+        set_reply(NULL);
+}
+
+/* The last error's name and parameters, and what each accessor says when there is no such
+ * error, no such parameter, or one of another type. */
+static void test_last_error(void **state) {
+        const char *s = "untouched";
+        int64_t v = 42;
+        char *text = NULL;
+        memctl *c = NULL;
+
+        assert_null(memctl_last_error_name(NULL));
+        assert_null(memctl_last_error_parameters(NULL));
+        assert_int_equal(memctl_last_error_string(NULL, "limit", &s), -EINVAL);
+        assert_int_equal(memctl_last_error_int(NULL, "max", &v), -EINVAL);
+
+        assert_int_equal(memctl_connect(sock_path, &c), 0);
+        set_reply("{\"error\":\"io.memmapd.LimitExceeded\",\"parameters\":{\"limit\":\"max_message_size\",\"max\":64,"
+                  "\"list\":[1,\"a/b\"]}}");
+        assert_int_equal(memctl_call_json(c, "io.memmapd.GetStatus", NULL, &text), -E2BIG);
+        assert_string_equal(memctl_last_error_name(c), "io.memmapd.LimitExceeded");
+        assert_string_equal(memctl_last_error_parameters(c), "{\"limit\":\"max_message_size\",\"max\":64,\"list\":[1,\"a/b\"]}");
+        assert_int_equal(memctl_last_error_string(c, "limit", &s), 0);
+        assert_string_equal(s, "max_message_size");
+        assert_int_equal(memctl_last_error_int(c, "max", &v), 0);
+        assert_int_equal(v, 64);
+        /* Another type, no such key, nothing to fill: the value is left as it was. */
+        s = "untouched";
+        v = 42;
+        assert_int_equal(memctl_last_error_string(c, "max", &s), -EPROTO);
+        assert_int_equal(memctl_last_error_int(c, "limit", &v), -EPROTO);
+        assert_int_equal(memctl_last_error_string(c, "nope", &s), -ENODATA);
+        assert_int_equal(memctl_last_error_int(c, "nope", &v), -ENODATA);
+        assert_int_equal(memctl_last_error_string(c, NULL, &s), -EINVAL);
+        assert_int_equal(memctl_last_error_string(c, "limit", NULL), -EINVAL);
+        assert_int_equal(memctl_last_error_int(c, "max", NULL), -EINVAL);
+        assert_string_equal(s, "untouched");
+        assert_int_equal(v, 42);
+
+        /* An error without parameters: "{}", and no parameter in it. */
+        set_reply("{\"error\":\"io.memmapd.NoSuchProcess\"}");
+        assert_int_equal(memctl_call_json(c, "io.memmapd.GetStatus", NULL, &text), -ESRCH);
+        assert_string_equal(memctl_last_error_parameters(c), "{}");
+        assert_int_equal(memctl_last_error_int(c, "pid", &v), -ENODATA);
+
+        /* A call that succeeds, or fails before anything is sent, clears the last error. */
+        set_reply("{\"parameters\":{\"a\":1}}");
+        assert_int_equal(memctl_call_json(c, "io.memmapd.GetStatus", "{\"x\":[true]}", &text), 0);
+        assert_string_equal(text, "{\"a\":1}");
+        free(text);
+        text = NULL;
+        assert_null(memctl_last_error_name(c));
+        assert_null(memctl_last_error_parameters(c));
+        assert_int_equal(memctl_last_error_string(c, "limit", &s), -ENODATA);
+        assert_string_equal(last_request, "{\"method\":\"io.memmapd.GetStatus\",\"parameters\":{\"x\":[true]}}");
+        set_reply("{\"error\":\"io.memmapd.NoSuchProcess\"}");
+        assert_int_equal(memctl_call_json(c, "io.memmapd.GetStatus", NULL, &text), -ESRCH);
+        assert_int_equal(memctl_call_json(c, "io.memmapd.GetStatus", "[1]", &text), -EINVAL);
+        assert_null(memctl_last_error_name(c));
+        assert_int_equal(memctl_call_json(c, "io.memmapd.GetStatus", "{} x", &text), -EINVAL);
+        assert_int_equal(memctl_call_json(c, "", NULL, &text), -EINVAL);
+        assert_null(text);
+        memctl_free(c);
+        set_reply(NULL);
 }
 
 static void test_broken_connections(void **state) {
@@ -575,7 +873,7 @@ static void test_streamed_list(void **state) {
                         /* Nested deeper than the fast decoder follows (16), not than the
                          * general one (32). */
                         "{\"parameters\":{" PROC ",\"mappings\":[" PART("0x3000", "0x4000") "],"
-                        "\"x\":[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]}}",
+                        "\"x\":[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]}}",
                 };
 
                 assert_int_equal(list_streamed(msgs, 2, &l), -EPROTO);
@@ -637,9 +935,14 @@ int main(void) {
                 cmocka_unit_test(test_list_value_forms),
                 cmocka_unit_test(test_lookup_request),
                 cmocka_unit_test(test_reply_forms),
+                cmocka_unit_test(test_reasons),
+                cmocka_unit_test(test_process_info),
+                cmocka_unit_test(test_name_hex),
                 cmocka_unit_test(test_daemon_form_defects),
                 cmocka_unit_test(test_hostile_replies),
                 cmocka_unit_test(test_error_replies),
+                cmocka_unit_test(test_error_mapping),
+                cmocka_unit_test(test_last_error),
                 cmocka_unit_test(test_broken_connections),
                 cmocka_unit_test(test_streamed_list),
                 cmocka_unit_test(test_streamed_list_bound),
