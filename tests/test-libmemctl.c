@@ -2,6 +2,7 @@
  * out-of-bounds read or a leak. The real daemon never sends these, so a scripted server
  * thread on a private socket plays it. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -749,6 +752,103 @@ static void test_last_error(void **state) {
         set_reply(NULL);
 }
 
+/* The default socket of a user who is not root, as a child of that uid sees it: 0 when it is
+ * want, else a distinct failure. */
+static int default_path_as(uid_t uid, const char *xdg, const char *want) {
+        pid_t pid = fork();
+        int status;
+
+        if (pid == 0) {
+                char *p = NULL;
+
+                if (setgid(uid) < 0 || setuid(uid) < 0)
+                        _exit(10);
+                unsetenv("MEMMAPD_SOCKET");
+                setenv("XDG_RUNTIME_DIR", xdg, 1);
+                if (memctl_default_socket_path(&p) < 0)
+                        _exit(11);
+                _exit(strcmp(p, want) == 0 ? 0 : 12);
+        }
+        if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+                return -1;
+        return WEXITSTATUS(status);
+}
+
+/* Where memctl_connect(NULL) goes: $MEMMAPD_SOCKET; else root's system socket, another user's
+ * socket in $XDG_RUNTIME_DIR where it exists. A path starting with '@' is abstract. */
+static void test_socket_paths(void **state) {
+        char dir[] = "/tmp/memctl-xdg-XXXXXX", abstract[64], *p = NULL, *text = NULL, *long_path;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        memctl *c = NULL;
+        int fd;
+
+        assert_int_equal(memctl_default_socket_path(NULL), -EINVAL);
+        assert_int_equal(setenv("MEMMAPD_SOCKET", sock_path, 1), 0);
+        assert_int_equal(memctl_default_socket_path(&p), 0);
+        assert_string_equal(p, sock_path);
+        free(p);
+        set_reply("{\"parameters\":{\"a\":1}}");
+        assert_int_equal(memctl_connect(NULL, &c), 0);
+        assert_int_equal(memctl_call_json(c, "io.memmapd.GetStatus", NULL, &text), 0);
+        assert_string_equal(text, "{\"a\":1}");
+        free(text);
+        memctl_free(c);
+        set_reply(NULL);
+        /* Empty: as if unset. */
+        assert_int_equal(setenv("MEMMAPD_SOCKET", "", 1), 0);
+        if (geteuid() == 0) {
+                assert_int_equal(memctl_default_socket_path(&p), 0);
+                assert_string_equal(p, MEMCTL_SOCKET_PATH_SYSTEM);
+                free(p);
+
+                /* Another user: the runtime directory's socket once it is there. */
+                assert_non_null(mkdtemp(dir));
+                assert_int_equal(chmod(dir, 0755), 0);
+                char *xdg_socket_dir = NULL, *xdg_socket = NULL;
+                assert_true(asprintf(&xdg_socket_dir, "%s/memmapd", dir) > 0);
+                assert_true(asprintf(&xdg_socket, "%s/io.memmapd", xdg_socket_dir) > 0);
+                assert_int_equal(default_path_as(41001, dir, MEMCTL_SOCKET_PATH_SYSTEM), 0);
+                assert_int_equal(mkdir(xdg_socket_dir, 0755), 0);
+                assert_true((fd = open(xdg_socket, O_CREAT | O_WRONLY | O_CLOEXEC, 0644)) >= 0);
+                close(fd);
+                assert_int_equal(default_path_as(41001, dir, xdg_socket), 0);
+                /* Not an absolute path: not taken. */
+                assert_int_equal(default_path_as(41001, "relative", MEMCTL_SOCKET_PATH_SYSTEM), 0);
+                unlink(xdg_socket);
+                rmdir(xdg_socket_dir);
+                rmdir(dir);
+                free(xdg_socket);
+                free(xdg_socket_dir);
+        } else
+                print_message("skipping the other user's default socket: needs root to become one\n");
+        unsetenv("MEMMAPD_SOCKET");
+
+        /* The abstract namespace: '@' stands for the leading NUL. */
+        snprintf(abstract, sizeof(abstract), "@memctl-test-%d", (int) getpid());
+        memcpy(sa.sun_path + 1, abstract + 1, strlen(abstract) - 1);
+        assert_true((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0);
+        assert_int_equal(bind(fd, (struct sockaddr *) &sa, (socklen_t) (offsetof(struct sockaddr_un, sun_path) + strlen(abstract))), 0);
+        assert_int_equal(listen(fd, 4), 0);
+        assert_int_equal(memctl_connect(abstract, &c), 0);
+        memctl_free(c);
+        abstract[strlen(abstract) - 1] ^= 1;
+        assert_int_equal(memctl_connect(abstract, &c), -ECONNREFUSED);
+        close(fd);
+
+        /* Names the kernel cannot take. */
+        long_path = malloc(200);
+        assert_non_null(long_path);
+        memset(long_path, 'x', 199);
+        long_path[0] = '@';
+        long_path[199] = 0;
+        assert_int_equal(memctl_connect(long_path, &c), -ENAMETOOLONG);
+        long_path[0] = '/';
+        assert_int_equal(memctl_connect(long_path, &c), -ENAMETOOLONG);
+        assert_int_equal(memctl_connect("", &c), -EINVAL);
+        assert_int_equal(memctl_connect(sock_path, NULL), -EINVAL);
+        free(long_path);
+}
+
 static void test_broken_connections(void **state) {
         memctl_lookup_reply *l = NULL;
         uint64_t addr = 0x1800;
@@ -943,6 +1043,7 @@ int main(void) {
                 cmocka_unit_test(test_error_replies),
                 cmocka_unit_test(test_error_mapping),
                 cmocka_unit_test(test_last_error),
+                cmocka_unit_test(test_socket_paths),
                 cmocka_unit_test(test_broken_connections),
                 cmocka_unit_test(test_streamed_list),
                 cmocka_unit_test(test_streamed_list_bound),
