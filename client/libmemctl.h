@@ -33,7 +33,8 @@ extern "C" {
  *    - an older caller (smaller size) gets the prefix it knows about;
  *    - a newer caller (larger size) on an older library gets the members that library
  *      knows, and every member beyond them is zeroed;
- *    - a size smaller than the struct of libmemctl 0.1 is -EINVAL.
+ *    - a size smaller than the struct of libmemctl 0.1 (of 0.3 for struct memctl_process) is
+ *      -EINVAL.
  *  The library never writes the size member.
  *
  * Errors
