@@ -26,7 +26,7 @@
 #include "number.h"
 
 static const char *const fixture_files[] = { "gone.bin", "with space.bin", "new\nline.bin", "x (deleted)",
-                                             "back\\012slash.bin" };
+                                             "back\\012slash.bin", "not-utf8-\xff\xe2\x82.bin", "gone-\xfe.bin" };
 
 const char *test_program(const char *env, const char *fallback) {
         const char *p = getenv(env);
