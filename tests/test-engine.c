@@ -1125,9 +1125,31 @@ static void test_stat_parsers(void **state) {
         assert_int_equal(tgid, 4242);
 }
 
+/* The real uid (the vdso cache's owner of a process), against the real uid of live processes
+ * as getresuid() gives it. */
+static void test_uid_parser(void **state) {
+        static const char status[] = "Name:\tx\nTgid:\t1\nUid:\t1000\t0\t0\t0\nGid:\t5\t5\t5\t5\n";
+        struct process *p = NULL;
+        uid_t uid = 7, ru, eu, su;
+
+        assert_int_equal(proc_parse_uid(status, strlen(status), &uid), 0);
+        assert_int_equal(uid, 1000);
+        assert_int_equal(proc_parse_uid("Uid:\t4294967295\t0\n", 19, &uid), -EBADMSG);
+        assert_int_equal(proc_parse_uid("Uid:\tx\n", 7, &uid), -EBADMSG);
+        assert_int_equal(proc_parse_uid("Gid:\t1\n", 7, &uid), -EBADMSG);
+        assert_int_equal(uid, 1000);
+
+        assert_int_equal(getresuid(&ru, &eu, &su), 0);
+        assert_int_equal(process_open(getpid(), &p), 0);
+        assert_int_equal(process_read_uid(p, &uid), 0);
+        assert_int_equal(uid, ru);
+        process_free(p);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_backends_identical),
+                cmocka_unit_test(test_uid_parser),
                 cmocka_unit_test(test_ioctl_per_vma_matches_maps),
                 cmocka_unit_test(test_list_each),
                 cmocka_unit_test(test_filters),
