@@ -479,7 +479,7 @@ static int as_service(int (*fn)(void *arg), void *arg) {
         if (pid == 0) {
                 if (test_become_service_user(UID_SERVICE, UID_SERVICE) < 0)
                         _exit(126);
-                _exit(fn(arg));
+                test_child_exit(fn(arg));
         }
         if (waitpid(pid, &status, 0) < 0)
                 return -errno;

@@ -1711,6 +1711,55 @@ static void test_vdso_image(void **state) {
         fixture_stop(&f);
 }
 
+/* Issue 18.7: a name the fast writer cannot take (not UTF-8, a quote) goes through the general
+ * one: the build ID is still there, as readelf reads it in the file, with name_hex holding the
+ * exact bytes, in listings and in lookups. The target is this process, which maps the file. */
+static void test_build_id_slow_writer(void **state) {
+        char dir[] = "/tmp/memmapd-slow-XXXXXX", path[96], want_id[256], hex[2 * sizeof(path) + 1];
+        _cleanup_free_ char *cmd = NULL, *list = NULL, *look = NULL;
+        const char *reply_of[2];
+        struct stat st;
+        void *a;
+        int fd;
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/odd\xff\"name.so", dir);
+        cmd = fmt("cp '%s' '%s'", test_program("FIXTURE_PROC", "tests/fixture-proc"), path);
+        assert_int_equal(system(cmd), 0);
+        assert_true(test_readelf_build_id(path, want_id, sizeof(want_id)));
+        assert_true((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0);
+        assert_int_equal(fstat(fd, &st), 0);
+        a = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        assert_true(a != MAP_FAILED);
+        close(fd);
+        for (size_t i = 0; path[i]; i++)
+                snprintf(hex + 2 * i, 3, "%02x", (unsigned) (uint8_t) path[i]);
+
+        list = fmt("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d,\"build_ids\":true}}",
+                   (int) getpid());
+        look = fmt("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%d,\"addresses\":[\"%p\"],"
+                   "\"build_ids\":true}}", (int) getpid(), a);
+        reply_of[0] = list;
+        reply_of[1] = look;
+        for (size_t k = 0; k < 2; k++) {
+                _cleanup_json_ struct json_object *r = call(reply_of[k]);
+                struct json_object *ms, *m = NULL;
+
+                assert_null(error_of(r));
+                ms = get(params_of(r), "mappings");
+                for (size_t i = 0; i < json_object_array_length(ms); i++)
+                        if (get_hex(json_object_array_get_idx(ms, i), "start") == (uint64_t) (uintptr_t) a)
+                                m = json_object_array_get_idx(ms, i);
+                assert_non_null(m);
+                assert_string_equal(get_str(m, "name_hex"), hex);
+                assert_non_null(strstr(get_str(m, "name"), "odd\xef\xbf\xbd\"name.so"));
+                assert_string_equal(get_str(m, "build_id"), want_id);
+        }
+        assert_int_equal(munmap(a, (size_t) st.st_size), 0);
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(rmdir(dir), 0);
+}
+
 /* What GetVdso says about pid: its image (malloc'd, *ret_size bytes), its start and its build
  * ID (hex, "" when none). */
 static uint8_t *get_vdso_of(const char *socket, pid_t pid, size_t *ret_size, uint64_t *ret_start, char *ret_id,
@@ -2540,6 +2589,7 @@ int main(void) {
                 cmocka_unit_test(test_libmemctl_splits_batches),
                 cmocka_unit_test(test_vdso_image),
                 cmocka_unit_test(test_vdso_cache),
+                cmocka_unit_test(test_build_id_slow_writer),
                 cmocka_unit_test(test_process_changed),
                 cmocka_unit_test(test_pipelined),
                 cmocka_unit_test(test_half_close),
