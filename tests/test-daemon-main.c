@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -61,6 +62,7 @@ struct launch {
         const char *const *env;         /* "KEY=VALUE" to set, "KEY" to unset; NULL-terminated */
         const int *fds;                 /* placed at 3, 4, ... with LISTEN_PID set to the daemon */
         size_t n_fds;
+        rlim_t nofile;                  /* a soft RLIMIT_NOFILE to start with; 0: as is */
 };
 
 /* Starts memmapd with args (NULL-terminated) as l says; its stdout and stderr go to
@@ -105,6 +107,15 @@ static pid_t launch(const struct launch *l, const char *const *args, int *ret_ou
                                 setenv(key, eq + 1, 1);
                         } else
                                 unsetenv(l->env[i]);
+                }
+                if (l->nofile > 0) {
+                        struct rlimit rl;
+
+                        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_max <= l->nofile)
+                                _exit(124);
+                        rl.rlim_cur = l->nofile;
+                        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                                _exit(124);
                 }
                 /* All three ids: no capabilities are left, as for a daemon a user starts. */
                 if (l->uid != (uid_t) -1 && (setgroups(0, NULL) < 0 || setresgid(l->uid, l->uid, l->uid) < 0 ||
@@ -295,8 +306,18 @@ static void test_socket_errors(void **state) {
                 close(s);
                 free(arg);
                 assert_true(asprintf(&arg, "--socket=%s", stale) > 0);
-                pid = launch(&plain, (const char *const[]) { config, arg, NULL }, &out);
+                /* Started with a low soft limit on fds, it takes what the hard one allows. */
+                pid = launch(&(struct launch) { .uid = (uid_t) -1, .nofile = 64 },
+                             (const char *const[]) { config, arg, NULL }, &out);
                 wait_listening(pid, out, stale);
+                {
+                        struct rlimit mine, its;
+
+                        assert_int_equal(getrlimit(RLIMIT_NOFILE, &mine), 0);
+                        assert_int_equal(prlimit(pid, RLIMIT_NOFILE, NULL, &its), 0);
+                        assert_int_equal(its.rlim_cur, mine.rlim_max);
+                        assert_int_equal(its.rlim_max, mine.rlim_max);
+                }
                 stop_cleanly(pid, out, SIGINT);
         }
 }
