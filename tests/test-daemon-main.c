@@ -176,8 +176,8 @@ static void wait_listening(pid_t pid, int out, const char *socket) {
         }
 }
 
-/* Stops it with sig: a clean exit (0), having said where it listened. */
-static void stop_cleanly(pid_t pid, int out, int sig) {
+/* Stops it with sig: a clean exit (0), having said where it listened, and want. */
+static void stop_cleanly(pid_t pid, int out, int sig, const char *want) {
         _cleanup_free_ char *text = NULL;
         int status;
 
@@ -187,6 +187,7 @@ static void stop_cleanly(pid_t pid, int out, int sig) {
         assert_true(WIFEXITED(status));
         assert_int_equal(WEXITSTATUS(status), 0);
         assert_non_null(strstr(text, "Listening on"));
+        assert_non_null(strstr(text, want));
 }
 
 static const struct launch plain = { .uid = (uid_t) -1 };
@@ -298,6 +299,7 @@ static void test_socket_errors(void **state) {
         {
                 struct sockaddr_un sa = { .sun_family = AF_UNIX };
                 int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                const char *stop_text;
                 int out;
                 pid_t pid;
 
@@ -308,8 +310,11 @@ static void test_socket_errors(void **state) {
                 assert_true(asprintf(&arg, "--socket=%s", stale) > 0);
                 /* Started with a low soft limit on fds, it takes what the hard one allows. */
                 pid = launch(&(struct launch) { .uid = (uid_t) -1, .nofile = 64 },
-                             (const char *const[]) { config, arg, NULL }, &out);
+                             (const char *const[]) { config, arg, "--allow-groups=memmapd-no-such-group", NULL },
+                             &out);
                 wait_listening(pid, out, stale);
+                /* A group that does not exist grants nothing, and it says so. */
+                stop_text = "1 group(s) of AllowGroups= do not exist and grant nothing";
                 {
                         struct rlimit mine, its;
 
@@ -318,7 +323,7 @@ static void test_socket_errors(void **state) {
                         assert_int_equal(its.rlim_cur, mine.rlim_max);
                         assert_int_equal(its.rlim_max, mine.rlim_max);
                 }
-                stop_cleanly(pid, out, SIGINT);
+                stop_cleanly(pid, out, SIGINT, stop_text);
         }
 }
 
@@ -495,7 +500,7 @@ static void test_per_user_daemon(void **state) {
         fixture_stop(&mine);
         fixture_stop(&other);
 
-        stop_cleanly(pid, out, SIGTERM);
+        stop_cleanly(pid, out, SIGTERM, "Listening on");
 }
 
 int main(void) {
