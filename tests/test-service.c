@@ -1,5 +1,6 @@
 /* memmapd end to end: the real daemon on a private socket, spoken to over the real socket with
  * raw Varlink, through libmemctl and through memctl, about live processes. */
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -11,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -2167,6 +2170,315 @@ static void test_vdso_image(void **state) {
         fixture_stop(&f);
 }
 
+/* Issue 18.7: a name the fast writer cannot take (not UTF-8, a quote) goes through the general
+ * one: the build ID is still there, as readelf reads it in the file, with name_hex holding the
+ * exact bytes, in listings and in lookups. The target is this process, which maps the file. */
+static void test_build_id_slow_writer(void **state) {
+        char dir[] = "/tmp/memmapd-slow-XXXXXX", path[96], want_id[256], hex[2 * sizeof(path) + 1];
+        _cleanup_free_ char *cmd = NULL, *list = NULL, *look = NULL;
+        const char *reply_of[2];
+        struct stat st;
+        void *a;
+        int fd;
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/odd\xff\"name.so", dir);
+        cmd = fmt("cp '%s' '%s'", test_program("FIXTURE_PROC", "tests/fixture-proc"), path);
+        assert_int_equal(system(cmd), 0);
+        assert_true(test_readelf_build_id(path, want_id, sizeof(want_id)));
+        assert_true((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0);
+        assert_int_equal(fstat(fd, &st), 0);
+        a = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        assert_true(a != MAP_FAILED);
+        close(fd);
+        for (size_t i = 0; path[i]; i++)
+                snprintf(hex + 2 * i, 3, "%02x", (unsigned) (uint8_t) path[i]);
+
+        list = fmt("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d,\"build_ids\":true}}",
+                   (int) getpid());
+        look = fmt("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%d,\"addresses\":[\"%p\"],"
+                   "\"build_ids\":true}}", (int) getpid(), a);
+        reply_of[0] = list;
+        reply_of[1] = look;
+        for (size_t k = 0; k < 2; k++) {
+                _cleanup_json_ struct json_object *r = call(reply_of[k]);
+                struct json_object *ms, *m = NULL;
+
+                assert_null(error_of(r));
+                ms = get(params_of(r), "mappings");
+                for (size_t i = 0; i < json_object_array_length(ms); i++)
+                        if (get_hex(json_object_array_get_idx(ms, i), "start") == (uint64_t) (uintptr_t) a)
+                                m = json_object_array_get_idx(ms, i);
+                assert_non_null(m);
+                assert_string_equal(get_str(m, "name_hex"), hex);
+                assert_non_null(strstr(get_str(m, "name"), "odd\xef\xbf\xbd\"name.so"));
+                assert_string_equal(get_str(m, "build_id"), want_id);
+        }
+        assert_int_equal(munmap(a, (size_t) st.st_size), 0);
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(rmdir(dir), 0);
+}
+
+/* What GetVdso says about pid: its image (malloc'd, *ret_size bytes), its start and its build
+ * ID (hex, "" when none). */
+static uint8_t *get_vdso_of(const char *socket, pid_t pid, size_t *ret_size, uint64_t *ret_start, char *ret_id,
+                            size_t id_size) {
+        _cleanup_free_ char *msg = fmt("{\"method\":\"io.memmapd.GetVdso\",\"parameters\":{\"pid\":%d}}", (int) pid);
+        _cleanup_json_ struct json_object *r = call_on(socket, msg);
+        struct json_object *m, *id;
+        uint8_t *image;
+        const char *hex;
+        size_t size;
+
+        if (error_of(r))
+                fail_msg("GetVdso %d: %s", (int) pid, json_object_to_json_string(r));
+        m = get(params_of(r), "mapping");
+        *ret_start = get_hex(m, "start");
+        size = get_hex(m, "end") - *ret_start;
+        snprintf(ret_id, id_size, "%s", json_object_object_get_ex(m, "build_id", &id) ? json_object_get_string(id) : "");
+        hex = get_str(params_of(r), "image_hex");
+        assert_int_equal(strlen(hex), 2 * size);
+        assert_non_null(image = malloc(size));
+        for (size_t i = 0; i < size; i++) {
+                unsigned v;
+
+                assert_int_equal(sscanf(hex + 2 * i, "%2x", &v), 1);
+                image[i] = (uint8_t) v;
+        }
+        *ret_size = size;
+        return image;
+}
+
+/* size bytes of pid's memory at start, read here through /proc/PID/mem (malloc'd). */
+static uint8_t *read_memory_of(pid_t pid, uint64_t start, size_t size) {
+        _cleanup_free_ char *path = fmt("/proc/%d/mem", (int) pid);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        uint8_t *buf = malloc(size);
+
+        assert_true(fd >= 0);
+        assert_non_null(buf);
+        assert_int_equal(pread(fd, buf, size, (off_t) start), (ssize_t) size);
+        return buf;
+}
+
+/* The build ID's bytes in an ELF image mapped at base (the notes of its PT_NOTE segments). */
+static uint8_t *vdso_build_id_bytes(uint8_t *base, size_t *ret_len) {
+        const Elf64_Ehdr *eh = (const Elf64_Ehdr *) base;
+
+        for (unsigned i = 0; i < eh->e_phnum; i++) {
+                const Elf64_Phdr *ph = (const Elf64_Phdr *) (base + eh->e_phoff + i * eh->e_phentsize);
+
+                for (uint64_t pos = 0; ph->p_type == PT_NOTE && pos + sizeof(Elf64_Nhdr) <= ph->p_filesz;) {
+                        const Elf64_Nhdr *n = (const Elf64_Nhdr *) (base + ph->p_offset + pos);
+                        uint64_t desc = pos + sizeof(*n) + ((n->n_namesz + 3) & ~3u);
+
+                        if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 && n->n_descsz > 0) {
+                                *ret_len = n->n_descsz;
+                                return base + ph->p_offset + desc;
+                        }
+                        pos = desc + ((n->n_descsz + 3) & ~3u);
+                }
+        }
+        return NULL;
+}
+
+enum { TAMPER_BUILD_ID = 1, TAMPER_CONTENT = 2 };
+
+/* A process (forked from here, as uid, -1: root) that rewrote its own vdso, as any process may
+ * (mprotect() allows it): the last byte of its build ID (TAMPER_BUILD_ID), the last byte of its
+ * image, past the code (TAMPER_CONTENT). It runs until *end_fd is closed; its pid, or -1 when
+ * it could not rewrite its vdso (then it has said why on stderr). */
+static pid_t start_tampered(uid_t uid, unsigned what, int *ret_end_fd) {
+        int ready[2], end[2];
+        pid_t pid;
+        char c;
+
+        assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+        assert_int_equal(pipe2(end, O_CLOEXEC), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                uint8_t *base = (uint8_t *) getauxval(AT_SYSINFO_EHDR), *id;
+                size_t size = 0, id_len = 0;
+                FILE *maps = fopen("/proc/self/maps", "re");
+                char line[512];
+
+                close(ready[0]);
+                close(end[1]);
+                while (maps && fgets(line, sizeof(line), maps)) {
+                        unsigned long s, e;
+
+                        if (strstr(line, "[vdso]") && sscanf(line, "%lx-%lx", &s, &e) == 2 && s == (uintptr_t) base)
+                                size = e - s;
+                }
+                if (uid != (uid_t) -1 && (setgroups(0, NULL) < 0 || setresgid(uid, uid, uid) < 0 ||
+                                          setresuid(uid, uid, uid) < 0))
+                        _exit(fprintf(stderr, "setresuid: %m\n") & 0);
+                if (!base || size == 0 || !(id = vdso_build_id_bytes(base, &id_len)))
+                        _exit(fprintf(stderr, "no vdso with a build ID\n") & 0);
+                if (mprotect(base, size, PROT_READ | PROT_WRITE | PROT_EXEC) < 0)
+                        _exit(fprintf(stderr, "mprotect of the vdso: %m\n") & 0);
+                if (what & TAMPER_BUILD_ID)
+                        id[id_len - 1] ^= 0x5a;
+                if (what & TAMPER_CONTENT)
+                        base[size - 1] ^= 0xa5;
+                if (write(ready[1], "r", 1) != 1)
+                        _exit(1);
+                (void) read(end[0], &c, 1);
+                _exit(0);
+        }
+        close(ready[1]);
+        close(end[0]);
+        if (read(ready[0], &c, 1) != 1) {
+                close(ready[0]);
+                close(end[1]);
+                assert_int_equal(waitpid(pid, NULL, 0), pid);
+                return -1;
+        }
+        close(ready[0]);
+        *ret_end_fd = end[1];
+        return pid;
+}
+
+static void stop_tampered(pid_t pid, int end_fd) {
+        close(end_fd);
+        assert_int_equal(waitpid(pid, NULL, 0), pid);
+}
+
+/* The build ID of the vdso mapping that covers address in a Lookup of pid with build IDs. */
+static void lookup_vdso_build_id(const char *socket, pid_t pid, uint64_t address, char *ret, size_t size) {
+        _cleanup_free_ char *msg = fmt("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%d,"
+                                       "\"addresses\":[\"0x%" PRIx64 "\"],\"build_ids\":true}}", (int) pid, address);
+        _cleanup_json_ struct json_object *r = call_on(socket, msg);
+        struct json_object *m;
+
+        assert_null(error_of(r));
+        m = json_object_array_get_idx(get(params_of(r), "mappings"), 0);
+        assert_string_equal(get_str(m, "kind"), "vdso");
+        snprintf(ret, size, "%s", get_str(m, "build_id"));
+}
+
+/* Issue 12.4: the vdso image is kept by build ID. Two processes get the bytes their memory
+ * holds, from the daemon's own vdso (a hit each: the daemon runs the same ABI); a process whose
+ * vdso carries another build ID (as a compat 32-bit process's does; this test cannot count on
+ * running one) is read whole once, then hits; one that rewrote its image under the kernel's
+ * build ID is served the kernel's image; an image learned from one user's process never
+ * answers for another user's. */
+static void test_vdso_cache(void **state) {
+        const char *s = daemon_default.socket;
+        _cleanup_free_ uint8_t *img1 = NULL, *img2 = NULL, *mem1 = NULL, *mem2 = NULL;
+        uint64_t hits, misses, entries, start1, start2;
+        char id1[2 * 64 + 1], id2[sizeof(id1)], id[sizeof(id1)];
+        size_t size1, size2;
+        struct fixture f1, f2;
+        int end_fd;
+        pid_t t;
+
+        uint64_t h0 = status_counter(s, "vdso_cache_hits"), m0 = status_counter(s, "vdso_cache_misses"),
+                 e0 = status_counter(s, "vdso_cache_entries");
+        if (e0 == 0) {
+                printf("[  SKIPPED ] the daemon's own vdso has no build ID (or it has no vdso): nothing to keep\n");
+                skip();
+        }
+
+        assert_int_equal(fixture_start(0, 0, &f1), 0);
+        assert_int_equal(fixture_start(0, 0, &f2), 0);
+        img1 = get_vdso_of(s, f1.pid, &size1, &start1, id1, sizeof(id1));
+        img2 = get_vdso_of(s, f2.pid, &size2, &start2, id2, sizeof(id2));
+        mem1 = read_memory_of(f1.pid, start1, size1);
+        mem2 = read_memory_of(f2.pid, start2, size2);
+        assert_memory_equal(img1, mem1, size1);
+        assert_int_equal(size2, size1);
+        assert_memory_equal(img2, mem2, size2);
+        assert_string_equal(id2, id1);
+        assert_true(strlen(id1) >= 2);
+        hits = h0 + 2;
+        misses = m0;
+        entries = e0;
+        assert_int_equal(status_counter(s, "vdso_cache_hits"), hits);
+        assert_int_equal(status_counter(s, "vdso_cache_misses"), misses);
+        /* A lookup's build ID for the vdso comes from the same entry. */
+        lookup_vdso_build_id(s, f2.pid, start2, id, sizeof(id));
+        assert_string_equal(id, id1);
+        assert_int_equal(status_counter(s, "vdso_cache_hits"), ++hits);
+
+        t = start_tampered((uid_t) -1, TAMPER_BUILD_ID, &end_fd);
+        if (t < 0) {
+                printf("[  SKIPPED ] no process could rewrite its vdso here: only the daemon's own image tested\n");
+                fixture_stop(&f1);
+                fixture_stop(&f2);
+                skip();
+        }
+        {
+                _cleanup_free_ uint8_t *img = NULL, *mem = NULL;
+                uint64_t start;
+                size_t size;
+
+                /* Its own build ID and bytes, read whole once, then kept for it. */
+                for (int round = 0; round < 2; round++) {
+                        free(img);
+                        free(mem);
+                        img = get_vdso_of(s, t, &size, &start, id, sizeof(id));
+                        mem = read_memory_of(t, start, size);
+                        assert_memory_equal(img, mem, size);
+                        assert_string_not_equal(id, id1);
+                        assert_true(memcmp(img, img1, size) != 0);
+                        assert_int_equal(status_counter(s, "vdso_cache_misses"), round == 0 ? ++misses : misses);
+                        assert_int_equal(status_counter(s, "vdso_cache_hits"), round == 0 ? hits : ++hits);
+                        assert_int_equal(status_counter(s, "vdso_cache_entries"), entries + 1);
+                }
+                ++entries;
+                /* The same in a lookup: this process's build ID, not the kernel's. */
+                {
+                        char lid[sizeof(id)];
+
+                        lookup_vdso_build_id(s, t, start, lid, sizeof(lid));
+                        assert_string_equal(lid, id);
+                }
+                ++hits;
+        }
+        {
+                /* Another user's process with the same planted build ID and other bytes is
+                 * read whole: the image learned above is root's process's. */
+                _cleanup_free_ uint8_t *img = NULL, *mem = NULL;
+                char other_id[sizeof(id)];
+                uint64_t start;
+                size_t size;
+                int end_a;
+                pid_t a = start_tampered(UID_A, TAMPER_BUILD_ID | TAMPER_CONTENT, &end_a);
+
+                assert_true(a > 0);
+                img = get_vdso_of(s, a, &size, &start, other_id, sizeof(other_id));
+                mem = read_memory_of(a, start, size);
+                assert_string_equal(other_id, id);
+                assert_memory_equal(img, mem, size);
+                assert_int_equal(status_counter(s, "vdso_cache_misses"), ++misses);
+                assert_int_equal(status_counter(s, "vdso_cache_entries"), ++entries);
+                stop_tampered(a, end_a);
+        }
+        stop_tampered(t, end_fd);
+        {
+                /* A process that rewrote its image under the kernel's build ID (a debugger's
+                 * breakpoint does that) is served the kernel's image, by build ID. */
+                _cleanup_free_ uint8_t *img = NULL, *mem = NULL;
+                uint64_t start;
+                size_t size;
+
+                t = start_tampered((uid_t) -1, TAMPER_CONTENT, &end_fd);
+                assert_true(t > 0);
+                img = get_vdso_of(s, t, &size, &start, id, sizeof(id));
+                mem = read_memory_of(t, start, size);
+                assert_string_equal(id, id1);
+                assert_memory_equal(img, img1, size);
+                assert_true(memcmp(mem, img1, size) != 0);
+                assert_int_equal(status_counter(s, "vdso_cache_hits"), ++hits);
+                assert_int_equal(status_counter(s, "vdso_cache_misses"), misses);
+                stop_tampered(t, end_fd);
+        }
+        fixture_stop(&f1);
+        fixture_stop(&f2);
+}
+
 /* A stand-in daemon on path that answers every call with reply (a whole Varlink message; NULL:
  * hangs up without a word); returns its pid (end it with SIGKILL). */
 static pid_t fake_daemon(const char *path, const char *reply) {
@@ -2800,6 +3112,8 @@ int main(void) {
                 cmocka_unit_test(test_memctl_lookup_json),
                 cmocka_unit_test(test_libmemctl_splits_batches),
                 cmocka_unit_test(test_vdso_image),
+                cmocka_unit_test(test_vdso_cache),
+                cmocka_unit_test(test_build_id_slow_writer),
                 cmocka_unit_test(test_process_changed),
                 cmocka_unit_test(test_pipelined),
                 cmocka_unit_test(test_half_close),
