@@ -23,7 +23,7 @@ say() { printf '\n=== %s\n' "$*"; }
 
 # Build dependencies (debian/control) and the tools, from the archive, only those missing.
 need=(build-essential dpkg-dev debhelper dh-autoreconf lintian pkg-config
-      libjson-c-dev libsystemd-dev git)
+      libjson-c-dev libsystemd-dev libbpf-dev clang bpftool git)
 missing=()
 for p in "${need[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")

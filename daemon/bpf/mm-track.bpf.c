@@ -1,0 +1,127 @@
+/* BPF programs that keep a per-process generation of address-space changes and report exec, exit and fork. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#include "mm-track.h"
+
+/* The tracepoints' BTF and mm->owner are GPL-only facts of the kernel. */
+char LICENSE[] SEC("license") = "GPL";
+
+/* include/linux/sched.h: a kernel thread (a #define, so not in vmlinux.h). */
+#define PF_KTHREAD_FLAG 0x00200000
+
+/* Set by the loader before load, with the generations map's size: slots - 1. */
+const volatile __u32 slot_mask = MM_TRACK_DEFAULT_SLOTS - 1;
+
+/* One u64 per slot, read by the daemon through mmap with a plain load.
+ *
+ * A slot is shared by every tgid equal modulo the size. That costs only extra bumps, never a
+ * missed one: every change of a tgid increments its slot, whatever else shares it, so a reader
+ * that sees the same value before and after reading a layout knows that no write section of
+ * that tgid ended in between. A neighbour's change makes the value move too, which only looks
+ * like a change that did not happen (the layout is read again for nothing). */
+struct {
+        __uint(type, BPF_MAP_TYPE_ARRAY);
+        __uint(map_flags, BPF_F_MMAPABLE);
+        __type(key, __u32);
+        __type(value, __u64);
+        __uint(max_entries, MM_TRACK_DEFAULT_SLOTS);
+} generations SEC(".maps");
+
+struct {
+        __uint(type, BPF_MAP_TYPE_RINGBUF);
+        __uint(max_entries, 256 * 1024);
+} events SEC(".maps");
+
+/* Events the ring buffer had no room for: a reader that sees it move must forget everything. */
+__u64 lost_events = 0;
+
+static __always_inline void bump(__u32 tgid) {
+        /* The key must live on the stack, not point into the task. */
+        __u32 slot = tgid & slot_mask;
+        __u64 *g = bpf_map_lookup_elem(&generations, &slot);
+
+        if (g)
+                __sync_fetch_and_add(g, 1);
+}
+
+/* The mm's process. The owner is NULL at exit_mmap (the exit event bumps instead) and, inside
+ * dup_mmap, the child's mm still names the parent (a harmless extra bump of the parent). */
+static __always_inline void bump_mm(struct mm_struct *mm) {
+        struct task_struct *owner = mm->owner;
+
+        if (owner)
+                bump(owner->tgid);
+}
+
+/* Every write section of the mmap lock ends here (mmap_write_unlock) unless it is downgraded. */
+SEC("tp_btf/mmap_lock_released")
+int BPF_PROG(on_mmap_released, struct mm_struct *mm, bool write) {
+        if (write)
+                bump_mm(mm);
+        return 0;
+}
+
+/* mmap_write_downgrade (munmap, brk shrink, stack growth) ends a write section without a
+ * release: it reports a read acquisition while mm_lock_seq is still odd. A real reader can
+ * never see it odd, since no writer holds the lock while a reader does. */
+SEC("tp_btf/mmap_lock_acquire_returned")
+int BPF_PROG(on_mmap_acquired, struct mm_struct *mm, bool write, bool success) {
+        if (!write && success && (mm->mm_lock_seq.sequence & 1))
+                bump_mm(mm);
+        return 0;
+}
+
+static __always_inline void emit(__u32 type, struct task_struct *p, __u32 pid, __u32 parent_tgid, __u32 flags) {
+        struct mm_track_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+        if (!e) {
+                __sync_fetch_and_add(&lost_events, 1);
+                return;
+        }
+        e->type = type;
+        e->tgid = p->tgid;
+        e->pid = pid;
+        e->parent_tgid = parent_tgid;
+        e->flags = flags;
+        e->reserved = 0;
+        e->start_boottime = BPF_CORE_READ(p, group_leader, start_boottime);
+        bpf_probe_read_kernel_str(e->comm, sizeof(e->comm), p->comm);
+        bpf_ringbuf_submit(e, 0);
+}
+
+/* The exec replaced the address space; the new one's own write sections bumped too, but the
+ * switch itself takes no lock of the old one that names this tgid. */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm) {
+        bump(p->tgid);
+        emit(MM_TRACK_EXEC, p, old_pid, 0, 0);
+        return 0;
+}
+
+/* Not named "exit": clang 14 miscompiles a BPF program of that name. */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_process_exit, struct task_struct *p, bool group_dead) {
+        if (!group_dead || (p->flags & PF_KTHREAD_FLAG))
+                return 0;
+        bump(p->tgid);
+        emit(MM_TRACK_EXIT, p, p->tgid, 0, 0);
+        return 0;
+}
+
+/* A new process (not a thread): its slot may hold an older process's count, bump it so that a
+ * reader keyed by the reused pid sees a change. */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_process_fork, struct task_struct *parent, struct task_struct *child) {
+        __u32 flags = 0;
+
+        if (child->pid != child->tgid || (child->flags & PF_KTHREAD_FLAG))
+                return 0;
+        if (child->mm && child->mm == parent->mm)
+                flags |= MM_TRACK_F_SHARED_MM;
+        bump(child->tgid);
+        emit(MM_TRACK_FORK, child, child->pid, parent->tgid, flags);
+        return 0;
+}

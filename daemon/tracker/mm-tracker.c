@@ -1,0 +1,138 @@
+/* Change tracking: loads the mm-track BPF programs and tells, with one load, whether a process's address space changed. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <bpf/libbpf.h>
+
+#include "mm-tracker.h"
+#include "mm-track.skel.h"
+
+struct mm_tracker {
+        struct mm_track *skel;
+        struct ring_buffer *ring;
+        const uint64_t *generations;    /* the generations map, mmap'd read-only */
+        size_t generations_size;
+        uint32_t mask;
+        /* The drain in progress: ring_buffer__new() takes one context for good. */
+        mm_tracker_event_fn fn;
+        void *userdata;
+};
+
+/* Library code never logs: libbpf's messages are silenced while we call it (the -errno says
+ * what failed; the caller logs it once). */
+static int silent_print(enum libbpf_print_level level, const char *format, va_list args) {
+        return 0;
+}
+
+static int on_sample(void *ctx, void *data, size_t size) {
+        struct mm_tracker *t = ctx;
+        struct mm_track_event event;
+
+        /* The ring buffer is ours, but a sample's size is checked all the same. */
+        if (size != sizeof(event) || !t->fn)
+                return 0;
+        memcpy(&event, data, sizeof(event));
+        return t->fn(&event, t->userdata);
+}
+
+struct mm_tracker *mm_tracker_free(struct mm_tracker *t) {
+        if (!t)
+                return NULL;
+        ring_buffer__free(t->ring);
+        if (t->generations)
+                munmap((void *) t->generations, t->generations_size);
+        mm_track__destroy(t->skel);
+        free(t);
+        return NULL;
+}
+
+static int tracker_load(struct mm_tracker *t, unsigned slots) {
+        long page = sysconf(_SC_PAGESIZE);
+        void *p;
+        int r;
+
+        t->skel = mm_track__open();
+        if (!t->skel)
+                return -errno;
+        r = bpf_map__set_max_entries(t->skel->maps.generations, slots);
+        if (r < 0)
+                return r;
+        t->skel->rodata->slot_mask = slots - 1;
+        t->mask = slots - 1;
+
+        r = mm_track__load(t->skel);
+        if (r < 0)
+                return r;
+        /* libbpf maps .bss where the kernel can (5.5+, below what tp_btf needs). */
+        if (!t->skel->bss)
+                return -EOPNOTSUPP;
+        r = mm_track__attach(t->skel);
+        if (r < 0)
+                return r;
+
+        t->generations_size = ((size_t) slots * sizeof(uint64_t) + (size_t) page - 1) & ~((size_t) page - 1);
+        p = mmap(NULL, t->generations_size, PROT_READ, MAP_SHARED, bpf_map__fd(t->skel->maps.generations), 0);
+        if (p == MAP_FAILED)
+                return -errno;
+        t->generations = p;
+
+        t->ring = ring_buffer__new(bpf_map__fd(t->skel->maps.events), on_sample, t, NULL);
+        if (!t->ring)
+                return -errno;
+        return 0;
+}
+
+int mm_tracker_new(unsigned slots, struct mm_tracker **ret) {
+        _cleanup_mm_tracker_ struct mm_tracker *t = NULL;
+        libbpf_print_fn_t old_print;
+        int r;
+
+        if (slots == 0)
+                slots = MM_TRACK_DEFAULT_SLOTS;
+        if (slots < 512 || slots > MM_TRACK_MAX_SLOTS || (slots & (slots - 1)) != 0)
+                return -EINVAL;
+
+        t = calloc(1, sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+
+        old_print = libbpf_set_print(silent_print);
+        r = tracker_load(t, slots);
+        libbpf_set_print(old_print);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(t);
+        return 0;
+}
+
+uint64_t mm_tracker_generation(const struct mm_tracker *t, pid_t tgid) {
+        return __atomic_load_n(&t->generations[(uint32_t) tgid & t->mask], __ATOMIC_ACQUIRE);
+}
+
+unsigned mm_tracker_slots(const struct mm_tracker *t) {
+        return t->mask + 1;
+}
+
+int mm_tracker_event_fd(const struct mm_tracker *t) {
+        return ring_buffer__epoll_fd(t->ring);
+}
+
+int mm_tracker_drain(struct mm_tracker *t, mm_tracker_event_fn fn, void *userdata) {
+        int r;
+
+        t->fn = fn;
+        t->userdata = userdata;
+        r = ring_buffer__consume(t->ring);
+        t->fn = NULL;
+        t->userdata = NULL;
+        return r;
+}
+
+uint64_t mm_tracker_lost_events(const struct mm_tracker *t) {
+        return __atomic_load_n(&t->skel->bss->lost_events, __ATOMIC_RELAXED);
+}

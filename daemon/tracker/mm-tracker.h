@@ -1,0 +1,44 @@
+/* Change tracking: loads the mm-track BPF programs and tells, with one load, whether a process's address space changed. */
+#pragma once
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cleanup.h"
+#include "mm-track.h"
+
+struct mm_tracker;
+
+/* Called for each process event; a negative return stops the drain and is returned by it. */
+typedef int (*mm_tracker_event_fn)(const struct mm_track_event *event, void *userdata);
+
+/* Loads and attaches the programs. slots: the generation array's size, a power of two between
+ * 512 and MM_TRACK_MAX_SLOTS (0: MM_TRACK_DEFAULT_SLOTS). Needs CAP_BPF and CAP_PERFMON (or
+ * CAP_SYS_ADMIN), the kernel's BTF and the mmap_lock and sched tracepoints; without them it fails
+ * with -errno (-EPERM when BPF is denied) and changes nothing, so the caller can run without
+ * tracking. Meant for start-up: it silences libbpf's global message hook while it runs. */
+int mm_tracker_new(unsigned slots, struct mm_tracker **ret);
+
+/* Detaches and unloads; accepts NULL. */
+struct mm_tracker *mm_tracker_free(struct mm_tracker *t);
+DEFINE_CLEANUP_FUNC(struct mm_tracker *, mm_tracker_free);
+#define _cleanup_mm_tracker_ _cleanup_(mm_tracker_freep)
+
+/* tgid's generation: it moves at the end of every write section of the mmap lock of tgid's
+ * address space (every change of its layout), at its exec and exit, and when a process with the
+ * same slot changes. Read like a seqlock: generation, layout, generation; equal values mean the
+ * layout read is one the process had and still has. No syscall: an acquire load. */
+uint64_t mm_tracker_generation(const struct mm_tracker *t, pid_t tgid);
+
+unsigned mm_tracker_slots(const struct mm_tracker *t);
+
+/* An fd that polls readable while process events wait to be drained. */
+int mm_tracker_event_fd(const struct mm_tracker *t);
+
+/* Hands each waiting event to fn (events of a wrong size are skipped). The number handed on,
+ * or -errno, or fn's negative return. Never blocks. */
+int mm_tracker_drain(struct mm_tracker *t, mm_tracker_event_fn fn, void *userdata);
+
+/* Events dropped because the ring buffer was full since loading: when it moves, the caller
+ * missed exits and execs and must forget what it keeps. */
+uint64_t mm_tracker_lost_events(const struct mm_tracker *t);

@@ -1,0 +1,464 @@
+/* The BPF change tracker against the real kernel: a process's generation moves exactly when its
+ * layout (the raw /proc/PID/maps text) changes, exec, exit and fork are reported for the right
+ * processes, and a denied load fails cleanly. */
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <grp.h>
+
+#include <cmocka.h>
+
+#include "cleanup.h"
+#include "mm-tracker.h"
+
+#ifndef MM_FIXTURE_PATH
+#define MM_FIXTURE_PATH "tests/mm-fixture"
+#endif
+
+#define ROUNDS 6000
+#define STACK_STEPS_MAX 800     /* 3.2 MiB of stack at most, well below the usual 8 MiB limit */
+
+static struct mm_tracker *tracker;
+static int tracker_error;
+
+/* A running mm-fixture: its pid and the pipes of its steps. */
+struct target {
+        pid_t pid;
+        int to;
+        int from;
+};
+
+static int target_start(const char *exec_path, struct target *ret) {
+        int in[2], out[2];
+        pid_t pid;
+        char c;
+
+        if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)
+                return -errno;
+        pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                char *argv[] = { (char *) MM_FIXTURE_PATH, (char *) exec_path, NULL };
+
+                if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0)
+                        _exit(127);
+                execv(MM_FIXTURE_PATH, argv);
+                _exit(127);
+        }
+        close(in[0]);
+        close(out[1]);
+        if (read(out[0], &c, 1) != 1 || c != 'r') {
+                close(in[1]);
+                close(out[0]);
+                waitpid(pid, NULL, 0);
+                return -EIO;
+        }
+        *ret = (struct target) { .pid = pid, .to = in[1], .from = out[0] };
+        return 0;
+}
+
+/* One step; the fixture answers after the system call returned. */
+static char target_step(const struct target *t, char c) {
+        char reply = 0;
+
+        if (write(t->to, &c, 1) != 1 || read(t->from, &reply, 1) != 1)
+                return 0;
+        return reply;
+}
+
+static int target_stop(struct target *t) {
+        int status = -1;
+
+        close(t->to);
+        close(t->from);
+        if (waitpid(t->pid, &status, 0) != t->pid)
+                return -errno;
+        return status;
+}
+
+/* The whole /proc/PID/maps text, as the kernel wrote it. The target waits in read() meanwhile,
+ * so the reads that make it up see one layout. */
+static char *read_maps(pid_t pid) {
+        char path[64];
+        _cleanup_close_ int fd = -1;
+        size_t size = 1 << 16, len = 0;
+        char *buf = malloc(size);
+        ssize_t n;
+
+        snprintf(path, sizeof(path), "/proc/%d/maps", (int) pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_non_null(buf);
+        while ((n = read(fd, buf + len, size - len - 1)) > 0) {
+                len += (size_t) n;
+                if (size - len < 4096) {
+                        size *= 2;
+                        buf = realloc(buf, size);
+                        assert_non_null(buf);
+                }
+        }
+        assert_true(n == 0);
+        buf[len] = 0;
+        return buf;
+}
+
+static unsigned slots_for_pid_max(void) {
+        _cleanup_fclose_ FILE *f = fopen("/proc/sys/kernel/pid_max", "re");
+        unsigned long pid_max = 0;
+        unsigned slots = 512;
+
+        if (!f || fscanf(f, "%lu", &pid_max) != 1)
+                return MM_TRACK_MAX_SLOTS;
+        while (slots < pid_max && slots < MM_TRACK_MAX_SLOTS)
+                slots *= 2;
+        return slots;
+}
+
+#define SKIP_IF_NO_TRACKER()                                                                      \
+        do {                                                                                      \
+                if (!tracker) {                                                                   \
+                        printf("# skipped: BPF is denied here (%s): the tracker needs CAP_BPF and " \
+                               "CAP_PERFMON and the kernel's BTF\n", strerror(-tracker_error));   \
+                        skip();                                                                   \
+                }                                                                                 \
+        } while (0)
+
+/* The generation moves exactly when the layout changed: after every step of thousands, of
+ * every kind, compared with the raw maps text before and after. The steps that must change
+ * the layout did (else the check proves nothing), faults and MADV_DONTNEED never did. */
+static void test_generation_exact(void **state) {
+        static const char steps[] = "mupprbBfFsttdmu";
+        static const char *const must_change = "muprbBfFs";
+        unsigned changed[128] = { 0 }, count[128] = { 0 }, stack_steps = 0;
+        struct target t;
+        _cleanup_free_ char *before = NULL;
+        uint32_t seed = 14;
+
+        SKIP_IF_NO_TRACKER();
+        assert_int_equal(target_start(NULL, &t), 0);
+        /* Enough slots for every pid (the test asks for them), so no neighbour shares one. */
+        before = read_maps(t.pid);
+
+        for (unsigned round = 0; round < ROUNDS; round++) {
+                _cleanup_free_ char *after = NULL;
+                uint64_t g0, g1;
+                bool layout_changed, generation_changed;
+                char c;
+
+                seed = seed * 1103515245u + 12345u;
+                c = steps[(seed >> 16) % (sizeof(steps) - 1)];
+                if (c == 's' && ++stack_steps > STACK_STEPS_MAX)
+                        c = 't';
+
+                g0 = mm_tracker_generation(tracker, t.pid);
+                assert_int_equal(target_step(&t, c), 'k');
+                after = read_maps(t.pid);
+                g1 = mm_tracker_generation(tracker, t.pid);
+
+                layout_changed = strcmp(before, after) != 0;
+                generation_changed = g1 != g0;
+                if (layout_changed != generation_changed)
+                        fail_msg("round %u, step '%c': layout %s but generation %" PRIu64 " -> %" PRIu64 "\nbefore:\n%s\nafter:\n%s",
+                                 round, c, layout_changed ? "changed" : "unchanged", g0, g1, before, after);
+                count[(unsigned char) c]++;
+                changed[(unsigned char) c] += layout_changed;
+                free(before);
+                before = TAKE_PTR(after);
+        }
+
+        for (const char *s = "muprbBfFstd"; *s; s++) {
+                unsigned char c = (unsigned char) *s;
+                bool must = strchr(must_change, *s) != NULL;
+
+                printf("# step '%c': %u times, layout changed %u\n", *s, count[c], changed[c]);
+                assert_true(count[c] > 0);
+                assert_int_equal(changed[c], must ? count[c] : 0);
+        }
+        assert_int_equal(target_stop(&t), 0);
+}
+
+struct seen {
+        pid_t pid, parent, thread;
+        unsigned n, thread_events;
+        char order[8];                  /* f(ork), x (exec), e(xit), in the order they came */
+        uint64_t start_boottime[8];
+        pid_t fork_parent;
+        char exec_comm[MM_TRACK_COMM_LEN];
+};
+
+static int on_event(const struct mm_track_event *e, void *userdata) {
+        struct seen *s = userdata;
+
+        if (s->thread != 0 && ((pid_t) e->pid == s->thread || (pid_t) e->tgid == s->thread))
+                s->thread_events++;
+        if ((pid_t) e->tgid != s->pid || s->n >= sizeof(s->order) - 1)
+                return 0;
+        s->start_boottime[s->n] = e->start_boottime;
+        switch (e->type) {
+        case MM_TRACK_FORK:
+                s->order[s->n++] = 'f';
+                s->fork_parent = (pid_t) e->parent_tgid;
+                break;
+        case MM_TRACK_EXEC:
+                s->order[s->n++] = 'x';
+                memcpy(s->exec_comm, e->comm, sizeof(s->exec_comm));
+                s->exec_comm[MM_TRACK_COMM_LEN - 1] = 0;
+                break;
+        case MM_TRACK_EXIT:
+                s->order[s->n++] = 'e';
+                break;
+        default:
+                s->order[s->n++] = '?';
+        }
+        return 0;
+}
+
+/* Drains until the exit came, waiting on the event fd between drains: at most 120 s. */
+static void drain_until_exit(struct seen *s) {
+        struct pollfd p = { .fd = mm_tracker_event_fd(tracker), .events = POLLIN };
+
+        for (int i = 0; i < 120 && !strchr(s->order, 'e'); i++) {
+                assert_true(mm_tracker_drain(tracker, on_event, s) >= 0);
+                if (!strchr(s->order, 'e'))
+                        (void) poll(&p, 1, 1000);
+        }
+}
+
+/* The process's start in clock ticks since boot, field 22 of /proc/PID/stat. */
+static uint64_t proc_start_ticks(pid_t pid) {
+        char path[64], buf[1024];
+        _cleanup_close_ int fd = -1;
+        unsigned long long v = 0;
+        ssize_t n;
+        char *p;
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        n = read(fd, buf, sizeof(buf) - 1);
+        assert_true(n > 0);
+        buf[n] = 0;
+        p = strrchr(buf, ')');
+        assert_non_null(p);
+        /* After the comm: state is field 3, the start time field 22. */
+        assert_int_equal(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu", &v), 1);
+        return v;
+}
+
+static void *thread_main(void *arg) {
+        *(pid_t *) arg = (pid_t) syscall(SYS_gettid);
+        return NULL;
+}
+
+/* A process that forks, execs the fixture, which execs /bin/true, and exits is reported in that order with its pid, its
+ * parent and its start time (as /proc/PID/stat gives it, in ticks); its generation moved at
+ * exec and exit. A thread's start and end report nothing. */
+static void test_process_events(void **state) {
+        uint64_t tick_ns = 1000000000ull / (uint64_t) sysconf(_SC_CLK_TCK);
+        struct seen s;
+
+        SKIP_IF_NO_TRACKER();
+        /* A machine that forks faster than we drain can overflow the ring buffer meanwhile
+         * (lost events are counted): then that attempt says nothing, and another is made. */
+        for (int attempt = 0;; attempt++) {
+                uint64_t g0, start_ticks, lost0;
+                struct target t;
+                pthread_t th;
+
+                assert_true(attempt < 10);
+                s = (struct seen) { .parent = getpid() };
+                assert_true(mm_tracker_drain(tracker, NULL, NULL) >= 0);
+                lost0 = mm_tracker_lost_events(tracker);
+
+                assert_int_equal(pthread_create(&th, NULL, thread_main, &s.thread), 0);
+                assert_int_equal(pthread_join(th, NULL), 0);
+
+                assert_int_equal(target_start("/bin/true", &t), 0);
+                s.pid = t.pid;
+                start_ticks = proc_start_ticks(t.pid);
+                g0 = mm_tracker_generation(tracker, t.pid);
+                assert_int_equal(target_step(&t, 'x'), 0);      /* exec'd: no answer, the pipe closed */
+                assert_int_equal(target_stop(&t), 0);           /* /bin/true's exit status */
+                assert_true(mm_tracker_generation(tracker, t.pid) >= g0 + 2);
+
+                drain_until_exit(&s);
+                printf("# pid %d: events \"%s\", exec'd %s\n", (int) s.pid, s.order, s.exec_comm);
+                if (mm_tracker_lost_events(tracker) != lost0) {
+                        printf("# events were lost meanwhile, again\n");
+                        continue;
+                }
+                assert_string_equal(s.order, "fxxe");        /* exec'd the fixture, then /bin/true */
+                assert_int_equal(s.fork_parent, s.parent);
+                assert_string_equal(s.exec_comm, "true");
+                for (unsigned i = 0; i < s.n; i++)
+                        assert_int_equal(s.start_boottime[i] / tick_ns, start_ticks);
+                assert_int_equal(s.thread_events, 0);
+                break;
+        }
+}
+
+#define FDS_MAX 4096
+
+/* Which fds are open (the directory's own excepted); their number. */
+static unsigned list_fds(bool open_fds[FDS_MAX]) {
+        _cleanup_closedir_ DIR *d = opendir("/proc/self/fd");
+        struct dirent *de;
+        unsigned n = 0;
+
+        assert_non_null(d);
+        memset(open_fds, 0, FDS_MAX * sizeof(bool));
+        while ((de = readdir(d))) {
+                int fd = atoi(de->d_name);
+
+                if (de->d_name[0] == '.' || fd == dirfd(d))
+                        continue;
+                n++;
+                if (fd >= 0 && fd < FDS_MAX)
+                        open_fds[fd] = true;
+        }
+        return n;
+}
+
+static int load_unprivileged(void) {
+        static bool fds[FDS_MAX];
+        struct mm_tracker *t = NULL;
+        unsigned before;
+        int r;
+
+        if (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
+                return 10;
+        before = list_fds(fds);
+        r = mm_tracker_new(0, &t);
+        if (r != -EPERM)
+                return 11;
+        if (t)
+                return 12;
+        return list_fds(fds) == before ? 0 : 13;
+}
+
+/* Without CAP_BPF and CAP_PERFMON the load fails with -EPERM, leaves nothing open and no
+ * tracker behind: the daemon can go on without tracking. A tracker's own fds are O_CLOEXEC,
+ * and sizes that are not a power of two in range are refused. */
+static void test_clean_failure(void **state) {
+        struct mm_tracker *t = NULL;
+        int status;
+        pid_t pid;
+
+        if (geteuid() != 0) {
+                printf("# skipped: dropping privileges needs root\n");
+                skip();
+        }
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+                _exit(load_unprivileged());
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+
+        assert_int_equal(mm_tracker_new(256, &t), -EINVAL);
+        assert_int_equal(mm_tracker_new(1000, &t), -EINVAL);
+        assert_int_equal(mm_tracker_new(MM_TRACK_MAX_SLOTS * 2, &t), -EINVAL);
+        assert_null(t);
+
+        SKIP_IF_NO_TRACKER();
+        {
+                static bool before[FDS_MAX], after[FDS_MAX];
+                unsigned n_before = list_fds(before), n_new = 0;
+
+                assert_int_equal(mm_tracker_new(512, &t), 0);
+                assert_int_equal(mm_tracker_slots(t), 512);
+                assert_true(list_fds(after) > n_before);
+                for (int fd = 0; fd < FDS_MAX; fd++)
+                        if (after[fd] && !before[fd]) {
+                                n_new++;
+                                assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+                        }
+                assert_true(n_new > 0);
+                t = mm_tracker_free(t);
+                assert_int_equal(list_fds(after), n_before);
+        }
+}
+
+/* A full ring buffer drops events and counts them, and the next ones arrive again once it is
+ * drained: 3,000 processes that fork and exit, undrained, make 6,000 events for its ~4,600
+ * places. */
+static void test_lost_events(void **state) {
+        struct seen s = { .parent = getpid() };
+        uint64_t lost0;
+        int status;
+
+        SKIP_IF_NO_TRACKER();
+        assert_true(mm_tracker_drain(tracker, NULL, NULL) >= 0);
+        lost0 = mm_tracker_lost_events(tracker);
+        for (int i = 0; i < 3000; i++) {
+                pid_t pid = fork();
+
+                assert_true(pid >= 0);
+                if (pid == 0)
+                        _exit(0);
+                assert_int_equal(waitpid(pid, &status, 0), pid);
+        }
+        printf("# events lost: %" PRIu64 "\n", mm_tracker_lost_events(tracker) - lost0);
+        assert_true(mm_tracker_lost_events(tracker) > lost0);
+        assert_true(mm_tracker_drain(tracker, NULL, NULL) > 0);
+
+        /* Again, if the machine overflows it meanwhile, as in test_process_events. */
+        for (int attempt = 0;; attempt++) {
+                assert_true(attempt < 10);
+                s = (struct seen) { .parent = getpid() };
+                assert_true(mm_tracker_drain(tracker, NULL, NULL) >= 0);
+                lost0 = mm_tracker_lost_events(tracker);
+                s.pid = fork();
+                assert_true(s.pid >= 0);
+                if (s.pid == 0)
+                        _exit(0);
+                assert_int_equal(waitpid(s.pid, &status, 0), s.pid);
+                drain_until_exit(&s);
+                if (mm_tracker_lost_events(tracker) == lost0)
+                        break;
+        }
+        assert_string_equal(s.order, "fe");
+        assert_int_equal(s.fork_parent, s.parent);
+}
+
+static int setup(void **state) {
+        tracker_error = mm_tracker_new(slots_for_pid_max(), &tracker);
+        if (tracker_error < 0 && tracker_error != -EPERM && tracker_error != -EACCES) {
+                fprintf(stderr, "mm_tracker_new: %s\n", strerror(-tracker_error));
+                return -1;
+        }
+        return 0;
+}
+
+static int teardown(void **state) {
+        tracker = mm_tracker_free(tracker);
+        return 0;
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_generation_exact),
+                cmocka_unit_test(test_process_events),
+                cmocka_unit_test(test_clean_failure),
+                cmocka_unit_test(test_lost_events),
+        };
+
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
