@@ -96,7 +96,7 @@ step fuzz "$top/tools/fuzz-ci.sh"
 # every fuzz corpus) and a few fast ones on a live daemon and fixture. Built in parallel, like
 # the steps above; CI throws the tarballs away, so xz at its fastest (automake's default, -e,
 # costs seconds of CPU for each of distcheck's two archives).
-distcheck_tests="tests/test-count-results.sh tests/test-systemd tests/test-fdpass tests/test-config \
+distcheck_tests="tests/test-count-results.sh tests/test-systemd tests/test-fdpass tests/test-varlink-frame \
         tests/test-maps-parse tests/test-elf-reader fuzz/replay-varlink fuzz/replay-maps fuzz/replay-elf \
         fuzz/replay-json-writer fuzz/replay-libmemctl fuzz/replay-methods"
 step distcheck env XZ_OPT=-1 make -C "$top/build" -j"$(nproc)" distcheck TESTS="$distcheck_tests"
