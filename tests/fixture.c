@@ -293,7 +293,10 @@ void fixture_stop(struct fixture *f) {
 }
 
 int fixture_runs_cat(pid_t pid) {
+        _cleanup_fclose_ FILE *maps = NULL;
+        _cleanup_free_ char *line = NULL;
         char path[64], exe[256];
+        size_t cap = 0;
         ssize_t n;
 
         snprintf(path, sizeof(path), "/proc/%d/exe", (int) pid);
@@ -301,7 +304,19 @@ int fixture_runs_cat(pid_t pid) {
         if (n < 0)
                 return 0;
         exe[n] = 0;
-        return n >= 4 && strcmp(exe + n - 4, "/cat") == 0;
+        if (n < 4 || strcmp(exe + n - 4, "/cat") != 0)
+                return 0;
+
+        /* exe names the new program as soon as the kernel switches to the new address space,
+         * before it maps the program there: wait for its mapping in the raw maps text too. */
+        snprintf(path, sizeof(path), "/proc/%d/maps", (int) pid);
+        maps = fopen(path, "re");
+        if (!maps)
+                return 0;
+        while ((n = getline(&line, &cap, maps)) > 0)
+                if (n >= 5 && strcmp(line + n - 5, "/cat\n") == 0)
+                        return 1;
+        return 0;
 }
 
 char *test_run_capture(const char *cmd) {

@@ -59,8 +59,8 @@ const char *fixture_get_string(const struct fixture *f, const char *key);
 /* Ends the process, reaps it and removes its files. */
 void fixture_stop(struct fixture *f);
 
-/* Whether the process runs /bin/cat now (its /proc/PID/exe ends in "/cat"): the fixture
- * exec()s it on 'x'. */
+/* Whether the process runs /bin/cat now (its /proc/PID/exe ends in "/cat" and its maps name
+ * it): the fixture exec()s it on 'x'. */
 int fixture_runs_cat(pid_t pid);
 
 /* Path of a built program named by an environment variable the test harness sets
