@@ -330,7 +330,7 @@ static int text_line(struct mapping *m, void *userdata) {
         return text_emit(t, m);
 }
 
-/* The rest of a listing, VMA by VMA from address "from" on. */
+/* The rest of a listing, VMA by VMA from address "from" on, in address order. */
 static int list_from(int maps_fd, uint64_t from, unsigned flags, struct procmap_buf *buf, mapping_visit_t visit,
                      void *userdata) {
         uint64_t addr = from;
@@ -373,6 +373,14 @@ int procmap_list_text_each(int maps_fd, mapping_visit_t visit, void *userdata) {
                 r = list_from(maps_fd, t->emitted ? t->next : 0, 0, &t->buf, visit, userdata);
         procmap_buf_done(&t->buf);
         return r;
+}
+
+int procmap_list_each(int maps_fd, unsigned flags, mapping_visit_t visit, void *userdata) {
+        _cleanup_(procmap_buf_done) struct procmap_buf buf = {};
+
+        if (!visit)
+                return -EINVAL;
+        return list_from(maps_fd, 0, flags, &buf, visit, userdata);
 }
 
 /* For list_from() only, whose mappings own their names and build IDs: takes them instead of

@@ -33,6 +33,10 @@ int procmap_query(int maps_fd, uint64_t addr, unsigned flags, struct procmap_buf
 /* Lists every VMA (with the filters of flags) into *ret, in address order. */
 int procmap_list(int maps_fd, unsigned flags, struct mapping_list *ret);
 
+/* procmap_list() without the list: visits each VMA in address order, lent for the call (see
+ * mapping_visit_t). Errors as for procmap_query(), or visit's first negative return. */
+int procmap_list_each(int maps_fd, unsigned flags, mapping_visit_t visit, void *userdata);
+
 /* The same list as procmap_list(maps_fd, 0, ...) (page sizes and names included), but read
  * from the maps text, with PROCMAP_QUERY asked only what the text does not tell exactly: the
  * page size of each distinct file (hugetlbfs, device DAX) and of file-less memory, and the
