@@ -259,7 +259,7 @@ int engine_lookup_layout(struct engine *e, const struct process *p, const uint64
         }
         layout_normalize(read);
         /* Only the mappings the addresses fall in are answered with (and have facts read). */
-        r = layout_touched(read, addrs, n, &touched);
+        r = layout_touched(read, addrs, order, n, &touched);
         if (r < 0)
                 return r;
         for (size_t i = 0; r >= 0 && i < touched->mappings.n; i++)
@@ -267,7 +267,7 @@ int engine_lookup_layout(struct engine *e, const struct process *p, const uint64
         facts_done(&f);
         if (r < 0)
                 return r;
-        r = layout_lookup(touched, addrs, n, results);
+        r = layout_lookup(touched, addrs, order, n, results);
         if (r < 0)
                 return r;
 

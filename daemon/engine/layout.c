@@ -300,36 +300,86 @@ int layout_list(const struct layout *l, unsigned flags, mapping_visit_t visit, v
         return 0;
 }
 
-int layout_lookup_one(const struct layout *l, uint64_t addr, struct layout_result *ret) {
+/* The answer for addr, which mapping i covers. */
+static void answer(const struct layout *l, size_t i, uint64_t addr, struct layout_result *ret) {
         const struct layout_file *f;
         const struct mapping *m;
-        size_t i;
-        int r;
 
-        *ret = (struct layout_result) { .mapping = -1 };
-        r = layout_find(l, addr, &i);
-        if (r <= 0)
-                return r;
-        ret->mapping = (ssize_t) i;
+        *ret = (struct layout_result) { .mapping = (ssize_t) i };
         m = &l->mappings.items[i];
         f = layout_file_of(l, i);
         /* The vdso's image starts at its start (offset 0): an ELF address, no file. */
         if (m->kind == MAPPING_KIND_VDSO) {
                 if (f && f->result >= 0 && elf_info_vaddr(&f->info, addr - m->start, &ret->elf_vaddr) >= 0)
                         ret->has_elf_vaddr = true;
-                return 1;
+                return;
         }
         if (!mapping_is_file_backed(m))
-                return 1;
+                return;
         ret->has_file_offset = !__builtin_add_overflow(addr - m->start, m->offset, &ret->file_offset);
         if (ret->has_file_offset && f && f->result >= 0 && elf_info_vaddr(&f->info, ret->file_offset, &ret->elf_vaddr) >= 0)
                 ret->has_elf_vaddr = true;
-        return 1;
 }
 
-int layout_lookup(const struct layout *l, const uint64_t *addrs, size_t n, struct layout_result *ret) {
-        for (size_t i = 0; i < n; i++) {
-                int r = layout_lookup_one(l, addrs[i], &ret[i]);
+int layout_lookup_one(const struct layout *l, uint64_t addr, struct layout_result *ret) {
+        size_t i;
+        int r;
+
+        r = layout_find(l, addr, &i);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                *ret = (struct layout_result) { .mapping = -1 };
+        else
+                answer(l, i, addr, ret);
+        return r;
+}
+
+/* Calls step(l, k, i) for each address addrs[order[k]] in ascending order, with i the index of
+ * the mapping covering it or -1: one walk over both, instead of a search per address (a
+ * search per address of a 4,435-address lookup was a few percent of its time). */
+static int walk_sorted(const struct layout *l, const uint64_t *addrs, const size_t *order, size_t n,
+                       int (*step)(const struct layout *l, size_t k, ssize_t i, void *userdata), void *userdata) {
+        const struct mapping *items = l->mappings.items;
+        size_t j = 0;
+
+        for (size_t k = 0; k < n; k++) {
+                uint64_t a = addrs[order[k]];
+                int r;
+
+                while (j < l->mappings.n && items[j].end <= a)
+                        j++;
+                r = step(l, order[k], j < l->mappings.n && a >= items[j].start ? (ssize_t) j : -1, userdata);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+struct lookup_walk {
+        const uint64_t *addrs;
+        struct layout_result *ret;
+};
+
+static int lookup_step(const struct layout *l, size_t k, ssize_t i, void *userdata) {
+        struct lookup_walk *w = userdata;
+
+        if (i >= 0) {
+                answer(l, (size_t) i, w->addrs[k], &w->ret[k]);
+                return 0;
+        }
+        w->ret[k] = (struct layout_result) { .mapping = -1 };
+        return layout_knows(l, w->addrs[k]) ? 0 : -ENODATA;
+}
+
+int layout_lookup(const struct layout *l, const uint64_t *addrs, const size_t *order, size_t n,
+                  struct layout_result *ret) {
+        struct lookup_walk w = { .addrs = addrs, .ret = ret };
+
+        if (order)
+                return walk_sorted(l, addrs, order, n, lookup_step, &w);
+        for (size_t k = 0; k < n; k++) {
+                int r = layout_lookup_one(l, addrs[k], &ret[k]);
 
                 if (r < 0)
                         return r;
@@ -337,7 +387,17 @@ int layout_lookup(const struct layout *l, const uint64_t *addrs, size_t n, struc
         return 0;
 }
 
-int layout_touched(struct layout *l, const uint64_t *addrs, size_t n, struct layout **ret) {
+static int touch_step(const struct layout *l, size_t k, ssize_t i, void *userdata) {
+        bool *touched = userdata;
+
+        (void) l;
+        (void) k;
+        if (i >= 0)
+                touched[i] = true;
+        return 0;
+}
+
+int layout_touched(struct layout *l, const uint64_t *addrs, const size_t *order, size_t n, struct layout **ret) {
         _cleanup_free_ bool *touched = calloc(MAX(l->mappings.n, (size_t) 1), sizeof(bool));
         struct layout *t = NULL;
         size_t count = 0;
@@ -345,14 +405,17 @@ int layout_touched(struct layout *l, const uint64_t *addrs, size_t n, struct lay
 
         if (!touched)
                 return -ENOMEM;
-        for (size_t k = 0; k < n; k++) {
-                ssize_t i = mapping_list_find(&l->mappings, addrs[k]);
+        if (order)
+                (void) walk_sorted(l, addrs, order, n, touch_step, touched);
+        else
+                for (size_t k = 0; k < n; k++) {
+                        ssize_t i = mapping_list_find(&l->mappings, addrs[k]);
 
-                if (i >= 0 && !touched[i]) {
-                        touched[i] = true;
-                        count++;
+                        if (i >= 0)
+                                touched[i] = true;
                 }
-        }
+        for (size_t i = 0; i < l->mappings.n; i++)
+                count += touched[i];
         if (count == l->mappings.n) {
                 *ret = layout_ref(l);
                 return 0;

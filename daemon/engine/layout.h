@@ -145,10 +145,13 @@ struct layout_result {
  * the layout does not know addr. */
 int layout_lookup_one(const struct layout *l, uint64_t addr, struct layout_result *ret);
 
-/* layout_lookup_one() for n addresses (any order) into ret[n]. -ENODATA when one of them is
- * not known (ret is then partly written). */
-int layout_lookup(const struct layout *l, const uint64_t *addrs, size_t n, struct layout_result *ret);
+/* layout_lookup_one() for n addresses (any order) into ret[n]. order, when not NULL, lists
+ * the indices of addrs in ascending address order: the answers then come from one walk. -ENODATA
+ * when one of them is not known (ret is then partly written). */
+int layout_lookup(const struct layout *l, const uint64_t *addrs, const size_t *order, size_t n,
+                  struct layout_result *ret);
 
 /* The layout holding only the mappings of l that one of addrs[n] falls in (facts shared), with
- * l's known ranges; l itself (a new reference) when every mapping is touched. -ENOMEM. */
-int layout_touched(struct layout *l, const uint64_t *addrs, size_t n, struct layout **ret);
+ * l's known ranges; l itself (a new reference) when every mapping is touched. order as for
+ * layout_lookup(). -ENOMEM. */
+int layout_touched(struct layout *l, const uint64_t *addrs, const size_t *order, size_t n, struct layout **ret);

@@ -48,8 +48,8 @@ struct cursor {
 };
 
 static void cursor_done(struct cursor *c) {
+        /* cur's name is lent from buf. */
         procmap_buf_done(&c->buf);
-        mapping_done(&c->cur);
 }
 
 /* The gate area is no VMA: a 64-bit process has it, a 32-bit one has nothing there. */
@@ -90,7 +90,9 @@ static int cursor_step(const struct source_context *ctx, const struct process *p
         if (c->none_above && addr >= c->none_from)
                 return 0;
 
-        r = procmap_query(p->maps_fd, addr, PROCMAP_COVERING_OR_NEXT, &c->buf, &m);
+        /* The name is lent until the next query, which replaces cur: it is copied into the
+         * layout before that, or not needed. */
+        r = procmap_query(p->maps_fd, addr, PROCMAP_COVERING_OR_NEXT | PROCMAP_NAME_LENT, &c->buf, &m);
         if (r == -ENOENT) {
                 c->none_above = true;
                 c->none_from = addr;
@@ -98,7 +100,6 @@ static int cursor_step(const struct source_context *ctx, const struct process *p
         }
         if (r < 0)
                 return r;
-        mapping_done(&c->cur);
         c->cur = m;
         c->have_cur = true;
         c->cur_added = false;
