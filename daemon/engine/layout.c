@@ -192,9 +192,15 @@ static int cmp_range(const void *a, const void *b) {
 static void normalize_known(struct layout *l) {
         size_t w = 0;
 
+        bool sorted = true;
+
         if (l->n_known < 2)
                 return;
-        qsort(l->known, l->n_known, sizeof(*l->known), cmp_range);
+        /* A lookup's ranges come in ascending order: thousands of them, sorted already. */
+        for (size_t i = 1; i < l->n_known && sorted; i++)
+                sorted = l->known[i - 1].start <= l->known[i].start;
+        if (!sorted)
+                qsort(l->known, l->n_known, sizeof(*l->known), cmp_range);
         for (size_t i = 1; i < l->n_known; i++) {
                 struct layout_range *k = &l->known[w];
 
