@@ -48,6 +48,7 @@
 #define MAPPING_SIZE_0_1 ENDOF(struct memctl_mapping, build_id_size)
 #define LOOKUP_RESULT_SIZE_0_1 ENDOF(struct memctl_lookup_result, elf_vaddr)
 #define STATUS_INFO_SIZE_0_1 ENDOF(struct memctl_status_info, max_json_depth)
+#define PROCESS_SIZE_0_3 ENDOF(struct memctl_process, kernel_thread)
 
 #define JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 
@@ -82,6 +83,7 @@ struct mapping_table {
         size_t allocated;               /* items has room for; the parts of a streamed reply add up */
         pid_t pid;
         uint64_t start_time;
+        bool kernel_thread;
 };
 
 struct memctl_mappings {
@@ -816,11 +818,88 @@ static int kind_from_string(const char *s, size_t len) {
         return MEMCTL_KIND_UNKNOWN;
 }
 
+static const char *const reason_names[] = {
+        [MEMCTL_REASON_UNMAPPED] = "unmapped",
+        [MEMCTL_REASON_NO_ADDRESS_SPACE] = "no_address_space",
+};
+
+/* Why an unmapped result has no mapping, from the len bytes of the daemon's reason at s (NULL:
+ * it gave none). A reason of a newer daemon is kept in the arena, for reason_name. */
+static int result_set_reason(struct memctl_lookup_result *ret, const char *s, size_t len, struct arena_chunk **arena) {
+        ret->reason = MEMCTL_REASON_UNMAPPED;
+        ret->reason_name = NULL;
+        if (!s)
+                return 0;
+        for (size_t i = 1; i < ELEMENTSOF(reason_names); i++)
+                if (strlen(reason_names[i]) == len && memcmp(s, reason_names[i], len) == 0) {
+                        ret->reason = (int) i;
+                        ret->reason_name = reason_names[i];
+                        return 0;
+                }
+        ret->reason = MEMCTL_REASON_OTHER;
+        ret->reason_name = arena_strndup(arena, s, len);
+        return ret->reason_name ? 0 : -ENOMEM;
+}
+
+/* How many bytes of exact (exact_len of them) make the first lossy_len bytes of lossy, exact's
+ * form in JSON text as the daemon writes it (each byte outside well-formed UTF-8 as U+FFFD):
+ * -EPROTO when they do not match, or lossy_len ends inside a character. */
+static int lossy_prefix(const char *exact, size_t exact_len, const char *lossy, size_t lossy_len, size_t *ret) {
+        size_t i = 0, j = 0;
+
+        while (j < lossy_len) {
+                size_t n, want_len;
+                const char *want;
+
+                if (i >= exact_len)
+                        return -EPROTO;
+                n = (uint8_t) exact[i] < 0x80 ? 1 : utf8_sequence_length((const uint8_t *) exact + i, exact_len - i);
+                want = n > 0 ? exact + i : "\xef\xbf\xbd";
+                want_len = n > 0 ? n : 3;
+                if (lossy_len - j < want_len || memcmp(lossy + j, want, want_len) != 0)
+                        return -EPROTO;
+                i += n > 0 ? n : 1;
+                j += want_len;
+        }
+        *ret = i;
+        return 0;
+}
+
+/* The exact bytes of a name that is not valid UTF-8 (the protocol's name_hex): checked against
+ * name, which holds them with U+FFFD for the invalid ones, and path, a prefix of name. */
+static int name_exact_set(struct arena_chunk **arena, struct memctl_mapping *m, const char *hex) {
+        size_t l = strlen(hex), n;
+        char *exact;
+
+        if (!m->name || l == 0 || l % 2 != 0)
+                return -EPROTO;
+        exact = arena_alloc(arena, l / 2 + 1);
+        if (!exact)
+                return -ENOMEM;
+        /* No NUL: the kernel's names are C strings. */
+        if (unhex_bytes(hex, l, false, (uint8_t *) exact) < 0 || memchr(exact, 0, l / 2))
+                return -EPROTO;
+        exact[l / 2] = 0;
+        if (lossy_prefix(exact, l / 2, m->name, strlen(m->name), &n) < 0 || n != l / 2)
+                return -EPROTO;
+        m->name_exact = exact;
+        if (m->path) {
+                size_t pl = strlen(m->path);
+
+                if (strncmp(m->name, m->path, pl) != 0 || lossy_prefix(exact, l / 2, m->name, pl, &n) < 0)
+                        return -EPROTO;
+                m->path_exact = arena_strndup(arena, exact, n);
+                if (!m->path_exact)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
 static int mapping_finish(struct arena_chunk **arena, struct memctl_mapping *m, const char *perms, const char *dev,
-                          const char *build_id);
+                          const char *build_id, const char *name_hex);
 
 static int parse_mapping(struct json_object *o, struct arena_chunk **arena, struct memctl_mapping *m) {
-        const char *perms = NULL, *dev = NULL, *build_id = NULL;
+        const char *perms = NULL, *dev = NULL, *build_id = NULL, *name_hex = NULL;
         int r;
 
         if (!json_object_is_type(o, json_type_object))
@@ -837,12 +916,13 @@ static int parse_mapping(struct json_object *o, struct arena_chunk **arena, stru
             (r = get_uint(o, "page_size", false, &m->page_size)) < 0 ||
             (r = get_string(o, "kind", true, &m->kind_name)) < 0 ||
             (r = get_string(o, "name", false, &m->name)) < 0 ||
+            (r = get_string(o, "name_hex", false, &name_hex)) < 0 ||
             (r = get_string(o, "path", false, &m->path)) < 0 ||
             (r = get_bool(o, "deleted", &m->deleted)) < 0 ||
             (r = get_string(o, "build_id", false, &build_id)) < 0)
                 return r;
         m->kind = kind_from_string(m->kind_name, strlen(m->kind_name));
-        return mapping_finish(arena, m, perms, dev, build_id);
+        return mapping_finish(arena, m, perms, dev, build_id, name_hex);
 }
 
 /* Checks a build ID (lowercase hex, as the protocol promises) and sets m's build ID to it:
@@ -866,7 +946,7 @@ static int build_id_set(struct arena_chunk **arena, struct memctl_mapping *m, co
 
 /* What both decoders check and derive once a mapping's members are read (m->kind is set). */
 static int mapping_finish(struct arena_chunk **arena, struct memctl_mapping *m, const char *perms, const char *dev,
-                          const char *build_id) {
+                          const char *build_id, const char *name_hex) {
         int r;
 
         if (m->start >= m->end)
@@ -876,18 +956,25 @@ static int mapping_finish(struct arena_chunk **arena, struct memctl_mapping *m, 
         r = parse_dev(&dev, 0, &m->dev_major, &m->dev_minor);
         if (r < 0)
                 return r;
+        m->name_exact = m->name;
+        m->path_exact = m->path;
+        if (name_hex && (r = name_exact_set(arena, m, name_hex)) < 0)
+                return r;
         return build_id ? build_id_set(arena, m, build_id) : 0;
 }
 
+/* ret_kernel_thread may be NULL. */
 static int parse_process(struct json_object *params, pid_t pid, uint64_t start_time,
-                         pid_t *ret_pid, uint64_t *ret_start_time) {
+                         pid_t *ret_pid, uint64_t *ret_start_time, bool *ret_kernel_thread) {
         struct json_object *p = member(params, "process");
         uint64_t reply_pid, reply_start_time;
+        bool kernel_thread = false;
 
         if (!p || !json_object_is_type(p, json_type_object))
                 return -EPROTO;
         if (get_uint(p, "pid", true, &reply_pid) < 0 ||
-            get_uint(p, "start_time", true, &reply_start_time) < 0)
+            get_uint(p, "start_time", true, &reply_start_time) < 0 ||
+            get_bool(p, "kernel_thread", &kernel_thread) < 0)
                 return -EPROTO;
         /* The daemon answers about the process we asked about, or not at all: asked about a
          * thread id, about its thread group (reply_pid is then the thread group id). */
@@ -896,6 +983,8 @@ static int parse_process(struct json_object *params, pid_t pid, uint64_t start_t
         (void) pid;
         *ret_pid = (pid_t) reply_pid;
         *ret_start_time = reply_start_time;
+        if (ret_kernel_thread)
+                *ret_kernel_thread = kernel_thread;
         return 0;
 }
 
@@ -915,7 +1004,7 @@ static int mapping_table_parse(struct json_object *params, pid_t pid, uint64_t s
 
         *t = (struct mapping_table) { .parameters = params };
 
-        r = parse_process(params, pid, start_time, &t->pid, &t->start_time);
+        r = parse_process(params, pid, start_time, &t->pid, &t->start_time, &t->kernel_thread);
         if (r < 0)
                 return r;
 
@@ -965,6 +1054,19 @@ static int process_get(const struct mapping_table *t, pid_t *ret_pid, uint64_t *
         if (ret_start_time)
                 *ret_start_time = t->start_time;
         return 0;
+}
+
+static int process_info_get(const struct mapping_table *t, struct memctl_process *ret) {
+        struct memctl_process p = {
+                .size = sizeof(p),
+                .pid = t->pid,
+                .start_time = t->start_time,
+                .kernel_thread = t->kernel_thread,
+        };
+
+        if (!ret)
+                return -EINVAL;
+        return copy_sized(ret, &p, sizeof(p), PROCESS_SIZE_0_3);
 }
 
 /* ------------------------------------------------------------------ fast reply decoding */
@@ -1470,7 +1572,7 @@ static int j_get_bool(struct jreader *j, bool *ret) {
 enum {
         M_START = 1u << 0, M_END = 1u << 1, M_OFFSET = 1u << 2, M_PERMS = 1u << 3, M_DEV = 1u << 4,
         M_INODE = 1u << 5, M_PAGE_SIZE = 1u << 6, M_KIND = 1u << 7, M_NAME = 1u << 8, M_PATH = 1u << 9,
-        M_DELETED = 1u << 10, M_BUILD_ID = 1u << 11,
+        M_DELETED = 1u << 10, M_BUILD_ID = 1u << 11, M_NAME_HEX = 1u << 12,
         M_REQUIRED = M_START | M_END | M_OFFSET | M_PERMS | M_DEV | M_INODE | M_KIND,
 };
 
@@ -1496,7 +1598,7 @@ static unsigned mapping_key_bit(const char *key, size_t len) {
         case 7:
                 return key_is(key, len, "deleted") ? M_DELETED : 0;
         case 8:
-                return key_is(key, len, "build_id") ? M_BUILD_ID : 0;
+                return key_is(key, len, "build_id") ? M_BUILD_ID : key_is(key, len, "name_hex") ? M_NAME_HEX : 0;
         case 9:
                 return key_is(key, len, "page_size") ? M_PAGE_SIZE : 0;
         default:
@@ -1543,6 +1645,8 @@ static int j_get_build_id(struct jreader *j, struct memctl_mapping *m) {
 /* One mapping object, at nesting level depth. */
 static int j_mapping(struct jreader *j, unsigned depth, struct memctl_mapping *m) {
         char perms[J_SHORT_MAX], dev[J_SHORT_MAX];
+        struct jmemo name_hex_memo = {};
+        const char *name_hex = NULL;
         unsigned seen = 0, present = 0;
         bool first = true;
         const char *key;
@@ -1575,6 +1679,7 @@ static int j_mapping(struct jreader *j, unsigned depth, struct memctl_mapping *m
                 case M_NAME: r = j_get_kept(j, &j->name, &m->name); break;
                 case M_PATH: r = j_get_kept(j, &j->name, &m->path); break;
                 case M_DELETED: r = j_get_bool(j, &m->deleted); break;
+                case M_NAME_HEX: r = j_get_kept(j, &name_hex_memo, &name_hex); break;
                 default: r = j_get_build_id(j, m); break;
                 }
                 if (r < 0)
@@ -1586,7 +1691,7 @@ static int j_mapping(struct jreader *j, unsigned depth, struct memctl_mapping *m
                 return r;
         if ((present & M_REQUIRED) != M_REQUIRED)
                 return -EPROTO;
-        return mapping_finish(j->arena, m, perms, dev, NULL);
+        return mapping_finish(j->arena, m, perms, dev, NULL, name_hex);
 }
 
 /* The text at j->p starts with the n bytes at s: true, and they are consumed. Reads no
@@ -1651,6 +1756,9 @@ static int j_mapping_daemon(struct jreader *j, struct memctl_mapping *m) {
                 goto other_r;
         if (!J_LIT(j, "}"))
                 goto other;
+        /* A name that is not UTF-8 has a name_hex, which this form leaves to j_mapping(). */
+        m->name_exact = m->name;
+        m->path_exact = m->path;
         return 1;
 
 other_r:
@@ -1691,7 +1799,8 @@ static int j_mappings(struct jreader *j, unsigned depth, struct mapping_table *t
         return r;
 }
 
-static int j_process(struct jreader *j, unsigned depth, uint64_t *ret_pid, uint64_t *ret_start_time) {
+static int j_process(struct jreader *j, unsigned depth, uint64_t *ret_pid, uint64_t *ret_start_time,
+                     bool *ret_kernel_thread) {
         unsigned seen = 0, present = 0;
         bool first = true;
         const char *key;
@@ -1709,6 +1818,9 @@ static int j_process(struct jreader *j, unsigned depth, uint64_t *ret_pid, uint6
                         if (j_seen(&seen, 2) < 0 || (r = j_get_uint(j, ret_start_time)) < 0)
                                 return -EPROTO;
                         present |= r > 0 ? 2 : 0;
+                } else if (key_is(key, len, "kernel_thread")) {
+                        if (j_seen(&seen, 4) < 0 || j_get_bool(j, ret_kernel_thread) < 0)
+                                return -EPROTO;
                 } else if ((r = j_skip(j, depth + 1)) < 0)
                         return r;
         }
@@ -1731,15 +1843,17 @@ static int j_result_address(struct jreader *j, uint64_t address) {
         return 0;
 }
 
-static int result_finish(struct memctl_lookup_result *ret, uint64_t index);
+static int result_finish(struct memctl_lookup_result *ret, uint64_t index, const char *reason, size_t reason_len,
+                         struct arena_chunk **arena);
 
 /* One Lookup result, checked against the address asked and the mappings once all is read. */
 static int j_result(struct jreader *j, unsigned depth, uint64_t address, struct memctl_lookup_result *ret) {
         unsigned seen = 0;
         bool first = true, have_address = false;
         uint64_t index = UINT64_MAX;
-        const char *key;
-        size_t len;
+        char reason_buf[J_SHORT_MAX];
+        const char *key, *reason = NULL;
+        size_t len, reason_len = 0;
         int r;
 
         if (depth >= J_DEPTH_MAX)
@@ -1758,11 +1872,9 @@ static int j_result(struct jreader *j, unsigned depth, uint64_t address, struct 
                         if (j_seen(&seen, 2) < 0 || j_get_uint(j, &index) < 0)
                                 return -EPROTO;
                 } else if (key_is(key, len, "reason")) {
-                        const char *reason;
-                        bool escaped;
-
-                        if (j_seen(&seen, 4) < 0 || j_get_raw(j, &reason, &len, &escaped) < 0)
+                        if (j_seen(&seen, 4) < 0 || (r = j_get_short(j, reason_buf, &reason_len)) < 0)
                                 return -EPROTO;
+                        reason = r > 0 ? reason_buf : NULL;
                 } else if (key_is(key, len, "file_offset")) {
                         if (j_seen(&seen, 8) < 0 || (r = j_get_hex(j, &ret->file_offset)) < 0)
                                 return -EPROTO;
@@ -1778,15 +1890,17 @@ static int j_result(struct jreader *j, unsigned depth, uint64_t address, struct 
                 return r;
         if (!have_address)
                 return -EPROTO;
-        return result_finish(ret, index);
+        return result_finish(ret, index, reason, reason_len, j->arena);
 }
 
 /* A result exactly as the daemon writes it, read like j_mapping_daemon() reads a mapping:
  * 1, or 0 with the reader where it was, for j_result(). */
 static int j_result_daemon(struct jreader *j, uint64_t address, struct memctl_lookup_result *ret) {
-        const char *start = j->p;
+        const char *start = j->p, *reason = NULL;
         uint64_t v, index = UINT64_MAX;
+        size_t reason_len = 0;
         bool negative;
+        int r;
 
         *ret = (struct memctl_lookup_result) {
                 .size = sizeof(*ret),
@@ -1804,6 +1918,8 @@ static int j_result_daemon(struct jreader *j, uint64_t address, struct memctl_lo
                         s++;
                 if (*s != '"')
                         goto other;
+                reason = j->p;
+                reason_len = (size_t) (s - j->p);
                 j->p = s + 1;
         }
         if (J_LIT(j, ",\"file_offset\":")) {
@@ -1818,7 +1934,8 @@ static int j_result_daemon(struct jreader *j, uint64_t address, struct memctl_lo
         }
         if (!J_LIT(j, "}"))
                 goto other;
-        return result_finish(ret, index) < 0 ? -EPROTO : 1;
+        r = result_finish(ret, index, reason, reason_len, j->arena);
+        return r == -ENOMEM ? r : r < 0 ? -EPROTO : 1;
 
 other:
         j->p = start;
@@ -1826,13 +1943,14 @@ other:
 }
 
 /* What both readers of a result do once its members are read: index is UINT64_MAX when it
- * had no mapping. */
-static int result_finish(struct memctl_lookup_result *ret, uint64_t index) {
+ * had no mapping; reason (reason_len bytes, NULL: none) is ignored when it had one. */
+static int result_finish(struct memctl_lookup_result *ret, uint64_t index, const char *reason, size_t reason_len,
+                         struct arena_chunk **arena) {
         if (index == UINT64_MAX) {
                 /* not mapped, whatever the (possibly newer) reason */
                 ret->has_file_offset = ret->has_elf_vaddr = false;
                 ret->file_offset = ret->elf_vaddr = 0;
-                return 0;
+                return result_set_reason(ret, reason, reason_len, arena);
         }
         /* Checked against the mappings at the end, when they are all known. */
         ret->mapping = (size_t) index;
@@ -1879,7 +1997,7 @@ static void fast_decode_done(struct fast_decode *f) {
 static int fast_decode_reply(struct fast_decode *f, const char *msg, size_t len) {
         struct jreader j = { .p = msg, .end = msg + len, .arena = &f->table.arena };
         unsigned seen = 0;
-        bool first = true, have_process = false, continues = false;
+        bool first = true, have_process = false, continues = false, kernel_thread = false;
         uint64_t pid = 0, start_time = 0;
         size_t n_before;
         const char *key;
@@ -1910,7 +2028,7 @@ static int fast_decode_reply(struct fast_decode *f, const char *msg, size_t len)
                                 continue; /* {}: no process, refused below */
                         while ((r = j_member(&j, &pfirst, &key, &klen)) > 0) {
                                 if (key_is(key, klen, "process")) {
-                                        if (j_seen(&seen, 2) < 0 || j_process(&j, 3, &pid, &start_time) < 0)
+                                        if (j_seen(&seen, 2) < 0 || j_process(&j, 3, &pid, &start_time, &kernel_thread) < 0)
                                                 goto fail;
                                         have_process = true;
                                 } else if (key_is(key, klen, "mappings")) {
@@ -1944,10 +2062,12 @@ static int fast_decode_reply(struct fast_decode *f, const char *msg, size_t len)
         /* The daemon answers about the process we asked about (asked about a thread id, about
          * its thread group, whose id pid is then), or not at all; every part about the same one. */
         if (pid == 0 || pid > INT32_MAX || (f->start_time != 0 && start_time != f->start_time) ||
-            (f->parts > 0 && (start_time != f->table.start_time || (pid_t) pid != f->table.pid)))
+            (f->parts > 0 && (start_time != f->table.start_time || (pid_t) pid != f->table.pid ||
+                              kernel_thread != f->table.kernel_thread)))
                 goto fail;
         f->table.pid = (pid_t) pid;
         f->table.start_time = start_time;
+        f->table.kernel_thread = kernel_thread;
         if (continues) {
                 /* Every part but the last brings mappings: so MAPPINGS_MAX bounds the parts. */
                 if (f->table.n == n_before)
@@ -2058,6 +2178,12 @@ int memctl_mappings_get_process(const memctl_mappings *m, pid_t *ret_pid, uint64
         return process_get(&m->table, ret_pid, ret_start_time);
 }
 
+int memctl_mappings_get_process_info(const memctl_mappings *m, struct memctl_process *ret) {
+        if (!m)
+                return -EINVAL;
+        return process_info_get(&m->table, ret);
+}
+
 memctl_mappings *memctl_mappings_free(memctl_mappings *m) {
         if (m) {
                 mapping_table_done(&m->table);
@@ -2068,7 +2194,7 @@ memctl_mappings *memctl_mappings_free(memctl_mappings *m) {
 
 /* ------------------------------------------------------------------ Lookup */
 
-static int parse_result(struct json_object *o, uint64_t address, const struct mapping_table *t,
+static int parse_result(struct json_object *o, uint64_t address, struct mapping_table *t,
                         struct memctl_lookup_result *ret) {
         const char *asked = NULL, *reason = NULL;
         uint64_t v, index = UINT64_MAX;
@@ -2093,8 +2219,8 @@ static int parse_result(struct json_object *o, uint64_t address, const struct ma
         if ((r = get_uint(o, "mapping", false, &index)) < 0 ||
             (r = get_string(o, "reason", false, &reason)) < 0)
                 return r;
-        if (index == UINT64_MAX)
-                return 0; /* not mapped, whatever the (possibly newer) reason */
+        if (index == UINT64_MAX) /* not mapped, whatever the (possibly newer) reason */
+                return result_set_reason(ret, reason, reason ? strlen(reason) : 0, &t->arena);
 
         /* An index in range, of a mapping that does cover the address. */
         if (index >= t->n || address < t->items[index].start || address >= t->items[index].end)
@@ -2280,6 +2406,7 @@ static int lookup_merge(memctl_lookup_reply **parts, size_t n_parts, size_t n_ad
         l->n_parts = n_parts;
         l->table.pid = parts[0]->table.pid;
         l->table.start_time = parts[0]->table.start_time;
+        l->table.kernel_thread = parts[0]->table.kernel_thread;
 
         for (size_t i = 0; i < n_parts; i++)
                 total += parts[i]->table.n;
@@ -2420,6 +2547,12 @@ int memctl_lookup_reply_get_process(const memctl_lookup_reply *l, pid_t *ret_pid
         if (!l)
                 return -EINVAL;
         return process_get(&l->table, ret_pid, ret_start_time);
+}
+
+int memctl_lookup_reply_get_process_info(const memctl_lookup_reply *l, struct memctl_process *ret) {
+        if (!l)
+                return -EINVAL;
+        return process_info_get(&l->table, ret);
 }
 
 memctl_lookup_reply *memctl_lookup_reply_free(memctl_lookup_reply *l) {
@@ -2594,7 +2727,7 @@ int memctl_get_vdso(memctl *c, pid_t pid, uint64_t start_time, uint8_t **ret_ima
                 return r;
 
         /* Hostile until checked: the image is the mapping's size, in hex, and bounded. */
-        if (parse_process(params, pid, start_time, &reply_pid, &reply_start_time) < 0)
+        if (parse_process(params, pid, start_time, &reply_pid, &reply_start_time, NULL) < 0)
                 return -EPROTO;
         mapping = member(params, "mapping");
         if (!mapping || !json_object_is_type(mapping, json_type_object) || get_string(mapping, "start", true, &s) < 0 ||
@@ -2655,7 +2788,8 @@ int memctl_open_mapping_file(memctl *c, pid_t pid, uint64_t start_time, uint64_t
         m->table.parameters = TAKE_PTR(params);
         if (!m->table.items)
                 r = -ENOMEM;
-        else if (parse_process(m->table.parameters, pid, start_time, &m->table.pid, &m->table.start_time) < 0 ||
+        else if (parse_process(m->table.parameters, pid, start_time, &m->table.pid, &m->table.start_time,
+                               &m->table.kernel_thread) < 0 ||
                  get_uint(m->table.parameters, "fd_index", true, &index) < 0 || index != 0 ||
                  !member(m->table.parameters, "mapping") ||
                  parse_mapping(member(m->table.parameters, "mapping"), &m->table.arena, &m->table.items[0]) < 0)

@@ -10,6 +10,7 @@
 #include "cleanup.h"
 #include "engine.h"
 #include "facts.h"
+#include "maps-parse.h"
 #include "procmap-ioctl.h"
 #include "source.h"
 
@@ -37,6 +38,11 @@ int engine_backend_from_string(const char *s, enum engine_backend *ret) {
                         return 0;
                 }
         return -EINVAL;
+}
+
+static int learn_own_vdso_visit(struct mapping *m, void *userdata) {
+        facts_learn_own_vdso(userdata, m);
+        return 0;
 }
 
 int engine_new(const struct engine_config *cfg, struct engine **ret) {
@@ -68,7 +74,15 @@ int engine_new(const struct engine_config *cfg, struct engine **ret) {
                 free(e);
                 return r;
         }
+        r = vdso_cache_new(&e->facts.vdso_cache);
+        if (r < 0) {
+                elf_cache_free(e->facts.cache);
+                free(e);
+                return r;
+        }
         source_context_init(&e->source_ctx, fd);
+        /* The daemon's own maps once more, at start: a failure costs only the seed. */
+        (void) maps_read_each(fd, learn_own_vdso_visit, &e->facts);
         e->facts.run_blocking = cfg->run_blocking;
         e->facts.run_blocking_userdata = cfg->run_blocking_userdata;
         e->facts.budget_ms = cfg->blocking_budget_ms ?: ENGINE_BLOCKING_BUDGET_MS_DEFAULT;
@@ -81,6 +95,7 @@ struct engine *engine_free(struct engine *e) {
         if (!e)
                 return NULL;
         elf_cache_free(e->facts.cache);
+        vdso_cache_free(e->facts.vdso_cache);
         free(e);
         return NULL;
 }
@@ -91,6 +106,10 @@ enum engine_backend engine_get_backend(const struct engine *e) {
 
 void engine_get_elf_cache_stats(struct engine *e, struct elf_cache_stats *ret) {
         elf_cache_get_stats(e->facts.cache, ret);
+}
+
+void engine_get_vdso_cache_stats(struct engine *e, struct vdso_cache_stats *ret) {
+        vdso_cache_get_stats(e->facts.vdso_cache, ret);
 }
 
 int engine_read_layout(struct engine *e, const struct process *p, unsigned flags, struct layout **ret) {
@@ -313,7 +332,7 @@ int engine_vdso(struct engine *e, const struct process *p, struct mapping *ret_m
 
                 if (v->kind != MAPPING_KIND_VDSO)
                         continue;
-                r = facts_read_vdso(p, v, &image);
+                r = facts_read_vdso(&e->facts, p, v, &info, &image);
                 if (r < 0)
                         return r;
                 /* The caller owns what it gets: a copy out of the layout's storage. */
@@ -323,7 +342,7 @@ int engine_vdso(struct engine *e, const struct process *p, struct mapping *ret_m
                 m.build_id_len = 0;
                 if (v->name && !(m.name = strdup(v->name)))
                         return -ENOMEM;
-                if (elf_info_from_buffer(image, m.end - m.start, &info) >= 0 && info.build_id_len > 0) {
+                if (info.build_id_len > 0) {
                         r = mapping_set_build_id(&m, info.build_id, info.build_id_len);
                         if (r < 0)
                                 return r;

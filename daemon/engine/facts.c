@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <linux/openat2.h>
@@ -19,6 +20,7 @@
 #include "elf-reader.h"
 #include "facts.h"
 #include "procmap-ioctl.h"
+#include "vdso-cache.h"
 
 static bool statx_matches(const struct statx *stx, const struct mapping *m) {
         return S_ISREG(stx->stx_mode) && stx->stx_ino == m->inode && stx->stx_dev_major == m->dev_major &&
@@ -365,36 +367,92 @@ static int resolve_escaped_newline(struct facts *f, const struct mapping *m, cha
         return 0;
 }
 
-/* The vdso is two to four pages; a bound on what a request reads for it. */
-#define VDSO_SIZE_MAX (256 * 1024)
+/* What is read of every vdso to learn its build ID: its ELF header, program headers and notes
+ * lie in its first page (kernels link it so). The kernel copies /proc/PID/mem a page at a time,
+ * so the page costs one call where the three pieces would cost three. */
+#define VDSO_HEAD_SIZE 4096
 
-/* The image of the process's [vdso] m (malloc'd, m->end - m->start bytes), or -errno. No
- * file holds it, so it is read from the process's memory, through /proc/PID/mem opened in the
- * serving thread: under the client's credentials, with the kernel's ptrace check a debugger
- * reading it meets. */
-int facts_read_vdso(const struct process *p, const struct mapping *m, uint8_t **ret) {
+/* Reads exactly size bytes of the process's memory at address: 0, -ESRCH when the mm is gone
+ * (nothing read: the process exited or exec'd), -EIO when short, or -errno. */
+static int read_mem(int mem_fd, uint64_t address, uint8_t *buf, size_t size) {
+        ssize_t n = RETRY_EINTR(pread(mem_fd, buf, size, (off_t) address));
+
+        if (n < 0)
+                return -errno;
+        if (n == 0)
+                return -ESRCH;
+        return (size_t) n == size ? 0 : -EIO;
+}
+
+void facts_learn_own_vdso(const struct facts_config *cfg, const struct mapping *m) {
+        struct elf_info info;
+        size_t size = m->end - m->start;
+
+        if (m->kind != MAPPING_KIND_VDSO || getauxval(AT_SYSINFO_EHDR) != m->start || m->end <= m->start ||
+            size > VDSO_CACHE_IMAGE_MAX)
+                return;
+        if (elf_info_from_buffer((const void *) (uintptr_t) m->start, size, &info) >= 0 && info.build_id_len > 0)
+                (void) vdso_cache_put(cfg->vdso_cache, &info, (const uint8_t *) (uintptr_t) m->start, size, true,
+                                      geteuid());
+}
+
+/* No file holds the vdso, so it is read from the process's memory, through /proc/PID/mem
+ * opened in the serving thread: under the client's credentials, with the kernel's ptrace check
+ * a debugger reading it meets, on every call. Only the first page is read when the cache holds
+ * the image with the build ID found there, for this size and for the process's owner (see
+ * vdso-cache.h): the image is the same in every process of one kernel and ABI, so the facts and
+ * the image served are the kernel's for that build ID, also where a debugger's breakpoints
+ * changed the process's copy. On a miss the whole image is read, and kept when it carries the
+ * build ID its head showed. */
+int facts_read_vdso(const struct facts_config *cfg, const struct process *p, const struct mapping *m,
+                    struct elf_info *ret_info, uint8_t **ret_image) {
         _cleanup_free_ uint8_t *image = NULL;
         _cleanup_close_ int fd = -1;
         uint64_t size = m->end - m->start;
-        ssize_t n;
+        uint8_t head[VDSO_HEAD_SIZE];
+        struct elf_info head_info, info = {};
+        bool keep = false;
+        uid_t owner = 0;
+        int r;
 
-        if (m->end <= m->start || size > VDSO_SIZE_MAX || m->start > INT64_MAX - size)
+        if (m->end <= m->start || size > VDSO_CACHE_IMAGE_MAX || m->start > INT64_MAX - size)
                 return -EINVAL;
-        image = malloc(size);
-        if (!image)
-                return -ENOMEM;
         fd = openat(p->proc_fd, "mem", O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return -errno;
-        n = RETRY_EINTR(pread(fd, image, size, (off_t) m->start));
-        if (n < 0)
-                return -errno;
-        /* Nothing read: the mm is gone (the process exited or exec'd). */
-        if (n == 0)
-                return -ESRCH;
-        if ((uint64_t) n != size)
-                return -EIO;
-        *ret = TAKE_PTR(image);
+        r = read_mem(fd, m->start, head, MIN((size_t) size, sizeof(head)));
+        if (r < 0)
+                return r;
+        if (elf_info_from_buffer(head, MIN((size_t) size, sizeof(head)), &head_info) >= 0 &&
+            head_info.build_id_len > 0) {
+                /* The daemon's own image first: it needs no owner, which costs a read. */
+                r = vdso_cache_get(cfg->vdso_cache, head_info.build_id, head_info.build_id_len, size, NULL, ret_info,
+                                   ret_image);
+                if (r == 0 && process_read_uid(p, &owner) >= 0) {
+                        r = vdso_cache_get(cfg->vdso_cache, head_info.build_id, head_info.build_id_len, size, &owner,
+                                           ret_info, ret_image);
+                        keep = r == 0;
+                }
+                if (r != 0)
+                        return MIN(r, 0);
+        }
+
+        image = malloc(size);
+        if (!image)
+                return -ENOMEM;
+        r = read_mem(fd, m->start, image, size);
+        if (r < 0)
+                return r;
+        if (elf_info_from_buffer(image, size, &info) < 0)
+                info = (struct elf_info) {};
+        /* The process may have rewritten its vdso between the two reads: keep only what the
+         * head named. */
+        if (keep && info.build_id_len == head_info.build_id_len &&
+            memcmp(info.build_id, head_info.build_id, info.build_id_len) == 0)
+                (void) vdso_cache_put(cfg->vdso_cache, &info, image, size, false, owner);
+        *ret_info = info;
+        if (ret_image)
+                *ret_image = TAKE_PTR(image);
         return 0;
 }
 
@@ -467,7 +525,6 @@ static int file_facts(struct facts *f, const struct mapping *m) {
 /* The ELF facts of the process's [vdso] m in f->vdso (see its result), or -errno. Once per
  * request. */
 static int vdso_facts(struct facts *f, const struct mapping *m) {
-        _cleanup_free_ uint8_t *image = NULL;
         struct layout_file *v;
         int r;
 
@@ -476,9 +533,7 @@ static int vdso_facts(struct facts *f, const struct mapping *m) {
         r = layout_file_new(0, 0, 0, &v);
         if (r < 0)
                 return r;
-        r = facts_read_vdso(f->p, m, &image);
-        if (r >= 0)
-                r = elf_info_from_buffer(image, m->end - m->start, &v->info);
+        r = facts_read_vdso(f->cfg, f->p, m, &v->info, NULL);
         if (r >= 0 && !v->info.elf_class)
                 r = -ENOEXEC;
         v->result = r;

@@ -8,10 +8,12 @@
 #include "layout.h"
 #include "mapping.h"
 #include "process.h"
+#include "vdso-cache.h"
 
 /* What the engine lends the reads: see engine_config. */
 struct facts_config {
         struct elf_cache *cache;
+        struct vdso_cache *vdso_cache;
         int (*run_blocking)(void *userdata, int (*fn)(void *data), void *data, void (*free_data)(void *data),
                             unsigned *budget_ms);
         void *run_blocking_userdata;
@@ -51,8 +53,17 @@ int facts_finish(struct facts *f, struct layout *l, size_t i, bool build_ids, bo
 /* For a mapping lent by a streamed listing without build IDs: only " (deleted)" checked. */
 void facts_finish_lent(struct facts *f, struct mapping *m);
 
-/* The image of the process's [vdso] m (malloc'd, m->end - m->start bytes), or -errno. */
-int facts_read_vdso(const struct process *p, const struct mapping *m, uint8_t **ret);
+/* The ELF facts of the process's [vdso] m (elf_class 0 when its image is no ELF file), and with
+ * ret_image its image (malloc'd, m->end - m->start bytes): the cached ones where the cache
+ * holds the build ID its first page carries, for this process's owner. 0 or -errno. */
+int facts_read_vdso(const struct facts_config *cfg, const struct process *p, const struct mapping *m,
+                    struct elf_info *ret_info, uint8_t **ret_image);
+
+/* Seeds the vdso cache with m when it is the daemon's own vdso: the kernel's image for the
+ * daemon's ABI, which no client can have written to, so it may answer for any process that
+ * carries its build ID. Without it (no vdso, no build ID) every image is learned from
+ * processes. */
+void facts_learn_own_vdso(const struct facts_config *cfg, const struct mapping *m);
 
 /* See engine_open_mapping_file(). */
 int facts_open_mapping_file(const struct facts_config *cfg, const struct process *p, const struct mapping *m,
