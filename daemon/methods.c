@@ -433,14 +433,9 @@ static void write_process_and_mappings(struct json_writer *w, const struct proce
         json_writer_array_end(w);
 }
 
-DEFINE_CLEANUP_FUNC(struct process *, process_free);
-
-/* A cached target is reused for this long: a client keeps what it could read when the
- * target was opened (as it would by keeping its own fd open), but for no longer than this
- * after the kernel would begin to refuse it (the target became undumpable or changed its
- * credentials without exec). An exec is noticed at once, below. */
-#define TARGET_CACHE_USEC 1000000u
-/* Each cached target holds three fds: bounded for the whole daemon. */
+/* A connection's cached target is the access decision retained: served again while the
+ * decision stands (access-decision.h). An exec is noticed at once, below. Each cached target
+ * holds three fds: bounded for the whole daemon. */
 #define TARGET_CACHE_MAX 256
 
 static atomic_uint cached_targets;
@@ -452,13 +447,13 @@ void target_cache_clear(struct target_cache *c) {
         atomic_fetch_sub(&cached_targets, 1);
 }
 
-/* The connection's cached target, when it is pid and still valid. */
+/* The connection's cached target, when it is pid and its decision still stands. */
 static struct process *target_cache_take(const struct method_context *ctx, pid_t pid) {
         struct target_cache *c = ctx->cache;
 
         if (!c || !c->process)
                 return NULL;
-        if (c->process->pid != pid || now_usec() - c->opened_usec >= TARGET_CACHE_USEC ||
+        if (!access_decision_stands(&c->decision, ctx->client, pid, c->process->start_time, now_usec(), 0) ||
             process_check_alive(c->process) < 0) {
                 target_cache_clear(c);
                 return NULL;
@@ -466,7 +461,8 @@ static struct process *target_cache_take(const struct method_context *ctx, pid_t
         return process_ref(c->process);
 }
 
-static void target_cache_put(const struct method_context *ctx, struct process *p) {
+static void target_cache_put(const struct method_context *ctx, struct process *p,
+                             const struct access_decision *decision) {
         struct target_cache *c = ctx->cache;
 
         /* Only PROCMAP_QUERY fails (ESRCH) on a maps fd whose mm is gone after an exec; the
@@ -479,53 +475,7 @@ static void target_cache_put(const struct method_context *ctx, struct process *p
                 return;
         }
         c->process = process_ref(p);
-        c->opened_usec = now_usec();
-}
-
-/* Whether the thread group of the /proc directory dir (relative to dir_fd) has a live thread
- * tid. */
-static bool has_thread(int dir_fd, const char *dir, pid_t tid) {
-        char path[64];
-
-        snprintf(path, sizeof(path), "%stask/%d", dir, (int) tid);
-        return faccessat(dir_fd, path, F_OK, 0) >= 0;
-}
-
-/* Opens pid for the client. The kernel skips its access check when a process reads its own
- * maps, so the daemon's own thread group (its pid, any of its thread ids) would be shown to
- * anyone: it is refused to unprivileged clients here, before anything is opened, with the
- * error any refused process gets. */
-static int target_open(const struct method_context *ctx, pid_t pid, struct process **ret) {
-        _cleanup_(process_freep) struct process *p = NULL;
-        int r;
-
-        if (ctx->client->privileged)
-                return process_open(pid, ret);
-        if (pid == getpid() || has_thread(AT_FDCWD, "/proc/self/", pid))
-                return -EPERM;
-        r = process_open(pid, &p);
-        if (r < 0)
-                return r;
-        /* A thread the daemon started after the check (a read-ahead thread takes whatever tid
-         * is free) would have been let in too: what was opened is asked again while its /proc
-         * directory pins it (is the daemon's main thread in its thread group?), and then
-         * whether it still lives, so that a thread of ours that ended in between is not taken
-         * for another process. */
-        if (has_thread(p->proc_fd, "", getpid()))
-                return -EPERM;
-        /* A client inside a user namespace reads nothing outside it through the kernel (the
-         * capability check runs in the client's namespace), but the serving thread stays in
-         * ours: ask that part of the question here. */
-        if (ctx->client->userns != 0) {
-                r = process_userns_within(p->proc_fd, ctx->client->userns);
-                if (r <= 0)
-                        return r == 0 ? -EPERM : r == -ENOENT ? -ESRCH : r;
-        }
-        r = process_check_alive(p);
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(p);
-        return 0;
+        c->decision = *decision;
 }
 
 /* Reads pid and start_time, opens the process and checks its identity. On failure the
@@ -545,16 +495,20 @@ static const char *open_target(const struct method_context *ctx, struct json_obj
         if (pid > INT32_MAX)
                 return reply_pid_error(w, E_NO_SUCH_PROCESS, pid);
 
+        /* Decide, then read: nothing of the process is read or served before the decision
+         * (made now, or retained by the connection's cache) said yes. */
         p = target_cache_take(ctx, (pid_t) pid);
         if (!p) {
-                r = target_open(ctx, (pid_t) pid, &p);
+                struct access_decision decision;
+
+                r = access_decide(ctx->client, (pid_t) pid, &p, &decision);
                 if (r == -ESRCH || r == -ENOENT)
                         return reply_pid_error(w, E_NO_SUCH_PROCESS, pid);
                 if (r == -EACCES || r == -EPERM)
                         return reply_pid_error(w, E_PERMISSION_DENIED, pid);
                 if (r < 0)
                         return reply_internal(w, r);
-                target_cache_put(ctx, p);
+                target_cache_put(ctx, p, &decision);
         }
 
         if (start_time != 0 && start_time != p->start_time) {
@@ -745,7 +699,7 @@ static const char *list_mappings(const struct method_context *ctx, const struct 
 /* One Lookup result formatted straight into the reply, the bytes the writer
  * would write key by key: that way was a third of the daemon's time on a 4,435-address
  * batch once the request decoding got cheap. */
-static void write_result(struct json_writer *w, uint64_t address, const struct engine_result *res, bool no_mm) {
+static void write_result(struct json_writer *w, uint64_t address, const struct layout_result *res, bool no_mm) {
         /* At most 12 + 18 + 22 + 16 + 19 + 14 + 19 + 1 bytes. */
         char *buf = json_writer_raw_reserve(w, 160), *p = buf;
 
@@ -778,9 +732,9 @@ static void write_result(struct json_writer *w, uint64_t address, const struct e
 
 static const char *lookup(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w) {
         static const char *const known[] = { "pid", "start_time", "addresses", "build_ids", NULL };
-        _cleanup_(mapping_list_done) struct mapping_list l = {};
+        _cleanup_(layout_unrefp) struct layout *l = NULL;
         _cleanup_(process_freep) struct process *p = NULL;
-        _cleanup_free_ struct engine_result *results = NULL;
+        _cleanup_free_ struct layout_result *results = NULL;
         _cleanup_free_ uint64_t *parsed = NULL;
         const uint64_t *addrs;
         const char *bad, *err;
@@ -820,16 +774,17 @@ static const char *lookup(const struct method_context *ctx, const struct varlink
         if (err)
                 return err;
 
-        r = engine_lookup(ctx->engine, p, addrs, n, build_ids ? ENGINE_BUILD_IDS : 0, &l, &results);
+        r = engine_lookup_layout(ctx->engine, p, addrs, n, build_ids ? ENGINE_BUILD_IDS : 0, &l, &results);
         if (r < 0)
                 return engine_error(w, p, r);
 
         /* About what it takes (names aside), so a reply of a MiB is not copied as it grows. */
-        if (l.n <= SIZE_MAX / 512 && n <= SIZE_MAX / 512 && 224 * l.n + 112 * n >= REPLY_RESERVE_MIN)
-                (void) json_writer_reserve(w, 224 * l.n + 112 * n);
+        if (l->mappings.n <= SIZE_MAX / 512 && n <= SIZE_MAX / 512 &&
+            224 * l->mappings.n + 112 * n >= REPLY_RESERVE_MIN)
+                (void) json_writer_reserve(w, 224 * l->mappings.n + 112 * n);
 
         varlink_reply_begin(w, NULL, false);
-        write_process_and_mappings(w, p, &l);
+        write_process_and_mappings(w, p, &l->mappings);
         json_writer_key(w, "results");
         json_writer_array_begin(w);
         for (size_t i = 0; i < n; i++)
@@ -900,8 +855,8 @@ static const char *open_mapping_file(const struct method_context *ctx, const str
                                      struct json_writer *w) {
         static const char *const known[] = { "pid", "start_time", "address", NULL };
         _cleanup_(process_freep) struct process *p = NULL;
-        _cleanup_(mapping_list_done) struct mapping_list l = {};
-        _cleanup_free_ struct engine_result *res = NULL;
+        _cleanup_(layout_unrefp) struct layout *l = NULL;
+        _cleanup_free_ struct layout_result *res = NULL;
         _cleanup_close_ int fd = -1;
         const struct mapping *m;
         struct json_object *v;
@@ -918,12 +873,12 @@ static const char *open_mapping_file(const struct method_context *ctx, const str
         err = open_target(ctx, call->parameters, w, &p);
         if (err)
                 return err;
-        r = engine_lookup(ctx->engine, p, &address, 1, 0, &l, &res);
+        r = engine_lookup_layout(ctx->engine, p, &address, 1, 0, &l, &res);
         if (r < 0)
                 return engine_error(w, p, r);
-        if (res[0].mapping < 0 || (size_t) res[0].mapping >= l.n)
+        if (res[0].mapping < 0 || (size_t) res[0].mapping >= l->mappings.n)
                 return reply_address_error(w, E_NOT_MAPPED, p->pid, address, NULL, NULL);
-        m = &l.items[res[0].mapping];
+        m = &l->mappings.items[res[0].mapping];
         r = engine_open_mapping_file(ctx->engine, p, m, &fd);
         if (r == -EMEDIUMTYPE)
                 return reply_address_error(w, E_NO_FILE, p->pid, address, "kind", mapping_kind_to_string(m->kind));

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "access.h"
+#include "access-decision.h"
 #include "daemon-config.h"
 #include "engine.h"
 #include "json-writer.h"
@@ -30,7 +30,7 @@ struct service_stats {
  * a small lookup itself. Used by one thread at a time, like its connection. */
 struct target_cache {
         struct process *process;
-        uint64_t opened_usec;           /* CLOCK_MONOTONIC */
+        struct access_decision decision;        /* what let process be opened */
 };
 
 /* Accepts an empty cache. */

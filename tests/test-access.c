@@ -22,9 +22,11 @@
 #include <cmocka.h>
 
 #include "access.h"
+#include "access-decision.h"
 #include "cleanup.h"
 #include "fixture.h"
 #include "process.h"
+#include "time-util.h"
 
 #define UID_A 41001
 #define UID_B 41002
@@ -81,6 +83,83 @@ static void test_kernel_decides(void **state) {
         fixture_stop(&other);
         fixture_stop(&nondump);
         fixture_stop(&rootproc);
+}
+
+static int decide_as(const struct client *c, pid_t pid, struct process **ret_p, struct access_decision *ret) {
+        struct impersonation imp = {};
+        int r, k;
+
+        r = c->privileged ? 0 : impersonate_begin(c, &imp);
+        if (r < 0)
+                return r;
+        r = access_decide(c, pid, ret_p, ret);
+        k = impersonate_end(&imp);
+        assert_int_equal(k, 0);
+        return r;
+}
+
+/* The one question, asked of the kernel: yes comes with the opened process and a decision
+ * naming client, process and time; no leaves both untouched. */
+static void test_access_decision(void **state) {
+        struct client a = { .uid = UID_A, .gid = GID_A }, b = { .uid = UID_B, .gid = UID_B };
+        struct client root = { .uid = 0, .gid = 0, .privileged = true };
+        struct access_decision d, untouched;
+        struct fixture own, other;
+        struct process *p = NULL;
+        uint64_t before, start_time;
+
+        require_root();
+        assert_int_equal(fixture_start_as(0, 0, UID_A, GID_A, 0, &own), 0);
+        assert_int_equal(fixture_start_as(0, 0, UID_B, UID_B, 0, &other), 0);
+
+        before = now_usec();
+        assert_int_equal(decide_as(&a, own.pid, &p, &d), 0);
+        assert_non_null(p);
+        assert_int_equal(d.pid, own.pid);
+        /* The start time from /proc/PID/stat read here, not from the decision's own reader. */
+        assert_int_equal(test_proc_stat_field(own.pid, 22, &start_time), 0);
+        assert_int_equal(d.start_time, start_time);
+        assert_int_equal(d.uid, UID_A);
+        assert_int_equal(d.gid, GID_A);
+        assert_false(d.privileged);
+        assert_true(d.decided_usec >= before && d.decided_usec <= now_usec());
+        p = process_free(p);
+
+        memset(&untouched, 0xaa, sizeof(untouched));
+        d = untouched;
+        assert_int_equal(decide_as(&a, other.pid, &p, &d), -EACCES);
+        assert_null(p);
+        assert_memory_equal(&d, &untouched, sizeof(d));
+        /* Our own process: the kernel would not ask (a process reads its own maps). */
+        assert_int_equal(decide_as(&a, getpid(), &p, &d), -EPERM);
+        assert_null(p);
+        assert_int_equal(decide_as(&root, getpid(), &p, &d), 0);
+        p = process_free(p);
+        assert_int_equal(decide_as(&root, other.pid, &p, &d), 0);
+        assert_true(d.privileged);
+        p = process_free(p);
+
+        /* How long a yes stands, and for whom. */
+        assert_int_equal(decide_as(&a, own.pid, &p, &d), 0);
+        p = process_free(p);
+        assert_true(access_decision_stands(&d, &a, own.pid, start_time, d.decided_usec, 0));
+        assert_true(access_decision_stands(&d, &a, own.pid, start_time, d.decided_usec + ACCESS_DECISION_USEC - 1, 0));
+        assert_false(access_decision_stands(&d, &a, own.pid, start_time, d.decided_usec + ACCESS_DECISION_USEC, 0));
+        assert_false(access_decision_stands(&d, &b, own.pid, start_time, d.decided_usec, 0));
+        assert_false(access_decision_stands(&d, &root, own.pid, start_time, d.decided_usec, 0));
+        assert_false(access_decision_stands(&d, &a, own.pid, start_time + 1, d.decided_usec, 0));
+        assert_false(access_decision_stands(&d, &a, other.pid, start_time, d.decided_usec, 0));
+        /* The documented rule for retained layouts of exited processes (issue 15). */
+        assert_true(access_decision_stands(&d, &a, own.pid, start_time, d.decided_usec + 3600000000u,
+                                           d.decided_usec + ACCESS_RETAINED_USEC));
+        assert_false(access_decision_stands(&d, &a, own.pid, start_time, d.decided_usec + 3600000000u,
+                                            d.decided_usec + ACCESS_RETAINED_USEC + 1));
+        assert_false(access_decision_stands(&d, &b, own.pid, start_time, d.decided_usec, d.decided_usec + 1));
+        assert_true(access_decision_stands(&d, &root, own.pid, start_time, d.decided_usec + 3600000000u,
+                                           d.decided_usec + 3600000000u));
+
+        fixture_stop(&own);
+        fixture_stop(&other);
 }
 
 struct thread_arg {
@@ -743,6 +822,7 @@ static void test_namespace_decisions(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_kernel_decides),
+                cmocka_unit_test(test_access_decision),
                 cmocka_unit_test(test_per_thread),
                 cmocka_unit_test(test_privileged),
                 cmocka_unit_test(test_peer_identity),

@@ -395,7 +395,7 @@ static void test_elf_vaddr(void **state) {
         assert_int_equal(fixture_start(0, 0, &f), 0);
         for (size_t k = 0; k < ELEMENTSOF(backends); k++) {
                 _cleanup_(mapping_list_done) struct mapping_list l = {};
-                _cleanup_free_ struct engine_result *res = NULL;
+                _cleanup_free_ struct layout_result *res = NULL;
                 uint64_t addr = fixture_get(&f, "marker");
                 struct engine *e = new_engine(backends[k]);
                 struct process *p = NULL;
@@ -416,7 +416,7 @@ static void test_elf_vaddr(void **state) {
 }
 
 static void lookup_with(enum engine_backend b, pid_t pid, const uint64_t *addrs, size_t n, struct mapping_list *ret,
-                        struct engine_result **ret_res) {
+                        struct layout_result **ret_res) {
         struct engine *e = new_engine(b);
         struct process *p = NULL;
 
@@ -428,7 +428,7 @@ static void lookup_with(enum engine_backend b, pid_t pid, const uint64_t *addrs,
 
 static void test_lookup_backends_agree(void **state) {
         _cleanup_(mapping_list_done) struct mapping_list all = {}, la = {}, lb = {};
-        _cleanup_free_ struct engine_result *ra = NULL, *rb = NULL;
+        _cleanup_free_ struct layout_result *ra = NULL, *rb = NULL;
         _cleanup_free_ uint64_t *addrs = NULL;
         size_t n = 0, cap = 20000;
         struct fixture f;
@@ -513,7 +513,7 @@ static void test_exited_process(void **state) {
 
         for (size_t k = 0; k < ELEMENTSOF(backends); k++) {
                 _cleanup_(mapping_list_done) struct mapping_list l = {};
-                _cleanup_free_ struct engine_result *res = NULL;
+                _cleanup_free_ struct layout_result *res = NULL;
                 struct engine *e = new_engine(backends[k]);
                 struct process *p = NULL, *q = NULL;
                 uint64_t addr;
@@ -545,7 +545,7 @@ static void test_exec_after_open(void **state) {
 
         for (size_t k = 0; k < ELEMENTSOF(backends); k++) {
                 _cleanup_(mapping_list_done) struct mapping_list l = {}, m = {}, again = {};
-                _cleanup_free_ struct engine_result *res = NULL;
+                _cleanup_free_ struct layout_result *res = NULL;
                 struct engine *e = new_engine(backends[k]);
                 struct process *p = NULL, *q = NULL;
                 uint64_t addr, start_time;
@@ -660,7 +660,7 @@ static void test_path_beyond_path_max(void **state) {
                 }
         for (size_t b = 0; b < ELEMENTSOF(backends); b++) {
                 _cleanup_(mapping_list_done) struct mapping_list l = {};
-                _cleanup_free_ struct engine_result *res = NULL;
+                _cleanup_free_ struct layout_result *res = NULL;
                 const uint64_t addrs[] = { deep + 16, fixture_get(&f, "marker") };
 
                 lookup_with(backends[b], f.pid, addrs, ELEMENTSOF(addrs), &l, &res);
@@ -685,7 +685,7 @@ static void test_thread_id(void **state) {
 
         for (size_t b = 0; b < ELEMENTSOF(backends); b++) {
                 _cleanup_(mapping_list_done) struct mapping_list by_pid = {}, by_tid = {}, l = {};
-                _cleanup_free_ struct engine_result *res = NULL;
+                _cleanup_free_ struct layout_result *res = NULL;
                 const uint64_t addr = fixture_get(&f, "marker");
                 struct engine *e = new_engine(backends[b]);
                 struct process *p = NULL, *q = NULL;
@@ -755,7 +755,7 @@ static void test_escaped_newline_names(void **state) {
                 }
                 {
                         _cleanup_(mapping_list_done) struct mapping_list l = {};
-                        _cleanup_free_ struct engine_result *res = NULL;
+                        _cleanup_free_ struct layout_result *res = NULL;
                         const uint64_t addrs[] = { newline, back };
 
                         lookup_with(backends[b], f.pid, addrs, 2, &l, &res);
@@ -828,7 +828,7 @@ static void test_vdso(void **state) {
 
         for (size_t b = 0; b < ELEMENTSOF(backends); b++) {
                 _cleanup_(mapping_list_done) struct mapping_list l = {}, lk = {};
-                _cleanup_free_ struct engine_result *res = NULL;
+                _cleanup_free_ struct layout_result *res = NULL;
                 const uint64_t addr = vdso->start + sym;
                 char hex[2 * MAPPING_BUILD_ID_MAX + 1] = "";
                 const struct mapping *m;
@@ -867,7 +867,7 @@ static void test_kernel_thread(void **state) {
         for (size_t i = 0; i < ELEMENTSOF(pids); i++)
                 for (size_t b = 0; b < ELEMENTSOF(backends); b++) {
                         _cleanup_(mapping_list_done) struct mapping_list l = {}, lf = {};
-                        _cleanup_free_ struct engine_result *res = NULL;
+                        _cleanup_free_ struct layout_result *res = NULL;
                         const uint64_t addrs[] = { 0x400000, 0x7fff00000000 };
                         struct engine *e = new_engine(backends[b]);
                         struct process *p = NULL;
@@ -971,7 +971,7 @@ static void test_anon_hugepage(void **state) {
         }
         for (size_t b = 0; b < ELEMENTSOF(backends); b++) {
                 _cleanup_(mapping_list_done) struct mapping_list l = {}, fb = {}, lk = {};
-                _cleanup_free_ struct engine_result *res = NULL;
+                _cleanup_free_ struct layout_result *res = NULL;
                 const struct mapping *m;
 
                 list_with(backends[b], f.pid, 0, &l);
@@ -1023,7 +1023,7 @@ struct churn_layout {
         struct churn_vma v[CHURN_VMAS_MAX];
 };
 
-static void layout_add(struct churn_layout *l, uint64_t lo, uint64_t hi, uint64_t start, uint64_t end, unsigned prot) {
+static void churn_layout_add(struct churn_layout *l, uint64_t lo, uint64_t hi, uint64_t start, uint64_t end, unsigned prot) {
         if (end <= lo || start >= hi)
                 return;
         assert_true(l->n < CHURN_VMAS_MAX);
@@ -1050,7 +1050,7 @@ static void raw_layout(pid_t pid, uint64_t lo, uint64_t hi, struct churn_layout 
                         assert_int_equal(errno, ENOENT);
                         break;
                 }
-                layout_add(ret, lo, hi, q.vma_start, q.vma_end,
+                churn_layout_add(ret, lo, hi, q.vma_start, q.vma_end,
                            (q.vma_flags & PROCMAP_QUERY_VMA_READABLE ? MAPPING_READ : 0) |
                            (q.vma_flags & PROCMAP_QUERY_VMA_WRITABLE ? MAPPING_WRITE : 0) |
                            (q.vma_flags & PROCMAP_QUERY_VMA_EXECUTABLE ? MAPPING_EXEC : 0));
@@ -1061,7 +1061,7 @@ static void raw_layout(pid_t pid, uint64_t lo, uint64_t hi, struct churn_layout 
 static void engine_layout(const struct mapping_list *l, uint64_t lo, uint64_t hi, struct churn_layout *ret) {
         *ret = (struct churn_layout) {};
         for (size_t i = 0; i < l->n; i++)
-                layout_add(ret, lo, hi, l->items[i].start, l->items[i].end,
+                churn_layout_add(ret, lo, hi, l->items[i].start, l->items[i].end,
                            l->items[i].flags & (MAPPING_READ | MAPPING_WRITE | MAPPING_EXEC));
 }
 
@@ -1121,7 +1121,7 @@ static void test_churn(void **state) {
         for (int s = 0; s <= CHURN_ORACLE_STEPS; s++)
                 for (size_t k = 0; k < layouts[s].n; k++)
                         if (!vma_in(&layouts[s].v[k], &all))
-                                layout_add(&all, lo, hi, layouts[s].v[k].start, layouts[s].v[k].end, layouts[s].v[k].prot);
+                                churn_layout_add(&all, lo, hi, layouts[s].v[k].start, layouts[s].v[k].end, layouts[s].v[k].prot);
         /* The steps changed the layout: two cycles of four give at least four layouts. */
         assert_false(same_layout(&layouts[1], &layouts[2]));
 
@@ -1137,7 +1137,7 @@ static void test_churn(void **state) {
                  * churn thread ran meanwhile); the bound only catches a stuck one. */
                 for (round = 0; round < 300 || n_seen < 2; round++) {
                         _cleanup_(mapping_list_done) struct mapping_list l = {}, lk = {};
-                        _cleanup_free_ struct engine_result *res = NULL;
+                        _cleanup_free_ struct layout_result *res = NULL;
                         uint64_t addrs[CHURN_PAGES];
                         struct churn_layout got;
                         bool known = false;
@@ -1173,7 +1173,7 @@ static void test_churn(void **state) {
                                 assert_true((size_t) res[k].mapping < lk.n);
                                 const struct mapping *m = &lk.items[res[k].mapping];
                                 assert_true(m->start <= addrs[k] && addrs[k] < m->end);
-                                layout_add(&one, lo, hi, m->start, m->end, m->flags & (MAPPING_READ | MAPPING_WRITE | MAPPING_EXEC));
+                                churn_layout_add(&one, lo, hi, m->start, m->end, m->flags & (MAPPING_READ | MAPPING_WRITE | MAPPING_EXEC));
                                 assert_true(vma_in(&one.v[0], &all));
                         }
                 }

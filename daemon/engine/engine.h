@@ -1,4 +1,4 @@
-/* The mapping engine: lists and looks up a process's mappings through PROCMAP_QUERY or /proc/PID/maps, adding build IDs and ELF virtual addresses. */
+/* The mapping engine: reads a process's layout through PROCMAP_QUERY or /proc/PID/maps, adds build IDs and ELF virtual addresses, and answers listings and lookups from it. */
 #pragma once
 
 #include <stdbool.h>
@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "elf-cache.h"
+#include "layout.h"
 #include "mapping.h"
 #include "process.h"
 #include "vdso-cache.h"
@@ -54,41 +55,47 @@ void engine_get_elf_cache_stats(struct engine *e, struct elf_cache_stats *ret);
 void engine_get_vdso_cache_stats(struct engine *e, struct vdso_cache_stats *ret);
 
 enum {
-        ENGINE_EXECUTABLE_ONLY = 1u << 0,
-        ENGINE_FILE_BACKED_ONLY = 1u << 1,
+        ENGINE_EXECUTABLE_ONLY = LAYOUT_EXECUTABLE_ONLY,
+        ENGINE_FILE_BACKED_ONLY = LAYOUT_FILE_BACKED_ONLY,
         ENGINE_BUILD_IDS = 1u << 2,
 };
+
+/* The layout of p: every mapping passing the filters of flags, with build IDs when asked (and
+ * the files' facts behind them), complete. Sorted and non-overlapping; the gate area
+ * ([vsyscall]) is included for 64-bit processes with both backends. -ESRCH when the process
+ * exited or exec'd meanwhile. Thread-safe; the layout is the caller's (layout_unref()). */
+int engine_read_layout(struct engine *e, const struct process *p, unsigned flags, struct layout **ret);
 
 /* All mappings of p (filtered by flags), sorted and non-overlapping. The gate area
  * ([vsyscall]) is included for 64-bit processes with both backends. -ESRCH when the
  * process exited or exec'd meanwhile. Thread-safe. */
 int engine_list(struct engine *e, const struct process *p, unsigned flags, struct mapping_list *ret);
 
-/* engine_list() without the list where the backend allows: visits each mapping in address
- * order (see mapping_visit_t). On an error, some mappings may have been visited already: the
+/* engine_list() without the list where the source allows (no filters, no build IDs, a source
+ * that reads in address order): visits each mapping in address order as it is read (see
+ * mapping_visit_t); else visits engine_read_layout()'s. On an error, some mappings may have been visited already: the
  * caller drops what it made of them. Thread-safe. */
 int engine_list_each(struct engine *e, const struct process *p, unsigned flags, mapping_visit_t visit,
                      void *userdata);
 
-struct engine_result {
-        ssize_t mapping;        /* index into the mappings of the lookup; -1: unmapped */
-        bool has_file_offset;
-        bool has_elf_vaddr;
-        uint64_t file_offset;
-        uint64_t elf_vaddr;
-};
+/* Looks up n addresses (any order, duplicates allowed). *ret_layout receives a layout holding
+ * each distinct mapping touched once, in address order, with the facts of their files (a
+ * partial one where the source read only what the addresses need); *ret_results one result
+ * per address, in the order given (n entries, malloc()ed), indexing the layout's mappings.
+ * flags: ENGINE_BUILD_IDS. Thread-safe. */
+int engine_lookup_layout(struct engine *e, const struct process *p, const uint64_t *addrs, size_t n, unsigned flags,
+                         struct layout **ret_layout, struct layout_result **ret_results);
 
-/* Looks up n addresses (any order, duplicates allowed). *ret_mappings receives each
- * distinct mapping touched once, in address order; *ret_results one result per address,
- * in the order given (n entries, malloc()ed). flags: ENGINE_BUILD_IDS. Thread-safe. */
+/* engine_lookup_layout() with the touched mappings copied into *ret_mappings. */
 int engine_lookup(struct engine *e, const struct process *p, const uint64_t *addrs, size_t n, unsigned flags,
-                  struct mapping_list *ret_mappings, struct engine_result **ret_results);
+                  struct mapping_list *ret_mappings, struct layout_result **ret_results);
 
 /* The vdso of p: its mapping (with its build ID when it has one) and its image
  * (ret_mapping->end - ret_mapping->start bytes, malloc'd), read from the process's memory with
  * the calling thread's credentials; where the cache holds the image of the build ID its first
- * page carries, only that page is read and the image is the cached one. -ENOENT when p has no vdso, -EACCES/-EPERM when the
- * caller may not read p's memory, -ESRCH when p is gone. Thread-safe. */
+ * page carries, only that page is read and the image is the cached one. -ENOENT when p has no
+ * vdso, -EACCES/-EPERM when the caller may not read p's memory, -ESRCH when p is gone.
+ * Thread-safe. */
 int engine_vdso(struct engine *e, const struct process *p, struct mapping *ret_mapping, uint8_t **ret_image);
 
 /* The file of m (a mapping of p, from a listing or lookup), opened O_RDONLY|O_CLOEXEC as

@@ -206,7 +206,7 @@ static int cmp_start(const void *a, const void *b) {
         return 0;
 }
 
-void mapping_list_normalize(struct mapping_list *l) {
+static void normalize(struct mapping_list *l, bool owned) {
         size_t w = 0;
         bool sorted = true;
 
@@ -222,7 +222,8 @@ void mapping_list_normalize(struct mapping_list *l) {
                 struct mapping *m = &l->items[i];
 
                 if (m->end <= m->start || (w > 0 && m->start < l->items[w - 1].end)) {
-                        mapping_done(m);
+                        if (owned)
+                                mapping_done(m);
                         continue;
                 }
                 if (w != i)
@@ -230,6 +231,14 @@ void mapping_list_normalize(struct mapping_list *l) {
                 w++;
         }
         l->n = w;
+}
+
+void mapping_list_normalize(struct mapping_list *l) {
+        normalize(l, true);
+}
+
+void mapping_list_normalize_lent(struct mapping_list *l) {
+        normalize(l, false);
 }
 
 ssize_t mapping_list_find(const struct mapping_list *l, uint64_t addr) {

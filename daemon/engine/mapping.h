@@ -104,6 +104,9 @@ int mapping_list_push_visit(struct mapping *m, void *list);
 /* Sorts by start and drops entries that overlap an earlier one or have end <= start:
  * what a racy read of a changing process may produce. */
 void mapping_list_normalize(struct mapping_list *l);
+/* The same for a list whose mappings own nothing (their names live elsewhere): the entries
+ * dropped are not freed. */
+void mapping_list_normalize_lent(struct mapping_list *l);
 
 /* Index of the mapping containing addr, or -1. The list must be normalized. */
 ssize_t mapping_list_find(const struct mapping_list *l, uint64_t addr);

@@ -238,8 +238,6 @@ struct process *process_free(struct process *p) {
         return NULL;
 }
 
-DEFINE_CLEANUP_FUNC(struct process *, process_free);
-
 static int open_one(pid_t pid, bool follow_tgid, struct process **ret) {
         _cleanup_(process_freep) struct process *p = NULL;
         char path[32], stat[4096];

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "cleanup.h"
+
 struct process {
         pid_t pid;
         int pidfd;        /* -1 where the kernel has no pidfd_open() */
@@ -27,6 +29,7 @@ struct process *process_ref(struct process *p);
 
 /* Drops a holder: the last one closes everything. Accepts NULL; returns NULL. */
 struct process *process_free(struct process *p);
+DEFINE_CLEANUP_FUNC(struct process *, process_free);
 
 /* Checks that the process has not exited since process_open(): 0, or -ESRCH. */
 int process_check_alive(const struct process *p);

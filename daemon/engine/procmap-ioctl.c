@@ -19,6 +19,7 @@ void procmap_buf_done(struct procmap_buf *b) {
         if (!b)
                 return;
         free(b->name);
+        free(b->text_name);
         *b = (struct procmap_buf) {};
 }
 
@@ -124,6 +125,8 @@ int procmap_query(int maps_fd, uint64_t addr, unsigned flags, struct procmap_buf
         struct procmap_query q;
         int r;
 
+        if ((flags & PROCMAP_NAME_LENT) && (flags & PROCMAP_BUILD_ID))
+                return -EINVAL;
         if (!buf->name) {
                 r = buf_grow(buf);
                 if (r < 0)
@@ -175,8 +178,15 @@ int procmap_query(int maps_fd, uint64_t addr, unsigned flags, struct procmap_buf
                 m.flags |= MAPPING_SHARED;
 
         /* vma_name_size counts the terminating NUL; 0 means the VMA has no name. */
-        if (name_from_text)
+        if (name_from_text && (flags & PROCMAP_NAME_LENT)) {
+                free(buf->text_name);
+                m.name = buf->text_name = TAKE_PTR(long_name);
+        } else if (name_from_text)
                 m.name = TAKE_PTR(long_name);
+        else if (q.vma_name_size > 1 && (flags & PROCMAP_NAME_LENT)) {
+                buf->name[q.vma_name_size - 1] = '\0';
+                m.name = buf->name;
+        }
         else if (q.vma_name_size > 1) {
                 m.name = strndup(buf->name, q.vma_name_size - 1);
                 if (!m.name)
@@ -330,7 +340,7 @@ static int text_line(struct mapping *m, void *userdata) {
         return text_emit(t, m);
 }
 
-/* The rest of a listing, VMA by VMA from address "from" on. */
+/* The rest of a listing, VMA by VMA from address "from" on, in address order. */
 static int list_from(int maps_fd, uint64_t from, unsigned flags, struct procmap_buf *buf, mapping_visit_t visit,
                      void *userdata) {
         uint64_t addr = from;
@@ -348,7 +358,8 @@ static int list_from(int maps_fd, uint64_t from, unsigned flags, struct procmap_
                 if (m.start >= from)
                         r = visit(&m, userdata);
                 addr = m.end;
-                mapping_done(&m);
+                if (!(flags & PROCMAP_NAME_LENT))
+                        mapping_done(&m);
                 if (r < 0)
                         return r;
                 /* end == 0 would mean the VMA ends at the top of the address space. */
@@ -370,9 +381,17 @@ int procmap_list_text_each(int maps_fd, mapping_visit_t visit, void *userdata) {
                  * Otherwise this is one query, and a necessary one: the text of an mm that is gone
                  * reads as empty, or ends early, where the ioctl says ESRCH. A query answered
                  * after the whole text was read proves the mm was alive throughout. */
-                r = list_from(maps_fd, t->emitted ? t->next : 0, 0, &t->buf, visit, userdata);
+                r = list_from(maps_fd, t->emitted ? t->next : 0, PROCMAP_NAME_LENT, &t->buf, visit, userdata);
         procmap_buf_done(&t->buf);
         return r;
+}
+
+int procmap_list_each(int maps_fd, unsigned flags, mapping_visit_t visit, void *userdata) {
+        _cleanup_(procmap_buf_done) struct procmap_buf buf = {};
+
+        if (!visit)
+                return -EINVAL;
+        return list_from(maps_fd, 0, flags | PROCMAP_NAME_LENT, &buf, visit, userdata);
 }
 
 /* For list_from() only, whose mappings own their names and build IDs: takes them instead of

@@ -11,6 +11,7 @@
 struct procmap_buf {
         char *name;
         size_t size;
+        char *text_name;        /* PROCMAP_NAME_LENT: a name read from the text, lent */
 };
 
 void procmap_buf_done(struct procmap_buf *b);
@@ -21,6 +22,9 @@ enum {
         PROCMAP_EXECUTABLE = 1u << 2,       /* only executable VMAs */
         PROCMAP_BUILD_ID = 1u << 3,         /* ask the kernel for the file's build ID too */
         PROCMAP_NAME_OPTIONAL = 1u << 4,    /* a name the ioctl cannot give may be left NULL */
+        /* The name is lent from buf until its next query (no malloc per VMA): the mapping is
+         * then not passed to mapping_done(). Not with PROCMAP_BUILD_ID. */
+        PROCMAP_NAME_LENT = 1u << 5,
 };
 
 /* One query. Returns 0 and fills *ret (name allocated and classified), -ENOENT when no VMA
@@ -32,6 +36,11 @@ int procmap_query(int maps_fd, uint64_t addr, unsigned flags, struct procmap_buf
 
 /* Lists every VMA (with the filters of flags) into *ret, in address order. */
 int procmap_list(int maps_fd, unsigned flags, struct mapping_list *ret);
+
+/* procmap_list() without the list: visits each VMA in address order, lent for the call (see
+ * mapping_visit_t; its name lives in a buffer of the listing). Not with PROCMAP_BUILD_ID.
+ * Errors as for procmap_query(), or visit's first negative return. */
+int procmap_list_each(int maps_fd, unsigned flags, mapping_visit_t visit, void *userdata);
 
 /* The same list as procmap_list(maps_fd, 0, ...) (page sizes and names included), but read
  * from the maps text, with PROCMAP_QUERY asked only what the text does not tell exactly: the

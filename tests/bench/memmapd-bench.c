@@ -950,7 +950,7 @@ static uint64_t timed_read_eof(pid_t pid) {
 
 /* The engine's two backends listing the whole process, in this process. */
 static uint64_t timed_engine_list(enum engine_backend b, pid_t pid) {
-        _cleanup_(mapping_list_done) struct mapping_list l = {};
+        _cleanup_(layout_unrefp) struct layout *l = NULL;
         struct engine_config cfg = { .backend = b };
         struct engine *e = NULL;
         struct process *p = NULL;
@@ -966,12 +966,13 @@ static uint64_t timed_engine_list(enum engine_backend b, pid_t pid) {
                 return fail("process_open", r), 0;
         }
         t0 = now_ns();
-        r = engine_list(e, p, 0, &l);
+        /* The engine's whole listing is a layout: engine_list() copies it out. */
+        r = engine_read_layout(e, p, 0, &l);
         t1 = now_ns();
         process_free(p);
         engine_free(e);
         if (r < 0)
-                return fail("engine_list", r), 0;
+                return fail("engine_read_layout", r), 0;
         return t1 - t0;
 }
 
@@ -1031,8 +1032,8 @@ static void bench_list(struct target *const *ts, size_t n_ts, const char *daemon
                 metric("list", "ms", rd / 1e6, "%s: read /proc/PID/maps to EOF in-process", t->label);
                 metric("list", "ms", cat / 1e6, "%s: cat /proc/PID/maps", t->label);
                 metric("list", "ms", pmap / 1e6, "%s: pmap -x PID", t->label);
-                metric("list", "ms", eio / 1e6, "%s: engine_list, ioctl backend, in-process", t->label);
-                metric("list", "ms", emaps / 1e6, "%s: engine_list, maps backend, in-process", t->label);
+                metric("list", "ms", eio / 1e6, "%s: engine_read_layout, ioctl backend, in-process", t->label);
+                metric("list", "ms", emaps / 1e6, "%s: engine_read_layout, maps backend, in-process", t->label);
                 snprintf(name, sizeof(name), "ListMappings <= 2x cat, %ld VMAs", t->vmas);
                 {
                         char note[160];
@@ -1042,7 +1043,7 @@ static void bench_list(struct target *const *ts, size_t n_ts, const char *daemon
                         check(name, (double) vl[0] / (double) vc[0], 2.0, "x", true, note);
                 }
         }
-        printf("   memmapd-m: the daemon with --backend=maps; eng: engine_list() in this process\n");
+        printf("   memmapd-m: the daemon with --backend=maps; eng: engine_read_layout() in this process\n");
         memctl_free(c);
         memctl_free(cm);
 }
