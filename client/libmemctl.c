@@ -15,6 +15,7 @@
 #include "cleanup.h"
 #include "json-writer.h"
 #include "libmemctl.h"
+#include "memmapd-codec.h"
 #include "number.h"
 #include "time-util.h"
 #include "utf8.h"
@@ -31,17 +32,6 @@
 /* A connection keeps its receive and request buffers for its next calls, so that large
  * replies stop costing a page fault per 4 KiB on every call, but not beyond this. */
 #define BUFFER_KEEP_MAX (16u * 1024 * 1024)
-/* A GNU build ID is usually 20 bytes; accept what linkers allow, within reason. */
-#define BUILD_ID_MAX 64
-
-#define ERROR_NO_SUCH_PROCESS "io.memmapd.NoSuchProcess"
-#define ERROR_PERMISSION_DENIED "io.memmapd.PermissionDenied"
-#define ERROR_PROCESS_CHANGED "io.memmapd.ProcessChanged"
-#define ERROR_LIMIT_EXCEEDED "io.memmapd.LimitExceeded"
-#define ERROR_NO_VDSO "io.memmapd.NoVdso"
-#define ERROR_NOT_MAPPED "io.memmapd.NotMapped"
-#define ERROR_NO_FILE "io.memmapd.NoFile"
-#define ERROR_FILE_UNAVAILABLE "io.memmapd.FileUnavailable"
 
 /* The size of a public struct up to and including member: what libmemctl 0.1 defined. */
 #define ENDOF(type, member) (offsetof(type, member) + sizeof(((type *) NULL)->member))
@@ -413,15 +403,15 @@ static int error_to_errno(const char *name) {
                 const char *name;
                 int error;
         } table[] = {
-                { ERROR_NO_SUCH_PROCESS, ESRCH },
-                { ERROR_PERMISSION_DENIED, EACCES },
+                { MEMMAPD_ERROR_NO_SUCH_PROCESS, ESRCH },
+                { MEMMAPD_ERROR_PERMISSION_DENIED, EACCES },
                 { VARLINK_ERROR_PERMISSION_DENIED, EACCES },
-                { ERROR_PROCESS_CHANGED, ESTALE },
-                { ERROR_LIMIT_EXCEEDED, E2BIG },
-                { ERROR_NO_VDSO, ENOENT },
-                { ERROR_NOT_MAPPED, ENXIO },
-                { ERROR_NO_FILE, EMEDIUMTYPE },
-                { ERROR_FILE_UNAVAILABLE, EIO },
+                { MEMMAPD_ERROR_PROCESS_CHANGED, ESTALE },
+                { MEMMAPD_ERROR_LIMIT_EXCEEDED, E2BIG },
+                { MEMMAPD_ERROR_NO_VDSO, ENOENT },
+                { MEMMAPD_ERROR_NOT_MAPPED, ENXIO },
+                { MEMMAPD_ERROR_NO_FILE, EMEDIUMTYPE },
+                { MEMMAPD_ERROR_FILE_UNAVAILABLE, EIO },
                 { VARLINK_ERROR_INVALID_PARAMETER, EINVAL },
                 { VARLINK_ERROR_METHOD_NOT_FOUND, EOPNOTSUPP },
                 { VARLINK_ERROR_METHOD_NOT_IMPLEMENTED, EOPNOTSUPP },
@@ -851,7 +841,7 @@ static int build_id_set(struct arena_chunk **arena, struct memctl_mapping *m, co
         size_t l = strlen(hex);
         uint8_t *bin;
 
-        if (l == 0 || l % 2 != 0 || l / 2 > BUILD_ID_MAX)
+        if (l == 0 || l % 2 != 0 || l / 2 > MEMMAPD_BUILD_ID_MAX)
                 return -EPROTO;
         bin = arena_alloc(arena, l / 2);
         if (!bin)

@@ -13,6 +13,7 @@
 #include "cleanup.h"
 #include "json-writer.h"
 #include "libmemctl.h"
+#include "memmapd-codec.h"
 #include "number.h"
 
 #ifndef MEMMAPD_VERSION
@@ -337,45 +338,24 @@ static int print_json(const char *text) {
 
 /* One mapping as the daemon's reply has it (io.memmapd's Mapping), from libmemctl's view. */
 static void write_mapping_json(struct json_writer *w, const struct memctl_mapping *m) {
-        char dev[32];
-
-        json_writer_object_begin(w);
-        json_writer_key(w, "start");
-        json_writer_hex(w, m->start);
-        json_writer_key(w, "end");
-        json_writer_hex(w, m->end);
-        json_writer_key(w, "perms");
-        json_writer_string(w, m->perms);
-        json_writer_key(w, "offset");
-        json_writer_hex(w, m->offset);
-        json_writer_key(w, "dev");
-        snprintf(dev, sizeof(dev), "%02x:%02x", m->dev_major, m->dev_minor);
-        json_writer_string(w, dev);
-        json_writer_key(w, "inode");
-        json_writer_uint(w, m->inode);
-        if (m->page_size > 0) {
-                json_writer_key(w, "page_size");
-                json_writer_uint(w, m->page_size);
-        }
-        json_writer_key(w, "kind");
-        json_writer_string(w, m->kind_name ? m->kind_name : "unknown");
-        if (m->name) {
-                json_writer_key(w, "name");
-                json_writer_string(w, m->name);
-        }
-        if (m->path) {
-                json_writer_key(w, "path");
-                json_writer_string(w, m->path);
-        }
-        if (m->kind == MEMCTL_KIND_FILE) {
-                json_writer_key(w, "deleted");
-                json_writer_bool(w, m->deleted);
-        }
-        if (m->build_id_hex) {
-                json_writer_key(w, "build_id");
-                json_writer_string(w, m->build_id_hex);
-        }
-        json_writer_object_end(w);
+        memmapd_write_mapping(w, &(struct memmapd_mapping) {
+                .start = m->start,
+                .end = m->end,
+                .offset = m->offset,
+                .inode = m->inode,
+                .dev_major = m->dev_major,
+                .dev_minor = m->dev_minor,
+                .page_size = m->page_size,
+                .flags = m->flags,
+                .kind = m->kind_name ? m->kind_name : "unknown",
+                .name = m->name,
+                .path = m->path,
+                .path_len = m->path ? strlen(m->path) : 0,
+                .has_deleted = m->kind == MEMCTL_KIND_FILE,
+                .deleted = m->deleted,
+                .build_id = m->build_id,
+                .build_id_len = m->build_id ? m->build_id_size : 0,
+        });
 }
 
 /* A Lookup reply as JSON ({"process", "mappings", "results"}), written with the streaming
@@ -391,13 +371,7 @@ static int print_lookup_json(const memctl_lookup_reply *l) {
         (void) json_writer_reserve(&w, 200 * memctl_lookup_reply_mapping_count(l) + 100 * memctl_lookup_reply_count(l));
         (void) memctl_lookup_reply_get_process(l, &pid, &start_time);
         json_writer_object_begin(&w);
-        json_writer_key(&w, "process");
-        json_writer_object_begin(&w);
-        json_writer_key(&w, "pid");
-        json_writer_int(&w, pid);
-        json_writer_key(&w, "start_time");
-        json_writer_uint(&w, start_time);
-        json_writer_object_end(&w);
+        memmapd_write_process(&w, pid, start_time, false);
         json_writer_key(&w, "mappings");
         json_writer_array_begin(&w);
         for (size_t i = 0; i < memctl_lookup_reply_mapping_count(l); i++) {
@@ -415,25 +389,15 @@ static int print_lookup_json(const memctl_lookup_reply *l) {
 
                 if (memctl_lookup_reply_get(l, i, &res) < 0)
                         return oom();
-                json_writer_object_begin(&w);
-                json_writer_key(&w, "address");
-                json_writer_hex(&w, res.address);
-                if (res.mapping == MEMCTL_NO_MAPPING) {
-                        json_writer_key(&w, "reason");
-                        json_writer_string(&w, "unmapped");
-                } else {
-                        json_writer_key(&w, "mapping");
-                        json_writer_uint(&w, res.mapping);
-                }
-                if (res.has_file_offset) {
-                        json_writer_key(&w, "file_offset");
-                        json_writer_hex(&w, res.file_offset);
-                }
-                if (res.has_elf_vaddr) {
-                        json_writer_key(&w, "elf_vaddr");
-                        json_writer_hex(&w, res.elf_vaddr);
-                }
-                json_writer_object_end(&w);
+                memmapd_write_result(&w, &(struct memmapd_result) {
+                        .address = res.address,
+                        .mapping = res.mapping == MEMCTL_NO_MAPPING ? -1 : (int64_t) res.mapping,
+                        .reason = MEMMAPD_REASON_UNMAPPED,
+                        .has_file_offset = res.has_file_offset,
+                        .has_elf_vaddr = res.has_elf_vaddr,
+                        .file_offset = res.file_offset,
+                        .elf_vaddr = res.elf_vaddr,
+                });
         }
         json_writer_array_end(&w);
         json_writer_object_end(&w);

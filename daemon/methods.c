@@ -11,7 +11,7 @@
 
 #include "cleanup.h"
 #include "file-pool.h"
-#include "interface.h"
+#include "memmapd-codec.h"
 #include "log.h"
 #include "methods.h"
 #include "number.h"
@@ -23,10 +23,10 @@
 #define E_PROCESS_CHANGED MEMMAPD_ERROR_PROCESS_CHANGED
 #define E_LIMIT_EXCEEDED MEMMAPD_ERROR_LIMIT_EXCEEDED
 #define E_INTERNAL MEMMAPD_ERROR_INTERNAL
-#define E_NO_VDSO MEMMAPD_INTERFACE ".NoVdso"
-#define E_NOT_MAPPED MEMMAPD_INTERFACE ".NotMapped"
-#define E_NO_FILE MEMMAPD_INTERFACE ".NoFile"
-#define E_FILE_UNAVAILABLE MEMMAPD_INTERFACE ".FileUnavailable"
+#define E_NO_VDSO MEMMAPD_ERROR_NO_VDSO
+#define E_NOT_MAPPED MEMMAPD_ERROR_NOT_MAPPED
+#define E_NO_FILE MEMMAPD_ERROR_NO_FILE
+#define E_FILE_UNAVAILABLE MEMMAPD_ERROR_FILE_UNAVAILABLE
 
 const char varlink_service_interface_description[] =
         "# The Varlink service interface, provided by every Varlink service.\n"
@@ -249,173 +249,46 @@ static const char *get_status(const struct method_context *ctx, const struct var
         return NULL;
 }
 
-/* "%02x:%02x" as /proc/PID/maps shows a device, without snprintf(): that was 8% of the time
- * of a 60,000-mapping listing. buf holds 18 bytes; returns the length (without the NUL). */
-static size_t format_dev(uint32_t major, uint32_t minor, char *buf) {
-        static const char hex[16] = "0123456789abcdef";
-        const uint32_t v[2] = { major, minor };
-        char *p = buf;
+_Static_assert((unsigned) MAPPING_READ == (unsigned) MEMMAPD_PERM_READ &&
+                       (unsigned) MAPPING_WRITE == (unsigned) MEMMAPD_PERM_WRITE &&
+                       (unsigned) MAPPING_EXEC == (unsigned) MEMMAPD_PERM_EXEC &&
+                       (unsigned) MAPPING_SHARED == (unsigned) MEMMAPD_PERM_SHARED,
+               "the engine's permission bits are the protocol's");
+_Static_assert(MAPPING_BUILD_ID_MAX == MEMMAPD_BUILD_ID_MAX, "build IDs fit the codec");
 
-        for (unsigned k = 0; k < 2; k++) {
-                unsigned digits = 2;
+/* The codec's view of m: lent, valid while m is. */
+static void mapping_view(const struct mapping *m, struct memmapd_mapping *ret) {
+        bool file = mapping_is_file_backed(m) && m->name;
 
-                while (digits < 8 && (v[k] >> (4 * digits)) != 0)
-                        digits++;
-                while (digits-- > 0)
-                        *p++ = hex[(v[k] >> (4 * digits)) & 0xf];
-                if (k == 0)
-                        *p++ = ':';
-        }
-        *p = 0;
-        return (size_t) (p - buf);
-}
-
-/* Room for every member of a mapping but the name and path, with their keys. */
-#define MAPPING_JSON_FIXED 512
-/* Names up to this long (most are far shorter) are formatted in one go; longer ones, and
- * names that need escaping, take the writer's general path. */
-#define MAPPING_JSON_NAME_MAX 1024
-
-#define PUT_LITERAL(p, s) (memcpy((p), (s), sizeof(s) - 1), (p) += sizeof(s) - 1)
-
-/* write_mapping() for the common case, the same bytes formatted straight into the reply:
- * key by key through the writer was most of the daemon's time on a 60,000-mapping listing
- * after reading the maps. False (nothing written) when the mapping needs the general path. */
-static bool write_mapping_fast(struct json_writer *w, const struct mapping *m) {
-        char perms[5], *buf, *p;
-        const char *kind = mapping_kind_to_string(m->kind);
-        size_t name_len = 0, kind_len;
-
-        if (!kind || (kind_len = strlen(kind)) > 32)
-                return false;
-        if (m->name) {
-                name_len = strlen(m->name);
-                if (name_len > MAPPING_JSON_NAME_MAX || json_plain_length(m->name, name_len) != name_len)
-                        return false;
-        }
-        buf = p = json_writer_raw_reserve(w, MAPPING_JSON_FIXED + 2 * name_len);
-        if (!buf)
-                return true; /* the writer's error stands for the reply */
-        PUT_LITERAL(p, "{\"start\":\"");
-        p += json_format_hex(m->start, p);
-        PUT_LITERAL(p, "\",\"end\":\"");
-        p += json_format_hex(m->end, p);
-        PUT_LITERAL(p, "\",\"perms\":\"");
-        memcpy(p, mapping_perms_to_string(m->flags, perms), 4);
-        p += 4;
-        PUT_LITERAL(p, "\",\"offset\":\"");
-        p += json_format_hex(m->offset, p);
-        PUT_LITERAL(p, "\",\"dev\":\"");
-        p += format_dev(m->dev_major, m->dev_minor, p);
-        PUT_LITERAL(p, "\",\"inode\":");
-        p += json_format_uint(m->inode, p);
-        if (m->page_size > 0) {
-                PUT_LITERAL(p, ",\"page_size\":");
-                p += json_format_uint(m->page_size, p);
-        }
-        PUT_LITERAL(p, ",\"kind\":\"");
-        memcpy(p, kind, kind_len);
-        p += kind_len;
-        *p++ = '"';
-        if (m->name) {
-                PUT_LITERAL(p, ",\"name\":\"");
-                memcpy(p, m->name, name_len);
-                p += name_len;
-                *p++ = '"';
-                if (mapping_is_file_backed(m)) {
-                        size_t path_len = mapping_path_len(m);
-
-                        PUT_LITERAL(p, ",\"path\":\"");
-                        memcpy(p, m->name, path_len);
-                        p += path_len;
-                        *p++ = '"';
-                }
-        }
-        if (m->kind == MAPPING_KIND_FILE) {
-                if (m->deleted)
-                        PUT_LITERAL(p, ",\"deleted\":true");
-                else
-                        PUT_LITERAL(p, ",\"deleted\":false");
-        }
-        if (m->build_id_len > 0) {
-                PUT_LITERAL(p, ",\"build_id\":\"");
-                format_hex_bytes(m->build_id, m->build_id_len, p);
-                p += 2 * (size_t) m->build_id_len;
-                *p++ = '"';
-        }
-        *p++ = '}';
-        json_writer_raw_commit(w, (size_t) (p - buf));
-        return true;
+        *ret = (struct memmapd_mapping) {
+                .start = m->start,
+                .end = m->end,
+                .offset = m->offset,
+                .inode = m->inode,
+                .dev_major = m->dev_major,
+                .dev_minor = m->dev_minor,
+                .page_size = m->page_size,
+                .flags = m->flags,
+                .kind = mapping_kind_to_string(m->kind),
+                .name = m->name,
+                .path = file ? m->name : NULL,
+                .path_len = file ? mapping_path_len(m) : 0,
+                .has_deleted = m->kind == MAPPING_KIND_FILE,
+                .deleted = m->deleted,
+                .build_id = m->build_id,
+                .build_id_len = m->build_id_len,
+        };
 }
 
 static void write_mapping(struct json_writer *w, const struct mapping *m) {
-        char perms[5], dev[24], hex[2 * MAPPING_BUILD_ID_MAX + 1];
-        bool utf8 = true;
+        struct memmapd_mapping v;
 
-        if (write_mapping_fast(w, m))
-                return;
-
-        json_writer_object_begin(w);
-        json_writer_key(w, "start");
-        json_writer_hex(w, m->start);
-        json_writer_key(w, "end");
-        json_writer_hex(w, m->end);
-        json_writer_key(w, "perms");
-        json_writer_string(w, mapping_perms_to_string(m->flags, perms));
-        json_writer_key(w, "offset");
-        json_writer_hex(w, m->offset);
-        json_writer_key(w, "dev");
-        format_dev(m->dev_major, m->dev_minor, dev);
-        json_writer_string(w, dev);
-        json_writer_key(w, "inode");
-        json_writer_uint(w, m->inode);
-        if (m->page_size > 0) {
-                json_writer_key(w, "page_size");
-                json_writer_uint(w, m->page_size);
-        }
-        json_writer_key(w, "kind");
-        json_writer_string(w, mapping_kind_to_string(m->kind));
-        if (m->name) {
-                json_writer_key(w, "name");
-                utf8 = json_writer_string(w, m->name);
-                if (!utf8) {
-                        size_t len = strlen(m->name);
-                        _cleanup_free_ char *h = malloc(2 * len + 1);
-
-                        json_writer_key(w, "name_hex");
-                        if (h)
-                                json_writer_string(w, format_hex_bytes((const uint8_t *) m->name, len, h));
-                        else
-                                json_writer_null(w);
-                }
-        }
-        if (mapping_is_file_backed(m) && m->name) {
-                json_writer_key(w, "path");
-                json_writer_string_len(w, m->name, mapping_path_len(m));
-        }
-        if (m->kind == MAPPING_KIND_FILE) {
-                json_writer_key(w, "deleted");
-                json_writer_bool(w, m->deleted);
-        }
-        if (m->build_id_len > 0) {
-                json_writer_key(w, "build_id");
-                json_writer_string(w, format_hex_bytes(m->build_id, m->build_id_len, hex));
-        }
-        json_writer_object_end(w);
+        mapping_view(m, &v);
+        memmapd_write_mapping(w, &v);
 }
 
 static void write_process(struct json_writer *w, const struct process *p) {
-        json_writer_key(w, "process");
-        json_writer_object_begin(w);
-        json_writer_key(w, "pid");
-        json_writer_int(w, p->pid);
-        json_writer_key(w, "start_time");
-        json_writer_uint(w, p->start_time);
-        if (p->kernel_thread) {
-                json_writer_key(w, "kernel_thread");
-                json_writer_bool(w, true);
-        }
-        json_writer_object_end(w);
+        memmapd_write_process(w, p->pid, p->start_time, p->kernel_thread);
 }
 
 /* What every reply about a process starts with: who it is, and its mappings. */
@@ -737,38 +610,16 @@ static const char *list_mappings(const struct method_context *ctx, const struct 
         return NULL;
 }
 
-/* One Lookup result formatted straight into the reply, the bytes the writer
- * would write key by key: that way was a third of the daemon's time on a 4,435-address
- * batch once the request decoding got cheap. */
 static void write_result(struct json_writer *w, uint64_t address, const struct engine_result *res, bool no_mm) {
-        /* At most 12 + 18 + 22 + 16 + 19 + 14 + 19 + 1 bytes. */
-        char *buf = json_writer_raw_reserve(w, 160), *p = buf;
-
-        if (!buf)
-                return;
-
-        PUT_LITERAL(p, "{\"address\":\"");
-        p += json_format_hex(address, p);
-        if (res->mapping < 0 && no_mm)
-                PUT_LITERAL(p, "\",\"reason\":\"no_address_space\"");
-        else if (res->mapping < 0)
-                PUT_LITERAL(p, "\",\"reason\":\"unmapped\"");
-        else {
-                PUT_LITERAL(p, "\",\"mapping\":");
-                p += json_format_uint((uint64_t) res->mapping, p);
-        }
-        if (res->has_file_offset) {
-                PUT_LITERAL(p, ",\"file_offset\":\"");
-                p += json_format_hex(res->file_offset, p);
-                *p++ = '"';
-        }
-        if (res->has_elf_vaddr) {
-                PUT_LITERAL(p, ",\"elf_vaddr\":\"");
-                p += json_format_hex(res->elf_vaddr, p);
-                *p++ = '"';
-        }
-        *p++ = '}';
-        json_writer_raw_commit(w, (size_t) (p - buf));
+        memmapd_write_result(w, &(struct memmapd_result) {
+                .address = address,
+                .mapping = res->mapping,
+                .reason = no_mm ? MEMMAPD_REASON_NO_ADDRESS_SPACE : MEMMAPD_REASON_UNMAPPED,
+                .has_file_offset = res->has_file_offset,
+                .has_elf_vaddr = res->has_elf_vaddr,
+                .file_offset = res->file_offset,
+                .elf_vaddr = res->elf_vaddr,
+        });
 }
 
 static const char *lookup(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w) {
@@ -777,6 +628,7 @@ static const char *lookup(const struct method_context *ctx, const struct varlink
         _cleanup_(process_freep) struct process *p = NULL;
         _cleanup_free_ struct engine_result *results = NULL;
         _cleanup_free_ uint64_t *parsed = NULL;
+        const struct memmapd_addresses *decoded = memmapd_call_addresses(call);
         const uint64_t *addrs;
         const char *bad, *err;
         bool build_ids;
@@ -787,10 +639,10 @@ static const char *lookup(const struct method_context *ctx, const struct varlink
                 return reply_invalid_parameter(w, bad);
         if (varlink_param_bool(call->parameters, "build_ids", false, false, &build_ids) < 0)
                 return reply_invalid_parameter(w, "build_ids");
-        if (call->addresses) {
+        if (decoded) {
                 /* Decoded with the message, every element valid. */
-                addrs = call->addresses;
-                n = call->n_addresses;
+                addrs = decoded->values;
+                n = decoded->n;
                 if (n > ctx->limits->max_addresses)
                         return reply_limit(w, "max_addresses", ctx->limits->max_addresses);
         } else {
