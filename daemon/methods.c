@@ -14,155 +14,12 @@
 #include "memmapd-codec.h"
 #include "log.h"
 #include "methods.h"
+#include "methods-internal.h"
+#include "reply-size.h"
 #include "number.h"
 #include "process.h"
 #include "time-util.h"
 
-#define E_NO_SUCH_PROCESS MEMMAPD_ERROR_NO_SUCH_PROCESS
-#define E_PERMISSION_DENIED MEMMAPD_ERROR_PERMISSION_DENIED
-#define E_PROCESS_CHANGED MEMMAPD_ERROR_PROCESS_CHANGED
-#define E_LIMIT_EXCEEDED MEMMAPD_ERROR_LIMIT_EXCEEDED
-#define E_INTERNAL MEMMAPD_ERROR_INTERNAL
-#define E_NO_VDSO MEMMAPD_ERROR_NO_VDSO
-#define E_NOT_MAPPED MEMMAPD_ERROR_NOT_MAPPED
-#define E_NO_FILE MEMMAPD_ERROR_NO_FILE
-#define E_FILE_UNAVAILABLE MEMMAPD_ERROR_FILE_UNAVAILABLE
-
-const char varlink_service_interface_description[] =
-        "# The Varlink service interface, provided by every Varlink service.\n"
-        "interface org.varlink.service\n"
-        "\n"
-        "# Information about the service and the interfaces it implements.\n"
-        "method GetInfo() -> (\n"
-        "  vendor: string,\n"
-        "  product: string,\n"
-        "  version: string,\n"
-        "  url: string,\n"
-        "  interfaces: []string\n"
-        ")\n"
-        "\n"
-        "# The description of an interface the service implements.\n"
-        "method GetInterfaceDescription(interface: string) -> (description: string)\n"
-        "\n"
-        "# No such interface here.\n"
-        "error InterfaceNotFound (interface: string)\n"
-        "\n"
-        "# No such method here.\n"
-        "error MethodNotFound (method: string)\n"
-        "\n"
-        "# The interface has the method, but the service does not implement it.\n"
-        "error MethodNotImplemented (method: string)\n"
-        "\n"
-        "# A parameter is missing, of the wrong type or out of range.\n"
-        "error InvalidParameter (parameter: string)\n"
-        "\n"
-        "# The client may not call this.\n"
-        "error PermissionDenied ()\n"
-        "\n"
-        "# The method must be called with \"more\" set.\n"
-        "error ExpectedMore ()\n";
-
-static const char *reply_error_simple(struct json_writer *w, const char *error, const char *key, const char *value) {
-        varlink_reply_begin(w, error, false);
-        if (key) {
-                json_writer_key(w, key);
-                json_writer_string(w, value);
-        }
-        varlink_message_end(w);
-        return error;
-}
-
-static const char *reply_invalid_parameter(struct json_writer *w, const char *name) {
-        varlink_reply_invalid_parameter(w, name);
-        return VARLINK_ERROR_INVALID_PARAMETER;
-}
-
-static const char *reply_pid_error(struct json_writer *w, const char *error, int64_t pid) {
-        varlink_reply_begin(w, error, false);
-        json_writer_key(w, "pid");
-        json_writer_int(w, pid);
-        varlink_message_end(w);
-        return error;
-}
-
-static const char *reply_limit(struct json_writer *w, const char *limit, uint64_t max) {
-        varlink_reply_begin(w, E_LIMIT_EXCEEDED, false);
-        json_writer_key(w, "limit");
-        json_writer_string(w, limit);
-        json_writer_key(w, "max");
-        json_writer_uint(w, max);
-        varlink_message_end(w);
-        return E_LIMIT_EXCEEDED;
-}
-
-/* Which errnos an InternalError was logged for: each is worth a warning once (it says the
- * daemon met something it does not handle), not once per call. */
-static atomic_ullong internal_logged[4];
-
-static const char *reply_internal(struct json_writer *w, int error) {
-        unsigned e = (unsigned) (error < 0 ? -error : error);
-
-        if (e < 256 && !(atomic_fetch_or(&internal_logged[e / 64], 1ull << (e % 64)) & (1ull << (e % 64))))
-                log_warning_errno(-(int) e, "Answering InternalError: %s (logged once per error)", strerror((int) e));
-        return reply_error_simple(w, E_INTERNAL, "message", strerror((int) e));
-}
-
-static bool known_params_only(struct json_object *params, const char *const *known, const char **ret_bad) {
-        const char *bad = varlink_params_unknown(params, known);
-
-        if (bad)
-                *ret_bad = bad;
-        return !bad;
-}
-
-static const char *get_info(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w) {
-        static const char *const known[] = { NULL };
-        const char *bad;
-
-        if (!known_params_only(call->parameters, known, &bad))
-                return reply_invalid_parameter(w, bad);
-
-        varlink_reply_begin(w, NULL, false);
-        json_writer_key(w, "vendor");
-        json_writer_string(w, "memmapd");
-        json_writer_key(w, "product");
-        json_writer_string(w, "memmapd");
-        json_writer_key(w, "version");
-        json_writer_string(w, MEMMAPD_VERSION);
-        json_writer_key(w, "url");
-        json_writer_string(w, "");
-        json_writer_key(w, "interfaces");
-        json_writer_array_begin(w);
-        json_writer_string(w, "org.varlink.service");
-        json_writer_string(w, MEMMAPD_INTERFACE);
-        json_writer_array_end(w);
-        varlink_message_end(w);
-        return NULL;
-}
-
-static const char *get_interface_description(const struct method_context *ctx, const struct varlink_call *call,
-                                             struct json_writer *w) {
-        static const char *const known[] = { "interface", NULL };
-        const char *iface, *desc, *bad;
-
-        if (!known_params_only(call->parameters, known, &bad))
-                return reply_invalid_parameter(w, bad);
-        if (varlink_param_string(call->parameters, "interface", true, &iface) < 0)
-                return reply_invalid_parameter(w, "interface");
-
-        if (strcmp(iface, MEMMAPD_INTERFACE) == 0)
-                desc = memmapd_interface_description;
-        else if (strcmp(iface, "org.varlink.service") == 0)
-                desc = varlink_service_interface_description;
-        else
-                return reply_error_simple(w, VARLINK_ERROR_INTERFACE_NOT_FOUND, "interface", iface);
-
-        varlink_reply_begin(w, NULL, false);
-        json_writer_key(w, "description");
-        json_writer_string(w, desc);
-        varlink_message_end(w);
-        return NULL;
-}
 
 static const char *get_status(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w) {
         static const char *const known[] = { NULL };
@@ -411,28 +268,28 @@ static const char *open_target(const struct method_context *ctx, struct json_obj
                 return reply_invalid_parameter(w, "start_time");
         /* Beyond what pid_t holds, as beyond pid_max: a pid that names no process. */
         if (pid > INT32_MAX)
-                return reply_pid_error(w, E_NO_SUCH_PROCESS, pid);
+                return reply_pid_error(w, MEMMAPD_ERROR_NO_SUCH_PROCESS, pid);
 
         p = target_cache_take(ctx, (pid_t) pid);
         if (!p) {
                 r = target_open(ctx, (pid_t) pid, &p);
                 if (r == -ESRCH || r == -ENOENT)
-                        return reply_pid_error(w, E_NO_SUCH_PROCESS, pid);
+                        return reply_pid_error(w, MEMMAPD_ERROR_NO_SUCH_PROCESS, pid);
                 if (r == -EACCES || r == -EPERM)
-                        return reply_pid_error(w, E_PERMISSION_DENIED, pid);
+                        return reply_pid_error(w, MEMMAPD_ERROR_PERMISSION_DENIED, pid);
                 if (r < 0)
                         return reply_internal(w, r);
                 target_cache_put(ctx, p);
         }
 
         if (start_time != 0 && start_time != p->start_time) {
-                varlink_reply_begin(w, E_PROCESS_CHANGED, false);
+                varlink_reply_begin(w, MEMMAPD_ERROR_PROCESS_CHANGED, false);
                 json_writer_key(w, "pid");
                 json_writer_int(w, pid);
                 json_writer_key(w, "expected_start_time");
                 json_writer_uint(w, start_time);
                 varlink_message_end(w);
-                return E_PROCESS_CHANGED;
+                return MEMMAPD_ERROR_PROCESS_CHANGED;
         }
 
         *ret = TAKE_PTR(p);
@@ -450,28 +307,14 @@ static const char *engine_error(struct json_writer *w, const struct process *p, 
         if (r == -ESRCH || r == -ENOENT) {
                 read_found_gone.pid = p->pid;
                 read_found_gone.start_time = p->start_time;
-                return reply_pid_error(w, E_NO_SUCH_PROCESS, p->pid);
+                return reply_pid_error(w, MEMMAPD_ERROR_NO_SUCH_PROCESS, p->pid);
         }
         if (r == -EACCES || r == -EPERM)
-                return reply_pid_error(w, E_PERMISSION_DENIED, p->pid);
+                return reply_pid_error(w, MEMMAPD_ERROR_PERMISSION_DENIED, p->pid);
         if (r == -E2BIG)
                 return reply_limit(w, "max_mappings", MAPPING_LIST_MAX);
         return reply_internal(w, r);
 }
-
-/* Replies above this are worth reserving room for up front: grown step by step, a reply of
- * many MiB was copied at each step (6% of a 60,000-mapping listing). Small ones are not
- * worth holding more memory than they need. */
-#define REPLY_RESERVE_MIN (64 * 1024)
-
-/* The length of the last large listing this thread wrote, and of what: a profiler lists one
- * process again and again. Reserving that much the next time costs address space at worst. */
-static _Thread_local struct {
-        pid_t pid;
-        uint64_t start_time;
-        unsigned flags;
-        size_t len;
-} last_listing;
 
 static int visit_write_mapping(struct mapping *m, void *userdata) {
         write_mapping(userdata, m);
@@ -587,9 +430,7 @@ static const char *list_mappings(const struct method_context *ctx, const struct 
                 return NULL;
         }
 
-        if (last_listing.len > 0 && last_listing.pid == p->pid && last_listing.start_time == p->start_time &&
-            last_listing.flags == flags)
-                (void) json_writer_reserve(w, last_listing.len + last_listing.len / 16);
+        reply_reserve_listing(w, p->pid, p->start_time, flags);
         start = w->len;
 
         /* Each mapping is written as it is read: a list of 60,000 mappings first was 8 MB of
@@ -603,10 +444,7 @@ static const char *list_mappings(const struct method_context *ctx, const struct 
         }
         json_writer_array_end(w);
         varlink_message_end(w);
-        last_listing.pid = p->pid;
-        last_listing.start_time = p->start_time;
-        last_listing.flags = flags;
-        last_listing.len = w->len - start >= REPLY_RESERVE_MIN ? w->len - start : 0;
+        reply_note_listing(p->pid, p->start_time, flags, w->len - start);
         return NULL;
 }
 
@@ -671,9 +509,7 @@ static const char *lookup(const struct method_context *ctx, const struct varlink
         if (r < 0)
                 return engine_error(w, p, r);
 
-        /* About what it takes (names aside), so a reply of a MiB is not copied as it grows. */
-        if (l.n <= SIZE_MAX / 512 && n <= SIZE_MAX / 512 && 224 * l.n + 112 * n >= REPLY_RESERVE_MIN)
-                (void) json_writer_reserve(w, 224 * l.n + 112 * n);
+        reply_reserve_lookup(w, l.n, n);
 
         varlink_reply_begin(w, NULL, false);
         write_process_and_mappings(w, p, &l);
@@ -704,7 +540,7 @@ static const char *get_vdso(const struct method_context *ctx, const struct varli
                 return err;
         r = engine_vdso(ctx->engine, p, &m, &image);
         if (r == -ENOENT)
-                return reply_pid_error(w, E_NO_VDSO, p->pid);
+                return reply_pid_error(w, MEMMAPD_ERROR_NO_VDSO, p->pid);
         if (r < 0)
                 return engine_error(w, p, r);
         size = m.end - m.start;
@@ -769,17 +605,17 @@ static const char *open_mapping_file(const struct method_context *ctx, const str
         if (r < 0)
                 return engine_error(w, p, r);
         if (res[0].mapping < 0 || (size_t) res[0].mapping >= l.n)
-                return reply_address_error(w, E_NOT_MAPPED, p->pid, address, NULL, NULL);
+                return reply_address_error(w, MEMMAPD_ERROR_NOT_MAPPED, p->pid, address, NULL, NULL);
         m = &l.items[res[0].mapping];
         r = engine_open_mapping_file(ctx->engine, p, m, &fd);
         if (r == -EMEDIUMTYPE)
-                return reply_address_error(w, E_NO_FILE, p->pid, address, "kind", mapping_kind_to_string(m->kind));
+                return reply_address_error(w, MEMMAPD_ERROR_NO_FILE, p->pid, address, "kind", mapping_kind_to_string(m->kind));
         /* map_files/ of a process that exited meanwhile is gone too. */
         if (r == -ENOENT && process_same(p->pid, p->start_time) <= 0)
                 return engine_error(w, p, -ESRCH);
         /* Not the process's doing (it is there, and the client may read it): the file. */
         if (r == -ESTALE || r == -ETIMEDOUT || r == -EBUSY || r == -ENOENT || r == -ENXIO || r == -ENODEV)
-                return reply_address_error(w, E_FILE_UNAVAILABLE, p->pid, address, "message", strerror(-r));
+                return reply_address_error(w, MEMMAPD_ERROR_FILE_UNAVAILABLE, p->pid, address, "message", strerror(-r));
         if (r < 0)
                 return engine_error(w, p, r);
 
@@ -830,7 +666,7 @@ static const struct method *find_method(const char *name) {
  * read found the mm gone, yet the pid still names the process it opened (an exec keeps the pid
  * and the start time), and no part of the reply went out. */
 static bool call_met_exec(const struct method_context *ctx, const char *error) {
-        return error && strcmp(error, E_NO_SUCH_PROCESS) == 0 && read_found_gone.pid > 0 &&
+        return error && strcmp(error, MEMMAPD_ERROR_NO_SUCH_PROCESS) == 0 && read_found_gone.pid > 0 &&
                (!ctx->stream || ctx->stream->parts == 0) &&
                process_same(read_found_gone.pid, read_found_gone.start_time) > 0;
 }

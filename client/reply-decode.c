@@ -1,0 +1,355 @@
+/* libmemctl's general reply decoding (through json-c) into the public structs, and the arena their strings live in. */
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+#include <json-c/json.h>
+
+#include "cleanup.h"
+#include "json-writer.h"
+#include "libmemctl.h"
+#include "memmapd-codec.h"
+#include "number.h"
+#include "time-util.h"
+#include "utf8.h"
+#include "varlink-frame.h"
+#include "varlink.h"
+#include "libmemctl-internal.h"
+
+/* ------------------------------------------------------------------ arena */
+
+#define ARENA_CHUNK_MIN ((size_t) 4096)
+#define ARENA_CHUNK_MAX ((size_t) 1024 * 1024)
+
+/* n bytes that live until arena_free(): NULL when out of memory. */
+void *arena_alloc(struct arena_chunk **arena, size_t n) {
+        struct arena_chunk *c = *arena;
+        void *p;
+
+        if (!c || c->size - c->used < n) {
+                size_t size = c ? MIN(c->size * 2, ARENA_CHUNK_MAX) : ARENA_CHUNK_MIN;
+
+                if (n > SIZE_MAX - sizeof(*c))
+                        return NULL;
+                size = MAX(size, n);
+                c = malloc(sizeof(*c) + size);
+                if (!c)
+                        return NULL;
+                *c = (struct arena_chunk) { .next = *arena, .size = size };
+                *arena = c;
+        }
+        p = c->data + c->used;
+        c->used += n;
+        return p;
+}
+
+/* A NUL-terminated copy of the n bytes at s. */
+char *arena_strndup(struct arena_chunk **arena, const char *s, size_t n) {
+        char *p = n < SIZE_MAX ? arena_alloc(arena, n + 1) : NULL;
+
+        if (p) {
+                memcpy(p, s, n);
+                p[n] = 0;
+        }
+        return p;
+}
+
+static void arena_free(struct arena_chunk **arena) {
+        struct arena_chunk *c, *next;
+
+        for (c = *arena; c; c = next) {
+                next = c->next;
+                free(c);
+        }
+        *arena = NULL;
+}
+
+/* ------------------------------------------------------------------ reply decoding */
+
+/* A member of o; absent and null are both NULL. */
+struct json_object *member(struct json_object *o, const char *key) {
+        struct json_object *v = NULL;
+
+        if (!json_object_object_get_ex(o, key, &v))
+                return NULL;
+        return v;
+}
+
+int get_string(struct json_object *o, const char *key, bool required, const char **ret) {
+        struct json_object *v = member(o, key);
+        const char *s;
+
+        if (!v)
+                return required ? -EPROTO : 0;
+        if (!json_object_is_type(v, json_type_string))
+                return -EPROTO;
+        s = json_object_get_string(v);
+        /* An escaped NUL would truncate the string silently. */
+        if (strlen(s) != (size_t) json_object_get_string_len(v))
+                return -EPROTO;
+        *ret = s;
+        return 0;
+}
+
+int get_uint(struct json_object *o, const char *key, bool required, uint64_t *ret) {
+        struct json_object *v = member(o, key);
+
+        if (!v)
+                return required ? -EPROTO : 0;
+        if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0)
+                return -EPROTO;
+        *ret = json_object_get_uint64(v);
+        return 0;
+}
+
+static int get_bool(struct json_object *o, const char *key, bool *ret) {
+        struct json_object *v = member(o, key);
+
+        if (!v)
+                return 0;
+        if (!json_object_is_type(v, json_type_boolean))
+                return -EPROTO;
+        *ret = json_object_get_boolean(v);
+        return 0;
+}
+
+/* An address, offset or size: "0x" and hex digits, nothing else. */
+int get_hex(struct json_object *o, const char *key, bool required, uint64_t *ret, bool *ret_present) {
+        const char *s = NULL;
+        int r;
+
+        r = get_string(o, key, required, &s);
+        if (r < 0)
+                return r;
+        if (!s)
+                return 0;
+        if (s[0] != '0' || s[1] != 'x' || parse_u64(s, ret) < 0)
+                return -EPROTO;
+        if (ret_present)
+                *ret_present = true;
+        return 0;
+}
+
+/* "major:minor" in hex, as /proc/PID/maps shows a device, ending at term: *s is left there. */
+int parse_dev(const char **s, char term, uint32_t *ret_major, uint32_t *ret_minor) {
+        const char *p = *s;
+        uint32_t v[2] = {};
+
+        for (unsigned part = 0; part < 2; part++) {
+                unsigned digits = 0;
+
+                for (; *p && *p != ':' && *p != term; p++, digits++) {
+                        int d = unhexchar(*p);
+
+                        if (d < 0 || digits >= 8)
+                                return -EPROTO;
+                        v[part] = v[part] << 4 | (uint32_t) d;
+                }
+                if (digits == 0 || (part == 0 && *p != ':') || (part == 1 && *p != term))
+                        return -EPROTO;
+                if (part == 0)
+                        p++;
+        }
+        *s = p;
+        *ret_major = v[0];
+        *ret_minor = v[1];
+        return 0;
+}
+
+/* The 4 permission characters at p, as /proc/PID/maps shows them. */
+int parse_perms(const char *p, struct memctl_mapping *m) {
+        static const char perm_chars[4][2] = { { 'r', '-' }, { 'w', '-' }, { 'x', '-' }, { 's', 'p' } };
+
+        for (unsigned i = 0; i < 4; i++) {
+                if (p[i] == perm_chars[i][0])
+                        m->flags |= 1u << i; /* READ, WRITE, EXEC, SHARED in that order */
+                else if (p[i] != perm_chars[i][1])
+                        return -EPROTO;
+        }
+        memcpy(m->perms, p, 4);
+        m->perms[4] = 0;
+        return 0;
+}
+
+const char *const kind_names[_MEMCTL_KIND_NAMES] = {
+        [MEMCTL_KIND_ANONYMOUS] = "anonymous",
+        [MEMCTL_KIND_FILE] = "file",
+        [MEMCTL_KIND_HEAP] = "heap",
+        [MEMCTL_KIND_STACK] = "stack",
+        [MEMCTL_KIND_VDSO] = "vdso",
+        [MEMCTL_KIND_VVAR] = "vvar",
+        [MEMCTL_KIND_VSYSCALL] = "vsyscall",
+        [MEMCTL_KIND_MEMFD] = "memfd",
+        [MEMCTL_KIND_ANON_NAMED] = "anon_named",
+        [MEMCTL_KIND_SHMEM_NAMED] = "shmem_named",
+        [MEMCTL_KIND_SPECIAL] = "special",
+};
+
+/* The kind named by the len bytes at s. */
+int kind_from_string(const char *s, size_t len) {
+        for (size_t i = 1; i < ELEMENTSOF(kind_names); i++)
+                if (strlen(kind_names[i]) == len && memcmp(s, kind_names[i], len) == 0)
+                        return (int) i;
+        /* A kind of a newer daemon: kind_name still tells what it is. */
+        return MEMCTL_KIND_UNKNOWN;
+}
+
+int mapping_finish(struct arena_chunk **arena, struct memctl_mapping *m, const char *perms, const char *dev,
+                          const char *build_id);
+
+int parse_mapping(struct json_object *o, struct arena_chunk **arena, struct memctl_mapping *m) {
+        const char *perms = NULL, *dev = NULL, *build_id = NULL;
+        int r;
+
+        if (!json_object_is_type(o, json_type_object))
+                return -EPROTO;
+
+        *m = (struct memctl_mapping) { .size = sizeof(*m) };
+
+        if ((r = get_hex(o, "start", true, &m->start, NULL)) < 0 ||
+            (r = get_hex(o, "end", true, &m->end, NULL)) < 0 ||
+            (r = get_hex(o, "offset", true, &m->offset, NULL)) < 0 ||
+            (r = get_string(o, "perms", true, &perms)) < 0 ||
+            (r = get_string(o, "dev", true, &dev)) < 0 ||
+            (r = get_uint(o, "inode", true, &m->inode)) < 0 ||
+            (r = get_uint(o, "page_size", false, &m->page_size)) < 0 ||
+            (r = get_string(o, "kind", true, &m->kind_name)) < 0 ||
+            (r = get_string(o, "name", false, &m->name)) < 0 ||
+            (r = get_string(o, "path", false, &m->path)) < 0 ||
+            (r = get_bool(o, "deleted", &m->deleted)) < 0 ||
+            (r = get_string(o, "build_id", false, &build_id)) < 0)
+                return r;
+        m->kind = kind_from_string(m->kind_name, strlen(m->kind_name));
+        return mapping_finish(arena, m, perms, dev, build_id);
+}
+
+/* Checks a build ID (lowercase hex, as the protocol promises) and sets m's build ID to it:
+ * hex stays where it is, its binary form goes to the arena. */
+int build_id_set(struct arena_chunk **arena, struct memctl_mapping *m, const char *hex) {
+        size_t l = strlen(hex);
+        uint8_t *bin;
+
+        if (l == 0 || l % 2 != 0 || l / 2 > MEMMAPD_BUILD_ID_MAX)
+                return -EPROTO;
+        bin = arena_alloc(arena, l / 2);
+        if (!bin)
+                return -ENOMEM;
+        if (unhex_bytes(hex, l, true, bin) < 0)
+                return -EPROTO;
+        m->build_id_hex = hex;
+        m->build_id = bin;
+        m->build_id_size = l / 2;
+        return 0;
+}
+
+/* What both decoders check and derive once a mapping's members are read (m->kind is set). */
+int mapping_finish(struct arena_chunk **arena, struct memctl_mapping *m, const char *perms, const char *dev,
+                          const char *build_id) {
+        int r;
+
+        if (m->start >= m->end)
+                return -EPROTO;
+        if (strlen(perms) != 4 || parse_perms(perms, m) < 0)
+                return -EPROTO;
+        r = parse_dev(&dev, 0, &m->dev_major, &m->dev_minor);
+        if (r < 0)
+                return r;
+        return build_id ? build_id_set(arena, m, build_id) : 0;
+}
+
+int parse_process(struct json_object *params, pid_t pid, uint64_t start_time,
+                         pid_t *ret_pid, uint64_t *ret_start_time) {
+        struct json_object *p = member(params, "process");
+        uint64_t reply_pid, reply_start_time;
+
+        if (!p || !json_object_is_type(p, json_type_object))
+                return -EPROTO;
+        if (get_uint(p, "pid", true, &reply_pid) < 0 ||
+            get_uint(p, "start_time", true, &reply_start_time) < 0)
+                return -EPROTO;
+        /* The daemon answers about the process we asked about, or not at all: asked about a
+         * thread id, about its thread group (reply_pid is then the thread group id). */
+        if (reply_pid == 0 || reply_pid > INT32_MAX || (start_time != 0 && reply_start_time != start_time))
+                return -EPROTO;
+        (void) pid;
+        *ret_pid = (pid_t) reply_pid;
+        *ret_start_time = reply_start_time;
+        return 0;
+}
+
+void mapping_table_done(struct mapping_table *t) {
+        free(t->items);
+        json_object_put(t->parameters);
+        arena_free(&t->arena);
+}
+
+/* Decodes the process and mappings members shared by ListMappings and Lookup replies,
+ * taking over params. */
+int mapping_table_parse(struct json_object *params, pid_t pid, uint64_t start_time,
+                               struct mapping_table *t) {
+        struct json_object *a;
+        size_t n;
+        int r;
+
+        *t = (struct mapping_table) { .parameters = params };
+
+        r = parse_process(params, pid, start_time, &t->pid, &t->start_time);
+        if (r < 0)
+                return r;
+
+        a = member(params, "mappings");
+        if (!a || !json_object_is_type(a, json_type_array))
+                return -EPROTO;
+        n = json_object_array_length(a);
+        t->items = calloc(n > 0 ? n : 1, sizeof(*t->items));
+        t->allocated = n > 0 ? n : 1;
+        if (!t->items)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                r = parse_mapping(json_object_array_get_idx(a, i), &t->arena, &t->items[i]);
+                if (r < 0)
+                        return r;
+        }
+        t->n = n;
+        return 0;
+}
+
+/* Copies src (a public struct of src_size bytes that starts with size_t size) into ret as
+ * the caller's ret->size asks: see "ABI growth" in memctl.h. */
+int copy_sized(void *ret, const void *src, size_t src_size, size_t min_size) {
+        size_t size;
+
+        memcpy(&size, ret, sizeof(size));
+        if (size < min_size)
+                return -EINVAL;
+        memcpy((char *) ret + sizeof(size_t), (const char *) src + sizeof(size_t),
+               MIN(size, src_size) - sizeof(size_t));
+        if (size > src_size)
+                memset((char *) ret + src_size, 0, size - src_size);
+        return 0;
+}
+
+int mapping_table_get(const struct mapping_table *t, size_t index, struct memctl_mapping *ret) {
+        if (!ret)
+                return -EINVAL;
+        if (index >= t->n)
+                return -ERANGE;
+        return copy_sized(ret, &t->items[index], sizeof(t->items[index]), MAPPING_SIZE_0_1);
+}
+
+int process_get(const struct mapping_table *t, pid_t *ret_pid, uint64_t *ret_start_time) {
+        if (ret_pid)
+                *ret_pid = t->pid;
+        if (ret_start_time)
+                *ret_start_time = t->start_time;
+        return 0;
+}
+
