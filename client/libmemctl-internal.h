@@ -113,8 +113,6 @@ struct json_object *member(struct json_object *o, const char *key);
 int get_string(struct json_object *o, const char *key, bool required, const char **ret);
 int get_uint(struct json_object *o, const char *key, bool required, uint64_t *ret);
 int get_hex(struct json_object *o, const char *key, bool required, uint64_t *ret, bool *ret_present);
-int parse_dev(const char **s, char term, uint32_t *ret_major, uint32_t *ret_minor);
-int parse_perms(const char *p, struct memctl_mapping *m);
 int kind_from_string(const char *s, size_t len);
 /* The protocol's name of each enum memctl_mapping_kind. */
 #define _MEMCTL_KIND_NAMES (MEMCTL_KIND_SPECIAL + 1)

@@ -138,47 +138,6 @@ int get_hex(struct json_object *o, const char *key, bool required, uint64_t *ret
         return 0;
 }
 
-/* "major:minor" in hex, as /proc/PID/maps shows a device, ending at term: *s is left there. */
-int parse_dev(const char **s, char term, uint32_t *ret_major, uint32_t *ret_minor) {
-        const char *p = *s;
-        uint32_t v[2] = {};
-
-        for (unsigned part = 0; part < 2; part++) {
-                unsigned digits = 0;
-
-                for (; *p && *p != ':' && *p != term; p++, digits++) {
-                        int d = unhexchar(*p);
-
-                        if (d < 0 || digits >= 8)
-                                return -EPROTO;
-                        v[part] = v[part] << 4 | (uint32_t) d;
-                }
-                if (digits == 0 || (part == 0 && *p != ':') || (part == 1 && *p != term))
-                        return -EPROTO;
-                if (part == 0)
-                        p++;
-        }
-        *s = p;
-        *ret_major = v[0];
-        *ret_minor = v[1];
-        return 0;
-}
-
-/* The 4 permission characters at p, as /proc/PID/maps shows them. */
-int parse_perms(const char *p, struct memctl_mapping *m) {
-        static const char perm_chars[4][2] = { { 'r', '-' }, { 'w', '-' }, { 'x', '-' }, { 's', 'p' } };
-
-        for (unsigned i = 0; i < 4; i++) {
-                if (p[i] == perm_chars[i][0])
-                        m->flags |= 1u << i; /* READ, WRITE, EXEC, SHARED in that order */
-                else if (p[i] != perm_chars[i][1])
-                        return -EPROTO;
-        }
-        memcpy(m->perms, p, 4);
-        m->perms[4] = 0;
-        return 0;
-}
-
 const char *const kind_names[_MEMCTL_KIND_NAMES] = {
         [MEMCTL_KIND_ANONYMOUS] = "anonymous",
         [MEMCTL_KIND_FILE] = "file",
@@ -201,9 +160,6 @@ int kind_from_string(const char *s, size_t len) {
         /* A kind of a newer daemon: kind_name still tells what it is. */
         return MEMCTL_KIND_UNKNOWN;
 }
-
-int mapping_finish(struct arena_chunk **arena, struct memctl_mapping *m, const char *perms, const char *dev,
-                          const char *build_id);
 
 int parse_mapping(struct json_object *o, struct arena_chunk **arena, struct memctl_mapping *m) {
         const char *perms = NULL, *dev = NULL, *build_id = NULL;
@@ -257,9 +213,10 @@ int mapping_finish(struct arena_chunk **arena, struct memctl_mapping *m, const c
 
         if (m->start >= m->end)
                 return -EPROTO;
-        if (strlen(perms) != 4 || parse_perms(perms, m) < 0)
+        if (strlen(perms) != 4 || memmapd_parse_perms(perms, &m->flags) < 0)
                 return -EPROTO;
-        r = parse_dev(&dev, 0, &m->dev_major, &m->dev_minor);
+        memcpy(m->perms, perms, 5);
+        r = memmapd_parse_dev(&dev, 0, &m->dev_major, &m->dev_minor);
         if (r < 0)
                 return r;
         return build_id ? build_id_set(arena, m, build_id) : 0;

@@ -7,6 +7,7 @@
 #include "cleanup.h"
 #include "json-reader.h"
 #include "libmemctl-internal.h"
+#include "memmapd-codec.h"
 #include "number.h"
 
 /* The successful replies of ListMappings and Lookup are read where the frame reader holds
@@ -39,30 +40,32 @@ struct jreader {
 
 /* A string the result keeps: decoded into the arena, or the copy made of the same text
  * last time (memo). */
-static int j_get_kept(struct jreader *j, struct jmemo *memo, const char **ret) {
-        const char *raw;
-        size_t raw_len, len;
-        bool escaped;
+static int keep_text(struct jreader *j, struct jmemo *memo, const struct memmapd_text *t, const char **ret) {
         char *copy;
-        int r;
 
-        r = json_reader_get_raw(&j->r, &raw, &raw_len, &escaped);
-        if (r <= 0)
-                return r;
-        len = raw_len;
-        if (memo->copy && memo->raw_len == len && memcmp(memo->raw, raw, len) == 0) {
+        if (memo->copy && memo->raw_len == t->len && memcmp(memo->raw, t->raw, t->len) == 0) {
                 *ret = memo->copy;
                 return 1;
         }
-        copy = arena_alloc(j->arena, len + 1);
+        copy = arena_alloc(j->arena, t->len + 1);
         if (!copy)
                 return -ENOMEM;
-        len = json_reader_copy_string(raw, len, escaped, copy);
-        *memo = (struct jmemo) { .raw = raw, .raw_len = raw_len, .copy = copy };
+        (void) json_reader_copy_string(t->raw, t->len, t->escaped, copy);
+        *memo = (struct jmemo) { .raw = t->raw, .raw_len = t->len, .copy = copy };
         *ret = copy;
         return 1;
 }
 
+/* A string member the result keeps: 1, 0 for null. */
+static int j_get_kept(struct jreader *j, struct jmemo *memo, const char **ret) {
+        struct memmapd_text t;
+        int r;
+
+        r = json_reader_get_raw(&j->r, &t.raw, &t.len, &t.escaped);
+        if (r <= 0)
+                return r;
+        return keep_text(j, memo, &t, ret);
+}
 
 enum {
         M_START = 1u << 0, M_END = 1u << 1, M_OFFSET = 1u << 2, M_PERMS = 1u << 3, M_DEV = 1u << 4,
@@ -115,14 +118,11 @@ static int j_get_kind(struct jreader *j, struct memctl_mapping *m) {
         return m->kind_name ? 1 : -ENOMEM;
 }
 
-/* The build ID: checked and converted once for a run of mappings of one file. */
-static int j_get_build_id(struct jreader *j, struct memctl_mapping *m) {
-        const char *hex = NULL, *previous = j->build_id.copy;
+/* The build ID of hex (kept in the arena): checked and converted once for a run of mappings
+ * of one file. */
+static int build_id_kept(struct jreader *j, struct memctl_mapping *m, const char *hex, const char *previous) {
         int r;
 
-        r = j_get_kept(j, &j->build_id, &hex);
-        if (r <= 0)
-                return r;
         if (hex == previous && j->build_id.build_id) {
                 m->build_id_hex = hex;
                 m->build_id = j->build_id.build_id;
@@ -135,6 +135,16 @@ static int j_get_build_id(struct jreader *j, struct memctl_mapping *m) {
         j->build_id.build_id = m->build_id;
         j->build_id.build_id_size = m->build_id_size;
         return 1;
+}
+
+static int j_get_build_id(struct jreader *j, struct memctl_mapping *m) {
+        const char *hex = NULL, *previous = j->build_id.copy;
+        int r;
+
+        r = j_get_kept(j, &j->build_id, &hex);
+        if (r <= 0)
+                return r;
+        return build_id_kept(j, m, hex, previous);
 }
 
 /* One mapping object, at nesting level depth. */
@@ -186,66 +196,43 @@ static int j_mapping(struct jreader *j, unsigned depth, struct memctl_mapping *m
         return mapping_finish(j->arena, m, perms, dev, NULL);
 }
 
-/* A mapping exactly as the daemon writes it: its members in its order, no whitespace, the
- * values in their plain forms. The keys are matched as whole literals instead of being read
- * one by one (reading keys and dispatching on them was a third of a large listing's time).
- * 1; 0 with the reader where it was, for j_mapping() to read what is not in this form (a
- * mapping it accepts, j_mapping() accepts alike); -ENOMEM. */
+/* A mapping exactly as the daemon writes it (memmapd_read_mapping_exact()): 1; 0 with the
+ * reader where it was, for j_mapping() to read what is not in this form (a mapping it
+ * accepts, j_mapping() accepts alike); -ENOMEM. */
 static int j_mapping_daemon(struct jreader *j, struct memctl_mapping *m) {
-        const char *start = j->r.p, *s;
-        bool negative;
-        int r;
+        const char *start = j->r.p, *previous = j->build_id.copy, *hex = NULL;
+        struct memmapd_mapping_text t;
+        int r = 0;
 
-        *m = (struct memctl_mapping) { .size = sizeof(*m) };
-        if (!JSON_READER_LIT(&j->r, "{\"start\":") || json_reader_hex_plain(&j->r, &m->start) <= 0 ||
-            !JSON_READER_LIT(&j->r, ",\"end\":") || json_reader_hex_plain(&j->r, &m->end) <= 0 || m->start >= m->end ||
-            !JSON_READER_LIT(&j->r, ",\"perms\":\"") || j->r.end - j->r.p < 5 || j->r.p[4] != '"' || parse_perms(j->r.p, m) < 0)
-                goto other;
-        j->r.p += 5;
-        if (!JSON_READER_LIT(&j->r, ",\"offset\":") || json_reader_hex_plain(&j->r, &m->offset) <= 0 || !JSON_READER_LIT(&j->r, ",\"dev\":\""))
-                goto other;
-        s = j->r.p;
-        if (parse_dev(&s, '"', &m->dev_major, &m->dev_minor) < 0)
-                goto other;
-        j->r.p = s + 1;
-        if (!JSON_READER_LIT(&j->r, ",\"inode\":") || json_reader_number(&j->r, &negative, &m->inode) < 0 || negative)
-                goto other;
-        if (JSON_READER_LIT(&j->r, ",\"page_size\":") && (json_reader_number(&j->r, &negative, &m->page_size) < 0 || negative))
-                goto other;
-        if (!JSON_READER_LIT(&j->r, ",\"kind\":\""))
-                goto other;
-        for (s = j->r.p; json_reader_plain[(uint8_t) *s]; s++)
-                ;
-        if (*s != '"')
-                goto other;
-        m->kind = kind_from_string(j->r.p, (size_t) (s - j->r.p));
-        m->kind_name = m->kind != MEMCTL_KIND_UNKNOWN ? kind_names[m->kind]
-                                                      : arena_strndup(j->arena, j->r.p, (size_t) (s - j->r.p));
+        if (memmapd_read_mapping_exact(&j->r, &t) <= 0)
+                return 0;
+        *m = (struct memctl_mapping) {
+                .size = sizeof(*m),
+                .start = t.start,
+                .end = t.end,
+                .offset = t.offset,
+                .inode = t.inode,
+                .dev_major = t.dev_major,
+                .dev_minor = t.dev_minor,
+                .page_size = t.page_size,
+                .flags = t.flags,
+                .deleted = t.deleted,
+        };
+        memmapd_format_perms(t.flags, m->perms);
+        m->kind = kind_from_string(t.kind, t.kind_len);
+        m->kind_name = m->kind != MEMCTL_KIND_UNKNOWN ? kind_names[m->kind] : arena_strndup(j->arena, t.kind, t.kind_len);
         if (!m->kind_name)
                 return -ENOMEM;
-        j->r.p = s + 1;
-        if (JSON_READER_LIT(&j->r, ",\"name\":") && (r = j_get_kept(j, &j->name, &m->name)) <= 0)
-                goto other_r;
-        if (JSON_READER_LIT(&j->r, ",\"path\":") && (r = j_get_kept(j, &j->name, &m->path)) <= 0)
-                goto other_r;
-        if (JSON_READER_LIT(&j->r, ",\"deleted\":")) {
-                if (JSON_READER_LIT(&j->r, "true"))
-                        m->deleted = true;
-                else if (!JSON_READER_LIT(&j->r, "false"))
-                        goto other;
+        if ((t.has_name && (r = keep_text(j, &j->name, &t.name, &m->name)) < 0) ||
+            (t.has_path && (r = keep_text(j, &j->name, &t.path, &m->path)) < 0) ||
+            (t.has_build_id && ((r = keep_text(j, &j->build_id, &t.build_id, &hex)) < 0 ||
+                                (r = build_id_kept(j, m, hex, previous)) < 0))) {
+                if (r == -ENOMEM)
+                        return r;
+                j->r.p = start;
+                return 0;
         }
-        if (JSON_READER_LIT(&j->r, ",\"build_id\":") && (r = j_get_build_id(j, m)) <= 0)
-                goto other_r;
-        if (!JSON_READER_LIT(&j->r, "}"))
-                goto other;
         return 1;
-
-other_r:
-        if (r == -ENOMEM)
-                return r;
-other:
-        j->r.p = start;
-        return 0;
 }
 
 static int j_mappings(struct jreader *j, unsigned depth, struct mapping_table *t) {
@@ -368,48 +355,28 @@ static int j_result(struct jreader *j, unsigned depth, uint64_t address, struct 
         return result_finish(ret, index);
 }
 
-/* A result exactly as the daemon writes it, read like j_mapping_daemon() reads a mapping:
- * 1, or 0 with the reader where it was, for j_result(). */
+/* A result exactly as the daemon writes it (memmapd_read_result_exact()): 1, or 0 with the
+ * reader where it was, for j_result(). */
 static int j_result_daemon(struct jreader *j, uint64_t address, struct memctl_lookup_result *ret) {
         const char *start = j->r.p;
-        uint64_t v, index = UINT64_MAX;
-        bool negative;
+        struct memmapd_result r;
 
+        if (memmapd_read_result_exact(&j->r, &r) <= 0)
+                return 0;
+        if (r.address != address) {
+                j->r.p = start;
+                return 0;
+        }
         *ret = (struct memctl_lookup_result) {
                 .size = sizeof(*ret),
                 .address = address,
                 .mapping = MEMCTL_NO_MAPPING,
+                .has_file_offset = r.has_file_offset,
+                .has_elf_vaddr = r.has_elf_vaddr,
+                .file_offset = r.file_offset,
+                .elf_vaddr = r.elf_vaddr,
         };
-        if (!JSON_READER_LIT(&j->r, "{\"address\":") || json_reader_hex_plain(&j->r, &v) <= 0 || v != address)
-                goto other;
-        if (JSON_READER_LIT(&j->r, ",\"mapping\":") && (json_reader_number(&j->r, &negative, &index) < 0 || negative))
-                goto other;
-        if (JSON_READER_LIT(&j->r, ",\"reason\":\"")) {
-                const char *s = j->r.p;
-
-                while (json_reader_plain[(uint8_t) *s])
-                        s++;
-                if (*s != '"')
-                        goto other;
-                j->r.p = s + 1;
-        }
-        if (JSON_READER_LIT(&j->r, ",\"file_offset\":")) {
-                if (json_reader_hex_plain(&j->r, &ret->file_offset) <= 0)
-                        goto other;
-                ret->has_file_offset = true;
-        }
-        if (JSON_READER_LIT(&j->r, ",\"elf_vaddr\":")) {
-                if (json_reader_hex_plain(&j->r, &ret->elf_vaddr) <= 0)
-                        goto other;
-                ret->has_elf_vaddr = true;
-        }
-        if (!JSON_READER_LIT(&j->r, "}"))
-                goto other;
-        return result_finish(ret, index) < 0 ? -EPROTO : 1;
-
-other:
-        j->r.p = start;
-        return 0;
+        return result_finish(ret, r.mapping < 0 ? UINT64_MAX : (uint64_t) r.mapping) < 0 ? -EPROTO : 1;
 }
 
 /* What both readers of a result do once its members are read: index is UINT64_MAX when it

@@ -8,6 +8,7 @@
 
 #include "cleanup.h"
 #include "hex.h"
+#include "json-reader.h"
 #include "memmapd-codec.h"
 
 const char memmapd_interface_description[] =
@@ -235,6 +236,150 @@ void memmapd_write_result(struct json_writer *w, const struct memmapd_result *r)
         }
         *p++ = '}';
         json_writer_raw_commit(w, (size_t) (p - buf));
+}
+
+/* ---------------------------------------------------------------- decoding the daemon's exact form */
+
+int memmapd_parse_dev(const char **s, char term, uint32_t *ret_major, uint32_t *ret_minor) {
+        const char *p = *s;
+        uint32_t v[2] = {};
+
+        for (unsigned part = 0; part < 2; part++) {
+                unsigned digits = 0;
+
+                for (; *p && *p != ':' && *p != term; p++, digits++) {
+                        int d = unhexchar(*p);
+
+                        if (d < 0 || digits >= 8)
+                                return -EPROTO;
+                        v[part] = v[part] << 4 | (uint32_t) d;
+                }
+                if (digits == 0 || (part == 0 && *p != ':') || (part == 1 && *p != term))
+                        return -EPROTO;
+                if (part == 0)
+                        p++;
+        }
+        *s = p;
+        *ret_major = v[0];
+        *ret_minor = v[1];
+        return 0;
+}
+
+int memmapd_parse_perms(const char *p, unsigned *ret_flags) {
+        static const char perm_chars[4][2] = { { 'r', '-' }, { 'w', '-' }, { 'x', '-' }, { 's', 'p' } };
+        unsigned flags = 0;
+
+        for (unsigned i = 0; i < 4; i++) {
+                if (p[i] == perm_chars[i][0])
+                        flags |= 1u << i; /* READ, WRITE, EXEC, SHARED in that order */
+                else if (p[i] != perm_chars[i][1])
+                        return -EPROTO;
+        }
+        *ret_flags = flags;
+        return 0;
+}
+
+/* A string member's value (no NUL in it): 1, or 0 for null and anything else. */
+static bool read_text(struct json_reader *j, struct memmapd_text *ret) {
+        return json_reader_get_raw(j, &ret->raw, &ret->len, &ret->escaped) > 0;
+}
+
+int memmapd_read_mapping_exact(struct json_reader *j, struct memmapd_mapping_text *ret) {
+        struct memmapd_mapping_text m = {};
+        const char *start = j->p, *s;
+        bool negative;
+
+        if (!JSON_READER_LIT(j, "{\"start\":") || json_reader_hex_plain(j, &m.start) <= 0 ||
+            !JSON_READER_LIT(j, ",\"end\":") || json_reader_hex_plain(j, &m.end) <= 0 || m.start >= m.end ||
+            !JSON_READER_LIT(j, ",\"perms\":\"") || j->end - j->p < 5 || j->p[4] != '"' ||
+            memmapd_parse_perms(j->p, &m.flags) < 0)
+                goto other;
+        j->p += 5;
+        if (!JSON_READER_LIT(j, ",\"offset\":") || json_reader_hex_plain(j, &m.offset) <= 0 ||
+            !JSON_READER_LIT(j, ",\"dev\":\""))
+                goto other;
+        s = j->p;
+        if (memmapd_parse_dev(&s, '"', &m.dev_major, &m.dev_minor) < 0)
+                goto other;
+        j->p = s + 1;
+        if (!JSON_READER_LIT(j, ",\"inode\":") || json_reader_number(j, &negative, &m.inode) < 0 || negative)
+                goto other;
+        if (JSON_READER_LIT(j, ",\"page_size\":") && (json_reader_number(j, &negative, &m.page_size) < 0 || negative))
+                goto other;
+        if (!JSON_READER_LIT(j, ",\"kind\":\""))
+                goto other;
+        for (s = j->p; json_reader_plain[(uint8_t) *s]; s++)
+                ;
+        if (*s != '"')
+                goto other;
+        m.kind = j->p;
+        m.kind_len = (size_t) (s - j->p);
+        j->p = s + 1;
+        if (JSON_READER_LIT(j, ",\"name\":") && !(m.has_name = read_text(j, &m.name)))
+                goto other;
+        if (JSON_READER_LIT(j, ",\"path\":") && !(m.has_path = read_text(j, &m.path)))
+                goto other;
+        if (JSON_READER_LIT(j, ",\"deleted\":")) {
+                m.has_deleted = true;
+                if (JSON_READER_LIT(j, "true"))
+                        m.deleted = true;
+                else if (!JSON_READER_LIT(j, "false"))
+                        goto other;
+        }
+        if (JSON_READER_LIT(j, ",\"build_id\":") && !(m.has_build_id = read_text(j, &m.build_id)))
+                goto other;
+        if (!JSON_READER_LIT(j, "}"))
+                goto other;
+        *ret = m;
+        return 1;
+
+other:
+        j->p = start;
+        return 0;
+}
+
+int memmapd_read_result_exact(struct json_reader *j, struct memmapd_result *ret) {
+        struct memmapd_result r = { .mapping = -1 };
+        const char *start = j->p;
+        uint64_t index;
+        bool negative;
+
+        if (!JSON_READER_LIT(j, "{\"address\":") || json_reader_hex_plain(j, &r.address) <= 0)
+                goto other;
+        if (JSON_READER_LIT(j, ",\"mapping\":")) {
+                if (json_reader_number(j, &negative, &index) < 0 || negative || index >= INT64_MAX)
+                        goto other;
+                r.mapping = (int64_t) index;
+        }
+        if (JSON_READER_LIT(j, ",\"reason\":\"")) {
+                const char *s = j->p;
+
+                while (json_reader_plain[(uint8_t) *s])
+                        s++;
+                if (*s != '"')
+                        goto other;
+                if ((size_t) (s - j->p) == strlen("no_address_space") && memcmp(j->p, "no_address_space", s - j->p) == 0)
+                        r.reason = MEMMAPD_REASON_NO_ADDRESS_SPACE;
+                j->p = s + 1;
+        }
+        if (JSON_READER_LIT(j, ",\"file_offset\":")) {
+                if (json_reader_hex_plain(j, &r.file_offset) <= 0)
+                        goto other;
+                r.has_file_offset = true;
+        }
+        if (JSON_READER_LIT(j, ",\"elf_vaddr\":")) {
+                if (json_reader_hex_plain(j, &r.elf_vaddr) <= 0)
+                        goto other;
+                r.has_elf_vaddr = true;
+        }
+        if (!JSON_READER_LIT(j, "}"))
+                goto other;
+        *ret = r;
+        return 1;
+
+other:
+        j->p = start;
+        return 0;
 }
 
 /* ---------------------------------------------------------------- the Lookup call, directly

@@ -94,6 +94,55 @@ struct memmapd_result {
 /* Appends one LookupResult object. */
 void memmapd_write_result(struct json_writer *w, const struct memmapd_result *r);
 
+/* ---------------------------------------------------------------- decoding the daemon's exact form */
+
+struct json_reader;
+
+/* A string as it stands in the text, between its quotes: escaped when it holds escapes
+ * (json_reader_copy_string() decodes it); never holds \u0000. */
+struct memmapd_text {
+        const char *raw;
+        size_t len;
+        bool escaped;
+};
+
+/* A Mapping read by memmapd_read_mapping_exact(): the values, and the strings as text for
+ * the caller to keep as it likes. */
+struct memmapd_mapping_text {
+        uint64_t start;
+        uint64_t end;
+        uint64_t offset;
+        uint64_t inode;
+        uint64_t page_size;             /* 0: absent */
+        uint32_t dev_major;
+        uint32_t dev_minor;
+        unsigned flags;                 /* MEMMAPD_PERM_* */
+        const char *kind;               /* kind_len bytes in the text, no escapes */
+        size_t kind_len;
+        bool has_name, has_path, has_deleted, has_build_id;
+        bool deleted;
+        struct memmapd_text name, path, build_id;
+};
+
+/* Reads one Mapping exactly as memmapd_write_mapping() writes it: its members in that order,
+ * no whitespace, the values in their plain forms (start < end). Matching whole literals
+ * instead of reading keys one by one was a third of a large listing's time in libmemctl.
+ * 1 and *ret; 0 with the reader where it was for anything else (valid or not: a general
+ * decoder decides), so the form is a contract with the encoder above, which
+ * tests/test-memmapd-codec holds them to. */
+int memmapd_read_mapping_exact(struct json_reader *j, struct memmapd_mapping_text *ret);
+
+/* The same for a LookupResult as memmapd_write_result() writes it (mapping below INT64_MAX;
+ * a reason other than "no_address_space" reads as MEMMAPD_REASON_UNMAPPED). */
+int memmapd_read_result_exact(struct json_reader *j, struct memmapd_result *ret);
+
+/* "major:minor" in hex (1 to 8 digits each) as /proc/PID/maps shows a device, ending at the
+ * byte term: 0 and *s left at term, or -EPROTO. */
+int memmapd_parse_dev(const char **s, char term, uint32_t *ret_major, uint32_t *ret_minor);
+
+/* The 4 permission characters at p ("r-xp"): 0 and MEMMAPD_PERM_* flags, or -EPROTO. */
+int memmapd_parse_perms(const char *p, unsigned *ret_flags);
+
 /* ---------------------------------------------------------------- the Lookup call */
 
 /* The addresses of a Lookup call that memmapd_call_parse() read itself. */

@@ -15,6 +15,7 @@
 #include <json-c/json.h>
 
 #include "cleanup.h"
+#include "json-reader.h"
 #include "json-writer.h"
 #include "memmapd-codec.h"
 #include "varlink.h"
@@ -207,6 +208,136 @@ static void test_mapping_exact_bytes(void **state) {
                                "\"deleted\":false,\"build_id\":\"a0ec756cc42f9513ec2e6ea062676e4b03fe3dca\"}");
         assert_string_equal(b, "{\"start\":\"0x1000\",\"end\":\"0x2000\",\"perms\":\"r--p\",\"offset\":\"0x0\","
                                "\"dev\":\"00:00\",\"inode\":0,\"kind\":\"anonymous\"}");
+}
+
+
+static bool utf8_name(const struct memmapd_mapping *m) {
+        _cleanup_(json_writer_done) struct json_writer w;
+
+        json_writer_init(&w, SIZE_MAX);
+        return !m->name || json_writer_string(&w, m->name);
+}
+
+static void assert_text(const struct memmapd_text *t, const char *want, size_t want_len) {
+        _cleanup_free_ char *s = malloc(t->len + 1);
+
+        assert_non_null(s);
+        assert_int_equal(json_reader_copy_string(t->raw, t->len, t->escaped, s), want_len);
+        assert_memory_equal(s, want, want_len);
+}
+
+/* Encoder and exact reader agree: what memmapd_write_mapping() writes,
+ * memmapd_read_mapping_exact() reads back field for field (names that are not UTF-8 carry
+ * name_hex, which the exact form has not: those go to the general decoder). */
+static void test_mapping_round_trip(void **state) {
+        size_t n, taken = 0;
+        const struct memmapd_mapping *m = sample_mappings(&n);
+
+        for (size_t i = 0; i < n; i++) {
+                size_t len;
+                _cleanup_free_ char *text = write_one(memmapd_write_mapping, &m[i], &len);
+                struct json_reader j = { .p = text, .end = text + len };
+                struct memmapd_mapping_text t;
+                char hex[2 * MEMMAPD_BUILD_ID_MAX + 1];
+                int r = memmapd_read_mapping_exact(&j, &t);
+
+                if (!utf8_name(&m[i])) {
+                        assert_int_equal(r, 0);
+                        assert_ptr_equal(j.p, text);
+                        continue;
+                }
+                if (r != 1)
+                        fail_msg("mapping %zu not read back: %s", i, text);
+                taken++;
+                assert_ptr_equal(j.p, j.end);
+                assert_true(t.start == m[i].start && t.end == m[i].end && t.offset == m[i].offset);
+                assert_true(t.inode == m[i].inode && t.page_size == m[i].page_size);
+                assert_true(t.dev_major == m[i].dev_major && t.dev_minor == m[i].dev_minor);
+                assert_int_equal(t.flags, m[i].flags);
+                assert_int_equal(t.kind_len, strlen(m[i].kind));
+                assert_memory_equal(t.kind, m[i].kind, t.kind_len);
+                assert_int_equal(t.has_name, m[i].name != NULL);
+                if (m[i].name)
+                        assert_text(&t.name, m[i].name, strlen(m[i].name));
+                assert_int_equal(t.has_path, m[i].path != NULL);
+                if (m[i].path)
+                        assert_text(&t.path, m[i].path, m[i].path_len);
+                assert_int_equal(t.has_deleted, m[i].has_deleted);
+                assert_int_equal(t.deleted, m[i].has_deleted && m[i].deleted);
+                assert_int_equal(t.has_build_id, m[i].build_id_len > 0);
+                if (t.has_build_id) {
+                        hex_of(m[i].build_id, m[i].build_id_len, hex);
+                        assert_text(&t.build_id, hex, strlen(hex));
+                }
+        }
+        assert_true(taken >= n - 1);
+}
+
+/* Anything but the exact form is left alone, the reader where it was. */
+static void test_mapping_exact_only(void **state) {
+        static const char *const others[] = {
+                "{ \"start\":\"0x1000\",\"end\":\"0x2000\",\"perms\":\"r--p\",\"offset\":\"0x0\",\"dev\":\"00:00\",\"inode\":0,\"kind\":\"anonymous\"}",
+                "{\"end\":\"0x2000\",\"start\":\"0x1000\",\"perms\":\"r--p\",\"offset\":\"0x0\",\"dev\":\"00:00\",\"inode\":0,\"kind\":\"anonymous\"}",
+                "{\"start\":\"0x2000\",\"end\":\"0x1000\",\"perms\":\"r--p\",\"offset\":\"0x0\",\"dev\":\"00:00\",\"inode\":0,\"kind\":\"anonymous\"}",
+                "{\"start\":\"0x1000\",\"end\":\"0x2000\",\"perms\":\"rw-q\",\"offset\":\"0x0\",\"dev\":\"00:00\",\"inode\":0,\"kind\":\"anonymous\"}",
+                "{\"start\":\"0x1000\",\"end\":\"0x2000\",\"perms\":\"r--p\",\"offset\":\"0x0\",\"dev\":\"00:00\",\"inode\":-1,\"kind\":\"anonymous\"}",
+                "{\"start\":\"0x1000\",\"end\":\"0x2000\",\"perms\":\"r--p\",\"offset\":\"0x0\",\"dev\":\"00:00\",\"inode\":0,\"kind\":\"anonymous\",\"name\":null}",
+                "{\"start\":\"0x1000\",\"end\":\"0x2000\",\"perms\":\"r--p\",\"offset\":\"0x0\",\"dev\":\"00:00\",\"inode\":0,\"kind\":\"anonymous\",\"name\":\"a\\u0000b\"}",
+                "{\"start\":\"0x1000\",\"end\":\"0x2000\",\"perms\":\"r--p\",\"offset\":\"0x0\",\"dev\":\"0:0:0\",\"inode\":0,\"kind\":\"anonymous\"}",
+                "{\"start\":\"0x1000\",\"end\":\"0x2000\",\"perms\":\"r--p\",\"offset\":\"0x0\",\"dev\":\"00:00\",\"inode\":0,\"kind\":\"anonymous\",\"x\":1}",
+        };
+        static const char *const result_others[] = {
+                "{\"mapping\":1,\"address\":\"0x1\"}",
+                "{\"address\":\"0x1\",\"mapping\":9223372036854775807}",
+                "{\"address\":\"0x1\",\"mapping\":-1}",
+                "{\"address\":\"0x1\",\"mapping\":1,\"file_offset\":\"1\"}",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(others); i++) {
+                struct json_reader j = { .p = others[i], .end = others[i] + strlen(others[i]) };
+                struct memmapd_mapping_text t;
+
+                if (memmapd_read_mapping_exact(&j, &t) != 0)
+                        fail_msg("read as exact: %s", others[i]);
+                assert_ptr_equal(j.p, others[i]);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(result_others); i++) {
+                struct json_reader j = { .p = result_others[i], .end = result_others[i] + strlen(result_others[i]) };
+                struct memmapd_result r;
+
+                if (memmapd_read_result_exact(&j, &r) != 0)
+                        fail_msg("read as exact: %s", result_others[i]);
+                assert_ptr_equal(j.p, result_others[i]);
+        }
+}
+
+static void test_result_round_trip(void **state) {
+        static const struct memmapd_result results[] = {
+                { .address = 0x1234, .mapping = 0, .has_file_offset = true, .file_offset = 0x234,
+                  .has_elf_vaddr = true, .elf_vaddr = 0x1234 },
+                { .address = UINT64_MAX, .mapping = -1, .reason = MEMMAPD_REASON_UNMAPPED },
+                { .address = 0, .mapping = -1, .reason = MEMMAPD_REASON_NO_ADDRESS_SPACE },
+                { .address = 0x10, .mapping = INT64_MAX - 1, .has_file_offset = true, .file_offset = UINT64_MAX },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(results); i++) {
+                _cleanup_(json_writer_done) struct json_writer w;
+                _cleanup_free_ char *text = NULL;
+                struct memmapd_result r;
+                struct json_reader j;
+                size_t len;
+
+                json_writer_init(&w, SIZE_MAX);
+                memmapd_write_result(&w, &results[i]);
+                assert_int_equal(json_writer_finish(&w, &text, &len), 0);
+                j = (struct json_reader) { .p = text, .end = text + len };
+                assert_int_equal(memmapd_read_result_exact(&j, &r), 1);
+                assert_ptr_equal(j.p, j.end);
+                assert_true(r.address == results[i].address && r.mapping == results[i].mapping);
+                assert_int_equal(r.reason, results[i].reason);
+                assert_true(r.has_file_offset == results[i].has_file_offset && r.file_offset == results[i].file_offset);
+                assert_true(r.has_elf_vaddr == results[i].has_elf_vaddr && r.elf_vaddr == results[i].elf_vaddr);
+        }
 }
 
 static void test_process_and_results(void **state) {
@@ -731,6 +862,9 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_mapping_encoding),
                 cmocka_unit_test(test_mapping_exact_bytes),
+                cmocka_unit_test(test_mapping_round_trip),
+                cmocka_unit_test(test_mapping_exact_only),
+                cmocka_unit_test(test_result_round_trip),
                 cmocka_unit_test(test_process_and_results),
                 cmocka_unit_test(test_error_names),
                 cmocka_unit_test(test_lookup_huge_numbers),
