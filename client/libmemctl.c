@@ -2,13 +2,10 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 #include <json-c/json.h>
@@ -16,11 +13,7 @@
 #include "cleanup.h"
 #include "json-writer.h"
 #include "libmemctl.h"
-#include "memmapd-codec.h"
 #include "number.h"
-#include "time-util.h"
-#include "utf8.h"
-#include "varlink-frame.h"
 #include "varlink.h"
 #include "libmemctl-internal.h"
 

@@ -1,27 +1,15 @@
 /* libmemctl's general reply decoding (through json-c) into the public structs, and the arena their strings live in. */
 
 #include <errno.h>
-#include <limits.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
-#include <sys/un.h>
-#include <time.h>
-#include <unistd.h>
 #include <json-c/json.h>
 
 #include "cleanup.h"
-#include "json-writer.h"
+#include "hex.h"
 #include "libmemctl.h"
 #include "memmapd-codec.h"
 #include "number.h"
-#include "time-util.h"
-#include "utf8.h"
-#include "varlink-frame.h"
-#include "varlink.h"
 #include "libmemctl-internal.h"
 
 /* ------------------------------------------------------------------ arena */

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cleanup.h"
 #include "json-reader.h"
 #include "libmemctl-internal.h"
 #include "memmapd-codec.h"

@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,9 +15,7 @@
 #include "json-writer.h"
 #include "libmemctl.h"
 #include "memmapd-codec.h"
-#include "number.h"
 #include "time-util.h"
-#include "utf8.h"
 #include "varlink-frame.h"
 #include "varlink.h"
 #include "libmemctl-internal.h"
