@@ -158,59 +158,6 @@ size_t json_reader_copy_string(const char *raw, size_t len, bool escaped, char *
         return len;
 }
 
-static bool is_digit_char(char ch) {
-        return ch >= '0' && ch <= '9';
-}
-
-/* An integer literal: its magnitude and sign. Integers outside [INT64_MIN, UINT64_MAX] are
- * refused, as the general decoder refuses them. */
-int json_reader_number(struct json_reader *j, bool *ret_negative, uint64_t *ret_value) {
-        const char *p = j->p;
-        bool negative = false, overflow = false;
-        uint64_t v = 0;
-
-        if (*p == '-') {
-                negative = true;
-                p++;
-        }
-        if (!is_digit_char(*p))
-                return -EPROTO;
-        if (*p == '0' && is_digit_char(p[1]))
-                return -EPROTO; /* leading zeros */
-        for (; is_digit_char(*p); p++) {
-                unsigned d = (unsigned) (*p - '0');
-
-                if (v > (UINT64_MAX - d) / 10)
-                        overflow = true;
-                else
-                        v = v * 10 + d;
-        }
-        /* Fractions and exponents: the daemon sends none; the general decoder takes them. */
-        if (*p == '.' || *p == 'e' || *p == 'E')
-                return -EPROTO;
-        if (overflow || (negative && v > (uint64_t) INT64_MAX + 1))
-                return -EPROTO;
-        j->p = p;
-        *ret_negative = negative;
-        *ret_value = v;
-        return 0;
-}
-
-bool json_reader_literal_len(struct json_reader *j, const char *lit, size_t l) {
-        /* The text ends in a NUL that no literal holds: the loop stops there at the latest. */
-        for (size_t i = 0; i < l; i++)
-                if (j->p[i] != lit[i])
-                        return false;
-        j->p += l;
-        return true;
-}
-
-/* True (and consumed) when the next value is null. */
-bool json_reader_null(struct json_reader *j) {
-        json_reader_ws(j);
-        return JSON_READER_LITERAL(j, "null");
-}
-
 /* Checks and skips any value; depth is the nesting level a container here would have. */
 int json_reader_skip(struct json_reader *j, unsigned depth) {
         const char *s;
@@ -301,15 +248,6 @@ int json_reader_element(struct json_reader *j, bool *first) {
         return json_reader_take(j, ',') ? 1 : -EPROTO;
 }
 
-/* A string without NUL: 1 with its text (escaped when *ret_escaped), 0 for null. */
-int json_reader_get_raw(struct json_reader *j, const char **ret_raw, size_t *ret_len, bool *ret_escaped) {
-        if (json_reader_null(j))
-                return 0;
-        if (json_reader_string(j, ret_raw, ret_len, ret_escaped) < 0 || j->nul)
-                return -EPROTO;
-        return 1;
-}
-
 /* A short string decoded into buf (JSON_READER_SHORT_MAX bytes), NUL-terminated: 1, 0 for null. A
  * longer one is left to the general decoder. */
 int json_reader_get_short(struct json_reader *j, char *buf, size_t *ret_len) {
@@ -360,26 +298,6 @@ int json_reader_parse_hex(const char *s, uint64_t *ret) {
         }
         *ret = v;
         return 0;
-}
-
-/* What the daemon sends for an address, "0x" and 1 to 16 hex digits, read straight from the
- * text: 1 and *ret, or 0 (nothing consumed) for any other form. */
-int json_reader_hex_plain(struct json_reader *j, uint64_t *ret) {
-        const uint8_t *p;
-        uint64_t v = 0;
-        unsigned n = 0;
-
-        json_reader_ws(j);
-        p = (const uint8_t *) j->p;
-        if (p[0] != '"' || p[1] != '0' || p[2] != 'x' || hex_value1[p[3]] == 0)
-                return 0;
-        for (p += 3; hex_value1[*p] != 0 && n < 16; p++, n++)
-                v = v << 4 | (uint64_t) (hex_value1[*p] - 1);
-        if (*p != '"')
-                return 0;
-        j->p = (const char *) p + 1;
-        *ret = v;
-        return 1;
 }
 
 int json_reader_get_hex(struct json_reader *j, uint64_t *ret) {
