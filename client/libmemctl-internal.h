@@ -27,6 +27,7 @@
 #define MAPPING_SIZE_0_1 ENDOF(struct memctl_mapping, build_id_size)
 #define LOOKUP_RESULT_SIZE_0_1 ENDOF(struct memctl_lookup_result, elf_vaddr)
 #define STATUS_INFO_SIZE_0_1 ENDOF(struct memctl_status_info, max_json_depth)
+#define PROCESS_SIZE_0_3 ENDOF(struct memctl_process, kernel_thread)
 
 #define JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 
@@ -61,6 +62,7 @@ struct mapping_table {
         size_t allocated;               /* items has room for; the parts of a streamed reply add up */
         pid_t pid;
         uint64_t start_time;
+        bool kernel_thread;
 };
 
 struct memctl_mappings {
@@ -119,13 +121,17 @@ int kind_from_string(const char *s, size_t len);
 extern const char *const kind_names[_MEMCTL_KIND_NAMES];
 int parse_mapping(struct json_object *o, struct arena_chunk **arena, struct memctl_mapping *m);
 int build_id_set(struct arena_chunk **arena, struct memctl_mapping *m, const char *hex);
-int mapping_finish(struct arena_chunk **arena, struct memctl_mapping *m, const char *perms, const char *dev, const char *build_id);
-int parse_process(struct json_object *params, pid_t pid, uint64_t start_time, pid_t *ret_pid, uint64_t *ret_start_time);
+int mapping_finish(struct arena_chunk **arena, struct memctl_mapping *m, const char *perms, const char *dev,
+                   const char *build_id, const char *name_hex);
+int result_set_reason(struct memctl_lookup_result *ret, const char *s, size_t len, struct arena_chunk **arena);
+int parse_process(struct json_object *params, pid_t pid, uint64_t start_time, pid_t *ret_pid, uint64_t *ret_start_time,
+                  bool *ret_kernel_thread);
 void mapping_table_done(struct mapping_table *t);
 int mapping_table_parse(struct json_object *params, pid_t pid, uint64_t start_time, struct mapping_table *t);
 int copy_sized(void *ret, const void *src, size_t src_size, size_t min_size);
 int mapping_table_get(const struct mapping_table *t, size_t index, struct memctl_mapping *ret);
 int process_get(const struct mapping_table *t, pid_t *ret_pid, uint64_t *ret_start_time);
+int process_info_get(const struct mapping_table *t, struct memctl_process *ret);
 
 /* client/reply-fast.c */
 void fast_decode_done(struct fast_decode *f);

@@ -99,6 +99,12 @@ int memctl_mappings_get_process(const memctl_mappings *m, pid_t *ret_pid, uint64
         return process_get(&m->table, ret_pid, ret_start_time);
 }
 
+int memctl_mappings_get_process_info(const memctl_mappings *m, struct memctl_process *ret) {
+        if (!m)
+                return -EINVAL;
+        return process_info_get(&m->table, ret);
+}
+
 memctl_mappings *memctl_mappings_free(memctl_mappings *m) {
         if (m) {
                 mapping_table_done(&m->table);
@@ -109,7 +115,7 @@ memctl_mappings *memctl_mappings_free(memctl_mappings *m) {
 
 /* ------------------------------------------------------------------ Lookup */
 
-static int parse_result(struct json_object *o, uint64_t address, const struct mapping_table *t,
+static int parse_result(struct json_object *o, uint64_t address, struct mapping_table *t,
                         struct memctl_lookup_result *ret) {
         const char *asked = NULL, *reason = NULL;
         uint64_t v, index = UINT64_MAX;
@@ -134,8 +140,8 @@ static int parse_result(struct json_object *o, uint64_t address, const struct ma
         if ((r = get_uint(o, "mapping", false, &index)) < 0 ||
             (r = get_string(o, "reason", false, &reason)) < 0)
                 return r;
-        if (index == UINT64_MAX)
-                return 0; /* not mapped, whatever the (possibly newer) reason */
+        if (index == UINT64_MAX) /* not mapped, whatever the (possibly newer) reason */
+                return result_set_reason(ret, reason, reason ? strlen(reason) : 0, &t->arena);
 
         /* An index in range, of a mapping that does cover the address. */
         if (index >= t->n || address < t->items[index].start || address >= t->items[index].end)
@@ -321,6 +327,7 @@ static int lookup_merge(memctl_lookup_reply **parts, size_t n_parts, size_t n_ad
         l->n_parts = n_parts;
         l->table.pid = parts[0]->table.pid;
         l->table.start_time = parts[0]->table.start_time;
+        l->table.kernel_thread = parts[0]->table.kernel_thread;
 
         for (size_t i = 0; i < n_parts; i++)
                 total += parts[i]->table.n;
@@ -461,6 +468,12 @@ int memctl_lookup_reply_get_process(const memctl_lookup_reply *l, pid_t *ret_pid
         if (!l)
                 return -EINVAL;
         return process_get(&l->table, ret_pid, ret_start_time);
+}
+
+int memctl_lookup_reply_get_process_info(const memctl_lookup_reply *l, struct memctl_process *ret) {
+        if (!l)
+                return -EINVAL;
+        return process_info_get(&l->table, ret);
 }
 
 memctl_lookup_reply *memctl_lookup_reply_free(memctl_lookup_reply *l) {
@@ -635,7 +648,7 @@ int memctl_get_vdso(memctl *c, pid_t pid, uint64_t start_time, uint8_t **ret_ima
                 return r;
 
         /* Hostile until checked: the image is the mapping's size, in hex, and bounded. */
-        if (parse_process(params, pid, start_time, &reply_pid, &reply_start_time) < 0)
+        if (parse_process(params, pid, start_time, &reply_pid, &reply_start_time, NULL) < 0)
                 return -EPROTO;
         mapping = member(params, "mapping");
         if (!mapping || !json_object_is_type(mapping, json_type_object) || get_string(mapping, "start", true, &s) < 0 ||
@@ -696,7 +709,8 @@ int memctl_open_mapping_file(memctl *c, pid_t pid, uint64_t start_time, uint64_t
         m->table.parameters = TAKE_PTR(params);
         if (!m->table.items)
                 r = -ENOMEM;
-        else if (parse_process(m->table.parameters, pid, start_time, &m->table.pid, &m->table.start_time) < 0 ||
+        else if (parse_process(m->table.parameters, pid, start_time, &m->table.pid, &m->table.start_time,
+                               &m->table.kernel_thread) < 0 ||
                  get_uint(m->table.parameters, "fd_index", true, &index) < 0 || index != 0 ||
                  !member(m->table.parameters, "mapping") ||
                  parse_mapping(member(m->table.parameters, "mapping"), &m->table.arena, &m->table.items[0]) < 0)

@@ -33,7 +33,8 @@ extern "C" {
  *    - an older caller (smaller size) gets the prefix it knows about;
  *    - a newer caller (larger size) on an older library gets the members that library
  *      knows, and every member beyond them is zeroed;
- *    - a size smaller than the struct of libmemctl 0.1 is -EINVAL.
+ *    - a size smaller than the struct of libmemctl 0.1 (of 0.3 for struct memctl_process) is
+ *      -EINVAL.
  *  The library never writes the size member.
  *
  * Errors
@@ -154,6 +155,12 @@ struct memctl_mapping {
         const char *build_id_hex; /* GNU build ID, lowercase hex, or NULL (unknown or not asked) */
         const uint8_t *build_id;  /* the same in binary, build_id_size bytes; NULL when none */
         size_t build_id_size;
+        /* Appended after LIBMEMCTL_0.2 (no new symbol: the size tells); NULL from an older library. */
+        const char *name_exact;   /* name byte for byte as the kernel has it: where that is not valid
+                                   * UTF-8, name and path carry U+FFFD for each invalid byte (JSON
+                                   * text cannot hold them) and the daemon sends the bytes besides
+                                   * (name_hex); else the same text as name. NULL when name is */
+        const char *path_exact;   /* path likewise: what to open; NULL when path is */
 };
 #define MEMCTL_MAPPING_INIT MEMCTL_INIT(struct memctl_mapping)
 
@@ -178,9 +185,31 @@ int memctl_mappings_get(const memctl_mappings *m, size_t index, struct memctl_ma
 int memctl_mappings_get_process(const memctl_mappings *m, pid_t *ret_pid, uint64_t *ret_start_time);
 memctl_mappings *memctl_mappings_free(memctl_mappings *m);
 
+/* The process a reply is about, all the daemon says of it (LIBMEMCTL_0.3). */
+struct memctl_process {
+        size_t size;              /* set by the caller: sizeof(struct memctl_process) */
+        pid_t pid;                /* the thread group id, also when a thread id was asked */
+        uint64_t start_time;      /* field 22 of /proc/PID/stat */
+        bool kernel_thread;       /* a kernel thread: it has no user address space, so its
+                                   * listings are empty and every lookup result has reason
+                                   * MEMCTL_REASON_NO_ADDRESS_SPACE */
+};
+#define MEMCTL_PROCESS_INIT MEMCTL_INIT(struct memctl_process)
+
+/* The process of a listing (also of memctl_open_mapping_file()'s ret_mapping). */
+int memctl_mappings_get_process_info(const memctl_mappings *m, struct memctl_process *ret);
+
 /* ------------------------------------------------------------------ lookup */
 
 #define MEMCTL_NO_MAPPING SIZE_MAX
+
+/* Why an address has no mapping: the protocol's LookupResult reason. */
+enum memctl_lookup_reason {
+        MEMCTL_REASON_NONE = 0,         /* the address is mapped (or the library is older than the member) */
+        MEMCTL_REASON_UNMAPPED,         /* nothing is mapped there (also when the daemon gave no reason) */
+        MEMCTL_REASON_NO_ADDRESS_SPACE, /* the process is a kernel thread: no user address space */
+        MEMCTL_REASON_OTHER,            /* a reason newer than the library (reason_name names it): unmapped */
+};
 
 /* What one address resolved to. */
 struct memctl_lookup_result {
@@ -193,6 +222,10 @@ struct memctl_lookup_result {
         uint64_t file_offset;     /* address - start + offset */
         uint64_t elf_vaddr;       /* file_offset as a virtual address of the ELF file's PT_LOAD
                                    * segments: what a symbolizer looks up */
+        /* Appended after LIBMEMCTL_0.2 (no new symbol: the size tells); 0 from an older library. */
+        int reason;               /* enum memctl_lookup_reason: why mapping is MEMCTL_NO_MAPPING */
+        const char *reason_name;  /* the daemon's word for it ("unmapped", "no_address_space", ...);
+                                   * NULL when mapped or when the daemon gave none */
 };
 #define MEMCTL_LOOKUP_RESULT_INIT MEMCTL_INIT(struct memctl_lookup_result)
 
@@ -214,6 +247,8 @@ size_t memctl_lookup_reply_mapping_count(const memctl_lookup_reply *l);
 int memctl_lookup_reply_get_mapping(const memctl_lookup_reply *l, size_t mapping_index,
                                     struct memctl_mapping *ret);
 int memctl_lookup_reply_get_process(const memctl_lookup_reply *l, pid_t *ret_pid, uint64_t *ret_start_time);
+/* LIBMEMCTL_0.3: as memctl_mappings_get_process_info(). */
+int memctl_lookup_reply_get_process_info(const memctl_lookup_reply *l, struct memctl_process *ret);
 memctl_lookup_reply *memctl_lookup_reply_free(memctl_lookup_reply *l);
 
 /* ------------------------------------------------------------------ status */

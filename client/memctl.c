@@ -15,6 +15,7 @@
 #include "libmemctl.h"
 #include "memmapd-codec.h"
 #include "number.h"
+#include "utf8.h"
 
 #ifndef MEMMAPD_VERSION
 #define MEMMAPD_VERSION "unknown"
@@ -32,7 +33,8 @@ enum {
         EXIT_CHANGED = 6,
 };
 
-/* Addresses per Lookup request; smaller when the daemon says its limit is lower. */
+/* Addresses per Lookup call (and per object printed by --json); libmemctl splits further where
+ * the daemon takes fewer. */
 #define LOOKUP_BATCH 10000
 /* Build IDs in tables are shortened to this many hex digits unless --full. */
 #define BUILD_ID_SHORT 12
@@ -208,22 +210,38 @@ static void table_print(const struct table *t) {
 }
 
 /* Copies s with control characters as \ooo, as /proc/PID/maps shows a newline, so that a
- * hostile file name cannot break the table or talk to the terminal. */
+ * hostile file name cannot break the table or talk to the terminal; bytes outside well-formed
+ * UTF-8 (an exact name may have them) likewise, since some terminals take 0x80-0x9f as controls. */
 static char *escape(const char *s) {
-        char *buf = malloc(strlen(s) * 4 + 1), *p = buf;
+        size_t len = strlen(s);
+        const uint8_t *in = (const uint8_t *) s, *end = in + len;
+        char *buf = malloc(len * 4 + 1), *p = buf;
 
         if (!buf)
                 return NULL;
-        for (; *s; s++) {
-                unsigned char ch = (unsigned char) *s;
+        while (in < end) {
+                unsigned char ch = *in;
+                size_t n = ch >= 0x80 ? utf8_sequence_length(in, (size_t) (end - in)) : 1;
 
-                if (ch < 0x20 || ch == 0x7f)
+                if (ch < 0x20 || ch == 0x7f || n == 0) {
                         p += sprintf(p, "\\%03o", ch);
-                else
-                        *p++ = (char) ch;
+                        in++;
+                } else {
+                        p = mempcpy(p, in, n);
+                        in += n;
+                }
         }
         *p = 0;
         return buf;
+}
+
+/* A mapping's name and path byte for byte, where libmemctl has them (names that are not UTF-8). */
+static const char *name_of(const struct memctl_mapping *m) {
+        return m->name_exact ? m->name_exact : m->name;
+}
+
+static const char *path_of(const struct memctl_mapping *m) {
+        return m->path_exact ? m->path_exact : m->path;
 }
 
 /* What a table shows for a mapping: the path of files, the kernel's name of the rest. */
@@ -231,14 +249,14 @@ static char *mapping_display_name(const struct memctl_mapping *m) {
         _cleanup_free_ char *joined = NULL;
 
         if (m->kind == MEMCTL_KIND_FILE && m->path) {
-                if (asprintf(&joined, "%s%s", m->path, m->deleted ? " (deleted)" : "") < 0)
+                if (asprintf(&joined, "%s%s", path_of(m), m->deleted ? " (deleted)" : "") < 0)
                         return NULL;
                 return escape(joined);
         }
         if (m->name)
-                return escape(m->name);
+                return escape(name_of(m));
         if (m->path)
-                return escape(m->path);
+                return escape(path_of(m));
         return strdup("[anon]");
 }
 
@@ -348,9 +366,11 @@ static void write_mapping_json(struct json_writer *w, const struct memctl_mappin
                 .page_size = m->page_size,
                 .flags = m->flags,
                 .kind = m->kind_name ? m->kind_name : "unknown",
-                .name = m->name,
-                .path = m->path,
-                .path_len = m->path ? strlen(m->path) : 0,
+                /* The exact bytes: the codec writes a name that is not UTF-8 as the daemon does
+                 * (U+FFFD for the invalid bytes, and name_hex). */
+                .name = name_of(m),
+                .path = path_of(m),
+                .path_len = m->path ? strlen(path_of(m)) : 0,
                 .has_deleted = m->kind == MEMCTL_KIND_FILE,
                 .deleted = m->deleted,
                 .build_id = m->build_id,
@@ -363,15 +383,14 @@ static void write_mapping_json(struct json_writer *w, const struct memctl_mappin
 static int print_lookup_json(const memctl_lookup_reply *l) {
         _cleanup_(json_writer_done) struct json_writer w;
         _cleanup_free_ char *text = NULL;
-        uint64_t start_time = 0;
-        pid_t pid = 0;
+        struct memctl_process p = MEMCTL_PROCESS_INIT;
         size_t len;
 
         json_writer_init(&w, SIZE_MAX);
         (void) json_writer_reserve(&w, 200 * memctl_lookup_reply_mapping_count(l) + 100 * memctl_lookup_reply_count(l));
-        (void) memctl_lookup_reply_get_process(l, &pid, &start_time);
+        (void) memctl_lookup_reply_get_process_info(l, &p);
         json_writer_object_begin(&w);
-        memmapd_write_process(&w, pid, start_time, false);
+        memmapd_write_process(&w, p.pid, p.start_time, p.kernel_thread);
         json_writer_key(&w, "mappings");
         json_writer_array_begin(&w);
         for (size_t i = 0; i < memctl_lookup_reply_mapping_count(l); i++) {
@@ -389,10 +408,21 @@ static int print_lookup_json(const memctl_lookup_reply *l) {
 
                 if (memctl_lookup_reply_get(l, i, &res) < 0)
                         return oom();
+                if (res.mapping == MEMCTL_NO_MAPPING && res.reason == MEMCTL_REASON_OTHER && res.reason_name) {
+                        /* A newer daemon's reason, which the codec has no name for: passed on. */
+                        json_writer_object_begin(&w);
+                        json_writer_key(&w, "address");
+                        json_writer_hex(&w, res.address);
+                        json_writer_key(&w, "reason");
+                        json_writer_string(&w, res.reason_name);
+                        json_writer_object_end(&w);
+                        continue;
+                }
                 memmapd_write_result(&w, &(struct memmapd_result) {
                         .address = res.address,
                         .mapping = res.mapping == MEMCTL_NO_MAPPING ? -1 : (int64_t) res.mapping,
-                        .reason = MEMMAPD_REASON_UNMAPPED,
+                        .reason = res.reason == MEMCTL_REASON_NO_ADDRESS_SPACE ? MEMMAPD_REASON_NO_ADDRESS_SPACE
+                                                                               : MEMMAPD_REASON_UNMAPPED,
                         .has_file_offset = res.has_file_offset,
                         .has_elf_vaddr = res.has_elf_vaddr,
                         .file_offset = res.file_offset,
@@ -676,9 +706,12 @@ static int cmd_maps(struct context *ctx, pid_t pid) {
         table_print(&t);
         table_done(&t);
         if (arg.legend) {
+                struct memctl_process p = MEMCTL_PROCESS_INIT;
                 char size[32];
 
-                printf("\n%zu mapping%s, %s total\n", n, n == 1 ? "" : "s", format_size(total, size));
+                (void) memctl_mappings_get_process_info(m, &p);
+                printf("\n%zu mapping%s, %s total%s\n", n, n == 1 ? "" : "s", format_size(total, size),
+                       p.kernel_thread ? " (a kernel thread: no user address space)" : "");
         }
         return EXIT_OK;
 
@@ -688,7 +721,7 @@ nomem:
 }
 
 /* Looks up one batch; grows the table (human output) or prints the reply (JSON). Returns an
- * exit status, or -E2BIG (not yet reported) when the batch exceeds a limit of the daemon. */
+ * exit status. A batch above the daemon's max_addresses is split by libmemctl. */
 static int lookup_batch(struct context *ctx, pid_t pid, uint64_t *start_time, const uint64_t *addresses,
                         size_t n, bool build_ids, struct table *t) {
         _cleanup_(memctl_lookup_reply_freep) memctl_lookup_reply *l = NULL;
@@ -696,7 +729,7 @@ static int lookup_batch(struct context *ctx, pid_t pid, uint64_t *start_time, co
 
         r = memctl_lookup(ctx->c, pid, *start_time, addresses, n, build_ids ? MEMCTL_BUILD_IDS : 0, &l);
         if (r < 0)
-                return r == -E2BIG ? -E2BIG : call_failed(ctx->c, ctx->path, r, pid);
+                return call_failed(ctx->c, ctx->path, r, pid);
         (void) memctl_lookup_reply_get_process(l, NULL, start_time);
         if (arg.json != JSON_OFF)
                 return print_lookup_json(l);
@@ -711,18 +744,17 @@ static int lookup_batch(struct context *ctx, pid_t pid, uint64_t *start_time, co
                         return oom();
                 mapped = res.mapping != MEMCTL_NO_MAPPING &&
                          memctl_lookup_reply_get_mapping(l, res.mapping, &map) >= 0;
-                if (mapped) {
-                        name = mapping_display_name(&map);
-                        if (!name)
-                                return oom();
-                }
+                /* Unmapped: why, in the daemon's word ("no_address_space" for a kernel thread). */
+                name = mapped ? mapping_display_name(&map) : escape(res.reason_name ? res.reason_name : "unmapped");
+                if (!name)
+                        return oom();
                 if (table_addf(t, "0x%" PRIx64, res.address) < 0 ||
                     (res.has_file_offset ? table_addf(t, "0x%" PRIx64, res.file_offset)
                                          : table_addf(t, "-")) < 0 ||
                     (res.has_elf_vaddr ? table_addf(t, "0x%" PRIx64, res.elf_vaddr)
                                        : table_addf(t, "-")) < 0 ||
                     (build_ids && table_addf(t, "%s", mapped ? build_id_display(&map) : "-") < 0) ||
-                    table_addf(t, "%s", mapped ? name : "unmapped") < 0)
+                    table_addf(t, "%s", name) < 0)
                         return oom();
         }
         return EXIT_OK;
@@ -739,26 +771,13 @@ static int cmd_lookup(struct context *ctx, pid_t pid, const struct addresses *a)
                 .right = right,
         };
         uint64_t start_time = arg.start_time;
-        size_t batch = LOOKUP_BATCH, done = 0;
+        size_t done = 0;
         int r;
 
         do {
-                size_t n = MIN(batch, a->n - done);
+                size_t n = MIN((size_t) LOOKUP_BATCH, a->n - done);
 
                 r = lookup_batch(ctx, pid, &start_time, a->v + done, n, build_ids, &t);
-                if (r == -E2BIG) {
-                        /* The daemon takes fewer addresses at once: split further if it
-                         * said how many, else explain. */
-                        const char *limit = NULL;
-                        int64_t max = 0;
-
-                        if (memctl_last_error_string(ctx->c, "limit", &limit) >= 0 && strstr(limit, "address") &&
-                            memctl_last_error_int(ctx->c, "max", &max) >= 0 && max > 0 && (uint64_t) max < n) {
-                                batch = (size_t) max;
-                                continue;
-                        }
-                        r = call_failed(ctx->c, ctx->path, -E2BIG, pid);
-                }
                 if (r != EXIT_OK) {
                         table_done(&t);
                         return r;

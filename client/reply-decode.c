@@ -10,6 +10,7 @@
 #include "libmemctl.h"
 #include "memmapd-codec.h"
 #include "number.h"
+#include "utf8.h"
 #include "libmemctl-internal.h"
 
 /* ------------------------------------------------------------------ arena */
@@ -149,8 +150,85 @@ int kind_from_string(const char *s, size_t len) {
         return MEMCTL_KIND_UNKNOWN;
 }
 
+static const char *const reason_names[] = {
+        [MEMCTL_REASON_UNMAPPED] = "unmapped",
+        [MEMCTL_REASON_NO_ADDRESS_SPACE] = "no_address_space",
+};
+
+/* Why an unmapped result has no mapping, from the len bytes of the daemon's reason at s (NULL:
+ * it gave none). A reason of a newer daemon is kept in the arena, for reason_name. */
+int result_set_reason(struct memctl_lookup_result *ret, const char *s, size_t len, struct arena_chunk **arena) {
+        ret->reason = MEMCTL_REASON_UNMAPPED;
+        ret->reason_name = NULL;
+        if (!s)
+                return 0;
+        for (size_t i = 1; i < ELEMENTSOF(reason_names); i++)
+                if (strlen(reason_names[i]) == len && memcmp(s, reason_names[i], len) == 0) {
+                        ret->reason = (int) i;
+                        ret->reason_name = reason_names[i];
+                        return 0;
+                }
+        ret->reason = MEMCTL_REASON_OTHER;
+        ret->reason_name = arena_strndup(arena, s, len);
+        return ret->reason_name ? 0 : -ENOMEM;
+}
+
+/* How many bytes of exact (exact_len of them) make the first lossy_len bytes of lossy, exact's
+ * form in JSON text as the daemon writes it (each byte outside well-formed UTF-8 as U+FFFD):
+ * -EPROTO when they do not match, or lossy_len ends inside a character. */
+static int lossy_prefix(const char *exact, size_t exact_len, const char *lossy, size_t lossy_len, size_t *ret) {
+        size_t i = 0, j = 0;
+
+        while (j < lossy_len) {
+                size_t n, want_len;
+                const char *want;
+
+                if (i >= exact_len)
+                        return -EPROTO;
+                n = (uint8_t) exact[i] < 0x80 ? 1 : utf8_sequence_length((const uint8_t *) exact + i, exact_len - i);
+                want = n > 0 ? exact + i : "\xef\xbf\xbd";
+                want_len = n > 0 ? n : 3;
+                if (lossy_len - j < want_len || memcmp(lossy + j, want, want_len) != 0)
+                        return -EPROTO;
+                i += n > 0 ? n : 1;
+                j += want_len;
+        }
+        *ret = i;
+        return 0;
+}
+
+/* The exact bytes of a name that is not valid UTF-8 (the protocol's name_hex): checked against
+ * name, which holds them with U+FFFD for the invalid ones, and path, a prefix of name. */
+static int name_exact_set(struct arena_chunk **arena, struct memctl_mapping *m, const char *hex) {
+        size_t l = strlen(hex), n;
+        char *exact;
+
+        if (!m->name || l == 0 || l % 2 != 0)
+                return -EPROTO;
+        exact = arena_alloc(arena, l / 2 + 1);
+        if (!exact)
+                return -ENOMEM;
+        /* No NUL: the kernel's names are C strings. */
+        if (unhex_bytes(hex, l, false, (uint8_t *) exact) < 0 || memchr(exact, 0, l / 2))
+                return -EPROTO;
+        exact[l / 2] = 0;
+        if (lossy_prefix(exact, l / 2, m->name, strlen(m->name), &n) < 0 || n != l / 2)
+                return -EPROTO;
+        m->name_exact = exact;
+        if (m->path) {
+                size_t pl = strlen(m->path);
+
+                if (strncmp(m->name, m->path, pl) != 0 || lossy_prefix(exact, l / 2, m->name, pl, &n) < 0)
+                        return -EPROTO;
+                m->path_exact = arena_strndup(arena, exact, n);
+                if (!m->path_exact)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
 int parse_mapping(struct json_object *o, struct arena_chunk **arena, struct memctl_mapping *m) {
-        const char *perms = NULL, *dev = NULL, *build_id = NULL;
+        const char *perms = NULL, *dev = NULL, *build_id = NULL, *name_hex = NULL;
         int r;
 
         if (!json_object_is_type(o, json_type_object))
@@ -167,12 +245,13 @@ int parse_mapping(struct json_object *o, struct arena_chunk **arena, struct memc
             (r = get_uint(o, "page_size", false, &m->page_size)) < 0 ||
             (r = get_string(o, "kind", true, &m->kind_name)) < 0 ||
             (r = get_string(o, "name", false, &m->name)) < 0 ||
+            (r = get_string(o, "name_hex", false, &name_hex)) < 0 ||
             (r = get_string(o, "path", false, &m->path)) < 0 ||
             (r = get_bool(o, "deleted", &m->deleted)) < 0 ||
             (r = get_string(o, "build_id", false, &build_id)) < 0)
                 return r;
         m->kind = kind_from_string(m->kind_name, strlen(m->kind_name));
-        return mapping_finish(arena, m, perms, dev, build_id);
+        return mapping_finish(arena, m, perms, dev, build_id, name_hex);
 }
 
 /* Checks a build ID (lowercase hex, as the protocol promises) and sets m's build ID to it:
@@ -196,7 +275,7 @@ int build_id_set(struct arena_chunk **arena, struct memctl_mapping *m, const cha
 
 /* What both decoders check and derive once a mapping's members are read (m->kind is set). */
 int mapping_finish(struct arena_chunk **arena, struct memctl_mapping *m, const char *perms, const char *dev,
-                          const char *build_id) {
+                   const char *build_id, const char *name_hex) {
         int r;
 
         if (m->start >= m->end)
@@ -207,18 +286,25 @@ int mapping_finish(struct arena_chunk **arena, struct memctl_mapping *m, const c
         r = memmapd_parse_dev(&dev, 0, &m->dev_major, &m->dev_minor);
         if (r < 0)
                 return r;
+        m->name_exact = m->name;
+        m->path_exact = m->path;
+        if (name_hex && (r = name_exact_set(arena, m, name_hex)) < 0)
+                return r;
         return build_id ? build_id_set(arena, m, build_id) : 0;
 }
 
+/* ret_kernel_thread may be NULL. */
 int parse_process(struct json_object *params, pid_t pid, uint64_t start_time,
-                         pid_t *ret_pid, uint64_t *ret_start_time) {
+                  pid_t *ret_pid, uint64_t *ret_start_time, bool *ret_kernel_thread) {
         struct json_object *p = member(params, "process");
         uint64_t reply_pid, reply_start_time;
+        bool kernel_thread = false;
 
         if (!p || !json_object_is_type(p, json_type_object))
                 return -EPROTO;
         if (get_uint(p, "pid", true, &reply_pid) < 0 ||
-            get_uint(p, "start_time", true, &reply_start_time) < 0)
+            get_uint(p, "start_time", true, &reply_start_time) < 0 ||
+            get_bool(p, "kernel_thread", &kernel_thread) < 0)
                 return -EPROTO;
         /* The daemon answers about the process we asked about, or not at all: asked about a
          * thread id, about its thread group (reply_pid is then the thread group id). */
@@ -227,6 +313,8 @@ int parse_process(struct json_object *params, pid_t pid, uint64_t start_time,
         (void) pid;
         *ret_pid = (pid_t) reply_pid;
         *ret_start_time = reply_start_time;
+        if (ret_kernel_thread)
+                *ret_kernel_thread = kernel_thread;
         return 0;
 }
 
@@ -246,7 +334,7 @@ int mapping_table_parse(struct json_object *params, pid_t pid, uint64_t start_ti
 
         *t = (struct mapping_table) { .parameters = params };
 
-        r = parse_process(params, pid, start_time, &t->pid, &t->start_time);
+        r = parse_process(params, pid, start_time, &t->pid, &t->start_time, &t->kernel_thread);
         if (r < 0)
                 return r;
 
@@ -298,3 +386,16 @@ int process_get(const struct mapping_table *t, pid_t *ret_pid, uint64_t *ret_sta
         return 0;
 }
 
+
+int process_info_get(const struct mapping_table *t, struct memctl_process *ret) {
+        struct memctl_process p = {
+                .size = sizeof(p),
+                .pid = t->pid,
+                .start_time = t->start_time,
+                .kernel_thread = t->kernel_thread,
+        };
+
+        if (!ret)
+                return -EINVAL;
+        return copy_sized(ret, &p, sizeof(p), PROCESS_SIZE_0_3);
+}

@@ -69,7 +69,7 @@ static int j_get_kept(struct jreader *j, struct jmemo *memo, const char **ret) {
 enum {
         M_START = 1u << 0, M_END = 1u << 1, M_OFFSET = 1u << 2, M_PERMS = 1u << 3, M_DEV = 1u << 4,
         M_INODE = 1u << 5, M_PAGE_SIZE = 1u << 6, M_KIND = 1u << 7, M_NAME = 1u << 8, M_PATH = 1u << 9,
-        M_DELETED = 1u << 10, M_BUILD_ID = 1u << 11,
+        M_DELETED = 1u << 10, M_BUILD_ID = 1u << 11, M_NAME_HEX = 1u << 12,
         M_REQUIRED = M_START | M_END | M_OFFSET | M_PERMS | M_DEV | M_INODE | M_KIND,
 };
 
@@ -95,7 +95,7 @@ static unsigned mapping_key_bit(const char *key, size_t len) {
         case 7:
                 return json_key_is(key, len, "deleted") ? M_DELETED : 0;
         case 8:
-                return json_key_is(key, len, "build_id") ? M_BUILD_ID : 0;
+                return json_key_is(key, len, "build_id") ? M_BUILD_ID : json_key_is(key, len, "name_hex") ? M_NAME_HEX : 0;
         case 9:
                 return json_key_is(key, len, "page_size") ? M_PAGE_SIZE : 0;
         default:
@@ -149,6 +149,8 @@ static int j_get_build_id(struct jreader *j, struct memctl_mapping *m) {
 /* One mapping object, at nesting level depth. */
 static int j_mapping(struct jreader *j, unsigned depth, struct memctl_mapping *m) {
         char perms[JSON_READER_SHORT_MAX], dev[JSON_READER_SHORT_MAX];
+        struct jmemo name_hex_memo = {};
+        const char *name_hex = NULL;
         unsigned seen = 0, present = 0;
         bool first = true;
         const char *key;
@@ -181,6 +183,7 @@ static int j_mapping(struct jreader *j, unsigned depth, struct memctl_mapping *m
                 case M_NAME: r = j_get_kept(j, &j->name, &m->name); break;
                 case M_PATH: r = j_get_kept(j, &j->name, &m->path); break;
                 case M_DELETED: r = json_reader_get_bool(&j->r, &m->deleted); break;
+                case M_NAME_HEX: r = j_get_kept(j, &name_hex_memo, &name_hex); break;
                 default: r = j_get_build_id(j, m); break;
                 }
                 if (r < 0)
@@ -192,7 +195,7 @@ static int j_mapping(struct jreader *j, unsigned depth, struct memctl_mapping *m
                 return r;
         if ((present & M_REQUIRED) != M_REQUIRED)
                 return -EPROTO;
-        return mapping_finish(j->arena, m, perms, dev, NULL);
+        return mapping_finish(j->arena, m, perms, dev, NULL, name_hex);
 }
 
 /* A mapping exactly as the daemon writes it (memmapd_read_mapping_exact()): 1; 0 with the
@@ -231,6 +234,9 @@ static int j_mapping_daemon(struct jreader *j, struct memctl_mapping *m) {
                 j->r.p = start;
                 return 0;
         }
+        /* A name that is not UTF-8 has a name_hex, which this form leaves to j_mapping(). */
+        m->name_exact = m->name;
+        m->path_exact = m->path;
         return 1;
 }
 
@@ -264,7 +270,8 @@ static int j_mappings(struct jreader *j, unsigned depth, struct mapping_table *t
         return r;
 }
 
-static int j_process(struct jreader *j, unsigned depth, uint64_t *ret_pid, uint64_t *ret_start_time) {
+static int j_process(struct jreader *j, unsigned depth, uint64_t *ret_pid, uint64_t *ret_start_time,
+                     bool *ret_kernel_thread) {
         unsigned seen = 0, present = 0;
         bool first = true;
         const char *key;
@@ -282,6 +289,9 @@ static int j_process(struct jreader *j, unsigned depth, uint64_t *ret_pid, uint6
                         if (json_reader_seen(&seen, 2) < 0 || (r = json_reader_get_uint(&j->r, ret_start_time)) < 0)
                                 return -EPROTO;
                         present |= r > 0 ? 2 : 0;
+                } else if (json_key_is(key, len, "kernel_thread")) {
+                        if (json_reader_seen(&seen, 4) < 0 || json_reader_get_bool(&j->r, ret_kernel_thread) < 0)
+                                return -EPROTO;
                 } else if ((r = json_reader_skip(&j->r, depth + 1)) < 0)
                         return r;
         }
@@ -304,15 +314,17 @@ static int j_result_address(struct jreader *j, uint64_t address) {
         return 0;
 }
 
-static int result_finish(struct memctl_lookup_result *ret, uint64_t index);
+static int result_finish(struct memctl_lookup_result *ret, uint64_t index, const char *reason, size_t reason_len,
+                         struct arena_chunk **arena);
 
 /* One Lookup result, checked against the address asked and the mappings once all is read. */
 static int j_result(struct jreader *j, unsigned depth, uint64_t address, struct memctl_lookup_result *ret) {
         unsigned seen = 0;
         bool first = true, have_address = false;
         uint64_t index = UINT64_MAX;
-        const char *key;
-        size_t len;
+        char reason_buf[JSON_READER_SHORT_MAX];
+        const char *key, *reason = NULL;
+        size_t len, reason_len = 0;
         int r;
 
         if (depth >= JSON_READER_DEPTH_MAX)
@@ -331,11 +343,9 @@ static int j_result(struct jreader *j, unsigned depth, uint64_t address, struct 
                         if (json_reader_seen(&seen, 2) < 0 || json_reader_get_uint(&j->r, &index) < 0)
                                 return -EPROTO;
                 } else if (json_key_is(key, len, "reason")) {
-                        const char *reason;
-                        bool escaped;
-
-                        if (json_reader_seen(&seen, 4) < 0 || json_reader_get_raw(&j->r, &reason, &len, &escaped) < 0)
+                        if (json_reader_seen(&seen, 4) < 0 || (r = json_reader_get_short(&j->r, reason_buf, &reason_len)) < 0)
                                 return -EPROTO;
+                        reason = r > 0 ? reason_buf : NULL;
                 } else if (json_key_is(key, len, "file_offset")) {
                         if (json_reader_seen(&seen, 8) < 0 || (r = json_reader_get_hex(&j->r, &ret->file_offset)) < 0)
                                 return -EPROTO;
@@ -351,14 +361,15 @@ static int j_result(struct jreader *j, unsigned depth, uint64_t address, struct 
                 return r;
         if (!have_address)
                 return -EPROTO;
-        return result_finish(ret, index);
+        return result_finish(ret, index, reason, reason_len, j->arena);
 }
 
 /* A result exactly as the daemon writes it (memmapd_read_result_exact()): 1, or 0 with the
  * reader where it was, for j_result(). */
 static int j_result_daemon(struct jreader *j, uint64_t address, struct memctl_lookup_result *ret) {
-        const char *start = j->r.p;
+        const char *start = j->r.p, *reason;
         struct memmapd_result r;
+        int k;
 
         if (memmapd_read_result_exact(&j->r, &r) <= 0)
                 return 0;
@@ -375,17 +386,22 @@ static int j_result_daemon(struct jreader *j, uint64_t address, struct memctl_lo
                 .file_offset = r.file_offset,
                 .elf_vaddr = r.elf_vaddr,
         };
-        return result_finish(ret, r.mapping < 0 ? UINT64_MAX : (uint64_t) r.mapping) < 0 ? -EPROTO : 1;
+        /* The exact form has a reason exactly when it has no mapping. */
+        reason = r.reason == MEMMAPD_REASON_NO_ADDRESS_SPACE ? "no_address_space" : "unmapped";
+        k = result_finish(ret, r.mapping < 0 ? UINT64_MAX : (uint64_t) r.mapping, r.mapping < 0 ? reason : NULL,
+                          strlen(reason), j->arena);
+        return k == -ENOMEM ? k : k < 0 ? -EPROTO : 1;
 }
 
 /* What both readers of a result do once its members are read: index is UINT64_MAX when it
- * had no mapping. */
-static int result_finish(struct memctl_lookup_result *ret, uint64_t index) {
+ * had no mapping; reason (reason_len bytes, NULL: none) is ignored when it had one. */
+static int result_finish(struct memctl_lookup_result *ret, uint64_t index, const char *reason, size_t reason_len,
+                         struct arena_chunk **arena) {
         if (index == UINT64_MAX) {
                 /* not mapped, whatever the (possibly newer) reason */
                 ret->has_file_offset = ret->has_elf_vaddr = false;
                 ret->file_offset = ret->elf_vaddr = 0;
-                return 0;
+                return result_set_reason(ret, reason, reason_len, arena);
         }
         /* Checked against the mappings at the end, when they are all known. */
         ret->mapping = (size_t) index;
@@ -432,7 +448,7 @@ void fast_decode_done(struct fast_decode *f) {
 int fast_decode_reply(struct fast_decode *f, const char *msg, size_t len) {
         struct jreader j = { .r = { .p = msg, .end = msg + len }, .arena = &f->table.arena };
         unsigned seen = 0;
-        bool first = true, have_process = false, continues = false;
+        bool first = true, have_process = false, continues = false, kernel_thread = false;
         uint64_t pid = 0, start_time = 0;
         size_t n_before;
         const char *key;
@@ -463,7 +479,7 @@ int fast_decode_reply(struct fast_decode *f, const char *msg, size_t len) {
                                 continue; /* {}: no process, refused below */
                         while ((r = json_reader_member(&j.r, &pfirst, &key, &klen)) > 0) {
                                 if (json_key_is(key, klen, "process")) {
-                                        if (json_reader_seen(&seen, 2) < 0 || j_process(&j, 3, &pid, &start_time) < 0)
+                                        if (json_reader_seen(&seen, 2) < 0 || j_process(&j, 3, &pid, &start_time, &kernel_thread) < 0)
                                                 goto fail;
                                         have_process = true;
                                 } else if (json_key_is(key, klen, "mappings")) {
@@ -497,10 +513,12 @@ int fast_decode_reply(struct fast_decode *f, const char *msg, size_t len) {
         /* The daemon answers about the process we asked about (asked about a thread id, about
          * its thread group, whose id pid is then), or not at all; every part about the same one. */
         if (pid == 0 || pid > INT32_MAX || (f->start_time != 0 && start_time != f->start_time) ||
-            (f->parts > 0 && (start_time != f->table.start_time || (pid_t) pid != f->table.pid)))
+            (f->parts > 0 && (start_time != f->table.start_time || (pid_t) pid != f->table.pid ||
+                              kernel_thread != f->table.kernel_thread)))
                 goto fail;
         f->table.pid = (pid_t) pid;
         f->table.start_time = start_time;
+        f->table.kernel_thread = kernel_thread;
         if (continues) {
                 /* Every part but the last brings mappings: so MAPPINGS_MAX bounds the parts. */
                 if (f->table.n == n_before)

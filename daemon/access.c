@@ -390,7 +390,11 @@ int impersonate_end(struct impersonation *s) {
         }
         ok &= thread_caps_set(s->effective) >= 0;
         ok &= thread_setegid(s->egid) >= 0;
-        ok &= thread_setgroups(s->n_groups, s->groups) >= 0;
+        /* setgroups() needs CAP_SETGID even to set the list a thread has: a daemon without
+         * it (a per-user one) whose switch failed at the groups must not take its own
+         * unchanged groups for a lost state. */
+        if (!thread_groups_are(s->n_groups, s->groups))
+                ok &= thread_setgroups(s->n_groups, s->groups) >= 0;
         /* Setting the euid and egid set these along; the daemon's may have differed. */
         if ((uid_t) setfsuid((uid_t) -1) != s->fsuid)
                 setfsuid(s->fsuid);

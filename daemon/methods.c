@@ -25,6 +25,7 @@ static const char *get_status(const struct method_context *ctx, const struct var
         static const char *const known[] = { NULL };
         const struct limits *l = ctx->limits;
         struct elf_cache_stats cs;
+        struct vdso_cache_stats vs;
         struct file_pool_stats fp = {};
         struct utsname u;
         const char *bad;
@@ -33,6 +34,7 @@ static const char *get_status(const struct method_context *ctx, const struct var
                 return reply_invalid_parameter(w, bad);
 
         engine_get_elf_cache_stats(ctx->engine, &cs);
+        engine_get_vdso_cache_stats(ctx->engine, &vs);
         if (ctx->file_pool)
                 file_pool_get_stats(ctx->file_pool, &fp);
         if (uname(&u) < 0)
@@ -72,6 +74,9 @@ static const char *get_status(const struct method_context *ctx, const struct var
                         { "file_readers_stuck", fp.stuck },
                         { "file_read_timeouts", fp.timeouts },
                         { "file_reads_refused", fp.refused },
+                        { "vdso_cache_hits", vs.hits },
+                        { "vdso_cache_misses", vs.misses },
+                        { "vdso_cache_entries", vs.entries },
                 };
 
                 for (size_t i = 0; i < ELEMENTSOF(counters); i++) {

@@ -346,22 +346,16 @@ int memmapd_read_result_exact(struct json_reader *j, struct memmapd_result *ret)
 
         if (!JSON_READER_LIT(j, "{\"address\":") || json_reader_hex_plain(j, &r.address) <= 0)
                 goto other;
+        /* A mapping, or the reason there is none: one of the two the writer knows. A newer
+         * reason's name, or a result with both or neither, is for the general decoder. */
         if (JSON_READER_LIT(j, ",\"mapping\":")) {
                 if (json_reader_number(j, &negative, &index) < 0 || negative || index >= INT64_MAX)
                         goto other;
                 r.mapping = (int64_t) index;
-        }
-        if (JSON_READER_LIT(j, ",\"reason\":\"")) {
-                const char *s = j->p;
-
-                while (json_reader_plain[(uint8_t) *s])
-                        s++;
-                if (*s != '"')
-                        goto other;
-                if ((size_t) (s - j->p) == strlen("no_address_space") && memcmp(j->p, "no_address_space", s - j->p) == 0)
-                        r.reason = MEMMAPD_REASON_NO_ADDRESS_SPACE;
-                j->p = s + 1;
-        }
+        } else if (JSON_READER_LIT(j, ",\"reason\":\"no_address_space\""))
+                r.reason = MEMMAPD_REASON_NO_ADDRESS_SPACE;
+        else if (!JSON_READER_LIT(j, ",\"reason\":\"unmapped\""))
+                goto other;
         if (JSON_READER_LIT(j, ",\"file_offset\":")) {
                 if (json_reader_hex_plain(j, &r.file_offset) <= 0)
                         goto other;

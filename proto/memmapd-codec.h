@@ -132,8 +132,9 @@ struct memmapd_mapping_text {
  * tests/test-memmapd-codec holds them to. */
 int memmapd_read_mapping_exact(struct json_reader *j, struct memmapd_mapping_text *ret);
 
-/* The same for a LookupResult as memmapd_write_result() writes it (mapping below INT64_MAX;
- * a reason other than "no_address_space" reads as MEMMAPD_REASON_UNMAPPED). */
+/* The same for a LookupResult as memmapd_write_result() writes it (mapping below INT64_MAX,
+ * or else one of the reasons of enum memmapd_reason: a result with another reason reads as
+ * "anything else", so that its name is not lost). */
 int memmapd_read_result_exact(struct json_reader *j, struct memmapd_result *ret);
 
 /* "major:minor" in hex (1 to 8 digits each) as /proc/PID/maps shows a device, ending at the

@@ -209,6 +209,11 @@ int main(int argc, char **argv) {
                 printf("literal_deleted=%p\n", map_file(dir, "x (deleted)", (size_t) page, false));
                 if (getenv("FIXTURE_BACKSLASH"))
                         printf("backslash=%p\n", map_file(dir, "back\\012slash.bin", (size_t) page, false));
+                /* Names that are not UTF-8: a byte that never is, then a sequence cut short. */
+                if (getenv("FIXTURE_NOT_UTF8")) {
+                        printf("not_utf8=%p\n", map_file(dir, "not-utf8-\xff\xe2\x82.bin", (size_t) page, false));
+                        printf("not_utf8_deleted=%p\n", map_file(dir, "gone-\xfe.bin", (size_t) page, true));
+                }
 
                 mfd = memfd_create("fixture-memfd", MFD_CLOEXEC);
                 if (mfd < 0 || ftruncate(mfd, page) < 0)

@@ -26,7 +26,7 @@
 #include "number.h"
 
 static const char *const fixture_files[] = { "gone.bin", "with space.bin", "new\nline.bin", "x (deleted)",
-                                             "back\\012slash.bin" };
+                                             "back\\012slash.bin", "not-utf8-\xff\xe2\x82.bin", "gone-\xfe.bin" };
 
 const char *test_program(const char *env, const char *fallback) {
         const char *p = getenv(env);
@@ -41,6 +41,17 @@ static void become(uid_t uid, gid_t gid) {
                 _exit(126);
 }
 
+#ifdef MEMMAPD_COVERAGE
+void __gcov_dump(void);
+#endif
+
+void test_child_exit(int status) {
+#ifdef MEMMAPD_COVERAGE
+        __gcov_dump();
+#endif
+        _exit(status);
+}
+
 int run_as(uid_t uid, gid_t gid, int (*fn)(void *arg), void *arg) {
         int status;
         pid_t pid = fork();
@@ -49,7 +60,7 @@ int run_as(uid_t uid, gid_t gid, int (*fn)(void *arg), void *arg) {
                 return -errno;
         if (pid == 0) {
                 become(uid, gid);
-                _exit(fn(arg));
+                test_child_exit(fn(arg));
         }
         if (waitpid(pid, &status, 0) < 0)
                 return -errno;

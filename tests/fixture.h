@@ -30,6 +30,10 @@ int fixture_start_as(long n_vmas, int with_files, uid_t uid, gid_t gid, int nond
  * runs as uid and gid 0 in it, non-dumpable when asked. 0 or -errno. */
 int fixture_start_userns(uid_t creator, uid_t outside, unsigned count, int nondumpable, struct fixture *ret);
 
+/* Ends a forked child that ran code under test: with its line counters written first in a
+ * coverage build (_exit() skips that, and the counters of what the child ran would be lost). */
+void test_child_exit(int status) __attribute__((noreturn));
+
 /* Runs fn(arg) in a forked child as uid/gid (setgroups, setresgid, setresuid: no
  * capabilities left) and returns its exit status (0-255), or -errno. */
 int run_as(uid_t uid, gid_t gid, int (*fn)(void *arg), void *arg);

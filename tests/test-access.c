@@ -323,6 +323,115 @@ static void test_owner_of_namespace(void **state) {
         rmdir(dir);
 }
 
+/* Writes "0 outside 1" to /proc/PID/FILE (uid_map, gid_map). */
+static void map_one(pid_t pid, const char *file, unsigned outside) {
+        char path[64];
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/%s", (int) pid, file);
+        assert_non_null(f = fopen(path, "we"));
+        fprintf(f, "0 %u 1\n", outside);
+        assert_int_equal(fclose(f), 0);
+}
+
+/* A user namespace two deep: UID_A creates one (its uid 0 is UID_A) and, as its root, another
+ * inside. The process in the inner one is within the daemon's namespace (found walking up
+ * through the outer), and is charged to UID_A, the owner of the outermost one below the
+ * daemon's, whatever the inner one's owner; once it is gone, its namespace cannot be asked. */
+static void test_nested_namespaces(void **state) {
+        int ready[2], go[2], status, ns, proc_fd;
+        ino_t self;
+        uid_t owner = 0;
+        struct stat st;
+        char path[64], b;
+        pid_t pid;
+
+        require_root();
+        assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+        assert_int_equal(pipe2(go, O_CLOEXEC), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                close(ready[0]);
+                close(go[1]);
+                if (setgroups(0, NULL) < 0 || setresgid(GID_A, GID_A, GID_A) < 0 ||
+                    setresuid(UID_A, UID_A, UID_A) < 0 || unshare(CLONE_NEWUSER) < 0)
+                        _exit(2);
+                if (write(ready[1], "o", 1) != 1 || read(go[0], &b, 1) != 1)
+                        _exit(3);
+                if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0 || unshare(CLONE_NEWUSER) < 0)
+                        _exit(4);
+                if (write(ready[1], "i", 1) != 1)
+                        _exit(5);
+                (void) !read(go[0], &b, 1);
+                _exit(0);
+        }
+        close(ready[1]);
+        close(go[0]);
+        assert_int_equal(read(ready[0], &b, 1), 1);
+        map_one(pid, "uid_map", UID_A);
+        map_one(pid, "gid_map", GID_A);
+        assert_int_equal(write(go[1], "g", 1), 1);
+        assert_int_equal(read(ready[0], &b, 1), 1);
+        assert_int_equal(b, 'i');
+
+        assert_int_equal(stat("/proc/self/ns/user", &st), 0);
+        self = st.st_ino;
+        snprintf(path, sizeof(path), "/proc/%d", (int) pid);
+        assert_true((proc_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC)) >= 0);
+        snprintf(path, sizeof(path), "/proc/%d/ns/user", (int) pid);
+        assert_true((ns = open(path, O_RDONLY | O_CLOEXEC)) >= 0);
+        assert_int_equal(fstat(ns, &st), 0);
+        assert_true(st.st_ino != self);
+
+        assert_int_equal(process_userns_within(proc_fd, self), 1);
+        assert_int_equal(process_userns_within(proc_fd, st.st_ino), 1);
+        assert_int_equal(userns_owner(ns, &owner), 0);
+        assert_int_equal(owner, UID_A);
+        close(ns);
+
+        close(go[1]);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        /* Reaped: its /proc directory names nothing now. */
+        assert_true(process_userns_within(proc_fd, self) < 0);
+        close(proc_fd);
+        close(ready[0]);
+}
+
+/* What is not a connected socket identifies nobody; an fd that is no namespace has no owner;
+ * a copy of a client owns its own groups. */
+static void test_identity_errors(void **state) {
+        gid_t groups[] = { 5, 7, GID_PROFILERS };
+        struct client c = { .uid = UID_A, .gid = GID_A, .n_groups = 3, .groups = groups }, copy = {};
+        struct client untouched = { .uid = 77 };
+        uid_t owner = 99;
+        int p[2], s;
+
+        assert_int_equal(client_copy(&c, &copy), 0);
+        assert_int_equal(copy.uid, UID_A);
+        assert_int_equal(copy.n_groups, 3);
+        assert_true(copy.groups != groups);
+        assert_memory_equal(copy.groups, groups, sizeof(groups));
+        client_done(&copy);
+        assert_null(copy.groups);
+        assert_int_equal(copy.n_groups, 0);
+
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        assert_int_equal(client_from_socket(p[0], NULL, 0, &untouched), -ENOTSOCK);
+        assert_int_equal(untouched.uid, 77);
+        close(p[0]);
+        close(p[1]);
+        /* A socket with no peer has no credentials to give. */
+        assert_true((s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0);
+        assert_int_equal(client_from_socket(s, NULL, 0, &untouched), -ENODATA);
+        assert_int_equal(untouched.uid, 77);
+        close(s);
+
+        assert_int_equal(userns_owner(-1, &owner), -EBADF);
+        assert_int_equal(owner, 99);
+}
+
 /* ------------------------------------------------------------------ the thread's identity */
 
 #define UID_NOBODY 65534
@@ -479,7 +588,7 @@ static int as_service(int (*fn)(void *arg), void *arg) {
         if (pid == 0) {
                 if (test_become_service_user(UID_SERVICE, UID_SERVICE) < 0)
                         _exit(126);
-                _exit(fn(arg));
+                test_child_exit(fn(arg));
         }
         if (waitpid(pid, &status, 0) < 0)
                 return -errno;
@@ -639,6 +748,8 @@ int main(void) {
                 cmocka_unit_test(test_peer_identity),
                 cmocka_unit_test(test_many_groups),
                 cmocka_unit_test(test_owner_of_namespace),
+                cmocka_unit_test(test_nested_namespaces),
+                cmocka_unit_test(test_identity_errors),
                 cmocka_unit_test(test_thread_identity),
                 cmocka_unit_test(test_thread_identity_service),
                 cmocka_unit_test(test_impersonation_failures),

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -271,6 +272,82 @@ static void test_name_forms(void **state) {
                 (void) heap; /* a process that never called brk() has none */
         }
         fixture_stop(&f);
+}
+
+/* A file of this process mapped at a fresh address (one page of x), then closed. */
+static void *map_file(const char *path, char x) {
+        char page[4096];
+        int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        void *a;
+
+        assert_true(fd >= 0);
+        memset(page, x, sizeof(page));
+        assert_int_equal(write(fd, page, sizeof(page)), (ssize_t) sizeof(page));
+        a = mmap(NULL, sizeof(page), PROT_READ, MAP_PRIVATE, fd, 0);
+        assert_true(a != MAP_FAILED);
+        close(fd);
+        return a;
+}
+
+/* Another file (another inode) at path. */
+static void plant_file(const char *path) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, "other", 5), 5);
+        close(fd);
+}
+
+/* The checks that a name as printed names the mapped file compare device and inode: a file
+ * created under the printed name of a deleted file ("NAME (deleted)"), or under the literal
+ * form of a name with a newline ("a\012b" for "a<newline>b"), is another file, and does not
+ * change what is reported. Against raw /proc/self/maps for the names the kernel prints. */
+static void test_file_replaced(void **state) {
+        char dir[] = "/tmp/memmapd-replaced-XXXXXX", gone[96], planted[128], newline[96], literal[128];
+        _cleanup_free_ char *maps = NULL;
+        void *a, *b;
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(gone, sizeof(gone), "%s/gone.so", dir);
+        snprintf(planted, sizeof(planted), "%s/gone.so (deleted)", dir);
+        snprintf(newline, sizeof(newline), "%s/a\nb.so", dir);
+        snprintf(literal, sizeof(literal), "%s/a\\012b.so", dir);
+        a = map_file(gone, 'g');
+        assert_int_equal(unlink(gone), 0);
+        plant_file(planted);
+        b = map_file(newline, 'n');
+        plant_file(literal);
+
+        /* What the kernel prints: both names are ambiguous in the text. */
+        {
+                _cleanup_free_ char *want_a = NULL, *want_b = NULL, *cmd = NULL;
+
+                assert_true(asprintf(&cmd, "cat /proc/%d/maps", (int) getpid()) > 0);
+                assert_non_null(maps = test_run_capture(cmd));
+                assert_true(asprintf(&want_a, "%s (deleted)\n", gone) > 0);
+                assert_true(asprintf(&want_b, "%s/a\\012b.so\n", dir) > 0);
+                assert_non_null(strstr(maps, want_a));
+                assert_non_null(strstr(maps, want_b));
+        }
+        for (size_t k = 0; k < ELEMENTSOF(backends); k++) {
+                _cleanup_(mapping_list_done) struct mapping_list l = {};
+                const struct mapping *m;
+
+                list_with(backends[k], getpid(), 0, &l);
+                assert_non_null(m = find(&l, (uint64_t) (uintptr_t) a));
+                assert_string_equal(m->name, planted);
+                assert_true(m->deleted);
+                assert_int_equal(mapping_path_len(m), strlen(gone));
+                assert_non_null(m = find(&l, (uint64_t) (uintptr_t) b));
+                assert_string_equal(m->name, newline);
+                assert_false(m->deleted);
+        }
+        assert_int_equal(munmap(a, 4096), 0);
+        assert_int_equal(munmap(b, 4096), 0);
+        unlink(planted);
+        unlink(newline);
+        unlink(literal);
+        assert_int_equal(rmdir(dir), 0);
 }
 
 static void test_build_ids(void **state) {
@@ -1126,9 +1203,32 @@ static void test_stat_parsers(void **state) {
         assert_int_equal(tgid, 4242);
 }
 
+/* The real uid (the vdso cache's owner of a process), against the real uid of live processes
+ * as getresuid() gives it. */
+static void test_uid_parser(void **state) {
+        static const char status[] = "Name:\tx\nTgid:\t1\nUid:\t1000\t0\t0\t0\nGid:\t5\t5\t5\t5\n";
+        struct process *p = NULL;
+        uid_t uid = 7, ru, eu, su;
+
+        assert_int_equal(proc_parse_uid(status, strlen(status), &uid), 0);
+        assert_int_equal(uid, 1000);
+        assert_int_equal(proc_parse_uid("Uid:\t4294967295\t0\n", 19, &uid), -EBADMSG);
+        assert_int_equal(proc_parse_uid("Uid:\tx\n", 7, &uid), -EBADMSG);
+        assert_int_equal(proc_parse_uid("Gid:\t1\n", 7, &uid), -EBADMSG);
+        assert_int_equal(uid, 1000);
+
+        assert_int_equal(getresuid(&ru, &eu, &su), 0);
+        assert_int_equal(process_open(getpid(), &p), 0);
+        assert_int_equal(process_read_uid(p, &uid), 0);
+        assert_int_equal(uid, ru);
+        process_free(p);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_backends_identical),
+                cmocka_unit_test(test_uid_parser),
+                cmocka_unit_test(test_file_replaced),
                 cmocka_unit_test(test_ioctl_per_vma_matches_maps),
                 cmocka_unit_test(test_list_each),
                 cmocka_unit_test(test_filters),

@@ -2,6 +2,7 @@
  * out-of-bounds read or a leak. The real daemon never sends these, so a scripted server
  * thread on a private socket plays it. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -151,6 +154,19 @@ static int lookup_with(const char *json, memctl_lookup_reply **ret) {
         r = memctl_lookup(c, 123, 0, &addr, 1, MEMCTL_BUILD_IDS, ret);
         memctl_free(c);
         return r;
+}
+
+/* Each of the n replies answers a Lookup: refused as what it is, a reply out of protocol, not
+ * as any other failure, and nothing returned. */
+static void assert_lookups_refused(const char *const *bad, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                memctl_lookup_reply *l = NULL;
+                int r = lookup_with(bad[i], &l);
+
+                if (r != -EPROTO)
+                        fail_msg("reply %zu: %d, not -EPROTO: %s", i, r, bad[i]);
+                assert_null(l);
+        }
 }
 
 static void test_valid_reply(void **state) {
@@ -341,6 +357,179 @@ static void check_forms_reply(const char *json) {
         memctl_lookup_reply_free(l);
 }
 
+/* Nested deeper than the fast decoder follows (16), not than the general one (32): a reply with
+ * this member is read by json-c and the get_*() checks. */
+#define DEEP ",\"x\":[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]"
+
+/* Why an address has no mapping, in every form the daemon or a newer one may say it, and the
+ * process's kernel_thread flag, by both decoders. */
+static void test_reasons(void **state) {
+        static const uint64_t addr[] = { 0x1000, 0x2000, 0x3000, 0x4000, 0x5000 };
+        static const char *const forms[] = {
+                /* as the daemon writes it */
+                "{\"parameters\":{\"process\":{\"pid\":123,\"start_time\":5,\"kernel_thread\":true},\"mappings\":[],"
+                "\"results\":[{\"address\":\"0x1000\",\"reason\":\"no_address_space\"},{\"address\":\"0x2000\",\"reason\":"
+                "\"unmapped\"},{\"address\":\"0x3000\"},{\"address\":\"0x4000\",\"reason\":\"gone_fishing\"},"
+                "{\"address\":\"0x5000\",\"reason\":null}]}}",
+                /* escaped, member by member */
+                "{\"parameters\":{\"process\":{\"kernel_thread\":true,\"pid\":123,\"start_time\":5},\"mappings\":[],"
+                "\"results\":[{\"reason\":\"no\\u005faddress_space\",\"address\":\"0x1000\"},{\"address\":\"0x2000\","
+                "\"reason\" : \"unmapped\"},{\"address\":\"0x3000\"},{\"address\":\"0x4000\",\"reason\":\"gone\\u005ffishing\"},"
+                "{\"address\":\"0x5000\",\"reason\":null}]}}",
+                /* by json-c */
+                "{\"parameters\":{\"process\":{\"pid\":123,\"start_time\":5,\"kernel_thread\":true},\"mappings\":[],"
+                "\"results\":[{\"address\":\"0x1000\",\"reason\":\"no_address_space\"},{\"address\":\"0x2000\",\"reason\":"
+                "\"unmapped\"},{\"address\":\"0x3000\"},{\"address\":\"0x4000\",\"reason\":\"gone_fishing\"},"
+                "{\"address\":\"0x5000\",\"reason\":null}]" DEEP "}}",
+        };
+        static const int reasons[] = { MEMCTL_REASON_NO_ADDRESS_SPACE, MEMCTL_REASON_UNMAPPED, MEMCTL_REASON_UNMAPPED,
+                                       MEMCTL_REASON_OTHER, MEMCTL_REASON_UNMAPPED };
+        static const char *const names[] = { "no_address_space", "unmapped", NULL, "gone_fishing", NULL };
+
+        for (size_t f = 0; f < sizeof(forms) / sizeof(forms[0]); f++) {
+                struct memctl_process p = MEMCTL_PROCESS_INIT;
+                memctl_lookup_reply *l = NULL;
+                memctl *c = NULL;
+
+                set_reply(forms[f]);
+                assert_int_equal(memctl_connect(sock_path, &c), 0);
+                assert_int_equal(memctl_lookup(c, 123, 0, addr, 5, 0, &l), 0);
+                memctl_free(c);
+                assert_int_equal(memctl_lookup_reply_get_process_info(l, &p), 0);
+                assert_int_equal(p.pid, 123);
+                assert_int_equal(p.start_time, 5);
+                assert_true(p.kernel_thread);
+                for (size_t i = 0; i < 5; i++) {
+                        struct memctl_lookup_result res = MEMCTL_LOOKUP_RESULT_INIT;
+
+                        assert_int_equal(memctl_lookup_reply_get(l, i, &res), 0);
+                        assert_int_equal(res.mapping, MEMCTL_NO_MAPPING);
+                        if (res.reason != reasons[i])
+                                fail_msg("form %zu, result %zu: reason %d, not %d", f, i, res.reason, reasons[i]);
+                        if (names[i])
+                                assert_string_equal(res.reason_name, names[i]);
+                        else
+                                assert_null(res.reason_name);
+                }
+                memctl_lookup_reply_free(l);
+        }
+
+        /* A mapped address has no reason, whatever came with it. */
+        {
+                struct memctl_lookup_result res = MEMCTL_LOOKUP_RESULT_INIT;
+                memctl_lookup_reply *l = NULL;
+
+                assert_int_equal(lookup_with("{\"parameters\":{" PROC ",\"mappings\":[" MAPPING "}],\"results\":"
+                                             "[{\"address\":\"0x1800\",\"mapping\":0,\"reason\":\"unmapped\"}]}}", &l),
+                                 0);
+                assert_int_equal(memctl_lookup_reply_get(l, 0, &res), 0);
+                assert_int_equal(res.mapping, 0);
+                assert_int_equal(res.reason, MEMCTL_REASON_NONE);
+                assert_null(res.reason_name);
+                memctl_lookup_reply_free(l);
+        }
+
+        /* Types out of protocol, in either decoder. */
+        {
+                static const char *const bad[] = {
+                        "{\"parameters\":{\"process\":{\"pid\":123,\"start_time\":5,\"kernel_thread\":1},\"mappings\":[],"
+                        "\"results\":[{\"address\":\"0x1800\",\"reason\":\"unmapped\"}]}}",
+                        "{\"parameters\":{\"process\":{\"pid\":123,\"start_time\":5,\"kernel_thread\":\"yes\"},\"mappings\":[],"
+                        "\"results\":[{\"address\":\"0x1800\",\"reason\":\"unmapped\"}]" DEEP "}}",
+                        "{\"parameters\":{" PROC ",\"mappings\":[],\"results\":[{\"address\":\"0x1800\",\"reason\":7}]}}",
+                        "{\"parameters\":{" PROC ",\"mappings\":[],\"results\":[{\"address\":\"0x1800\",\"reason\":7}]" DEEP "}}",
+                        "{\"parameters\":{" PROC ",\"mappings\":[],\"results\":[{\"address\":\"0x1800\",\"reason\":\"a\\u0000b\"}]}}",
+                };
+
+                assert_lookups_refused(bad, sizeof(bad) / sizeof(bad[0]));
+        }
+}
+
+/* The process of a listing, for callers of every size. */
+static void test_process_info(void **state) {
+        union {
+                struct memctl_process p;
+                unsigned char bytes[sizeof(struct memctl_process) + 16];
+        } big;
+        struct memctl_process p = MEMCTL_PROCESS_INIT;
+        memctl_mappings *m = NULL;
+
+        assert_int_equal(list_with("{\"parameters\":{" PROC ",\"mappings\":[" MAPPING "}]}}", &m), 0);
+        assert_int_equal(memctl_mappings_get_process_info(m, &p), 0);
+        assert_int_equal(p.pid, 123);
+        assert_int_equal(p.start_time, 5);
+        assert_false(p.kernel_thread);
+        /* A newer caller's larger struct: the rest zeroed. */
+        memset(big.bytes, 0xa5, sizeof(big.bytes));
+        big.p.size = sizeof(big.bytes);
+        assert_int_equal(memctl_mappings_get_process_info(m, &big.p), 0);
+        assert_int_equal(big.p.pid, 123);
+        for (size_t i = sizeof(struct memctl_process); i < sizeof(big.bytes); i++)
+                assert_int_equal(big.bytes[i], 0);
+        /* Smaller than the struct ever was, or nothing to fill: -EINVAL, nothing written. */
+        p = (struct memctl_process) { .size = offsetof(struct memctl_process, kernel_thread), .pid = 9 };
+        assert_int_equal(memctl_mappings_get_process_info(m, &p), -EINVAL);
+        assert_int_equal(p.pid, 9);
+        assert_int_equal(memctl_mappings_get_process_info(m, NULL), -EINVAL);
+        assert_int_equal(memctl_mappings_get_process_info(NULL, &p), -EINVAL);
+        assert_int_equal(memctl_lookup_reply_get_process_info(NULL, &p), -EINVAL);
+        memctl_mappings_free(m);
+}
+
+/* A name that is not UTF-8 comes with its bytes in name_hex: libmemctl gives them, checked
+ * against name and path (which carry U+FFFD for each invalid byte), by both decoders. */
+#define NOT_UTF8 "{\"start\":\"0x1000\",\"end\":\"0x2000\",\"perms\":\"r-xp\",\"offset\":\"0x0\",\"dev\":\"08:01\"," \
+                 "\"inode\":7,\"kind\":\"file\",\"name\":\"/a\xef\xbf\xbd\xef\xbf\xbd.so (deleted)\""
+static void test_name_hex(void **state) {
+        /* name_hex: "/a\xff\xe2.so (deleted)", in either case */
+        static const char *const good[] = {
+                "{\"parameters\":{" PROC ",\"mappings\":[" NOT_UTF8 ",\"name_hex\":" "\"2f61ffe22e736f202864656c6574656429\""
+                ",\"path\":\"/a\xef\xbf\xbd\xef\xbf\xbd.so\",\"deleted\":true}]}}",
+                "{\"parameters\":{" PROC ",\"mappings\":[" NOT_UTF8 ",\"name_hex\":" "\"2F61FFE22E736F202864656C6574656429\""
+                ",\"path\":\"/a\xef\xbf\xbd\xef\xbf\xbd.so\",\"deleted\":true}]" DEEP "}}",
+        };
+        static const char *const bad[] = {
+                /* odd length, not hex, a NUL byte, other bytes than name's, more bytes */
+                NOT_UTF8 ",\"name_hex\":\"2f61ffe22e736f202864656c657465642\"}",
+                NOT_UTF8 ",\"name_hex\":\"2f61ffe22e736f202864656c65746564zz\"}",
+                NOT_UTF8 ",\"name_hex\":\"2f61ffe200736f202864656c6574656429\"}",
+                NOT_UTF8 ",\"name_hex\":\"2f62ffe22e736f202864656c6574656429\"}",
+                NOT_UTF8 ",\"name_hex\":\"2f61ffe22e736f202864656c657465642929\"}",
+                /* a path that is not the start of name, or ends inside a character */
+                NOT_UTF8 ",\"name_hex\":\"2f61ffe22e736f202864656c6574656429\",\"path\":\"/b\"}",
+                NOT_UTF8 ",\"name_hex\":\"2f61ffe22e736f202864656c6574656429\",\"path\":\"/a\xef\xbf\"}",
+                /* bytes without a name */
+                "{\"start\":\"0x1000\",\"end\":\"0x2000\",\"perms\":\"r-xp\",\"offset\":\"0x0\",\"dev\":\"08:01\","
+                "\"inode\":7,\"kind\":\"file\",\"name_hex\":\"2f61\"}",
+        };
+        char json[1024];
+
+        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+                struct memctl_mapping m = MEMCTL_MAPPING_INIT;
+                memctl_mappings *l = NULL;
+
+                assert_int_equal(list_with(good[i], &l), 0);
+                assert_int_equal(memctl_mappings_get(l, 0, &m), 0);
+                assert_string_equal(m.name, "/a\xef\xbf\xbd\xef\xbf\xbd.so (deleted)");
+                assert_string_equal(m.name_exact, "/a\xff\xe2.so (deleted)");
+                assert_string_equal(m.path, "/a\xef\xbf\xbd\xef\xbf\xbd.so");
+                assert_string_equal(m.path_exact, "/a\xff\xe2.so");
+                assert_true(m.deleted);
+                memctl_mappings_free(l);
+        }
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                for (int deep = 0; deep <= 1; deep++) {
+                        memctl_mappings *l = NULL;
+                        int r;
+
+                        snprintf(json, sizeof(json), "{\"parameters\":{" PROC ",\"mappings\":[%s]%s}}", bad[i], deep ? DEEP : "");
+                        r = list_with(json, &l);
+                        if (r != -EPROTO)
+                                fail_msg("mapping %zu (deep %d): %d, not -EPROTO: %s", i, deep, r, bad[i]);
+                        assert_null(l);
+                }
+}
+
 static void test_reply_forms(void **state) {
         check_forms_reply(DAEMON_FORM);
         check_forms_reply(OTHER_FORM);
@@ -429,15 +618,7 @@ static void test_hostile_replies(void **state) {
                 "\"reason\":\"unmapped\"}]}}",
         };
 
-        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-                memctl_lookup_reply *l = NULL;
-                int r = lookup_with(bad[i], &l);
-
-                /* Refused as what it is, a reply out of protocol, not as any other failure. */
-                if (r != -EPROTO)
-                        fail_msg("reply %zu: %d, not -EPROTO: %s", i, r, bad[i]);
-                assert_null(l);
-        }
+        assert_lookups_refused(bad, sizeof(bad) / sizeof(bad[0]));
 }
 
 static void test_error_replies(void **state) {
@@ -449,6 +630,223 @@ static void test_error_replies(void **state) {
         assert_int_equal(lookup_with("{\"error\":\"io.memmapd.ProcessChanged\",\"parameters\":{}}", &l), -ESTALE);
         assert_int_equal(lookup_with("{\"error\":\"com.example.Weird\",\"parameters\":{}}", &l), -EPROTO);
         assert_null(l);
+}
+
+/* Each error the daemon may answer is its own errno, for every kind of call. */
+static void test_error_mapping(void **state) {
+        static const struct {
+                const char *name;
+                int error;
+        } cases[] = {
+                { "io.memmapd.NoSuchProcess", -ESRCH },
+                { "io.memmapd.PermissionDenied", -EACCES },
+                { "org.varlink.service.PermissionDenied", -EACCES },
+                { "io.memmapd.ProcessChanged", -ESTALE },
+                { "io.memmapd.LimitExceeded", -E2BIG },
+                { "io.memmapd.NoVdso", -ENOENT },
+                { "io.memmapd.NotMapped", -ENXIO },
+                { "io.memmapd.NoFile", -EMEDIUMTYPE },
+                { "io.memmapd.FileUnavailable", -EIO },
+                { "org.varlink.service.InvalidParameter", -EINVAL },
+                { "org.varlink.service.MethodNotFound", -EOPNOTSUPP },
+                { "org.varlink.service.MethodNotImplemented", -EOPNOTSUPP },
+                { "org.varlink.service.InterfaceNotFound", -EOPNOTSUPP },
+                { "io.memmapd.InternalError", -EPROTO },
+        };
+        memctl *c = NULL;
+
+        assert_int_equal(memctl_connect(sock_path, &c), 0);
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                char json[256];
+                uint64_t addr = 0x1000;
+                memctl_mappings *m = NULL;
+                memctl_lookup_reply *l = NULL;
+                memctl_status *st = NULL;
+                uint8_t *image = NULL;
+                size_t size = 0;
+                char *text = NULL;
+                int fd = -1;
+
+                snprintf(json, sizeof(json), "{\"error\":\"%s\",\"parameters\":{}}", cases[i].name);
+                set_reply(json);
+                assert_int_equal(memctl_list_mappings(c, 123, 0, 0, &m), cases[i].error);
+                assert_string_equal(memctl_last_error_name(c), cases[i].name);
+                assert_int_equal(memctl_lookup(c, 123, 0, &addr, 1, 0, &l), cases[i].error);
+                assert_int_equal(memctl_get_status(c, &st), cases[i].error);
+                assert_int_equal(memctl_get_vdso(c, 123, 0, &image, &size), cases[i].error);
+                assert_int_equal(memctl_open_mapping_file(c, 123, 0, 0x1000, &fd, NULL), cases[i].error);
+                assert_int_equal(memctl_call_json(c, "io.memmapd.GetStatus", NULL, &text), cases[i].error);
+                assert_string_equal(memctl_last_error_name(c), cases[i].name);
+                /* Nothing returned on failure. */
+                assert_null(m);
+                assert_null(l);
+                assert_null(st);
+                assert_null(image);
+                assert_null(text);
+                assert_int_equal(fd, -1);
+        }
+        memctl_free(c);
+        set_reply(NULL);
+}
+
+/* The last error's name and parameters, and what each accessor says when there is no such
+ * error, no such parameter, or one of another type. */
+static void test_last_error(void **state) {
+        const char *s = "untouched";
+        int64_t v = 42;
+        char *text = NULL;
+        memctl *c = NULL;
+
+        assert_null(memctl_last_error_name(NULL));
+        assert_null(memctl_last_error_parameters(NULL));
+        assert_int_equal(memctl_last_error_string(NULL, "limit", &s), -EINVAL);
+        assert_int_equal(memctl_last_error_int(NULL, "max", &v), -EINVAL);
+
+        assert_int_equal(memctl_connect(sock_path, &c), 0);
+        set_reply("{\"error\":\"io.memmapd.LimitExceeded\",\"parameters\":{\"limit\":\"max_message_size\",\"max\":64,"
+                  "\"list\":[1,\"a/b\"]}}");
+        assert_int_equal(memctl_call_json(c, "io.memmapd.GetStatus", NULL, &text), -E2BIG);
+        assert_string_equal(memctl_last_error_name(c), "io.memmapd.LimitExceeded");
+        assert_string_equal(memctl_last_error_parameters(c), "{\"limit\":\"max_message_size\",\"max\":64,\"list\":[1,\"a/b\"]}");
+        assert_int_equal(memctl_last_error_string(c, "limit", &s), 0);
+        assert_string_equal(s, "max_message_size");
+        assert_int_equal(memctl_last_error_int(c, "max", &v), 0);
+        assert_int_equal(v, 64);
+        /* Another type, no such key, nothing to fill: the value is left as it was. */
+        s = "untouched";
+        v = 42;
+        assert_int_equal(memctl_last_error_string(c, "max", &s), -EPROTO);
+        assert_int_equal(memctl_last_error_int(c, "limit", &v), -EPROTO);
+        assert_int_equal(memctl_last_error_string(c, "nope", &s), -ENODATA);
+        assert_int_equal(memctl_last_error_int(c, "nope", &v), -ENODATA);
+        assert_int_equal(memctl_last_error_string(c, NULL, &s), -EINVAL);
+        assert_int_equal(memctl_last_error_string(c, "limit", NULL), -EINVAL);
+        assert_int_equal(memctl_last_error_int(c, "max", NULL), -EINVAL);
+        assert_string_equal(s, "untouched");
+        assert_int_equal(v, 42);
+
+        /* An error without parameters: "{}", and no parameter in it. */
+        set_reply("{\"error\":\"io.memmapd.NoSuchProcess\"}");
+        assert_int_equal(memctl_call_json(c, "io.memmapd.GetStatus", NULL, &text), -ESRCH);
+        assert_string_equal(memctl_last_error_parameters(c), "{}");
+        assert_int_equal(memctl_last_error_int(c, "pid", &v), -ENODATA);
+
+        /* A call that succeeds, or fails before anything is sent, clears the last error. */
+        set_reply("{\"parameters\":{\"a\":1}}");
+        assert_int_equal(memctl_call_json(c, "io.memmapd.GetStatus", "{\"x\":[true]}", &text), 0);
+        assert_string_equal(text, "{\"a\":1}");
+        free(text);
+        text = NULL;
+        assert_null(memctl_last_error_name(c));
+        assert_null(memctl_last_error_parameters(c));
+        assert_int_equal(memctl_last_error_string(c, "limit", &s), -ENODATA);
+        assert_string_equal(last_request, "{\"method\":\"io.memmapd.GetStatus\",\"parameters\":{\"x\":[true]}}");
+        set_reply("{\"error\":\"io.memmapd.NoSuchProcess\"}");
+        assert_int_equal(memctl_call_json(c, "io.memmapd.GetStatus", NULL, &text), -ESRCH);
+        assert_int_equal(memctl_call_json(c, "io.memmapd.GetStatus", "[1]", &text), -EINVAL);
+        assert_null(memctl_last_error_name(c));
+        assert_int_equal(memctl_call_json(c, "io.memmapd.GetStatus", "{} x", &text), -EINVAL);
+        assert_int_equal(memctl_call_json(c, "", NULL, &text), -EINVAL);
+        assert_null(text);
+        memctl_free(c);
+        set_reply(NULL);
+}
+
+/* The default socket of a user who is not root, as a child of that uid sees it: 0 when it is
+ * want, else a distinct failure. */
+static int default_path_as(uid_t uid, const char *xdg, const char *want) {
+        pid_t pid = fork();
+        int status;
+
+        if (pid == 0) {
+                char *p = NULL;
+
+                if (setgid(uid) < 0 || setuid(uid) < 0)
+                        _exit(10);
+                unsetenv("MEMMAPD_SOCKET");
+                setenv("XDG_RUNTIME_DIR", xdg, 1);
+                if (memctl_default_socket_path(&p) < 0)
+                        _exit(11);
+                _exit(strcmp(p, want) == 0 ? 0 : 12);
+        }
+        if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+                return -1;
+        return WEXITSTATUS(status);
+}
+
+/* Where memctl_connect(NULL) goes: $MEMMAPD_SOCKET; else root's system socket, another user's
+ * socket in $XDG_RUNTIME_DIR where it exists. A path starting with '@' is abstract. */
+static void test_socket_paths(void **state) {
+        char dir[] = "/tmp/memctl-xdg-XXXXXX", abstract[64], *p = NULL, *text = NULL, *long_path;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        memctl *c = NULL;
+        int fd;
+
+        assert_int_equal(memctl_default_socket_path(NULL), -EINVAL);
+        assert_int_equal(setenv("MEMMAPD_SOCKET", sock_path, 1), 0);
+        assert_int_equal(memctl_default_socket_path(&p), 0);
+        assert_string_equal(p, sock_path);
+        free(p);
+        set_reply("{\"parameters\":{\"a\":1}}");
+        assert_int_equal(memctl_connect(NULL, &c), 0);
+        assert_int_equal(memctl_call_json(c, "io.memmapd.GetStatus", NULL, &text), 0);
+        assert_string_equal(text, "{\"a\":1}");
+        free(text);
+        memctl_free(c);
+        set_reply(NULL);
+        /* Empty: as if unset. */
+        assert_int_equal(setenv("MEMMAPD_SOCKET", "", 1), 0);
+        if (geteuid() == 0) {
+                assert_int_equal(memctl_default_socket_path(&p), 0);
+                assert_string_equal(p, MEMCTL_SOCKET_PATH_SYSTEM);
+                free(p);
+
+                /* Another user: the runtime directory's socket once it is there. */
+                assert_non_null(mkdtemp(dir));
+                assert_int_equal(chmod(dir, 0755), 0);
+                char *xdg_socket_dir = NULL, *xdg_socket = NULL;
+                assert_true(asprintf(&xdg_socket_dir, "%s/memmapd", dir) > 0);
+                assert_true(asprintf(&xdg_socket, "%s/io.memmapd", xdg_socket_dir) > 0);
+                assert_int_equal(default_path_as(41001, dir, MEMCTL_SOCKET_PATH_SYSTEM), 0);
+                assert_int_equal(mkdir(xdg_socket_dir, 0755), 0);
+                assert_true((fd = open(xdg_socket, O_CREAT | O_WRONLY | O_CLOEXEC, 0644)) >= 0);
+                close(fd);
+                assert_int_equal(default_path_as(41001, dir, xdg_socket), 0);
+                /* Not an absolute path: not taken. */
+                assert_int_equal(default_path_as(41001, "relative", MEMCTL_SOCKET_PATH_SYSTEM), 0);
+                unlink(xdg_socket);
+                rmdir(xdg_socket_dir);
+                rmdir(dir);
+                free(xdg_socket);
+                free(xdg_socket_dir);
+        } else
+                print_message("skipping the other user's default socket: needs root to become one\n");
+        unsetenv("MEMMAPD_SOCKET");
+
+        /* The abstract namespace: '@' stands for the leading NUL. */
+        snprintf(abstract, sizeof(abstract), "@memctl-test-%d", (int) getpid());
+        memcpy(sa.sun_path + 1, abstract + 1, strlen(abstract) - 1);
+        assert_true((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0);
+        assert_int_equal(bind(fd, (struct sockaddr *) &sa, (socklen_t) (offsetof(struct sockaddr_un, sun_path) + strlen(abstract))), 0);
+        assert_int_equal(listen(fd, 4), 0);
+        assert_int_equal(memctl_connect(abstract, &c), 0);
+        memctl_free(c);
+        abstract[strlen(abstract) - 1] ^= 1;
+        assert_int_equal(memctl_connect(abstract, &c), -ECONNREFUSED);
+        close(fd);
+
+        /* Names the kernel cannot take. */
+        long_path = malloc(200);
+        assert_non_null(long_path);
+        memset(long_path, 'x', 199);
+        long_path[0] = '@';
+        long_path[199] = 0;
+        assert_int_equal(memctl_connect(long_path, &c), -ENAMETOOLONG);
+        long_path[0] = '/';
+        assert_int_equal(memctl_connect(long_path, &c), -ENAMETOOLONG);
+        assert_int_equal(memctl_connect("", &c), -EINVAL);
+        assert_int_equal(memctl_connect(sock_path, NULL), -EINVAL);
+        free(long_path);
 }
 
 static void test_broken_connections(void **state) {
@@ -575,7 +973,7 @@ static void test_streamed_list(void **state) {
                         /* Nested deeper than the fast decoder follows (16), not than the
                          * general one (32). */
                         "{\"parameters\":{" PROC ",\"mappings\":[" PART("0x3000", "0x4000") "],"
-                        "\"x\":[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]}}",
+                        "\"x\":[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]}}",
                 };
 
                 assert_int_equal(list_streamed(msgs, 2, &l), -EPROTO);
@@ -637,9 +1035,15 @@ int main(void) {
                 cmocka_unit_test(test_list_value_forms),
                 cmocka_unit_test(test_lookup_request),
                 cmocka_unit_test(test_reply_forms),
+                cmocka_unit_test(test_reasons),
+                cmocka_unit_test(test_process_info),
+                cmocka_unit_test(test_name_hex),
                 cmocka_unit_test(test_daemon_form_defects),
                 cmocka_unit_test(test_hostile_replies),
                 cmocka_unit_test(test_error_replies),
+                cmocka_unit_test(test_error_mapping),
+                cmocka_unit_test(test_last_error),
+                cmocka_unit_test(test_socket_paths),
                 cmocka_unit_test(test_broken_connections),
                 cmocka_unit_test(test_streamed_list),
                 cmocka_unit_test(test_streamed_list_bound),

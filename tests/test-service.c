@@ -1,5 +1,6 @@
 /* memmapd end to end: the real daemon on a private socket, spoken to over the real socket with
  * raw Varlink, through libmemctl and through memctl, about live processes. */
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -11,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -625,6 +628,8 @@ static struct json_object *lookup_on(const char *socket, pid_t pid, uint64_t add
         return call_on(socket, m);
 }
 
+static int memctl_run(const char *socket, const char *args, bool stderr_too, char **ret_out);
+
 static struct json_object *process_of(struct json_object *reply) {
         if (error_of(reply))
                 fail_msg("unexpected error: %s", json_object_to_json_string(reply));
@@ -653,6 +658,91 @@ static char *raw_name_at(pid_t pid, uint64_t start) {
         free(line);
         fail_msg("no mapping at 0x%" PRIx64 " in %s", start, path);
         return NULL;
+}
+
+/* What a kernel thread's replies say reaches libmemctl's caller and memctl's reader: the flag
+ * of the process, and why each address has no mapping. */
+static void check_kernel_thread_client(const char *socket) {
+        static const uint64_t addrs[] = { 0x400000, 0x1000 };
+        struct memctl_process p = MEMCTL_PROCESS_INIT;
+        memctl_mappings *m = NULL;
+        memctl_lookup_reply *l = NULL;
+        memctl *c = NULL;
+        union {
+                struct memctl_lookup_result res;
+                unsigned char bytes[sizeof(struct memctl_lookup_result)];
+        } old;
+        const size_t old_size = offsetof(struct memctl_lookup_result, elf_vaddr) + sizeof(uint64_t);
+
+        assert_int_equal(memctl_connect(socket, &c), 0);
+        assert_int_equal(memctl_list_mappings(c, 2, 0, MEMCTL_BUILD_IDS, &m), 0);
+        assert_int_equal(memctl_mappings_count(m), 0);
+        assert_int_equal(memctl_mappings_get_process_info(m, &p), 0);
+        assert_int_equal(p.pid, 2);
+        assert_int_equal(p.start_time, stat_start_time(2));
+        assert_true(p.kernel_thread);
+        memctl_mappings_free(m);
+
+        assert_int_equal(memctl_lookup(c, 2, p.start_time, addrs, 2, MEMCTL_BUILD_IDS, &l), 0);
+        p = (struct memctl_process) MEMCTL_PROCESS_INIT;
+        assert_int_equal(memctl_lookup_reply_get_process_info(l, &p), 0);
+        assert_true(p.kernel_thread);
+        assert_int_equal(p.pid, 2);
+        for (size_t i = 0; i < 2; i++) {
+                struct memctl_lookup_result res = MEMCTL_LOOKUP_RESULT_INIT;
+
+                assert_int_equal(memctl_lookup_reply_get(l, i, &res), 0);
+                assert_int_equal(res.address, addrs[i]);
+                assert_int_equal(res.mapping, MEMCTL_NO_MAPPING);
+                assert_int_equal(res.reason, MEMCTL_REASON_NO_ADDRESS_SPACE);
+                assert_string_equal(res.reason_name, "no_address_space");
+                assert_false(res.has_file_offset);
+        }
+        /* A caller built against libmemctl 0.2 gets the members it knows, nothing past them. */
+        memset(old.bytes, 0xa5, sizeof(old.bytes));
+        old.res.size = old_size;
+        assert_int_equal(memctl_lookup_reply_get(l, 0, &old.res), 0);
+        assert_int_equal(old.res.mapping, MEMCTL_NO_MAPPING);
+        for (size_t i = old_size; i < sizeof(old.bytes); i++)
+                assert_int_equal(old.bytes[i], 0xa5);
+        memctl_lookup_reply_free(l);
+
+        /* An ordinary process: no flag, and an address it does not map is just unmapped. */
+        assert_int_equal(memctl_lookup(c, getpid(), 0, &addrs[1], 1, 0, &l), 0);
+        {
+                struct memctl_lookup_result res = MEMCTL_LOOKUP_RESULT_INIT;
+
+                p = (struct memctl_process) MEMCTL_PROCESS_INIT;
+                assert_int_equal(memctl_lookup_reply_get_process_info(l, &p), 0);
+                assert_false(p.kernel_thread);
+                assert_int_equal(p.pid, getpid());
+                assert_int_equal(memctl_lookup_reply_get(l, 0, &res), 0);
+                assert_int_equal(res.mapping, MEMCTL_NO_MAPPING);
+                assert_int_equal(res.reason, MEMCTL_REASON_UNMAPPED);
+                assert_string_equal(res.reason_name, "unmapped");
+        }
+        memctl_lookup_reply_free(l);
+        memctl_free(c);
+
+        /* memctl: the table names the reason, --json says what the daemon's reply says, the
+         * listing's footer says why it is empty, and the vdso it has not is an error. */
+        {
+                _cleanup_json_ struct json_object *want = lookup_on(socket, 2, 0x400000), *got = NULL;
+                _cleanup_free_ char *table = NULL, *json = NULL, *maps = NULL, *vdso = NULL;
+
+                assert_int_equal(memctl_run(socket, "lookup 2 0x400000", false, &table), 0);
+                assert_non_null(strstr(table, "0x400000"));
+                assert_non_null(strstr(table, " no_address_space\n"));
+                assert_int_equal(memctl_run(socket, "--json=short lookup 2 0x400000", false, &json), 0);
+                *strrchr(json, 'e') = 0; /* drop "exit=0" */
+                got = parse(json);
+                if (!json_object_equal(got, params_of(want)))
+                        fail_msg("memctl printed %s, the daemon said %s", json, json_object_to_json_string(want));
+                assert_int_equal(memctl_run(socket, "maps 2", false, &maps), 0);
+                assert_non_null(strstr(maps, "\n0 mappings, 0B total (a kernel thread: no user address space)\n"));
+                assert_int_equal(memctl_run(socket, "vdso 2", true, &vdso), 1);
+                assert_non_null(strstr(vdso, "memctl: memmapd answered with error io.memmapd.NoVdso {"));
+        }
 }
 
 static void check_profiler_processes(const char *socket) {
@@ -735,6 +825,129 @@ static void check_profiler_processes(const char *socket) {
 
                 assert_false(json_object_object_get_ex(process_of(l), "kernel_thread", NULL));
         }
+        check_kernel_thread_client(socket);
+}
+
+/* The name of a mapping as the kernel holds it, byte for byte: its /proc/PID/map_files link
+ * (" (deleted)" appended for an unlinked file). */
+static char *map_files_link(pid_t pid, uint64_t start, uint64_t end) {
+        _cleanup_free_ char *mf = fmt("/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int) pid, start, end);
+        char link[4096];
+        ssize_t len = readlink(mf, link, sizeof(link) - 1);
+
+        assert_true(len > 0);
+        link[len] = 0;
+        return strdup(link);
+}
+
+/* Names that are not UTF-8 (issue 18 item 7): the daemon sends them with U+FFFD for each
+ * invalid byte and the bytes in name_hex; libmemctl gives both, and the exact path opens the
+ * file; memctl shows the bytes escaped, and its --json says what the daemon said. */
+static void check_not_utf8_names(const char *socket) {
+        struct fixture f;
+        memctl_mappings *m = NULL;
+        memctl_lookup_reply *l = NULL;
+        memctl *c = NULL;
+        struct maps_line *want;
+        size_t n, seen = 0;
+
+        assert_int_equal(setenv("FIXTURE_NOT_UTF8", "1", 1), 0);
+        assert_int_equal(fixture_start(0, 1, &f), 0);
+        unsetenv("FIXTURE_NOT_UTF8");
+        const uint64_t at[2] = { fixture_get(&f, "not_utf8"), fixture_get(&f, "not_utf8_deleted") };
+        _cleanup_free_ char *lossy0 = fmt("%s/not-utf8-\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd.bin", f.dir);
+        _cleanup_free_ char *lossy1 = fmt("%s/gone-\xef\xbf\xbd.bin", f.dir);
+        const char *const lossy[2] = { lossy0, lossy1 };
+
+        assert_int_equal(memctl_connect(socket, &c), 0);
+        assert_int_equal(memctl_list_mappings(c, f.pid, 0, 0, &m), 0);
+        n = read_proc_maps(f.pid, &want);
+        assert_int_equal(memctl_mappings_count(m), n);
+        for (size_t i = 0; i < n; i++) {
+                struct memctl_mapping mp = MEMCTL_MAPPING_INIT;
+                _cleanup_free_ char *link = NULL, *path = NULL;
+                struct stat st;
+                int k = want[i].start == at[0] ? 0 : want[i].start == at[1] ? 1 : -1;
+
+                assert_int_equal(memctl_mappings_get(m, i, &mp), 0);
+                assert_int_equal(mp.start, want[i].start);
+                if (k < 0) {
+                        /* UTF-8 names are exact as they are. */
+                        if (mp.name)
+                                assert_string_equal(mp.name_exact, mp.name);
+                        else
+                                assert_null(mp.name_exact);
+                        if (mp.path)
+                                assert_string_equal(mp.path_exact, mp.path);
+                        continue;
+                }
+                seen++;
+                link = map_files_link(f.pid, want[i].start, want[i].end);
+                path = strdup(link);
+                if (k == 1) {
+                        assert_true(strlen(path) > 10 && strcmp(path + strlen(path) - 10, " (deleted)") == 0);
+                        path[strlen(path) - 10] = 0;
+                }
+                assert_string_equal(mp.name_exact, link);
+                assert_string_equal(mp.path_exact, path);
+                assert_string_equal(mp.path, lossy[k]);
+                assert_int_equal(strncmp(mp.name, lossy[k], strlen(lossy[k])), 0);
+                assert_int_equal(mp.deleted, k == 1);
+                if (k == 0) {
+                        /* The exact path is the file; the one in JSON names none. */
+                        assert_int_equal(stat(mp.path_exact, &st), 0);
+                        assert_int_equal(st.st_ino, mp.inode);
+                        assert_int_equal(stat(mp.path, &st), -1);
+                        assert_int_equal(errno, ENOENT);
+                }
+        }
+        assert_int_equal(seen, 2);
+        free_proc_maps(want, n);
+        memctl_mappings_free(m);
+
+        /* A lookup's mappings alike. */
+        assert_int_equal(memctl_lookup(c, f.pid, 0, at, 2, 0, &l), 0);
+        for (size_t k = 0; k < 2; k++) {
+                struct memctl_lookup_result res = MEMCTL_LOOKUP_RESULT_INIT;
+                struct memctl_mapping mp = MEMCTL_MAPPING_INIT;
+
+                assert_int_equal(memctl_lookup_reply_get(l, k, &res), 0);
+                assert_int_equal(memctl_lookup_reply_get_mapping(l, res.mapping, &mp), 0);
+                assert_int_equal(strncmp(mp.path_exact, f.dir, strlen(f.dir)), 0);
+                assert_string_equal(mp.path_exact + strlen(f.dir), k == 0 ? "/not-utf8-\xff\xe2\x82.bin" : "/gone-\xfe.bin");
+                assert_int_equal(res.reason, MEMCTL_REASON_NONE);
+                assert_null(res.reason_name);
+        }
+        memctl_lookup_reply_free(l);
+        memctl_free(c);
+
+        {
+                _cleanup_free_ char *msg = fmt("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%d,\"addresses\":"
+                                               "[\"0x%" PRIx64 "\",\"0x%" PRIx64 "\"],\"build_ids\":true}}",
+                                               f.pid, at[0], at[1]);
+                _cleanup_free_ char *args = fmt("--json=short lookup %d 0x%" PRIx64 " 0x%" PRIx64, f.pid, at[0], at[1]);
+                _cleanup_free_ char *table_args = fmt("maps %d", f.pid), *json = NULL, *table = NULL;
+                _cleanup_json_ struct json_object *reply = call_on(socket, msg), *got = NULL;
+
+                assert_non_null(strstr(json_object_to_json_string(reply), "name_hex"));
+                assert_int_equal(memctl_run(socket, args, false, &json), 0);
+                *strrchr(json, 'e') = 0; /* drop "exit=0" */
+                got = parse(json);
+                if (!json_object_equal(got, params_of(reply)))
+                        fail_msg("memctl printed %s, the daemon said %s", json, json_object_to_json_string(reply));
+                assert_int_equal(memctl_run(socket, table_args, false, &table), 0);
+                assert_non_null(strstr(table, "/not-utf8-\\377\\342\\202.bin\n"));
+                assert_non_null(strstr(table, "/gone-\\376.bin (deleted)\n"));
+        }
+        fixture_stop(&f);
+}
+
+static void test_not_utf8_names(void **state) {
+        check_not_utf8_names(daemon_default.socket);
+}
+
+static void test_not_utf8_names_maps_backend(void **state) {
+        with_maps_backend(check_not_utf8_names);
 }
 
 static void test_profiler_processes(void **state) {
@@ -1302,9 +1515,11 @@ static void test_libmemctl(void **state) {
 
 /* ------------------------------------------------------------------ memctl */
 
-static int run_memctl(const char *args, char **ret_out) {
-        _cleanup_free_ char *cmd = fmt("%s --socket '%s' %s 2>/dev/null; echo \"exit=$?\"",
-                                       test_program("MEMCTL", "client/memctl"), daemon_default.socket, args);
+/* Runs memctl with args against the daemon at socket: its exit status; *ret_out (may be NULL)
+ * gets its standard output (with standard error where stderr_too) and a last line "exit=N". */
+static int memctl_run(const char *socket, const char *args, bool stderr_too, char **ret_out) {
+        _cleanup_free_ char *cmd = fmt("%s --socket '%s' %s %s; echo \"exit=$?\"", test_program("MEMCTL", "client/memctl"),
+                                       socket, args, stderr_too ? "2>&1" : "2>/dev/null");
         char *out = test_run_capture(cmd), *e;
         int code;
 
@@ -1317,6 +1532,21 @@ static int run_memctl(const char *args, char **ret_out) {
         else
                 free(out);
         return code;
+}
+
+static int run_memctl(const char *args, char **ret_out) {
+        return memctl_run(daemon_default.socket, args, false, ret_out);
+}
+
+/* memctl lookup PID with args, input (printf text) piped in: its output, standard error and
+ * "exit=N" (malloc'd). */
+static char *memctl_lookup_piped(const char *input, pid_t pid, const char *args) {
+        _cleanup_free_ char *cmd = fmt("printf '%s' | %s --socket '%s' lookup %d%s 2>&1; echo \"exit=$?\"", input,
+                                       test_program("MEMCTL", "client/memctl"), daemon_default.socket, (int) pid, args);
+        char *out = test_run_capture(cmd);
+
+        assert_non_null(out);
+        return out;
 }
 
 static void test_memctl(void **state) {
@@ -1354,17 +1584,13 @@ static void test_memctl(void **state) {
 
         /* A stack dump piped in: one address per line, blank lines skipped. */
         free(args);
-        args = fmt("printf '0x%" PRIx64 "\\n\\n0x1000\\n' | %s --socket '%s' lookup %d 2>&1; echo \"exit=$?\"",
-                   fixture_get(&f, "marker"), test_program("MEMCTL", "client/memctl"), daemon_default.socket, f.pid);
-        assert_non_null(out = test_run_capture(args));
+        args = fmt("0x%" PRIx64 "\\n\\n0x1000\\n", fixture_get(&f, "marker"));
+        out = memctl_lookup_piped(args, f.pid, "");
         assert_non_null(strstr(out, "fixture-proc"));
         assert_non_null(strstr(out, "0x1000"));
         assert_non_null(strstr(out, "exit=0"));
         free(out);
-        free(args);
-        args = fmt("printf '0x1000\\nbogus\\n' | %s --socket '%s' lookup %d 2>&1; echo \"exit=$?\"",
-                   test_program("MEMCTL", "client/memctl"), daemon_default.socket, f.pid);
-        assert_non_null(out = test_run_capture(args));
+        out = memctl_lookup_piped("0x1000\\nbogus\\n", f.pid, "");
         /* Names the bad line and what is wrong with it (the output always holds some "2"). */
         assert_non_null(strstr(out, "standard input, line 2: invalid address 'bogus'"));
         assert_non_null(strstr(out, "exit=2"));
@@ -1408,6 +1634,242 @@ static void test_memctl(void **state) {
         out = test_run_capture(args);
         assert_non_null(out);
         assert_int_equal(atoi(out), 3);
+}
+
+/* How often needle occurs in out. */
+static size_t count_lines(const char *out, const char *needle) {
+        size_t n = 0;
+
+        for (const char *p = out; (p = strstr(p, needle)); p += strlen(needle))
+                n++;
+        return n;
+}
+
+/* memctl's usage errors: each named on standard error, exit status 2, nothing done. */
+static void test_memctl_usage(void **state) {
+        static const struct {
+                const char *args, *want;
+        } cases[] = {
+                { "--json=bogus status", "memctl: invalid --json mode 'bogus' (expected pretty or short)" },
+                { "--socket= status", "memctl: --socket needs a path" },
+                { "--start-time=x maps 1", "memctl: invalid --start-time 'x' (expected clock ticks" },
+                { "maps 1 --start-time", "memctl: option '--start-time' needs an argument" },
+                { "-z status", "memctl: invalid option '-z' (see --help)" },
+                { "--frobnicate status", "memctl: unknown option '--frobnicate' (see --help)" },
+                { "", "memctl: missing command (see --help)" },
+                { "lookup", "memctl: lookup takes a PID and addresses (see --help)" },
+                { "cat 1", "memctl: cat takes a PID and an address (see --help)" },
+                { "status now", "memctl: status takes no arguments" },
+                { "vdso 1 2", "memctl: vdso takes one PID (see --help)" },
+                { "--exec-only lookup 1 0x1", "memctl: --exec-only and --files-only apply to maps only" },
+                { "--files-only modules 1", "memctl: --exec-only and --files-only apply to maps only" },
+                { "--no-build-ids status", "memctl: --build-ids and --no-build-ids apply to maps and lookup only" },
+                { "--start-time=5 status", "memctl: --start-time does not apply to status" },
+                { "maps 0x10", "memctl: invalid PID: '0x10'" },
+                { "maps 2147483648", "memctl: invalid PID: '2147483648'" },
+                { "cat 1 zz", "memctl: invalid address 'zz' (expected 0x... or decimal)" },
+                { "lookup 1 0x1 zz", "memctl: invalid address 'zz' (expected 0x... or decimal)" },
+                /* These connect first: the daemon is reachable, the command refuses. */
+                { "--json vdso 1", "memctl: vdso writes the image itself: --json does not apply" },
+                { "--json=short cat 1 0x1000", "memctl: cat writes the file itself: --json does not apply" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *out = NULL;
+                int code = memctl_run(daemon_default.socket, cases[i].args, true, &out);
+
+                if (code != 2 || !strstr(out, cases[i].want))
+                        fail_msg("memctl %s: exit %d, printed '%s', not '%s'", cases[i].args, code, out, cases[i].want);
+        }
+
+        /* --help and --version answer on standard output, and do nothing else. */
+        {
+                _cleanup_free_ char *help = NULL, *version = NULL;
+
+                assert_int_equal(memctl_run(daemon_default.socket, "--help", false, &help), 0);
+                assert_non_null(strstr(help, "memctl [OPTIONS] COMMAND ..."));
+                assert_non_null(strstr(help, "  lookup PID [ADDR...]  Resolve addresses"));
+                assert_non_null(strstr(help, "  6  process changed"));
+                assert_int_equal(memctl_run(daemon_default.socket, "--version status", false, &version), 0);
+                assert_string_equal(version, "memctl " MEMMAPD_VERSION "\nexit=0\n");
+        }
+}
+
+/* memctl's commands and options against the real daemon, held against /proc and readelf. */
+static void test_memctl_commands(void **state) {
+        _cleanup_free_ char *exe = NULL, *build_id = NULL, *args = NULL, *out = NULL;
+        struct maps_line *want;
+        struct fixture f;
+        size_t n, n_exec = 0, n_files = 0;
+        uint64_t exe_start = UINT64_MAX, exe_end = 0, stack = 0;
+        char id[256] = "";
+
+        assert_int_equal(fixture_start(0, 1, &f), 0);
+        n = read_proc_maps(f.pid, &want);
+        for (size_t i = 0; i < n; i++) {
+                const char *kind = kind_of_raw_name(want[i].name, want[i].inode);
+
+                n_exec += want[i].perms[2] == 'x';
+                n_files += strcmp(kind, "file") == 0 || strcmp(kind, "memfd") == 0;
+                if (strcmp(kind, "stack") == 0)
+                        stack = want[i].start;
+                if (want[i].name && strstr(want[i].name, "/fixture-proc") && !strstr(want[i].name, " (deleted)")) {
+                        if (!exe)
+                                exe = strdup(want[i].name);
+                        exe_start = MIN(exe_start, want[i].start);
+                        exe_end = MAX(exe_end, want[i].end);
+                }
+        }
+        free_proc_maps(want, n);
+        assert_non_null(exe);
+        assert_true(stack > 0);
+        assert_true(test_readelf_build_id(exe, id, sizeof(id)));
+        assert_true(strlen(id) > 12);
+
+        /* --exec-only and --files-only list what /proc says is executable or a file; without a
+         * legend there is no header and no footer. */
+        args = fmt("--exec-only --no-legend --no-build-ids maps %d", f.pid);
+        assert_int_equal(run_memctl(args, &out), 0);
+        assert_int_equal(count_lines(out, "\n"), n_exec + 1);
+        assert_null(strstr(out, "START-END"));
+        assert_null(strstr(out, "mappings,"));
+        for (const char *p = out; *p && strncmp(p, "exit=", 5) != 0; p = strchr(p, '\n') + 1) {
+                const char *perms = strchr(p, ' ');
+
+                /* "START-END PERMS ...": padded, then the permissions */
+                perms += strspn(perms, " ");
+                assert_int_equal(perms[2], 'x');
+        }
+        free(out);
+        free(args);
+        args = fmt("--files-only --no-legend maps %d", f.pid);
+        assert_int_equal(run_memctl(args, &out), 0);
+        assert_int_equal(count_lines(out, "\n"), n_files + 1);
+        free(out);
+
+        /* Build IDs: shortened in tables, whole with --full. */
+        free(args);
+        args = fmt("maps %d", f.pid);
+        assert_int_equal(run_memctl(args, &out), 0);
+        assert_null(strstr(out, id));
+        build_id = strndup(id, 12);
+        assert_non_null(strstr(out, build_id));
+        free(out);
+        free(args);
+        args = fmt("-l maps %d", f.pid);
+        assert_int_equal(run_memctl(args, &out), 0);
+        assert_non_null(strstr(out, id));
+        free(out);
+
+        /* modules --json: the executable's load range and build ID as /proc and readelf say. */
+        free(args);
+        args = fmt("--json modules %d", f.pid);
+        assert_int_equal(run_memctl(args, &out), 0);
+        *strrchr(out, 'e') = 0; /* drop "exit=0" */
+        {
+                _cleanup_json_ struct json_object *o = parse(out);
+                struct json_object *mods = get(o, "modules");
+                bool seen = false, vdso = false;
+
+                assert_int_equal(json_object_get_int(get(get(o, "process"), "pid")), f.pid);
+                for (size_t i = 0; i < json_object_array_length(mods); i++) {
+                        struct json_object *m = json_object_array_get_idx(mods, i);
+
+                        if (strcmp(get_str(m, "path"), "[vdso]") == 0)
+                                vdso = strlen(get_str(m, "build_id")) >= 32;
+                        if (strcmp(get_str(m, "path"), exe) != 0)
+                                continue;
+                        seen = true;
+                        assert_int_equal(get_hex(m, "start"), exe_start);
+                        assert_int_equal(get_hex(m, "end"), exe_end);
+                        assert_string_equal(get_str(m, "build_id"), id);
+                        assert_false(json_object_get_boolean(get(m, "deleted")));
+                }
+                assert_true(seen);
+                assert_true(vdso);
+        }
+        free(out);
+
+        /* Addresses from the command line and, after "-", from standard input. */
+        free(args);
+        args = fmt("0x%" PRIx64 "\\n", fixture_get(&f, "marker"));
+        out = memctl_lookup_piped(args, f.pid, " 0x1000 -");
+        assert_non_null(strstr(out, "\n0x1000 "));
+        assert_non_null(strstr(out, " unmapped\n"));
+        assert_non_null(strstr(out, exe));
+        assert_non_null(strstr(out, "exit=0"));
+        free(out);
+
+        /* What the daemon refuses, in words, with its error and parameters. */
+        free(args);
+        args = fmt("cat %d 0x1000", f.pid);
+        assert_int_equal(memctl_run(daemon_default.socket, args, true, &out), 1);
+        {
+                _cleanup_free_ char *line = fmt("memctl: nothing is mapped there in process %d (io.memmapd.NotMapped {", f.pid);
+
+                assert_non_null(strstr(out, line));
+        }
+        free(out);
+        free(args);
+        args = fmt("cat %d 0x%" PRIx64, f.pid, stack);
+        assert_int_equal(memctl_run(daemon_default.socket, args, true, &out), 1);
+        {
+                _cleanup_free_ char *line = fmt("memctl: the mapping there in process %d has no file (io.memmapd.NoFile {", f.pid);
+
+                assert_non_null(strstr(out, line));
+        }
+        free(out);
+        out = NULL;
+        {
+                pid_t dead = f.pid;
+                const char *const commands[] = { "vdso", "cat", "modules", "lookup" };
+                _cleanup_free_ char *line = fmt("memctl: no such process: %d (io.memmapd.NoSuchProcess {", dead);
+
+                fixture_stop(&f);
+                for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
+                        _cleanup_free_ char *cmd = fmt("%s %d%s", commands[i], dead, i == 1 || i == 3 ? " 0x1000" : "");
+                        _cleanup_free_ char *text = NULL;
+
+                        assert_int_equal(memctl_run(daemon_default.socket, cmd, true, &text), 4);
+                        assert_non_null(strstr(text, line));
+                }
+        }
+
+        /* status --json is the daemon's GetStatus reply: the same limits, which do not change. */
+        assert_int_equal(run_memctl("--json=short status", &out), 0);
+        *strrchr(out, 'e') = 0;
+        {
+                _cleanup_json_ struct json_object *got = parse(out), *raw = call("{\"method\":\"io.memmapd.GetStatus\"}");
+
+                assert_true(json_object_equal(get(got, "limits"), get(params_of(raw), "limits")));
+                assert_string_equal(get_str(got, "backend"), get_str(params_of(raw), "backend"));
+                assert_string_equal(get_str(got, "version"), MEMMAPD_VERSION);
+                assert_true(json_object_get_uint64(get(got, "requests")) < json_object_get_uint64(get(params_of(raw), "requests")));
+        }
+        free(out);
+        out = NULL;
+
+        /* Without --socket: $MEMMAPD_SOCKET. */
+        free(args);
+        args = fmt("MEMMAPD_SOCKET='%s' %s status; echo \"exit=$?\"", daemon_default.socket, test_program("MEMCTL", "client/memctl"));
+        assert_non_null(out = test_run_capture(args));
+        {
+                _cleanup_free_ char *line = fmt("     Socket: %s\n", daemon_default.socket);
+
+                assert_non_null(strstr(out, line));
+        }
+        assert_non_null(strstr(out, "exit=0"));
+}
+
+/* A user who may not read a process's maps is told so, with the daemon's error (exit 5). */
+static void test_memctl_permission(void **state) {
+        _cleanup_free_ char *cmd = fmt("setpriv --reuid=%d --regid=%d --clear-groups %s --socket '%s' maps 1 2>&1; echo \"exit=$?\"",
+                                       UID_A, GID_A, test_program("MEMCTL", "client/memctl"), daemon_default.socket);
+        _cleanup_free_ char *out = test_run_capture(cmd);
+
+        assert_non_null(out);
+        if (!strstr(out, "memctl: permission denied for process 1 (io.memmapd.PermissionDenied {") || !strstr(out, "exit=5"))
+                fail_msg("memctl maps 1 as uid %d printed '%s'", UID_A, out);
 }
 
 /* GetStatus's fair-share, budget and file-pool counters (issue 11 leftovers), as the raw reply,
@@ -1708,8 +2170,317 @@ static void test_vdso_image(void **state) {
         fixture_stop(&f);
 }
 
-/* A stand-in daemon on path that answers every call with reply (a whole Varlink message);
- * returns its pid (end it with SIGKILL). */
+/* Issue 18.7: a name the fast writer cannot take (not UTF-8, a quote) goes through the general
+ * one: the build ID is still there, as readelf reads it in the file, with name_hex holding the
+ * exact bytes, in listings and in lookups. The target is this process, which maps the file. */
+static void test_build_id_slow_writer(void **state) {
+        char dir[] = "/tmp/memmapd-slow-XXXXXX", path[96], want_id[256], hex[2 * sizeof(path) + 1];
+        _cleanup_free_ char *cmd = NULL, *list = NULL, *look = NULL;
+        const char *reply_of[2];
+        struct stat st;
+        void *a;
+        int fd;
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/odd\xff\"name.so", dir);
+        cmd = fmt("cp '%s' '%s'", test_program("FIXTURE_PROC", "tests/fixture-proc"), path);
+        assert_int_equal(system(cmd), 0);
+        assert_true(test_readelf_build_id(path, want_id, sizeof(want_id)));
+        assert_true((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0);
+        assert_int_equal(fstat(fd, &st), 0);
+        a = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        assert_true(a != MAP_FAILED);
+        close(fd);
+        for (size_t i = 0; path[i]; i++)
+                snprintf(hex + 2 * i, 3, "%02x", (unsigned) (uint8_t) path[i]);
+
+        list = fmt("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d,\"build_ids\":true}}",
+                   (int) getpid());
+        look = fmt("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%d,\"addresses\":[\"%p\"],"
+                   "\"build_ids\":true}}", (int) getpid(), a);
+        reply_of[0] = list;
+        reply_of[1] = look;
+        for (size_t k = 0; k < 2; k++) {
+                _cleanup_json_ struct json_object *r = call(reply_of[k]);
+                struct json_object *ms, *m = NULL;
+
+                assert_null(error_of(r));
+                ms = get(params_of(r), "mappings");
+                for (size_t i = 0; i < json_object_array_length(ms); i++)
+                        if (get_hex(json_object_array_get_idx(ms, i), "start") == (uint64_t) (uintptr_t) a)
+                                m = json_object_array_get_idx(ms, i);
+                assert_non_null(m);
+                assert_string_equal(get_str(m, "name_hex"), hex);
+                assert_non_null(strstr(get_str(m, "name"), "odd\xef\xbf\xbd\"name.so"));
+                assert_string_equal(get_str(m, "build_id"), want_id);
+        }
+        assert_int_equal(munmap(a, (size_t) st.st_size), 0);
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(rmdir(dir), 0);
+}
+
+/* What GetVdso says about pid: its image (malloc'd, *ret_size bytes), its start and its build
+ * ID (hex, "" when none). */
+static uint8_t *get_vdso_of(const char *socket, pid_t pid, size_t *ret_size, uint64_t *ret_start, char *ret_id,
+                            size_t id_size) {
+        _cleanup_free_ char *msg = fmt("{\"method\":\"io.memmapd.GetVdso\",\"parameters\":{\"pid\":%d}}", (int) pid);
+        _cleanup_json_ struct json_object *r = call_on(socket, msg);
+        struct json_object *m, *id;
+        uint8_t *image;
+        const char *hex;
+        size_t size;
+
+        if (error_of(r))
+                fail_msg("GetVdso %d: %s", (int) pid, json_object_to_json_string(r));
+        m = get(params_of(r), "mapping");
+        *ret_start = get_hex(m, "start");
+        size = get_hex(m, "end") - *ret_start;
+        snprintf(ret_id, id_size, "%s", json_object_object_get_ex(m, "build_id", &id) ? json_object_get_string(id) : "");
+        hex = get_str(params_of(r), "image_hex");
+        assert_int_equal(strlen(hex), 2 * size);
+        assert_non_null(image = malloc(size));
+        for (size_t i = 0; i < size; i++) {
+                unsigned v;
+
+                assert_int_equal(sscanf(hex + 2 * i, "%2x", &v), 1);
+                image[i] = (uint8_t) v;
+        }
+        *ret_size = size;
+        return image;
+}
+
+/* size bytes of pid's memory at start, read here through /proc/PID/mem (malloc'd). */
+static uint8_t *read_memory_of(pid_t pid, uint64_t start, size_t size) {
+        _cleanup_free_ char *path = fmt("/proc/%d/mem", (int) pid);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        uint8_t *buf = malloc(size);
+
+        assert_true(fd >= 0);
+        assert_non_null(buf);
+        assert_int_equal(pread(fd, buf, size, (off_t) start), (ssize_t) size);
+        return buf;
+}
+
+/* The build ID's bytes in an ELF image mapped at base (the notes of its PT_NOTE segments). */
+static uint8_t *vdso_build_id_bytes(uint8_t *base, size_t *ret_len) {
+        const Elf64_Ehdr *eh = (const Elf64_Ehdr *) base;
+
+        for (unsigned i = 0; i < eh->e_phnum; i++) {
+                const Elf64_Phdr *ph = (const Elf64_Phdr *) (base + eh->e_phoff + i * eh->e_phentsize);
+
+                for (uint64_t pos = 0; ph->p_type == PT_NOTE && pos + sizeof(Elf64_Nhdr) <= ph->p_filesz;) {
+                        const Elf64_Nhdr *n = (const Elf64_Nhdr *) (base + ph->p_offset + pos);
+                        uint64_t desc = pos + sizeof(*n) + ((n->n_namesz + 3) & ~3u);
+
+                        if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 && n->n_descsz > 0) {
+                                *ret_len = n->n_descsz;
+                                return base + ph->p_offset + desc;
+                        }
+                        pos = desc + ((n->n_descsz + 3) & ~3u);
+                }
+        }
+        return NULL;
+}
+
+enum { TAMPER_BUILD_ID = 1, TAMPER_CONTENT = 2 };
+
+/* A process (forked from here, as uid, -1: root) that rewrote its own vdso, as any process may
+ * (mprotect() allows it): the last byte of its build ID (TAMPER_BUILD_ID), the last byte of its
+ * image, past the code (TAMPER_CONTENT). It runs until *end_fd is closed; its pid, or -1 when
+ * it could not rewrite its vdso (then it has said why on stderr). */
+static pid_t start_tampered(uid_t uid, unsigned what, int *ret_end_fd) {
+        int ready[2], end[2];
+        pid_t pid;
+        char c;
+
+        assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+        assert_int_equal(pipe2(end, O_CLOEXEC), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                uint8_t *base = (uint8_t *) getauxval(AT_SYSINFO_EHDR), *id;
+                size_t size = 0, id_len = 0;
+                FILE *maps = fopen("/proc/self/maps", "re");
+                char line[512];
+
+                close(ready[0]);
+                close(end[1]);
+                while (maps && fgets(line, sizeof(line), maps)) {
+                        unsigned long s, e;
+
+                        if (strstr(line, "[vdso]") && sscanf(line, "%lx-%lx", &s, &e) == 2 && s == (uintptr_t) base)
+                                size = e - s;
+                }
+                if (uid != (uid_t) -1 && (setgroups(0, NULL) < 0 || setresgid(uid, uid, uid) < 0 ||
+                                          setresuid(uid, uid, uid) < 0))
+                        _exit(fprintf(stderr, "setresuid: %m\n") & 0);
+                if (!base || size == 0 || !(id = vdso_build_id_bytes(base, &id_len)))
+                        _exit(fprintf(stderr, "no vdso with a build ID\n") & 0);
+                if (mprotect(base, size, PROT_READ | PROT_WRITE | PROT_EXEC) < 0)
+                        _exit(fprintf(stderr, "mprotect of the vdso: %m\n") & 0);
+                if (what & TAMPER_BUILD_ID)
+                        id[id_len - 1] ^= 0x5a;
+                if (what & TAMPER_CONTENT)
+                        base[size - 1] ^= 0xa5;
+                if (write(ready[1], "r", 1) != 1)
+                        _exit(1);
+                (void) read(end[0], &c, 1);
+                _exit(0);
+        }
+        close(ready[1]);
+        close(end[0]);
+        if (read(ready[0], &c, 1) != 1) {
+                close(ready[0]);
+                close(end[1]);
+                assert_int_equal(waitpid(pid, NULL, 0), pid);
+                return -1;
+        }
+        close(ready[0]);
+        *ret_end_fd = end[1];
+        return pid;
+}
+
+static void stop_tampered(pid_t pid, int end_fd) {
+        close(end_fd);
+        assert_int_equal(waitpid(pid, NULL, 0), pid);
+}
+
+/* The build ID of the vdso mapping that covers address in a Lookup of pid with build IDs. */
+static void lookup_vdso_build_id(const char *socket, pid_t pid, uint64_t address, char *ret, size_t size) {
+        _cleanup_free_ char *msg = fmt("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%d,"
+                                       "\"addresses\":[\"0x%" PRIx64 "\"],\"build_ids\":true}}", (int) pid, address);
+        _cleanup_json_ struct json_object *r = call_on(socket, msg);
+        struct json_object *m;
+
+        assert_null(error_of(r));
+        m = json_object_array_get_idx(get(params_of(r), "mappings"), 0);
+        assert_string_equal(get_str(m, "kind"), "vdso");
+        snprintf(ret, size, "%s", get_str(m, "build_id"));
+}
+
+/* Issue 12.4: the vdso image is kept by build ID. Two processes get the bytes their memory
+ * holds, from the daemon's own vdso (a hit each: the daemon runs the same ABI); a process whose
+ * vdso carries another build ID (as a compat 32-bit process's does; this test cannot count on
+ * running one) is read whole once, then hits; one that rewrote its image under the kernel's
+ * build ID is served the kernel's image; an image learned from one user's process never
+ * answers for another user's. */
+static void test_vdso_cache(void **state) {
+        const char *s = daemon_default.socket;
+        _cleanup_free_ uint8_t *img1 = NULL, *img2 = NULL, *mem1 = NULL, *mem2 = NULL;
+        uint64_t hits, misses, entries, start1, start2;
+        char id1[2 * 64 + 1], id2[sizeof(id1)], id[sizeof(id1)];
+        size_t size1, size2;
+        struct fixture f1, f2;
+        int end_fd;
+        pid_t t;
+
+        uint64_t h0 = status_counter(s, "vdso_cache_hits"), m0 = status_counter(s, "vdso_cache_misses"),
+                 e0 = status_counter(s, "vdso_cache_entries");
+        if (e0 == 0) {
+                printf("[  SKIPPED ] the daemon's own vdso has no build ID (or it has no vdso): nothing to keep\n");
+                skip();
+        }
+
+        assert_int_equal(fixture_start(0, 0, &f1), 0);
+        assert_int_equal(fixture_start(0, 0, &f2), 0);
+        img1 = get_vdso_of(s, f1.pid, &size1, &start1, id1, sizeof(id1));
+        img2 = get_vdso_of(s, f2.pid, &size2, &start2, id2, sizeof(id2));
+        mem1 = read_memory_of(f1.pid, start1, size1);
+        mem2 = read_memory_of(f2.pid, start2, size2);
+        assert_memory_equal(img1, mem1, size1);
+        assert_int_equal(size2, size1);
+        assert_memory_equal(img2, mem2, size2);
+        assert_string_equal(id2, id1);
+        assert_true(strlen(id1) >= 2);
+        hits = h0 + 2;
+        misses = m0;
+        entries = e0;
+        assert_int_equal(status_counter(s, "vdso_cache_hits"), hits);
+        assert_int_equal(status_counter(s, "vdso_cache_misses"), misses);
+        /* A lookup's build ID for the vdso comes from the same entry. */
+        lookup_vdso_build_id(s, f2.pid, start2, id, sizeof(id));
+        assert_string_equal(id, id1);
+        assert_int_equal(status_counter(s, "vdso_cache_hits"), ++hits);
+
+        t = start_tampered((uid_t) -1, TAMPER_BUILD_ID, &end_fd);
+        if (t < 0) {
+                printf("[  SKIPPED ] no process could rewrite its vdso here: only the daemon's own image tested\n");
+                fixture_stop(&f1);
+                fixture_stop(&f2);
+                skip();
+        }
+        {
+                _cleanup_free_ uint8_t *img = NULL, *mem = NULL;
+                uint64_t start;
+                size_t size;
+
+                /* Its own build ID and bytes, read whole once, then kept for it. */
+                for (int round = 0; round < 2; round++) {
+                        free(img);
+                        free(mem);
+                        img = get_vdso_of(s, t, &size, &start, id, sizeof(id));
+                        mem = read_memory_of(t, start, size);
+                        assert_memory_equal(img, mem, size);
+                        assert_string_not_equal(id, id1);
+                        assert_true(memcmp(img, img1, size) != 0);
+                        assert_int_equal(status_counter(s, "vdso_cache_misses"), round == 0 ? ++misses : misses);
+                        assert_int_equal(status_counter(s, "vdso_cache_hits"), round == 0 ? hits : ++hits);
+                        assert_int_equal(status_counter(s, "vdso_cache_entries"), entries + 1);
+                }
+                ++entries;
+                /* The same in a lookup: this process's build ID, not the kernel's. */
+                {
+                        char lid[sizeof(id)];
+
+                        lookup_vdso_build_id(s, t, start, lid, sizeof(lid));
+                        assert_string_equal(lid, id);
+                }
+                ++hits;
+        }
+        {
+                /* Another user's process with the same planted build ID and other bytes is
+                 * read whole: the image learned above is root's process's. */
+                _cleanup_free_ uint8_t *img = NULL, *mem = NULL;
+                char other_id[sizeof(id)];
+                uint64_t start;
+                size_t size;
+                int end_a;
+                pid_t a = start_tampered(UID_A, TAMPER_BUILD_ID | TAMPER_CONTENT, &end_a);
+
+                assert_true(a > 0);
+                img = get_vdso_of(s, a, &size, &start, other_id, sizeof(other_id));
+                mem = read_memory_of(a, start, size);
+                assert_string_equal(other_id, id);
+                assert_memory_equal(img, mem, size);
+                assert_int_equal(status_counter(s, "vdso_cache_misses"), ++misses);
+                assert_int_equal(status_counter(s, "vdso_cache_entries"), ++entries);
+                stop_tampered(a, end_a);
+        }
+        stop_tampered(t, end_fd);
+        {
+                /* A process that rewrote its image under the kernel's build ID (a debugger's
+                 * breakpoint does that) is served the kernel's image, by build ID. */
+                _cleanup_free_ uint8_t *img = NULL, *mem = NULL;
+                uint64_t start;
+                size_t size;
+
+                t = start_tampered((uid_t) -1, TAMPER_CONTENT, &end_fd);
+                assert_true(t > 0);
+                img = get_vdso_of(s, t, &size, &start, id, sizeof(id));
+                mem = read_memory_of(t, start, size);
+                assert_string_equal(id, id1);
+                assert_memory_equal(img, img1, size);
+                assert_true(memcmp(mem, img1, size) != 0);
+                assert_int_equal(status_counter(s, "vdso_cache_hits"), ++hits);
+                assert_int_equal(status_counter(s, "vdso_cache_misses"), misses);
+                stop_tampered(t, end_fd);
+        }
+        fixture_stop(&f1);
+        fixture_stop(&f2);
+}
+
+/* A stand-in daemon on path that answers every call with reply (a whole Varlink message; NULL:
+ * hangs up without a word); returns its pid (end it with SIGKILL). */
 static pid_t fake_daemon(const char *path, const char *reply) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -1732,7 +2503,7 @@ static pid_t fake_daemon(const char *path, const char *reply) {
                         /* One call a connection: read up to its NUL, answer, hang up. */
                         while ((n = read(c, buf, sizeof(buf))) > 0 && !memchr(buf, 0, (size_t) n))
                                 ;
-                        if (n > 0 && write(c, reply, strlen(reply) + 1) < 0)
+                        if (n > 0 && reply && write(c, reply, strlen(reply) + 1) < 0)
                                 _exit(1);
                         close(c);
                 }
@@ -1775,6 +2546,68 @@ static void test_memctl_prints_any_error(void **state) {
                                                  cases[i].reply, out, cases[i].want[w]);
                         assert_null(strstr(out, "exit=0"));
                 }
+                kill(pid, SIGKILL);
+                assert_int_equal(waitpid(pid, NULL, 0), pid);
+                unlink(path);
+        }
+        assert_int_equal(rmdir(dir), 0);
+}
+
+#define STATUS_REPLY(uptime) \
+        "{\"parameters\":{\"version\":\"9.9\",\"kernel\":\"6.1.0-x\\u001b[31m\",\"backend\":\"maps\",\"uptime_usec\":" uptime "," \
+        "\"requests\":12,\"errors\":3,\"elf_cache_hits\":4,\"elf_cache_misses\":5,\"elf_cache_entries\":6,\"connections\":7," \
+        "\"limits\":{\"max_message_size\":16777216,\"max_addresses\":100000,\"max_connections\":256," \
+        "\"max_connections_per_uid\":16,\"max_output_queue\":1572864,\"idle_timeout_sec\":60,\"max_json_depth\":32}}}"
+
+/* What the real daemon cannot be brought to say (a newer or older daemon's errors, a broken
+ * one, a daemon up for days) from a scripted peer: memctl says each in words, with the error's
+ * name and parameters, and exits with the status its manual gives. */
+static void test_memctl_error_words(void **state) {
+        static const struct {
+                const char *reply, *command, *want;
+                int exit_status;
+        } cases[] = {
+                { "{\"error\":\"org.varlink.service.MethodNotFound\",\"parameters\":{\"method\":\"io.memmapd.GetVdso\"}}",
+                  "vdso 77", "memctl: memmapd does not support this request (org.varlink.service.MethodNotFound "
+                             "{\"method\":\"io.memmapd.GetVdso\"})", 1 },
+                { "{\"error\":\"org.varlink.service.InvalidParameter\",\"parameters\":{\"parameter\":\"pid\"}}",
+                  "maps 77", "memctl: memmapd rejected parameter 'pid'", 1 },
+                { "{\"error\":\"org.varlink.service.InvalidParameter\",\"parameters\":{}}",
+                  "lookup 77 0x1", "memctl: memmapd rejected the request as invalid (org.varlink.service.InvalidParameter {})", 1 },
+                { "{\"error\":\"io.memmapd.LimitExceeded\",\"parameters\":{\"limit\":\"max_message_size\",\"max\":100}}",
+                  "maps 77", "memctl: request exceeds memmapd's limit max_message_size (max 100)", 1 },
+                { "{\"error\":\"io.memmapd.LimitExceeded\"}",
+                  "lookup 77 0x1", "memctl: request exceeds a limit of memmapd (io.memmapd.LimitExceeded {})", 1 },
+                { "{\"error\":\"org.varlink.service.PermissionDenied\",\"parameters\":{}}",
+                  "status", "memctl: permission denied (org.varlink.service.PermissionDenied {})", 5 },
+                { "{\"error\":\"io.memmapd.ProcessChanged\",\"parameters\":{\"pid\":77}}",
+                  "--start-time=5 maps 77", "memctl: process 77 changed (start time mismatch) (io.memmapd.ProcessChanged {\"pid\":77})", 6 },
+                { "not json at all", "status", "memctl: invalid reply from memmapd at ", 1 },
+                { NULL, "maps 77", "memctl: connection to memmapd at ", 3 },
+                { STATUS_REPLY("93784000000"), "status", "     Uptime: 1d 2h 3min\n", 0 },
+                { STATUS_REPLY("7384000000"), "status", "     Uptime: 2h 3min 4s\n", 0 },
+                { STATUS_REPLY("184000000"), "status", "     Uptime: 3min 4s\n", 0 },
+                { STATUS_REPLY("4250000"), "status", "     Uptime: 4.250s\n", 0 },
+                /* The kernel's name with its escape character shown, not sent to the terminal. */
+                { STATUS_REPLY("1"), "status", "     Kernel: 6.1.0-x\\033[31m\n", 0 },
+                { STATUS_REPLY("1"), "status", "     Limits: messages 16M, 100000 addresses per lookup, output queue 1.5M,\n"
+                                               "             JSON depth 32, idle timeout 60s\n", 0 },
+                { STATUS_REPLY("1"), "status", "   Requests: 12 (3 failed)\n  ELF cache: 6 entries, 4 hits, 5 misses\n"
+                                               "Connections: 7 (max 256, 16 per user)\n", 0 },
+                /* An older daemon without the newer counters: they read 0. */
+                { STATUS_REPLY("1"), "status", " Fair share: 0 oneway calls skipped, 0 connections parked, 0 slots reserved\n", 0 },
+        };
+        char dir[] = "/tmp/memmapd-fake-XXXXXX";
+
+        assert_non_null(mkdtemp(dir));
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *path = fmt("%s/sock%zu", dir, i), *out = NULL;
+                pid_t pid = fake_daemon(path, cases[i].reply);
+                int code = memctl_run(path, cases[i].command, true, &out);
+
+                if (code != cases[i].exit_status || !strstr(out, cases[i].want))
+                        fail_msg("memctl %s on %s: exit %d, printed '%s', not '%s'", cases[i].command,
+                                 cases[i].reply ? cases[i].reply : "(no reply)", code, out, cases[i].want);
                 kill(pid, SIGKILL);
                 assert_int_equal(waitpid(pid, NULL, 0), pid);
                 unlink(path);
@@ -2271,11 +3104,16 @@ int main(void) {
                 cmocka_unit_test(test_lookup),
                 cmocka_unit_test(test_profiler_processes),
                 cmocka_unit_test(test_profiler_processes_maps_backend),
+                cmocka_unit_test(test_not_utf8_names),
+                cmocka_unit_test(test_not_utf8_names_maps_backend),
                 cmocka_unit_test(test_pid_beyond_pid_max),
                 cmocka_unit_test(test_memctl_prints_any_error),
+                cmocka_unit_test(test_memctl_error_words),
                 cmocka_unit_test(test_memctl_lookup_json),
                 cmocka_unit_test(test_libmemctl_splits_batches),
                 cmocka_unit_test(test_vdso_image),
+                cmocka_unit_test(test_vdso_cache),
+                cmocka_unit_test(test_build_id_slow_writer),
                 cmocka_unit_test(test_process_changed),
                 cmocka_unit_test(test_pipelined),
                 cmocka_unit_test(test_half_close),
@@ -2289,6 +3127,9 @@ int main(void) {
                 cmocka_unit_test(test_sigterm_finishes_in_flight),
                 cmocka_unit_test(test_libmemctl),
                 cmocka_unit_test(test_memctl),
+                cmocka_unit_test(test_memctl_usage),
+                cmocka_unit_test(test_memctl_commands),
+                cmocka_unit_test(test_memctl_permission),
                 cmocka_unit_test(test_status_counters),
                 cmocka_unit_test(test_access),
                 cmocka_unit_test(test_target_cache_exec),

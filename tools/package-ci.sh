@@ -89,7 +89,7 @@ check memmapd /usr/sbin/memmapd \
 check memctl /usr/bin/memctl '/usr/share/man/man1/memctl.1(.gz)?' \
         /usr/share/bash-completion/completions/memctl
 check libmemctl0 "/usr/lib/$multiarch/libmemctl.so.0" "/usr/lib/$multiarch/libmemctl.so.0.0.0"
-check libmemctl-dev /usr/include/memctl.h "/usr/lib/$multiarch/libmemctl.so" \
+check libmemctl-dev /usr/include/libmemctl.h /usr/include/memctl.h "/usr/lib/$multiarch/libmemctl.so" \
         "/usr/lib/$multiarch/pkgconfig/libmemctl.pc" '/usr/share/man/man3/libmemctl.3(.gz)?'
 
 # The unit installed names the installed daemon, and postinst enables the socket.

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/auxv.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <linux/openat2.h>
@@ -21,10 +22,12 @@
 #include "engine.h"
 #include "maps-parse.h"
 #include "procmap-ioctl.h"
+#include "vdso-cache.h"
 
 struct engine {
         enum engine_backend backend;
         struct elf_cache *elf_cache;
+        struct vdso_cache *vdso_cache;
         /* The gate area as this kernel shows it to 64-bit processes (x86-64 [vsyscall]). */
         bool have_gate;
         uint64_t gate_start, gate_end;
@@ -87,6 +90,20 @@ int engine_backend_from_string(const char *s, enum engine_backend *ret) {
         return -EINVAL;
 }
 
+/* Seeds the vdso cache with the daemon's own vdso: the kernel's image for the daemon's ABI,
+ * which no client can have written to, so it may answer for any process that carries its
+ * build ID. Without it (no vdso, no build ID) every image is learned from processes. */
+static void engine_learn_own_vdso(struct engine *e, const struct mapping *m) {
+        struct elf_info info;
+        size_t size = m->end - m->start;
+
+        if (getauxval(AT_SYSINFO_EHDR) != m->start || m->end <= m->start || size > VDSO_CACHE_IMAGE_MAX)
+                return;
+        if (elf_info_from_buffer((const void *) (uintptr_t) m->start, size, &info) >= 0 && info.build_id_len > 0)
+                (void) vdso_cache_put(e->vdso_cache, &info, (const uint8_t *) (uintptr_t) m->start, size, true,
+                                      geteuid());
+}
+
 static void engine_learn_gate(struct engine *e, int self_maps_fd) {
         _cleanup_(mapping_list_done) struct mapping_list l = {};
 
@@ -98,7 +115,8 @@ static void engine_learn_gate(struct engine *e, int self_maps_fd) {
                         e->gate_start = l.items[i].start;
                         e->gate_end = l.items[i].end;
                         e->gate_flags = l.items[i].flags;
-                }
+                } else if (l.items[i].kind == MAPPING_KIND_VDSO)
+                        engine_learn_own_vdso(e, &l.items[i]);
 }
 
 int engine_new(const struct engine_config *cfg, struct engine **ret) {
@@ -128,6 +146,12 @@ int engine_new(const struct engine_config *cfg, struct engine **ret) {
                 free(e);
                 return r;
         }
+        r = vdso_cache_new(&e->vdso_cache);
+        if (r < 0) {
+                elf_cache_free(e->elf_cache);
+                free(e);
+                return r;
+        }
         engine_learn_gate(e, fd);
         e->run_blocking = cfg->run_blocking;
         e->run_blocking_userdata = cfg->run_blocking_userdata;
@@ -141,6 +165,7 @@ struct engine *engine_free(struct engine *e) {
         if (!e)
                 return NULL;
         elf_cache_free(e->elf_cache);
+        vdso_cache_free(e->vdso_cache);
         free(e);
         return NULL;
 }
@@ -151,6 +176,10 @@ enum engine_backend engine_get_backend(const struct engine *e) {
 
 void engine_get_elf_cache_stats(struct engine *e, struct elf_cache_stats *ret) {
         elf_cache_get_stats(e->elf_cache, ret);
+}
+
+void engine_get_vdso_cache_stats(struct engine *e, struct vdso_cache_stats *ret) {
+        vdso_cache_get_stats(e->vdso_cache, ret);
 }
 
 static bool statx_matches(const struct statx *stx, const struct mapping *m) {
@@ -562,51 +591,94 @@ static int resolve_escaped_newline(struct engine *e, const struct process *p, st
         return 0;
 }
 
-/* The vdso is two to four pages; a bound on what a request reads for it. */
-#define VDSO_SIZE_MAX (256 * 1024)
+/* What is read of every vdso to learn its build ID: its ELF header, program headers and notes
+ * lie in its first page (kernels link it so). The kernel copies /proc/PID/mem a page at a time,
+ * so the page costs one call where the three pieces would cost three. */
+#define VDSO_HEAD_SIZE 4096
 
-/* The image of the process's [vdso] m (malloc'd, m->end - m->start bytes), or -errno. No
- * file holds it, so it is read from the process's memory, through /proc/PID/mem opened in the
- * serving thread: under the client's credentials, with the kernel's ptrace check a debugger
- * reading it meets. */
-static int read_vdso(const struct process *p, const struct mapping *m, uint8_t **ret) {
+/* Reads exactly size bytes of the process's memory at address: 0, -ESRCH when the mm is gone
+ * (nothing read: the process exited or exec'd), -EIO when short, or -errno. */
+static int read_mem(int mem_fd, uint64_t address, uint8_t *buf, size_t size) {
+        ssize_t n = RETRY_EINTR(pread(mem_fd, buf, size, (off_t) address));
+
+        if (n < 0)
+                return -errno;
+        if (n == 0)
+                return -ESRCH;
+        return (size_t) n == size ? 0 : -EIO;
+}
+
+/* The ELF facts of the process's [vdso] m (elf_class 0 when its image is no ELF file), and with
+ * ret_image its image (malloc'd, m->end - m->start bytes); or -errno. No file holds it, so it is
+ * read from the process's memory, through /proc/PID/mem opened in the serving thread: under
+ * the client's credentials, with the kernel's ptrace check a debugger reading it meets, on
+ * every call. Only the first page is read when the cache holds the image with the build ID
+ * found there, for this size and for the process's owner (see vdso-cache.h): the image is the
+ * same in every process of one kernel and ABI, so the facts and the image served are the
+ * kernel's for that build ID, also where a debugger's breakpoints changed the process's copy.
+ * On a miss the whole image is read, and kept when it carries the build ID its head showed. */
+static int read_vdso(struct engine *e, const struct process *p, const struct mapping *m, struct elf_info *ret_info,
+                     uint8_t **ret_image) {
         _cleanup_free_ uint8_t *image = NULL;
         _cleanup_close_ int fd = -1;
         uint64_t size = m->end - m->start;
-        ssize_t n;
+        uint8_t head[VDSO_HEAD_SIZE];
+        struct elf_info head_info, info = {};
+        bool keep = false;
+        uid_t owner = 0;
+        int r;
 
-        if (m->end <= m->start || size > VDSO_SIZE_MAX || m->start > INT64_MAX - size)
+        if (m->end <= m->start || size > VDSO_CACHE_IMAGE_MAX || m->start > INT64_MAX - size)
                 return -EINVAL;
-        image = malloc(size);
-        if (!image)
-                return -ENOMEM;
         fd = openat(p->proc_fd, "mem", O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return -errno;
-        n = RETRY_EINTR(pread(fd, image, size, (off_t) m->start));
-        if (n < 0)
-                return -errno;
-        /* Nothing read: the mm is gone (the process exited or exec'd). */
-        if (n == 0)
-                return -ESRCH;
-        if ((uint64_t) n != size)
-                return -EIO;
-        *ret = TAKE_PTR(image);
+        r = read_mem(fd, m->start, head, MIN((size_t) size, sizeof(head)));
+        if (r < 0)
+                return r;
+        if (elf_info_from_buffer(head, MIN((size_t) size, sizeof(head)), &head_info) >= 0 &&
+            head_info.build_id_len > 0) {
+                /* The daemon's own image first: it needs no owner, which costs a read. */
+                r = vdso_cache_get(e->vdso_cache, head_info.build_id, head_info.build_id_len, size, NULL, ret_info,
+                                   ret_image);
+                if (r == 0 && process_read_uid(p, &owner) >= 0) {
+                        r = vdso_cache_get(e->vdso_cache, head_info.build_id, head_info.build_id_len, size, &owner,
+                                           ret_info, ret_image);
+                        keep = r == 0;
+                }
+                if (r != 0)
+                        return MIN(r, 0);
+        }
+
+        image = malloc(size);
+        if (!image)
+                return -ENOMEM;
+        r = read_mem(fd, m->start, image, size);
+        if (r < 0)
+                return r;
+        if (elf_info_from_buffer(image, size, &info) < 0)
+                info = (struct elf_info) {};
+        /* The process may have rewritten its vdso between the two reads: keep only what the
+         * head named. */
+        if (keep && info.build_id_len == head_info.build_id_len &&
+            memcmp(info.build_id, head_info.build_id, info.build_id_len) == 0)
+                (void) vdso_cache_put(e->vdso_cache, &info, image, size, false, owner);
+        *ret_info = info;
+        if (ret_image)
+                *ret_image = TAKE_PTR(image);
         return 0;
 }
 
 /* The ELF facts of the process's [vdso] m in memo->vdso (0), or -errno. Once per request. */
-static int vdso_elf_info(const struct process *p, const struct mapping *m, struct elf_memo *memo) {
+static int vdso_elf_info(struct engine *e, const struct process *p, const struct mapping *m,
+                         struct elf_memo *memo) {
         struct elf_memo_entry *v = &memo->vdso;
-        _cleanup_free_ uint8_t *image = NULL;
         int r;
 
         if (v->valid)
                 return v->result;
         *v = (struct elf_memo_entry) { .valid = true };
-        r = read_vdso(p, m, &image);
-        if (r >= 0)
-                r = elf_info_from_buffer(image, m->end - m->start, &v->info);
+        r = read_vdso(e, p, m, &v->info, NULL);
         if (r >= 0 && !v->info.elf_class)
                 r = -ENOEXEC;
         return v->result = r;
@@ -625,12 +697,12 @@ int engine_vdso(struct engine *e, const struct process *p, struct mapping *ret_m
         for (size_t i = 0; i < l.n; i++) {
                 if (l.items[i].kind != MAPPING_KIND_VDSO)
                         continue;
-                r = read_vdso(p, &l.items[i], &image);
+                r = read_vdso(e, p, &l.items[i], &info, &image);
                 if (r < 0)
                         return r;
                 m = l.items[i];
                 l.items[i] = (struct mapping) {};
-                if (elf_info_from_buffer(image, m.end - m.start, &info) >= 0 && info.build_id_len > 0) {
+                if (info.build_id_len > 0) {
                         r = mapping_set_build_id(&m, info.build_id, info.build_id_len);
                         if (r < 0) {
                                 mapping_done(&m);
@@ -742,7 +814,7 @@ static int finish_mapping(struct engine *e, const struct process *p, struct mapp
         if (m->build_id_len > 0)
                 return 0;
         if (m->kind == MAPPING_KIND_VDSO)
-                return vdso_elf_info(p, m, memo) >= 0 && memo->vdso.info.build_id_len > 0
+                return vdso_elf_info(e, p, m, memo) >= 0 && memo->vdso.info.build_id_len > 0
                                ? mapping_set_build_id(m, memo->vdso.info.build_id, memo->vdso.info.build_id_len)
                                : 0;
         if (!mapping_is_file_backed(m) || engine_file_facts(e, p, m, memo) < 0)
@@ -1205,7 +1277,7 @@ int engine_lookup(struct engine *e, const struct process *p, const uint64_t *add
 
                 m = &out.items[idx];
                 /* The vdso's image starts at its start (offset 0): an ELF address, no file. */
-                if (m->kind == MAPPING_KIND_VDSO && vdso_elf_info(p, m, &memo) >= 0 &&
+                if (m->kind == MAPPING_KIND_VDSO && vdso_elf_info(e, p, m, &memo) >= 0 &&
                     elf_info_vaddr(&memo.vdso.info, a - m->start, &res->elf_vaddr) >= 0)
                         res->has_elf_vaddr = true;
                 if (!mapping_is_file_backed(m))

@@ -9,6 +9,7 @@
 #include "elf-cache.h"
 #include "mapping.h"
 #include "process.h"
+#include "vdso-cache.h"
 
 enum engine_backend {
         ENGINE_BACKEND_AUTO,
@@ -49,6 +50,8 @@ struct engine *engine_free(struct engine *e);
 /* The backend in use: never AUTO. */
 enum engine_backend engine_get_backend(const struct engine *e);
 void engine_get_elf_cache_stats(struct engine *e, struct elf_cache_stats *ret);
+/* The vdso images kept by build ID (GetVdso, and the vdso's build ID and elf_vaddr). */
+void engine_get_vdso_cache_stats(struct engine *e, struct vdso_cache_stats *ret);
 
 enum {
         ENGINE_EXECUTABLE_ONLY = 1u << 0,
@@ -83,7 +86,8 @@ int engine_lookup(struct engine *e, const struct process *p, const uint64_t *add
 
 /* The vdso of p: its mapping (with its build ID when it has one) and its image
  * (ret_mapping->end - ret_mapping->start bytes, malloc'd), read from the process's memory with
- * the calling thread's credentials. -ENOENT when p has no vdso, -EACCES/-EPERM when the
+ * the calling thread's credentials; where the cache holds the image of the build ID its first
+ * page carries, only that page is read and the image is the cached one. -ENOENT when p has no vdso, -EACCES/-EPERM when the
  * caller may not read p's memory, -ESRCH when p is gone. Thread-safe. */
 int engine_vdso(struct engine *e, const struct process *p, struct mapping *ret_mapping, uint8_t **ret_image);
 

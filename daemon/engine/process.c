@@ -75,13 +75,13 @@ int proc_parse_kernel_thread(const char *stat, size_t len) {
         return !!(flags & PF_KTHREAD);
 }
 
-/* Reads /proc/PID/stat through an open /proc/PID directory fd into buf (NUL-terminated);
- * returns its length. */
-static ssize_t read_stat(int proc_fd, char *buf, size_t size) {
+/* Reads /proc/PID/NAME (stat, status) through an open /proc/PID directory fd into buf
+ * (NUL-terminated), in one read: its length, or -errno (-ESRCH when the task is gone). */
+static ssize_t read_proc_text(int proc_fd, const char *name, char *buf, size_t size) {
         _cleanup_close_ int fd = -1;
         ssize_t n;
 
-        fd = openat(proc_fd, "stat", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        fd = openat(proc_fd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return errno == ENOENT ? -ESRCH : -errno;
         n = RETRY_EINTR(read(fd, buf, size - 1));
@@ -97,37 +97,39 @@ int proc_read_start_time(int proc_fd, uint64_t *ret) {
         char buf[4096];
         ssize_t n;
 
-        n = read_stat(proc_fd, buf, sizeof(buf));
+        n = read_proc_text(proc_fd, "stat", buf, sizeof(buf));
         if (n < 0)
                 return (int) n;
         return proc_parse_start_time(buf, (size_t) n, ret);
 }
 
-int proc_parse_tgid(const char *status, size_t len, pid_t *ret) {
+/* The first number after key ("Tgid:") at the start of a line of status text, up to the end of
+ * the line or a tab: 0 with *ret, or -EBADMSG. The Name line before it is escaped by the kernel
+ * (no raw newline in it). */
+static int status_number(const char *status, size_t len, const char *key, uint64_t max, uint64_t *ret) {
         const char *p = status, *end = status + len;
+        size_t key_len = strlen(key);
 
-        /* "Tgid:\t<n>\n", at the start of a line; the Name line before it is escaped by the
-         * kernel (no raw newline in it). */
         while (p < end) {
                 const char *eol = memchr(p, '\n', (size_t) (end - p));
                 size_t l = eol ? (size_t) (eol - p) : (size_t) (end - p);
 
-                if (l > 5 && memcmp(p, "Tgid:", 5) == 0) {
-                        const char *q = p + 5;
+                if (l > key_len && memcmp(p, key, key_len) == 0) {
+                        const char *q = p + key_len;
                         uint64_t v = 0;
 
                         while (q < p + l && (*q == '\t' || *q == ' '))
                                 q++;
                         if (q == p + l)
                                 return -EBADMSG;
-                        for (; q < p + l; q++) {
-                                if (*q < '0' || *q > '9' || v > INT32_MAX / 10)
+                        for (; q < p + l && *q != '\t'; q++) {
+                                if (*q < '0' || *q > '9' || v > max / 10)
                                         return -EBADMSG;
                                 v = v * 10 + (uint64_t) (*q - '0');
                         }
-                        if (v == 0 || v > INT32_MAX)
+                        if (v > max)
                                 return -EBADMSG;
-                        *ret = (pid_t) v;
+                        *ret = v;
                         return 0;
                 }
                 p += l + 1;
@@ -135,22 +137,46 @@ int proc_parse_tgid(const char *status, size_t len, pid_t *ret) {
         return -EBADMSG;
 }
 
+int proc_parse_tgid(const char *status, size_t len, pid_t *ret) {
+        uint64_t v;
+
+        if (status_number(status, len, "Tgid:", INT32_MAX, &v) < 0 || v == 0)
+                return -EBADMSG;
+        *ret = (pid_t) v;
+        return 0;
+}
+
+int proc_parse_uid(const char *status, size_t len, uid_t *ret) {
+        uint64_t v;
+
+        /* "Uid:\t<real>\t<effective>\t<saved>\t<fs>"; (uid_t) -1 is no one's. */
+        if (status_number(status, len, "Uid:", UINT32_MAX - 1, &v) < 0)
+                return -EBADMSG;
+        *ret = (uid_t) v;
+        return 0;
+}
+
 /* The thread group id of the task whose /proc directory is proc_fd. */
 static int read_tgid(int proc_fd, pid_t *ret) {
-        _cleanup_close_ int fd = -1;
         char buf[4096];
         ssize_t n;
 
-        fd = openat(proc_fd, "status", O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return errno == ENOENT ? -ESRCH : -errno;
         /* Tgid is the fourth line: the first read holds it. */
-        n = RETRY_EINTR(read(fd, buf, sizeof(buf)));
+        n = read_proc_text(proc_fd, "status", buf, sizeof(buf));
         if (n < 0)
-                return errno == ESRCH ? -ESRCH : -errno;
-        if (n == 0)
-                return -ESRCH;
+                return (int) n;
         return proc_parse_tgid(buf, (size_t) n, ret);
+}
+
+int process_read_uid(const struct process *p, uid_t *ret) {
+        char buf[4096];
+        ssize_t n;
+
+        /* Uid is the ninth line: the first read holds it. */
+        n = read_proc_text(p->proc_fd, "status", buf, sizeof(buf));
+        if (n < 0)
+                return (int) n;
+        return proc_parse_uid(buf, (size_t) n, ret);
 }
 
 int process_check_alive(const struct process *p) {
@@ -269,7 +295,7 @@ static int open_one(pid_t pid, bool follow_tgid, struct process **ret) {
                 }
         }
 
-        n = read_stat(p->proc_fd, stat, sizeof(stat));
+        n = read_proc_text(p->proc_fd, "stat", stat, sizeof(stat));
         if (n < 0)
                 return (int) n;
         r = proc_parse_start_time(stat, (size_t) n, &p->start_time);

@@ -52,3 +52,10 @@ int proc_parse_kernel_thread(const char *stat, size_t len);
 
 /* The Tgid of the text of /proc/PID/status. -EBADMSG when there is none or it is malformed. */
 int proc_parse_tgid(const char *status, size_t len, pid_t *ret);
+
+/* The real uid (the first of the Uid: line) of the text of /proc/PID/status; -EBADMSG. */
+int proc_parse_uid(const char *status, size_t len, uid_t *ret);
+
+/* The real uid of p: who runs it, also when it is non-dumpable (its /proc files show root
+ * then). 0, -ESRCH, other -errno. */
+int process_read_uid(const struct process *p, uid_t *ret);
