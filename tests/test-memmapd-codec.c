@@ -291,6 +291,12 @@ static void test_mapping_exact_only(void **state) {
                 "{\"address\":\"0x1\",\"mapping\":9223372036854775807}",
                 "{\"address\":\"0x1\",\"mapping\":-1}",
                 "{\"address\":\"0x1\",\"mapping\":1,\"file_offset\":\"1\"}",
+                /* A reason the writer does not know keeps its name through the general reader. */
+                "{\"address\":\"0x1\",\"reason\":\"no_address_space_yet\"}",
+                "{\"address\":\"0x1\",\"reason\":\"unmappedx\"}",
+                /* The writer gives a mapping or a reason, never neither nor both. */
+                "{\"address\":\"0x1\"}",
+                "{\"address\":\"0x1\",\"mapping\":1,\"reason\":\"unmapped\"}",
         };
 
         for (size_t i = 0; i < ELEMENTSOF(others); i++) {
