@@ -13,6 +13,7 @@
 #include "cleanup.h"
 #include "json-writer.h"
 #include "libmemctl.h"
+#include "memmapd-codec.h"
 #include "number.h"
 #include "utf8.h"
 
@@ -355,55 +356,26 @@ static int print_json(const char *text) {
 
 /* One mapping as the daemon's reply has it (io.memmapd's Mapping), from libmemctl's view. */
 static void write_mapping_json(struct json_writer *w, const struct memctl_mapping *m) {
-        char dev[32];
-
-        json_writer_object_begin(w);
-        json_writer_key(w, "start");
-        json_writer_hex(w, m->start);
-        json_writer_key(w, "end");
-        json_writer_hex(w, m->end);
-        json_writer_key(w, "perms");
-        json_writer_string(w, m->perms);
-        json_writer_key(w, "offset");
-        json_writer_hex(w, m->offset);
-        json_writer_key(w, "dev");
-        snprintf(dev, sizeof(dev), "%02x:%02x", m->dev_major, m->dev_minor);
-        json_writer_string(w, dev);
-        json_writer_key(w, "inode");
-        json_writer_uint(w, m->inode);
-        if (m->page_size > 0) {
-                json_writer_key(w, "page_size");
-                json_writer_uint(w, m->page_size);
-        }
-        json_writer_key(w, "kind");
-        json_writer_string(w, m->kind_name ? m->kind_name : "unknown");
-        if (m->name) {
-                json_writer_key(w, "name");
-                /* Not UTF-8: U+FFFD for the invalid bytes, and the bytes in hex, as the daemon says. */
-                if (!json_writer_string(w, name_of(m))) {
-                        size_t len = strlen(name_of(m));
-                        _cleanup_free_ char *hex = malloc(2 * len + 1);
-
-                        json_writer_key(w, "name_hex");
-                        if (hex)
-                                json_writer_string(w, format_hex_bytes((const uint8_t *) name_of(m), len, hex));
-                        else
-                                json_writer_null(w);
-                }
-        }
-        if (m->path) {
-                json_writer_key(w, "path");
-                json_writer_string(w, path_of(m));
-        }
-        if (m->kind == MEMCTL_KIND_FILE) {
-                json_writer_key(w, "deleted");
-                json_writer_bool(w, m->deleted);
-        }
-        if (m->build_id_hex) {
-                json_writer_key(w, "build_id");
-                json_writer_string(w, m->build_id_hex);
-        }
-        json_writer_object_end(w);
+        memmapd_write_mapping(w, &(struct memmapd_mapping) {
+                .start = m->start,
+                .end = m->end,
+                .offset = m->offset,
+                .inode = m->inode,
+                .dev_major = m->dev_major,
+                .dev_minor = m->dev_minor,
+                .page_size = m->page_size,
+                .flags = m->flags,
+                .kind = m->kind_name ? m->kind_name : "unknown",
+                /* The exact bytes: the codec writes a name that is not UTF-8 as the daemon does
+                 * (U+FFFD for the invalid bytes, and name_hex). */
+                .name = name_of(m),
+                .path = path_of(m),
+                .path_len = m->path ? strlen(path_of(m)) : 0,
+                .has_deleted = m->kind == MEMCTL_KIND_FILE,
+                .deleted = m->deleted,
+                .build_id = m->build_id,
+                .build_id_len = m->build_id ? m->build_id_size : 0,
+        });
 }
 
 /* A Lookup reply as JSON ({"process", "mappings", "results"}), written with the streaming
@@ -418,17 +390,7 @@ static int print_lookup_json(const memctl_lookup_reply *l) {
         (void) json_writer_reserve(&w, 200 * memctl_lookup_reply_mapping_count(l) + 100 * memctl_lookup_reply_count(l));
         (void) memctl_lookup_reply_get_process_info(l, &p);
         json_writer_object_begin(&w);
-        json_writer_key(&w, "process");
-        json_writer_object_begin(&w);
-        json_writer_key(&w, "pid");
-        json_writer_int(&w, p.pid);
-        json_writer_key(&w, "start_time");
-        json_writer_uint(&w, p.start_time);
-        if (p.kernel_thread) {
-                json_writer_key(&w, "kernel_thread");
-                json_writer_bool(&w, true);
-        }
-        json_writer_object_end(&w);
+        memmapd_write_process(&w, p.pid, p.start_time, p.kernel_thread);
         json_writer_key(&w, "mappings");
         json_writer_array_begin(&w);
         for (size_t i = 0; i < memctl_lookup_reply_mapping_count(l); i++) {
@@ -446,25 +408,26 @@ static int print_lookup_json(const memctl_lookup_reply *l) {
 
                 if (memctl_lookup_reply_get(l, i, &res) < 0)
                         return oom();
-                json_writer_object_begin(&w);
-                json_writer_key(&w, "address");
-                json_writer_hex(&w, res.address);
-                if (res.mapping == MEMCTL_NO_MAPPING) {
+                if (res.mapping == MEMCTL_NO_MAPPING && res.reason == MEMCTL_REASON_OTHER && res.reason_name) {
+                        /* A newer daemon's reason, which the codec has no name for: passed on. */
+                        json_writer_object_begin(&w);
+                        json_writer_key(&w, "address");
+                        json_writer_hex(&w, res.address);
                         json_writer_key(&w, "reason");
-                        json_writer_string(&w, res.reason_name ? res.reason_name : "unmapped");
-                } else {
-                        json_writer_key(&w, "mapping");
-                        json_writer_uint(&w, res.mapping);
+                        json_writer_string(&w, res.reason_name);
+                        json_writer_object_end(&w);
+                        continue;
                 }
-                if (res.has_file_offset) {
-                        json_writer_key(&w, "file_offset");
-                        json_writer_hex(&w, res.file_offset);
-                }
-                if (res.has_elf_vaddr) {
-                        json_writer_key(&w, "elf_vaddr");
-                        json_writer_hex(&w, res.elf_vaddr);
-                }
-                json_writer_object_end(&w);
+                memmapd_write_result(&w, &(struct memmapd_result) {
+                        .address = res.address,
+                        .mapping = res.mapping == MEMCTL_NO_MAPPING ? -1 : (int64_t) res.mapping,
+                        .reason = res.reason == MEMCTL_REASON_NO_ADDRESS_SPACE ? MEMMAPD_REASON_NO_ADDRESS_SPACE
+                                                                               : MEMMAPD_REASON_UNMAPPED,
+                        .has_file_offset = res.has_file_offset,
+                        .has_elf_vaddr = res.has_elf_vaddr,
+                        .file_offset = res.file_offset,
+                        .elf_vaddr = res.elf_vaddr,
+                });
         }
         json_writer_array_end(&w);
         json_writer_object_end(&w);

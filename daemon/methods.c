@@ -11,158 +11,15 @@
 
 #include "cleanup.h"
 #include "file-pool.h"
-#include "interface.h"
+#include "memmapd-codec.h"
 #include "log.h"
 #include "methods.h"
+#include "methods-internal.h"
+#include "reply-size.h"
 #include "number.h"
 #include "process.h"
 #include "time-util.h"
 
-#define E_NO_SUCH_PROCESS MEMMAPD_ERROR_NO_SUCH_PROCESS
-#define E_PERMISSION_DENIED MEMMAPD_ERROR_PERMISSION_DENIED
-#define E_PROCESS_CHANGED MEMMAPD_ERROR_PROCESS_CHANGED
-#define E_LIMIT_EXCEEDED MEMMAPD_ERROR_LIMIT_EXCEEDED
-#define E_INTERNAL MEMMAPD_ERROR_INTERNAL
-#define E_NO_VDSO MEMMAPD_INTERFACE ".NoVdso"
-#define E_NOT_MAPPED MEMMAPD_INTERFACE ".NotMapped"
-#define E_NO_FILE MEMMAPD_INTERFACE ".NoFile"
-#define E_FILE_UNAVAILABLE MEMMAPD_INTERFACE ".FileUnavailable"
-
-const char varlink_service_interface_description[] =
-        "# The Varlink service interface, provided by every Varlink service.\n"
-        "interface org.varlink.service\n"
-        "\n"
-        "# Information about the service and the interfaces it implements.\n"
-        "method GetInfo() -> (\n"
-        "  vendor: string,\n"
-        "  product: string,\n"
-        "  version: string,\n"
-        "  url: string,\n"
-        "  interfaces: []string\n"
-        ")\n"
-        "\n"
-        "# The description of an interface the service implements.\n"
-        "method GetInterfaceDescription(interface: string) -> (description: string)\n"
-        "\n"
-        "# No such interface here.\n"
-        "error InterfaceNotFound (interface: string)\n"
-        "\n"
-        "# No such method here.\n"
-        "error MethodNotFound (method: string)\n"
-        "\n"
-        "# The interface has the method, but the service does not implement it.\n"
-        "error MethodNotImplemented (method: string)\n"
-        "\n"
-        "# A parameter is missing, of the wrong type or out of range.\n"
-        "error InvalidParameter (parameter: string)\n"
-        "\n"
-        "# The client may not call this.\n"
-        "error PermissionDenied ()\n"
-        "\n"
-        "# The method must be called with \"more\" set.\n"
-        "error ExpectedMore ()\n";
-
-static const char *reply_error_simple(struct json_writer *w, const char *error, const char *key, const char *value) {
-        varlink_reply_begin(w, error, false);
-        if (key) {
-                json_writer_key(w, key);
-                json_writer_string(w, value);
-        }
-        varlink_message_end(w);
-        return error;
-}
-
-static const char *reply_invalid_parameter(struct json_writer *w, const char *name) {
-        varlink_reply_invalid_parameter(w, name);
-        return VARLINK_ERROR_INVALID_PARAMETER;
-}
-
-static const char *reply_pid_error(struct json_writer *w, const char *error, int64_t pid) {
-        varlink_reply_begin(w, error, false);
-        json_writer_key(w, "pid");
-        json_writer_int(w, pid);
-        varlink_message_end(w);
-        return error;
-}
-
-static const char *reply_limit(struct json_writer *w, const char *limit, uint64_t max) {
-        varlink_reply_begin(w, E_LIMIT_EXCEEDED, false);
-        json_writer_key(w, "limit");
-        json_writer_string(w, limit);
-        json_writer_key(w, "max");
-        json_writer_uint(w, max);
-        varlink_message_end(w);
-        return E_LIMIT_EXCEEDED;
-}
-
-/* Which errnos an InternalError was logged for: each is worth a warning once (it says the
- * daemon met something it does not handle), not once per call. */
-static atomic_ullong internal_logged[4];
-
-static const char *reply_internal(struct json_writer *w, int error) {
-        unsigned e = (unsigned) (error < 0 ? -error : error);
-
-        if (e < 256 && !(atomic_fetch_or(&internal_logged[e / 64], 1ull << (e % 64)) & (1ull << (e % 64))))
-                log_warning_errno(-(int) e, "Answering InternalError: %s (logged once per error)", strerror((int) e));
-        return reply_error_simple(w, E_INTERNAL, "message", strerror((int) e));
-}
-
-static bool known_params_only(struct json_object *params, const char *const *known, const char **ret_bad) {
-        const char *bad = varlink_params_unknown(params, known);
-
-        if (bad)
-                *ret_bad = bad;
-        return !bad;
-}
-
-static const char *get_info(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w) {
-        static const char *const known[] = { NULL };
-        const char *bad;
-
-        if (!known_params_only(call->parameters, known, &bad))
-                return reply_invalid_parameter(w, bad);
-
-        varlink_reply_begin(w, NULL, false);
-        json_writer_key(w, "vendor");
-        json_writer_string(w, "memmapd");
-        json_writer_key(w, "product");
-        json_writer_string(w, "memmapd");
-        json_writer_key(w, "version");
-        json_writer_string(w, MEMMAPD_VERSION);
-        json_writer_key(w, "url");
-        json_writer_string(w, "");
-        json_writer_key(w, "interfaces");
-        json_writer_array_begin(w);
-        json_writer_string(w, "org.varlink.service");
-        json_writer_string(w, MEMMAPD_INTERFACE);
-        json_writer_array_end(w);
-        varlink_message_end(w);
-        return NULL;
-}
-
-static const char *get_interface_description(const struct method_context *ctx, const struct varlink_call *call,
-                                             struct json_writer *w) {
-        static const char *const known[] = { "interface", NULL };
-        const char *iface, *desc, *bad;
-
-        if (!known_params_only(call->parameters, known, &bad))
-                return reply_invalid_parameter(w, bad);
-        if (varlink_param_string(call->parameters, "interface", true, &iface) < 0)
-                return reply_invalid_parameter(w, "interface");
-
-        if (strcmp(iface, MEMMAPD_INTERFACE) == 0)
-                desc = memmapd_interface_description;
-        else if (strcmp(iface, "org.varlink.service") == 0)
-                desc = varlink_service_interface_description;
-        else
-                return reply_error_simple(w, VARLINK_ERROR_INTERFACE_NOT_FOUND, "interface", iface);
-
-        varlink_reply_begin(w, NULL, false);
-        json_writer_key(w, "description");
-        json_writer_string(w, desc);
-        varlink_message_end(w);
-        return NULL;
-}
 
 static const char *get_status(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w) {
         static const char *const known[] = { NULL };
@@ -254,173 +111,46 @@ static const char *get_status(const struct method_context *ctx, const struct var
         return NULL;
 }
 
-/* "%02x:%02x" as /proc/PID/maps shows a device, without snprintf(): that was 8% of the time
- * of a 60,000-mapping listing. buf holds 18 bytes; returns the length (without the NUL). */
-static size_t format_dev(uint32_t major, uint32_t minor, char *buf) {
-        static const char hex[16] = "0123456789abcdef";
-        const uint32_t v[2] = { major, minor };
-        char *p = buf;
+_Static_assert((unsigned) MAPPING_READ == (unsigned) MEMMAPD_PERM_READ &&
+                       (unsigned) MAPPING_WRITE == (unsigned) MEMMAPD_PERM_WRITE &&
+                       (unsigned) MAPPING_EXEC == (unsigned) MEMMAPD_PERM_EXEC &&
+                       (unsigned) MAPPING_SHARED == (unsigned) MEMMAPD_PERM_SHARED,
+               "the engine's permission bits are the protocol's");
+_Static_assert(MAPPING_BUILD_ID_MAX == MEMMAPD_BUILD_ID_MAX, "build IDs fit the codec");
 
-        for (unsigned k = 0; k < 2; k++) {
-                unsigned digits = 2;
+/* The codec's view of m: lent, valid while m is. */
+static void mapping_view(const struct mapping *m, struct memmapd_mapping *ret) {
+        bool file = mapping_is_file_backed(m) && m->name;
 
-                while (digits < 8 && (v[k] >> (4 * digits)) != 0)
-                        digits++;
-                while (digits-- > 0)
-                        *p++ = hex[(v[k] >> (4 * digits)) & 0xf];
-                if (k == 0)
-                        *p++ = ':';
-        }
-        *p = 0;
-        return (size_t) (p - buf);
-}
-
-/* Room for every member of a mapping but the name and path, with their keys. */
-#define MAPPING_JSON_FIXED 512
-/* Names up to this long (most are far shorter) are formatted in one go; longer ones, and
- * names that need escaping, take the writer's general path. */
-#define MAPPING_JSON_NAME_MAX 1024
-
-#define PUT_LITERAL(p, s) (memcpy((p), (s), sizeof(s) - 1), (p) += sizeof(s) - 1)
-
-/* write_mapping() for the common case, the same bytes formatted straight into the reply:
- * key by key through the writer was most of the daemon's time on a 60,000-mapping listing
- * after reading the maps. False (nothing written) when the mapping needs the general path. */
-static bool write_mapping_fast(struct json_writer *w, const struct mapping *m) {
-        char perms[5], *buf, *p;
-        const char *kind = mapping_kind_to_string(m->kind);
-        size_t name_len = 0, kind_len;
-
-        if (!kind || (kind_len = strlen(kind)) > 32)
-                return false;
-        if (m->name) {
-                name_len = strlen(m->name);
-                if (name_len > MAPPING_JSON_NAME_MAX || json_plain_length(m->name, name_len) != name_len)
-                        return false;
-        }
-        buf = p = json_writer_raw_reserve(w, MAPPING_JSON_FIXED + 2 * name_len);
-        if (!buf)
-                return true; /* the writer's error stands for the reply */
-        PUT_LITERAL(p, "{\"start\":\"");
-        p += json_format_hex(m->start, p);
-        PUT_LITERAL(p, "\",\"end\":\"");
-        p += json_format_hex(m->end, p);
-        PUT_LITERAL(p, "\",\"perms\":\"");
-        memcpy(p, mapping_perms_to_string(m->flags, perms), 4);
-        p += 4;
-        PUT_LITERAL(p, "\",\"offset\":\"");
-        p += json_format_hex(m->offset, p);
-        PUT_LITERAL(p, "\",\"dev\":\"");
-        p += format_dev(m->dev_major, m->dev_minor, p);
-        PUT_LITERAL(p, "\",\"inode\":");
-        p += json_format_uint(m->inode, p);
-        if (m->page_size > 0) {
-                PUT_LITERAL(p, ",\"page_size\":");
-                p += json_format_uint(m->page_size, p);
-        }
-        PUT_LITERAL(p, ",\"kind\":\"");
-        memcpy(p, kind, kind_len);
-        p += kind_len;
-        *p++ = '"';
-        if (m->name) {
-                PUT_LITERAL(p, ",\"name\":\"");
-                memcpy(p, m->name, name_len);
-                p += name_len;
-                *p++ = '"';
-                if (mapping_is_file_backed(m)) {
-                        size_t path_len = mapping_path_len(m);
-
-                        PUT_LITERAL(p, ",\"path\":\"");
-                        memcpy(p, m->name, path_len);
-                        p += path_len;
-                        *p++ = '"';
-                }
-        }
-        if (m->kind == MAPPING_KIND_FILE) {
-                if (m->deleted)
-                        PUT_LITERAL(p, ",\"deleted\":true");
-                else
-                        PUT_LITERAL(p, ",\"deleted\":false");
-        }
-        if (m->build_id_len > 0) {
-                PUT_LITERAL(p, ",\"build_id\":\"");
-                format_hex_bytes(m->build_id, m->build_id_len, p);
-                p += 2 * (size_t) m->build_id_len;
-                *p++ = '"';
-        }
-        *p++ = '}';
-        json_writer_raw_commit(w, (size_t) (p - buf));
-        return true;
+        *ret = (struct memmapd_mapping) {
+                .start = m->start,
+                .end = m->end,
+                .offset = m->offset,
+                .inode = m->inode,
+                .dev_major = m->dev_major,
+                .dev_minor = m->dev_minor,
+                .page_size = m->page_size,
+                .flags = m->flags,
+                .kind = mapping_kind_to_string(m->kind),
+                .name = m->name,
+                .path = file ? m->name : NULL,
+                .path_len = file ? mapping_path_len(m) : 0,
+                .has_deleted = m->kind == MAPPING_KIND_FILE,
+                .deleted = m->deleted,
+                .build_id = m->build_id,
+                .build_id_len = m->build_id_len,
+        };
 }
 
 static void write_mapping(struct json_writer *w, const struct mapping *m) {
-        char perms[5], dev[24], hex[2 * MAPPING_BUILD_ID_MAX + 1];
-        bool utf8 = true;
+        struct memmapd_mapping v;
 
-        if (write_mapping_fast(w, m))
-                return;
-
-        json_writer_object_begin(w);
-        json_writer_key(w, "start");
-        json_writer_hex(w, m->start);
-        json_writer_key(w, "end");
-        json_writer_hex(w, m->end);
-        json_writer_key(w, "perms");
-        json_writer_string(w, mapping_perms_to_string(m->flags, perms));
-        json_writer_key(w, "offset");
-        json_writer_hex(w, m->offset);
-        json_writer_key(w, "dev");
-        format_dev(m->dev_major, m->dev_minor, dev);
-        json_writer_string(w, dev);
-        json_writer_key(w, "inode");
-        json_writer_uint(w, m->inode);
-        if (m->page_size > 0) {
-                json_writer_key(w, "page_size");
-                json_writer_uint(w, m->page_size);
-        }
-        json_writer_key(w, "kind");
-        json_writer_string(w, mapping_kind_to_string(m->kind));
-        if (m->name) {
-                json_writer_key(w, "name");
-                utf8 = json_writer_string(w, m->name);
-                if (!utf8) {
-                        size_t len = strlen(m->name);
-                        _cleanup_free_ char *h = malloc(2 * len + 1);
-
-                        json_writer_key(w, "name_hex");
-                        if (h)
-                                json_writer_string(w, format_hex_bytes((const uint8_t *) m->name, len, h));
-                        else
-                                json_writer_null(w);
-                }
-        }
-        if (mapping_is_file_backed(m) && m->name) {
-                json_writer_key(w, "path");
-                json_writer_string_len(w, m->name, mapping_path_len(m));
-        }
-        if (m->kind == MAPPING_KIND_FILE) {
-                json_writer_key(w, "deleted");
-                json_writer_bool(w, m->deleted);
-        }
-        if (m->build_id_len > 0) {
-                json_writer_key(w, "build_id");
-                json_writer_string(w, format_hex_bytes(m->build_id, m->build_id_len, hex));
-        }
-        json_writer_object_end(w);
+        mapping_view(m, &v);
+        memmapd_write_mapping(w, &v);
 }
 
 static void write_process(struct json_writer *w, const struct process *p) {
-        json_writer_key(w, "process");
-        json_writer_object_begin(w);
-        json_writer_key(w, "pid");
-        json_writer_int(w, p->pid);
-        json_writer_key(w, "start_time");
-        json_writer_uint(w, p->start_time);
-        if (p->kernel_thread) {
-                json_writer_key(w, "kernel_thread");
-                json_writer_bool(w, true);
-        }
-        json_writer_object_end(w);
+        memmapd_write_process(w, p->pid, p->start_time, p->kernel_thread);
 }
 
 /* What every reply about a process starts with: who it is, and its mappings. */
@@ -493,7 +223,7 @@ static const char *open_target(const struct method_context *ctx, struct json_obj
                 return reply_invalid_parameter(w, "start_time");
         /* Beyond what pid_t holds, as beyond pid_max: a pid that names no process. */
         if (pid > INT32_MAX)
-                return reply_pid_error(w, E_NO_SUCH_PROCESS, pid);
+                return reply_pid_error(w, MEMMAPD_ERROR_NO_SUCH_PROCESS, pid);
 
         /* Decide, then read: nothing of the process is read or served before the decision
          * (made now, or retained by the connection's cache) said yes. */
@@ -503,22 +233,22 @@ static const char *open_target(const struct method_context *ctx, struct json_obj
 
                 r = access_decide(ctx->client, (pid_t) pid, &p, &decision);
                 if (r == -ESRCH || r == -ENOENT)
-                        return reply_pid_error(w, E_NO_SUCH_PROCESS, pid);
+                        return reply_pid_error(w, MEMMAPD_ERROR_NO_SUCH_PROCESS, pid);
                 if (r == -EACCES || r == -EPERM)
-                        return reply_pid_error(w, E_PERMISSION_DENIED, pid);
+                        return reply_pid_error(w, MEMMAPD_ERROR_PERMISSION_DENIED, pid);
                 if (r < 0)
                         return reply_internal(w, r);
                 target_cache_put(ctx, p, &decision);
         }
 
         if (start_time != 0 && start_time != p->start_time) {
-                varlink_reply_begin(w, E_PROCESS_CHANGED, false);
+                varlink_reply_begin(w, MEMMAPD_ERROR_PROCESS_CHANGED, false);
                 json_writer_key(w, "pid");
                 json_writer_int(w, pid);
                 json_writer_key(w, "expected_start_time");
                 json_writer_uint(w, start_time);
                 varlink_message_end(w);
-                return E_PROCESS_CHANGED;
+                return MEMMAPD_ERROR_PROCESS_CHANGED;
         }
 
         *ret = TAKE_PTR(p);
@@ -536,28 +266,14 @@ static const char *engine_error(struct json_writer *w, const struct process *p, 
         if (r == -ESRCH || r == -ENOENT) {
                 read_found_gone.pid = p->pid;
                 read_found_gone.start_time = p->start_time;
-                return reply_pid_error(w, E_NO_SUCH_PROCESS, p->pid);
+                return reply_pid_error(w, MEMMAPD_ERROR_NO_SUCH_PROCESS, p->pid);
         }
         if (r == -EACCES || r == -EPERM)
-                return reply_pid_error(w, E_PERMISSION_DENIED, p->pid);
+                return reply_pid_error(w, MEMMAPD_ERROR_PERMISSION_DENIED, p->pid);
         if (r == -E2BIG)
                 return reply_limit(w, "max_mappings", MAPPING_LIST_MAX);
         return reply_internal(w, r);
 }
-
-/* Replies above this are worth reserving room for up front: grown step by step, a reply of
- * many MiB was copied at each step (6% of a 60,000-mapping listing). Small ones are not
- * worth holding more memory than they need. */
-#define REPLY_RESERVE_MIN (64 * 1024)
-
-/* The length of the last large listing this thread wrote, and of what: a profiler lists one
- * process again and again. Reserving that much the next time costs address space at worst. */
-static _Thread_local struct {
-        pid_t pid;
-        uint64_t start_time;
-        unsigned flags;
-        size_t len;
-} last_listing;
 
 static int visit_write_mapping(struct mapping *m, void *userdata) {
         write_mapping(userdata, m);
@@ -673,9 +389,7 @@ static const char *list_mappings(const struct method_context *ctx, const struct 
                 return NULL;
         }
 
-        if (last_listing.len > 0 && last_listing.pid == p->pid && last_listing.start_time == p->start_time &&
-            last_listing.flags == flags)
-                (void) json_writer_reserve(w, last_listing.len + last_listing.len / 16);
+        reply_reserve_listing(w, p->pid, p->start_time, flags);
         start = w->len;
 
         /* Each mapping is written as it is read: a list of 60,000 mappings first was 8 MB of
@@ -689,45 +403,20 @@ static const char *list_mappings(const struct method_context *ctx, const struct 
         }
         json_writer_array_end(w);
         varlink_message_end(w);
-        last_listing.pid = p->pid;
-        last_listing.start_time = p->start_time;
-        last_listing.flags = flags;
-        last_listing.len = w->len - start >= REPLY_RESERVE_MIN ? w->len - start : 0;
+        reply_note_listing(p->pid, p->start_time, flags, w->len - start);
         return NULL;
 }
 
-/* One Lookup result formatted straight into the reply, the bytes the writer
- * would write key by key: that way was a third of the daemon's time on a 4,435-address
- * batch once the request decoding got cheap. */
 static void write_result(struct json_writer *w, uint64_t address, const struct layout_result *res, bool no_mm) {
-        /* At most 12 + 18 + 22 + 16 + 19 + 14 + 19 + 1 bytes. */
-        char *buf = json_writer_raw_reserve(w, 160), *p = buf;
-
-        if (!buf)
-                return;
-
-        PUT_LITERAL(p, "{\"address\":\"");
-        p += json_format_hex(address, p);
-        if (res->mapping < 0 && no_mm)
-                PUT_LITERAL(p, "\",\"reason\":\"no_address_space\"");
-        else if (res->mapping < 0)
-                PUT_LITERAL(p, "\",\"reason\":\"unmapped\"");
-        else {
-                PUT_LITERAL(p, "\",\"mapping\":");
-                p += json_format_uint((uint64_t) res->mapping, p);
-        }
-        if (res->has_file_offset) {
-                PUT_LITERAL(p, ",\"file_offset\":\"");
-                p += json_format_hex(res->file_offset, p);
-                *p++ = '"';
-        }
-        if (res->has_elf_vaddr) {
-                PUT_LITERAL(p, ",\"elf_vaddr\":\"");
-                p += json_format_hex(res->elf_vaddr, p);
-                *p++ = '"';
-        }
-        *p++ = '}';
-        json_writer_raw_commit(w, (size_t) (p - buf));
+        memmapd_write_result(w, &(struct memmapd_result) {
+                .address = address,
+                .mapping = res->mapping,
+                .reason = no_mm ? MEMMAPD_REASON_NO_ADDRESS_SPACE : MEMMAPD_REASON_UNMAPPED,
+                .has_file_offset = res->has_file_offset,
+                .has_elf_vaddr = res->has_elf_vaddr,
+                .file_offset = res->file_offset,
+                .elf_vaddr = res->elf_vaddr,
+        });
 }
 
 static const char *lookup(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w) {
@@ -736,6 +425,7 @@ static const char *lookup(const struct method_context *ctx, const struct varlink
         _cleanup_(process_freep) struct process *p = NULL;
         _cleanup_free_ struct layout_result *results = NULL;
         _cleanup_free_ uint64_t *parsed = NULL;
+        const struct memmapd_addresses *decoded = memmapd_call_addresses(call);
         const uint64_t *addrs;
         const char *bad, *err;
         bool build_ids;
@@ -746,10 +436,10 @@ static const char *lookup(const struct method_context *ctx, const struct varlink
                 return reply_invalid_parameter(w, bad);
         if (varlink_param_bool(call->parameters, "build_ids", false, false, &build_ids) < 0)
                 return reply_invalid_parameter(w, "build_ids");
-        if (call->addresses) {
+        if (decoded) {
                 /* Decoded with the message, every element valid. */
-                addrs = call->addresses;
-                n = call->n_addresses;
+                addrs = decoded->values;
+                n = decoded->n;
                 if (n > ctx->limits->max_addresses)
                         return reply_limit(w, "max_addresses", ctx->limits->max_addresses);
         } else {
@@ -778,10 +468,7 @@ static const char *lookup(const struct method_context *ctx, const struct varlink
         if (r < 0)
                 return engine_error(w, p, r);
 
-        /* About what it takes (names aside), so a reply of a MiB is not copied as it grows. */
-        if (l->mappings.n <= SIZE_MAX / 512 && n <= SIZE_MAX / 512 &&
-            224 * l->mappings.n + 112 * n >= REPLY_RESERVE_MIN)
-                (void) json_writer_reserve(w, 224 * l->mappings.n + 112 * n);
+        reply_reserve_lookup(w, l->mappings.n, n);
 
         varlink_reply_begin(w, NULL, false);
         write_process_and_mappings(w, p, &l->mappings);
@@ -812,7 +499,7 @@ static const char *get_vdso(const struct method_context *ctx, const struct varli
                 return err;
         r = engine_vdso(ctx->engine, p, &m, &image);
         if (r == -ENOENT)
-                return reply_pid_error(w, E_NO_VDSO, p->pid);
+                return reply_pid_error(w, MEMMAPD_ERROR_NO_VDSO, p->pid);
         if (r < 0)
                 return engine_error(w, p, r);
         size = m.end - m.start;
@@ -877,17 +564,17 @@ static const char *open_mapping_file(const struct method_context *ctx, const str
         if (r < 0)
                 return engine_error(w, p, r);
         if (res[0].mapping < 0 || (size_t) res[0].mapping >= l->mappings.n)
-                return reply_address_error(w, E_NOT_MAPPED, p->pid, address, NULL, NULL);
+                return reply_address_error(w, MEMMAPD_ERROR_NOT_MAPPED, p->pid, address, NULL, NULL);
         m = &l->mappings.items[res[0].mapping];
         r = engine_open_mapping_file(ctx->engine, p, m, &fd);
         if (r == -EMEDIUMTYPE)
-                return reply_address_error(w, E_NO_FILE, p->pid, address, "kind", mapping_kind_to_string(m->kind));
+                return reply_address_error(w, MEMMAPD_ERROR_NO_FILE, p->pid, address, "kind", mapping_kind_to_string(m->kind));
         /* map_files/ of a process that exited meanwhile is gone too. */
         if (r == -ENOENT && process_same(p->pid, p->start_time) <= 0)
                 return engine_error(w, p, -ESRCH);
         /* Not the process's doing (it is there, and the client may read it): the file. */
         if (r == -ESTALE || r == -ETIMEDOUT || r == -EBUSY || r == -ENOENT || r == -ENXIO || r == -ENODEV)
-                return reply_address_error(w, E_FILE_UNAVAILABLE, p->pid, address, "message", strerror(-r));
+                return reply_address_error(w, MEMMAPD_ERROR_FILE_UNAVAILABLE, p->pid, address, "message", strerror(-r));
         if (r < 0)
                 return engine_error(w, p, r);
 
@@ -938,7 +625,7 @@ static const struct method *find_method(const char *name) {
  * read found the mm gone, yet the pid still names the process it opened (an exec keeps the pid
  * and the start time), and no part of the reply went out. */
 static bool call_met_exec(const struct method_context *ctx, const char *error) {
-        return error && strcmp(error, E_NO_SUCH_PROCESS) == 0 && read_found_gone.pid > 0 &&
+        return error && strcmp(error, MEMMAPD_ERROR_NO_SUCH_PROCESS) == 0 && read_found_gone.pid > 0 &&
                (!ctx->stream || ctx->stream->parts == 0) &&
                process_same(read_found_gone.pid, read_found_gone.start_time) > 0;
 }

@@ -24,8 +24,8 @@
 
 #include "access.h"
 #include "cleanup.h"
-#include "interface.h"
 #include "log.h"
+#include "memmapd-codec.h"
 #include "methods.h"
 #include "server.h"
 #include "time-util.h"
@@ -630,7 +630,7 @@ static void conn_handle_message(struct conn *c, const char *msg, size_t len) {
                 atomic_store(&c->last_activity, now_usec());
                 return;
         }
-        r = varlink_call_parse(msg, len, s->cfg->limits.max_json_depth, &call, &bad);
+        r = memmapd_call_parse(msg, len, s->cfg->limits.max_json_depth, &call, &bad);
         if (r == -EINVAL) {
                 conn_reply_now(c, VARLINK_ERROR_INVALID_PARAMETER, "parameter", bad ? bad : "", 0, false);
                 return;

@@ -1,4 +1,4 @@
-/* Fuzz target: the daemon's methods. A message is decoded as a call (varlink_call_parse(), as
+/* Fuzz target: the daemon's methods. A message is decoded as a call (memmapd_call_parse(), as
  * the daemon does) and answered by method_dispatch() with a method_context built the way
  * daemon/server.c builds one, against a live process: a child started once that sleeps
  * (/bin/sleep, so its layout is an ordinary small one). Every reply must be one well-formed
@@ -28,6 +28,7 @@
 #include "daemon-config.h"
 #include "engine.h"
 #include "fuzz.h"
+#include "memmapd-codec.h"
 #include "methods.h"
 #include "process.h"
 #include "varlink.h"
@@ -290,7 +291,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (ctx.output_max)
                 ctx.output_limit = "output_budget", ctx.output_limit_value = ctx.output_max;
 
-        r = varlink_call_parse(msg, len, g.cfg.limits.max_json_depth, &call, &bad);
+        r = memmapd_call_parse(msg, len, g.cfg.limits.max_json_depth, &call, &bad);
         if (r == 0) {
                 /* A oneway call is answered by the daemon without a stream, as here. */
                 if (call.oneway)

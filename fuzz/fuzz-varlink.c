@@ -13,6 +13,7 @@
 #include <json-c/json.h>
 
 #include "fuzz.h"
+#include "memmapd-codec.h"
 #include "varlink-frame.h"
 #include "varlink.h"
 
@@ -339,7 +340,7 @@ static void check_round_trip(const struct varlink_call *c) {
 
         /* Through json-c: a Lookup written out again may be decoded directly, and
          * check_direct_lookup() compares that path with this one. */
-        r = varlink_call_parse_tree(buf, len - 1, CALL_DEPTH, &again, &bad);
+        r = varlink_call_parse(buf, len - 1, CALL_DEPTH, &again, &bad);
         FUZZ_CHECK(r == 0);
         FUZZ_CHECK(strcmp(again.method, c->method) == 0);
         FUZZ_CHECK(again.more == c->more && again.oneway == c->oneway && again.upgrade == c->upgrade);
@@ -349,35 +350,37 @@ static void check_round_trip(const struct varlink_call *c) {
         json_writer_done(&w);
 }
 
-/* varlink_call_parse() reads a Lookup's addresses itself; varlink_call_parse_tree() only
+/* memmapd_call_parse() reads a Lookup's addresses itself; varlink_call_parse() only
  * through json-c. Both must give the same call: the same parameters (printed, so that the
  * order counts too) once the tree's "addresses" is checked against the array and taken out. */
 static void check_direct_lookup(const char *msg, size_t len, const struct varlink_call *direct, int r_direct,
                                 const char *bad_direct) {
+        const struct memmapd_addresses *a;
         struct varlink_call tree;
         struct json_object *arr = NULL;
         const char *bad = NULL;
         int r;
 
         memset(&tree, 0xa5, sizeof(tree));
-        r = varlink_call_parse_tree(msg, len, CALL_DEPTH, &tree, &bad);
+        r = varlink_call_parse(msg, len, CALL_DEPTH, &tree, &bad);
         FUZZ_CHECK(r == r_direct);
         FUZZ_CHECK((r == -EINVAL) == !!bad && (!bad || strcmp(bad, bad_direct) == 0));
         if (r < 0)
                 return;
 
-        FUZZ_CHECK(!tree.addresses && strcmp(tree.method, direct->method) == 0);
+        a = memmapd_call_addresses(direct);
+        FUZZ_CHECK(!memmapd_call_addresses(&tree) && strcmp(tree.method, direct->method) == 0);
         FUZZ_CHECK(tree.more == direct->more && tree.oneway == direct->oneway && tree.upgrade == direct->upgrade);
-        if (direct->addresses) {
-                FUZZ_CHECK(strcmp(direct->method, "io.memmapd.Lookup") == 0 && direct->n_addresses > 0);
+        if (a) {
+                FUZZ_CHECK(strcmp(direct->method, "io.memmapd.Lookup") == 0 && a->n > 0);
                 FUZZ_CHECK(json_object_object_get_ex(tree.parameters, "addresses", &arr));
                 FUZZ_CHECK(json_object_is_type(arr, json_type_array));
-                FUZZ_CHECK(json_object_array_length(arr) == direct->n_addresses);
-                for (size_t i = 0; i < direct->n_addresses; i++) {
+                FUZZ_CHECK(json_object_array_length(arr) == a->n);
+                for (size_t i = 0; i < a->n; i++) {
                         uint64_t v;
 
                         FUZZ_CHECK(varlink_json_u64(json_object_array_get_idx(arr, i), &v) == 0);
-                        FUZZ_CHECK(v == direct->addresses[i]);
+                        FUZZ_CHECK(v == a->values[i]);
                 }
                 json_object_object_del(tree.parameters, "addresses");
         }
@@ -393,7 +396,7 @@ static void handle_message(const char *msg, size_t len) {
         int r;
 
         memset(&call, 0xa5, sizeof(call));
-        r = varlink_call_parse(msg, len, CALL_DEPTH, &call, &bad);
+        r = memmapd_call_parse(msg, len, CALL_DEPTH, &call, &bad);
         FUZZ_CHECK(r == 0 || r == -EBADMSG || r == -EINVAL || r == -ENOMEM);
         if (r == -EINVAL)
                 FUZZ_CHECK(bad && (strcmp(bad, "parameters") == 0 || strcmp(bad, "more") == 0 ||

@@ -24,12 +24,10 @@ struct varlink_call {
         bool more;
         bool oneway;
         bool upgrade;
-        /* Set only for io.memmapd.Lookup calls that varlink_call_parse() decoded directly
-         * (see there): the "addresses" array, every element already read as
-         * varlink_json_u64() reads it (all valid, n_addresses >= 1), and then "addresses" is
-         * not in parameters. NULL otherwise: "addresses", if any, is in parameters. */
-        uint64_t *addresses;
-        size_t n_addresses;
+        /* What an interface's own decoder (e.g. memmapd_call_parse()) took out of parameters and
+         * decoded itself; varlink_call_done() frees it with decoded_free. NULL: nothing. */
+        void *decoded;
+        void (*decoded_free)(void *decoded);
 };
 
 /* Decodes one message (msg[len] must be NUL; a NUL inside msg is invalid). Returns 0;
@@ -48,17 +46,9 @@ struct varlink_call {
  * false (Varlink treats null like an omitted optional field). A string with an embedded
  * \u0000 is never a valid method. *ret is untouched on failure (then call nothing on it);
  * ret_bad_field may be NULL and is only written on -EINVAL. -ENOMEM is possible.
- * A Lookup call whose "addresses" is a non-empty array of plain address strings ("0x..." or
- * decimal, no escapes) and non-negative integers is decoded without a json-c node per
- * address: the array lands in ret->addresses instead of ret->parameters. That is the only
- * difference: the result (return value, method, flags, the other parameters and their
- * order) is what varlink_call_parse_tree() gives for the same message. */
+ */
 int varlink_call_parse(const char *msg, size_t len, unsigned max_depth,
                        struct varlink_call *ret, const char **ret_bad_field);
-/* The same, always through json-c: ret->addresses stays NULL. The reference the direct
- * Lookup decoder is tested against. */
-int varlink_call_parse_tree(const char *msg, size_t len, unsigned max_depth,
-                            struct varlink_call *ret, const char **ret_bad_field);
 void varlink_call_done(struct varlink_call *c);
 
 struct varlink_reply {
