@@ -156,7 +156,7 @@ static int parse_result(struct json_object *o, uint64_t address, struct mapping_
 
 /* The Lookup request, formatted straight into c->request: through the JSON writer, a call
  * per address was a tenth of the client's time on a large Lookup. The same text as the
- * writer made (tests/test-libmemctl.c compares), within the same bound (-E2BIG). *ret_len
+ * writer made (tests/integration/test-libmemctl.c compares), within the same bound (-E2BIG). *ret_len
  * counts the NUL terminator. */
 static int lookup_request(memctl *c, pid_t pid, uint64_t start_time, const uint64_t *addresses, size_t n,
                           uint64_t flags, size_t *ret_len) {

@@ -6,7 +6,7 @@ top=${srcdir:-$(dirname "$0")/..}
 . "$top/tools/count-results.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/tests" "$work/fuzz"
+mkdir -p "$work/tests" "$work/tests/integration" "$work/fuzz"
 
 # prog NAME RESULT: a .trs with that verdict and a log read from stdin.
 prog() {
@@ -111,14 +111,29 @@ prog tests/test-h PASS <<'LOG'
 [  SKIPPED ] test_s
 LOG
 
+# A program one folder deeper (tests/integration/) counts too: 2 passed, 1 failed.
+prog tests/integration/test-i FAIL <<'LOG'
+[==========] Running 3 test(s).
+[ RUN      ] test_x
+[       OK ] test_x
+[ RUN      ] test_y
+[       OK ] test_y
+[ RUN      ] test_z
+[  FAILED  ] test_z
+[==========] 3 test(s) run.
+[  PASSED  ] 2 test(s).
+[  FAILED  ] 1 test(s), listed below:
+[  FAILED  ] test_z
+LOG
+
 passed=0 failed=0 skipped=0
 count_results "$work" >"$work/out"
 cat "$work/out"
 echo "$passed passed, $failed failed, $skipped skipped"
-want="9 passed, 7 failed, 3 skipped"
+want="11 passed, 8 failed, 3 skipped"
 [ "$passed passed, $failed failed, $skipped skipped" = "$want" ] || { echo "want: $want"; exit 1; }
 # Every failed program is named.
-for p in test-b test-c test-d test-e test-f replay-maps; do
+for p in test-b test-c test-d test-e test-f replay-maps test-i; do
         grep -q "FAILED: .*/$p " "$work/out" || { echo "$p not reported"; exit 1; }
 done
 grep -q "group fixture failed: GROUP TEARDOWN" "$work/out"

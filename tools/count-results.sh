@@ -50,7 +50,7 @@ count_results() {
         for dir in "$@"; do
                 case $dir in
                 *.trs) files=$dir ;;
-                *) files=$(ls "$dir"/*/*.trs 2>/dev/null) ;;
+                *) files=$(ls "$dir"/*/*.trs "$dir"/*/*/*.trs 2>/dev/null) ;;
                 esac
                 for trs in $files; do
                         [ -f "$trs" ] || continue

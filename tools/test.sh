@@ -20,7 +20,7 @@ run() {
                 status=1
                 make_failed=1
                 grep -E '^(FAIL|ERROR|XPASS)' "$dir/check.out" || tail -n 40 "$dir/check.out"
-                for log in "$dir"/tests/*.log; do
+                for log in "$dir"/tests/*.log "$dir"/tests/integration/*.log; do
                         grep -qE '^\[  FAILED  \]|ERROR|Sanitizer|runtime error' "$log" 2>/dev/null || continue
                         echo "--- $log"
                         # The failing assertions first: the tail alone can miss them.
@@ -59,7 +59,7 @@ run "$top/build-asan" --enable-sanitizers
 
 # The timing-sensitive programs again, beside two CPU-bound processes (the machine CI and
 # developers share is rarely idle): a test that passes only on an idle machine fails here.
-load_tests="tests/test-service tests/test-systemd tests/test-robustness tests/test-engine tests/test-access"
+load_tests="tests/integration/test-service tests/integration/test-systemd tests/integration/test-robustness tests/test-engine tests/test-access"
 echo "== under load: $load_tests"
 burners=
 # shellcheck disable=SC2086
@@ -85,7 +85,7 @@ for t in $load_tests; do
 done
 if [ $load_ok = 0 ]; then
         status=1
-        grep -E -B3 '^\[ +(ERROR|LINE) +\]' "$top"/build/tests/*.log | head -n 60
+        grep -E -B3 '^\[ +(ERROR|LINE) +\]' "$top"/build/tests/*.log "$top"/build/tests/integration/*.log | head -n 60
         [ $failed -eq "$before" ] && { tail -n 20 "$top/build/check-load.out"; failed=$((failed + 1)); }
 fi
 
@@ -96,7 +96,7 @@ step fuzz "$top/tools/fuzz-ci.sh"
 # every fuzz corpus) and a few fast ones on a live daemon and fixture. Built in parallel, like
 # the steps above; CI throws the tarballs away, so xz at its fastest (automake's default, -e,
 # costs seconds of CPU for each of distcheck's two archives).
-distcheck_tests="tests/test-count-results.sh tests/test-systemd tests/test-fdpass tests/test-varlink-frame \
+distcheck_tests="tests/test-count-results.sh tests/integration/test-systemd tests/integration/test-fdpass tests/test-varlink-frame \
         tests/test-maps-parse tests/test-elf-reader fuzz/replay-varlink fuzz/replay-maps fuzz/replay-elf \
         fuzz/replay-json-writer fuzz/replay-libmemctl fuzz/replay-methods"
 step distcheck env XZ_OPT=-1 make -C "$top/build" -j"$(nproc)" distcheck TESTS="$distcheck_tests"

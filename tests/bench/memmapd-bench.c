@@ -386,7 +386,7 @@ static void daemon_stop(struct daemon *d) {
 #define WATCHDOG_BENCH_USEC 200000
 
 /* The service manager kills a service whose WATCHDOG=1 pings are WATCHDOG_USEC apart: on an
- * idle machine the longest gap must stay well below it. (tests/test-systemd only checks
+ * idle machine the longest gap must stay well below it. (tests/integration/test-systemd only checks
  * the interval the daemon pings at, which load cannot make look shorter.) */
 static void bench_watchdog(void) {
         char dir[] = "/tmp/memmapd-bench-wd-XXXXXX", path[96], msg[256];

@@ -1583,9 +1583,20 @@ static void test_socket_activate(void **state) {
                 _exit(127);
         }
         track(pid);
-        /* Wait for the socket; the first call starts the daemon. */
-        for (int i = 0; i < 3000 && access(sock, F_OK) < 0; i++)
+        /* Wait until the socket accepts: it exists from bind() on but refuses connections
+         * until listen(), so its name alone is no sign (ECONNREFUSED was seen under load). The
+         * first call then starts the daemon. */
+        for (int i = 0; i < 3000; i++) {
+                int fd = test_connect(sock);
+
+                if (fd >= 0) {
+                        close(fd);
+                        break;
+                }
+                if (fd != -ENOENT && fd != -ECONNREFUSED)
+                        fail_msg("connecting to %s: %s", sock, strerror(-fd));
                 usleep(10 * 1000);
+        }
         {
                 _cleanup_json_ struct json_object *r = timed_call(sock, "{\"method\":\"io.memmapd.GetStatus\"}");
                 assert_null(error_of(r));
