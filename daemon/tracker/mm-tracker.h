@@ -30,6 +30,19 @@ DEFINE_CLEANUP_FUNC(struct mm_tracker *, mm_tracker_free);
  * layout read is one the process had and still has. No syscall: an acquire load. */
 uint64_t mm_tracker_generation(const struct mm_tracker *t, pid_t tgid);
 
+/* tgid's exec epoch (a second counter per slot): it moves at tgid's exec (first when the new
+ * address space is built, before it is installed, and again at the exec's end), at its exit,
+ * when tgid is given to a new process (fork), at a fork by tgid (its child's address space is
+ * built under the parent's id), and when a process with the same slot does one of those; never
+ * on mmap, munmap, mprotect and the like. An access decision made between two equal reads saw
+ * one program of the process. No syscall: an acquire load. */
+uint64_t mm_tracker_epoch(const struct mm_tracker *t, pid_t tgid);
+
+/* The events emitted into the ring buffer since loading (counted when reserved, before they can
+ * be drained): a reader that drained this many has seen every event emitted before it read the
+ * count. */
+uint64_t mm_tracker_events_emitted(const struct mm_tracker *t);
+
 unsigned mm_tracker_slots(const struct mm_tracker *t);
 
 /* An fd that polls readable while process events wait to be drained. */
