@@ -11,6 +11,8 @@
 #include "cleanup.h"
 #include "daemon-config.h"
 #include "engine.h"
+#include "layout-store.h"
+#include "tracking.h"
 #include "file-pool.h"
 #include "log.h"
 #include "server.h"
@@ -130,6 +132,8 @@ int main(int argc, char **argv) {
         struct engine *engine = NULL;
         struct file_pool *file_pool = NULL;
         struct server *server = NULL;
+        struct layout_store *store = NULL;
+        struct tracking *tracking = NULL;
         struct rlimit rl;
         unsigned line = 0;
         int r;
@@ -189,10 +193,27 @@ int main(int argc, char **argv) {
         log_info("memmapd %s starting, backend %s", MEMMAPD_VERSION,
                  engine_backend_to_string(engine_get_backend(engine)));
 
+        /* TODO(ops merge): the settings Tracking=, MaxCachedProcesses=, MaxCacheMemory=. */
+        r = layout_store_new(&(struct layout_store_config) { .max_entries = LAYOUT_STORE_MAX_ENTRIES_DEFAULT,
+                                                             .max_bytes = LAYOUT_STORE_MAX_BYTES_DEFAULT },
+                             &store);
+        if (r >= 0)
+                r = tracking_new(TRACKING_AUTO, store, &tracking);
+        if (r < 0) {
+                engine_free(engine);
+                file_pool_free(file_pool);
+                layout_store_free(store);
+                return 1;
+        }
+
         r = server_new(&cfg, engine, file_pool, &server);
+        if (r >= 0 && tracking_active(tracking))
+                r = server_set_tracking(server, tracking, store);
         if (r >= 0)
                 r = server_run(server);
         server_free(server);
+        tracking_free(tracking);
+        layout_store_free(store);
         engine_free(engine);
         file_pool_free(file_pool);
         return r < 0 ? 1 : 0;

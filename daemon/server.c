@@ -19,6 +19,7 @@
 #include "log.h"
 #include "server-internal.h"
 #include "time-util.h"
+#include "tracking.h"
 
 /* Hands a source back to epoll after its event was handled. */
 int source_arm(struct server *s, struct source *src, uint32_t events) {
@@ -161,6 +162,10 @@ static void *loop_main(void *userdata) {
                 case SOURCE_CONN:
                         conn_turn((struct conn *) src, ev.events, false);
                         break;
+                case SOURCE_TRACKING:
+                        (void) tracking_drain(s->tracking);
+                        (void) source_arm(s, &s->tracking_src, EPOLLIN);
+                        break;
                 }
                 if (atomic_load(&s->stopping)) {
                         request_stop(s);
@@ -203,6 +208,7 @@ int server_new(const struct config *cfg, struct engine *engine, struct file_pool
                 .timer_src = { SOURCE_TIMER, -1 },
                 .stop_src = { SOURCE_STOP, -1 },
                 .ready_src = { SOURCE_READY, -1 },
+                .tracking_src = { SOURCE_TRACKING, -1 },
                 /* Half the threads, so that root and AllowGroups members always find one. */
                 .unprivileged_slots = MAX(cfg->workers / 2, 1u),
                 .user_slots = MAX(cfg->workers / 4, 1u),
@@ -285,6 +291,18 @@ int server_new(const struct config *cfg, struct engine *engine, struct file_pool
 fail:
         server_free(s);
         return r;
+}
+
+int server_set_tracking(struct server *s, struct tracking *tracking, struct layout_store *store) {
+        int fd = tracking_event_fd(tracking);
+
+        s->tracking = tracking;
+        s->store = store;
+        if (fd < 0)
+                return 0;
+        /* The fd stays the tracker's: tracking_src only borrows it (server_free() leaves it). */
+        s->tracking_src.fd = fd;
+        return add_source(s, &s->tracking_src, true);
 }
 
 int server_run(struct server *s) {
