@@ -306,10 +306,10 @@ static int shared_layout(const struct method_context *ctx, const struct process 
         if (!ctx->store || !tracking_active(ctx->tracking) || p->kernel_thread || !decision->epoch_known)
                 return 0;
         tracking_stamp(ctx->tracking, p->pid, &st);
-        /* An exec since the decision: the kernel is asked again (the maps fd fails or reads
-         * empty, and the call starts over). */
+        /* An exec since the decision: its maps fd names the old program's mm (PROCMAP_QUERY
+         * fails, the text reads empty); the call starts over and asks the kernel again. */
         if (st.epoch != decision->epoch)
-                return 0;
+                return -ESRCH;
         r = layout_store_get(ctx->store, p->pid, p->start_time, st.epoch, st.generation, ret);
         if (r != 0)
                 return r;
