@@ -12,11 +12,12 @@ struct mm_tracker;
 /* Called for each process event; a negative return stops the drain and is returned by it. */
 typedef int (*mm_tracker_event_fn)(const struct mm_track_event *event, void *userdata);
 
-/* Loads and attaches the programs. slots: the generation array's size, a power of two between
- * 512 and MM_TRACK_MAX_SLOTS (0: MM_TRACK_DEFAULT_SLOTS). Needs CAP_BPF and CAP_PERFMON (or
- * CAP_SYS_ADMIN), the kernel's BTF and the mmap_lock and sched tracepoints; without them it fails
- * with -errno (-EPERM when BPF is denied) and changes nothing, so the caller can run without
- * tracking. Meant for start-up: it silences libbpf's global message hook while it runs. */
+/* Loads and attaches the programs. slots: the generation and epoch arrays' size, a power of
+ * two between 512 and MM_TRACK_MAX_SLOTS (0: MM_TRACK_DEFAULT_SLOTS). Needs CAP_BPF and
+ * CAP_PERFMON (or CAP_SYS_ADMIN), the kernel's BTF and the mmap_lock and sched tracepoints;
+ * without them it fails with -errno (-EPERM when BPF is denied) and changes nothing, so the
+ * caller can run without tracking. Meant for start-up: it silences libbpf's global message hook
+ * while it runs. */
 int mm_tracker_new(unsigned slots, struct mm_tracker **ret);
 
 /* Detaches and unloads; accepts NULL. */
