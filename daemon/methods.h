@@ -13,6 +13,8 @@
 #include "varlink.h"
 
 struct file_pool;
+struct layout_store;
+struct tracking;
 
 /* Counters shared by the serving threads. */
 struct service_stats {
@@ -49,6 +51,8 @@ struct reply_stream {
 struct method_context {
         struct engine *engine;
         struct file_pool *file_pool;    /* NULL: none (GetStatus reports zeros) */
+        struct tracking *tracking;      /* NULL: none */
+        struct layout_store *store;     /* NULL: none */
         const struct limits *limits;
         struct service_stats *stats;
         const struct client *client;    /* from the socket, never from the request */
