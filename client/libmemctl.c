@@ -509,6 +509,10 @@ static int parse_status(struct json_object *params, struct memctl_status_info *s
                 { limits, "reserved_connections", &s->reserved_connections },
                 { limits, "output_budget", &s->output_budget },
                 { limits, "output_budget_per_uid", &s->output_budget_per_uid },
+                { params, "layout_cache_hits", &s->layout_cache_hits },
+                { params, "layout_cache_misses", &s->layout_cache_misses },
+                { params, "layout_cache_entries", &s->layout_cache_entries },
+                { params, "layout_cache_bytes", &s->layout_cache_bytes },
         };
         int r;
 
@@ -539,7 +543,7 @@ static int parse_status(struct json_object *params, struct memctl_status_info *s
         for (size_t i = 0; i < ELEMENTSOF(optional); i++)
                 if ((r = get_uint(optional[i].in, optional[i].key, false, optional[i].value)) < 0)
                         return r;
-        return 0;
+        return get_string(params, "tracking", false, &s->tracking);
 }
 
 int memctl_get_status(memctl *c, memctl_status **ret) {

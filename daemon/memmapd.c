@@ -30,6 +30,8 @@ static void help(void) {
                "     --log-level=LEVEL          emerg..debug or 0-7 (default: info)\n"
                "     --workers=N                Threads serving clients (default: 4)\n"
                "     --allow-groups=G1,G2       Groups whose members may query any process\n"
+               "     --tracking=auto|bpf|none   Keep layouts while BPF change tracking says they\n"
+               "                                are unchanged (default: auto, BPF where it loads)\n"
                "     --set=KEY=VALUE            Any setting of memmapd.conf(5), e.g. MaxAddresses=1000\n",
                CONFIG_FILE_DEFAULT);
 }
@@ -62,7 +64,7 @@ struct override {
 static int parse_argv(int argc, char **argv, struct override *ov, size_t *n_ov, size_t max_ov,
                       const char **ret_config) {
         enum { ARG_VERSION = 0x100, ARG_SOCKET, ARG_CONFIG, ARG_BACKEND, ARG_LOG_LEVEL, ARG_WORKERS,
-               ARG_ALLOW_GROUPS, ARG_SET };
+               ARG_ALLOW_GROUPS, ARG_TRACKING, ARG_SET };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -72,6 +74,7 @@ static int parse_argv(int argc, char **argv, struct override *ov, size_t *n_ov, 
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "workers", required_argument, NULL, ARG_WORKERS },
                 { "allow-groups", required_argument, NULL, ARG_ALLOW_GROUPS },
+                { "tracking", required_argument, NULL, ARG_TRACKING },
                 { "set", required_argument, NULL, ARG_SET },
                 {}
         };
@@ -96,6 +99,7 @@ static int parse_argv(int argc, char **argv, struct override *ov, size_t *n_ov, 
                 case ARG_LOG_LEVEL: key = "LogLevel"; break;
                 case ARG_WORKERS: key = "Workers"; break;
                 case ARG_ALLOW_GROUPS: key = "AllowGroups"; break;
+                case ARG_TRACKING: key = "Tracking"; break;
                 case ARG_SET: {
                         char *eq = strchr(optarg, '=');
 

@@ -29,6 +29,7 @@ static const char *get_status(const struct method_context *ctx, const struct var
         struct elf_cache_stats cs;
         struct vdso_cache_stats vs;
         struct file_pool_stats fp = {};
+        struct layout_store_stats ls = {};
         struct utsname u;
         const char *bad;
 
@@ -39,6 +40,8 @@ static const char *get_status(const struct method_context *ctx, const struct var
         engine_get_vdso_cache_stats(ctx->engine, &vs);
         if (ctx->file_pool)
                 file_pool_get_stats(ctx->file_pool, &fp);
+        if (ctx->store)
+                layout_store_get_stats(ctx->store, &ls);
         if (uname(&u) < 0)
                 strcpy(u.release, "unknown");
 
@@ -49,6 +52,8 @@ static const char *get_status(const struct method_context *ctx, const struct var
         json_writer_string(w, u.release);
         json_writer_key(w, "backend");
         json_writer_string(w, engine_backend_to_string(engine_get_backend(ctx->engine)));
+        json_writer_key(w, "tracking");
+        json_writer_string(w, tracking_name(ctx->tracking));
         json_writer_key(w, "uptime_usec");
         json_writer_uint(w, now_usec() - ctx->stats->start_usec);
         json_writer_key(w, "requests");
@@ -79,6 +84,10 @@ static const char *get_status(const struct method_context *ctx, const struct var
                         { "vdso_cache_hits", vs.hits },
                         { "vdso_cache_misses", vs.misses },
                         { "vdso_cache_entries", vs.entries },
+                        { "layout_cache_hits", ls.hits },
+                        { "layout_cache_misses", ls.misses },
+                        { "layout_cache_entries", ls.entries },
+                        { "layout_cache_bytes", ls.bytes },
                 };
 
                 for (size_t i = 0; i < ELEMENTSOF(counters); i++) {

@@ -219,6 +219,11 @@ static void test_options(void **state) {
         expect_exit(&plain, (const char *const[]) { config, "--workers=0", NULL }, 2, "Invalid setting Workers=0");
         expect_exit(&plain, (const char *const[]) { config, "--backend=fast", NULL }, 2,
                     "Invalid setting Backend=fast");
+        expect_exit(&plain, (const char *const[]) { config, "--tracking=ebpf", NULL }, 2,
+                    "Invalid setting Tracking=ebpf");
+        expect_exit(&plain, (const char *const[]) { config, "--set=MaxCacheMemory=1000", NULL }, 2,
+                    "Invalid setting MaxCacheMemory=1000");
+        expect_exit(&plain, (const char *const[]) { "--help", NULL }, 0, "--tracking=auto|bpf|none");
 
         /* At most 64 settings on the command line. */
         many[0] = config;
