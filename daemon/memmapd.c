@@ -197,12 +197,13 @@ int main(int argc, char **argv) {
         log_info("memmapd %s starting, backend %s", MEMMAPD_VERSION,
                  engine_backend_to_string(engine_get_backend(engine)));
 
-        /* TODO(ops merge): the settings Tracking=, MaxCachedProcesses=, MaxCacheMemory=. */
-        r = layout_store_new(&(struct layout_store_config) { .max_entries = LAYOUT_STORE_MAX_ENTRIES_DEFAULT,
-                                                             .max_bytes = LAYOUT_STORE_MAX_BYTES_DEFAULT },
+        /* Without room to keep layouts, tracking would buy nothing. */
+        r = layout_store_new(&(struct layout_store_config) { .max_entries = cfg.max_cached_processes,
+                                                             .max_bytes = cfg.max_cache_memory,
+                                                             .max_bytes_per_owner = cfg.max_cache_memory_per_user },
                              &store);
         if (r >= 0)
-                r = tracking_new(TRACKING_AUTO, store, &tracking);
+                r = tracking_new(cfg.max_cached_processes > 0 ? cfg.tracking : TRACKING_NONE, store, &tracking);
         if (r < 0) {
                 engine_free(engine);
                 file_pool_free(file_pool);

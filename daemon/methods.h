@@ -51,8 +51,6 @@ struct reply_stream {
 struct method_context {
         struct engine *engine;
         struct file_pool *file_pool;    /* NULL: none (GetStatus reports zeros) */
-        struct tracking *tracking;      /* NULL: none */
-        struct layout_store *store;     /* NULL: none */
         const struct limits *limits;
         struct service_stats *stats;
         struct tracking *tracking;      /* NULL: none */
