@@ -197,21 +197,20 @@ int main(int argc, char **argv) {
         log_info("memmapd %s starting, backend %s", MEMMAPD_VERSION,
                  engine_backend_to_string(engine_get_backend(engine)));
 
-        /* Without room to keep layouts, tracking would buy nothing. */
-        r = layout_store_new(&(struct layout_store_config) { .max_entries = cfg.max_cached_processes,
-                                                             .max_bytes = cfg.max_cache_memory,
-                                                             .max_bytes_per_owner = cfg.max_cache_memory_per_user },
-                             &store);
+        r = server_new(&cfg, engine, file_pool, &server);
+        /* After the server took the sockets systemd passed: the tracker's fds must not take
+         * the numbers of passed fds that are not open (the server names those as such). */
+        if (r >= 0)
+                /* Without room to keep layouts, tracking would buy nothing. */
+                r = layout_store_new(&(struct layout_store_config) {
+                                             .max_entries = cfg.max_cached_processes,
+                                             .max_bytes = cfg.max_cache_memory,
+                                             .max_bytes_per_owner = cfg.max_cache_memory_per_user },
+                                     &store);
+        if (r < 0 && server)
+                log_error_errno(r, "Cannot set up the layout store");
         if (r >= 0)
                 r = tracking_new(cfg.max_cached_processes > 0 ? cfg.tracking : TRACKING_NONE, store, &tracking);
-        if (r < 0) {
-                engine_free(engine);
-                file_pool_free(file_pool);
-                layout_store_free(store);
-                return 1;
-        }
-
-        r = server_new(&cfg, engine, file_pool, &server);
         if (r >= 0 && tracking_active(tracking))
                 r = server_set_tracking(server, tracking, store);
         if (r >= 0)
