@@ -84,10 +84,20 @@ static char target_step(const struct target *t, char c) {
         return reply;
 }
 
+/* Closes the target's input (it exits at its end) and waits for its exit without reaping it:
+ * its pid cannot be given to another process meanwhile (tests elsewhere steer pid reuse). */
+static void target_exited(struct target *t) {
+        siginfo_t info;
+
+        close(TAKE_FD(t->to));
+        assert_int_equal(waitid(P_PID, (id_t) t->pid, &info, WEXITED | WNOWAIT), 0);
+}
+
 static int target_stop(struct target *t) {
         int status = -1;
 
-        close(t->to);
+        if (t->to >= 0)
+                close(t->to);
         close(t->from);
         if (waitpid(t->pid, &status, 0) != t->pid)
                 return -errno;
@@ -204,12 +214,19 @@ struct seen {
         char exec_comm[MM_TRACK_COMM_LEN];
 };
 
+/* Pids are reused, even at once where a test steers it (ns_last_pid): an event of s->pid
+ * counts from its fork (a stale exit of the pid's previous holder comes first) to its exit (the
+ * next holder's come after). */
 static int on_event(const struct mm_track_event *e, void *userdata) {
         struct seen *s = userdata;
 
-        if (s->thread != 0 && ((pid_t) e->pid == s->thread || (pid_t) e->tgid == s->thread))
+        /* A thread's start or end, reported as a process's, would carry this process's tgid:
+         * nothing else here does, and this pid, unlike the thread's, is not reused meanwhile. */
+        if (s->thread != 0 && (pid_t) e->tgid == s->parent)
                 s->thread_events++;
-        if ((pid_t) e->tgid != s->pid || s->n >= sizeof(s->order) - 1)
+        if ((pid_t) e->tgid != s->pid || s->n >= sizeof(s->order) - 1 || strchr(s->order, 'e'))
+                return 0;
+        if (s->n == 0 && e->type != MM_TRACK_FORK)
                 return 0;
         s->start_boottime[s->n] = e->start_boottime;
         switch (e->type) {
@@ -531,9 +548,10 @@ static void test_epoch(void **state) {
 
         /* cat exits at the end of its input. */
         c1 = c2;
-        assert_int_equal(target_stop(&t), 0);
+        target_exited(&t);
         c2 = counters_of(t.pid);
         assert_int_equal(epoch_moved(c1, c2), 1);
+        assert_int_equal(target_stop(&t), 0);
 }
 
 static void *thread_idle(void *arg) {
@@ -541,14 +559,13 @@ static void *thread_idle(void *arg) {
 }
 
 /* A fork moves the parent's epoch (the child's address space is copied under the parent's id)
- * and the child's (its pid is a new process), a thread's start and end move neither. */
+ * and the child's (its pid is a new process) once each, the child's exit once more, and a
+ * thread's start and end move neither. */
 static void test_epoch_fork(void **state) {
-        unsigned slots;
         _cleanup_free_ uint64_t *snapshot = NULL;
-        struct counters p0, p1, k1, k2;
-        _cleanup_close_ int to_child = -1;
-        pid_t self = getpid(), pid;
-        int go[2], status;
+        pid_t self = getpid();
+        struct counters p0, p1;
+        unsigned slots;
         pthread_t th;
 
         SKIP_IF_NO_TRACKER();
@@ -558,60 +575,88 @@ static void test_epoch_fork(void **state) {
         p1 = counters_of(self);
         assert_int_equal(epoch_moved(p0, p1), 0);
 
-        /* The child's pid is unknown before the fork: every slot's epoch is kept. */
         slots = mm_tracker_slots(tracker);
         snapshot = malloc(slots * sizeof(uint64_t));
         assert_non_null(snapshot);
-        for (unsigned i = 0; i < slots; i++)
-                snapshot[i] = mm_tracker_epoch(tracker, (pid_t) i);
+        /* The child's slot moves once at the fork, unless the pid's previous holder exited
+         * after the snapshot (it was then reaped and its pid given to the child at once, as a
+         * test that steers pid reuse can make happen): that attempt says nothing. */
+        for (int attempt = 0;; attempt++) {
+                struct counters k1, k2;
+                uint64_t child_moved;
+                siginfo_t info;
+                int go[2], status;
+                pid_t pid;
 
-        assert_int_equal(pipe2(go, O_CLOEXEC), 0);
-        p0 = counters_of(self);
-        pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-                char c;
+                assert_true(attempt < 10);
+                /* The child's pid is unknown before the fork: every slot's epoch is kept. */
+                for (unsigned i = 0; i < slots; i++)
+                        snapshot[i] = mm_tracker_epoch(tracker, (pid_t) i);
+                assert_int_equal(pipe2(go, O_CLOEXEC), 0);
+                p0 = counters_of(self);
+                pid = fork();
+                assert_true(pid >= 0);
+                if (pid == 0) {
+                        char c;
 
+                        close(go[1]);
+                        _exit(read(go[0], &c, 1) == 0 ? 0 : 1);
+                }
+                close(go[0]);
+                p1 = counters_of(self);
+                k1 = counters_of(pid);
+                child_moved = k1.epoch - snapshot[(unsigned) pid & (slots - 1)];
+                printf("# fork: the parent's epoch +%" PRIu64 ", the child's +%" PRIu64 "\n", p1.epoch - p0.epoch, child_moved);
+                assert_true(epoch_moved(p0, p1) >= 1);
+                assert_true(child_moved >= 1);
+
+                /* The exit, seen before the child is reaped, while its pid is still its own. */
                 close(go[1]);
-                _exit(read(go[0], &c, 1) == 0 ? 0 : 1);
+                assert_int_equal(waitid(P_PID, (id_t) pid, &info, WEXITED | WNOWAIT), 0);
+                k2 = counters_of(pid);
+                assert_int_equal(waitpid(pid, &status, 0), pid);
+                assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+                assert_int_equal(epoch_moved(k1, k2), 1);
+                if (child_moved == 1)
+                        break;
         }
-        close(go[0]);
-        to_child = go[1];
-        p1 = counters_of(self);
-        k1 = counters_of(pid);
-        printf("# fork: the parent's epoch +%" PRIu64 ", the child's +%" PRIu64 "\n",
-               p1.epoch - p0.epoch, k1.epoch - snapshot[(unsigned) pid & (slots - 1)]);
-        assert_true(epoch_moved(p0, p1) >= 1);
-        assert_int_equal(k1.epoch, snapshot[(unsigned) pid & (slots - 1)] + 1);
-
-        /* And the child's exit once more. */
-        close(TAKE_FD(to_child));
-        assert_int_equal(waitpid(pid, &status, 0), pid);
-        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-        k2 = counters_of(pid);
-        assert_int_equal(epoch_moved(k1, k2), 1);
 }
 
+#define EMITTED_CHILDREN 40
+
+/* The children are known by their fork events (parent this process, pid one fork() returned)
+ * and then by (pid, start): a pid given to another process meanwhile is not theirs. */
 struct tally {
+        pid_t parent;
         const pid_t *children;
         unsigned n_children;
         uint64_t drained;               /* every event this tracker handed over */
-        unsigned child_events, child_exits;
+        struct { pid_t tgid; uint64_t start_boottime; } forks[EMITTED_CHILDREN];
+        unsigned n_forks, child_events, child_exits;
 };
 
 static int on_tally(const struct mm_track_event *e, void *userdata) {
         struct tally *y = userdata;
 
         y->drained++;
-        for (unsigned i = 0; i < y->n_children; i++)
-                if ((pid_t) e->tgid == y->children[i]) {
+        if (e->type == MM_TRACK_FORK && (pid_t) e->parent_tgid == y->parent) {
+                for (unsigned i = 0; i < y->n_children; i++)
+                        if ((pid_t) e->tgid == y->children[i] && y->n_forks < EMITTED_CHILDREN) {
+                                y->forks[y->n_forks].tgid = (pid_t) e->tgid;
+                                y->forks[y->n_forks++].start_boottime = e->start_boottime;
+                                y->child_events++;
+                                break;
+                        }
+                return 0;
+        }
+        for (unsigned i = 0; i < y->n_forks; i++)
+                if ((pid_t) e->tgid == y->forks[i].tgid && e->start_boottime == y->forks[i].start_boottime) {
                         y->child_events++;
                         y->child_exits += e->type == MM_TRACK_EXIT;
+                        break;
                 }
         return 0;
 }
-
-#define EMITTED_CHILDREN 40
 
 /* The emitted count grows by at least the events drained for forty children that fork, exec
  * and exit (three each when none was lost), and everything drained since the load is never
@@ -621,7 +666,7 @@ static int on_tally(const struct mm_track_event *e, void *userdata) {
 static void test_events_emitted(void **state) {
         _cleanup_mm_tracker_ struct mm_tracker *t = NULL;
         pid_t children[EMITTED_CHILDREN];
-        struct tally y = { .children = children };
+        struct tally y = { .parent = getpid(), .children = children };
         struct pollfd p;
         uint64_t emitted0, emitted;
         bool equal = false;
@@ -635,7 +680,7 @@ static void test_events_emitted(void **state) {
 
                 assert_true(attempt < 10);
                 assert_true(mm_tracker_drain(t, on_tally, &y) >= 0);
-                y.n_children = 0;
+                y.n_children = y.n_forks = 0;
                 y.child_events = y.child_exits = 0;
                 emitted0 = mm_tracker_events_emitted(t);
                 for (unsigned i = 0; i < EMITTED_CHILDREN; i++) {
@@ -662,6 +707,9 @@ static void test_events_emitted(void **state) {
                 assert_true(emitted - emitted0 >= y.child_events);
                 assert_true(y.drained <= emitted);
                 if (mm_tracker_lost_events(t) == lost0) {
+                        assert_int_equal(y.n_forks, EMITTED_CHILDREN);
+                        for (unsigned i = 0; i < EMITTED_CHILDREN; i++)
+                                assert_int_equal(y.forks[i].tgid, children[i]);
                         assert_int_equal(y.child_exits, EMITTED_CHILDREN);
                         assert_int_equal(y.child_events, 3 * EMITTED_CHILDREN);
                         break;
