@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,6 +48,15 @@ static struct tracking *tracking_alloc(struct layout_store *store) {
         return t;
 }
 
+/* The BPF programs key processes by their pid in the machine's (initial) PID namespace; a daemon
+ * in another namespace names processes by other numbers, whose slots would never move. */
+static bool in_initial_pid_namespace(void) {
+        struct stat st;
+
+        /* PROC_PID_INIT_INO: the initial namespace's fixed inode number in nsfs. */
+        return stat("/proc/self/ns/pid", &st) >= 0 && st.st_ino == 0xEFFFFFFCu;
+}
+
 int tracking_new(enum tracking_mode mode, struct layout_store *store, struct tracking **ret) {
         _cleanup_free_ struct tracking *t = NULL;
 
@@ -61,6 +71,15 @@ int tracking_new(enum tracking_mode mode, struct layout_store *store, struct tra
                 return 0;
         }
 #if HAVE_BPF
+        if (!in_initial_pid_namespace()) {
+                if (mode == TRACKING_BPF)
+                        return log_error_errno(EOPNOTSUPP, "Tracking=bpf, but memmapd runs in a PID namespace of "
+                                                           "its own: the tracker counts the machine's pids");
+                log_notice("Change tracking off: memmapd runs in a PID namespace of its own (the tracker counts "
+                           "the machine's pids); every query reads the kernel");
+                *ret = TAKE_PTR(t);
+                return 0;
+        }
         {
                 int r = mm_tracker_new(0, &t->tracker);
 
