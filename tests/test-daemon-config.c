@@ -202,12 +202,12 @@ static void test_tracking(void **state) {
         config_init(&c);
         assert_int_equal(c.tracking, TRACKING_AUTO);
         assert_int_equal(c.max_cached_processes, 4096);
-        assert_int_equal(c.max_cache_memory, 256u * 1024 * 1024);
+        assert_int_equal(c.max_cache_memory, 128u * 1024 * 1024);
         assert_int_equal(c.max_cache_memory_per_user, 0);
         expect_bad(&c, bad, sizeof(bad) / sizeof(bad[0]));
         assert_int_equal(c.tracking, TRACKING_AUTO);
         assert_int_equal(c.max_cached_processes, 4096);
-        assert_int_equal(c.max_cache_memory, 256u * 1024 * 1024);
+        assert_int_equal(c.max_cache_memory, 128u * 1024 * 1024);
         assert_int_equal(c.max_cache_memory_per_user, 0);
 
         assert_int_equal(config_parse_file(&c, write_file(text, sizeof(text) - 1), &line), 0);

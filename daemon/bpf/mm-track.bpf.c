@@ -71,16 +71,18 @@ static __always_inline void bump_epoch(__u32 tgid) {
         bump(tgid);
 }
 
-/* The mm's process. The owner is NULL at exit_mmap (the exit event bumps instead). An owner
- * whose mm is another one is building this one: exec's new address space before exec_mmap
- * installs it, or fork's copy in dup_mmap, whose owner is the child task that still carries
- * its parent's tgid. Either starts another program under that tgid's name: its epoch moves. */
+/* The mm's process. The owner is NULL at exit_mmap (the exit event bumps instead). An mm that
+ * is not yet its owner's, written by the owner itself, is exec's new address space before
+ * exec_mmap installs it: another program under that tgid, so its epoch moves before the new mm
+ * can be opened through /proc. Fork's copy in dup_mmap is written by the parent, while its owner
+ * is the child (still carrying the parent's tgid): only the generation moves there (a harmless
+ * extra bump of the parent), so a process that forks keeps its epoch. */
 static __always_inline void bump_mm(struct mm_struct *mm) {
         struct task_struct *owner = mm->owner;
 
         if (!owner)
                 return;
-        if (owner->mm != mm)
+        if (owner->mm != mm && owner == bpf_get_current_task_btf())
                 bump_epoch(owner->tgid);
         else
                 bump(owner->tgid);

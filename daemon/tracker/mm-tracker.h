@@ -33,9 +33,8 @@ uint64_t mm_tracker_generation(const struct mm_tracker *t, pid_t tgid);
 
 /* tgid's exec epoch (a second counter per slot): it moves at tgid's exec (first when the new
  * address space is built, before it is installed, and again at the exec's end), at its exit,
- * when tgid is given to a new process (fork), at a fork by tgid (its child's address space is
- * built under the parent's id), and when a process with the same slot does one of those; never
- * on mmap, munmap, mprotect and the like. An access decision made between two equal reads saw
+ * when tgid is given to a new process (fork), and when a process with the same slot does one of
+ * those; never on mmap, munmap, mprotect and the like, nor when tgid forks. An access decision made between two equal reads saw
  * one program of the process. No syscall: an acquire load. */
 uint64_t mm_tracker_epoch(const struct mm_tracker *t, pid_t tgid);
 
