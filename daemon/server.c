@@ -230,6 +230,13 @@ int server_new(const struct config *cfg, struct engine *engine, struct file_pool
                 resolve_groups(def, 1, s->allowed_gids, &s->n_allowed_gids, NULL);
         }
 
+        /* Blocked before the socket can be connected to: a SIGTERM sent once a client saw the
+         * daemon listening waits in the signalfd for a clean shutdown, instead of killing it. */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        pthread_sigmask(SIG_BLOCK, &mask, NULL);
+
         r = take_activated_sockets(s);
         if (r == 0) {
                 _cleanup_free_ char *def = NULL;
@@ -253,10 +260,6 @@ int server_new(const struct config *cfg, struct engine *engine, struct file_pool
         s->stop_src.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         s->ready_src.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK | EFD_SEMAPHORE);
         s->timer_src.fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        pthread_sigmask(SIG_BLOCK, &mask, NULL);
         s->signal_src.fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
         if (s->epoll_fd < 0 || s->stop_src.fd < 0 || s->ready_src.fd < 0 || s->timer_src.fd < 0 || s->signal_src.fd < 0) {
                 r = log_error_errno(errno, "Cannot set up the event loop");

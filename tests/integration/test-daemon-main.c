@@ -207,7 +207,8 @@ static void stop_cleanly(pid_t pid, int out, int sig, const char *want) {
         assert_int_equal(kill(pid, sig), 0);
         text = slurp(out);
         assert_int_equal(waitpid(pid, &status, 0), pid);
-        assert_true(WIFEXITED(status));
+        if (!WIFEXITED(status))
+                fail_msg("memmapd ended by signal %d; printed \"%s\"", WTERMSIG(status), text);
         assert_int_equal(WEXITSTATUS(status), 0);
         assert_non_null(strstr(text, "Listening on"));
         assert_non_null(strstr(text, want));
