@@ -1,6 +1,7 @@
 /* Change tracking for the layout store: the BPF tracker where it loads (Tracking=auto|bpf), else none, and the process events that drop stored layouts. */
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -95,6 +96,9 @@ int tracking_new(enum tracking_mode mode, struct layout_store *store, struct tra
                                 return -ENOMEM;
                         }
                         t->lost_seen = mm_tracker_lost_events(t->tracker);
+                        /* Loading parsed the kernel's BTF (some MiB, freed again): give the heap
+                         * back now, not at the first idle second after a call. */
+                        (void) malloc_trim(0);
                         log_info("Change tracking on (BPF): layouts of unchanged processes are kept");
                 }
         }
