@@ -361,26 +361,22 @@ int engine_lookup_shared(struct engine *e, const struct process *p, struct layou
                          size_t n, unsigned flags, struct layout **ret_layout, struct layout_result **ret_results) {
         _cleanup_(layout_unrefp) struct layout *t = NULL;
         _cleanup_free_ struct layout_result *results = NULL;
-        _cleanup_free_ size_t *order = NULL;
+        _cleanup_free_ size_t *order = NULL, *idx = NULL;
         struct facts f = { .cfg = &e->facts, .p = p, .need_elf = true };
-        ssize_t last = -1;
-        int r = 0;
+        size_t count;
+        int r;
 
         results = calloc(MAX(n, (size_t) 1), sizeof(*results));
         order = sorted_order(addrs, n);
         if (!results || !order)
                 return -ENOMEM;
-
+        r = layout_touched_indices(l, addrs, order, n, &idx, &count);
+        if (r < 0)
+                return r;
         /* Facts first, into l, so the answer's copy shares them. */
-        for (size_t k = 0; k < n; k++) {
-                size_t i;
-
-                if (layout_find(l, addrs[order[k]], &i) != 1 || (ssize_t) i == last)
-                        continue;
-                last = (ssize_t) i;
-                (void) shared_facts(&f, l, i);
-        }
-        r = layout_touched_copy(l, addrs, order, n, &t);
+        for (size_t j = 0; j < count; j++)
+                (void) shared_facts(&f, l, idx[j]);
+        r = layout_select(l, idx, count, &t);
         /* What did not stand for every reader was read for this request: the copy gets it. */
         for (size_t j = 0; r >= 0 && j < t->mappings.n; j++) {
                 const struct mapping *m = &t->mappings.items[j];

@@ -393,40 +393,55 @@ int layout_lookup(const struct layout *l, const uint64_t *addrs, const size_t *o
         return 0;
 }
 
-static int touch_step(const struct layout *l, size_t k, ssize_t i, void *userdata) {
-        bool *touched = userdata;
+struct collect_walk {
+        size_t *idx;
+        size_t n;
+};
+
+static int collect_step(const struct layout *l, size_t k, ssize_t i, void *userdata) {
+        struct collect_walk *w = userdata;
 
         (void) l;
         (void) k;
-        if (i >= 0)
-                touched[i] = true;
+        if (i >= 0 && (w->n == 0 || w->idx[w->n - 1] != (size_t) i))
+                w->idx[w->n++] = (size_t) i;
         return 0;
 }
 
-static int select_touched(struct layout *l, const uint64_t *addrs, const size_t *order, size_t n, bool copy,
-                          struct layout **ret) {
-        _cleanup_free_ bool *touched = calloc(MAX(l->mappings.n, (size_t) 1), sizeof(bool));
-        struct layout *t = NULL;
-        size_t count = 0;
-        int r;
+int layout_touched_indices(const struct layout *l, const uint64_t *addrs, const size_t *order, size_t n,
+                           size_t **ret, size_t *ret_n) {
+        struct collect_walk w = { .idx = malloc((MIN(n, l->mappings.n) + 1) * sizeof(size_t)) };
 
-        if (!touched)
+        if (!w.idx)
                 return -ENOMEM;
         if (order)
-                (void) walk_sorted(l, addrs, order, n, touch_step, touched);
-        else
+                /* Ascending addresses meet the mappings in order: each one once, in a row. */
+                (void) walk_sorted(l, addrs, order, n, collect_step, &w);
+        else {
+                _cleanup_free_ bool *touched = calloc(MAX(l->mappings.n, (size_t) 1), sizeof(bool));
+
+                if (!touched) {
+                        free(w.idx);
+                        return -ENOMEM;
+                }
                 for (size_t k = 0; k < n; k++) {
                         ssize_t i = mapping_list_find(&l->mappings, addrs[k]);
 
                         if (i >= 0)
                                 touched[i] = true;
                 }
-        for (size_t i = 0; i < l->mappings.n; i++)
-                count += touched[i];
-        if (count == l->mappings.n && !copy) {
-                *ret = layout_ref(l);
-                return 0;
+                for (size_t i = 0; i < l->mappings.n; i++)
+                        if (touched[i])
+                                w.idx[w.n++] = i;
         }
+        *ret = w.idx;
+        *ret_n = w.n;
+        return 0;
+}
+
+int layout_select(struct layout *l, const size_t *idx, size_t count, struct layout **ret) {
+        struct layout *t = NULL;
+        int r;
 
         r = layout_new(l->pid, l->start_time, &t);
         if (r < 0)
@@ -436,19 +451,32 @@ static int select_touched(struct layout *l, const uint64_t *addrs, const size_t 
         t->complete = l->complete;
         for (size_t k = 0; k < l->n_known && r >= 0; k++)
                 r = layout_add_known(t, l->known[k].start, l->known[k].end);
-        for (size_t i = 0; i < l->mappings.n && r >= 0; i++)
-                if (touched[i])
-                        r = layout_add(t, &l->mappings.items[i]);
+        for (size_t j = 0; j < count && r >= 0; j++)
+                r = layout_add(t, &l->mappings.items[idx[j]]);
         /* Facts once every mapping is in: files[] is sized by the mappings. */
-        for (size_t i = 0, j = 0; i < l->mappings.n && r >= 0; i++)
-                if (touched[i])
-                        r = layout_set_file(t, j++, layout_file_of(l, i));
+        for (size_t j = 0; j < count && r >= 0; j++)
+                r = layout_set_file(t, j, layout_file_of(l, idx[j]));
         if (r < 0) {
                 layout_unref(t);
                 return r;
         }
         *ret = t;
         return 0;
+}
+
+int layout_touched(struct layout *l, const uint64_t *addrs, const size_t *order, size_t n, struct layout **ret) {
+        _cleanup_free_ size_t *idx = NULL;
+        size_t count;
+        int r;
+
+        r = layout_touched_indices(l, addrs, order, n, &idx, &count);
+        if (r < 0)
+                return r;
+        if (count == l->mappings.n) {
+                *ret = layout_ref(l);
+                return 0;
+        }
+        return layout_select(l, idx, count, ret);
 }
 
 int layout_prepare_files(struct layout *l) {
@@ -468,14 +496,6 @@ struct layout_file *layout_fill_file(struct layout *l, size_t i, struct layout_f
                 return f;
         layout_file_unref(f);
         return expected;
-}
-
-int layout_touched(struct layout *l, const uint64_t *addrs, const size_t *order, size_t n, struct layout **ret) {
-        return select_touched(l, addrs, order, n, false, ret);
-}
-
-int layout_touched_copy(struct layout *l, const uint64_t *addrs, const size_t *order, size_t n, struct layout **ret) {
-        return select_touched(l, addrs, order, n, true, ret);
 }
 
 size_t layout_memory(const struct layout *l) {

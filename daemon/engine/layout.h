@@ -170,6 +170,11 @@ int layout_lookup(const struct layout *l, const uint64_t *addrs, const size_t *o
  * l's known ranges; l itself (a new reference) when every mapping is touched. order as for
  * layout_lookup(). -ENOMEM. */
 int layout_touched(struct layout *l, const uint64_t *addrs, const size_t *order, size_t n, struct layout **ret);
-/* layout_touched() that always makes a new layout, one the caller may still change (a shared
- * layout's answer, completed with this request's facts). */
-int layout_touched_copy(struct layout *l, const uint64_t *addrs, const size_t *order, size_t n, struct layout **ret);
+/* The indices of the mappings of l that one of addrs[n] falls in, ascending, each once, in *ret
+ * (malloc'd; *ret_n of them). order as for layout_lookup(): one walk. -ENOMEM. */
+int layout_touched_indices(const struct layout *l, const uint64_t *addrs, const size_t *order, size_t n,
+                           size_t **ret, size_t *ret_n);
+/* A new layout of l's mappings idx[count] (ascending), facts shared, with l's known ranges: one
+ * the caller may still change (a shared layout's answer, completed with this request's facts).
+ * -ENOMEM. */
+int layout_select(struct layout *l, const size_t *idx, size_t count, struct layout **ret);
