@@ -842,11 +842,12 @@ int memmapd_status_from_json(struct json_object *params, struct memmapd_status *
  * only (the same depth for json-c, which counts a level per element), ASCII, without NUL and
  * without integers json_next_unrepresentable_int() finds; the text around them is the same
  * bytes. So json-c accepts one message exactly when it accepts the other, with the same tree
- * but for that one value. Where the array sits is found by the loose scanner below; it is
- * right whenever the text before and after the array is valid JSON, which json-c confirms.
+ * but for that one value. Where the array sits is found by the pull reader (json-reader.h),
+ * stricter than json-c, which then confirms the text before and after the array.
  * The scanner declines (and the general decoder takes over) for anything it does not follow:
- * escaped keys at the top two levels, a repeated "method", "parameters" or "addresses", a
- * method other than Lookup, an element it does not read. */
+ * text outside the pull reader's strict subset (json-reader.h: integers beyond 64 bits among
+ * them), escaped keys at the top two levels, a repeated "method",
+ * "parameters" or "addresses", a method other than Lookup, an element it does not read. */
 
 #define LOOKUP_METHOD MEMMAPD_INTERFACE ".Lookup"
 
@@ -854,101 +855,10 @@ static bool is_digit(char c) {
         return c >= '0' && c <= '9';
 }
 
-/* 1 for the JSON whitespace bytes. */
-static const uint8_t json_ws[256] = { [' '] = 1, ['\t'] = 1, ['\n'] = 1, ['\r'] = 1 };
-
-struct scanner {
-        const char *p, *end;    /* *end is the message's NUL */
-};
-
-static void scan_ws(struct scanner *s) {
-        while (s->p < s->end && json_ws[(uint8_t) *s->p])
-                s->p++;
-}
-
-static bool scan_take(struct scanner *s, char c) {
-        scan_ws(s);
-        if (s->p >= s->end || *s->p != c)
-                return false;
-        s->p++;
-        return true;
-}
-
-/* Past a string at s->p ('"'), escapes skipped but not checked. */
-static bool scan_skip_string(struct scanner *s) {
-        for (const char *p = s->p + 1; p < s->end; p++) {
-                if (*p == '\\')
-                        p++;
-                else if (*p == '"') {
-                        s->p = p + 1;
-                        return true;
-                }
-        }
-        return false;
-}
-
-/* A key without escapes: its bytes in [*ret, *ret + *ret_len), and the reader past the ':'. */
-static bool scan_key(struct scanner *s, const char **ret, size_t *ret_len) {
-        const char *start;
-
-        scan_ws(s);
-        if (s->p >= s->end || *s->p != '"')
-                return false;
-        start = s->p + 1;
-        if (!scan_skip_string(s))
-                return false;
-        *ret = start;
-        *ret_len = (size_t) (s->p - 1 - start);
-        if (memchr(start, '\\', *ret_len))
-                return false;
-        return scan_take(s, ':');
-}
-
-/* Past any value, without checking it; containers by counting brackets. */
-static bool scan_skip_value(struct scanner *s) {
-        size_t depth = 0;
-
-        scan_ws(s);
-        do {
-                if (s->p >= s->end)
-                        return false;
-                switch (*s->p) {
-                case '"':
-                        if (!scan_skip_string(s))
-                                return false;
-                        break;
-                case '{':
-                case '[':
-                        depth++;
-                        s->p++;
-                        break;
-                case '}':
-                case ']':
-                        if (depth == 0)
-                                return false;
-                        depth--;
-                        s->p++;
-                        break;
-                default:
-                        if (depth == 0) {
-                                /* A number or literal: up to what ends it. */
-                                while (s->p < s->end && !json_ws[(uint8_t) *s->p] && *s->p != ',' &&
-                                       *s->p != '}' && *s->p != ']')
-                                        s->p++;
-                                return true;
-                        }
-                        s->p++;
-                }
-        } while (depth > 0);
-        return true;
-}
-
-#define key_is(k, n, name) ((n) == sizeof(name) - 1 && memcmp(k, name, sizeof(name) - 1) == 0)
-
 /* One address: a string parse_u64() takes, or a non-negative integer literal. false for
  * anything else, valid or not: the general decoder decides those. */
-static bool scan_address(struct scanner *s, uint64_t *ret) {
-        const char *p = s->p;
+static bool scan_address(struct json_reader *j, uint64_t *ret) {
+        const char *p = j->p;
         uint64_t v = 0;
 
         if (*p == '"') {
@@ -985,21 +895,21 @@ static bool scan_address(struct scanner *s, uint64_t *ret) {
 
         /* What may follow an element: whitespace, ',' or ']' (a fraction or exponent would
          * make a double; the NUL at the end stops every loop above). */
-        if (!json_ws[(uint8_t) *p] && *p != ',' && *p != ']')
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r' && *p != ',' && *p != ']')
                 return false;
-        s->p = p;
+        j->p = p;
         *ret = v;
         return true;
 }
 
-/* The addresses array at s->p ('['): its elements in a malloc()ed *ret (n >= 1). */
-static bool scan_addresses(struct scanner *s, struct memmapd_addresses **ret) {
+/* The addresses array at j->p: its elements in a malloc()ed *ret (n >= 1). */
+static bool scan_addresses(struct json_reader *j, struct memmapd_addresses **ret) {
         _cleanup_free_ struct memmapd_addresses *a = NULL;
         size_t n = 0, allocated = 0;
+        bool first = true;
+        int r;
 
-        s->p++;
-        do {
-                scan_ws(s);
+        while ((r = json_reader_element(j, &first)) > 0) {
                 if (n == allocated) {
                         size_t m = allocated ? 2 * allocated : 256;
                         struct memmapd_addresses *t;
@@ -1011,11 +921,12 @@ static bool scan_addresses(struct scanner *s, struct memmapd_addresses **ret) {
                         a = t;
                         allocated = m;
                 }
-                if (s->p >= s->end || !scan_address(s, &a->values[n]))
+                json_reader_ws(j);
+                if (!scan_address(j, &a->values[n]))
                         return false;
                 n++;
-        } while (scan_take(s, ','));
-        if (!scan_take(s, ']'))
+        }
+        if (r < 0 || n == 0)
                 return false;
 
         a->n = n;
@@ -1023,62 +934,60 @@ static bool scan_addresses(struct scanner *s, struct memmapd_addresses **ret) {
         return true;
 }
 
-/* Finds the Lookup call's addresses array: [*ret_start, *ret_end) of msg, and its values. */
+/* A key json_reader_member() decoded (or returned empty, too long to decode): one the scanner
+ * does not follow, as json-c might read it as a known key. */
+static bool key_escaped(const struct json_reader *j, const char *k, size_t kl) {
+        return k == j->key || kl == 0;
+}
+
+/* Finds the Lookup call's addresses array: [*ret_start, *ret_end) of msg, and its values. The
+ * text is read by the strict pull reader: what it does not take is declined. */
 static bool scan_lookup_call(const char *msg, size_t len, size_t *ret_start, size_t *ret_end,
                              struct memmapd_addresses **ret) {
         _cleanup_free_ struct memmapd_addresses *a = NULL;
-        struct scanner s = { .p = msg, .end = msg + len };
-        bool have_method = false, have_params = false;
+        struct json_reader j = { .p = msg, .end = msg + len };
+        bool first = true, have_method = false, have_params = false;
         size_t start = 0, end = 0;
         const char *k;
         size_t kl;
+        int r;
 
-        if (!scan_take(&s, '{'))
-                return false;
-        do {
-                if (!scan_key(&s, &k, &kl))
+        while ((r = json_reader_member(&j, &first, &k, &kl)) > 0) {
+                if (key_escaped(&j, k, kl))
                         return false;
-                if (key_is(k, kl, "method")) {
-                        static const char quoted[] = "\"" LOOKUP_METHOD "\"";
-
+                if (json_key_is(k, kl, "method")) {
                         /* The method, exactly and without escapes: anything else is not ours. */
-                        scan_ws(&s);
-                        if (have_method || (size_t) (s.end - s.p) < sizeof(quoted) - 1 ||
-                            memcmp(s.p, quoted, sizeof(quoted) - 1) != 0)
+                        json_reader_ws(&j);
+                        if (have_method || !JSON_READER_LIT(&j, "\"" LOOKUP_METHOD "\""))
                                 return false;
-                        s.p += sizeof(quoted) - 1;
                         have_method = true;
-                } else if (key_is(k, kl, "parameters")) {
-                        if (have_params || !scan_take(&s, '{'))
+                } else if (json_key_is(k, kl, "parameters")) {
+                        bool pfirst = true;
+
+                        if (have_params)
                                 return false;
                         have_params = true;
-                        if (scan_take(&s, '}'))
-                                return false;
-                        do {
-                                if (!scan_key(&s, &k, &kl))
+                        while ((r = json_reader_member(&j, &pfirst, &k, &kl)) > 0) {
+                                if (key_escaped(&j, k, kl))
                                         return false;
-                                if (key_is(k, kl, "addresses")) {
+                                if (json_key_is(k, kl, "addresses")) {
                                         if (a)
                                                 return false;
-                                        scan_ws(&s);
-                                        if (s.p >= s.end || *s.p != '[')
+                                        json_reader_ws(&j);
+                                        start = (size_t) (j.p - msg);
+                                        if (!scan_addresses(&j, &a))
                                                 return false;
-                                        start = (size_t) (s.p - msg);
-                                        if (!scan_addresses(&s, &a))
-                                                return false;
-                                        end = (size_t) (s.p - msg);
-                                } else if (!scan_skip_value(&s))
+                                        end = (size_t) (j.p - msg);
+                                } else if (json_reader_skip(&j, 2) < 0)
                                         return false;
-                        } while (scan_take(&s, ','));
-                        if (!scan_take(&s, '}'))
+                        }
+                        if (r < 0)
                                 return false;
-                } else if (!scan_skip_value(&s))
+                } else if (json_reader_skip(&j, 1) < 0)
                         return false;
-        } while (scan_take(&s, ','));
-        if (!scan_take(&s, '}'))
-                return false;
-        scan_ws(&s);
-        if (s.p != s.end || !have_method || !a)
+        }
+        json_reader_ws(&j);
+        if (r < 0 || j.p != j.end || !have_method || !a)
                 return false;
 
         *ret_start = start;
@@ -1133,7 +1042,7 @@ int memmapd_call_parse(const char *msg, size_t len, unsigned max_depth, struct v
 
         /* Anything the direct path does not take, or that json-c then refuses, is decoded
          * as it is, so every error is the general decoder's. */
-        if (msg && len <= INT_MAX && scan_lookup_call(msg, len, &start, &end, &a) &&
+        if (msg && len <= INT_MAX && msg[len] == 0 && scan_lookup_call(msg, len, &start, &end, &a) &&
             lookup_call_rest(msg, len, start, end, max_depth, &c)) {
                 c.decoded = TAKE_PTR(a);
                 c.decoded_free = addresses_free;

@@ -741,14 +741,15 @@ static void test_lookup_huge_numbers(void **state) {
         for (size_t i = 0; i < ELEMENTSOF(unrepresentable); i++) {
                 _cleanup_free_ char *msg = NULL;
 
-                /* A Lookup, which is decoded directly when its addresses are plain: the pid, an
-                 * address and the start time. */
+                /* A Lookup with plain addresses, but integers beyond 64 bits in the pid and the
+                 * start time: outside the pull reader's subset, so the general decoder's. */
                 assert_true(asprintf(&msg,
                                      "{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%s,"
                                      "\"addresses\":[\"0x1\"],\"start_time\":%s}}",
                                      unrepresentable[i], unrepresentable[i]) > 0);
                 assert_int_equal(memmapd_call_parse(msg, strlen(msg), 0, &c, &bad), 0);
-                assert_int_equal(memmapd_call_addresses(&c)->n, 1);
+                assert_null(memmapd_call_addresses(&c));
+                assert_true(json_object_object_get_ex(c.parameters, "addresses", &arr));
                 assert_int_equal(varlink_param_int(c.parameters, "pid", true, 1, INT32_MAX, 0, &n), -EINVAL);
                 assert_int_equal(varlink_param_u64(c.parameters, "start_time", false, 0, &u), -EINVAL);
                 varlink_call_done(&c);
