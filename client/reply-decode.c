@@ -215,7 +215,7 @@ int mapping_from_text(struct text_keep *k, const struct memmapd_mapping_text *t,
                 .flags = t->flags,
                 .deleted = t->deleted,
         };
-        memmapd_format_perms(t->flags, m->perms);
+        perms_format(t->flags, m->perms);
         kind = short_text(&t->kind, kind_buf, &kind_len);
         if (!kind)
                 return -EPROTO;

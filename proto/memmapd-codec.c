@@ -39,15 +39,6 @@ size_t memmapd_format_dev(uint32_t major, uint32_t minor, char *buf) {
         return (size_t) (p - buf);
 }
 
-const char *memmapd_format_perms(unsigned flags, char buf[static 5]) {
-        buf[0] = flags & MEMMAPD_PERM_READ ? 'r' : '-';
-        buf[1] = flags & MEMMAPD_PERM_WRITE ? 'w' : '-';
-        buf[2] = flags & MEMMAPD_PERM_EXEC ? 'x' : '-';
-        buf[3] = flags & MEMMAPD_PERM_SHARED ? 's' : 'p';
-        buf[4] = 0;
-        return buf;
-}
-
 /* Room for every member of a mapping but the name and path, with their keys. */
 #define MAPPING_JSON_FIXED 512
 /* Names up to this long (most are far shorter) are formatted in one go; longer ones, and
@@ -85,7 +76,7 @@ static bool write_mapping_fast(struct json_writer *w, const struct memmapd_mappi
         PUT_LITERAL(p, "\",\"end\":\"");
         p += json_format_hex(m->end, p);
         PUT_LITERAL(p, "\",\"perms\":\"");
-        memcpy(p, memmapd_format_perms(m->flags, perms), 4);
+        memcpy(p, perms_format(m->flags, perms), 4);
         p += 4;
         PUT_LITERAL(p, "\",\"offset\":\"");
         p += json_format_hex(m->offset, p);
@@ -139,7 +130,7 @@ void memmapd_write_mapping_general(struct json_writer *w, const struct memmapd_m
         json_writer_key(w, "end");
         json_writer_hex(w, m->end);
         json_writer_key(w, "perms");
-        json_writer_string(w, memmapd_format_perms(m->flags, perms));
+        json_writer_string(w, perms_format(m->flags, perms));
         json_writer_key(w, "offset");
         json_writer_hex(w, m->offset);
         json_writer_key(w, "dev");
@@ -267,20 +258,6 @@ int memmapd_parse_dev(const char **s, char term, uint32_t *ret_major, uint32_t *
         return 0;
 }
 
-int memmapd_parse_perms(const char *p, unsigned *ret_flags) {
-        static const char perm_chars[4][2] = { { 'r', '-' }, { 'w', '-' }, { 'x', '-' }, { 's', 'p' } };
-        unsigned flags = 0;
-
-        for (unsigned i = 0; i < 4; i++) {
-                if (p[i] == perm_chars[i][0])
-                        flags |= 1u << i; /* READ, WRITE, EXEC, SHARED in that order */
-                else if (p[i] != perm_chars[i][1])
-                        return -EPROTO;
-        }
-        *ret_flags = flags;
-        return 0;
-}
-
 /* A string member's value (no NUL in it): 1, or 0 for null and anything else. */
 static bool read_text(struct json_reader *j, struct memmapd_text *ret) {
         return json_reader_get_raw(j, &ret->raw, &ret->len, &ret->escaped) > 0;
@@ -294,7 +271,7 @@ int memmapd_read_mapping_exact(struct json_reader *j, struct memmapd_mapping_tex
         if (!JSON_READER_LIT(j, "{\"start\":") || json_reader_hex_plain(j, &m.start) <= 0 ||
             !JSON_READER_LIT(j, ",\"end\":") || json_reader_hex_plain(j, &m.end) <= 0 || m.start >= m.end ||
             !JSON_READER_LIT(j, ",\"perms\":\"") || j->end - j->p < 5 || j->p[4] != '"' ||
-            memmapd_parse_perms(j->p, &m.flags) < 0)
+            perms_parse(j->p, &m.flags) < 0)
                 goto other;
         j->p += 5;
         if (!JSON_READER_LIT(j, ",\"offset\":") || json_reader_hex_plain(j, &m.offset) <= 0 ||
@@ -457,7 +434,7 @@ static int json_get_text(struct json_object *o, const char *key, struct memmapd_
 /* What both mapping readers check once the members are read: the permissions (4 characters)
  * and the device, decoded. */
 static int mapping_check(struct memmapd_mapping_text *m, const char *perms, const char *dev) {
-        if (m->start >= m->end || strlen(perms) != 4 || memmapd_parse_perms(perms, &m->flags) < 0)
+        if (m->start >= m->end || strlen(perms) != 4 || perms_parse(perms, &m->flags) < 0)
                 return -EPROTO;
         return memmapd_parse_dev(&dev, 0, &m->dev_major, &m->dev_minor);
 }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "json-writer.h"
+#include "perms.h"
 #include "varlink.h"
 
 #define MEMMAPD_INTERFACE "io.memmapd"
@@ -24,12 +25,12 @@ extern const char memmapd_interface_description[];
 #define MEMMAPD_ERROR_NO_FILE MEMMAPD_INTERFACE ".NoFile"
 #define MEMMAPD_ERROR_FILE_UNAVAILABLE MEMMAPD_INTERFACE ".FileUnavailable"
 
-/* Permission bits of a Mapping ("rwxs" of its perms). */
+/* Permission bits of a Mapping ("rwxs" of its perms): basic/perms.h's, whose text the wire carries. */
 enum {
-        MEMMAPD_PERM_READ = 1u << 0,
-        MEMMAPD_PERM_WRITE = 1u << 1,
-        MEMMAPD_PERM_EXEC = 1u << 2,
-        MEMMAPD_PERM_SHARED = 1u << 3,
+        MEMMAPD_PERM_READ = PERM_READ,
+        MEMMAPD_PERM_WRITE = PERM_WRITE,
+        MEMMAPD_PERM_EXEC = PERM_EXEC,
+        MEMMAPD_PERM_SHARED = PERM_SHARED,
 };
 
 /* GNU build IDs are usually 20 bytes; linkers accept longer custom ones. */
@@ -67,9 +68,6 @@ void memmapd_write_mapping_general(struct json_writer *w, const struct memmapd_m
 
 /* "%02x:%02x" as /proc/PID/maps shows a device; buf holds 18 bytes. Returns the length. */
 size_t memmapd_format_dev(uint32_t major, uint32_t minor, char *buf);
-
-/* "rwxp" style permissions of MEMMAPD_PERM_* flags; buf holds 5 bytes. Returns buf. */
-const char *memmapd_format_perms(unsigned flags, char buf[static 5]);
 
 /* Appends "process":{"pid":PID,"start_time":T[,"kernel_thread":true]} (a ProcessId) as a
  * member of the object being written. */
@@ -141,9 +139,6 @@ int memmapd_read_result_exact(struct json_reader *j, struct memmapd_result *ret)
 /* "major:minor" in hex (1 to 8 digits each) as /proc/PID/maps shows a device, ending at the
  * byte term: 0 and *s left at term, or -EPROTO. */
 int memmapd_parse_dev(const char **s, char term, uint32_t *ret_major, uint32_t *ret_minor);
-
-/* The 4 permission characters at p ("r-xp"): 0 and MEMMAPD_PERM_* flags, or -EPROTO. */
-int memmapd_parse_perms(const char *p, unsigned *ret_flags);
 
 /* ---------------------------------------------------------------- decoding any valid form
  *
