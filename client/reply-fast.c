@@ -16,8 +16,8 @@
  * message (a tenth of a large listing's time, most of it page faults).
  * It never decides alone that a reply is bad: whatever it does not accept (an error reply,
  * and anything outside the reader's subset, or a known member twice) goes to the general
- * decoder (varlink_reply_parse() and the get_*() checks), which then answers as it always
- * did, from the untouched message. What it accepts, the general decoder accepts with the
+ * decoder (varlink_reply_parse() and the codec's json-c readers), which then answers as it
+ * always did, from the untouched message. What it accepts, the general decoder accepts with the
  * same result. */
 
 struct jreader {
