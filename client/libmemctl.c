@@ -502,6 +502,11 @@ static int parse_status(struct json_object *params, struct memctl_status_info *s
                 .file_readers_stuck = st.file_readers_stuck,
                 .file_read_timeouts = st.file_read_timeouts,
                 .file_reads_refused = st.file_reads_refused,
+                .tracking = st.tracking,
+                .layout_cache_hits = st.layout_cache_hits,
+                .layout_cache_misses = st.layout_cache_misses,
+                .layout_cache_entries = st.layout_cache_entries,
+                .layout_cache_bytes = st.layout_cache_bytes,
         };
         return 0;
 }

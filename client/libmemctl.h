@@ -285,6 +285,13 @@ struct memctl_status_info {
         uint64_t file_readers_stuck;      /* of them, running a read whose caller stopped waiting */
         uint64_t file_read_timeouts;      /* waits for reads that ran out */
         uint64_t file_reads_refused;      /* reads refused at once (quota or pool used up) */
+        /* Appended after LIBMEMCTL_0.3 (no new symbol: the size tells); NULL and 0 from a daemon
+         * without them. */
+        const char *tracking;             /* "bpf": layouts kept while unchanged; "none" */
+        uint64_t layout_cache_hits;       /* calls answered from a kept layout */
+        uint64_t layout_cache_misses;     /* calls that read the process */
+        uint64_t layout_cache_entries;    /* layouts kept */
+        uint64_t layout_cache_bytes;      /* memory they take */
 };
 #define MEMCTL_STATUS_INFO_INIT MEMCTL_INIT(struct memctl_status_info)
 

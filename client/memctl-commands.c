@@ -494,7 +494,7 @@ int cmd_status(struct context *ctx) {
         _cleanup_(memctl_status_freep) memctl_status *s = NULL;
         struct memctl_status_info i = MEMCTL_STATUS_INFO_INIT;
         _cleanup_free_ char *version = NULL, *kernel = NULL, *backend = NULL;
-        char uptime[64], size[32], queue[32], held[32], budget[32], budget_uid[32];
+        char uptime[64], size[32], queue[32], held[32], budget[32], budget_uid[32], layouts[32];
         int r;
 
         if (arg.json != JSON_OFF) {
@@ -523,6 +523,17 @@ int cmd_status(struct context *ctx) {
         printf("    Version: %s\n", version);
         printf("     Kernel: %s\n", kernel);
         printf("    Backend: %s\n", backend);
+        /* A daemon from before change tracking has no such fields. */
+        if (i.tracking) {
+                _cleanup_free_ char *tracking = escape(i.tracking);
+
+                if (!tracking)
+                        return oom();
+                printf("   Tracking: %s\n", tracking);
+                printf("    Layouts: %" PRIu64 " kept (%s), %" PRIu64 " hits, %" PRIu64 " misses\n",
+                       i.layout_cache_entries, format_size(i.layout_cache_bytes, layouts), i.layout_cache_hits,
+                       i.layout_cache_misses);
+        }
         printf("     Uptime: %s\n", uptime);
         printf("   Requests: %" PRIu64 " (%" PRIu64 " failed)\n", i.requests, i.errors);
         printf("  ELF cache: %" PRIu64 " entries, %" PRIu64 " hits, %" PRIu64 " misses\n",

@@ -51,6 +51,11 @@ struct access_decision {
         ino_t userns;
         bool privileged;
         uint64_t decided_usec;          /* CLOCK_MONOTONIC */
+        /* With change tracking: the process's exec epoch when the kernel was asked, known when it
+         * was the same before and after (tracking.h). A stored layout is served on this
+         * decision only when it was read under the same epoch: never across an exec. */
+        bool epoch_known;
+        uint64_t epoch;
 };
 
 /* May client c see process pid now? Asks the kernel with the calling thread's credentials

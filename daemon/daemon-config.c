@@ -13,6 +13,7 @@
 #include "cleanup.h"
 #include "daemon-config.h"
 #include "file-pool.h"
+#include "layout-store.h"
 #include "log.h"
 #include "number.h"
 
@@ -28,6 +29,10 @@ void config_init(struct config *c) {
                 .file_readers = FILE_POOL_THREADS_DEFAULT,
                 .stuck_readers_per_user = FILE_POOL_QUOTA_DEFAULT,
                 .file_read_timeout_msec = FILE_POOL_TIMEOUT_MS_DEFAULT,
+                .tracking = TRACKING_AUTO,
+                .max_cached_processes = LAYOUT_STORE_MAX_ENTRIES_DEFAULT,
+                .max_cache_memory = LAYOUT_STORE_MAX_BYTES_DEFAULT,
+                .max_cache_memory_per_user = 0,
                 .limits = {
                         .max_message_size = 4u * 1024 * 1024,
                         .max_addresses = 100000,
@@ -117,6 +122,8 @@ int config_set(struct config *c, const char *key, const char *value) {
         }
         if (strcmp(key, "AllowGroups") == 0)
                 return set_groups(c, value);
+        if (strcmp(key, "Tracking") == 0)
+                return tracking_mode_from_string(value, &c->tracking);
 
         static const struct {
                 const char *key;
@@ -140,6 +147,11 @@ int config_set(struct config *c, const char *key, const char *value) {
                 N("OutputBudgetPerUser", 64u * 1024, UINT64_C(64) << 30, limits.output_budget_per_uid),
                 N("IdleTimeoutSec", 1, 86400 * 365, limits.idle_timeout_sec),
                 N("MaxJsonDepth", 4, 256, limits.max_json_depth),
+                /* A layout of 65,530 mappings (vm.max_map_count) takes a few MiB: a store below
+                 * 1 MiB would keep next to nothing, and one above 64 GiB is a typo. */
+                N("MaxCachedProcesses", 0, 1u << 20, max_cached_processes),
+                N("MaxCacheMemory", 1u << 20, UINT64_C(64) << 30, max_cache_memory),
+                N("MaxCacheMemoryPerUser", 0, UINT64_C(64) << 30, max_cache_memory_per_user),
 #undef N
         };
         for (size_t i = 0; i < ELEMENTSOF(numeric); i++) {

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "engine.h"
+#include "tracking.h"
 
 #define CONFIG_FILE_DEFAULT SYSCONFDIR "/memmapd.conf"
 #define CONFIG_GROUPS_MAX 32
@@ -40,6 +41,11 @@ struct config {
         char *allow_groups[CONFIG_GROUPS_MAX];
         size_t n_allow_groups;
         bool allow_groups_set;
+        /* Change tracking and the layout store it keeps exact (tracking.h, layout-store.h). */
+        enum tracking_mode tracking;
+        size_t max_cached_processes;    /* 0: no store */
+        size_t max_cache_memory;        /* bytes */
+        size_t max_cache_memory_per_user;       /* bytes; 0: a quarter of max_cache_memory */
 };
 
 #define LIMIT_MESSAGE_SIZE_MAX (16u * 1024 * 1024)

@@ -11,6 +11,8 @@
 #include "cleanup.h"
 #include "daemon-config.h"
 #include "engine.h"
+#include "layout-store.h"
+#include "tracking.h"
 #include "file-pool.h"
 #include "log.h"
 #include "server.h"
@@ -28,6 +30,8 @@ static void help(void) {
                "     --log-level=LEVEL          emerg..debug or 0-7 (default: info)\n"
                "     --workers=N                Threads serving clients (default: 4)\n"
                "     --allow-groups=G1,G2       Groups whose members may query any process\n"
+               "     --tracking=auto|bpf|none   Keep layouts while BPF change tracking says they\n"
+               "                                are unchanged (default: auto, BPF where it loads)\n"
                "     --set=KEY=VALUE            Any setting of memmapd.conf(5), e.g. MaxAddresses=1000\n",
                CONFIG_FILE_DEFAULT);
 }
@@ -60,7 +64,7 @@ struct override {
 static int parse_argv(int argc, char **argv, struct override *ov, size_t *n_ov, size_t max_ov,
                       const char **ret_config) {
         enum { ARG_VERSION = 0x100, ARG_SOCKET, ARG_CONFIG, ARG_BACKEND, ARG_LOG_LEVEL, ARG_WORKERS,
-               ARG_ALLOW_GROUPS, ARG_SET };
+               ARG_ALLOW_GROUPS, ARG_TRACKING, ARG_SET };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -70,6 +74,7 @@ static int parse_argv(int argc, char **argv, struct override *ov, size_t *n_ov, 
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "workers", required_argument, NULL, ARG_WORKERS },
                 { "allow-groups", required_argument, NULL, ARG_ALLOW_GROUPS },
+                { "tracking", required_argument, NULL, ARG_TRACKING },
                 { "set", required_argument, NULL, ARG_SET },
                 {}
         };
@@ -94,6 +99,7 @@ static int parse_argv(int argc, char **argv, struct override *ov, size_t *n_ov, 
                 case ARG_LOG_LEVEL: key = "LogLevel"; break;
                 case ARG_WORKERS: key = "Workers"; break;
                 case ARG_ALLOW_GROUPS: key = "AllowGroups"; break;
+                case ARG_TRACKING: key = "Tracking"; break;
                 case ARG_SET: {
                         char *eq = strchr(optarg, '=');
 
@@ -130,6 +136,8 @@ int main(int argc, char **argv) {
         struct engine *engine = NULL;
         struct file_pool *file_pool = NULL;
         struct server *server = NULL;
+        struct layout_store *store = NULL;
+        struct tracking *tracking = NULL;
         struct rlimit rl;
         unsigned line = 0;
         int r;
@@ -190,9 +198,26 @@ int main(int argc, char **argv) {
                  engine_backend_to_string(engine_get_backend(engine)));
 
         r = server_new(&cfg, engine, file_pool, &server);
+        /* After the server took the sockets systemd passed: the tracker's fds must not take
+         * the numbers of passed fds that are not open (the server names those as such). */
+        if (r >= 0)
+                /* Without room to keep layouts, tracking would buy nothing. */
+                r = layout_store_new(&(struct layout_store_config) {
+                                             .max_entries = cfg.max_cached_processes,
+                                             .max_bytes = cfg.max_cache_memory,
+                                             .max_bytes_per_owner = cfg.max_cache_memory_per_user },
+                                     &store);
+        if (r < 0 && server)
+                log_error_errno(r, "Cannot set up the layout store");
+        if (r >= 0)
+                r = tracking_new(cfg.max_cached_processes > 0 ? cfg.tracking : TRACKING_NONE, store, &tracking);
+        if (r >= 0 && tracking_active(tracking))
+                r = server_set_tracking(server, tracking, store);
         if (r >= 0)
                 r = server_run(server);
         server_free(server);
+        tracking_free(tracking);
+        layout_store_free(store);
         engine_free(engine);
         file_pool_free(file_pool);
         return r < 0 ? 1 : 0;

@@ -11,6 +11,7 @@
 
 #include "cleanup.h"
 #include "file-pool.h"
+#include "layout-store.h"
 #include "memmapd-codec.h"
 #include "log.h"
 #include "methods.h"
@@ -19,6 +20,7 @@
 #include "number.h"
 #include "process.h"
 #include "time-util.h"
+#include "tracking.h"
 
 
 static const char *get_status(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w) {
@@ -27,6 +29,7 @@ static const char *get_status(const struct method_context *ctx, const struct var
         struct elf_cache_stats cs;
         struct vdso_cache_stats vs;
         struct file_pool_stats fp = {};
+        struct layout_store_stats ls = {};
         struct utsname u;
         const char *bad;
 
@@ -37,6 +40,8 @@ static const char *get_status(const struct method_context *ctx, const struct var
         engine_get_vdso_cache_stats(ctx->engine, &vs);
         if (ctx->file_pool)
                 file_pool_get_stats(ctx->file_pool, &fp);
+        if (ctx->store)
+                layout_store_get_stats(ctx->store, &ls);
         if (uname(&u) < 0)
                 strcpy(u.release, "unknown");
 
@@ -47,6 +52,8 @@ static const char *get_status(const struct method_context *ctx, const struct var
         json_writer_string(w, u.release);
         json_writer_key(w, "backend");
         json_writer_string(w, engine_backend_to_string(engine_get_backend(ctx->engine)));
+        json_writer_key(w, "tracking");
+        json_writer_string(w, tracking_name(ctx->tracking));
         json_writer_key(w, "uptime_usec");
         json_writer_uint(w, now_usec() - ctx->stats->start_usec);
         json_writer_key(w, "requests");
@@ -77,6 +84,10 @@ static const char *get_status(const struct method_context *ctx, const struct var
                         { "vdso_cache_hits", vs.hits },
                         { "vdso_cache_misses", vs.misses },
                         { "vdso_cache_entries", vs.entries },
+                        { "layout_cache_hits", ls.hits },
+                        { "layout_cache_misses", ls.misses },
+                        { "layout_cache_entries", ls.entries },
+                        { "layout_cache_bytes", ls.bytes },
                 };
 
                 for (size_t i = 0; i < ELEMENTSOF(counters); i++) {
@@ -183,7 +194,10 @@ static struct process *target_cache_take(const struct method_context *ctx, pid_t
 
         if (!c || !c->process)
                 return NULL;
+        /* With tracking, an exec since the decision is seen without a syscall: its epoch moved. */
         if (!access_decision_stands(&c->decision, ctx->client, pid, c->process->start_time, now_usec(), 0) ||
+            (tracking_active(ctx->tracking) &&
+             (!c->decision.epoch_known || tracking_epoch(ctx->tracking, pid) != c->decision.epoch)) ||
             process_check_alive(c->process) < 0) {
                 target_cache_clear(c);
                 return NULL;
@@ -196,8 +210,9 @@ static void target_cache_put(const struct method_context *ctx, struct process *p
         struct target_cache *c = ctx->cache;
 
         /* Only PROCMAP_QUERY fails (ESRCH) on a maps fd whose mm is gone after an exec; the
-         * text of a stale fd just reads empty, which could pass for an answer. */
-        if (!c || engine_get_backend(ctx->engine) != ENGINE_BACKEND_IOCTL)
+         * text of a stale fd just reads empty, which could pass for an answer, unless the
+         * tracker tells the exec (the epoch). */
+        if (!c || (engine_get_backend(ctx->engine) != ENGINE_BACKEND_IOCTL && !tracking_active(ctx->tracking)))
                 return;
         target_cache_clear(c);
         if (atomic_fetch_add(&cached_targets, 1) >= TARGET_CACHE_MAX) {
@@ -211,8 +226,9 @@ static void target_cache_put(const struct method_context *ctx, struct process *p
 /* Reads pid and start_time, opens the process and checks its identity. On failure the
  * error reply is written and returned. */
 static const char *open_target(const struct method_context *ctx, struct json_object *params, struct json_writer *w,
-                               struct process **ret) {
+                               struct process **ret, struct access_decision *ret_decision) {
         _cleanup_(process_freep) struct process *p = NULL;
+        struct access_decision decision;
         uint64_t start_time;
         int64_t pid;
         int r;
@@ -228,8 +244,11 @@ static const char *open_target(const struct method_context *ctx, struct json_obj
         /* Decide, then read: nothing of the process is read or served before the decision
          * (made now, or retained by the connection's cache) said yes. */
         p = target_cache_take(ctx, (pid_t) pid);
-        if (!p) {
-                struct access_decision decision;
+        if (p)
+                decision = ctx->cache->decision;
+        else {
+                bool tracked = tracking_active(ctx->tracking);
+                uint64_t epoch = tracked ? tracking_epoch(ctx->tracking, (pid_t) pid) : 0;
 
                 r = access_decide(ctx->client, (pid_t) pid, &p, &decision);
                 if (r == -ESRCH || r == -ENOENT)
@@ -238,6 +257,11 @@ static const char *open_target(const struct method_context *ctx, struct json_obj
                         return reply_pid_error(w, MEMMAPD_ERROR_PERMISSION_DENIED, pid);
                 if (r < 0)
                         return reply_internal(w, r);
+                /* The decision saw one program when the epoch was the same around it (a thread
+                 * id's counters are not its process's: such decisions use no stored layout). */
+                decision.epoch = epoch;
+                decision.epoch_known = tracked && p->pid == (pid_t) pid &&
+                                       tracking_epoch(ctx->tracking, (pid_t) pid) == epoch;
                 target_cache_put(ctx, p, &decision);
         }
 
@@ -252,6 +276,8 @@ static const char *open_target(const struct method_context *ctx, struct json_obj
         }
 
         *ret = TAKE_PTR(p);
+        if (ret_decision)
+                *ret_decision = decision;
         return NULL;
 }
 
@@ -273,6 +299,44 @@ static const char *engine_error(struct json_writer *w, const struct process *p, 
         if (r == -E2BIG)
                 return reply_limit(w, "max_mappings", MAPPING_LIST_MAX);
         return reply_internal(w, r);
+}
+
+/* The layout of p to answer from, kept or read now: 1 and a reference in *ret; 0 when the store
+ * is not for this call (no tracking, a kernel thread, a decision not known to precede the
+ * process's current program), and the caller reads as without a store; -errno (-ESRCH when the
+ * read met an exec: the call is made again, see call_met_exec()). */
+static int shared_layout(const struct method_context *ctx, const struct process *p,
+                         const struct access_decision *decision, struct layout **ret) {
+        _cleanup_(layout_unrefp) struct layout *l = NULL;
+        struct tracking_stamp st;
+        bool keep;
+        int r;
+
+        if (!ctx->store || !tracking_active(ctx->tracking) || p->kernel_thread || !decision->epoch_known)
+                return 0;
+        tracking_stamp(ctx->tracking, p->pid, &st);
+        /* An exec since the decision: its maps fd names the old program's mm (PROCMAP_QUERY
+         * fails, the text reads empty); the call starts over and asks the kernel again. */
+        if (st.epoch != decision->epoch)
+                return -ESRCH;
+        r = layout_store_get(ctx->store, p->pid, p->start_time, st.epoch, st.generation, ret);
+        if (r != 0)
+                return r;
+
+        r = engine_read_shared(ctx->engine, p, &l);
+        if (r < 0)
+                return r;
+        keep = r > 0;
+        if (tracking_unchanged(ctx->tracking, p->pid, p->start_time, &st)) {
+                if (keep)
+                        (void) layout_store_put(ctx->store, l, ctx->client->owner, st.epoch, st.generation);
+        } else if (tracking_epoch(ctx->tracking, p->pid) != st.epoch)
+                /* What was read may be the old program's last state, or nothing (a maps fd whose
+                 * mm is gone reads empty): the call starts over, as after any exec. */
+                return -ESRCH;
+        /* Changed while read: an answer, as a read without a store would give, not kept. */
+        *ret = TAKE_PTR(l);
+        return 1;
 }
 
 static int visit_write_mapping(struct mapping *m, void *userdata) {
@@ -345,6 +409,8 @@ static const char *list_mappings(const struct method_context *ctx, const struct 
                 "pid", "start_time", "executable_only", "file_backed_only", "build_ids", NULL
         };
         _cleanup_(process_freep) struct process *p = NULL;
+        _cleanup_(layout_unrefp) struct layout *shared = NULL;
+        struct access_decision decision;
         bool exec_only, files_only, build_ids;
         const char *bad, *err;
         unsigned flags = 0;
@@ -359,9 +425,12 @@ static const char *list_mappings(const struct method_context *ctx, const struct 
                 return reply_invalid_parameter(w, "file_backed_only");
         if (varlink_param_bool(call->parameters, "build_ids", false, false, &build_ids) < 0)
                 return reply_invalid_parameter(w, "build_ids");
-        err = open_target(ctx, call->parameters, w, &p);
+        err = open_target(ctx, call->parameters, w, &p, &decision);
         if (err)
                 return err;
+        r = shared_layout(ctx, p, &decision, &shared);
+        if (r < 0)
+                return engine_error(w, p, r);
 
         if (exec_only)
                 flags |= ENGINE_EXECUTABLE_ONLY;
@@ -375,7 +444,8 @@ static const char *list_mappings(const struct method_context *ctx, const struct 
 
                 /* Parts go out while the rest is read; the last part is the reply. */
                 list_part_begin(w, p);
-                r = engine_list_each(ctx->engine, p, flags, visit_stream_mapping, &st);
+                r = shared ? engine_list_shared(ctx->engine, p, shared, flags, visit_stream_mapping, &st)
+                           : engine_list_each(ctx->engine, p, flags, visit_stream_mapping, &st);
                 if (r < 0) {
                         json_writer_done(w);
                         if (st.emit_error == -E2BIG)
@@ -395,7 +465,8 @@ static const char *list_mappings(const struct method_context *ctx, const struct 
         /* Each mapping is written as it is read: a list of 60,000 mappings first was 8 MB of
          * fresh pages per call. */
         list_part_begin(w, p);
-        r = engine_list_each(ctx->engine, p, flags, visit_write_mapping, w);
+        r = shared ? engine_list_shared(ctx->engine, p, shared, flags, visit_write_mapping, w)
+                   : engine_list_each(ctx->engine, p, flags, visit_write_mapping, w);
         if (r < 0) {
                 /* Drop the partial reply and its memory. */
                 json_writer_done(w);
@@ -421,10 +492,11 @@ static void write_result(struct json_writer *w, uint64_t address, const struct l
 
 static const char *lookup(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w) {
         static const char *const known[] = { "pid", "start_time", "addresses", "build_ids", NULL };
-        _cleanup_(layout_unrefp) struct layout *l = NULL;
+        _cleanup_(layout_unrefp) struct layout *l = NULL, *shared = NULL;
         _cleanup_(process_freep) struct process *p = NULL;
         _cleanup_free_ struct layout_result *results = NULL;
         _cleanup_free_ uint64_t *parsed = NULL;
+        struct access_decision decision;
         const struct memmapd_addresses *decoded = memmapd_call_addresses(call);
         const uint64_t *addrs;
         const char *bad, *err;
@@ -460,11 +532,16 @@ static const char *lookup(const struct method_context *ctx, const struct varlink
                 addrs = parsed;
         }
 
-        err = open_target(ctx, call->parameters, w, &p);
+        err = open_target(ctx, call->parameters, w, &p, &decision);
         if (err)
                 return err;
 
-        r = engine_lookup_layout(ctx->engine, p, addrs, n, build_ids ? ENGINE_BUILD_IDS : 0, &l, &results);
+        r = shared_layout(ctx, p, &decision, &shared);
+        if (r > 0)
+                r = engine_lookup_shared(ctx->engine, p, shared, addrs, n, build_ids ? ENGINE_BUILD_IDS : 0, &l,
+                                         &results);
+        else if (r == 0)
+                r = engine_lookup_layout(ctx->engine, p, addrs, n, build_ids ? ENGINE_BUILD_IDS : 0, &l, &results);
         if (r < 0)
                 return engine_error(w, p, r);
 
@@ -494,7 +571,7 @@ static const char *get_vdso(const struct method_context *ctx, const struct varli
 
         if (!known_params_only(call->parameters, known, &bad))
                 return reply_invalid_parameter(w, bad);
-        err = open_target(ctx, call->parameters, w, &p);
+        err = open_target(ctx, call->parameters, w, &p, NULL);
         if (err)
                 return err;
         r = engine_vdso(ctx->engine, p, &m, &image);
@@ -557,7 +634,7 @@ static const char *open_mapping_file(const struct method_context *ctx, const str
                 return reply_limit(w, "fds_in_flight", ctx->reply_fd_limit);
         if (!json_object_object_get_ex(call->parameters, "address", &v) || varlink_json_u64(v, &address) < 0)
                 return reply_invalid_parameter(w, "address");
-        err = open_target(ctx, call->parameters, w, &p);
+        err = open_target(ctx, call->parameters, w, &p, NULL);
         if (err)
                 return err;
         r = engine_lookup_layout(ctx->engine, p, &address, 1, 0, &l, &res);

@@ -13,6 +13,8 @@
 #include "varlink.h"
 
 struct file_pool;
+struct layout_store;
+struct tracking;
 
 /* Counters shared by the serving threads. */
 struct service_stats {
@@ -51,6 +53,8 @@ struct method_context {
         struct file_pool *file_pool;    /* NULL: none (GetStatus reports zeros) */
         const struct limits *limits;
         struct service_stats *stats;
+        struct tracking *tracking;      /* NULL: none */
+        struct layout_store *store;     /* NULL: none (layouts are read for every call) */
         const struct client *client;    /* from the socket, never from the request */
         struct target_cache *cache;     /* the connection's; NULL: open every target afresh */
         struct reply_stream *stream;    /* NULL: every reply in one message, "more" or not */

@@ -34,6 +34,7 @@ enum source_type {
         SOURCE_STOP,
         SOURCE_READY,
         SOURCE_CONN,
+        SOURCE_TRACKING,
 };
 
 struct source {
@@ -94,6 +95,10 @@ struct server {
         size_t n_listen;
         char *owned_socket_path;        /* a socket file we created and remove at exit */
         struct source signal_src, timer_src, stop_src;
+        /* Process events of change tracking (tracking.h): drained by whichever thread wakes. */
+        struct source tracking_src;
+        struct tracking *tracking;      /* NULL: none */
+        struct layout_store *store;     /* NULL: none */
         /* An eventfd (EFD_SEMAPHORE) counting the connections on the ready list: each is
          * taken by one thread, which then owns it. */
         struct source ready_src;

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "server-internal.h"
 #include "time-util.h"
+#include "tracking.h"
 
 #define SHUTDOWN_TIMEOUT_USEC (10 * 1000000ull)
 #define TICK_USEC 1000000ull
@@ -164,6 +165,10 @@ static void *loop_main(void *userdata) {
                 case SOURCE_CONN:
                         conn_turn((struct conn *) src, ev.events, false);
                         break;
+                case SOURCE_TRACKING:
+                        (void) tracking_drain(s->tracking);
+                        (void) source_arm(s, &s->tracking_src, EPOLLIN);
+                        break;
                 }
                 if (atomic_load(&s->stopping)) {
                         request_stop(s);
@@ -206,6 +211,7 @@ int server_new(const struct config *cfg, struct engine *engine, struct file_pool
                 .timer_src = { SOURCE_TIMER, -1 },
                 .stop_src = { SOURCE_STOP, -1 },
                 .ready_src = { SOURCE_READY, -1 },
+                .tracking_src = { SOURCE_TRACKING, -1 },
                 /* Half the threads, so that root and AllowGroups members always find one. */
                 .unprivileged_slots = MAX(cfg->workers / 2, 1u),
                 .user_slots = MAX(cfg->workers / 4, 1u),
@@ -226,6 +232,13 @@ int server_new(const struct config *cfg, struct engine *engine, struct file_pool
 
                 resolve_groups(def, 1, s->allowed_gids, &s->n_allowed_gids, NULL);
         }
+
+        /* Blocked before the socket can be connected to: a SIGTERM sent once a client saw the
+         * daemon listening waits in the signalfd for a clean shutdown, instead of killing it. */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        pthread_sigmask(SIG_BLOCK, &mask, NULL);
 
         r = take_activated_sockets(s);
         if (r == 0) {
@@ -250,10 +263,6 @@ int server_new(const struct config *cfg, struct engine *engine, struct file_pool
         s->stop_src.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         s->ready_src.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK | EFD_SEMAPHORE);
         s->timer_src.fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        pthread_sigmask(SIG_BLOCK, &mask, NULL);
         s->signal_src.fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
         if (s->epoll_fd < 0 || s->stop_src.fd < 0 || s->ready_src.fd < 0 || s->timer_src.fd < 0 || s->signal_src.fd < 0) {
                 r = log_error_errno(errno, "Cannot set up the event loop");
@@ -288,6 +297,18 @@ int server_new(const struct config *cfg, struct engine *engine, struct file_pool
 fail:
         server_free(s);
         return r;
+}
+
+int server_set_tracking(struct server *s, struct tracking *tracking, struct layout_store *store) {
+        int fd = tracking_event_fd(tracking);
+
+        s->tracking = tracking;
+        s->store = store;
+        if (fd < 0)
+                return 0;
+        /* The fd stays the tracker's: tracking_src only borrows it (server_free() leaves it). */
+        s->tracking_src.fd = fd;
+        return add_source(s, &s->tracking_src, true);
 }
 
 int server_run(struct server *s) {

@@ -13,6 +13,14 @@ struct file_pool;
 /* file_pool (NULL: none) is only asked for its counters, for GetStatus. */
 int server_new(const struct config *cfg, struct engine *engine, struct file_pool *file_pool, struct server **ret);
 
+struct tracking;
+struct layout_store;
+
+/* Answers from store while tracking says a layout is unchanged, and drains tracking's events on
+ * the loop (its fd, when it has one). Both stay the caller's and must outlive the server. Before
+ * server_run(). 0 or -errno. */
+int server_set_tracking(struct server *s, struct tracking *tracking, struct layout_store *store);
+
 /* Serves until SIGTERM or SIGINT, then stops accepting, finishes the replies in flight and
  * returns 0; -errno on a fatal error. */
 int server_run(struct server *s);

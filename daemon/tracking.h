@@ -58,10 +58,12 @@ struct tracking_stamp {
 
 /* pid's counters now (pid: a thread group id). Only when tracking_active(). */
 void tracking_stamp(const struct tracking *t, pid_t pid, struct tracking_stamp *ret);
-/* Whether a layout of pid read since before was taken may be kept: pid's counters did not move,
- * no event was lost, every event emitted before the read was drained, and pid does not share its
- * address space with another process. */
-bool tracking_unchanged(const struct tracking *t, pid_t pid, const struct tracking_stamp *before);
+/* Whether a layout of pid (started at start_time, in clock ticks since boot as /proc shows it)
+ * read since before was taken may be kept: pid's counters did not move, no event was lost, every
+ * event emitted before the read was drained, and pid does not share its address space with
+ * another process (as far as events tell: a process started before events were last lost is
+ * never kept, since the event that made it such a process may be among them). */
+bool tracking_unchanged(const struct tracking *t, pid_t pid, uint64_t start_time, const struct tracking_stamp *before);
 
 /* pid's exec epoch now. Only when tracking_active(). */
 uint64_t tracking_epoch(const struct tracking *t, pid_t pid);

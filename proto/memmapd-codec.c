@@ -783,6 +783,10 @@ int memmapd_status_from_json(struct json_object *params, struct memmapd_status *
                 { false, false, "file_readers_stuck", &s.file_readers_stuck },
                 { false, false, "file_read_timeouts", &s.file_read_timeouts },
                 { false, false, "file_reads_refused", &s.file_reads_refused },
+                { false, false, "layout_cache_hits", &s.layout_cache_hits },
+                { false, false, "layout_cache_misses", &s.layout_cache_misses },
+                { false, false, "layout_cache_entries", &s.layout_cache_entries },
+                { false, false, "layout_cache_bytes", &s.layout_cache_bytes },
                 { true, false, "reserved_connections", &s.reserved_connections },
                 { true, false, "output_budget", &s.output_budget },
                 { true, false, "output_budget_per_uid", &s.output_budget_per_uid },
@@ -801,6 +805,9 @@ int memmapd_status_from_json(struct json_object *params, struct memmapd_status *
                 if (r < 0)
                         return r;
         }
+        r = memmapd_json_get_string(params, "tracking", false, &s.tracking);
+        if (r < 0)
+                return r;
         *ret = s;
         return 0;
 }

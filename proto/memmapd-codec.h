@@ -218,6 +218,11 @@ struct memmapd_status {
         uint64_t file_readers_stuck;
         uint64_t file_read_timeouts;
         uint64_t file_reads_refused;
+        const char *tracking;           /* NULL: not said */
+        uint64_t layout_cache_hits;
+        uint64_t layout_cache_misses;
+        uint64_t layout_cache_entries;
+        uint64_t layout_cache_bytes;
         /* limits */
         uint64_t max_message_size;
         uint64_t max_addresses;

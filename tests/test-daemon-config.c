@@ -80,11 +80,23 @@ static void test_file(void **state) {
         config_done(&c);
 }
 
+struct bad_setting {
+        const char *key, *value;
+        int error;
+};
+
+/* Each setting fails with its error. */
+static void expect_bad(struct config *c, const struct bad_setting *bad, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                int r = config_set(c, bad[i].key, bad[i].value);
+
+                if (r != bad[i].error)
+                        fail_msg("%s=%s: %d, expected %d", bad[i].key, bad[i].value, r, bad[i].error);
+        }
+}
+
 static void test_bad_values(void **state) {
-        static const struct {
-                const char *key, *value;
-                int error;
-        } bad[] = {
+        static const struct bad_setting bad[] = {
                 { "Nope", "1", -EINVAL },
                 { "Backend", "bpf", -EINVAL },
                 { "LogLevel", "loud", -EINVAL },
@@ -100,12 +112,7 @@ static void test_bad_values(void **state) {
         struct config c;
 
         config_init(&c);
-        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-                int r = config_set(&c, bad[i].key, bad[i].value);
-
-                if (r != bad[i].error)
-                        fail_msg("%s=%s: %d, expected %d", bad[i].key, bad[i].value, r, bad[i].error);
-        }
+        expect_bad(&c, bad, sizeof(bad) / sizeof(bad[0]));
         /* Nothing changed. */
         assert_int_equal(c.workers, 4);
         assert_int_equal(c.limits.max_message_size, 4u * 1024 * 1024);
@@ -166,6 +173,77 @@ static void test_budgets(void **state) {
         assert_int_equal(config_set(&c, "ReservedConnections", "-1"), -EINVAL);
         assert_int_equal(c.limits.output_budget, 32u * 1024 * 1024);
         config_done(&c);
+}
+
+/* Change tracking and the layout store (issue 14): defaults, the file, the command line and
+ * hostile values, none of which may change a setting. */
+static void test_tracking(void **state) {
+        static const char text[] =
+                "Tracking=none\n"
+                "MaxCachedProcesses=0\n"
+                "MaxCacheMemory=0x4000000\n"
+                "MaxCacheMemoryPerUser=1048576\n";
+        static const struct bad_setting bad[] = {
+                { "Tracking", "", -EINVAL },
+                { "Tracking", "BPF", -EINVAL },
+                { "Tracking", "bpf ", -EINVAL },
+                { "Tracking", "yes", -EINVAL },
+                { "MaxCachedProcesses", "-1", -EINVAL },
+                { "MaxCachedProcesses", "1048577", -ERANGE },
+                { "MaxCacheMemory", "0", -ERANGE },
+                { "MaxCacheMemory", "1048575", -ERANGE },
+                { "MaxCacheMemory", "68719476737", -ERANGE },   /* above 64 GiB */
+                { "MaxCacheMemory", "256M", -EINVAL },
+                { "MaxCacheMemoryPerUser", "18446744073709551616", -ERANGE },
+        };
+        struct config c;
+        unsigned line = 0;
+
+        config_init(&c);
+        assert_int_equal(c.tracking, TRACKING_AUTO);
+        assert_int_equal(c.max_cached_processes, 4096);
+        assert_int_equal(c.max_cache_memory, 128u * 1024 * 1024);
+        assert_int_equal(c.max_cache_memory_per_user, 0);
+        expect_bad(&c, bad, sizeof(bad) / sizeof(bad[0]));
+        assert_int_equal(c.tracking, TRACKING_AUTO);
+        assert_int_equal(c.max_cached_processes, 4096);
+        assert_int_equal(c.max_cache_memory, 128u * 1024 * 1024);
+        assert_int_equal(c.max_cache_memory_per_user, 0);
+
+        assert_int_equal(config_parse_file(&c, write_file(text, sizeof(text) - 1), &line), 0);
+        unlink(path);
+        assert_int_equal(c.tracking, TRACKING_NONE);
+        assert_int_equal(c.max_cached_processes, 0);
+        assert_int_equal(c.max_cache_memory, 64u * 1024 * 1024);
+        assert_int_equal(c.max_cache_memory_per_user, 1024 * 1024);
+
+        /* A bad line leaves the file's other settings unapplied as well. */
+        assert_int_equal(config_parse_file(&c, write_file("Tracking=auto\nMaxCachedProcesses=x\n", 35), &line), -EINVAL);
+        unlink(path);
+        assert_int_equal(line, 2);
+        assert_int_equal(c.tracking, TRACKING_NONE);
+
+        /* The command line after the file. */
+        assert_int_equal(config_set(&c, "Tracking", "bpf"), 0);
+        assert_int_equal(c.tracking, TRACKING_BPF);
+        assert_int_equal(config_set(&c, "Tracking", "auto"), 0);
+        assert_int_equal(c.tracking, TRACKING_AUTO);
+        assert_int_equal(config_set(&c, "MaxCacheMemory", "68719476736"), 0);
+        assert_int_equal(c.max_cache_memory, UINT64_C(64) << 30);
+        assert_int_equal(config_set(&c, "MaxCacheMemoryPerUser", "0"), 0);
+        assert_int_equal(c.max_cache_memory_per_user, 0);
+        config_done(&c);
+
+        /* Each mode's name reads back as the mode. */
+        for (unsigned m = 0; m < _TRACKING_MODE_MAX; m++) {
+                enum tracking_mode back = _TRACKING_MODE_MAX;
+
+                assert_non_null(tracking_mode_to_string(m));
+                assert_int_equal(tracking_mode_from_string(tracking_mode_to_string(m), &back), 0);
+                assert_int_equal(back, m);
+        }
+        assert_null(tracking_mode_to_string(_TRACKING_MODE_MAX));
+        assert_string_equal(tracking_mode_to_string(TRACKING_NONE), "none");
 }
 
 static void test_log_levels(void **state) {
@@ -229,6 +307,7 @@ int main(void) {
                 cmocka_unit_test(test_bad_values),
                 cmocka_unit_test(test_bad_files),
                 cmocka_unit_test(test_budgets),
+                cmocka_unit_test(test_tracking),
                 cmocka_unit_test(test_log_levels),
                 cmocka_unit_test(test_default_socket),
         };

@@ -670,7 +670,8 @@ static void test_status_general(void **state) {
         static const char newer_limits[] = ",\"reserved_connections\":15,\"output_budget\":16,\"output_budget_per_uid\":17";
         static const char newer[] = ",\"oneway_skipped\":18,\"output_held\":19,\"parked\":20,\"file_readers\":21,"
                                     "\"file_readers_busy\":22,\"file_readers_stuck\":23,\"file_read_timeouts\":24,"
-                                    "\"file_reads_refused\":25";
+                                    "\"file_reads_refused\":25,\"layout_cache_hits\":26,\"layout_cache_bytes\":29,"
+                                    "\"tracking\":\"bpf\"";
         char text[2048];
         struct memmapd_status st;
 
@@ -690,8 +691,14 @@ static void test_status_general(void **state) {
                 assert_true(st.output_budget_per_uid == (with_newer ? 17 : 0));
                 assert_true(st.oneway_skipped == (with_newer ? 18 : 0));
                 assert_true(st.file_reads_refused == (with_newer ? 25 : 0));
+                assert_true(st.layout_cache_hits == (with_newer ? 26 : 0) && st.layout_cache_misses == 0);
+                assert_true(st.layout_cache_bytes == (with_newer ? 29 : 0));
+                if (with_newer)
+                        assert_string_equal(st.tracking, "bpf");
+                else
+                        assert_null(st.tracking);
         }
-        /* Without limits, a counter below 0, a newer counter of the wrong type: refused. */
+        /* Without limits, a counter below 0, a newer member of the wrong type: refused. */
         {
                 _cleanup_json_ struct json_object *a = json_tokener_parse(
                         "{\"version\":\"0.3\",\"kernel\":\"6.8.0\",\"backend\":\"ioctl\",\"uptime_usec\":1,\"requests\":2,"
@@ -705,6 +712,10 @@ static void test_status_general(void **state) {
                 snprintf(text, sizeof(text), base, ",\"output_budget\":\"16\"", "");
                 c = json_tokener_parse(text);
                 assert_int_equal(memmapd_status_from_json(c, &st), -EPROTO);
+                json_object_put(b);
+                snprintf(text, sizeof(text), base, "", ",\"tracking\":1");
+                b = json_tokener_parse(text);
+                assert_int_equal(memmapd_status_from_json(b, &st), -EPROTO);
         }
 }
 

@@ -1,6 +1,7 @@
 /* The BPF change tracker against the real kernel: a process's generation moves exactly when its
- * layout (the raw /proc/PID/maps text) changes, exec, exit and fork are reported for the right
- * processes, and a denied load fails cleanly. */
+ * layout (the raw /proc/PID/maps text) changes, its exec epoch only when it runs another program
+ * (exec, exit, fork), exec, exit and fork are reported for the right processes, the count of
+ * emitted events matches what is drained, and a denied load fails cleanly. */
 
 #include <dirent.h>
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <grp.h>
+#include <limits.h>
 
 #include <cmocka.h>
 
@@ -82,10 +84,20 @@ static char target_step(const struct target *t, char c) {
         return reply;
 }
 
+/* Closes the target's input (it exits at its end) and waits for its exit without reaping it:
+ * its pid cannot be given to another process meanwhile (tests elsewhere steer pid reuse). */
+static void target_exited(struct target *t) {
+        siginfo_t info;
+
+        close(TAKE_FD(t->to));
+        assert_int_equal(waitid(P_PID, (id_t) t->pid, &info, WEXITED | WNOWAIT), 0);
+}
+
 static int target_stop(struct target *t) {
         int status = -1;
 
-        close(t->to);
+        if (t->to >= 0)
+                close(t->to);
         close(t->from);
         if (waitpid(t->pid, &status, 0) != t->pid)
                 return -errno;
@@ -202,12 +214,19 @@ struct seen {
         char exec_comm[MM_TRACK_COMM_LEN];
 };
 
+/* Pids are reused, even at once where a test steers it (ns_last_pid): an event of s->pid
+ * counts from its fork (a stale exit of the pid's previous holder comes first) to its exit (the
+ * next holder's come after). */
 static int on_event(const struct mm_track_event *e, void *userdata) {
         struct seen *s = userdata;
 
-        if (s->thread != 0 && ((pid_t) e->pid == s->thread || (pid_t) e->tgid == s->thread))
+        /* A thread's start or end, reported as a process's, would carry this process's tgid:
+         * nothing else here does, and this pid, unlike the thread's, is not reused meanwhile. */
+        if (s->thread != 0 && (pid_t) e->tgid == s->parent)
                 s->thread_events++;
-        if ((pid_t) e->tgid != s->pid || s->n >= sizeof(s->order) - 1)
+        if ((pid_t) e->tgid != s->pid || s->n >= sizeof(s->order) - 1 || strchr(s->order, 'e'))
+                return 0;
+        if (s->n == 0 && e->type != MM_TRACK_FORK)
                 return 0;
         s->start_boottime[s->n] = e->start_boottime;
         switch (e->type) {
@@ -438,6 +457,281 @@ static void test_lost_events(void **state) {
         assert_int_equal(s.fork_parent, s.parent);
 }
 
+/* Where /proc/PID/exe points: the program the kernel says the process runs. */
+static void read_exe(pid_t pid, char buf[PATH_MAX]) {
+        char path[64];
+        ssize_t n;
+
+        snprintf(path, sizeof(path), "/proc/%d/exe", (int) pid);
+        n = readlink(path, buf, PATH_MAX - 1);
+        assert_true(n > 0);
+        buf[n] = 0;
+}
+
+/* Each counter is read twice around one interval: the generation moves at least as often as
+ * the epoch, since every place that moves an epoch moves the generation too. */
+struct counters {
+        uint64_t epoch, generation;
+};
+
+static struct counters counters_of(pid_t tgid) {
+        return (struct counters) {
+                .epoch = mm_tracker_epoch(tracker, tgid),
+                .generation = mm_tracker_generation(tracker, tgid),
+        };
+}
+
+static uint64_t epoch_moved(struct counters before, struct counters after) {
+        assert_true(after.epoch >= before.epoch);
+        assert_true(after.generation - before.generation >= after.epoch - before.epoch);
+        return after.epoch - before.epoch;
+}
+
+/* A program's epoch stays put through a thousand layout changes of every kind, while its
+ * generation follows each one (the raw maps text says which rounds changed it); then it moves
+ * when the process execs another program (/proc/PID/exe says it did), at least twice (the new
+ * address space is built under its id, then the exec ends), and once at its exit. */
+static void test_epoch(void **state) {
+        static const char steps[] = "muprbBfFtd";
+        char fixture[PATH_MAX], cat[PATH_MAX], exe[PATH_MAX];
+        unsigned changes = 0, moves = 0;
+        _cleanup_free_ char *before = NULL;
+        struct counters c0, c1, c2;
+        uint32_t seed = 1400;
+        struct target t;
+
+        SKIP_IF_NO_TRACKER();
+        assert_non_null(realpath(MM_FIXTURE_PATH, fixture));
+        assert_non_null(realpath("/bin/cat", cat));
+        assert_int_equal(target_start("/bin/cat", &t), 0);
+        read_exe(t.pid, exe);
+        assert_string_equal(exe, fixture);
+        before = read_maps(t.pid);
+        c0 = counters_of(t.pid);
+
+        for (unsigned round = 0; round < 1000; round++) {
+                _cleanup_free_ char *after = NULL;
+                struct counters r0, r1;
+                char c;
+
+                seed = seed * 1103515245u + 12345u;
+                c = steps[(seed >> 16) % (sizeof(steps) - 1)];
+                r0 = counters_of(t.pid);
+                assert_int_equal(target_step(&t, c), 'k');
+                after = read_maps(t.pid);
+                r1 = counters_of(t.pid);
+                if (r1.epoch != r0.epoch)
+                        fail_msg("round %u, step '%c': epoch %" PRIu64 " -> %" PRIu64, round, c, r0.epoch, r1.epoch);
+                if (strcmp(before, after) != 0) {
+                        changes++;
+                        assert_true(r1.generation > r0.generation);
+                }
+                moves += r1.generation != r0.generation;
+                free(before);
+                before = TAKE_PTR(after);
+        }
+        c1 = counters_of(t.pid);
+        printf("# 1000 steps: layout changed %u times, generation moved %u times (+%" PRIu64 "), epoch +%" PRIu64 "\n",
+               changes, moves, c1.generation - c0.generation, c1.epoch - c0.epoch);
+        assert_true(changes >= 700);
+        assert_int_equal(c1.epoch, c0.epoch);
+        assert_true(c1.generation - c0.generation >= changes);
+
+        /* The fixture execs cat, which echoes: the echo says the exec is over. */
+        assert_int_equal(write(t.to, "x", 1), 1);
+        assert_int_equal(target_step(&t, 'q'), 'q');
+        read_exe(t.pid, exe);
+        assert_string_equal(exe, cat);
+        c2 = counters_of(t.pid);
+        printf("# exec: epoch +%" PRIu64 ", generation +%" PRIu64 "\n", c2.epoch - c1.epoch, c2.generation - c1.generation);
+        assert_true(epoch_moved(c1, c2) >= 2);
+
+        /* cat exits at the end of its input. */
+        c1 = c2;
+        target_exited(&t);
+        c2 = counters_of(t.pid);
+        assert_int_equal(epoch_moved(c1, c2), 1);
+        assert_int_equal(target_stop(&t), 0);
+}
+
+static void *thread_idle(void *arg) {
+        return arg;
+}
+
+/* A fork moves the child's epoch (its pid is a new process) once, not the parent's (it still runs
+ * its program: a decision about it stands), the child's exit once more, and a thread's start and
+ * end move neither. */
+static void test_epoch_fork(void **state) {
+        _cleanup_free_ uint64_t *snapshot = NULL;
+        pid_t self = getpid();
+        struct counters p0, p1;
+        unsigned slots;
+        pthread_t th;
+
+        SKIP_IF_NO_TRACKER();
+        p0 = counters_of(self);
+        assert_int_equal(pthread_create(&th, NULL, thread_idle, NULL), 0);
+        assert_int_equal(pthread_join(th, NULL), 0);
+        p1 = counters_of(self);
+        assert_int_equal(epoch_moved(p0, p1), 0);
+
+        slots = mm_tracker_slots(tracker);
+        snapshot = malloc(slots * sizeof(uint64_t));
+        assert_non_null(snapshot);
+        /* The child's slot moves once at the fork, unless the pid's previous holder exited
+         * after the snapshot (it was then reaped and its pid given to the child at once, as a
+         * test that steers pid reuse can make happen): that attempt says nothing. */
+        for (int attempt = 0;; attempt++) {
+                struct counters k1, k2;
+                uint64_t child_moved;
+                siginfo_t info;
+                int go[2], status;
+                pid_t pid;
+
+                assert_true(attempt < 10);
+                /* The child's pid is unknown before the fork: every slot's epoch is kept. */
+                for (unsigned i = 0; i < slots; i++)
+                        snapshot[i] = mm_tracker_epoch(tracker, (pid_t) i);
+                assert_int_equal(pipe2(go, O_CLOEXEC), 0);
+                p0 = counters_of(self);
+                pid = fork();
+                assert_true(pid >= 0);
+                if (pid == 0) {
+                        char c;
+
+                        close(go[1]);
+                        _exit(read(go[0], &c, 1) == 0 ? 0 : 1);
+                }
+                close(go[0]);
+                p1 = counters_of(self);
+                k1 = counters_of(pid);
+                child_moved = k1.epoch - snapshot[(unsigned) pid & (slots - 1)];
+                printf("# fork: the parent's epoch +%" PRIu64 ", the child's +%" PRIu64 "\n", p1.epoch - p0.epoch, child_moved);
+                assert_int_equal(epoch_moved(p0, p1), 0);
+                assert_true(child_moved >= 1);
+
+                /* The exit, seen before the child is reaped, while its pid is still its own. */
+                close(go[1]);
+                assert_int_equal(waitid(P_PID, (id_t) pid, &info, WEXITED | WNOWAIT), 0);
+                k2 = counters_of(pid);
+                assert_int_equal(waitpid(pid, &status, 0), pid);
+                assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+                assert_int_equal(epoch_moved(k1, k2), 1);
+                if (child_moved == 1)
+                        break;
+        }
+}
+
+#define EMITTED_CHILDREN 40
+
+/* The children are known by their fork events (parent this process, pid one fork() returned)
+ * and then by (pid, start): a pid given to another process meanwhile is not theirs. */
+struct tally {
+        pid_t parent;
+        const pid_t *children;
+        unsigned n_children;
+        uint64_t drained;               /* every event this tracker handed over */
+        struct { pid_t tgid; uint64_t start_boottime; } forks[EMITTED_CHILDREN];
+        unsigned n_forks, child_events, child_exits;
+};
+
+static int on_tally(const struct mm_track_event *e, void *userdata) {
+        struct tally *y = userdata;
+
+        y->drained++;
+        if (e->type == MM_TRACK_FORK && (pid_t) e->parent_tgid == y->parent) {
+                for (unsigned i = 0; i < y->n_children; i++)
+                        if ((pid_t) e->tgid == y->children[i] && y->n_forks < EMITTED_CHILDREN) {
+                                y->forks[y->n_forks].tgid = (pid_t) e->tgid;
+                                y->forks[y->n_forks++].start_boottime = e->start_boottime;
+                                y->child_events++;
+                                break;
+                        }
+                return 0;
+        }
+        for (unsigned i = 0; i < y->n_forks; i++)
+                if ((pid_t) e->tgid == y->forks[i].tgid && e->start_boottime == y->forks[i].start_boottime) {
+                        y->child_events++;
+                        y->child_exits += e->type == MM_TRACK_EXIT;
+                        break;
+                }
+        return 0;
+}
+
+/* The emitted count grows by at least the events drained for forty children that fork, exec
+ * and exit (three each when none was lost), and everything drained since the load is never
+ * more than the count read after it, and equals it once the buffer is empty (lost events are
+ * not emitted: they were never reserved). A tracker of its own, so the drains since the load
+ * are all ours. */
+static void test_events_emitted(void **state) {
+        _cleanup_mm_tracker_ struct mm_tracker *t = NULL;
+        pid_t children[EMITTED_CHILDREN];
+        struct tally y = { .parent = getpid(), .children = children };
+        struct pollfd p;
+        uint64_t emitted0, emitted;
+        bool equal = false;
+
+        SKIP_IF_NO_TRACKER();
+        assert_int_equal(mm_tracker_new(512, &t), 0);
+        p = (struct pollfd) { .fd = mm_tracker_event_fd(t), .events = POLLIN };
+
+        for (int attempt = 0;; attempt++) {
+                uint64_t lost0 = mm_tracker_lost_events(t);
+
+                assert_true(attempt < 10);
+                assert_true(mm_tracker_drain(t, on_tally, &y) >= 0);
+                y.n_children = y.n_forks = 0;
+                y.child_events = y.child_exits = 0;
+                emitted0 = mm_tracker_events_emitted(t);
+                for (unsigned i = 0; i < EMITTED_CHILDREN; i++) {
+                        int status;
+                        pid_t pid = fork();
+
+                        assert_true(pid >= 0);
+                        if (pid == 0) {
+                                execl("/bin/true", "true", (char *) NULL);
+                                _exit(127);
+                        }
+                        children[y.n_children++] = pid;
+                        assert_int_equal(waitpid(pid, &status, 0), pid);
+                        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+                }
+                for (int i = 0; i < 120 && y.child_exits < EMITTED_CHILDREN; i++) {
+                        assert_true(mm_tracker_drain(t, on_tally, &y) >= 0);
+                        if (y.child_exits < EMITTED_CHILDREN)
+                                (void) poll(&p, 1, 1000);
+                }
+                emitted = mm_tracker_events_emitted(t);
+                printf("# emitted +%" PRIu64 " over %u children, %u of their events drained\n",
+                       emitted - emitted0, EMITTED_CHILDREN, y.child_events);
+                assert_true(emitted - emitted0 >= y.child_events);
+                assert_true(y.drained <= emitted);
+                if (mm_tracker_lost_events(t) == lost0) {
+                        assert_int_equal(y.n_forks, EMITTED_CHILDREN);
+                        for (unsigned i = 0; i < EMITTED_CHILDREN; i++)
+                                assert_int_equal(y.forks[i].tgid, children[i]);
+                        assert_int_equal(y.child_exits, EMITTED_CHILDREN);
+                        assert_int_equal(y.child_events, 3 * EMITTED_CHILDREN);
+                        break;
+                }
+                printf("# events were lost meanwhile, again\n");
+        }
+
+        /* Events reserved but not yet submitted are counted already: wait for them. Other
+         * processes' events may keep coming: the two agree at a quiet moment. */
+        for (int i = 0; i < 1200 && !equal; i++) {
+                assert_true(mm_tracker_drain(t, on_tally, &y) >= 0);
+                emitted = mm_tracker_events_emitted(t);
+                assert_true(y.drained <= emitted);
+                equal = y.drained == emitted;
+                if (!equal)
+                        (void) poll(&p, 1, 100);
+        }
+        printf("# drained %" PRIu64 " of %" PRIu64 " emitted, %" PRIu64 " lost\n", y.drained, emitted,
+               mm_tracker_lost_events(t));
+        assert_true(equal);
+}
+
 static int setup(void **state) {
         tracker_error = mm_tracker_new(slots_for_pid_max(), &tracker);
         if (tracker_error < 0 && tracker_error != -EPERM && tracker_error != -EACCES) {
@@ -456,6 +750,9 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_generation_exact),
                 cmocka_unit_test(test_process_events),
+                cmocka_unit_test(test_epoch),
+                cmocka_unit_test(test_epoch_fork),
+                cmocka_unit_test(test_events_emitted),
                 cmocka_unit_test(test_clean_failure),
                 cmocka_unit_test(test_lost_events),
         };

@@ -1,4 +1,4 @@
-/* BPF programs that keep a per-process generation of address-space changes and report exec, exit and fork. */
+/* BPF programs that keep per-process generations of address-space changes and exec epochs, and report exec, exit and fork. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -12,23 +12,32 @@ char LICENSE[] SEC("license") = "GPL";
 /* include/linux/sched.h: a kernel thread (a #define, so not in vmlinux.h). */
 #define PF_KTHREAD_FLAG 0x00200000
 
-/* Set by the loader before load, with the generations map's size: slots - 1. */
+/* Set by the loader before load, with the generations' and epochs' size: slots - 1. */
 const volatile __u32 slot_mask = MM_TRACK_DEFAULT_SLOTS - 1;
 
-/* One u64 per slot, read by the daemon through mmap with a plain load.
+/* One u64 per slot, slot = tgid & slot_mask, read by the daemon through mmap with a plain load.
  *
  * A slot is shared by every tgid equal modulo the size. That costs only extra bumps, never a
  * missed one: every change of a tgid increments its slot, whatever else shares it, so a reader
  * that sees the same value before and after reading a layout knows that no write section of
  * that tgid ended in between. A neighbour's change makes the value move too, which only looks
  * like a change that did not happen (the layout is read again for nothing). */
-struct {
+struct slot_counters {
         __uint(type, BPF_MAP_TYPE_ARRAY);
         __uint(map_flags, BPF_F_MMAPABLE);
         __type(key, __u32);
         __type(value, __u64);
         __uint(max_entries, MM_TRACK_DEFAULT_SLOTS);
-} generations SEC(".maps");
+};
+
+/* The generation: it moves at the end of every write section of a tgid's mmap lock. */
+struct slot_counters generations SEC(".maps");
+
+/* The exec epoch: it moves only when a tgid starts running another program or stops being one
+ * process (exec, exit, fork), never when a layout changes, so an access decision can be checked
+ * with one load too. Every place that moves it moves the generation as well: a reader of
+ * generations alone stays safe. */
+struct slot_counters epochs SEC(".maps");
 
 struct {
         __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -38,21 +47,44 @@ struct {
 /* Events the ring buffer had no room for: a reader that sees it move must forget everything. */
 __u64 lost_events = 0;
 
-static __always_inline void bump(__u32 tgid) {
+/* Events reserved in the ring buffer, counted before they are submitted: a reader that read
+ * this and then drained as many has seen all of them. */
+__u64 events_emitted = 0;
+
+static __always_inline void bump_slot(void *counters, __u32 tgid) {
         /* The key must live on the stack, not point into the task. */
         __u32 slot = tgid & slot_mask;
-        __u64 *g = bpf_map_lookup_elem(&generations, &slot);
+        __u64 *c = bpf_map_lookup_elem(counters, &slot);
 
-        if (g)
-                __sync_fetch_and_add(g, 1);
+        if (c)
+                __sync_fetch_and_add(c, 1);
 }
 
-/* The mm's process. The owner is NULL at exit_mmap (the exit event bumps instead) and, inside
- * dup_mmap, the child's mm still names the parent (a harmless extra bump of the parent). */
+static __always_inline void bump(__u32 tgid) {
+        bump_slot(&generations, tgid);
+}
+
+/* The epoch first, so that a reader that saw the generation move (and then reads the epoch)
+ * never finds the old epoch for a change of program. */
+static __always_inline void bump_epoch(__u32 tgid) {
+        bump_slot(&epochs, tgid);
+        bump(tgid);
+}
+
+/* The mm's process. The owner is NULL at exit_mmap (the exit event bumps instead). An mm that
+ * is not yet its owner's, written by the owner itself, is exec's new address space before
+ * exec_mmap installs it: another program under that tgid, so its epoch moves before the new mm
+ * can be opened through /proc. Fork's copy in dup_mmap is written by the parent, while its owner
+ * is the child (still carrying the parent's tgid): only the generation moves there (a harmless
+ * extra bump of the parent), so a process that forks keeps its epoch. */
 static __always_inline void bump_mm(struct mm_struct *mm) {
         struct task_struct *owner = mm->owner;
 
-        if (owner)
+        if (!owner)
+                return;
+        if (owner->mm != mm && owner == bpf_get_current_task_btf())
+                bump_epoch(owner->tgid);
+        else
                 bump(owner->tgid);
 }
 
@@ -81,6 +113,7 @@ static __always_inline void emit(__u32 type, struct task_struct *p, __u32 pid, _
                 __sync_fetch_and_add(&lost_events, 1);
                 return;
         }
+        __sync_fetch_and_add(&events_emitted, 1);
         e->type = type;
         e->tgid = p->tgid;
         e->pid = pid;
@@ -96,7 +129,7 @@ static __always_inline void emit(__u32 type, struct task_struct *p, __u32 pid, _
  * switch itself takes no lock of the old one that names this tgid. */
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm) {
-        bump(p->tgid);
+        bump_epoch(p->tgid);
         emit(MM_TRACK_EXEC, p, old_pid, 0, 0);
         return 0;
 }
@@ -106,7 +139,7 @@ SEC("tp_btf/sched_process_exit")
 int BPF_PROG(on_process_exit, struct task_struct *p, bool group_dead) {
         if (!group_dead || (p->flags & PF_KTHREAD_FLAG))
                 return 0;
-        bump(p->tgid);
+        bump_epoch(p->tgid);
         emit(MM_TRACK_EXIT, p, p->tgid, 0, 0);
         return 0;
 }
@@ -121,7 +154,7 @@ int BPF_PROG(on_process_fork, struct task_struct *parent, struct task_struct *ch
                 return 0;
         if (child->mm && child->mm == parent->mm)
                 flags |= MM_TRACK_F_SHARED_MM;
-        bump(child->tgid);
+        bump_epoch(child->tgid);
         emit(MM_TRACK_FORK, child, child->pid, parent->tgid, flags);
         return 0;
 }

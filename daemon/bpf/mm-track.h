@@ -6,7 +6,7 @@
 #include <linux/types.h>
 #endif
 
-/* The generation array's default size: one u64 per slot, slot = tgid & (slots - 1). A power of two. */
+/* The generation and epoch arrays' default size: one u64 per slot, slot = tgid & (slots - 1). A power of two. */
 #define MM_TRACK_DEFAULT_SLOTS (1u << 16)
 #define MM_TRACK_MAX_SLOTS (1u << 22)
 

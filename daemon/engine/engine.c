@@ -317,6 +317,126 @@ int engine_lookup(struct engine *e, const struct process *p, const uint64_t *add
         return 0;
 }
 
+int engine_read_shared(struct engine *e, const struct process *p, struct layout **ret) {
+        struct facts f = { .cfg = &e->facts, .p = p };
+        struct layout *l = NULL;
+        bool transient;
+        int r;
+
+        r = source_read_layout(e->source, &e->source_ctx, p, 0, &l);
+        for (size_t i = 0; r >= 0 && i < l->mappings.n; i++)
+                r = facts_finish(&f, l, i, false, e->source->names_from_text);
+        transient = f.transient;
+        facts_done(&f);
+        if (r >= 0)
+                r = process_check_alive(p);
+        if (r >= 0)
+                r = layout_prepare_files(l);
+        if (r < 0) {
+                layout_unref(l);
+                return r;
+        }
+        *ret = l;
+        return !transient;
+}
+
+static bool needs_facts(const struct mapping *m) {
+        return m->kind == MAPPING_KIND_VDSO || mapping_is_file_backed(m);
+}
+
+/* The facts of l's mapping i: l's own, else read now (and filled into l where they stand for
+ * any reader). Borrowed from l or f. */
+static struct layout_file *shared_facts(struct facts *f, struct layout *l, size_t i) {
+        struct layout_file *file = layout_file_of(l, i);
+
+        if (file || !needs_facts(&l->mappings.items[i]))
+                return file;
+        file = facts_file_of(f, &l->mappings.items[i]);
+        if (file && facts_result_stands(file->result))
+                file = layout_fill_file(l, i, file);
+        return file;
+}
+
+int engine_lookup_shared(struct engine *e, const struct process *p, struct layout *l, const uint64_t *addrs,
+                         size_t n, unsigned flags, struct layout **ret_layout, struct layout_result **ret_results) {
+        _cleanup_(layout_unrefp) struct layout *t = NULL;
+        _cleanup_free_ struct layout_result *results = NULL;
+        _cleanup_free_ size_t *order = NULL;
+        struct facts f = { .cfg = &e->facts, .p = p, .need_elf = true };
+        ssize_t last = -1;
+        int r = 0;
+
+        results = calloc(MAX(n, (size_t) 1), sizeof(*results));
+        order = sorted_order(addrs, n);
+        if (!results || !order)
+                return -ENOMEM;
+
+        /* Facts first, into l, so the answer's copy shares them. */
+        for (size_t k = 0; k < n; k++) {
+                size_t i;
+
+                if (layout_find(l, addrs[order[k]], &i) != 1 || (ssize_t) i == last)
+                        continue;
+                last = (ssize_t) i;
+                (void) shared_facts(&f, l, i);
+        }
+        r = layout_touched_copy(l, addrs, order, n, &t);
+        /* What did not stand for every reader was read for this request: the copy gets it. */
+        for (size_t j = 0; r >= 0 && j < t->mappings.n; j++) {
+                const struct mapping *m = &t->mappings.items[j];
+                struct layout_file *file = layout_file_of(t, j);
+                const uint8_t *id;
+                size_t id_len;
+
+                if (!file && needs_facts(m)) {
+                        file = facts_file_of(&f, m);
+                        if (file)
+                                r = layout_set_file(t, j, file);
+                }
+                if (r >= 0 && file && (flags & ENGINE_BUILD_IDS) && m->build_id_len == 0) {
+                        id = layout_file_build_id(file, &id_len);
+                        if (id_len > 0)
+                                r = layout_set_build_id(t, j, id, id_len);
+                }
+        }
+        facts_done(&f);
+        if (r < 0)
+                return r;
+        r = layout_lookup(t, addrs, order, n, results);
+        if (r < 0)
+                return r;
+        *ret_layout = TAKE_PTR(t);
+        *ret_results = TAKE_PTR(results);
+        return 0;
+}
+
+int engine_list_shared(struct engine *e, const struct process *p, struct layout *l, unsigned flags,
+                       mapping_visit_t visit, void *userdata) {
+        struct facts f = {
+                .cfg = &e->facts, .p = p,
+                .kernel_build_id = e->source->kernel_build_ids && (flags & ENGINE_BUILD_IDS),
+        };
+        int r = 0;
+
+        for (size_t i = 0; r >= 0 && i < l->mappings.n; i++) {
+                struct mapping m = l->mappings.items[i];
+
+                if (!layout_filter_matches(&m, flags))
+                        continue;
+                if ((flags & ENGINE_BUILD_IDS) && m.build_id_len == 0 && needs_facts(&m)) {
+                        size_t id_len;
+                        const uint8_t *id = layout_file_build_id(shared_facts(&f, l, i), &id_len);
+
+                        /* Lent like the name: valid while l and f hold the facts. */
+                        m.build_id = (uint8_t *) id;
+                        m.build_id_len = (uint8_t) id_len;
+                }
+                r = visit(&m, userdata);
+        }
+        facts_done(&f);
+        return r;
+}
+
 int engine_vdso(struct engine *e, const struct process *p, struct mapping *ret_mapping, uint8_t **ret_image) {
         _cleanup_(layout_unrefp) struct layout *l = NULL;
         _cleanup_free_ uint8_t *image = NULL;

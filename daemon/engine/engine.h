@@ -90,6 +90,26 @@ int engine_lookup_layout(struct engine *e, const struct process *p, const uint64
 int engine_lookup(struct engine *e, const struct process *p, const uint64_t *addrs, size_t n, unsigned flags,
                   struct mapping_list *ret_mappings, struct layout_result **ret_results);
 
+/* ---- Shared layouts (the layout store, see layout-store.h). */
+
+/* The layout a store keeps of p: complete, every mapping, names checked against the files, no
+ * build IDs, facts slots ready to be filled in by the requests that read them. 1 when it may be
+ * kept, 0 when a read it needed did not run for a passing reason (serve it, do not keep it),
+ * -errno as engine_read_layout(). */
+int engine_read_shared(struct engine *e, const struct process *p, struct layout **ret);
+
+/* engine_lookup_layout() answered from l, a shared layout of p: the touched mappings' facts are
+ * read where l lacks them (and filled into l where they hold for any reader); p is read only
+ * for those facts. */
+int engine_lookup_shared(struct engine *e, const struct process *p, struct layout *l, const uint64_t *addrs,
+                         size_t n, unsigned flags, struct layout **ret_layout, struct layout_result **ret_results);
+
+/* engine_list_each() answered from l, a shared layout of p: each mapping passing the filters of
+ * flags, in address order, with its build ID with ENGINE_BUILD_IDS (facts read where l lacks
+ * them), lent for the call. */
+int engine_list_shared(struct engine *e, const struct process *p, struct layout *l, unsigned flags,
+                       mapping_visit_t visit, void *userdata);
+
 /* The vdso of p: its mapping (with its build ID when it has one) and its image
  * (ret_mapping->end - ret_mapping->start bytes, malloc'd), read from the process's memory with
  * the calling thread's credentials; where the cache holds the image of the build ID its first

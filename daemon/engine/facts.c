@@ -301,8 +301,10 @@ static int read_file_facts(struct facts *f, const struct mapping *m, bool resolv
                         f->budget_set = true;
                 }
                 r = f->cfg->run_blocking(f->cfg->run_blocking_userdata, file_job_run, j, file_job_free, &f->budget_ms);
-                if (r < 0)
+                if (r < 0) {
+                        f->transient = true;
                         return r;       /* j belongs to the runner now */
+                }
         }
         out->result = j->out.result;
         if (j->out.result >= 0)
@@ -582,6 +584,18 @@ int facts_finish(struct facts *f, struct layout *l, size_t i, bool build_ids, bo
                 }
         }
         return f->need_elf ? layout_set_file(l, i, file) : 0;
+}
+
+struct layout_file *facts_file_of(struct facts *f, const struct mapping *m) {
+        if (m->kind == MAPPING_KIND_VDSO)
+                return vdso_facts(f, m) >= 0 ? f->vdso : NULL;
+        if (mapping_is_file_backed(m))
+                return file_facts(f, m) >= 0 ? f->cur : NULL;
+        return NULL;
+}
+
+bool facts_result_stands(int result) {
+        return result >= 0 || result == -ENOEXEC;
 }
 
 void facts_finish_lent(struct facts *f, struct mapping *m) {

@@ -39,6 +39,9 @@ struct facts {
         /* How long the request may still wait for blocking reads; set at the first one. */
         bool budget_set;
         unsigned budget_ms;
+        /* A read did not run for a passing reason (the budget ran out, the runner was at its
+         * quota): what was made without it must not be kept beyond this request. */
+        bool transient;
 };
 
 /* Drops what f holds; f may be used again. */
@@ -49,6 +52,17 @@ void facts_done(struct facts *f);
  * likewise, the build ID (build_ids) and, with f->need_elf, the file's (or vdso's) facts for
  * elf_vaddr. A file that cannot be read just leaves its facts out. -ENOMEM only. */
 int facts_finish(struct facts *f, struct layout *l, size_t i, bool build_ids, bool names_from_text);
+
+/* The facts of m's file (or, for the [vdso], of its image), read as facts_finish() reads them:
+ * borrowed, valid until facts_done(); NULL for mappings without a file. A result < 0 says why
+ * there are none (see facts_result_stands()). */
+struct layout_file *facts_file_of(struct facts *f, const struct mapping *m);
+
+/* Whether facts with this result hold for any reader of the file and may be kept for others: read
+ * (>= 0), or the file is no ELF file (-ENOEXEC). A read that timed out, was refused for this
+ * client's credentials or could not find the file in this client's view is only this
+ * request's answer. */
+bool facts_result_stands(int result);
 
 /* For a mapping lent by a streamed listing without build IDs: only " (deleted)" checked. */
 void facts_finish_lent(struct facts *f, struct mapping *m);

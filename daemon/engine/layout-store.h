@@ -33,7 +33,8 @@ struct layout_store_config {
 };
 
 #define LAYOUT_STORE_MAX_ENTRIES_DEFAULT 4096
-#define LAYOUT_STORE_MAX_BYTES_DEFAULT ((size_t) 256 * 1024 * 1024)
+/* With OutputBudget='s 256 MiB, within the unit's MemoryMax=512M. */
+#define LAYOUT_STORE_MAX_BYTES_DEFAULT ((size_t) 128 * 1024 * 1024)
 
 struct layout_store_stats {
         uint64_t hits;

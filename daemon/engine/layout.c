@@ -104,7 +104,7 @@ struct layout *layout_unref(struct layout *l) {
 }
 
 /* A copy of len bytes of data in l's chunks, NUL-terminated when nul. NULL: out of memory. */
-static void *layout_store(struct layout *l, const void *data, size_t len, bool nul) {
+static void *chunk_copy(struct layout *l, const void *data, size_t len, bool nul) {
         struct layout_chunk *c = l->chunks;
         size_t need = len + nul;
         char *p;
@@ -141,9 +141,9 @@ int layout_add(struct layout *l, const struct mapping *m) {
                 return -EBUSY;
         if (l->mappings.n >= MAPPING_LIST_MAX)
                 return -E2BIG;
-        if (m->name && !(c.name = layout_store(l, m->name, strlen(m->name), true)))
+        if (m->name && !(c.name = chunk_copy(l, m->name, strlen(m->name), true)))
                 return -ENOMEM;
-        if (m->build_id_len > 0 && !(c.build_id = layout_store(l, m->build_id, m->build_id_len, false)))
+        if (m->build_id_len > 0 && !(c.build_id = chunk_copy(l, m->build_id, m->build_id_len, false)))
                 return -ENOMEM;
         if (m->build_id_len == 0)
                 c.build_id = NULL;
@@ -222,7 +222,7 @@ int layout_set_name(struct layout *l, size_t i, const char *name) {
         struct mapping *m = &l->mappings.items[i];
         char *c = NULL;
 
-        if (name && !(c = layout_store(l, name, strlen(name), true)))
+        if (name && !(c = chunk_copy(l, name, strlen(name), true)))
                 return -ENOMEM;
         m->name = c;
         return 0;
@@ -234,7 +234,7 @@ int layout_set_build_id(struct layout *l, size_t i, const uint8_t *id, size_t le
 
         if (len > MAPPING_BUILD_ID_MAX)
                 return -EINVAL;
-        if (len > 0 && !(c = layout_store(l, id, len, false)))
+        if (len > 0 && !(c = chunk_copy(l, id, len, false)))
                 return -ENOMEM;
         m->build_id = c;
         m->build_id_len = (uint8_t) len;
@@ -403,7 +403,8 @@ static int touch_step(const struct layout *l, size_t k, ssize_t i, void *userdat
         return 0;
 }
 
-int layout_touched(struct layout *l, const uint64_t *addrs, const size_t *order, size_t n, struct layout **ret) {
+static int select_touched(struct layout *l, const uint64_t *addrs, const size_t *order, size_t n, bool copy,
+                          struct layout **ret) {
         _cleanup_free_ bool *touched = calloc(MAX(l->mappings.n, (size_t) 1), sizeof(bool));
         struct layout *t = NULL;
         size_t count = 0;
@@ -422,7 +423,7 @@ int layout_touched(struct layout *l, const uint64_t *addrs, const size_t *order,
                 }
         for (size_t i = 0; i < l->mappings.n; i++)
                 count += touched[i];
-        if (count == l->mappings.n) {
+        if (count == l->mappings.n && !copy) {
                 *ret = layout_ref(l);
                 return 0;
         }
@@ -448,4 +449,52 @@ int layout_touched(struct layout *l, const uint64_t *addrs, const size_t *order,
         }
         *ret = t;
         return 0;
+}
+
+int layout_prepare_files(struct layout *l) {
+        if (l->files || l->mappings.n == 0)
+                return 0;
+        l->files = calloc(l->mappings.n, sizeof(*l->files));
+        return l->files ? 0 : -ENOMEM;
+}
+
+struct layout_file *layout_fill_file(struct layout *l, size_t i, struct layout_file *f) {
+        struct layout_file *expected = NULL;
+
+        if (!l->files || i >= l->mappings.n || !f)
+                return layout_file_of(l, i);
+        layout_file_ref(f);
+        if (__atomic_compare_exchange_n(&l->files[i], &expected, f, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                return f;
+        layout_file_unref(f);
+        return expected;
+}
+
+int layout_touched(struct layout *l, const uint64_t *addrs, const size_t *order, size_t n, struct layout **ret) {
+        return select_touched(l, addrs, order, n, false, ret);
+}
+
+int layout_touched_copy(struct layout *l, const uint64_t *addrs, const size_t *order, size_t n, struct layout **ret) {
+        return select_touched(l, addrs, order, n, true, ret);
+}
+
+size_t layout_memory(const struct layout *l) {
+        size_t bytes = sizeof(*l) + l->mappings.allocated * sizeof(struct mapping) +
+                       l->known_allocated * sizeof(struct layout_range);
+
+        if (l->files)
+                bytes += l->mappings.n * sizeof(*l->files);
+        /* Facts filled in later are charged up front: one per run of mappings of one file (a
+         * library's mappings are adjacent), each a whole layout_file once read. */
+        for (size_t i = 0; i < l->mappings.n; i++) {
+                const struct mapping *m = &l->mappings.items[i], *prev = i > 0 ? m - 1 : NULL;
+
+                if ((mapping_is_file_backed(m) || m->kind == MAPPING_KIND_VDSO) &&
+                    !(prev && prev->inode == m->inode && prev->dev_major == m->dev_major &&
+                      prev->dev_minor == m->dev_minor))
+                        bytes += sizeof(struct layout_file);
+        }
+        for (const struct layout_chunk *c = l->chunks; c; c = c->next)
+                bytes += sizeof(*c) + c->size;
+        return bytes;
 }

@@ -113,10 +113,25 @@ int layout_set_file(struct layout *l, size_t i, struct layout_file *f);
  * -ENODATA when the layout does not know (a partial layout, outside its known ranges). */
 int layout_find(const struct layout *l, uint64_t addr, size_t *ret_index);
 
-/* The facts of mapping i, or NULL. */
+/* The facts of mapping i, or NULL. An acquire load: facts may be filled in by another thread
+ * (layout_fill_file()). */
 static inline struct layout_file *layout_file_of(const struct layout *l, size_t i) {
-        return l->files ? l->files[i] : NULL;
+        return l->files ? __atomic_load_n(&l->files[i], __ATOMIC_ACQUIRE) : NULL;
 }
+
+/* ---- Shared layouts (the layout store): facts filled in after the layout was handed out. */
+
+/* Makes room for every mapping's facts (after layout_normalize(), before l is shared), so that
+ * layout_fill_file() may run on a shared layout. -ENOMEM. */
+int layout_prepare_files(struct layout *l);
+/* Sets mapping i's facts to f (a new reference is taken) when none are set yet: facts are
+ * derived from the mapping's file, so the first one filled in stands. Returns the facts set
+ * now (f, or what another thread set first). Thread-safe on a prepared layout. */
+struct layout_file *layout_fill_file(struct layout *l, size_t i, struct layout_file *f);
+
+/* The bytes l holds (its mappings, names, ranges, facts slots, and the facts its files will have
+ * once filled in): what a store charges for keeping it. */
+size_t layout_memory(const struct layout *l);
 
 enum {
         LAYOUT_EXECUTABLE_ONLY = 1u << 0,
@@ -155,3 +170,6 @@ int layout_lookup(const struct layout *l, const uint64_t *addrs, const size_t *o
  * l's known ranges; l itself (a new reference) when every mapping is touched. order as for
  * layout_lookup(). -ENOMEM. */
 int layout_touched(struct layout *l, const uint64_t *addrs, const size_t *order, size_t n, struct layout **ret);
+/* layout_touched() that always makes a new layout, one the caller may still change (a shared
+ * layout's answer, completed with this request's facts). */
+int layout_touched_copy(struct layout *l, const uint64_t *addrs, const size_t *order, size_t n, struct layout **ret);

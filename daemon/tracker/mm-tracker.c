@@ -15,7 +15,8 @@ struct mm_tracker {
         struct mm_track *skel;
         struct ring_buffer *ring;
         const uint64_t *generations;    /* the generations map, mmap'd read-only */
-        size_t generations_size;
+        const uint64_t *epochs;         /* the epochs map, likewise */
+        size_t counters_size;           /* the mmap'd size of each */
         uint32_t mask;
         /* The drain in progress: ring_buffer__new() takes one context for good. */
         mm_tracker_event_fn fn;
@@ -44,21 +45,35 @@ struct mm_tracker *mm_tracker_free(struct mm_tracker *t) {
                 return NULL;
         ring_buffer__free(t->ring);
         if (t->generations)
-                munmap((void *) t->generations, t->generations_size);
+                munmap((void *) t->generations, t->counters_size);
+        if (t->epochs)
+                munmap((void *) t->epochs, t->counters_size);
         mm_track__destroy(t->skel);
         free(t);
         return NULL;
 }
 
+/* A per-slot counter map, read-only: the daemon only ever loads from it. */
+static int map_counters(const struct bpf_map *map, size_t size, const uint64_t **ret) {
+        void *p = mmap(NULL, size, PROT_READ, MAP_SHARED, bpf_map__fd(map), 0);
+
+        if (p == MAP_FAILED)
+                return -errno;
+        *ret = p;
+        return 0;
+}
+
 static int tracker_load(struct mm_tracker *t, unsigned slots) {
         long page = sysconf(_SC_PAGESIZE);
-        void *p;
         int r;
 
         t->skel = mm_track__open();
         if (!t->skel)
                 return -errno;
         r = bpf_map__set_max_entries(t->skel->maps.generations, slots);
+        if (r < 0)
+                return r;
+        r = bpf_map__set_max_entries(t->skel->maps.epochs, slots);
         if (r < 0)
                 return r;
         t->skel->rodata->slot_mask = slots - 1;
@@ -74,11 +89,13 @@ static int tracker_load(struct mm_tracker *t, unsigned slots) {
         if (r < 0)
                 return r;
 
-        t->generations_size = ((size_t) slots * sizeof(uint64_t) + (size_t) page - 1) & ~((size_t) page - 1);
-        p = mmap(NULL, t->generations_size, PROT_READ, MAP_SHARED, bpf_map__fd(t->skel->maps.generations), 0);
-        if (p == MAP_FAILED)
-                return -errno;
-        t->generations = p;
+        t->counters_size = ((size_t) slots * sizeof(uint64_t) + (size_t) page - 1) & ~((size_t) page - 1);
+        r = map_counters(t->skel->maps.generations, t->counters_size, &t->generations);
+        if (r < 0)
+                return r;
+        r = map_counters(t->skel->maps.epochs, t->counters_size, &t->epochs);
+        if (r < 0)
+                return r;
 
         t->ring = ring_buffer__new(bpf_map__fd(t->skel->maps.events), on_sample, t, NULL);
         if (!t->ring)
@@ -112,6 +129,16 @@ int mm_tracker_new(unsigned slots, struct mm_tracker **ret) {
 
 uint64_t mm_tracker_generation(const struct mm_tracker *t, pid_t tgid) {
         return __atomic_load_n(&t->generations[(uint32_t) tgid & t->mask], __ATOMIC_ACQUIRE);
+}
+
+uint64_t mm_tracker_epoch(const struct mm_tracker *t, pid_t tgid) {
+        return __atomic_load_n(&t->epochs[(uint32_t) tgid & t->mask], __ATOMIC_ACQUIRE);
+}
+
+/* Acquire: the events counted were reserved before, so a drain after this load finds them
+ * (once their producers submit them). */
+uint64_t mm_tracker_events_emitted(const struct mm_tracker *t) {
+        return __atomic_load_n(&t->skel->bss->events_emitted, __ATOMIC_ACQUIRE);
 }
 
 unsigned mm_tracker_slots(const struct mm_tracker *t) {

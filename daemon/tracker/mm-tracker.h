@@ -12,11 +12,12 @@ struct mm_tracker;
 /* Called for each process event; a negative return stops the drain and is returned by it. */
 typedef int (*mm_tracker_event_fn)(const struct mm_track_event *event, void *userdata);
 
-/* Loads and attaches the programs. slots: the generation array's size, a power of two between
- * 512 and MM_TRACK_MAX_SLOTS (0: MM_TRACK_DEFAULT_SLOTS). Needs CAP_BPF and CAP_PERFMON (or
- * CAP_SYS_ADMIN), the kernel's BTF and the mmap_lock and sched tracepoints; without them it fails
- * with -errno (-EPERM when BPF is denied) and changes nothing, so the caller can run without
- * tracking. Meant for start-up: it silences libbpf's global message hook while it runs. */
+/* Loads and attaches the programs. slots: the generation and epoch arrays' size, a power of
+ * two between 512 and MM_TRACK_MAX_SLOTS (0: MM_TRACK_DEFAULT_SLOTS). Needs CAP_BPF and
+ * CAP_PERFMON (or CAP_SYS_ADMIN), the kernel's BTF and the mmap_lock and sched tracepoints;
+ * without them it fails with -errno (-EPERM when BPF is denied) and changes nothing, so the
+ * caller can run without tracking. Meant for start-up: it silences libbpf's global message hook
+ * while it runs. */
 int mm_tracker_new(unsigned slots, struct mm_tracker **ret);
 
 /* Detaches and unloads; accepts NULL. */
@@ -32,9 +33,8 @@ uint64_t mm_tracker_generation(const struct mm_tracker *t, pid_t tgid);
 
 /* tgid's exec epoch (a second counter per slot): it moves at tgid's exec (first when the new
  * address space is built, before it is installed, and again at the exec's end), at its exit,
- * when tgid is given to a new process (fork), at a fork by tgid (its child's address space is
- * built under the parent's id), and when a process with the same slot does one of those; never
- * on mmap, munmap, mprotect and the like. An access decision made between two equal reads saw
+ * when tgid is given to a new process (fork), and when a process with the same slot does one of
+ * those; never on mmap, munmap, mprotect and the like, nor when tgid forks. An access decision made between two equal reads saw
  * one program of the process. No syscall: an acquire load. */
 uint64_t mm_tracker_epoch(const struct mm_tracker *t, pid_t tgid);
 

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -63,6 +64,7 @@ struct launch {
         const int *fds;                 /* placed at 3, 4, ... with LISTEN_PID set to the daemon */
         size_t n_fds;
         rlim_t nofile;                  /* a soft RLIMIT_NOFILE to start with; 0: as is */
+        bool pid_ns;                    /* in a PID namespace of its own (as in a container) */
 };
 
 /* Starts memmapd with args (NULL-terminated) as l says; its stdout and stderr go to
@@ -121,6 +123,27 @@ static pid_t launch(const struct launch *l, const char *const *args, int *ret_ou
                 if (l->uid != (uid_t) -1 && (setgroups(0, NULL) < 0 || setresgid(l->uid, l->uid, l->uid) < 0 ||
                                              setresuid(l->uid, l->uid, l->uid) < 0))
                         _exit(126);
+                if (l->pid_ns) {
+                        int status;
+                        pid_t inner;
+
+                        /* The daemon is the namespace's first process; this one hands on its
+                         * exit status. */
+                        if (unshare(CLONE_NEWPID) < 0)
+                                _exit(123);
+                        inner = fork();
+                        if (inner < 0)
+                                _exit(123);
+                        if (inner > 0) {
+                                /* Only a guard against a daemon that never ends (it dies with
+                                 * this process): the tests that use this expect an exit. */
+                                alarm(120);
+                                if (waitpid(inner, &status, 0) != inner)
+                                        _exit(123);
+                                _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+                        }
+                        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                }
                 execv(test_program("MEMMAPD", "daemon/memmapd"), (char *const *) argv);
                 _exit(127);
         }
@@ -184,7 +207,8 @@ static void stop_cleanly(pid_t pid, int out, int sig, const char *want) {
         assert_int_equal(kill(pid, sig), 0);
         text = slurp(out);
         assert_int_equal(waitpid(pid, &status, 0), pid);
-        assert_true(WIFEXITED(status));
+        if (!WIFEXITED(status))
+                fail_msg("memmapd ended by signal %d; printed \"%s\"", WTERMSIG(status), text);
         assert_int_equal(WEXITSTATUS(status), 0);
         assert_non_null(strstr(text, "Listening on"));
         assert_non_null(strstr(text, want));
@@ -219,6 +243,11 @@ static void test_options(void **state) {
         expect_exit(&plain, (const char *const[]) { config, "--workers=0", NULL }, 2, "Invalid setting Workers=0");
         expect_exit(&plain, (const char *const[]) { config, "--backend=fast", NULL }, 2,
                     "Invalid setting Backend=fast");
+        expect_exit(&plain, (const char *const[]) { config, "--tracking=ebpf", NULL }, 2,
+                    "Invalid setting Tracking=ebpf");
+        expect_exit(&plain, (const char *const[]) { config, "--set=MaxCacheMemory=1000", NULL }, 2,
+                    "Invalid setting MaxCacheMemory=1000");
+        expect_exit(&plain, (const char *const[]) { "--help", NULL }, 0, "--tracking=auto|bpf|none");
 
         /* At most 64 settings on the command line. */
         many[0] = config;
@@ -226,6 +255,34 @@ static void test_options(void **state) {
                 many[i] = (char *) "--set=Workers=2";
         many[66] = NULL;
         expect_exit(&plain, (const char *const *) many, 2, "Too many options");
+}
+
+/* The tracker counts the machine's pids: a daemon in a PID namespace of its own (a container)
+ * names processes otherwise and must not keep layouts on its counters. Tracking=bpf refuses to
+ * start there; auto serves without (the store stays empty, see test-service). */
+static void test_tracking_in_pid_namespace(void **state) {
+        _cleanup_free_ char *sock = NULL, *sock_arg = NULL;
+        struct launch in_ns = { .uid = (uid_t) -1, .pid_ns = true };
+
+        if (geteuid() != 0) {
+                printf("[  SKIPPED ] a PID namespace needs root here\n");
+                skip();
+        }
+        assert_true(asprintf(&sock, "%s/ns.sock", dir) > 0);
+        assert_true(asprintf(&sock_arg, "--socket=%s", sock) > 0);
+        expect_exit(&in_ns, (const char *const[]) { config, sock_arg, "--tracking=bpf", NULL }, 1,
+                    "runs in a PID namespace of its own");
+        /* The control: the same daemon outside the namespace tracks. */
+        {
+                int out;
+                pid_t pid;
+
+                (void) unlink(sock);
+                pid = launch(&plain, (const char *const[]) { config, sock_arg, "--tracking=bpf", NULL }, &out);
+                wait_listening(pid, out, sock);
+                stop_cleanly(pid, out, SIGTERM, "Change tracking on (BPF)");
+        }
+        (void) unlink(sock);
 }
 
 static void test_config_errors(void **state) {
@@ -506,6 +563,7 @@ static void test_per_user_daemon(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_options),
+                cmocka_unit_test(test_tracking_in_pid_namespace),
                 cmocka_unit_test(test_config_errors),
                 cmocka_unit_test(test_socket_errors),
                 cmocka_unit_test(test_activation_errors),

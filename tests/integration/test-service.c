@@ -1337,11 +1337,11 @@ static void test_limits(void **state) {
  * has begun the call (streamed: once its first part arrived), and rounds go on, each target
  * larger than the last while the listing won, until the exit met a listing in progress (a
  * NoSuchProcess after the call began; streamed, after parts): that path must have run. */
-static void exit_while_listed(bool more, long n_vmas) {
+static void exit_while_listed(const char *socket, bool more, long n_vmas) {
         unsigned cut = 0, whole = 0, parts_before_cut = 0, rounds = 0;
 
         while (more ? parts_before_cut < 3 : cut < 3) {
-                _cleanup_close_ int fd = test_connect(daemon_default.socket);
+                _cleanup_close_ int fd = test_connect(socket);
                 _cleanup_free_ char *msg = NULL;
                 size_t n = 0;
                 struct fixture f;
@@ -1352,11 +1352,11 @@ static void exit_while_listed(bool more, long n_vmas) {
                 msg = fmt("{\"method\":\"io.memmapd.ListMappings\",%s\"parameters\":{\"pid\":%d}}",
                           more ? "\"more\":true," : "", f.pid);
                 {
-                        uint64_t requests = status_counter(daemon_default.socket, "requests");
+                        uint64_t requests = status_counter(socket, "requests");
 
                         assert_int_equal(test_send(fd, msg), 0);
                         if (!more)
-                                wait_call_begun(daemon_default.socket, requests);
+                                wait_call_begun(socket, requests);
                 }
                 for (bool killed = false;;) {
                         _cleanup_free_ char *reply = NULL;
@@ -1406,11 +1406,19 @@ static void exit_while_listed(bool more, long n_vmas) {
 }
 
 static void test_exit_while_queried(void **state) {
-        exit_while_listed(false, 5000);
+        exit_while_listed(daemon_default.socket, false, 5000);
 }
 
+/* Only a listing read while it streams can meet the exit after its first part: with change
+ * tracking, a listing streams from a layout read whole before the first part (always a whole
+ * answer), so this path is driven with tracking off. */
 static void test_exit_while_streamed(void **state) {
-        exit_while_listed(true, 20000);
+        static const char *const args[] = { "--tracking=none", NULL };
+        struct test_daemon d;
+
+        assert_int_equal(test_daemon_start(args, &d), 0);
+        exit_while_listed(d.socket, true, 20000);
+        assert_int_equal(test_daemon_stop(&d), 0);
 }
 
 static void test_sigterm_finishes_in_flight(void **state) {
@@ -1872,6 +1880,25 @@ static void test_memctl_permission(void **state) {
                 fail_msg("memctl maps 1 as uid %d printed '%s'", UID_A, out);
 }
 
+/* A caller built against an older libmemctl (its struct memctl_status_info old_size bytes
+ * long) gets the prefix it knows, as a current caller gets it, and nothing past it. */
+static void assert_status_prefix_only(const memctl_status *st, size_t old_size) {
+        struct memctl_status_info full = MEMCTL_STATUS_INFO_INIT;
+        union {
+                struct memctl_status_info info;
+                unsigned char bytes[sizeof(struct memctl_status_info)];
+        } old;
+        const size_t skip = sizeof(old.info.size);
+
+        assert_int_equal(memctl_status_get_info(st, &full), 0);
+        memset(old.bytes, 0xa5, sizeof(old.bytes));
+        old.info.size = old_size;
+        assert_int_equal(memctl_status_get_info(st, &old.info), 0);
+        assert_memory_equal(old.bytes + skip, (const unsigned char *) &full + skip, old_size - skip);
+        for (size_t i = old_size; i < sizeof(old.bytes); i++)
+                assert_int_equal(old.bytes[i], 0xa5);
+}
+
 /* GetStatus's fair-share, budget and file-pool counters (issue 11 leftovers), as the raw reply,
  * libmemctl (for a caller built against any version) and memctl status show them. */
 static void test_status_counters(void **state) {
@@ -1883,11 +1910,6 @@ static void test_status_counters(void **state) {
         memctl *c = NULL;
         struct fixture f;
         uint64_t readers;
-        union {
-                struct memctl_status_info info;
-                unsigned char bytes[sizeof(struct memctl_status_info)];
-        } old;
-        const size_t old_size = offsetof(struct memctl_status_info, max_json_depth) + sizeof(uint64_t);
 
         (void) state;
         assert_int_equal(fixture_start(0, 1, &f), 0);
@@ -1920,13 +1942,7 @@ static void test_status_counters(void **state) {
         assert_true(info.output_budget_per_uid > 0 && info.reserved_connections > 0);
         assert_true(info.file_readers >= readers);
         assert_true(info.file_readers_stuck <= info.file_readers);
-        /* A caller built against libmemctl 0.1 gets the prefix it knows, nothing past it. */
-        memset(old.bytes, 0xa5, sizeof(old.bytes));
-        old.info.size = old_size;
-        assert_int_equal(memctl_status_get_info(st, &old.info), 0);
-        assert_int_equal(old.info.max_json_depth, info.max_json_depth);
-        for (size_t i = old_size; i < sizeof(old.bytes); i++)
-                assert_int_equal(old.bytes[i], 0xa5);
+        assert_status_prefix_only(st, offsetof(struct memctl_status_info, max_json_depth) + sizeof(uint64_t));
         memctl_status_free(st);
         memctl_free(c);
 
@@ -1936,6 +1952,119 @@ static void test_status_counters(void **state) {
         line = fmt("  File pool: %" PRIu64 " readers (", info.file_readers);
         assert_non_null(strstr(out, line));
         fixture_stop(&f);
+}
+
+/* The change tracking and layout store fields of GetStatus on the daemon at socket, as the
+ * raw reply, libmemctl and memctl status show them: tracking is "bpf" or "none" (want, when not
+ * NULL), the counters unsigned integers, and an empty store when tracking is "none". */
+static void check_status_tracking(const char *socket, const char *want) {
+        static const char *const counters[] = { "layout_cache_hits", "layout_cache_misses", "layout_cache_entries",
+                                                "layout_cache_bytes" };
+        _cleanup_json_ struct json_object *status = call_on(socket, "{\"method\":\"io.memmapd.GetStatus\"}");
+        _cleanup_free_ char *out = NULL, *json = NULL, *line = NULL;
+        struct memctl_status_info info = MEMCTL_STATUS_INFO_INIT;
+        struct json_object *p, *t;
+        uint64_t v[ELEMENTSOF(counters)];
+        memctl_status *st = NULL;
+        memctl *c = NULL;
+        const char *tracking;
+
+        assert_null(error_of(status));
+        p = params_of(status);
+        t = get(p, "tracking");
+        assert_true(json_object_is_type(t, json_type_string));
+        tracking = json_object_get_string(t);
+        if (strcmp(tracking, "bpf") != 0 && strcmp(tracking, "none") != 0)
+                fail_msg("GetStatus tracking \"%s\"", tracking);
+        if (want)
+                assert_string_equal(tracking, want);
+        for (size_t i = 0; i < ELEMENTSOF(counters); i++) {
+                struct json_object *o = get(p, counters[i]);
+
+                if (!json_object_is_type(o, json_type_int) || json_object_get_int64(o) < 0)
+                        fail_msg("GetStatus %s: %s", counters[i], json_object_to_json_string(o));
+                v[i] = json_object_get_uint64(o);
+        }
+        /* Layouts take memory, and none is kept (or served) without tracking. */
+        assert_int_equal(v[2] == 0, v[3] == 0);
+        if (strcmp(tracking, "none") == 0) {
+                assert_int_equal(v[0], 0);
+                assert_int_equal(v[2], 0);
+        }
+
+        /* GetStatus reads no layout: libmemctl sees the same hits and misses. Entries may only
+         * have gone since (the exit of an earlier test's process, drained meanwhile). */
+        assert_int_equal(memctl_connect(socket, &c), 0);
+        assert_int_equal(memctl_get_status(c, &st), 0);
+        assert_int_equal(memctl_status_get_info(st, &info), 0);
+        assert_non_null(info.tracking);
+        assert_string_equal(info.tracking, tracking);
+        /* Counters only grow (calls of earlier tests may still be answered, and exits drop
+         * kept layouts meanwhile). */
+        assert_true(info.layout_cache_hits >= v[0]);
+        assert_true(info.layout_cache_misses >= v[1]);
+        assert_int_equal(info.layout_cache_entries == 0, info.layout_cache_bytes == 0);
+        /* libmemctl 0.1's callers, and 0.3's (before the tracking fields). */
+        assert_status_prefix_only(st, offsetof(struct memctl_status_info, max_json_depth) + sizeof(uint64_t));
+        assert_status_prefix_only(st, offsetof(struct memctl_status_info, file_reads_refused) + sizeof(uint64_t));
+        memctl_status_free(st);
+        memctl_free(c);
+
+        assert_int_equal(memctl_run(socket, "status", false, &out), 0);
+        line = fmt("\n   Tracking: %s\n    Layouts: ", tracking);
+        {
+                const char *at = strstr(out, line);
+                uint64_t kept = UINT64_MAX, hits = UINT64_MAX;
+
+                if (!at || sscanf(at + strlen(line), "%" SCNu64 " kept (%*[^)]), %" SCNu64 " hits, ", &kept, &hits) != 2)
+                        fail_msg("memctl status printed \"%s\", without \"%s\" and its counts", out, line);
+                assert_true(kept <= v[2]);
+                assert_int_equal(hits, v[0]);
+        }
+        assert_int_equal(memctl_run(socket, "--json=short status", false, &json), 0);
+        *strrchr(json, '\n') = 0;
+        *strrchr(json, '\n') = 0;
+        {
+                _cleanup_json_ struct json_object *o = parse(json);
+
+                assert_string_equal(get_str(o, "tracking"), tracking);
+                for (size_t i = 0; i < ELEMENTSOF(counters); i++)
+                        assert_true(json_object_is_type(get(o, counters[i]), json_type_int));
+        }
+}
+
+/* Issue 14's GetStatus fields: on the default daemon (tracking auto: "bpf" where the programs
+ * load), and "none" when the command line or the configuration file turns tracking off. */
+static void test_status_tracking(void **state) {
+        static const char *const off[] = { "--tracking=none", NULL };
+        _cleanup_free_ char *conf = NULL, *conf_arg = NULL;
+        struct test_daemon d;
+        FILE *f;
+
+        (void) state;
+        check_status_tracking(daemon_default.socket, NULL);
+
+        assert_int_equal(test_daemon_start(off, &d), 0);
+        check_status_tracking(d.socket, "none");
+        assert_int_equal(test_daemon_stop(&d), 0);
+
+        /* The file the fixture gives every daemon is empty: a later --config wins. */
+        conf = strdup("/tmp/memmapd-tracking-XXXXXX");
+        assert_non_null(conf);
+        {
+                int fd = mkstemp(conf);
+
+                assert_true(fd >= 0);
+                assert_non_null(f = fdopen(fd, "w"));
+        }
+        assert_true(fputs("[Daemon]\nTracking=none\nMaxCachedProcesses=16\n", f) >= 0);
+        assert_int_equal(fclose(f), 0);
+        assert_int_equal(chmod(conf, 0644), 0);
+        conf_arg = fmt("--config=%s", conf);
+        assert_int_equal(test_daemon_start((const char *const[]) { conf_arg, NULL }, &d), 0);
+        check_status_tracking(d.socket, "none");
+        assert_int_equal(test_daemon_stop(&d), 0);
+        assert_int_equal(unlink(conf), 0);
 }
 
 /* ------------------------------------------------------------------ access control */
@@ -3131,6 +3260,7 @@ int main(void) {
                 cmocka_unit_test(test_memctl_commands),
                 cmocka_unit_test(test_memctl_permission),
                 cmocka_unit_test(test_status_counters),
+                cmocka_unit_test(test_status_tracking),
                 cmocka_unit_test(test_access),
                 cmocka_unit_test(test_target_cache_exec),
                 cmocka_unit_test(test_exec_race),

@@ -32,8 +32,9 @@
 #  define UNIT_BUILDDIR "systemd"
 #endif
 
-/* The score the shipped service must reach in systemd-analyze security (0 best, 10 worst). */
-#define EXPOSURE_MAX 1.5
+/* The score the shipped service must reach in systemd-analyze security (0 best, 10 worst):
+ * what it scored before CAP_BPF and CAP_PERFMON (issue 14), which must not raise it. */
+#define EXPOSURE_MAX 1.4
 
 /* Long enough that a loaded machine's scheduling delays stay small beside it. */
 #define WATCHDOG_USEC 1000000
