@@ -9,6 +9,7 @@
 
 #include "json-writer.h"
 #include "libmemctl.h"
+#include "memmapd-codec.h"
 #include "varlink-frame.h"
 
 /* Bounds of what we send and what we accept from the daemon. */
@@ -111,19 +112,28 @@ int call_writer(memctl *c, struct json_writer *w, struct fast_decode *fast, stru
 /* client/reply-decode.c */
 void *arena_alloc(struct arena_chunk **arena, size_t n);
 char *arena_strndup(struct arena_chunk **arena, const char *s, size_t n);
-struct json_object *member(struct json_object *o, const char *key);
-int get_string(struct json_object *o, const char *key, bool required, const char **ret);
-int get_uint(struct json_object *o, const char *key, bool required, uint64_t *ret);
-int get_hex(struct json_object *o, const char *key, bool required, uint64_t *ret, bool *ret_present);
-int kind_from_string(const char *s, size_t len);
-/* The protocol's name of each enum memctl_mapping_kind. */
-#define _MEMCTL_KIND_NAMES (MEMCTL_KIND_SPECIAL + 1)
-extern const char *const kind_names[_MEMCTL_KIND_NAMES];
+/* A string kept in the arena, by the text it was decoded from: consecutive mappings of one
+ * file repeat their name, path and build ID, and keep one copy. */
+struct text_memo {
+        const char *raw;
+        size_t raw_len;
+        const char *copy;
+        const uint8_t *build_id;
+        size_t build_id_size;
+};
+/* Where the strings of the codec's decoded types go. */
+struct text_keep {
+        struct arena_chunk **arena;
+        /* The texts are json-c's strings, which the reply's tree keeps: pointed to, not copied. */
+        bool borrow;
+        struct text_memo name, build_id;
+};
+/* A Mapping, a LookupResult (for the address asked; its mapping index unchecked) as the
+ * codec decoded them, into the public structs. */
+int mapping_from_text(struct text_keep *k, const struct memmapd_mapping_text *t, struct memctl_mapping *m);
+int result_from_text(struct arena_chunk **arena, const struct memmapd_result_text *t, uint64_t address,
+                     struct memctl_lookup_result *ret);
 int parse_mapping(struct json_object *o, struct arena_chunk **arena, struct memctl_mapping *m);
-int build_id_set(struct arena_chunk **arena, struct memctl_mapping *m, const char *hex);
-int mapping_finish(struct arena_chunk **arena, struct memctl_mapping *m, const char *perms, const char *dev,
-                   const char *build_id, const char *name_hex);
-int result_set_reason(struct memctl_lookup_result *ret, const char *s, size_t len, struct arena_chunk **arena);
 int parse_process(struct json_object *params, pid_t pid, uint64_t start_time, pid_t *ret_pid, uint64_t *ret_start_time,
                   bool *ret_kernel_thread);
 void mapping_table_done(struct mapping_table *t);

@@ -117,40 +117,15 @@ memctl_mappings *memctl_mappings_free(memctl_mappings *m) {
 
 static int parse_result(struct json_object *o, uint64_t address, struct mapping_table *t,
                         struct memctl_lookup_result *ret) {
-        const char *asked = NULL, *reason = NULL;
-        uint64_t v, index = UINT64_MAX;
+        struct memmapd_result_text res;
         int r;
 
-        if (!json_object_is_type(o, json_type_object))
-                return -EPROTO;
-
-        *ret = (struct memctl_lookup_result) {
-                .size = sizeof(*ret),
-                .address = address,
-                .mapping = MEMCTL_NO_MAPPING,
-        };
-
-        /* The address as asked: we asked in hex, but accept any form that means the same. */
-        r = get_string(o, "address", true, &asked);
-        if (r < 0)
+        if ((r = memmapd_result_from_json(o, &res)) < 0 || (r = result_from_text(&t->arena, &res, address, ret)) < 0)
                 return r;
-        if (parse_u64(asked, &v) < 0 || v != address)
-                return -EPROTO;
-
-        if ((r = get_uint(o, "mapping", false, &index)) < 0 ||
-            (r = get_string(o, "reason", false, &reason)) < 0)
-                return r;
-        if (index == UINT64_MAX) /* not mapped, whatever the (possibly newer) reason */
-                return result_set_reason(ret, reason, reason ? strlen(reason) : 0, &t->arena);
-
         /* An index in range, of a mapping that does cover the address. */
-        if (index >= t->n || address < t->items[index].start || address >= t->items[index].end)
+        if (ret->mapping != MEMCTL_NO_MAPPING &&
+            (ret->mapping >= t->n || address < t->items[ret->mapping].start || address >= t->items[ret->mapping].end))
                 return -EPROTO;
-        ret->mapping = (size_t) index;
-
-        if ((r = get_hex(o, "file_offset", false, &ret->file_offset, &ret->has_file_offset)) < 0 ||
-            (r = get_hex(o, "elf_vaddr", false, &ret->elf_vaddr, &ret->has_elf_vaddr)) < 0)
-                return r;
         return 0;
 }
 
@@ -258,7 +233,7 @@ static int lookup_once(memctl *c, pid_t pid, uint64_t start_time, const uint64_t
         if (r < 0)
                 goto fail;
 
-        a = member(params, "results");
+        a = memmapd_json_member(params, "results");
         if (!a || !json_object_is_type(a, json_type_array) || json_object_array_length(a) != n_addresses) {
                 r = -EPROTO;
                 goto fail;
@@ -491,59 +466,49 @@ memctl_lookup_reply *memctl_lookup_reply_free(memctl_lookup_reply *l) {
 /* ------------------------------------------------------------------ GetStatus */
 
 static int parse_status(struct json_object *params, struct memctl_status_info *s) {
-        struct json_object *limits = member(params, "limits");
-        /* Newer counters: an older daemon has none of them. */
-        const struct {
-                struct json_object *in;
-                const char *key;
-                uint64_t *value;
-        } optional[] = {
-                { params, "oneway_skipped", &s->oneway_skipped },
-                { params, "output_held", &s->output_held },
-                { params, "parked", &s->parked },
-                { params, "file_readers", &s->file_readers },
-                { params, "file_readers_busy", &s->file_readers_busy },
-                { params, "file_readers_stuck", &s->file_readers_stuck },
-                { params, "file_read_timeouts", &s->file_read_timeouts },
-                { params, "file_reads_refused", &s->file_reads_refused },
-                { limits, "reserved_connections", &s->reserved_connections },
-                { limits, "output_budget", &s->output_budget },
-                { limits, "output_budget_per_uid", &s->output_budget_per_uid },
-                { params, "layout_cache_hits", &s->layout_cache_hits },
-                { params, "layout_cache_misses", &s->layout_cache_misses },
-                { params, "layout_cache_entries", &s->layout_cache_entries },
-                { params, "layout_cache_bytes", &s->layout_cache_bytes },
-        };
+        struct memmapd_status st;
         int r;
 
-        *s = (struct memctl_status_info) { .size = sizeof(*s) };
-
-        if ((r = get_string(params, "version", true, &s->version)) < 0 ||
-            (r = get_string(params, "kernel", true, &s->kernel)) < 0 ||
-            (r = get_string(params, "backend", true, &s->backend)) < 0 ||
-            (r = get_uint(params, "uptime_usec", true, &s->uptime_usec)) < 0 ||
-            (r = get_uint(params, "requests", true, &s->requests)) < 0 ||
-            (r = get_uint(params, "errors", true, &s->errors)) < 0 ||
-            (r = get_uint(params, "elf_cache_hits", true, &s->elf_cache_hits)) < 0 ||
-            (r = get_uint(params, "elf_cache_misses", true, &s->elf_cache_misses)) < 0 ||
-            (r = get_uint(params, "elf_cache_entries", true, &s->elf_cache_entries)) < 0 ||
-            (r = get_uint(params, "connections", true, &s->connections)) < 0)
+        r = memmapd_status_from_json(params, &st);
+        if (r < 0)
                 return r;
-
-        if (!limits || !json_object_is_type(limits, json_type_object))
-                return -EPROTO;
-        if ((r = get_uint(limits, "max_message_size", true, &s->max_message_size)) < 0 ||
-            (r = get_uint(limits, "max_addresses", true, &s->max_addresses)) < 0 ||
-            (r = get_uint(limits, "max_connections", true, &s->max_connections)) < 0 ||
-            (r = get_uint(limits, "max_connections_per_uid", true, &s->max_connections_per_uid)) < 0 ||
-            (r = get_uint(limits, "max_output_queue", true, &s->max_output_queue)) < 0 ||
-            (r = get_uint(limits, "idle_timeout_sec", true, &s->idle_timeout_sec)) < 0 ||
-            (r = get_uint(limits, "max_json_depth", true, &s->max_json_depth)) < 0)
-                return r;
-        for (size_t i = 0; i < ELEMENTSOF(optional); i++)
-                if ((r = get_uint(optional[i].in, optional[i].key, false, optional[i].value)) < 0)
-                        return r;
-        return get_string(params, "tracking", false, &s->tracking);
+        *s = (struct memctl_status_info) {
+                .size = sizeof(*s),
+                .version = st.version,
+                .kernel = st.kernel,
+                .backend = st.backend,
+                .uptime_usec = st.uptime_usec,
+                .requests = st.requests,
+                .errors = st.errors,
+                .elf_cache_hits = st.elf_cache_hits,
+                .elf_cache_misses = st.elf_cache_misses,
+                .elf_cache_entries = st.elf_cache_entries,
+                .connections = st.connections,
+                .max_message_size = st.max_message_size,
+                .max_addresses = st.max_addresses,
+                .max_connections = st.max_connections,
+                .max_connections_per_uid = st.max_connections_per_uid,
+                .max_output_queue = st.max_output_queue,
+                .idle_timeout_sec = st.idle_timeout_sec,
+                .max_json_depth = st.max_json_depth,
+                .oneway_skipped = st.oneway_skipped,
+                .output_held = st.output_held,
+                .parked = st.parked,
+                .reserved_connections = st.reserved_connections,
+                .output_budget = st.output_budget,
+                .output_budget_per_uid = st.output_budget_per_uid,
+                .file_readers = st.file_readers,
+                .file_readers_busy = st.file_readers_busy,
+                .file_readers_stuck = st.file_readers_stuck,
+                .file_read_timeouts = st.file_read_timeouts,
+                .file_reads_refused = st.file_reads_refused,
+                .tracking = st.tracking,
+                .layout_cache_hits = st.layout_cache_hits,
+                .layout_cache_misses = st.layout_cache_misses,
+                .layout_cache_entries = st.layout_cache_entries,
+                .layout_cache_bytes = st.layout_cache_bytes,
+        };
+        return 0;
 }
 
 int memctl_get_status(memctl *c, memctl_status **ret) {
@@ -654,10 +619,10 @@ int memctl_get_vdso(memctl *c, pid_t pid, uint64_t start_time, uint8_t **ret_ima
         /* Hostile until checked: the image is the mapping's size, in hex, and bounded. */
         if (parse_process(params, pid, start_time, &reply_pid, &reply_start_time, NULL) < 0)
                 return -EPROTO;
-        mapping = member(params, "mapping");
-        if (!mapping || !json_object_is_type(mapping, json_type_object) || get_string(mapping, "start", true, &s) < 0 ||
-            parse_u64(s, &start) < 0 || get_string(mapping, "end", true, &s) < 0 || parse_u64(s, &end) < 0 ||
-            end <= start || end - start > VDSO_IMAGE_MAX || get_string(params, "image_hex", true, &hex) < 0)
+        mapping = memmapd_json_member(params, "mapping");
+        if (!mapping || !json_object_is_type(mapping, json_type_object) || memmapd_json_get_string(mapping, "start", true, &s) < 0 ||
+            parse_u64(s, &start) < 0 || memmapd_json_get_string(mapping, "end", true, &s) < 0 || parse_u64(s, &end) < 0 ||
+            end <= start || end - start > VDSO_IMAGE_MAX || memmapd_json_get_string(params, "image_hex", true, &hex) < 0)
                 return -EPROTO;
         len = strlen(hex);
         if (len != 2 * (end - start))
@@ -715,9 +680,9 @@ int memctl_open_mapping_file(memctl *c, pid_t pid, uint64_t start_time, uint64_t
                 r = -ENOMEM;
         else if (parse_process(m->table.parameters, pid, start_time, &m->table.pid, &m->table.start_time,
                                &m->table.kernel_thread) < 0 ||
-                 get_uint(m->table.parameters, "fd_index", true, &index) < 0 || index != 0 ||
-                 !member(m->table.parameters, "mapping") ||
-                 parse_mapping(member(m->table.parameters, "mapping"), &m->table.arena, &m->table.items[0]) < 0)
+                 memmapd_json_get_uint(m->table.parameters, "fd_index", true, &index) < 0 || index != 0 ||
+                 !memmapd_json_member(m->table.parameters, "mapping") ||
+                 parse_mapping(memmapd_json_member(m->table.parameters, "mapping"), &m->table.arena, &m->table.items[0]) < 0)
                 r = -EPROTO;
         if (r >= 0) {
                 m->table.n = m->table.allocated = 1;

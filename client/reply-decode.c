@@ -1,4 +1,4 @@
-/* libmemctl's general reply decoding (through json-c) into the public structs, and the arena their strings live in. */
+/* libmemctl's replies into its public structs: the codec's decoded types turned into them, and the arena their strings live in. */
 
 #include <errno.h>
 #include <stdlib.h>
@@ -6,11 +6,8 @@
 #include <json-c/json.h>
 
 #include "cleanup.h"
-#include "hex.h"
 #include "libmemctl.h"
 #include "memmapd-codec.h"
-#include "number.h"
-#include "utf8.h"
 #include "libmemctl-internal.h"
 
 /* ------------------------------------------------------------------ arena */
@@ -63,71 +60,9 @@ static void arena_free(struct arena_chunk **arena) {
 
 /* ------------------------------------------------------------------ reply decoding */
 
-/* A member of o; absent and null are both NULL. */
-struct json_object *member(struct json_object *o, const char *key) {
-        struct json_object *v = NULL;
-
-        if (!json_object_object_get_ex(o, key, &v))
-                return NULL;
-        return v;
-}
-
-int get_string(struct json_object *o, const char *key, bool required, const char **ret) {
-        struct json_object *v = member(o, key);
-        const char *s;
-
-        if (!v)
-                return required ? -EPROTO : 0;
-        if (!json_object_is_type(v, json_type_string))
-                return -EPROTO;
-        s = json_object_get_string(v);
-        /* An escaped NUL would truncate the string silently. */
-        if (strlen(s) != (size_t) json_object_get_string_len(v))
-                return -EPROTO;
-        *ret = s;
-        return 0;
-}
-
-int get_uint(struct json_object *o, const char *key, bool required, uint64_t *ret) {
-        struct json_object *v = member(o, key);
-
-        if (!v)
-                return required ? -EPROTO : 0;
-        if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0)
-                return -EPROTO;
-        *ret = json_object_get_uint64(v);
-        return 0;
-}
-
-static int get_bool(struct json_object *o, const char *key, bool *ret) {
-        struct json_object *v = member(o, key);
-
-        if (!v)
-                return 0;
-        if (!json_object_is_type(v, json_type_boolean))
-                return -EPROTO;
-        *ret = json_object_get_boolean(v);
-        return 0;
-}
-
-/* An address, offset or size: "0x" and hex digits, nothing else. */
-int get_hex(struct json_object *o, const char *key, bool required, uint64_t *ret, bool *ret_present) {
-        const char *s = NULL;
-        int r;
-
-        r = get_string(o, key, required, &s);
-        if (r < 0)
-                return r;
-        if (!s)
-                return 0;
-        if (s[0] != '0' || s[1] != 'x' || parse_u64(s, ret) < 0)
-                return -EPROTO;
-        if (ret_present)
-                *ret_present = true;
-        return 0;
-}
-
-const char *const kind_names[_MEMCTL_KIND_NAMES] = {
+/* The protocol's name of each enum memctl_mapping_kind. */
+#define _MEMCTL_KIND_NAMES (MEMCTL_KIND_SPECIAL + 1)
+static const char *const kind_names[_MEMCTL_KIND_NAMES] = {
         [MEMCTL_KIND_ANONYMOUS] = "anonymous",
         [MEMCTL_KIND_FILE] = "file",
         [MEMCTL_KIND_HEAP] = "heap",
@@ -142,7 +77,7 @@ const char *const kind_names[_MEMCTL_KIND_NAMES] = {
 };
 
 /* The kind named by the len bytes at s. */
-int kind_from_string(const char *s, size_t len) {
+static int kind_from_string(const char *s, size_t len) {
         for (size_t i = 1; i < ELEMENTSOF(kind_names); i++)
                 if (strlen(kind_names[i]) == len && memcmp(s, kind_names[i], len) == 0)
                         return (int) i;
@@ -157,7 +92,7 @@ static const char *const reason_names[] = {
 
 /* Why an unmapped result has no mapping, from the len bytes of the daemon's reason at s (NULL:
  * it gave none). A reason of a newer daemon is kept in the arena, for reason_name. */
-int result_set_reason(struct memctl_lookup_result *ret, const char *s, size_t len, struct arena_chunk **arena) {
+static int result_set_reason(struct memctl_lookup_result *ret, const char *s, size_t len, struct arena_chunk **arena) {
         ret->reason = MEMCTL_REASON_UNMAPPED;
         ret->reason_name = NULL;
         if (!s)
@@ -173,148 +108,194 @@ int result_set_reason(struct memctl_lookup_result *ret, const char *s, size_t le
         return ret->reason_name ? 0 : -ENOMEM;
 }
 
-/* How many bytes of exact (exact_len of them) make the first lossy_len bytes of lossy, exact's
- * form in JSON text as the daemon writes it (each byte outside well-formed UTF-8 as U+FFFD):
- * -EPROTO when they do not match, or lossy_len ends inside a character. */
-static int lossy_prefix(const char *exact, size_t exact_len, const char *lossy, size_t lossy_len, size_t *ret) {
-        size_t i = 0, j = 0;
+/* A string the result keeps: json-c's own when borrowed, else decoded into the arena, or the
+ * copy made of the same text last time (memo). */
+static int keep_text(struct text_keep *k, struct text_memo *memo, const struct memmapd_text *t, const char **ret) {
+        char *copy;
 
-        while (j < lossy_len) {
-                size_t n, want_len;
-                const char *want;
-
-                if (i >= exact_len)
-                        return -EPROTO;
-                n = (uint8_t) exact[i] < 0x80 ? 1 : utf8_sequence_length((const uint8_t *) exact + i, exact_len - i);
-                want = n > 0 ? exact + i : "\xef\xbf\xbd";
-                want_len = n > 0 ? n : 3;
-                if (lossy_len - j < want_len || memcmp(lossy + j, want, want_len) != 0)
-                        return -EPROTO;
-                i += n > 0 ? n : 1;
-                j += want_len;
+        if (k->borrow) {
+                *ret = t->raw;
+                return 0;
         }
-        *ret = i;
+        if (memo->copy && memo->raw_len == t->len && memcmp(memo->raw, t->raw, t->len) == 0) {
+                *ret = memo->copy;
+                return 0;
+        }
+        copy = arena_alloc(k->arena, t->len + 1);
+        if (!copy)
+                return -ENOMEM;
+        (void) json_reader_copy_string(t->raw, t->len, t->escaped, copy);
+        *memo = (struct text_memo) { .raw = t->raw, .raw_len = t->len, .copy = copy };
+        *ret = copy;
         return 0;
 }
 
-/* The exact bytes of a name that is not valid UTF-8 (the protocol's name_hex): checked against
- * name, which holds them with U+FFFD for the invalid ones, and path, a prefix of name. */
-static int name_exact_set(struct arena_chunk **arena, struct memctl_mapping *m, const char *hex) {
-        size_t l = strlen(hex), n;
-        char *exact;
+/* A short name the protocol gives (a kind, a reason), decoded into buf (JSON_READER_SHORT_MAX
+ * bytes) when escaped: its bytes, or NULL. */
+static const char *short_text(const struct memmapd_text *t, char *buf, size_t *ret_len) {
+        if (!t->escaped) {
+                *ret_len = t->len;
+                return t->raw;
+        }
+        if (t->len >= JSON_READER_SHORT_MAX)
+                return NULL;
+        *ret_len = json_reader_copy_string(t->raw, t->len, true, buf);
+        return buf;
+}
 
-        if (!m->name || l == 0 || l % 2 != 0)
+/* The build ID of hex (kept): checked and converted once for a run of mappings of one file. */
+static int build_id_set(struct text_keep *k, struct memctl_mapping *m, const char *hex, const char *previous) {
+        uint8_t bin[MEMMAPD_BUILD_ID_MAX];
+        size_t n;
+        uint8_t *copy;
+
+        if (hex == previous && k->build_id.build_id) {
+                m->build_id_hex = hex;
+                m->build_id = k->build_id.build_id;
+                m->build_id_size = k->build_id.build_id_size;
+                return 0;
+        }
+        if (memmapd_parse_build_id(hex, strlen(hex), bin, &n) < 0)
                 return -EPROTO;
-        exact = arena_alloc(arena, l / 2 + 1);
+        copy = arena_alloc(k->arena, n);
+        if (!copy)
+                return -ENOMEM;
+        memcpy(copy, bin, n);
+        m->build_id_hex = hex;
+        m->build_id = copy;
+        m->build_id_size = n;
+        k->build_id.build_id = copy;
+        k->build_id.build_id_size = n;
+        return 0;
+}
+
+/* The exact bytes of a name that is not valid UTF-8 (the protocol's name_hex). */
+static int name_exact_set(struct text_keep *k, struct memctl_mapping *m, const struct memmapd_text *t) {
+        struct text_memo memo = {};
+        const char *hex;
+        size_t l, path_len;
+        char *exact;
+        int r;
+
+        r = keep_text(k, &memo, t, &hex);
+        if (r < 0)
+                return r;
+        l = strlen(hex);
+        exact = arena_alloc(k->arena, l / 2 + 1);
         if (!exact)
                 return -ENOMEM;
-        /* No NUL: the kernel's names are C strings. */
-        if (unhex_bytes(hex, l, false, (uint8_t *) exact) < 0 || memchr(exact, 0, l / 2))
+        if (memmapd_parse_name_hex(hex, l, m->name, m->name ? strlen(m->name) : 0, m->path,
+                                   m->path ? strlen(m->path) : 0, exact, &path_len) < 0)
                 return -EPROTO;
         exact[l / 2] = 0;
-        if (lossy_prefix(exact, l / 2, m->name, strlen(m->name), &n) < 0 || n != l / 2)
-                return -EPROTO;
         m->name_exact = exact;
         if (m->path) {
-                size_t pl = strlen(m->path);
-
-                if (strncmp(m->name, m->path, pl) != 0 || lossy_prefix(exact, l / 2, m->name, pl, &n) < 0)
-                        return -EPROTO;
-                m->path_exact = arena_strndup(arena, exact, n);
+                m->path_exact = arena_strndup(k->arena, exact, path_len);
                 if (!m->path_exact)
                         return -ENOMEM;
         }
         return 0;
 }
 
-int parse_mapping(struct json_object *o, struct arena_chunk **arena, struct memctl_mapping *m) {
-        const char *perms = NULL, *dev = NULL, *build_id = NULL, *name_hex = NULL;
+int mapping_from_text(struct text_keep *k, const struct memmapd_mapping_text *t, struct memctl_mapping *m) {
+        const char *kind, *hex = NULL, *previous = k->build_id.copy;
+        char kind_buf[JSON_READER_SHORT_MAX];
+        size_t kind_len;
         int r;
 
-        if (!json_object_is_type(o, json_type_object))
+        *m = (struct memctl_mapping) {
+                .size = sizeof(*m),
+                .start = t->start,
+                .end = t->end,
+                .offset = t->offset,
+                .inode = t->inode,
+                .dev_major = t->dev_major,
+                .dev_minor = t->dev_minor,
+                .page_size = t->page_size,
+                .flags = t->flags,
+                .deleted = t->deleted,
+        };
+        perms_format(t->flags, m->perms);
+        kind = short_text(&t->kind, kind_buf, &kind_len);
+        if (!kind)
                 return -EPROTO;
-
-        *m = (struct memctl_mapping) { .size = sizeof(*m) };
-
-        if ((r = get_hex(o, "start", true, &m->start, NULL)) < 0 ||
-            (r = get_hex(o, "end", true, &m->end, NULL)) < 0 ||
-            (r = get_hex(o, "offset", true, &m->offset, NULL)) < 0 ||
-            (r = get_string(o, "perms", true, &perms)) < 0 ||
-            (r = get_string(o, "dev", true, &dev)) < 0 ||
-            (r = get_uint(o, "inode", true, &m->inode)) < 0 ||
-            (r = get_uint(o, "page_size", false, &m->page_size)) < 0 ||
-            (r = get_string(o, "kind", true, &m->kind_name)) < 0 ||
-            (r = get_string(o, "name", false, &m->name)) < 0 ||
-            (r = get_string(o, "name_hex", false, &name_hex)) < 0 ||
-            (r = get_string(o, "path", false, &m->path)) < 0 ||
-            (r = get_bool(o, "deleted", &m->deleted)) < 0 ||
-            (r = get_string(o, "build_id", false, &build_id)) < 0)
-                return r;
-        m->kind = kind_from_string(m->kind_name, strlen(m->kind_name));
-        return mapping_finish(arena, m, perms, dev, build_id, name_hex);
-}
-
-/* Checks a build ID (lowercase hex, as the protocol promises) and sets m's build ID to it:
- * hex stays where it is, its binary form goes to the arena. */
-int build_id_set(struct arena_chunk **arena, struct memctl_mapping *m, const char *hex) {
-        size_t l = strlen(hex);
-        uint8_t *bin;
-
-        if (l == 0 || l % 2 != 0 || l / 2 > MEMMAPD_BUILD_ID_MAX)
-                return -EPROTO;
-        bin = arena_alloc(arena, l / 2);
-        if (!bin)
+        m->kind = kind_from_string(kind, kind_len);
+        /* The protocol's names need no copy. */
+        m->kind_name = m->kind != MEMCTL_KIND_UNKNOWN ? kind_names[m->kind]
+                       : k->borrow                    ? kind
+                                                      : arena_strndup(k->arena, kind, kind_len);
+        if (!m->kind_name)
                 return -ENOMEM;
-        if (unhex_bytes(hex, l, true, bin) < 0)
-                return -EPROTO;
-        m->build_id_hex = hex;
-        m->build_id = bin;
-        m->build_id_size = l / 2;
-        return 0;
-}
-
-/* What both decoders check and derive once a mapping's members are read (m->kind is set). */
-int mapping_finish(struct arena_chunk **arena, struct memctl_mapping *m, const char *perms, const char *dev,
-                   const char *build_id, const char *name_hex) {
-        int r;
-
-        if (m->start >= m->end)
-                return -EPROTO;
-        if (strlen(perms) != 4 || memmapd_parse_perms(perms, &m->flags) < 0)
-                return -EPROTO;
-        memcpy(m->perms, perms, 5);
-        r = memmapd_parse_dev(&dev, 0, &m->dev_major, &m->dev_minor);
-        if (r < 0)
+        if ((t->has_name && (r = keep_text(k, &k->name, &t->name, &m->name)) < 0) ||
+            (t->has_path && (r = keep_text(k, &k->name, &t->path, &m->path)) < 0))
                 return r;
         m->name_exact = m->name;
         m->path_exact = m->path;
-        if (name_hex && (r = name_exact_set(arena, m, name_hex)) < 0)
+        if (t->has_name_hex && (r = name_exact_set(k, m, &t->name_hex)) < 0)
                 return r;
-        return build_id ? build_id_set(arena, m, build_id) : 0;
+        if (t->has_build_id && ((r = keep_text(k, &k->build_id, &t->build_id, &hex)) < 0 ||
+                                (r = build_id_set(k, m, hex, previous)) < 0))
+                return r;
+        return 0;
+}
+
+int result_from_text(struct arena_chunk **arena, const struct memmapd_result_text *t, uint64_t address,
+                     struct memctl_lookup_result *ret) {
+        char reason_buf[JSON_READER_SHORT_MAX];
+        const char *reason = NULL;
+        size_t reason_len = 0;
+
+        if (t->address != address)
+                return -EPROTO;
+        *ret = (struct memctl_lookup_result) {
+                .size = sizeof(*ret),
+                .address = address,
+                .mapping = MEMCTL_NO_MAPPING,
+        };
+        if (t->mapping == UINT64_MAX) {
+                /* not mapped, whatever the (possibly newer) reason */
+                if (t->has_reason && !(reason = short_text(&t->reason, reason_buf, &reason_len)))
+                        return -EPROTO;
+                return result_set_reason(ret, reason, reason_len, arena);
+        }
+        /* The index is checked against the mappings when they are all known. */
+        ret->mapping = (size_t) t->mapping;
+        if ((uint64_t) ret->mapping != t->mapping)
+                return -EPROTO;
+        ret->has_file_offset = t->has_file_offset;
+        ret->has_elf_vaddr = t->has_elf_vaddr;
+        ret->file_offset = t->file_offset;
+        ret->elf_vaddr = t->elf_vaddr;
+        return 0;
+}
+
+int parse_mapping(struct json_object *o, struct arena_chunk **arena, struct memctl_mapping *m) {
+        struct text_keep k = { .arena = arena, .borrow = true };
+        struct memmapd_mapping_text t;
+        int r;
+
+        r = memmapd_mapping_from_json(o, &t);
+        if (r < 0)
+                return r;
+        return mapping_from_text(&k, &t, m);
 }
 
 /* ret_kernel_thread may be NULL. */
 int parse_process(struct json_object *params, pid_t pid, uint64_t start_time,
                   pid_t *ret_pid, uint64_t *ret_start_time, bool *ret_kernel_thread) {
-        struct json_object *p = member(params, "process");
-        uint64_t reply_pid, reply_start_time;
-        bool kernel_thread = false;
+        struct memmapd_process p;
 
-        if (!p || !json_object_is_type(p, json_type_object))
-                return -EPROTO;
-        if (get_uint(p, "pid", true, &reply_pid) < 0 ||
-            get_uint(p, "start_time", true, &reply_start_time) < 0 ||
-            get_bool(p, "kernel_thread", &kernel_thread) < 0)
+        if (memmapd_process_from_json(memmapd_json_member(params, "process"), &p) < 0)
                 return -EPROTO;
         /* The daemon answers about the process we asked about, or not at all: asked about a
-         * thread id, about its thread group (reply_pid is then the thread group id). */
-        if (reply_pid == 0 || reply_pid > INT32_MAX || (start_time != 0 && reply_start_time != start_time))
+         * thread id, about its thread group (p.pid is then the thread group id). */
+        if (p.pid == 0 || p.pid > INT32_MAX || (start_time != 0 && p.start_time != start_time))
                 return -EPROTO;
         (void) pid;
-        *ret_pid = (pid_t) reply_pid;
-        *ret_start_time = reply_start_time;
+        *ret_pid = (pid_t) p.pid;
+        *ret_start_time = p.start_time;
         if (ret_kernel_thread)
-                *ret_kernel_thread = kernel_thread;
+                *ret_kernel_thread = p.kernel_thread;
         return 0;
 }
 
@@ -338,7 +319,7 @@ int mapping_table_parse(struct json_object *params, pid_t pid, uint64_t start_ti
         if (r < 0)
                 return r;
 
-        a = member(params, "mappings");
+        a = memmapd_json_member(params, "mappings");
         if (!a || !json_object_is_type(a, json_type_array))
                 return -EPROTO;
         n = json_object_array_length(a);

@@ -16,6 +16,27 @@
 #include "time-util.h"
 #include "varlink.h"
 
+/* Reads per wake-up of one connection, so one busy client cannot starve the rest. */
+#define READS_PER_WAKEUP 8
+/* Stop taking a client's next call while this much output waits for it to read. */
+#define OUTPUT_HIGH_WATER (256 * 1024)
+/* A turn: what one connection gets before the others ready are served. A pipeline of calls
+ * from one client would otherwise hold a worker until it ended (four connections pipelining
+ * big listings stopped everyone for a minute). */
+#define CALLS_PER_TURN 4
+#define TURN_OUTPUT_MAX (1024 * 1024)
+/* Every call may make a reply this large whatever the budgets say, so small calls (a status,
+ * a lookup) are always answered; workers x this is all it may add beyond the budgets. A
+ * request larger than this while its budget is spent is refused without being run: its reply
+ * (a Lookup's is larger than its request) could not be queued anyway. */
+#define REPLY_ROOM_MIN (64 * 1024)
+/* A reader keeps this much room between messages; a larger buffer is given back. */
+#define READER_KEEP (64 * 1024)
+/* Fds passed on one connection and perhaps not received yet: a client that pipelines
+ * OpenMappingFile without reading would keep files in flight without bound, and the kernel
+ * counts them against the daemon's user (past RLIMIT_NOFILE, every client's passing fails). */
+#define FDS_IN_FLIGHT_MAX 16
+
 /* ------------------------------------------------------------------ connections */
 
 void conn_free(struct conn *c) {

@@ -5,6 +5,14 @@
 #include "server-internal.h"
 #include "time-util.h"
 
+/* Oneway calls are answered into the void, so no output bound ever pauses their pipeline:
+ * each connection (ONEWAY_BURST_CONN, in server-internal.h) and each user gets a bucket of
+ * them (burst, then a rate per second). Calls past it are parsed, counted (oneway_skipped) and
+ * not run: nobody waits for them. */
+#define ONEWAY_RATE_CONN 1
+#define ONEWAY_BURST_USER 4
+#define ONEWAY_RATE_USER 1
+
 /* ------------------------------------------------------------------ accounts and budgets */
 
 /* Under lock. The account of owner, made (with no connection) when it has none. */

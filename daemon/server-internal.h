@@ -12,38 +12,11 @@
 #include "server.h"
 #include "varlink-frame.h"
 
+/* The limits each module keeps to itself are in its .c; these two are shared. */
 #define LISTEN_FDS_MAX 16
-/* Reads per wake-up of one connection, so one busy client cannot starve the rest. */
-#define READS_PER_WAKEUP 8
-/* Connections taken off a listener's backlog per wake-up. */
-#define ACCEPTS_PER_WAKEUP 16
-/* Stop taking a client's next call while this much output waits for it to read. */
-#define OUTPUT_HIGH_WATER (256 * 1024)
-/* A turn: what one connection gets before the others ready are served. A pipeline of calls
- * from one client would otherwise hold a worker until it ended (four connections pipelining
- * big listings stopped everyone for a minute). */
-#define CALLS_PER_TURN 4
-#define TURN_OUTPUT_MAX (1024 * 1024)
-/* Oneway calls are answered into the void, so no output bound ever pauses their pipeline:
- * each connection and each user gets a bucket of them (burst, then a rate per second).
- * Calls past it are parsed, counted (oneway_skipped) and not run: nobody waits for them. */
+/* A new connection's oneway bucket (server-listen.c fills it, server-fairness.c spends it):
+ * see ONEWAY_RATE_CONN. */
 #define ONEWAY_BURST_CONN 2
-#define ONEWAY_RATE_CONN 1
-#define ONEWAY_BURST_USER 4
-#define ONEWAY_RATE_USER 1
-/* Every call may make a reply this large whatever the budgets say, so small calls (a status,
- * a lookup) are always answered; workers x this is all it may add beyond the budgets. A
- * request larger than this while its budget is spent is refused without being run: its reply
- * (a Lookup's is larger than its request) could not be queued anyway. */
-#define REPLY_ROOM_MIN (64 * 1024)
-/* A reader keeps this much room between messages; a larger buffer is given back. */
-#define READER_KEEP (64 * 1024)
-/* Fds passed on one connection and perhaps not received yet: a client that pipelines
- * OpenMappingFile without reading would keep files in flight without bound, and the kernel
- * counts them against the daemon's user (past RLIMIT_NOFILE, every client's passing fails). */
-#define FDS_IN_FLIGHT_MAX 16
-#define SHUTDOWN_TIMEOUT_USEC (10 * 1000000ull)
-#define TICK_USEC 1000000ull
 
 /* Every thread runs the same loop on one epoll instance ("leader/followers"): the thread
  * that wakes for a connection reads the call, answers it and writes the reply itself. Each

@@ -18,6 +18,9 @@
 #include "server-internal.h"
 #include "time-util.h"
 
+/* Connections taken off a listener's backlog per wake-up. */
+#define ACCEPTS_PER_WAKEUP 16
+
 /* ------------------------------------------------------------------ listening (under lock) */
 
 /* Refused connections come as fast as a client can connect: log the first of each second

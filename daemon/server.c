@@ -21,6 +21,9 @@
 #include "time-util.h"
 #include "tracking.h"
 
+#define SHUTDOWN_TIMEOUT_USEC (10 * 1000000ull)
+#define TICK_USEC 1000000ull
+
 /* Hands a source back to epoll after its event was handled. */
 int source_arm(struct server *s, struct source *src, uint32_t events) {
         struct epoll_event ev = { .events = events | EPOLLONESHOT, .data.ptr = src };

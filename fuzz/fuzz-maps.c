@@ -36,7 +36,7 @@ static char *format_line(const struct mapping *m, size_t *ret_len) {
 
         FUZZ_CHECK(buf);
         len = (size_t) snprintf(buf, cap, "%" PRIx64 "-%" PRIx64 " %s %" PRIx64 " %x:%x %" PRIu64, m->start, m->end,
-                                mapping_perms_to_string(m->flags, perms), m->offset, m->dev_major, m->dev_minor,
+                                perms_format(m->flags, perms), m->offset, m->dev_major, m->dev_minor,
                                 m->inode);
         FUZZ_CHECK(len < 128);
         if (m->name) {

@@ -70,6 +70,11 @@ static inline int json_reader_seen(unsigned *seen, unsigned bit) {
 /* Checks the string at j->p and steps over it: its text between the quotes in *ret_raw
  * (*ret_len bytes), *ret_escaped when it holds escapes (else the text is the string). */
 int json_reader_string(struct json_reader *j, const char **ret_raw, size_t *ret_len, bool *ret_escaped);
+/* Steps over the string at j->p ('"') of text a JSON parser already accepted, unchecked, its
+ * escapes whole: json-c accepts strings this reader refuses (control characters, lone
+ * surrogates, overlong UTF-8), which a scan of json-c's input must step over all the same.
+ * -EPROTO when the string does not end before j->end. */
+int json_reader_skip_string_unchecked(struct json_reader *j);
 /* Decodes len bytes of text json_reader_string() accepted into out (at most len bytes). */
 size_t json_reader_unescape(const char *in, size_t len, char *out);
 /* The text into dst (len + 1 bytes), unescaped when escaped, NUL-terminated; its length. */

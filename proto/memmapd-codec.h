@@ -1,4 +1,4 @@
-/* The io.memmapd wire types (Mapping, ProcessId, LookupResult, errors): their one encoder, and the Lookup call decoder. */
+/* The io.memmapd wire types (Mapping, ProcessId, LookupResult, Status, errors): their one encoder, their decoders, and the Lookup call decoder. */
 #pragma once
 
 #include <stdbool.h>
@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "json-writer.h"
+#include "perms.h"
 #include "varlink.h"
 
 #define MEMMAPD_INTERFACE "io.memmapd"
@@ -24,12 +25,12 @@ extern const char memmapd_interface_description[];
 #define MEMMAPD_ERROR_NO_FILE MEMMAPD_INTERFACE ".NoFile"
 #define MEMMAPD_ERROR_FILE_UNAVAILABLE MEMMAPD_INTERFACE ".FileUnavailable"
 
-/* Permission bits of a Mapping ("rwxs" of its perms). */
+/* Permission bits of a Mapping ("rwxs" of its perms): basic/perms.h's, whose text the wire carries. */
 enum {
-        MEMMAPD_PERM_READ = 1u << 0,
-        MEMMAPD_PERM_WRITE = 1u << 1,
-        MEMMAPD_PERM_EXEC = 1u << 2,
-        MEMMAPD_PERM_SHARED = 1u << 3,
+        MEMMAPD_PERM_READ = PERM_READ,
+        MEMMAPD_PERM_WRITE = PERM_WRITE,
+        MEMMAPD_PERM_EXEC = PERM_EXEC,
+        MEMMAPD_PERM_SHARED = PERM_SHARED,
 };
 
 /* GNU build IDs are usually 20 bytes; linkers accept longer custom ones. */
@@ -68,9 +69,6 @@ void memmapd_write_mapping_general(struct json_writer *w, const struct memmapd_m
 /* "%02x:%02x" as /proc/PID/maps shows a device; buf holds 18 bytes. Returns the length. */
 size_t memmapd_format_dev(uint32_t major, uint32_t minor, char *buf);
 
-/* "rwxp" style permissions of MEMMAPD_PERM_* flags; buf holds 5 bytes. Returns buf. */
-const char *memmapd_format_perms(unsigned flags, char buf[static 5]);
-
 /* Appends "process":{"pid":PID,"start_time":T[,"kernel_thread":true]} (a ProcessId) as a
  * member of the object being written. */
 void memmapd_write_process(struct json_writer *w, int64_t pid, uint64_t start_time, bool kernel_thread);
@@ -96,7 +94,9 @@ void memmapd_write_result(struct json_writer *w, const struct memmapd_result *r)
 
 /* ---------------------------------------------------------------- decoding the daemon's exact form */
 
-struct json_reader;
+#include "json-reader.h"
+
+struct json_object;
 
 /* A string as it stands in the text, between its quotes: escaped when it holds escapes
  * (json_reader_copy_string() decodes it); never holds \u0000. */
@@ -117,11 +117,10 @@ struct memmapd_mapping_text {
         uint32_t dev_major;
         uint32_t dev_minor;
         unsigned flags;                 /* MEMMAPD_PERM_* */
-        const char *kind;               /* kind_len bytes in the text, no escapes */
-        size_t kind_len;
-        bool has_name, has_path, has_deleted, has_build_id;
+        struct memmapd_text kind;       /* the exact form's has no escapes; shorter than JSON_READER_SHORT_MAX from the pull readers */
+        bool has_name, has_path, has_deleted, has_build_id, has_name_hex;
         bool deleted;
-        struct memmapd_text name, path, build_id;
+        struct memmapd_text name, path, build_id, name_hex;
 };
 
 /* Reads one Mapping exactly as memmapd_write_mapping() writes it: its members in that order,
@@ -141,8 +140,114 @@ int memmapd_read_result_exact(struct json_reader *j, struct memmapd_result *ret)
  * byte term: 0 and *s left at term, or -EPROTO. */
 int memmapd_parse_dev(const char **s, char term, uint32_t *ret_major, uint32_t *ret_minor);
 
-/* The 4 permission characters at p ("r-xp"): 0 and MEMMAPD_PERM_* flags, or -EPROTO. */
-int memmapd_parse_perms(const char *p, unsigned *ret_flags);
+/* ---------------------------------------------------------------- decoding any valid form
+ *
+ * What a client accepts from any daemon that speaks io.memmapd: members in any order, unknown
+ * members ignored, null meaning absent. Two readers of each type, one on the pull reader
+ * (json-reader.h: for replies read in place) and one on a json-c tree (for the rest); both
+ * accept the same values with the same result. They check what the wire format promises
+ * (types, forms, start < end, perms, dev); what a value means to the call (the process
+ * asked, an index into the reply's mappings) is the caller's to check. A string member is
+ * given as text (struct memmapd_text: into the reader's text, or, from json-c, the tree's
+ * decoded NUL-terminated string, never escaped). */
+
+/* One Mapping object, at nesting level depth: 1 and *ret, or -EPROTO. The exact form above
+ * is the fast case of it. */
+int memmapd_read_mapping(struct json_reader *j, unsigned depth, struct memmapd_mapping_text *ret);
+int memmapd_mapping_from_json(struct json_object *o, struct memmapd_mapping_text *ret);
+
+/* A build ID as the wire carries it (lowercase hex, 1 to MEMMAPD_BUILD_ID_MAX bytes): 0 with
+ * its bytes in ret and their number in *ret_len, or -EPROTO. */
+int memmapd_parse_build_id(const char *hex, size_t len, uint8_t ret[static MEMMAPD_BUILD_ID_MAX], size_t *ret_len);
+
+/* The exact bytes of a name that is not UTF-8 (a Mapping's name_hex, hex_len digits): checked
+ * against name (name_len bytes: those bytes with U+FFFD for each byte outside well-formed
+ * UTF-8) and path (path_len bytes, a prefix of name; NULL: none). 0 with the bytes in
+ * ret_exact (hex_len / 2 of them, no NUL among them) and the length of the path's in
+ * *ret_path_len, or -EPROTO. */
+int memmapd_parse_name_hex(const char *hex, size_t hex_len, const char *name, size_t name_len, const char *path,
+                           size_t path_len, char *ret_exact, size_t *ret_path_len);
+
+/* A ProcessId. */
+struct memmapd_process {
+        uint64_t pid;
+        uint64_t start_time;
+        bool kernel_thread;
+};
+
+/* A ProcessId object: 0 and *ret (pid and start_time present), or -EPROTO. */
+int memmapd_read_process(struct json_reader *j, unsigned depth, struct memmapd_process *ret);
+int memmapd_process_from_json(struct json_object *o, struct memmapd_process *ret);
+
+/* A LookupResult in any valid form. */
+struct memmapd_result_text {
+        uint64_t address;
+        uint64_t mapping;               /* UINT64_MAX: none */
+        bool has_reason;
+        struct memmapd_text reason;     /* shorter than JSON_READER_SHORT_MAX from the pull reader */
+        bool has_file_offset;
+        bool has_elf_vaddr;
+        uint64_t file_offset;
+        uint64_t elf_vaddr;
+};
+
+/* A LookupResult object: 0 and *ret, or -EPROTO. The address may be any string form
+ * parse_u64() takes. Without a mapping, file_offset and elf_vaddr mean nothing: the pull reader
+ * checks and clears them, the json-c reader leaves them unread. */
+int memmapd_read_result(struct json_reader *j, unsigned depth, struct memmapd_result_text *ret);
+int memmapd_result_from_json(struct json_object *o, struct memmapd_result_text *ret);
+
+/* GetStatus's reply (a Status, with its Limits): the strings json-c's, the counters 0 when a
+ * daemon older than them sent none. */
+struct memmapd_status {
+        const char *version;
+        const char *kernel;
+        const char *backend;
+        uint64_t uptime_usec;
+        uint64_t requests;
+        uint64_t errors;
+        uint64_t elf_cache_hits;
+        uint64_t elf_cache_misses;
+        uint64_t elf_cache_entries;
+        uint64_t connections;
+        uint64_t oneway_skipped;
+        uint64_t output_held;
+        uint64_t parked;
+        uint64_t file_readers;
+        uint64_t file_readers_busy;
+        uint64_t file_readers_stuck;
+        uint64_t file_read_timeouts;
+        uint64_t file_reads_refused;
+        const char *tracking;           /* NULL: not said */
+        uint64_t layout_cache_hits;
+        uint64_t layout_cache_misses;
+        uint64_t layout_cache_entries;
+        uint64_t layout_cache_bytes;
+        /* limits */
+        uint64_t max_message_size;
+        uint64_t max_addresses;
+        uint64_t max_connections;
+        uint64_t max_connections_per_uid;
+        uint64_t max_output_queue;
+        uint64_t idle_timeout_sec;
+        uint64_t max_json_depth;
+        uint64_t reserved_connections;
+        uint64_t output_budget;
+        uint64_t output_budget_per_uid;
+};
+
+/* GetStatus's parameters: 0 and *ret, or -EPROTO. */
+int memmapd_status_from_json(struct json_object *params, struct memmapd_status *ret);
+
+/* The members of json-c objects in the wire's forms, for the types above and the methods'
+ * other parameters: absent and null are both "not there" (0, or -EPROTO when required).
+ * A string with a NUL in it, an integer below 0, an address not "0x" and hex digits: -EPROTO. */
+struct json_object *memmapd_json_member(struct json_object *o, const char *key);
+int memmapd_json_get_string(struct json_object *o, const char *key, bool required, const char **ret);
+int memmapd_json_get_uint(struct json_object *o, const char *key, bool required, uint64_t *ret);
+int memmapd_json_get_bool(struct json_object *o, const char *key, bool *ret);
+/* *ret_present (may be NULL) is set when the member is there. */
+int memmapd_json_get_hex(struct json_object *o, const char *key, bool required, uint64_t *ret, bool *ret_present);
 
 /* ---------------------------------------------------------------- the Lookup call */
 

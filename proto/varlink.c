@@ -9,6 +9,7 @@
 #include <json-c/linkhash.h>
 
 #include "cleanup.h"
+#include "json-reader.h"
 #include "number.h"
 #include "varlink.h"
 
@@ -118,10 +119,11 @@ static bool json_next_unrepresentable_int(const char *s, size_t len, size_t pos,
                 char c = s[i];
 
                 if (c == '"') {
-                        for (i++; i < len && s[i] != '"'; i++)
-                                if (s[i] == '\\')
-                                        i++;
-                        i++;
+                        struct json_reader j = { .p = s + i, .end = s + len };
+
+                        if (json_reader_skip_string_unchecked(&j) < 0)
+                                return false;
+                        i = (size_t) (j.p - s);
                         continue;
                 }
 

@@ -156,6 +156,48 @@ static void test_walk(void **state) {
 }
 
 /* Nesting beyond JSON_READER_DEPTH_MAX and malformed containers are refused. */
+/* The unchecked skip steps over what json-c takes and the strict reader refuses, escapes whole,
+ * and never past the end it is given. */
+static void test_skip_unchecked(void **state) {
+        static const struct {
+                const char *text;
+                size_t end;             /* where the string ends; 0: refused */
+        } cases[] = {
+                { "\"plain\",1", 7 },
+                { "\"\x01\\ud800\xc0\x80\",1", 11 },
+                { "\"a\\\"b\\\\\",1", 8 },
+                { "\"\\\\\\\"\"x", 6 },
+                { "\"open", 0 },
+                { "\"ends in a backslash\\", 0 },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                const char *t = cases[i].text;
+                struct json_reader strict = { .p = t, .end = t + strlen(t) }, j = strict;
+                const char *raw;
+                size_t len;
+                bool escaped;
+
+                if (cases[i].end == 0) {
+                        assert_int_equal(json_reader_skip_string_unchecked(&j), -EPROTO);
+                        assert_ptr_equal(j.p, t);
+                        continue;
+                }
+                assert_int_equal(json_reader_skip_string_unchecked(&j), 0);
+                assert_int_equal(j.p - t, cases[i].end);
+                /* Where the strict reader takes the string, it ends at the same place. */
+                if (json_reader_string(&strict, &raw, &len, &escaped) == 0)
+                        assert_ptr_equal(strict.p, j.p);
+        }
+        /* An end before the NUL bounds it. */
+        {
+                static const char t[] = "\"abc\"";
+                struct json_reader j = { .p = t, .end = t + 3 };
+
+                assert_int_equal(json_reader_skip_string_unchecked(&j), -EPROTO);
+        }
+}
+
 static void test_skip_limits(void **state) {
         char deep[2 * JSON_READER_DEPTH_MAX + 8];
         struct json_reader j;
@@ -186,6 +228,7 @@ int main(void) {
                 cmocka_unit_test(test_hex),
                 cmocka_unit_test(test_walk),
                 cmocka_unit_test(test_skip_limits),
+                cmocka_unit_test(test_skip_unchecked),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -61,9 +61,9 @@ static void test_find(void **state) {
 static void test_perms_and_kinds(void **state) {
         char buf[5];
 
-        assert_string_equal(mapping_perms_to_string(0, buf), "---p");
-        assert_string_equal(mapping_perms_to_string(MAPPING_READ | MAPPING_EXEC, buf), "r-xp");
-        assert_string_equal(mapping_perms_to_string(MAPPING_READ | MAPPING_WRITE | MAPPING_SHARED, buf), "rw-s");
+        assert_string_equal(perms_format(0, buf), "---p");
+        assert_string_equal(perms_format(MAPPING_READ | MAPPING_EXEC, buf), "r-xp");
+        assert_string_equal(perms_format(MAPPING_READ | MAPPING_WRITE | MAPPING_SHARED, buf), "rw-s");
         for (int k = 0; k < _MAPPING_KIND_MAX; k++) {
                 const char *s = mapping_kind_to_string(k);
 

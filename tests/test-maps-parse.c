@@ -143,7 +143,7 @@ static void test_perms(void **state UNUSED) {
                 assert_int_equal(m.flags, want);
 
                 char buf[5];
-                assert_memory_equal(mapping_perms_to_string(m.flags, buf), line + 10, 4);
+                assert_memory_equal(perms_format(m.flags, buf), line + 10, 4);
                 mapping_done(&m);
         }
 

@@ -355,6 +355,28 @@ static void test_huge_numbers(void **state) {
                 assert_int_equal(varlink_reply_parse(msg, strlen(msg), 0, &reply), 0);
                 varlink_reply_done(&reply);
         }
+        /* Strings json-c takes and the strict pull reader would not (a control character, a
+         * lone surrogate, overlong UTF-8) are stepped over whole by the scan for such literals:
+         * the digits inside stay a string, the literal after them is found. */
+        {
+                static const char msg[] = "{\"method\":\"a.b.C\",\"parameters\":{\"s\":\"\x01 \\ud800 \xc0\x80 \\\" "
+                                          "18446744073709551616\",\"n\":18446744073709551616}}";
+                struct json_object *v;
+                uint64_t u = 7;
+
+                if (parse_call(msg, &c, &bad) != 0)
+                        fail_msg("%s refused", msg);
+                assert_true(json_object_object_get_ex(c.parameters, "s", &v));
+                assert_true(json_object_is_type(v, json_type_string));
+                /* Its end, unchanged (not "...616e0"). */
+                assert_true(json_object_get_string_len(v) > 22);
+                assert_string_equal(json_object_get_string(v) + json_object_get_string_len(v) - 22,
+                                    "\" 18446744073709551616");
+                assert_int_equal(varlink_param_u64(c.parameters, "n", true, 0, &u), -EINVAL);
+                assert_true(json_object_object_get_ex(c.parameters, "n", &v));
+                assert_true(json_object_is_type(v, json_type_double));
+                varlink_call_done(&c);
+        }
         /* Still strict around them: a leading zero, trailing garbage. */
         expect_call_error("{\"method\":\"a.b.C\",\"parameters\":{\"n\":099999999999999999999}}", -EBADMSG, NULL);
         expect_call_error("{\"method\":\"a.b.C\",\"parameters\":{\"n\":99999999999999999999}}x", -EBADMSG, NULL);

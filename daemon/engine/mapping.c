@@ -136,15 +136,6 @@ const char *mapping_kind_to_string(enum mapping_kind k) {
         return table[k];
 }
 
-const char *mapping_perms_to_string(uint32_t flags, char buf[static 5]) {
-        buf[0] = flags & MAPPING_READ ? 'r' : '-';
-        buf[1] = flags & MAPPING_WRITE ? 'w' : '-';
-        buf[2] = flags & MAPPING_EXEC ? 'x' : '-';
-        buf[3] = flags & MAPPING_SHARED ? 's' : 'p';
-        buf[4] = 0;
-        return buf;
-}
-
 void mapping_list_done(struct mapping_list *l) {
         if (!l)
                 return;

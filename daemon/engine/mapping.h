@@ -6,11 +6,14 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "perms.h"
+
+/* basic/perms.h's bits: perms_format() and perms_parse() read and write them. */
 enum {
-        MAPPING_READ = 1u << 0,
-        MAPPING_WRITE = 1u << 1,
-        MAPPING_EXEC = 1u << 2,
-        MAPPING_SHARED = 1u << 3,
+        MAPPING_READ = PERM_READ,
+        MAPPING_WRITE = PERM_WRITE,
+        MAPPING_EXEC = PERM_EXEC,
+        MAPPING_SHARED = PERM_SHARED,
 };
 
 enum mapping_kind {
@@ -78,8 +81,6 @@ bool mapping_is_file_backed(const struct mapping *m);
 
 const char *mapping_kind_to_string(enum mapping_kind k);
 
-/* "rwxp" style permissions; buf must hold 5 bytes. */
-const char *mapping_perms_to_string(uint32_t flags, char buf[static 5]);
 
 void mapping_list_done(struct mapping_list *l);
 

@@ -81,31 +81,12 @@ static bool skip_char(const char *s, size_t len, size_t *i, char c) {
 }
 
 static int parse_perms(const char *s, size_t len, size_t *i, uint8_t *ret) {
-        uint8_t f = 0;
+        unsigned f;
 
-        if (len - *i < 4)
+        if (len - *i < 4 || perms_parse(s + *i, &f) < 0)
                 return -EINVAL;
-        s += *i;
-
-        if (s[0] == 'r')
-                f |= MAPPING_READ;
-        else if (s[0] != '-')
-                return -EINVAL;
-        if (s[1] == 'w')
-                f |= MAPPING_WRITE;
-        else if (s[1] != '-')
-                return -EINVAL;
-        if (s[2] == 'x')
-                f |= MAPPING_EXEC;
-        else if (s[2] != '-')
-                return -EINVAL;
-        if (s[3] == 's')
-                f |= MAPPING_SHARED;
-        else if (s[3] != 'p')
-                return -EINVAL;
-
         *i += 4;
-        *ret = f;
+        *ret = (uint8_t) f;
         return 0;
 }
 

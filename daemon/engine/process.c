@@ -1,6 +1,7 @@
 /* A target process pinned for the length of one request: pidfd, /proc/PID directory, maps fd, identity. */
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
@@ -163,8 +164,10 @@ static int read_tgid(int proc_fd, pid_t *ret) {
 
         /* Tgid is the fourth line: the first read holds it. */
         n = read_proc_text(proc_fd, "status", buf, sizeof(buf));
+        /* A -errno always fits: the bound only tells the compiler that the int is negative
+         * too (built without -fPIC, gcc otherwise warns that *ret may be left unset). */
         if (n < 0)
-                return (int) n;
+                return n >= INT_MIN ? (int) n : -EIO;
         return proc_parse_tgid(buf, (size_t) n, ret);
 }
 

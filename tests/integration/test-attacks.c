@@ -95,17 +95,25 @@ static uint64_t now_usec(void) {
         return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
 }
 
+/* Dies with parent. Set after any change of ids: changing them clears the parent-death
+ * signal, which left the holders of other uids pausing forever after the test. */
+static void die_with(pid_t parent) {
+        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+                _exit(0);
+}
+
 /* Forks fn(arg) as uid/gid with the one supplementary group (-1: none), without waiting; the
  * child dies with the test. */
 static pid_t spawn_as(uid_t uid, gid_t gid, gid_t group, int (*fn)(void *), void *arg) {
-        pid_t pid = fork();
+        pid_t parent = getpid(), pid = fork();
 
         if (pid != 0)
                 return pid;
-        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (setgroups(group == (gid_t) -1 ? 0 : 1, &group) < 0 || setresgid(gid, gid, gid) < 0 ||
             setresuid(uid, uid, uid) < 0)
                 _exit(126);
+        die_with(parent);
         /* The uid change left it non-dumpable: its own maps would be closed to its uid. */
         (void) prctl(PR_SET_DUMPABLE, 1);
         _exit(fn(arg));
@@ -300,12 +308,12 @@ static int slots_ns_owner(void *arg) {
         if (read(a->down[0], &b, 1) != 1)
                 return 2;
         for (uid_t u = 0; u < NS_UIDS; u++) {
-                pid_t pid = fork();
+                pid_t parent = getpid(), pid = fork();
 
                 if (pid == 0) {
-                        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
                         if (setresgid(u, u, u) < 0 || setresuid(u, u, u) < 0)
                                 _exit(126);
+                        die_with(parent);
                         _exit(slots_holder(a));
                 }
         }

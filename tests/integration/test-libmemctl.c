@@ -358,7 +358,7 @@ static void check_forms_reply(const char *json) {
 }
 
 /* Nested deeper than the fast decoder follows (16), not than the general one (32): a reply with
- * this member is read by json-c and the get_*() checks. */
+ * this member is read by json-c and the codec's json-c readers. */
 #define DEEP ",\"x\":[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]"
 
 /* Why an address has no mapping, in every form the daemon or a newer one may say it, and the
