@@ -1161,6 +1161,8 @@ static int reuse_init(const char *tracking) {
                 r = reuse_round(c, round, &same_tick);
         printf("# %d rounds of pid reuse at pid %d (tracking \"%s\"), %u with B in A's clock tick\n", REUSE_ROUNDS,
                REUSE_PID, st0.tracking, same_tick);
+        /* This process ends with _exit(): what it printed must go out now. */
+        fflush(stdout);
         if (r == 0 && store_active(&st0)) {
                 /* Every process looked up has exited: their entries go (the drain runs on the
                  * daemon's loop, so poll, with a guard that only catches hangs). */
