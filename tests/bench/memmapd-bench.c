@@ -1654,7 +1654,7 @@ static void store_rss(pid_t daemon_pid, const char *socket, const char *label) {
 }
 
 static void bench_store(const struct daemon *d, struct target *t700, struct target *t20k) {
-        static const char *const untracked[] = { "--set=Tracking=none", NULL };
+        static const char *const untracked[] = { "--tracking=none", NULL };
         static const unsigned clients[] = { 1, 64 };
         uint64_t *addrs = calloc(N_ADDRS, sizeof(uint64_t));
         struct conc_result with[2], without[2];
