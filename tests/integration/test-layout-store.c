@@ -504,11 +504,15 @@ static void check_against(memctl *c, pid_t pid, const struct layout *truth, cons
                 fail_msg("round %u: stale or wrong answer: %s", round, r < 0 ? strerror(-r) : why);
 }
 
-/* Checks against the truth until two checks in a row (a listing and a Lookup) were served from
- * the store (st: the status before): a layout read while events were still to be drained is
- * not kept, so the pass is repeated, up to a bound. How many passes were repeated. */
+/* Checks against the truth until both checks of a pass (a listing and a Lookup) were served
+ * from the store (st: the status before): a layout read while events of other processes were
+ * still to be drained is not kept, so the pass is repeated, each one checked, for up to 30 s
+ * (a guard that only catches a store that never serves). How many passes were repeated. */
 static unsigned until_served(memctl *c, pid_t pid, const struct layout *truth, const uint64_t *addrs, size_t n_addrs,
                              struct layout *scratch, unsigned round, struct store_status *st) {
+        struct timespec t0, t;
+
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         for (unsigned k = 0;; k++) {
                 struct store_status after;
 
@@ -519,8 +523,10 @@ static unsigned until_served(memctl *c, pid_t pid, const struct layout *truth, c
                         return k;
                 }
                 *st = after;
-                if (k == 200)
+                clock_gettime(CLOCK_MONOTONIC, &t);
+                if (t.tv_sec - t0.tv_sec > 30)
                         fail_msg("round %u: the unchanged layout was never served from the store", round);
+                usleep(1000);
         }
 }
 
