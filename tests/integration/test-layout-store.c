@@ -1410,6 +1410,8 @@ int main(void) {
                 cmocka_unit_test(test_setuid_exec_untracked),
         };
 
+        /* Line by line into the log: what was printed before an abrupt end is kept. */
+        setvbuf(stdout, NULL, _IOLBF, 0);
         /* MEMMAPD_TEST_FILTER=test_churn*: only those (for working on one). */
         if (getenv("MEMMAPD_TEST_FILTER"))
                 cmocka_set_test_filter(getenv("MEMMAPD_TEST_FILTER"));
