@@ -399,7 +399,9 @@ static void truth_report(struct truth *t, const char *what) {
  * be the truth of that seq exactly. */
 static void *reader_main(void *arg) {
         struct truth *t = arg;
-        _cleanup_free_ struct layout *want = malloc(sizeof(*want)), *got = malloc(sizeof(*got));
+        /* Zeroed: while the target changes nothing is copied into want, and the call's answer,
+         * compared with whatever want holds, is not counted. */
+        _cleanup_free_ struct layout *want = calloc(1, sizeof(*want)), *got = calloc(1, sizeof(*got));
         uint64_t addrs[ADDRS_MAX];
         memctl *c = NULL;
 
