@@ -19,6 +19,7 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -609,4 +610,28 @@ long test_proc_status_kib(pid_t pid, const char *key) {
                         v = strtol(line + klen + 1, NULL, 10);
         fclose(f);
         return v;
+}
+
+bool test_set_next_pid(pid_t pid) {
+        FILE *f = fopen("/proc/sys/kernel/ns_last_pid", "we");
+        bool ok;
+
+        if (!f)
+                return false;
+        ok = fprintf(f, "%d", (int) pid - 1) > 0;
+        return fclose(f) == 0 && ok;
+}
+
+void test_wait_past_tick(uint64_t t) {
+        long hz = sysconf(_SC_CLK_TCK);
+
+        for (;;) {
+                struct timespec ts;
+
+                if (clock_gettime(CLOCK_BOOTTIME, &ts) < 0)
+                        abort();
+                if ((uint64_t) ts.tv_sec * (uint64_t) hz + (uint64_t) ts.tv_nsec / (1000000000u / (uint64_t) hz) > t)
+                        return;
+                usleep(1000);
+        }
 }

@@ -116,3 +116,11 @@ int test_proc_stat_field(pid_t pid, unsigned n, uint64_t *ret);
 
 /* A "Key:   N kB" line of /proc/PID/status (VmRSS, VmHWM...), in KiB; -1 when missing. */
 long test_proc_status_kib(pid_t pid, const char *key);
+
+/* Makes pid the next pid the kernel gives out in the caller's pid namespace (writes pid - 1 to
+ * /proc/sys/kernel/ns_last_pid: needs root there). Whether that worked. */
+bool test_set_next_pid(pid_t pid);
+
+/* Waits until the clock has left tick t (/proc/PID/stat start times count USER_HZ ticks of
+ * CLOCK_BOOTTIME), so that a process started next cannot share it. */
+void test_wait_past_tick(uint64_t t);

@@ -3,7 +3,7 @@
  * Starts its own target processes and daemons; prints a table and each target as MET or
  * MISSED, and writes results.json (and plot data, and PNGs where gnuplot is installed).
  *
- *   memmapd-bench [--out=DIR] [--sections=batch,sweep,list,conc,mem] [--plot-script=FILE]
+ *   memmapd-bench [--out=DIR] [--sections=batch,sweep,list,conc,mem,store,watchdog] [--plot-script=FILE]
  *
  * Environment: MEMMAPD (the daemon), BENCH_TARGET (tests/bench/bench-target). */
 #include <errno.h>
@@ -55,7 +55,7 @@ extern char **environ;
 #define STARTUP_TIMEOUT_MS 20000
 
 static const char *opt_out = ".";
-static const char *opt_sections = "batch,sweep,list,conc,mem,watchdog";
+static const char *opt_sections = "batch,sweep,list,conc,mem,store,watchdog";
 static const char *opt_plot_script;
 static const char *memmapd_path;
 static const char *target_path;
@@ -1514,6 +1514,196 @@ static void bench_mem_after(pid_t daemon_pid) {
         metric("mem", "MiB", hwm / 1024.0, "RSS peak (VmHWM)");
 }
 
+/* ------------------------------------------------------------------ 5. the layout store (issue 14) */
+
+/* A counter of the daemon's GetStatus ("layout_cache_entries"...), or -1 when the daemon has
+ * none; its tracking ("bpf", "none") into ret_tracking when asked ("" when it has none). */
+static int64_t status_field(const char *socket, const char *key, char *ret_tracking, size_t size) {
+        _cleanup_free_ char *json = NULL;
+        memctl *c = NULL;
+        char pat[64];
+        const char *p;
+        int64_t v = -1;
+
+        if (ret_tracking)
+                ret_tracking[0] = 0;
+        if (memctl_connect(socket, &c) < 0 || memctl_call_json(c, "io.memmapd.GetStatus", NULL, &json) < 0) {
+                memctl_free(c);
+                return -1;
+        }
+        memctl_free(c);
+        snprintf(pat, sizeof(pat), "\"%s\":", key);
+        p = strstr(json, pat);
+        if (p)
+                v = strtoll(p + strlen(pat), NULL, 10);
+        if (ret_tracking && (p = strstr(json, "\"tracking\":\""))) {
+                p += strlen("\"tracking\":\"");
+                snprintf(ret_tracking, size, "%.*s", (int) strcspn(p, "\""), p);
+        }
+        return v;
+}
+
+/* Warm batch Lookups with the store (the daemon as configured: Tracking=auto) and without
+ * (Tracking=none), against the raw ioctl loop and against parsing /proc/PID/maps. */
+static void store_batch(const struct target *t, const char *with, const char *without, bool tracked) {
+        static const enum way ways[] = { WAY_RAW, WAY_SSCANF, WAY_MEMCTL };
+        static const enum way memctl_only[] = { WAY_MEMCTL };
+        uint64_t *addrs = calloc(N_ADDRS, sizeof(uint64_t)), med[3], min[3], med_n[1], min_n[1];
+        unsigned reps = t->vmas > 5000 ? 15 : 31;
+        memctl *c = NULL, *cn = NULL;
+        char name[112], note[160];
+        int r;
+
+        if (!addrs)
+                return fail("calloc", -ENOMEM);
+        pick_addresses(t, addrs, N_ADDRS);
+        r = memctl_connect(with, &c);
+        if (r >= 0)
+                r = memctl_connect(without, &cn);
+        if (r < 0) {
+                memctl_free(c);
+                free(addrs);
+                return fail("connecting", r);
+        }
+        measure_ways(ways, ELEMENTSOF(ways), c, t, addrs, N_ADDRS, reps, med, min);
+        measure_ways(memctl_only, 1, cn, t, addrs, N_ADDRS, reps, med_n, min_n);
+        memctl_free(c);
+        memctl_free(cn);
+        printf("   %-8s warm Lookup us/addr: store %.3f (fastest %.3f), no store %.3f (%.3f), raw ioctl %.3f (%.3f), "
+               "sscanf %.3f (%.3f)\n", t->label, per_addr_us(med[2], N_ADDRS), per_addr_us(min[2], N_ADDRS),
+               per_addr_us(med_n[0], N_ADDRS), per_addr_us(min_n[0], N_ADDRS), per_addr_us(med[0], N_ADDRS),
+               per_addr_us(min[0], N_ADDRS), per_addr_us(med[1], N_ADDRS), per_addr_us(min[1], N_ADDRS));
+        printf("   %-8s ratios of fastest: store/raw %.2f, no store/raw %.2f, sscanf/store %.1f\n", t->label,
+               (double) min[2] / (double) min[0], (double) min_n[0] / (double) min[0], (double) min[1] / (double) min[2]);
+        metric("store", "us/addr", per_addr_us(min[2], N_ADDRS), "%s: warm Lookup, store, fastest run", t->label);
+        metric("store", "us/addr", per_addr_us(min_n[0], N_ADDRS), "%s: warm Lookup, Tracking=none, fastest run",
+               t->label);
+        metric("store", "ratio", (double) min[2] / (double) min[0], "%s: store / raw ioctl, fastest runs", t->label);
+        metric("store", "ratio", (double) min_n[0] / (double) min[0], "%s: Tracking=none / raw ioctl, fastest runs",
+               t->label);
+        if (tracked) {
+                snprintf(name, sizeof(name), "warm Lookup per address <= 0.3x raw ioctl, %ld VMAs, store", t->vmas);
+                snprintf(note, sizeof(note), "fastest runs; medians %.2fx", (double) med[2] / (double) med[0]);
+                check(name, (double) min[2] / (double) min[0], 0.3, "x", true, note);
+                if (t->vmas >= 20000) {
+                        snprintf(name, sizeof(name), "Lookup >= 20x faster than parsing maps, %ld VMAs, store", t->vmas);
+                        snprintf(note, sizeof(note), "(b) sscanf / (c) warm, fastest; medians %.1fx",
+                                 (double) med[1] / (double) med[2]);
+                        check(name, (double) min[1] / (double) min[2], 20.0, "x", false, note);
+                }
+        }
+        free(addrs);
+}
+
+#define CACHED_PROCESSES 1000
+
+/* The daemon's VmRSS with CACHED_PROCESSES small processes looked up once each (so stored where
+ * a store is): children of this process, each waiting on a pipe. */
+static void store_rss(pid_t daemon_pid, const char *socket, const char *label) {
+        static int probe;
+        pid_t *kids = calloc(CACHED_PROCESSES, sizeof(pid_t));
+        uint64_t addr = (uint64_t) (uintptr_t) &probe;
+        long before, after;
+        int64_t entries, bytes;
+        size_t n = 0;
+        memctl *c = NULL;
+        int p[2], r;
+
+        if (!kids || pipe2(p, O_CLOEXEC) < 0) {
+                free(kids);
+                return fail("store RSS", -errno);
+        }
+        /* Memory kept for the next call goes back at the first idle tick (1 s): wait for two. */
+        sleep_ms(2200);
+        before = status_kib(daemon_pid, "VmRSS");
+        for (; n < CACHED_PROCESSES; n++) {
+                char b;
+
+                kids[n] = fork();
+                if (kids[n] < 0)
+                        break;
+                if (kids[n] == 0) {
+                        close(p[1]);
+                        (void) !read(p[0], &b, 1);
+                        _exit(0);
+                }
+        }
+        r = memctl_connect(socket, &c);
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                memctl_lookup_reply *l = NULL;
+
+                r = memctl_lookup(c, kids[i], 0, &addr, 1, 0, &l);
+                memctl_lookup_reply_free(l);
+        }
+        memctl_free(c);
+        if (r < 0)
+                fail("looking up the small processes", r);
+        sleep_ms(2200);
+        after = status_kib(daemon_pid, "VmRSS");
+        entries = status_field(socket, "layout_cache_entries", NULL, 0);
+        bytes = status_field(socket, "layout_cache_bytes", NULL, 0);
+        close(p[0]);
+        close(p[1]);
+        for (size_t i = 0; i < n; i++)
+                waitpid(kids[i], NULL, 0);
+        free(kids);
+        printf("   %-44s %.2f -> %.2f MiB VmRSS, %zu processes looked up; store: %" PRId64 " entries, %.2f MiB\n",
+               label, before / 1024.0, after / 1024.0, n, entries, bytes < 0 ? -1.0 : bytes / 1048576.0);
+        metric("store", "MiB", after / 1024.0, "%s: RSS with %zu processes looked up", label, n);
+        metric("store", "MiB", (after - before) / 1024.0, "%s: RSS growth for %zu processes", label, n);
+}
+
+static void bench_store(const struct daemon *d, struct target *t700, struct target *t20k) {
+        static const char *const untracked[] = { "--tracking=none", NULL };
+        static const unsigned clients[] = { 1, 64 };
+        uint64_t *addrs = calloc(N_ADDRS, sizeof(uint64_t));
+        struct conc_result with[2], without[2];
+        char tracking[16];
+        struct daemon dn = {};
+        int r;
+
+        printf("\n5. The layout store: the daemon (Tracking=auto) against one with Tracking=none\n");
+        if (!addrs)
+                return fail("calloc", -ENOMEM);
+        r = daemon_start(untracked, &dn);
+        if (r < 0) {
+                /* A daemon older than the store does not know the setting. */
+                printf("   skipped: the daemon does not start with Tracking=none (%s)\n", strerror(-r));
+                free(addrs);
+                return;
+        }
+        (void) status_field(d->socket, "layout_cache_hits", tracking, sizeof(tracking));
+        printf("   tracking: \"%s\"\n", tracking);
+        store_batch(t700, d->socket, dn.socket, strcmp(tracking, "bpf") == 0);
+        store_batch(t20k, d->socket, dn.socket, strcmp(tracking, "bpf") == 0);
+
+        pick_addresses(t700, addrs, N_ADDRS);
+        printf("   %-44s %10s %9s %9s %9s %9s\n", "single-address Lookup, closed loop", "calls/s", "p50 us", "p99 us",
+               "p99.9 us", "max us");
+        for (size_t i = 0; i < ELEMENTSOF(clients); i++) {
+                char label[96];
+
+                if ((r = run_clients(d->socket, t700, addrs, N_ADDRS, clients[i], 0, NULL, 2.0, &with[i])) < 0 ||
+                    (r = run_clients(dn.socket, t700, addrs, N_ADDRS, clients[i], 0, NULL, 2.0, &without[i])) < 0) {
+                        fail("clients", r);
+                        continue;
+                }
+                snprintf(label, sizeof(label), "%u client(s), store", clients[i]);
+                print_conc(label, &with[i]);
+                snprintf(label, sizeof(label), "%u client(s), Tracking=none", clients[i]);
+                print_conc(label, &without[i]);
+                metric("store", "us", with[i].p50 / 1e3, "single Lookup p50, %u client(s), store", clients[i]);
+                metric("store", "us", with[i].p99 / 1e3, "single Lookup p99, %u client(s), store", clients[i]);
+                metric("store", "us", without[i].p50 / 1e3, "single Lookup p50, %u client(s), Tracking=none", clients[i]);
+                metric("store", "us", without[i].p99 / 1e3, "single Lookup p99, %u client(s), Tracking=none", clients[i]);
+        }
+        free(addrs);
+
+        store_rss(d->pid, d->socket, "store (Tracking=auto)");
+        store_rss(dn.pid, dn.socket, "Tracking=none");
+        daemon_stop(&dn);
+}
+
 /* ------------------------------------------------------------------ output */
 
 /* The 1-minute load average: the benchmark shares the machine with whatever else runs. */
@@ -1772,6 +1962,8 @@ int main(int argc, char **argv) {
                 bench_conc(d.socket, &t700, &t60k);
         if (section_enabled("mem"))
                 bench_mem_after(d.pid);
+        if (section_enabled("store"))
+                bench_store(&d, &t700, &t20k);
         if (section_enabled("watchdog"))
                 bench_watchdog();
 

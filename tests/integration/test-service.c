@@ -3072,16 +3072,6 @@ static void test_target_cache_permission(void **state) {
 
 /* ------------------------------------------------------------------ pid reuse */
 
-static bool set_next_pid(pid_t pid) {
-        FILE *f = fopen("/proc/sys/kernel/ns_last_pid", "we");
-        bool ok;
-
-        if (!f)
-                return false;
-        ok = fprintf(f, "%d", (int) pid - 1) > 0;
-        return fclose(f) == 0 && ok;
-}
-
 /* Whether a mapping's name or path in a listing contains needle. */
 static bool listing_names(struct json_object *mappings, const char *needle) {
         for (size_t i = 0; i < json_object_array_length(mappings); i++) {
@@ -3092,21 +3082,6 @@ static bool listing_names(struct json_object *mappings, const char *needle) {
                         return true;
         }
         return false;
-}
-
-/* Waits until the clock has left tick t (/proc/PID/stat start times count USER_HZ ticks
- * of CLOCK_BOOTTIME), so that a process started next cannot share it. */
-static void wait_past_tick(uint64_t t) {
-        long hz = sysconf(_SC_CLK_TCK);
-
-        for (;;) {
-                struct timespec ts;
-
-                assert_int_equal(clock_gettime(CLOCK_BOOTTIME, &ts), 0);
-                if (((uint64_t) ts.tv_sec * (uint64_t) hz + (uint64_t) ts.tv_nsec / (1000000000u / (uint64_t) hz)) > t)
-                        return;
-                usleep(1000);
-        }
 }
 
 /* A's pid goes to B while a query about A is on its way: the answer is A's maps, or
@@ -3120,7 +3095,7 @@ static void test_pid_reuse_race(void **state) {
         unsigned reused = 0, answered_a = 0, answered_b = 0, refused = 0, third = 0, rounds = 0;
 
         /* Probe by writing back what is there: pid_max may be as low as 32768. */
-        if (geteuid() != 0 || !set_next_pid(getpid() + 1)) {
+        if (geteuid() != 0 || !test_set_next_pid(getpid() + 1)) {
                 printf("[  SKIPPED ] cannot steer pid allocation (needs root and ns_last_pid)\n");
                 skip();
         }
@@ -3151,9 +3126,9 @@ static void test_pid_reuse_race(void **state) {
                 fixture_stop(&a);
                 if (i % 3 == 1)
                         assert_int_equal(test_send(fd, msg), 0);
-                wait_past_tick(ta);
+                test_wait_past_tick(ta);
                 setenv("FIXTURE_MARKER_NAME", name_b, 1);
-                set_next_pid(p);
+                test_set_next_pid(p);
                 assert_int_equal(fixture_start(2000, 0, &b), 0);
                 unsetenv("FIXTURE_MARKER_NAME");
                 reused += b.pid == p;
