@@ -320,6 +320,8 @@ static int shared_layout(const struct method_context *ctx, const struct process 
         if (st.epoch != decision->epoch)
                 return -ESRCH;
         r = layout_store_get(ctx->store, p->pid, p->start_time, st.epoch, st.generation, ret);
+        if (r == LAYOUT_STORE_CHANGING)
+                return 0;
         if (r != 0)
                 return r;
 

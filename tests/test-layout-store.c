@@ -89,6 +89,48 @@ static void test_hit_only_when_unchanged(void **state) {
         layout_store_free(s);
 }
 
+static int get(struct layout_store *s, pid_t pid, uint64_t start, uint64_t epoch, uint64_t gen) {
+        struct layout *l = NULL;
+        int r = layout_store_get(s, pid, start, epoch, gen, &l);
+
+        layout_unref(l);
+        return r;
+}
+
+/* A process whose layout goes stale before it answered once is marked as changing: calls about
+ * it read what they need until one finds it unchanged since the call before; then it is read
+ * whole and kept again. A layout that served goes stale as any other. */
+static void test_changing_process(void **state) {
+        struct layout_store *s = mk_store(16, 1 << 20, 0);
+        struct layout_store_stats st;
+
+        put(s, 7, 1, 1000, 0, 10, 4, 1);
+        assert_int_equal(get(s, 7, 1, 0, 11), LAYOUT_STORE_CHANGING);   /* stale, never hit */
+        layout_store_get_stats(s, &st);
+        assert_int_equal(st.entries, 0);        /* the layout went; a marker stays */
+        assert_true(st.bytes > 0 && st.bytes < 1024);
+        assert_int_equal(get(s, 7, 1, 0, 12), LAYOUT_STORE_CHANGING);   /* changed again */
+        assert_int_equal(get(s, 7, 1, 0, 13), LAYOUT_STORE_CHANGING);
+        assert_int_equal(get(s, 7, 1, 0, 13), 0);       /* unchanged since: read it whole */
+        put(s, 7, 1, 1000, 0, 13, 4, 1);
+        assert_int_equal(get(s, 7, 1, 0, 13), 1);
+        assert_int_equal(get(s, 7, 1, 0, 14), 0);       /* it served: an ordinary miss */
+        /* A marker is another process's only under its own start time and epoch. */
+        put(s, 8, 1, 1000, 0, 1, 4, 1);
+        assert_int_equal(get(s, 8, 1, 0, 2), LAYOUT_STORE_CHANGING);
+        assert_int_equal(get(s, 8, 2, 0, 3), 0);
+        assert_int_equal(get(s, 8, 2, 0, 3), 0);
+        put(s, 9, 1, 1000, 0, 1, 4, 1);
+        assert_int_equal(get(s, 9, 1, 0, 2), LAYOUT_STORE_CHANGING);
+        assert_int_equal(get(s, 9, 1, 1, 3), 0);        /* exec'd */
+        layout_store_forget(s, 9);
+        layout_store_clear(s);
+        layout_store_get_stats(s, &st);
+        assert_int_equal(st.entries, 0);
+        assert_int_equal(st.bytes, 0);
+        layout_store_free(s);
+}
+
 /* A reference handed out stays valid after the entry went. */
 static void test_reference_outlives_entry(void **state) {
         struct layout_store *s = mk_store(16, 1 << 20, 0);
@@ -264,6 +306,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_hit_only_when_unchanged),
                 cmocka_unit_test(test_reference_outlives_entry),
+                cmocka_unit_test(test_changing_process),
                 cmocka_unit_test(test_lru_by_count),
                 cmocka_unit_test(test_bytes_and_owner_share),
                 cmocka_unit_test(test_fill_file_once),

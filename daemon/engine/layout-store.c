@@ -17,7 +17,8 @@ struct owner {
 struct entry {
         struct entry *hash_next;
         struct entry *newer, *older;    /* the LRU list */
-        struct layout *layout;
+        struct layout *layout;          /* NULL: a marker of a process that changes (see the header) */
+        uint64_t hits;
         pid_t pid;
         uint64_t start_time, epoch, generation;
         size_t bytes;
@@ -31,7 +32,8 @@ struct layout_store {
         size_t n_buckets;               /* a power of two */
         struct entry *newest, *oldest;
         struct owner *owners;
-        size_t entries, bytes;
+        size_t entries, bytes;          /* entries: layouts and markers */
+        size_t layouts;
         struct layout_store_stats stats;
 };
 
@@ -97,6 +99,7 @@ static void entry_remove(struct layout_store *s, struct entry *e, struct entry *
                 *pp = e->hash_next;
         lru_unlink(s, e);
         s->entries--;
+        s->layouts -= e->layout != NULL;
         s->bytes -= e->bytes;
         e->owner->bytes -= e->bytes;
         e->owner->entries--;
@@ -144,6 +147,25 @@ struct layout_store *layout_store_free(struct layout_store *s) {
         return NULL;
 }
 
+/* Under lock. Turns e into a marker: its layout goes on *dead (in a stand-in entry). */
+static int entry_mark_changing(struct layout_store *s, struct entry *e, uint64_t generation, struct entry **dead) {
+        struct entry *shell = calloc(1, sizeof(*shell));
+        size_t bytes = sizeof(struct entry);
+
+        if (!shell)
+                return -ENOMEM;
+        shell->layout = TAKE_PTR(e->layout);
+        shell->hash_next = *dead;
+        *dead = shell;
+        s->layouts--;
+        s->bytes -= e->bytes - bytes;
+        e->owner->bytes -= e->bytes - bytes;
+        e->bytes = bytes;
+        e->generation = generation;
+        e->hits = 0;
+        return 0;
+}
+
 int layout_store_get(struct layout_store *s, pid_t pid, uint64_t start_time, uint64_t epoch, uint64_t generation,
                      struct layout **ret) {
         struct entry *dead = NULL, *e;
@@ -151,21 +173,41 @@ int layout_store_get(struct layout_store *s, pid_t pid, uint64_t start_time, uin
 
         pthread_mutex_lock(&s->lock);
         e = find(s, pid);
-        if (e && e->start_time == start_time && e->epoch == epoch && e->generation == generation) {
-                lru_unlink(s, e);
-                lru_push_newest(s, e);
-                *ret = layout_ref(e->layout);
-                s->stats.hits++;
-                r = 1;
-        } else {
-                /* Counters only move forward: an entry read under others never answers again. */
-                if (e) {
-                        entry_remove(s, e, &dead);
-                        s->stats.forgotten++;
-                        owners_prune(s);
+        if (e && e->start_time == start_time && e->epoch == epoch) {
+                if (e->layout && e->generation == generation) {
+                        lru_unlink(s, e);
+                        lru_push_newest(s, e);
+                        e->hits++;
+                        *ret = layout_ref(e->layout);
+                        s->stats.hits++;
+                        pthread_mutex_unlock(&s->lock);
+                        return 1;
                 }
-                s->stats.misses++;
+                if (e->layout && e->hits == 0 && entry_mark_changing(s, e, generation, &dead) >= 0) {
+                        /* Stale before it served once. */
+                        s->stats.forgotten++;
+                        r = LAYOUT_STORE_CHANGING;
+                } else if (!e->layout && e->generation != generation) {
+                        /* Changed again since the call before. */
+                        e->generation = generation;
+                        r = LAYOUT_STORE_CHANGING;
+                } else {
+                        /* A stale layout that served, or a marker unchanged since the call
+                         * before: read it whole again. */
+                        s->stats.forgotten += e->layout != NULL;
+                        entry_remove(s, e, &dead);
+                }
+                if (r == LAYOUT_STORE_CHANGING) {
+                        lru_unlink(s, e);
+                        lru_push_newest(s, e);
+                }
+        } else if (e) {
+                /* Counters only move forward: an entry read under others never answers again. */
+                s->stats.forgotten += e->layout != NULL;
+                entry_remove(s, e, &dead);
         }
+        owners_prune(s);
+        s->stats.misses++;
         pthread_mutex_unlock(&s->lock);
         free_dead(dead);
         return r;
@@ -237,6 +279,7 @@ int layout_store_put(struct layout_store *s, struct layout *l, uid_t owner, uint
         *bucket_of(s, e->pid) = e;
         lru_push_newest(s, e);
         s->entries++;
+        s->layouts++;
         s->bytes += bytes;
         owners_prune(s);
 out:
@@ -251,8 +294,8 @@ void layout_store_forget(struct layout_store *s, pid_t pid) {
         pthread_mutex_lock(&s->lock);
         e = find(s, pid);
         if (e) {
+                s->stats.forgotten += e->layout != NULL;
                 entry_remove(s, e, &dead);
-                s->stats.forgotten++;
                 owners_prune(s);
         }
         pthread_mutex_unlock(&s->lock);
@@ -264,8 +307,8 @@ void layout_store_clear(struct layout_store *s) {
 
         pthread_mutex_lock(&s->lock);
         while (s->oldest) {
+                s->stats.forgotten += s->oldest->layout != NULL;
                 entry_remove(s, s->oldest, &dead);
-                s->stats.forgotten++;
         }
         owners_prune(s);
         pthread_mutex_unlock(&s->lock);
@@ -275,7 +318,7 @@ void layout_store_clear(struct layout_store *s) {
 void layout_store_get_stats(struct layout_store *s, struct layout_store_stats *ret) {
         pthread_mutex_lock(&s->lock);
         *ret = s->stats;
-        ret->entries = s->entries;
+        ret->entries = s->layouts;
         ret->bytes = s->bytes;
         pthread_mutex_unlock(&s->lock);
 }

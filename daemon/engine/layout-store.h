@@ -39,7 +39,7 @@ struct layout_store_config {
 struct layout_store_stats {
         uint64_t hits;
         uint64_t misses;
-        uint64_t entries;
+        uint64_t entries;               /* layouts kept (markers of changing processes not counted) */
         uint64_t bytes;
         uint64_t evictions;             /* dropped to stay within the bounds */
         uint64_t forgotten;             /* dropped on exec, exit, lost events or staleness */
@@ -51,9 +51,17 @@ int layout_store_new(const struct layout_store_config *cfg, struct layout_store 
 /* Accepts NULL; returns NULL. */
 struct layout_store *layout_store_free(struct layout_store *s);
 
+/* A process whose kept layout went stale before it answered a single call changes faster than
+ * it is asked about: reading it whole for every call would cost more than reading what each call
+ * needs (a JIT's 20,000 mappings against one address). Its entry then becomes a marker without
+ * a layout, and calls about it are told so (LAYOUT_STORE_CHANGING) until one finds it unchanged
+ * since the call before: then it is read whole and kept again. */
+#define LAYOUT_STORE_CHANGING 2
+
 /* The layout of (pid, start_time) read under (epoch, generation): 1 and a new reference in
- * *ret (a hit); 0 when there is none (a miss; an entry of pid read under other counters or
- * another start time is dropped). */
+ * *ret (a hit); 0 when there is none (a miss: read it whole and keep it; an entry of pid read
+ * under other counters or another start time is dropped); LAYOUT_STORE_CHANGING (a miss: the
+ * process changes faster than it is asked about, read only what the call needs). */
 int layout_store_get(struct layout_store *s, pid_t pid, uint64_t start_time, uint64_t epoch, uint64_t generation,
                      struct layout **ret);
 
