@@ -10,6 +10,7 @@
 #include "json-writer.h"
 #include "libmemctl.h"
 #include "memmapd-codec.h"
+#include "memmapd-decode.h"
 #include "varlink-frame.h"
 
 /* Bounds of what we send and what we accept from the daemon. */

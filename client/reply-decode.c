@@ -8,6 +8,7 @@
 #include "cleanup.h"
 #include "libmemctl.h"
 #include "memmapd-codec.h"
+#include "memmapd-decode.h"
 #include "libmemctl-internal.h"
 
 /* ------------------------------------------------------------------ arena */

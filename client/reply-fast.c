@@ -7,6 +7,7 @@
 #include "json-reader.h"
 #include "libmemctl-internal.h"
 #include "memmapd-codec.h"
+#include "memmapd-decode.h"
 
 /* The successful replies of ListMappings and Lookup are read where the frame reader holds
  * them, writing nothing there: the strings a result keeps are copied to its arena, everything

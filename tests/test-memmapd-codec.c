@@ -19,6 +19,7 @@
 #include "json-reader.h"
 #include "json-writer.h"
 #include "memmapd-codec.h"
+#include "memmapd-decode.h"
 #include "varlink.h"
 
 /* ---------------------------------------------------------------- encoding */
