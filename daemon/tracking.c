@@ -136,13 +136,28 @@ const char *tracking_name(const struct tracking *t) {
         return tracking_active(t) ? "bpf" : "none";
 }
 
+#if HAVE_BPF
+/* The epoch as the daemon uses it: the tracker's exec epoch and the address space the process last
+ * wrote as its own, mixed (splitmix64's finalizer) into one value, so that a decision or a kept
+ * layout names both; two different pairs meet with a chance of 2^-64. */
+static uint64_t epoch_of(const struct mm_tracker *tr, pid_t pid) {
+        uint64_t x = mm_tracker_epoch(tr, pid) * 0x9e3779b97f4a7c15u ^ mm_tracker_mm(tr, pid);
+
+        x ^= x >> 30;
+        x *= 0xbf58476d1ce4e5b9u;
+        x ^= x >> 27;
+        x *= 0x94d049bb133111ebu;
+        return x ^ (x >> 31);
+}
+#endif
+
 void tracking_stamp(const struct tracking *t, pid_t pid, struct tracking_stamp *ret) {
 #if HAVE_BPF
         /* Events first: an event emitted after this count may have moved the counters read
          * next, never the other way round. */
         ret->emitted = mm_tracker_events_emitted(t->tracker);
         ret->lost = mm_tracker_lost_events(t->tracker);
-        ret->epoch = mm_tracker_epoch(t->tracker, pid);
+        ret->epoch = epoch_of(t->tracker, pid);
         ret->generation = mm_tracker_generation(t->tracker, pid);
 #else
         (void) t;
@@ -151,9 +166,10 @@ void tracking_stamp(const struct tracking *t, pid_t pid, struct tracking_stamp *
 #endif
 }
 
+
 uint64_t tracking_epoch(const struct tracking *t, pid_t pid) {
 #if HAVE_BPF
-        return mm_tracker_epoch(t->tracker, pid);
+        return epoch_of(t->tracker, pid);
 #else
         (void) t;
         (void) pid;
@@ -186,7 +202,7 @@ bool tracking_unchanged(const struct tracking *t, pid_t pid, uint64_t start_time
         /* The counters in the reverse order of tracking_stamp(). */
 #if HAVE_BPF
         now.generation = mm_tracker_generation(t->tracker, pid);
-        now.epoch = mm_tracker_epoch(t->tracker, pid);
+        now.epoch = epoch_of(t->tracker, pid);
         now.lost = mm_tracker_lost_events(t->tracker);
 #endif
         if (now.generation != before->generation || now.epoch != before->epoch || now.lost != before->lost)

@@ -471,13 +471,14 @@ static void read_exe(pid_t pid, char buf[PATH_MAX]) {
 /* Each counter is read twice around one interval: the generation moves at least as often as
  * the epoch, since every place that moves an epoch moves the generation too. */
 struct counters {
-        uint64_t epoch, generation;
+        uint64_t epoch, generation, mm;
 };
 
 static struct counters counters_of(pid_t tgid) {
         return (struct counters) {
                 .epoch = mm_tracker_epoch(tracker, tgid),
                 .generation = mm_tracker_generation(tracker, tgid),
+                .mm = mm_tracker_mm(tracker, tgid),
         };
 }
 
@@ -522,6 +523,9 @@ static void test_epoch(void **state) {
                 r1 = counters_of(t.pid);
                 if (r1.epoch != r0.epoch)
                         fail_msg("round %u, step '%c': epoch %" PRIu64 " -> %" PRIu64, round, c, r0.epoch, r1.epoch);
+                /* The process's own address space, written again and again: the same one. */
+                if (r1.mm != c0.mm)
+                        fail_msg("round %u, step '%c': the mm's identity changed", round, c);
                 if (strcmp(before, after) != 0) {
                         changes++;
                         assert_true(r1.generation > r0.generation);
@@ -535,6 +539,7 @@ static void test_epoch(void **state) {
                changes, moves, c1.generation - c0.generation, c1.epoch - c0.epoch);
         assert_true(changes >= 700);
         assert_int_equal(c1.epoch, c0.epoch);
+        assert_true(c0.mm != 0);
         assert_true(c1.generation - c0.generation >= changes);
 
         /* The fixture execs cat, which echoes: the echo says the exec is over. */
@@ -545,6 +550,8 @@ static void test_epoch(void **state) {
         c2 = counters_of(t.pid);
         printf("# exec: epoch +%" PRIu64 ", generation +%" PRIu64 "\n", c2.epoch - c1.epoch, c2.generation - c1.generation);
         assert_true(epoch_moved(c1, c2) >= 2);
+        /* cat's address space was written before cat ran (setup_arg_pages): another one. */
+        assert_true(c2.mm != 0 && c2.mm != c1.mm);
 
         /* cat exits at the end of its input. */
         c1 = c2;

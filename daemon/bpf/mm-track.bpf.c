@@ -39,6 +39,13 @@ struct slot_counters generations SEC(".maps");
  * generations alone stays safe. */
 struct slot_counters epochs SEC(".maps");
 
+/* The address space a tgid last wrote as its own mm (its address: an identity the daemon only
+ * compares, never shows). It changes when an exec's new address space, installed, is first
+ * written (setup_arg_pages, before the new program runs): an access decision made while the
+ * exec was still building that address space (the epoch had moved, not yet at the exec's end)
+ * names the old one, so it never serves what is read of the new one in between. */
+struct slot_counters mms SEC(".maps");
+
 struct {
         __uint(type, BPF_MAP_TYPE_RINGBUF);
         __uint(max_entries, 256 * 1024);
@@ -82,10 +89,24 @@ static __always_inline void bump_mm(struct mm_struct *mm) {
 
         if (!owner)
                 return;
-        if (owner->mm != mm && owner == bpf_get_current_task_btf())
-                bump_epoch(owner->tgid);
-        else
-                bump(owner->tgid);
+        if (owner->mm != mm) {
+                if (owner == bpf_get_current_task_btf())
+                        bump_epoch(owner->tgid);
+                else
+                        bump(owner->tgid);
+                return;
+        }
+        {
+                __u32 slot = owner->tgid & slot_mask;
+                __u64 *c = bpf_map_lookup_elem(&mms, &slot);
+                __u64 id = (__u64) mm;
+
+                /* Before the bump (a full barrier): whoever sees the new generation sees the
+                 * mm too. Written only when it changes: most sections write the same mm again. */
+                if (c && *c != id)
+                        *c = id;
+        }
+        bump(owner->tgid);
 }
 
 /* Every write section of the mmap lock ends here (mmap_write_unlock) unless it is downgraded. */

@@ -16,6 +16,7 @@ struct mm_tracker {
         struct ring_buffer *ring;
         const uint64_t *generations;    /* the generations map, mmap'd read-only */
         const uint64_t *epochs;         /* the epochs map, likewise */
+        const uint64_t *mms;            /* the mms map, likewise */
         size_t counters_size;           /* the mmap'd size of each */
         uint32_t mask;
         /* The drain in progress: ring_buffer__new() takes one context for good. */
@@ -48,6 +49,8 @@ struct mm_tracker *mm_tracker_free(struct mm_tracker *t) {
                 munmap((void *) t->generations, t->counters_size);
         if (t->epochs)
                 munmap((void *) t->epochs, t->counters_size);
+        if (t->mms)
+                munmap((void *) t->mms, t->counters_size);
         mm_track__destroy(t->skel);
         free(t);
         return NULL;
@@ -76,6 +79,9 @@ static int tracker_load(struct mm_tracker *t, unsigned slots) {
         r = bpf_map__set_max_entries(t->skel->maps.epochs, slots);
         if (r < 0)
                 return r;
+        r = bpf_map__set_max_entries(t->skel->maps.mms, slots);
+        if (r < 0)
+                return r;
         t->skel->rodata->slot_mask = slots - 1;
         t->mask = slots - 1;
 
@@ -94,6 +100,9 @@ static int tracker_load(struct mm_tracker *t, unsigned slots) {
         if (r < 0)
                 return r;
         r = map_counters(t->skel->maps.epochs, t->counters_size, &t->epochs);
+        if (r < 0)
+                return r;
+        r = map_counters(t->skel->maps.mms, t->counters_size, &t->mms);
         if (r < 0)
                 return r;
 
@@ -133,6 +142,10 @@ uint64_t mm_tracker_generation(const struct mm_tracker *t, pid_t tgid) {
 
 uint64_t mm_tracker_epoch(const struct mm_tracker *t, pid_t tgid) {
         return __atomic_load_n(&t->epochs[(uint32_t) tgid & t->mask], __ATOMIC_ACQUIRE);
+}
+
+uint64_t mm_tracker_mm(const struct mm_tracker *t, pid_t tgid) {
+        return __atomic_load_n(&t->mms[(uint32_t) tgid & t->mask], __ATOMIC_ACQUIRE);
 }
 
 /* Acquire: the events counted were reserved before, so a drain after this load finds them

@@ -38,6 +38,12 @@ uint64_t mm_tracker_generation(const struct mm_tracker *t, pid_t tgid);
  * one program of the process. No syscall: an acquire load. */
 uint64_t mm_tracker_epoch(const struct mm_tracker *t, pid_t tgid);
 
+/* The address space tgid last wrote as its own (an opaque identity: compare it, never show it):
+ * it changes when an exec's new address space, once installed, is first written (before the new
+ * program runs), and when a process with the same slot writes its own. 0 before any write. No
+ * syscall: an acquire load. */
+uint64_t mm_tracker_mm(const struct mm_tracker *t, pid_t tgid);
+
 /* The events emitted into the ring buffer since loading (counted when reserved, before they can
  * be drained): a reader that drained this many has seen every event emitted before it read the
  * count. */

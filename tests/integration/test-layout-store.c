@@ -1111,6 +1111,29 @@ static bool wait_comm(pid_t pid, const char *comm) {
         return false;
 }
 
+/* Waits (bounded) until the kernel's own text of pid's maps holds needle: comm changes early in
+ * an exec, the new program's file is mapped later. */
+static bool wait_maps_has(pid_t pid, const char *needle) {
+        char path[64];
+
+        snprintf(path, sizeof(path), "/proc/%d/maps", (int) pid);
+        for (int i = 0; i < 3000; i++) {
+                _cleanup_free_ char *text = NULL;
+                size_t len = 0;
+                FILE *f = fopen(path, "re");
+
+                if (f) {
+                        bool found = getdelim(&text, &len, 0, f) > 0 && strstr(text, needle);
+
+                        fclose(f);
+                        if (found)
+                                return true;
+                }
+                usleep(10000);
+        }
+        return false;
+}
+
 static uint64_t start_time_of(pid_t pid) {
         uint64_t v = 0;
 
@@ -1181,6 +1204,7 @@ static int reuse_round(memctl *c, int round, pid_t want, unsigned *ret_same_tick
         /* exec: the new program's layout, nothing of B's. */
         CHECK(write(b.to, "x", 1) == 1);
         CHECK(wait_comm(b.pid, "cat"));
+        CHECK(wait_maps_has(b.pid, "/cat"));
         CHECK(lookup_name(c, pid, 0, b.addr, got, sizeof(got)) == 0);
         CHECK(strstr(got, name_b) == NULL);
         CHECK(listing_has(c, pid, name_b) == 0);
