@@ -319,6 +319,7 @@ void layout_store_get_stats(struct layout_store *s, struct layout_store_stats *r
         pthread_mutex_lock(&s->lock);
         *ret = s->stats;
         ret->entries = s->layouts;
-        ret->bytes = s->bytes;
+        /* The layouts' bytes: a marker is exactly one entry's. */
+        ret->bytes = s->bytes - (s->entries - s->layouts) * sizeof(struct entry);
         pthread_mutex_unlock(&s->lock);
 }

@@ -40,7 +40,7 @@ struct layout_store_stats {
         uint64_t hits;
         uint64_t misses;
         uint64_t entries;               /* layouts kept (markers of changing processes not counted) */
-        uint64_t bytes;
+        uint64_t bytes;                 /* theirs (the markers' few bytes each count in the bound) */
         uint64_t evictions;             /* dropped to stay within the bounds */
         uint64_t forgotten;             /* dropped on exec, exit, lost events or staleness */
 };
