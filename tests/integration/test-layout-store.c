@@ -648,11 +648,17 @@ static void exactness_rounds(const char *socket, unsigned rounds) {
                 fail_msg("%" PRIu64 " stale or wrong answers to the readers; the first: %s", t.wrong, t.first_wrong);
         /* The readers' check must have happened, or it proves nothing. */
         assert_true(t.checked >= 100);
-        assert_true(execs >= 10);
+        /* One exec every 97 rounds (round % 97 == 50). */
+        assert_true(execs >= 2 * rounds / 100);
         memctl_free(c);
 }
 
+/* Under ASan a round costs about 15 times as much: half as many there keep the suite's time. */
+#ifdef __SANITIZE_ADDRESS__
+#define ROUNDS 500
+#else
 #define ROUNDS 1000
+#endif
 
 static void test_exactness(void **state) {
         exactness_rounds(daemon_default.socket, ROUNDS);
