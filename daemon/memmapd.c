@@ -12,6 +12,7 @@
 #include "daemon-config.h"
 #include "engine.h"
 #include "layout-store.h"
+#include "proc-events.h"
 #include "tracking.h"
 #include "file-pool.h"
 #include "log.h"
@@ -138,6 +139,7 @@ int main(int argc, char **argv) {
         struct server *server = NULL;
         struct layout_store *store = NULL;
         struct tracking *tracking = NULL;
+        struct proc_events *events = NULL;
         struct rlimit rl;
         unsigned line = 0;
         int r;
@@ -211,12 +213,19 @@ int main(int argc, char **argv) {
                 log_error_errno(r, "Cannot set up the layout store");
         if (r >= 0)
                 r = tracking_new(cfg.max_cached_processes > 0 ? cfg.tracking : TRACKING_NONE, store, &tracking);
-        if (r >= 0 && tracking_active(tracking))
-                r = server_set_tracking(server, tracking, store);
+        if (r >= 0 && tracking_active(tracking)) {
+                r = proc_events_new(&events);
+                if (r >= 0) {
+                        tracking_set_events(tracking, events);
+                        server_set_events(server, events);
+                        r = server_set_tracking(server, tracking, store);
+                }
+        }
         if (r >= 0)
                 r = server_run(server);
         server_free(server);
         tracking_free(tracking);
+        proc_events_free(events);
         layout_store_free(store);
         engine_free(engine);
         file_pool_free(file_pool);

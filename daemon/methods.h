@@ -14,6 +14,7 @@
 
 struct file_pool;
 struct layout_store;
+struct proc_events;
 struct tracking;
 
 /* Counters shared by the serving threads. */
@@ -55,6 +56,7 @@ struct method_context {
         struct service_stats *stats;
         struct tracking *tracking;      /* NULL: none */
         struct layout_store *store;     /* NULL: none (layouts are read for every call) */
+        struct proc_events *events;     /* NULL: none (no process events are learned) */
         const struct client *client;    /* from the socket, never from the request */
         struct target_cache *cache;     /* the connection's; NULL: open every target afresh */
         struct reply_stream *stream;    /* NULL: every reply in one message, "more" or not */

@@ -99,6 +99,7 @@ struct server {
         struct source tracking_src;
         struct tracking *tracking;      /* NULL: none */
         struct layout_store *store;     /* NULL: none */
+        struct proc_events *events;     /* NULL: none (Watch has nothing to stream) */
         /* An eventfd (EFD_SEMAPHORE) counting the connections on the ready list: each is
          * taken by one thread, which then owns it. */
         struct source ready_src;

@@ -20,6 +20,9 @@ struct layout_store;
  * the loop (its fd, when it has one). Both stay the caller's and must outlive the server. Before
  * server_run(). 0 or -errno. */
 int server_set_tracking(struct server *s, struct tracking *tracking, struct layout_store *store);
+/* The process events Watch calls stream (NULL: none); stays the caller's. Before server_run(). */
+struct proc_events;
+void server_set_events(struct server *s, struct proc_events *events);
 
 /* Serves until SIGTERM or SIGINT, then stops accepting, finishes the replies in flight and
  * returns 0; -errno on a fatal error. */

@@ -13,6 +13,7 @@
 #include "cleanup.h"
 #include "layout-store.h"
 #include "log.h"
+#include "proc-events.h"
 #include "tracking.h"
 
 #if HAVE_BPF
@@ -26,6 +27,7 @@
 
 struct tracking {
         struct layout_store *store;
+        struct proc_events *events;     /* NULL: nobody listens */
 #if HAVE_BPF
         struct mm_tracker *tracker;
 #endif
@@ -260,6 +262,29 @@ static uint64_t boot_ticks_now(void) {
         return (uint64_t) ts.tv_sec * (uint64_t) hz + (uint64_t) ts.tv_nsec / (1000000000u / (uint64_t) hz);
 }
 
+static void publish(struct tracking *t, const struct mm_track_event *e) {
+        static const enum proc_event_type types[] = {
+                [MM_TRACK_EXEC] = PROC_EVENT_EXEC,
+                [MM_TRACK_EXIT] = PROC_EVENT_EXIT,
+                [MM_TRACK_FORK] = PROC_EVENT_FORK,
+        };
+        uint64_t tick_ns = 1000000000u / (uint64_t) sysconf(_SC_CLK_TCK);
+        struct proc_event pe;
+
+        if (!t->events || e->type >= sizeof(types) / sizeof(types[0]) || types[e->type] == 0)
+                return;
+        pe = (struct proc_event) {
+                .type = types[e->type],
+                .pid = (pid_t) e->tgid,
+                /* As the kernel makes field 22 of /proc/PID/stat from it. */
+                .start_time = e->start_boottime / tick_ns,
+                .parent = e->type == MM_TRACK_FORK ? (pid_t) e->parent_tgid : 0,
+                .time_usec = e->time_ns / 1000,
+        };
+        memcpy(pe.comm, e->comm, sizeof(pe.comm) - 1);
+        proc_events_publish(t->events, &pe);
+}
+
 static int on_event(const struct mm_track_event *e, void *userdata) {
         struct tracking *t = userdata;
         pid_t pid = (pid_t) e->tgid;
@@ -279,10 +304,16 @@ static int on_event(const struct mm_track_event *e, void *userdata) {
         default:
                 break;
         }
+        publish(t, e);
         atomic_fetch_add_explicit(&t->drained, 1, memory_order_release);
         return 0;
 }
 #endif
+
+void tracking_set_events(struct tracking *t, struct proc_events *events) {
+        if (t)
+                t->events = events;
+}
 
 int tracking_drain(struct tracking *t) {
 #if HAVE_BPF
@@ -298,6 +329,7 @@ int tracking_drain(struct tracking *t) {
                  * (the counters still guard every answer; this gives the memory back). */
                 log_warning("Change tracking lost %llu event(s): dropping every kept layout",
                             (unsigned long long) (lost - t->lost_seen));
+                proc_events_publish_lost(t->events, lost - t->lost_seen);
                 t->lost_seen = lost;
                 atomic_store(&t->distrust_before, boot_ticks_now());
                 layout_store_clear(t->store);

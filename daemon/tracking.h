@@ -23,6 +23,7 @@
 #include <sys/types.h>
 
 struct layout_store;
+struct proc_events;
 
 enum tracking_mode {
         TRACKING_AUTO,          /* BPF where it loads, else none (saying why once in the log) */
@@ -73,6 +74,10 @@ uint64_t tracking_epoch(const struct tracking *t, pid_t pid);
  * as one never kept, lost events clear the store. Never blocks. */
 int tracking_event_fd(const struct tracking *t);
 int tracking_drain(struct tracking *t);
+
+/* Where the drain publishes exec, exit and fork (and lost events): NULL, nowhere. Set before the
+ * server runs; events stays the caller's. */
+void tracking_set_events(struct tracking *t, struct proc_events *events);
 
 struct tracking_stats {
         uint64_t events;                /* drained */

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <grp.h>
 #include <limits.h>
@@ -210,6 +211,7 @@ struct seen {
         unsigned n, thread_events;
         char order[8];                  /* f(ork), x (exec), e(xit), in the order they came */
         uint64_t start_boottime[8];
+        uint64_t time_ns[8];
         pid_t fork_parent;
         char exec_comm[MM_TRACK_COMM_LEN];
 };
@@ -229,6 +231,7 @@ static int on_event(const struct mm_track_event *e, void *userdata) {
         if (s->n == 0 && e->type != MM_TRACK_FORK)
                 return 0;
         s->start_boottime[s->n] = e->start_boottime;
+        s->time_ns[s->n] = e->time_ns;
         switch (e->type) {
         case MM_TRACK_FORK:
                 s->order[s->n++] = 'f';
@@ -280,6 +283,13 @@ static uint64_t proc_start_ticks(pid_t pid) {
         return v;
 }
 
+static uint64_t monotonic_ns(void) {
+        struct timespec ts;
+
+        assert_int_equal(clock_gettime(CLOCK_MONOTONIC, &ts), 0);
+        return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+}
+
 static void *thread_main(void *arg) {
         *(pid_t *) arg = (pid_t) syscall(SYS_gettid);
         return NULL;
@@ -296,7 +306,7 @@ static void test_process_events(void **state) {
         /* A machine that forks faster than we drain can overflow the ring buffer meanwhile
          * (lost events are counted): then that attempt says nothing, and another is made. */
         for (int attempt = 0;; attempt++) {
-                uint64_t g0, start_ticks, lost0;
+                uint64_t g0, start_ticks, lost0, before_ns, after_ns;
                 struct target t;
                 pthread_t th;
 
@@ -308,6 +318,7 @@ static void test_process_events(void **state) {
                 assert_int_equal(pthread_create(&th, NULL, thread_main, &s.thread), 0);
                 assert_int_equal(pthread_join(th, NULL), 0);
 
+                before_ns = monotonic_ns();
                 assert_int_equal(target_start("/bin/true", &t), 0);
                 s.pid = t.pid;
                 start_ticks = proc_start_ticks(t.pid);
@@ -315,6 +326,7 @@ static void test_process_events(void **state) {
                 assert_int_equal(target_step(&t, 'x'), 0);      /* exec'd: no answer, the pipe closed */
                 assert_int_equal(target_stop(&t), 0);           /* /bin/true's exit status */
                 assert_true(mm_tracker_generation(tracker, t.pid) >= g0 + 2);
+                after_ns = monotonic_ns();      /* target_stop() reaped it: its exit came before */
 
                 drain_until_exit(&s);
                 printf("# pid %d: events \"%s\", exec'd %s\n", (int) s.pid, s.order, s.exec_comm);
@@ -325,8 +337,13 @@ static void test_process_events(void **state) {
                 assert_string_equal(s.order, "fxxe");        /* exec'd the fixture, then /bin/true */
                 assert_int_equal(s.fork_parent, s.parent);
                 assert_string_equal(s.exec_comm, "true");
-                for (unsigned i = 0; i < s.n; i++)
+                for (unsigned i = 0; i < s.n; i++) {
                         assert_int_equal(s.start_boottime[i] / tick_ns, start_ticks);
+                        /* Stamped by the kernel on CLOCK_MONOTONIC, the clock of perf samples,
+                         * in the order they happened. */
+                        assert_true(s.time_ns[i] >= before_ns && s.time_ns[i] <= after_ns);
+                        assert_true(i == 0 || s.time_ns[i] >= s.time_ns[i - 1]);
+                }
                 assert_int_equal(s.thread_events, 0);
                 break;
         }

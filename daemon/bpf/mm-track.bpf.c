@@ -143,6 +143,7 @@ static __always_inline void emit(__u32 type, struct task_struct *p, __u32 pid, _
         e->reserved = 0;
         e->start_boottime = BPF_CORE_READ(p, group_leader, start_boottime);
         bpf_probe_read_kernel_str(e->comm, sizeof(e->comm), p->comm);
+        e->time_ns = bpf_ktime_get_ns();
         bpf_ringbuf_submit(e, 0);
 }
 

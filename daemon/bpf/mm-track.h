@@ -33,4 +33,5 @@ struct mm_track_event {
         __u32 reserved;
         __u64 start_boottime;   /* the process's start, ns since boot (task->start_boottime), keys (pid, start) */
         char comm[MM_TRACK_COMM_LEN];
+        __u64 time_ns;          /* when it happened: bpf_ktime_get_ns(), CLOCK_MONOTONIC */
 };
