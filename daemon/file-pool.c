@@ -15,8 +15,13 @@
  * is done or its budget runs out; then it abandons the job, which the pool thread frees (with
  * the caller's data) when the read returns. Every job, queued or running, is charged to its
  * owner until the read returns: a stuck reader keeps its quota slot, and a pool thread, for as
- * long as it is stuck. Jobs are only accepted when a thread is free or may be started, so no
- * job waits behind a stuck one. */
+ * long as it is stuck. Jobs are only accepted when a thread is free, so no job waits behind a
+ * stuck one.
+ *
+ * A caller whose owner's quota (or the pool) is used by reads that are still within their
+ * callers' time waits, within its own budget, for one of them to end: a profiler reading build
+ * IDs from several threads at once is served, not refused. Only slots held by stuck reads (which
+ * may never return: a stalled mount) refuse at once, so a stall costs its owner no waiting. */
 
 struct job {
         struct job *next;
@@ -35,14 +40,17 @@ struct job {
 struct owner_count {
         uid_t owner;
         unsigned n;
+        unsigned stuck;                 /* of n, jobs whose caller stopped waiting */
 };
 
 struct file_pool {
         pthread_mutex_t lock;
         pthread_cond_t work;
+        pthread_cond_t slot_freed;      /* a job's read returned: a thread and a quota slot are free */
         struct job *head, *tail;
         unsigned max_threads, quota, timeout_ms;
         unsigned threads, idle, busy, stuck, queued;
+        unsigned waiting;               /* callers waiting for a slot */
         uint64_t timeouts, refused;
         bool closing;
         unsigned refs;                  /* the owner of the pool, plus one per thread */
@@ -68,6 +76,7 @@ static void job_free(struct job *j) {
 static void pool_destroy(struct file_pool *p) {
         free(p->owners);
         pthread_cond_destroy(&p->work);
+        pthread_cond_destroy(&p->slot_freed);
         pthread_mutex_destroy(&p->lock);
         free(p);
 }
@@ -92,6 +101,7 @@ int file_pool_new(const struct file_pool_config *cfg, struct file_pool **ret) {
         pthread_condattr_init(&attr);
         pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
         pthread_cond_init(&p->work, &attr);
+        pthread_cond_init(&p->slot_freed, &attr);
         pthread_condattr_destroy(&attr);
 
         /* All threads start now, from the thread that makes the pool: a thread started later
@@ -119,6 +129,7 @@ void file_pool_free(struct file_pool *p) {
         pthread_mutex_lock(&p->lock);
         p->closing = true;
         pthread_cond_broadcast(&p->work);
+        pthread_cond_broadcast(&p->slot_freed);
         last = --p->refs == 0;
         pthread_mutex_unlock(&p->lock);
         if (last)
@@ -144,14 +155,39 @@ static void job_finished(struct file_pool *p, struct job *j) {
         if (j->charged) {
                 struct owner_count *o = owner_find(p, j->owner, false);
 
-                if (o)
+                if (o) {
                         o->n--;
+                        if (j->abandoned)
+                                o->stuck--;
+                }
         }
         p->busy--;
         p->idle++;
         j->done = true;
         if (j->abandoned)
                 p->stuck--;
+        pthread_cond_broadcast(&p->slot_freed);
+}
+
+/* Under the lock: whether a job of owner (charged: an unprivileged caller's) may be queued now
+ * (0), must wait for a running read to end (-EAGAIN), or is refused (-EBUSY): its slots, or all
+ * threads, are held by stuck reads, or owners fill the table. *ret_o: owner's count to charge. */
+static int admit(struct file_pool *p, bool charged, uid_t owner, struct owner_count **ret_o) {
+        struct owner_count *o = NULL;
+
+        if (p->closing)
+                return -EBUSY;
+        if (charged) {
+                o = owner_find(p, owner, true);
+                if (!o)
+                        return -EBUSY;
+                if (o->n >= p->quota)
+                        return o->stuck >= p->quota ? -EBUSY : -EAGAIN;
+        }
+        if (p->idle <= p->queued)
+                return p->stuck >= p->threads ? -EBUSY : -EAGAIN;
+        *ret_o = o;
+        return 0;
 }
 
 static void *pool_thread(void *userdata) {
@@ -280,18 +316,35 @@ int file_pool_run(struct file_pool *p, int (*fn)(void *data), void *data, void (
         pthread_cond_init(&j->cond, &attr);
         pthread_condattr_destroy(&attr);
 
-        pthread_mutex_lock(&p->lock);
-        if (j->charged) {
-                o = owner_find(p, j->owner, true);
-                if (o && o->n >= p->quota)
-                        o = NULL;
+        start = now_usec();
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += *budget_ms / 1000;
+        deadline.tv_nsec += (long) (*budget_ms % 1000) * 1000000;
+        if (deadline.tv_nsec >= 1000000000) {
+                deadline.tv_sec++;
+                deadline.tv_nsec -= 1000000000;
         }
+
+        pthread_mutex_lock(&p->lock);
         /* Every accepted job has a free thread: none waits behind a stuck one. */
-        r = p->closing || (j->charged && !o) || p->idle <= p->queued ? -EBUSY : 0;
+        while ((r = admit(p, j->charged, j->owner, &o)) == -EAGAIN) {
+                int w;
+
+                p->waiting++;
+                w = pthread_cond_timedwait(&p->slot_freed, &p->lock, &deadline);
+                p->waiting--;
+                if (w == ETIMEDOUT) {
+                        r = admit(p, j->charged, j->owner, &o);
+                        if (r == -EAGAIN)
+                                r = -EBUSY;
+                        break;
+                }
+        }
         if (r < 0) {
-                if (r == -EBUSY)
-                        p->refused++;
+                p->refused++;
                 pthread_mutex_unlock(&p->lock);
+                waited = (now_usec() - start) / 1000;
+                *budget_ms -= waited < *budget_ms ? (unsigned) waited : *budget_ms;
                 job_free(j);
                 free_data(data);
                 return r;
@@ -306,14 +359,6 @@ int file_pool_run(struct file_pool *p, int (*fn)(void *data), void *data, void (
         p->queued++;
         pthread_cond_signal(&p->work);
 
-        start = now_usec();
-        clock_gettime(CLOCK_MONOTONIC, &deadline);
-        deadline.tv_sec += *budget_ms / 1000;
-        deadline.tv_nsec += (long) (*budget_ms % 1000) * 1000000;
-        if (deadline.tv_nsec >= 1000000000) {
-                deadline.tv_sec++;
-                deadline.tv_nsec -= 1000000000;
-        }
         while (!j->done)
                 if (pthread_cond_timedwait(&j->cond, &p->lock, &deadline) == ETIMEDOUT)
                         break;
@@ -323,6 +368,8 @@ int file_pool_run(struct file_pool *p, int (*fn)(void *data), void *data, void (
                 /* The thread frees the job and the data when the read returns. */
                 j->abandoned = true;
                 p->stuck++;
+                if (o)
+                        o->stuck++;
                 p->timeouts++;
                 pthread_mutex_unlock(&p->lock);
                 return -ETIMEDOUT;
@@ -353,6 +400,7 @@ void file_pool_get_stats(struct file_pool *p, struct file_pool_stats *ret) {
                 .threads = p->threads,
                 .busy = p->busy,
                 .stuck = p->stuck,
+                .waiting = p->waiting,
                 .timeouts = p->timeouts,
                 .refused = p->refused,
         };

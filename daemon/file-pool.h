@@ -35,7 +35,9 @@ void file_pool_set_caller(const struct client *c);
  * the caller owns data again. Otherwise the pool owns data and frees it with free_data (at
  * once, or when a stuck fn returns): -ETIMEDOUT when the wait ran out (the reader, still
  * running, stays charged to the owner until it returns), -EBUSY when the owner's quota or
- * the pool is used up or the budget is already spent (fn never ran), -ENOMEM, -errno. */
+ * the pool is held by stuck reads, or stayed used up by running ones for the whole budget, or
+ * the budget is already spent (fn never ran), -ENOMEM, -errno. A caller whose owner's quota,
+ * or the pool, is used by running reads waits (within the budget) for one to end. */
 int file_pool_run(struct file_pool *p, int (*fn)(void *data), void *data, void (*free_data)(void *data),
                   unsigned *budget_ms);
 
@@ -47,6 +49,7 @@ struct file_pool_stats {
         unsigned threads;               /* started and not ended */
         unsigned busy;                  /* running a job */
         unsigned stuck;                 /* running a job whose caller stopped waiting */
+        unsigned waiting;               /* callers waiting for a thread or a quota slot */
         uint64_t timeouts;              /* waits that ran out */
         uint64_t refused;               /* runs refused at once (quota, pool full, budget) */
 };

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -159,6 +160,84 @@ static void test_quota_and_timeout(void **state) {
         close(ok[1]);
 }
 
+/* One owner reading from three threads at once, with a quota of 2 and no read stuck: the third
+ * waits for a slot (never refused) and runs when one of the first two returns. */
+struct caller {
+        struct file_pool *p;
+        struct client *client;
+        int fd, freed, result;
+        int got;
+        pthread_t thread;
+};
+
+static void *call_thread(void *arg) {
+        struct caller *c = arg;
+        struct blocker *b = blocker_new(c->fd, &c->freed);
+        unsigned budget = 600000;
+
+        file_pool_set_caller(c->client);
+        c->result = file_pool_run(c->p, read_blocker, b, free_blocker, &budget);
+        if (c->result == 0) {
+                c->got = b->got;
+                free_blocker(b);
+        }
+        return NULL;
+}
+
+static void test_quota_waits(void **state) {
+        struct client profiler = client_of(geteuid() == 0 ? 41033 : geteuid(), false);
+        struct caller calls[3];
+        struct file_pool *p;
+        struct file_pool_stats st;
+        int feed[2];
+        unsigned got_mask = 0;
+
+        (void) state;
+        if (geteuid() != 0) {
+                print_message("[  SKIPPED ] readers act as the client: needs root to switch credentials\n");
+                skip();
+        }
+        assert_int_equal(file_pool_new(&(struct file_pool_config) { .max_threads = 4, .quota_per_owner = 2 }, &p), 0);
+        assert_int_equal(pipe2(feed, O_CLOEXEC), 0);
+        for (int i = 0; i < 3; i++) {
+                calls[i] = (struct caller) { .p = p, .client = &profiler, .fd = feed[0], .result = 1 };
+                assert_int_equal(pthread_create(&calls[i].thread, NULL, call_thread, &calls[i]), 0);
+                /* In turn: the first two take the quota, the third finds it used. */
+                wait_stuck(p, 0, i < 2 ? (unsigned) i + 1 : 2);
+        }
+        for (unsigned i = 0; i < 60000; i++) {
+                file_pool_get_stats(p, &st);
+                if (st.waiting == 1)
+                        break;
+                usleep(1000);
+        }
+        assert_int_equal(st.waiting, 1);
+        /* Two readers block on the pipe; the third caller waits for a slot (not refused). */
+        file_pool_get_stats(p, &st);
+        assert_int_equal(st.refused, 0);
+        for (int i = 0; i < 3; i++)
+                assert_int_equal(calls[i].result, 1);
+
+        assert_int_equal(write(feed[1], "a", 1), 1);
+        /* One read returned; the waiting caller's took its slot: 2 busy again, then more bytes. */
+        assert_int_equal(write(feed[1], "bc", 2), 2);
+        for (int i = 0; i < 3; i++) {
+                assert_int_equal(pthread_join(calls[i].thread, NULL), 0);
+                assert_int_equal(calls[i].result, 0);
+                assert_int_equal(calls[i].freed, 1);     /* by call_thread, once: the pool kept none */
+                assert_true(calls[i].got >= 'a' && calls[i].got <= 'c');
+                got_mask |= 1u << (calls[i].got - 'a');
+        }
+        assert_int_equal(got_mask, 7);
+        file_pool_get_stats(p, &st);
+        assert_int_equal(st.refused, 0);
+        assert_int_equal(st.timeouts, 0);
+        file_pool_set_caller(NULL);
+        file_pool_free(p);
+        close(feed[0]);
+        close(feed[1]);
+}
+
 /* Privileged callers have no quota, but the pool's size still bounds them. */
 static void test_pool_full(void **state) {
         struct client root = client_of(0, true);
@@ -191,6 +270,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_runs_and_returns),
                 cmocka_unit_test(test_quota_and_timeout),
+                cmocka_unit_test(test_quota_waits),
                 cmocka_unit_test(test_pool_full),
         };
 
