@@ -14,6 +14,7 @@ skipped=0
 run() {
         dir=$1; shift
         echo "== build $dir ($*)"
+        run_t0=$(date +%s)
         "$top/tools/setup.sh" "$dir" "$@" || { echo "build failed: $dir"; status=1; failed=$((failed + 1)); return; }
         before=$failed
         if ! make -C "$dir" -j"$(nproc)" check >"$dir/check.out" 2>&1; then
@@ -37,6 +38,7 @@ run() {
                 failed=$((failed + 1))
         fi
         make_failed=0
+        echo "$dir: $(( $(date +%s) - run_t0 ))s"
 }
 
 # A whole check that is not a cmocka program counts as one test.
