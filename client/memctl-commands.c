@@ -8,6 +8,7 @@
 #include <json-c/json.h>
 
 #include "cleanup.h"
+#include "hex.h"
 #include "libmemctl.h"
 #include "memctl-cli.h"
 #include "memctl-commands.h"
@@ -298,15 +299,24 @@ int cmd_lookup(struct context *ctx, pid_t pid, const struct addresses *a) {
 struct module {
         uint64_t start, end, inode;
         uint32_t dev_major, dev_minor;
-        const char *path;       /* points into the reply */
+        const char *path;       /* points into the reply: U+FFFD for bytes that are not UTF-8 */
+        const char *path_exact; /* likewise: the bytes */
         const char *build_id;   /* likewise */
         bool deleted;
         bool exec;
 };
 
+/* The JSON string of s's bytes in hex; NULL when out of memory (json-c then refuses the add). */
+static struct json_object *hex_string(const char *s) {
+        size_t len = strlen(s);
+        _cleanup_free_ char *buf = malloc(len * 2 + 1);
+
+        return buf ? json_object_new_string(format_hex_bytes((const uint8_t *) s, len, buf)) : NULL;
+}
+
 static bool module_matches(const struct module *mod, const struct memctl_mapping *m) {
         return mod->dev_major == m->dev_major && mod->dev_minor == m->dev_minor &&
-               mod->inode == m->inode && strcmp(mod->path, m->path) == 0;
+               mod->inode == m->inode && strcmp(mod->path_exact, mapping_exact_path(m)) == 0;
 }
 
 int cmd_modules(struct context *ctx, pid_t pid) {
@@ -355,6 +365,7 @@ int cmd_modules(struct context *ctx, pid_t pid) {
                                 .start = map.start, .end = map.end, .inode = map.inode,
                                 .dev_major = map.dev_major, .dev_minor = map.dev_minor,
                                 .path = map.path,
+                                .path_exact = map.kind == MEMCTL_KIND_VDSO ? map.path : mapping_exact_path(&map),
                         };
                 }
                 mod->start = MIN(mod->start, map.start);
@@ -395,12 +406,15 @@ int cmd_modules(struct context *ctx, pid_t pid) {
                             json_object_object_add(o, "end", json_object_new_string(format_hex_u64(mod->end, b))) < 0 ||
                             json_object_object_add(o, "build_id", mod->build_id ? json_object_new_string(mod->build_id) : NULL) < 0 ||
                             json_object_object_add(o, "path", json_object_new_string(mod->path)) < 0 ||
+                            /* The bytes of a path that is not UTF-8, as the daemon's name_hex. */
+                            (strcmp(mod->path, mod->path_exact) != 0 &&
+                             json_object_object_add(o, "path_hex", hex_string(mod->path_exact)) < 0) ||
                             json_object_object_add(o, "deleted", json_object_new_boolean(mod->deleted)) < 0)
                                 return oom();
                 } else {
                         _cleanup_free_ char *joined = NULL, *shown = NULL;
 
-                        if (asprintf(&joined, "%s%s", mod->path, mod->deleted ? " (deleted)" : "") < 0)
+                        if (asprintf(&joined, "%s%s", mod->path_exact, mod->deleted ? " (deleted)" : "") < 0)
                                 goto nomem;
                         shown = escape(joined);
                         if (!shown ||

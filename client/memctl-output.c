@@ -102,7 +102,7 @@ static const char *name_of(const struct memctl_mapping *m) {
         return m->name_exact ? m->name_exact : m->name;
 }
 
-static const char *path_of(const struct memctl_mapping *m) {
+const char *mapping_exact_path(const struct memctl_mapping *m) {
         return m->path_exact ? m->path_exact : m->path;
 }
 
@@ -111,14 +111,14 @@ char *mapping_display_name(const struct memctl_mapping *m) {
         _cleanup_free_ char *joined = NULL;
 
         if (m->kind == MEMCTL_KIND_FILE && m->path) {
-                if (asprintf(&joined, "%s%s", path_of(m), m->deleted ? " (deleted)" : "") < 0)
+                if (asprintf(&joined, "%s%s", mapping_exact_path(m), m->deleted ? " (deleted)" : "") < 0)
                         return NULL;
                 return escape(joined);
         }
         if (m->name)
                 return escape(name_of(m));
         if (m->path)
-                return escape(path_of(m));
+                return escape(mapping_exact_path(m));
         return strdup("[anon]");
 }
 
@@ -231,8 +231,8 @@ static void write_mapping_json(struct json_writer *w, const struct memctl_mappin
                 /* The exact bytes: the codec writes a name that is not UTF-8 as the daemon does
                  * (U+FFFD for the invalid bytes, and name_hex). */
                 .name = name_of(m),
-                .path = path_of(m),
-                .path_len = m->path ? strlen(path_of(m)) : 0,
+                .path = mapping_exact_path(m),
+                .path_len = m->path ? strlen(mapping_exact_path(m)) : 0,
                 .has_deleted = m->kind == MEMCTL_KIND_FILE,
                 .deleted = m->deleted,
                 .build_id = m->build_id,

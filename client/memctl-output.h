@@ -24,6 +24,8 @@ void table_print(const struct table *t);
 
 /* s with control characters and bytes outside well-formed UTF-8 as \ooo; NULL without memory. */
 char *escape(const char *s);
+/* A mapping's path byte for byte (libmemctl's path_exact where it has one): not UTF-8 perhaps. */
+const char *mapping_exact_path(const struct memctl_mapping *m);
 char *mapping_display_name(const struct memctl_mapping *m);
 const char *format_size(uint64_t v, char buf[static 32]);
 const char *build_id_display(const struct memctl_mapping *m);

@@ -211,8 +211,15 @@ int main(int argc, char **argv) {
                         printf("backslash=%p\n", map_file(dir, "back\\012slash.bin", (size_t) page, false));
                 /* Names that are not UTF-8: a byte that never is, then a sequence cut short. */
                 if (getenv("FIXTURE_NOT_UTF8")) {
-                        printf("not_utf8=%p\n", map_file(dir, "not-utf8-\xff\xe2\x82.bin", (size_t) page, false));
-                        printf("not_utf8_deleted=%p\n", map_file(dir, "gone-\xfe.bin", (size_t) page, true));
+                        void *a = map_file(dir, "not-utf8-\xff\xe2\x82.bin", (size_t) page, false);
+                        void *b = map_file(dir, "gone-\xfe.bin", (size_t) page, true);
+
+                        printf("not_utf8=%p\n", a);
+                        printf("not_utf8_deleted=%p\n", b);
+                        /* Executable, so that memctl modules lists them too (a noexec mount
+                         * refuses: then the test says it cannot check that). */
+                        printf("not_utf8_exec=%d\n", mprotect(a, (size_t) page, PROT_READ | PROT_EXEC) >= 0 &&
+                                                              mprotect(b, (size_t) page, PROT_READ | PROT_EXEC) >= 0);
                 }
 
                 mfd = memfd_create("fixture-memfd", MFD_CLOEXEC);
