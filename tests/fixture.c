@@ -451,12 +451,18 @@ int test_daemon_start_as(uid_t uid, gid_t gid, const char *const *extra_args, st
                 argv[n++] = extra_args[i];
         argv[n] = NULL;
 
+        pid_t parent = getpid();
+
         d.pid = fork();
         if (d.pid < 0)
                 return -errno;
         if (d.pid == 0) {
                 if (uid != (uid_t) -1 && test_become_service_user(uid, gid) < 0)
                         _exit(126);
+                /* A test that fails (or is killed) before its test_daemon_stop() leaves no daemon
+                 * behind. After the uid change, which clears it; the test's main thread forks. */
+                if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) < 0 || getppid() != parent)
+                        _exit(124);
                 if (test_daemon_without_openat2 && deny_openat2() < 0)
                         _exit(125);
                 execv(test_program("MEMMAPD", "daemon/memmapd"), (char *const *) argv);
