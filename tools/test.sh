@@ -38,7 +38,17 @@ run() {
                 failed=$((failed + 1))
         fi
         make_failed=0
-        echo "$dir: $(( $(date +%s) - run_t0 ))s"
+        echo "$dir: $(( $(date +%s) - run_t0 ))s; slowest tests (ms):"
+        slowest "$dir"
+}
+
+# The ten test programs of a build that ran longest (tools/run-test.sh ends each log with it).
+slowest() {
+        for log in "$1"/tests/*.log "$1"/tests/*/*.log "$1"/fuzz/*.log; do
+                [ -f "$log" ] || continue
+                ms=$(sed -n 's/^# test time: \([0-9]*\) ms$/\1/p' "$log" | tail -n 1)
+                [ -n "$ms" ] && echo "$ms ${log#"$1"/}"
+        done | sort -rn | head -n 10 | sed 's/^/  /'
 }
 
 # A whole check that is not a cmocka program counts as one test.
