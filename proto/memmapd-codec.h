@@ -87,6 +87,10 @@ struct memmapd_result {
         bool has_elf_vaddr;
         uint64_t file_offset;
         uint64_t elf_vaddr;
+        /* Lookup's symbols (issue 16): symbol NULL when there is none. */
+        const char *symbol;
+        uint64_t symbol_offset;
+        bool symbol_size_unknown;
 };
 
 /* Appends one LookupResult object. */
