@@ -74,8 +74,23 @@ static int builder_add(struct builder *b, const struct sym *s) {
         return 0;
 }
 
-static bool symbol_kept(const struct elf_view *v, const uint8_t *p, const char *strings, size_t strings_size,
-                        struct sym *ret) {
+/* The section headers, for the sections symbols name. */
+struct sections {
+        const uint8_t *table;
+        uint64_t count;
+        uint16_t entsize;
+};
+
+/* Whether section i is part of the memory image: a symbol of any other (.gnu.warning's, a
+ * note's) has a value that is no address. */
+static bool section_allocated(const struct elf_view *v, const struct sections *secs, uint16_t i) {
+        if (i >= secs->count)
+                return false;
+        return elf_get_word(v, secs->table + (size_t) i * secs->entsize + ELF_FIELD(v, Shdr, sh_flags)) & SHF_ALLOC;
+}
+
+static bool symbol_kept(const struct elf_view *v, const struct sections *secs, const uint8_t *p, const char *strings,
+                        size_t strings_size, struct sym *ret) {
         uint8_t info = p[ELF_FIELD(v, Sym, st_info)];
         uint16_t shndx = elf_get16(v, p + ELF_FIELD(v, Sym, st_shndx));
         uint32_t name = elf_get32(v, p + ELF_FIELD(v, Sym, st_name));
@@ -84,7 +99,9 @@ static bool symbol_kept(const struct elf_view *v, const uint8_t *p, const char *
 
         if (type != STT_FUNC && type != STT_GNU_IFUNC && type != STT_OBJECT)
                 return false;
-        if (shndx == SHN_UNDEF || shndx == SHN_ABS || shndx == SHN_COMMON)
+        /* SHN_UNDEF, and the reserved indices (SHN_ABS, SHN_COMMON, SHN_XINDEX) are beyond any
+         * table this reader takes (ELF_TABLE_MAX): never an allocated section. */
+        if (shndx == SHN_UNDEF || !section_allocated(v, secs, shndx))
                 return false;
         if (name == 0 || name >= strings_size)
                 return false;
@@ -103,8 +120,8 @@ static bool symbol_kept(const struct elf_view *v, const uint8_t *p, const char *
 
 /* Reads one symbol section and its string table into t. 0 (t->n 0 when the section is
  * unusable or holds nothing kept), -ENOMEM or -errno. */
-static int read_section(const struct elf_source *s, const struct elf_view *v, const uint8_t *table, uint64_t count,
-                        uint16_t shentsize, const struct section *sec, struct symtab *t) {
+static int read_section(const struct elf_source *s, const struct elf_view *v, const struct sections *secs,
+                        const struct section *sec, struct symtab *t) {
         size_t symsize = ELF_STRUCT_SIZE(v, Sym);
         _cleanup_free_ uint8_t *chunk = NULL;
         _cleanup_free_ char *strings = NULL;
@@ -114,9 +131,9 @@ static int read_section(const struct elf_source *s, const struct elf_view *v, co
         int r;
 
         if (sec->entsize < symsize || sec->entsize > 256 || sec->size > SYMTAB_SECTION_MAX ||
-            !within(s, sec->offset, sec->size) || sec->link == 0 || sec->link >= count)
+            !within(s, sec->offset, sec->size) || sec->link == 0 || sec->link >= secs->count)
                 return 0;
-        str = section_at(v, table + (size_t) sec->link * shentsize);
+        str = section_at(v, secs->table + (size_t) sec->link * secs->entsize);
         if (str.type != SHT_STRTAB || str.size == 0 || str.size > SYMTAB_STRINGS_MAX || !within(s, str.offset, str.size))
                 return 0;
 
@@ -146,7 +163,7 @@ static int read_section(const struct elf_source *s, const struct elf_view *v, co
                 for (size_t j = 0; j < k; j++) {
                         struct sym sym;
 
-                        if (!symbol_kept(v, chunk + j * sec->entsize, strings, (size_t) str.size + 1, &sym))
+                        if (!symbol_kept(v, secs, chunk + j * sec->entsize, strings, (size_t) str.size + 1, &sym))
                                 continue;
                         r = builder_add(&b, &sym);
                         if (r < 0) {
@@ -235,7 +252,7 @@ static int symtab_parse(const struct elf_source *s, struct symtab **ret) {
 
                         if (sec.type != order[o].type)
                                 continue;
-                        r = read_section(s, &v, table, count, eh.shentsize, &sec, t);
+                        r = read_section(s, &v, &(struct sections) { table, count, eh.shentsize }, &sec, t);
                         if (r < 0) {
                                 symtab_unref(t);
                                 return r;

@@ -20,9 +20,9 @@ enum symtab_origin {
 struct symtab;
 
 /* Reads the symbol table of an ELF image in memory / an open file: SHT_SYMTAB where the file has
- * one with a function or object symbol, else SHT_DYNSYM. Only defined (st_shndx neither
- * SHN_UNDEF, SHN_ABS nor SHN_COMMON) STT_FUNC, STT_GNU_IFUNC and STT_OBJECT symbols with a name
- * are kept. A section or string table beyond the bounds above, outside the data, or whose link
+ * one with a function or object symbol, else SHT_DYNSYM. Only STT_FUNC, STT_GNU_IFUNC and
+ * STT_OBJECT symbols with a name, defined in a section of the memory image (SHF_ALLOC; not
+ * SHN_ABS, SHN_COMMON or SHN_XINDEX) are kept. A section or string table beyond the bounds above, outside the data, or whose link
  * does not name a string table counts as absent. 0 and *ret (one reference; origin
  * SYMTAB_NONE when nothing usable was found), -ENOEXEC when the ELF header is not usable,
  * -ENOMEM, or -errno of a failing read. */

@@ -43,9 +43,34 @@ static void truth_done(struct truth *t) {
         *t = (struct truth) {};
 }
 
-/* nm's System V format names each symbol's type: the daemon answers with functions and objects. */
-static void load_nm(const char *file, bool dynamic, struct truth *ret) {
+/* The sections of the memory image (readelf's flag A): a symbol elsewhere has no address. */
+static char *alloc_sections(const char *file) {
         _cleanup_free_ char *cmd = NULL, *out = NULL;
+        char *names = strdup("|");
+
+        assert_true(asprintf(&cmd, "LC_ALL=C readelf -SW '%s'", file) > 0);
+        out = test_run_capture(cmd);
+        assert_non_null(out);
+        for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+                char name[256], type[64], flags[32];
+                unsigned long long addr, off, size, es;
+                char *bracket = strchr(line, ']');
+
+                if (!bracket || sscanf(bracket + 1, "%255s %63s %llx %llx %llx %llx %31s", name, type, &addr, &off, &size,
+                                       &es, flags) != 7 || !strchr(flags, 'A'))
+                        continue;
+                char *n = NULL;
+                assert_true(asprintf(&n, "%s%s|", names, name) > 0);
+                free(names);
+                names = n;
+        }
+        return names;
+}
+
+/* nm's System V format names each symbol's type: the daemon answers with functions and objects
+ * of the memory image. */
+static void load_nm(const char *file, bool dynamic, struct truth *ret) {
+        _cleanup_free_ char *cmd = NULL, *out = NULL, *alloc = alloc_sections(file);
         struct truth t = {};
         size_t allocated = 0;
 
@@ -66,16 +91,27 @@ static void load_nm(const char *file, bool dynamic, struct truth *ret) {
                 if (nf != 7)
                         continue;
                 for (size_t i = 0; i < nf; i++) {
+                        size_t l;
+
                         field[i] += strspn(field[i], " ");
-                        field[i][strcspn(field[i], " ")] = 0;
+                        for (l = strlen(field[i]); l > 0 && field[i][l - 1] == ' '; l--)
+                                field[i][l - 1] = 0;
                 }
-                if ((strcmp(field[3], "FUNC") != 0 && strcmp(field[3], "OBJECT") != 0 && strcmp(field[3], "IFUNC") != 0) ||
+                /* STT_GNU_IFUNC (10) is "<OS specific>: 10" to nm. */
+                bool ifunc = strlen(field[3]) > 4 && strcmp(field[3] + strlen(field[3]) - 4, ": 10") == 0;
+                if ((strcmp(field[3], "FUNC") != 0 && strcmp(field[3], "OBJECT") != 0 && !ifunc) ||
                     field[6][0] == '*' || field[4][0] == 0)
+                        continue;
+                char section[300];
+                snprintf(section, sizeof(section), "|%s|", field[6]);
+                if (!strstr(alloc, section))
                         continue;
                 uint64_t value = strtoull(field[1], NULL, 16), size = strtoull(field[4], NULL, 16);
                 if (size == 0)
                         continue;
-                field[0][strcspn(field[0], "@")] = 0;
+                /* nm -D adds the version from .gnu.version; in a .symtab, "@@" is part of the name. */
+                if (dynamic)
+                        field[0][strcspn(field[0], "@")] = 0;
                 if (t.n == allocated) {
                         allocated = allocated ? 2 * allocated : 1024;
                         t.syms = realloc(t.syms, allocated * sizeof(*t.syms));
@@ -419,6 +455,17 @@ static void test_libc_and_symtab(void **state) {
         free(answers);
         json_object_put(reply);
 
+        /* A larger binary with a full .symtab: the daemon itself, asked about its own process. */
+        char dexe[4096];
+        snprintf(link, sizeof(link), "/proc/%d/exe", (int) d.pid);
+        len = readlink(link, dexe, sizeof(dexe) - 1);
+        assert_true(len > 0);
+        dexe[len] = 0;
+        answers = check_object(d.socket, d.pid, dexe, dexe, false, NULL, "memmapd (.symtab)", &n, &reply);
+        assert_true(n >= 1000);
+        free(answers);
+        json_object_put(reply);
+
         /* The second Lookup of libc's table is a hit; without symbols: none in the results. */
         struct probe one, first[PER_SYMBOL];
         struct placement p;
@@ -443,6 +490,32 @@ static void test_libc_and_symtab(void **state) {
         assert_true(json_object_get_int64(v) > 0);
         json_object_put(st);
 
+        fixture_stop(&fx);
+        assert_int_equal(test_daemon_stop(&d), 0);
+}
+
+/* libc with its .symtab from the system's debug root, where libc6-dbg installed its debug file. */
+static void test_libc_debug_package(void **state) {
+        char id[128], debug[256];
+        struct json_object *reply;
+        struct test_daemon d;
+        struct fixture fx;
+        size_t n;
+
+        (void) state;
+        assert_int_equal(fixture_start(0, 0, &fx), 0);
+        const char *libc = libc_path(fx.pid);
+        assert_int_equal(test_readelf_build_id(libc, id, sizeof(id)), 1);
+        snprintf(debug, sizeof(debug), "/usr/lib/debug/.build-id/%.2s/%s.debug", id, id + 2);
+        if (access(debug, R_OK) < 0) {
+                printf("skipped: no debug file for libc at %s (libc6-dbg)\n", debug);
+                fixture_stop(&fx);
+                skip();
+        }
+        start_daemon("/usr/lib/debug", &d);
+        free(check_object(d.socket, fx.pid, libc, libc, false, debug, "libc (.symtab of libc6-dbg)", &n, &reply));
+        assert_true(n >= 1000);
+        json_object_put(reply);
         fixture_stop(&fx);
         assert_int_equal(test_daemon_stop(&d), 0);
 }
@@ -578,6 +651,7 @@ int main(void) {
         setvbuf(stdout, NULL, _IONBF, 0);
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_libc_and_symtab),
+                cmocka_unit_test(test_libc_debug_package),
                 cmocka_unit_test(test_vdso),
                 cmocka_unit_test(test_debug_file),
         };
