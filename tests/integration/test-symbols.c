@@ -20,6 +20,7 @@
 
 #include "cleanup.h"
 #include "fixture.h"
+#include "libmemctl.h"
 
 /* Addresses per symbol: its start, middle and last byte. */
 #define PER_SYMBOL 3
@@ -48,7 +49,7 @@ static char *alloc_sections(const char *file) {
         _cleanup_free_ char *cmd = NULL, *out = NULL;
         char *names = strdup("|");
 
-        assert_true(asprintf(&cmd, "LC_ALL=C readelf -SW '%s'", file) > 0);
+        assert_true(asprintf(&cmd, "LC_ALL=C readelf -SW '%s' 2>/dev/null", file) > 0);
         out = test_run_capture(cmd);
         assert_non_null(out);
         for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
@@ -162,7 +163,7 @@ static void load_placement(const char *file, pid_t pid, const char *maps_name, s
         struct placement p = {};
         FILE *f;
 
-        assert_true(asprintf(&cmd, "LC_ALL=C readelf -lW '%s'", file) > 0);
+        assert_true(asprintf(&cmd, "LC_ALL=C readelf -lW '%s' 2>/dev/null", file) > 0);
         out = test_run_capture(cmd);
         assert_non_null(out);
         for (char *l = strtok(out, "\n"); l; l = strtok(NULL, "\n")) {
@@ -334,6 +335,31 @@ static size_t check_addr2line(const char *file, const char *debuginfo_path, cons
         return agreed;
 }
 
+/* libmemctl's MEMCTL_SYMBOLS gives what the reply said, for every probe. */
+static void check_libmemctl(const char *socket, pid_t pid, const struct probe *probes, const struct answer *answers,
+                            size_t n) {
+        _cleanup_free_ uint64_t *addrs = calloc(n, sizeof(*addrs));
+        memctl_lookup_reply *l = NULL;
+        memctl *c = NULL;
+
+        assert_non_null(addrs);
+        for (size_t i = 0; i < n; i++)
+                addrs[i] = probes[i].address;
+        assert_int_equal(memctl_connect(socket, &c), 0);
+        assert_int_equal(memctl_lookup(c, pid, 0, addrs, n, MEMCTL_SYMBOLS, &l), 0);
+        assert_int_equal(memctl_lookup_reply_count(l), n);
+        for (size_t i = 0; i < n; i++) {
+                struct memctl_lookup_result res = MEMCTL_LOOKUP_RESULT_INIT;
+
+                assert_int_equal(memctl_lookup_reply_get(l, i, &res), 0);
+                assert_string_equal(res.symbol, answers[i].name);
+                assert_int_equal(res.symbol_offset, answers[i].offset);
+                assert_int_equal(res.symbol_size_unknown, answers[i].size_unknown);
+        }
+        memctl_lookup_reply_free(l);
+        memctl_free(c);
+}
+
 /* Every probe answered with a symbol nm says covers it, at its value; then eu-addr2line's
  * answers. Returns the answers (malloc'd) for more checks. */
 static struct answer *check_object(const char *socket, pid_t pid, const char *file, const char *maps_name,
@@ -372,6 +398,7 @@ static struct answer *check_object(const char *socket, pid_t pid, const char *fi
 
         /* eu-addr2line, given no debug files, reads the same table as the daemon. */
         agreed = check_addr2line(truth_file ?: file, "/nonexistent-memmapd-debug", &t, probes, answers, n);
+        check_libmemctl(socket, pid, probes, answers, n);
         printf("%s: %zu addresses, all covered as nm says; %zu agree with eu-addr2line\n", label, n, agreed);
         assert_int_equal(agreed, n);
         truth_done(&t);
