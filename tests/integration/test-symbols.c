@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -674,6 +676,122 @@ static void test_debug_file(void **state) {
         fixture_stop(&fx);
 }
 
+/* The offset and size of a section, from readelf. */
+static void section_of(const char *file, const char *section, uint64_t *ret_off, uint64_t *ret_size) {
+        _cleanup_free_ char *cmd = NULL, *out = NULL;
+
+        assert_true(asprintf(&cmd, "LC_ALL=C readelf -SW '%s' 2>/dev/null", file) > 0);
+        out = test_run_capture(cmd);
+        assert_non_null(out);
+        for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+                char name[256], type[64];
+                unsigned long long addr, off, size;
+                char *bracket = strchr(line, ']');
+
+                if (bracket && sscanf(bracket + 1, "%255s %63s %llx %llx %llx", name, type, &addr, &off, &size) == 5 &&
+                    strcmp(name, section) == 0) {
+                        *ret_off = off;
+                        *ret_size = size;
+                        return;
+                }
+        }
+        fail_msg("%s has no %s", file, section);
+}
+
+/* A file anyone could write: libc's bytes (its build ID too) with every letter of its .dynstr
+ * made 'Q', owned by another user and mapped by a process. Its made-up names answer for it,
+ * and never for the real libc of another process, whichever is asked first. */
+static void test_planted_table(void **state) {
+        _cleanup_free_ char *fake = NULL, *empty = NULL;
+        uint64_t off = 0, size = 0;
+        struct json_object *reply, *results;
+        struct placement real_place, fake_place;
+        struct test_daemon d;
+        struct fixture fx;
+        struct truth t;
+        struct probe p[2];
+        int pipefd[2], ready[2];
+        pid_t child;
+        char c;
+
+        (void) state;
+        assert_int_equal(fixture_start(0, 0, &fx), 0);
+        const char *libc = libc_path(fx.pid);
+        assert_true(asprintf(&fake, "%s/planted-libc.so.6", tmpdir) > 0);
+        assert_true(asprintf(&empty, "%s/empty-planted", tmpdir) > 0);
+        assert_int_equal(mkdir(empty, 0755), 0);
+        run("cp '%s' '%s'", libc, fake);
+        section_of(fake, ".dynstr", &off, &size);
+        {
+                _cleanup_free_ char *buf = malloc(size);
+                _cleanup_close_ int fd = open(fake, O_RDWR | O_CLOEXEC);
+
+                assert_true(buf && fd >= 0);
+                assert_int_equal(pread(fd, buf, size, (off_t) off), (ssize_t) size);
+                for (uint64_t i = 0; i < size; i++)
+                        if ((buf[i] >= 'a' && buf[i] <= 'z') || (buf[i] >= 'A' && buf[i] <= 'Z'))
+                                buf[i] = 'Q';
+                assert_int_equal(pwrite(fd, buf, size, (off_t) off), (ssize_t) size);
+        }
+        assert_int_equal(chown(fake, 41021, 41021), 0);
+
+        /* A process mapping the file (a plain mapping: the daemon reads the file, not the loader). */
+        assert_int_equal(pipe2(pipefd, O_CLOEXEC), 0);
+        assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+        child = fork();
+        assert_true(child >= 0);
+        if (child == 0) {
+                int fd = open(fake, O_RDONLY | O_CLOEXEC);
+                struct stat st;
+
+                if (fd < 0 || fstat(fd, &st) < 0 ||
+                    mmap(NULL, (size_t) st.st_size, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0) == MAP_FAILED)
+                        test_child_exit(1);
+                close(pipefd[1]);
+                (void) !write(ready[1], "r", 1);
+                (void) !read(pipefd[0], &c, 1);
+                test_child_exit(0);
+        }
+        close(pipefd[0]);
+        close(ready[1]);
+        /* The child says when its mapping is there (EOF: it failed). */
+        assert_int_equal(read(ready[0], &c, 1), 1);
+        close(ready[0]);
+
+        /* The function at the middle of nm -D's list, in both processes. */
+        load_nm(libc, true, &t);
+        const struct nm_sym *s = &t.syms[t.n / 2];
+        load_placement(libc, fx.pid, libc, &real_place);
+        load_placement(fake, child, fake, &fake_place);
+        assert_true(place(&fake_place, s->value + s->size / 2, &p[0].address));
+        assert_true(place(&real_place, s->value + s->size / 2, &p[1].address));
+        p[0].vaddr = p[1].vaddr = s->value + s->size / 2;
+
+        for (int order = 0; order < 2; order++) {
+                start_daemon(empty, &d);
+                for (int k = 0; k < 2; k++) {
+                        bool planted = (k == 0) == (order == 0);
+                        struct answer a;
+
+                        results = lookup(d.socket, planted ? child : fx.pid, &p[planted ? 0 : 1], 1, true, &reply);
+                        read_answers(results, 1, &a);
+                        assert_non_null(a.name);
+                        if (planted)
+                                assert_int_equal(strspn(a.name, "Q_.0123456789"), strlen(a.name));
+                        else if (!truth_covers(&t, a.name, p[1].vaddr - a.offset, p[1].vaddr))
+                                fail_msg("real libc answered %s+0x%" PRIx64 " after the planted table", a.name, a.offset);
+                        json_object_put(reply);
+                }
+                assert_int_equal(test_daemon_stop(&d), 0);
+        }
+        printf("planted table: made-up names for the planted file only, in both orders\n");
+
+        close(pipefd[1]);
+        assert_int_equal(waitpid(child, NULL, 0), child);
+        truth_done(&t);
+        fixture_stop(&fx);
+}
+
 int main(void) {
         setvbuf(stdout, NULL, _IONBF, 0);
         const struct CMUnitTest tests[] = {
@@ -681,6 +799,7 @@ int main(void) {
                 cmocka_unit_test(test_libc_debug_package),
                 cmocka_unit_test(test_vdso),
                 cmocka_unit_test(test_debug_file),
+                cmocka_unit_test(test_planted_table),
         };
         int r;
 
