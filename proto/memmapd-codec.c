@@ -390,6 +390,22 @@ int memmapd_read_result_exact(struct json_reader *j, struct memmapd_result *ret)
                         goto other;
                 r.has_elf_vaddr = true;
         }
+        /* The writer's raw form of a symbol: a plain name (json_plain_length()), its offset,
+         * the flag; anything else (an escaped name) is the general decoder's. */
+        if (r.mapping >= 0 && JSON_READER_LIT(j, ",\"symbol\":\"")) {
+                const char *name = j->p;
+
+                while (j->p < j->end && *j->p != '"')
+                        j->p++;
+                if (j->p == j->end || j->p == name || json_plain_length(name, (size_t) (j->p - name)) != (size_t) (j->p - name))
+                        goto other;
+                r.symbol = name;
+                r.symbol_len = (size_t) (j->p - name);
+                j->p++;
+                if (!JSON_READER_LIT(j, ",\"symbol_offset\":") || json_reader_hex_plain(j, &r.symbol_offset) <= 0)
+                        goto other;
+                r.symbol_size_unknown = JSON_READER_LIT(j, ",\"symbol_size_unknown\":true");
+        }
         if (!JSON_READER_LIT(j, "}"))
                 goto other;
         *ret = r;
