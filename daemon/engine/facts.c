@@ -242,6 +242,7 @@ static int file_job_run(void *data) {
         elf_cache_key_from_statx(&stx, &key);
         out->key = key;
         out->owner = stx.stx_uid;
+        out->mode = stx.stx_mode;
         out->has_key = true;
         r = 0;
         if (!elf_cache_get(j->cache, &key, &out->info)) {
@@ -312,6 +313,7 @@ static int read_file_facts(struct facts *f, const struct mapping *m, bool resolv
                 out->info = j->out.info;
                 out->key = j->out.key;
                 out->owner = j->out.owner;
+                out->mode = j->out.mode;
                 out->has_key = j->out.has_key;
         }
         out->kernel_build_id_len = j->out.kernel_build_id_len;

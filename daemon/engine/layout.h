@@ -43,6 +43,7 @@ struct layout_file {
          * symbol table read from it is kept under. */
         bool has_key;
         uint32_t owner;
+        uint32_t mode;                  /* st_mode */
         struct elf_cache_key key;
 };
 

@@ -109,6 +109,10 @@ static int symtab_job_read(struct symtab_job *j) {
         elf_cache_key_from_statx(&stx, &key);
         if (memcmp(&key, &j->file, sizeof(key)) != 0 || stx.stx_uid != j->key.owner)
                 return -ESTALE;
+        /* Opened with this client's access: now the kept table may answer. */
+        j->out = symbol_cache_get(j->cache, &j->key);
+        if (j->out)
+                return 0;
         r = symbolize_read_file(fd, j->build_id, j->build_id_len, j->debug_dir, &j->out);
         if (r < 0)
                 return r;
@@ -139,9 +143,14 @@ static int file_table(const struct facts_config *cfg, const struct process *p, c
                 return 0;
         id = layout_file_build_id(f, &id_len);
         symbol_key_init(&key, id, id_len, &f->key, f->owner);
-        *ret = symbol_cache_get(cfg->symbol_cache, &key);
-        if (*ret)
-                return 0;
+        /* The facts may be another client's read (a kept layout): a table is served without
+         * this client opening the file only where anyone may read it (the system's libraries);
+         * else the job opens it with this client's access first, then takes the kept table. */
+        if (f->mode & S_IROTH) {
+                *ret = symbol_cache_get(cfg->symbol_cache, &key);
+                if (*ret)
+                        return 0;
+        }
 
         j = calloc(1, sizeof(*j));
         if (!j)

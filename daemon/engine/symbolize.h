@@ -26,7 +26,9 @@ struct symbols {
 
 /* Answers for results[n], from l (the lookup's layout of p; its mappings' facts). A table is read
  * with the caller's credentials on the runner within cfg's budget; one that could not be
- * (timeout, access) leaves its answers empty. 0 and *ret, or -ENOMEM. */
+ * (timeout, access) leaves its answers empty. A kept table answers at once for a world-readable
+ * file; for any other, only once the caller opened the file on the runner. 0 and *ret, or
+ * -ENOMEM. */
 int symbolize(const struct facts_config *cfg, const struct process *p, const struct layout *l,
               const struct layout_result *results, size_t n, struct symbols *ret);
 
