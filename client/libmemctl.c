@@ -139,6 +139,7 @@ static int lookup_request(memctl *c, pid_t pid, uint64_t start_time, const uint6
         static const char start_key[] = ",\"start_time\":";
         static const char addresses_key[] = ",\"addresses\":[";
         static const char build_ids[] = ",\"build_ids\":true";
+        static const char symbols[] = ",\"symbols\":true";
         char pid_text[20], start_text[20];
         size_t pid_len, start_len = 0, len;
         char *p;
@@ -147,7 +148,8 @@ static int lookup_request(memctl *c, pid_t pid, uint64_t start_time, const uint6
         if (start_time != 0)
                 start_len = json_format_uint(start_time, start_text);
         len = sizeof(head) - 1 + pid_len + (start_time != 0 ? sizeof(start_key) - 1 + start_len : 0) +
-              sizeof(addresses_key) - 1 + 1 + (flags & MEMCTL_BUILD_IDS ? sizeof(build_ids) - 1 : 0) + 2;
+              sizeof(addresses_key) - 1 + 1 + (flags & MEMCTL_BUILD_IDS ? sizeof(build_ids) - 1 : 0) +
+              (flags & MEMCTL_SYMBOLS ? sizeof(symbols) - 1 : 0) + 2;
         /* Each address: "0x", its digits, quotes and a comma (one comma fewer than addresses). */
         for (size_t i = 0; i < n && len <= REQUEST_SIZE_MAX; i++)
                 len += (addresses[i] ? (size_t) (67 - __builtin_clzll(addresses[i])) / 4 : 1) + 4 + (i > 0);
@@ -179,6 +181,8 @@ static int lookup_request(memctl *c, pid_t pid, uint64_t start_time, const uint6
         *p++ = ']';
         if (flags & MEMCTL_BUILD_IDS)
                 p = mempcpy(p, build_ids, sizeof(build_ids) - 1);
+        if (flags & MEMCTL_SYMBOLS)
+                p = mempcpy(p, symbols, sizeof(symbols) - 1);
         *p++ = '}';
         *p++ = '}';
         *p++ = 0;
@@ -199,7 +203,7 @@ static int lookup_once(memctl *c, pid_t pid, uint64_t start_time, const uint64_t
 
         if (c)
                 error_clear(c); /* also when the call fails before it is sent */
-        if (!c || !ret || pid <= 0 || (flags & ~MEMCTL_BUILD_IDS) || start_time > INT64_MAX ||
+        if (!c || !ret || pid <= 0 || (flags & ~(MEMCTL_BUILD_IDS | MEMCTL_SYMBOLS)) || start_time > INT64_MAX ||
             (!addresses && n_addresses > 0))
                 return -EINVAL;
 
@@ -507,6 +511,9 @@ static int parse_status(struct json_object *params, struct memctl_status_info *s
                 .layout_cache_misses = st.layout_cache_misses,
                 .layout_cache_entries = st.layout_cache_entries,
                 .layout_cache_bytes = st.layout_cache_bytes,
+                .symbol_cache_hits = st.symbol_cache_hits,
+                .symbol_cache_misses = st.symbol_cache_misses,
+                .symbol_cache_bytes = st.symbol_cache_bytes,
         };
         return 0;
 }

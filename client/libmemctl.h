@@ -168,6 +168,7 @@ struct memctl_mapping {
 #define MEMCTL_EXECUTABLE_ONLY  (UINT64_C(1) << 0) /* only mappings with execute permission */
 #define MEMCTL_FILE_BACKED_ONLY (UINT64_C(1) << 1) /* only file and memfd mappings */
 #define MEMCTL_BUILD_IDS        (UINT64_C(1) << 2) /* add build IDs of file-backed mappings */
+#define MEMCTL_SYMBOLS          (UINT64_C(1) << 3) /* memctl_lookup(): add each address's symbol */
 
 /* All mappings of process pid, sorted by address (ListMappings). start_time: field 22 of
  * /proc/PID/stat, the clock tick at which the process the caller means started: -ESTALE if
@@ -226,6 +227,11 @@ struct memctl_lookup_result {
         int reason;               /* enum memctl_lookup_reason: why mapping is MEMCTL_NO_MAPPING */
         const char *reason_name;  /* the daemon's word for it ("unmapped", "no_address_space", ...);
                                    * NULL when mapped or when the daemon gave none */
+        /* Appended for MEMCTL_SYMBOLS (no new symbol: the size tells); NULL and 0 without. */
+        const char *symbol;       /* the function or object symbol covering elf_vaddr, as named in
+                                   * the file (not demangled); NULL: none */
+        uint64_t symbol_offset;   /* elf_vaddr - the symbol's value */
+        bool symbol_size_unknown; /* no sized symbol covers it: the nearest one below, of size 0 */
 };
 #define MEMCTL_LOOKUP_RESULT_INIT MEMCTL_INIT(struct memctl_lookup_result)
 
@@ -292,6 +298,10 @@ struct memctl_status_info {
         uint64_t layout_cache_misses;     /* calls that read the process */
         uint64_t layout_cache_entries;    /* layouts kept */
         uint64_t layout_cache_bytes;      /* memory they take */
+        /* Appended for Lookup's symbols; 0 from a daemon without them. */
+        uint64_t symbol_cache_hits;       /* symbol tables found kept */
+        uint64_t symbol_cache_misses;     /* symbol tables read */
+        uint64_t symbol_cache_bytes;      /* memory the kept ones take */
 };
 #define MEMCTL_STATUS_INFO_INIT MEMCTL_INIT(struct memctl_status_info)
 

@@ -38,6 +38,7 @@ struct memctl_options {
         bool exec_only;
         bool files_only;
         int build_ids; /* -1: not given */
+        bool symbols;
         bool start_time_set;
         uint64_t start_time;
 };

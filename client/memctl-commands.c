@@ -232,7 +232,8 @@ static int lookup_batch(struct context *ctx, pid_t pid, uint64_t *start_time, co
         _cleanup_(memctl_lookup_reply_freep) memctl_lookup_reply *l = NULL;
         int r;
 
-        r = memctl_lookup(ctx->c, pid, *start_time, addresses, n, build_ids ? MEMCTL_BUILD_IDS : 0, &l);
+        r = memctl_lookup(ctx->c, pid, *start_time, addresses, n,
+                          (build_ids ? MEMCTL_BUILD_IDS : 0) | (arg.symbols ? MEMCTL_SYMBOLS : 0), &l);
         if (r < 0)
                 return call_failed(ctx->c, ctx->path, r, pid);
         (void) memctl_lookup_reply_get_process(l, NULL, start_time);
@@ -242,7 +243,7 @@ static int lookup_batch(struct context *ctx, pid_t pid, uint64_t *start_time, co
         for (size_t i = 0; i < memctl_lookup_reply_count(l); i++) {
                 struct memctl_lookup_result res = MEMCTL_LOOKUP_RESULT_INIT;
                 struct memctl_mapping map = MEMCTL_MAPPING_INIT;
-                _cleanup_free_ char *name = NULL;
+                _cleanup_free_ char *name = NULL, *symbol = NULL;
                 bool mapped;
 
                 if (memctl_lookup_reply_get(l, i, &res) < 0)
@@ -253,12 +254,18 @@ static int lookup_batch(struct context *ctx, pid_t pid, uint64_t *start_time, co
                 name = mapped ? mapping_display_name(&map) : escape(res.reason_name ? res.reason_name : "unmapped");
                 if (!name)
                         return oom();
+                /* Names are the file's bytes: escaped like paths. */
+                if (res.symbol && !(symbol = escape(res.symbol)))
+                        return oom();
                 if (table_addf(t, "0x%" PRIx64, res.address) < 0 ||
                     (res.has_file_offset ? table_addf(t, "0x%" PRIx64, res.file_offset)
                                          : table_addf(t, "-")) < 0 ||
                     (res.has_elf_vaddr ? table_addf(t, "0x%" PRIx64, res.elf_vaddr)
                                        : table_addf(t, "-")) < 0 ||
                     (build_ids && table_addf(t, "%s", mapped ? build_id_display(&map) : "-") < 0) ||
+                    (arg.symbols && (symbol ? table_addf(t, "%s+0x%" PRIx64 "%s", symbol, res.symbol_offset,
+                                                         res.symbol_size_unknown ? "?" : "")
+                                            : table_addf(t, "-")) < 0) ||
                     table_addf(t, "%s", name) < 0)
                         return oom();
         }
@@ -266,15 +273,16 @@ static int lookup_batch(struct context *ctx, pid_t pid, uint64_t *start_time, co
 }
 
 int cmd_lookup(struct context *ctx, pid_t pid, const struct addresses *a) {
-        static const char *const header[] = { "ADDRESS", "FILE-OFFSET", "ELF-VADDR", "BUILD-ID", "PATH" };
-        static const char *const header_nobid[] = { "ADDRESS", "FILE-OFFSET", "ELF-VADDR", "PATH" };
-        static const bool right[] = { false, false, false, false, false };
+        static const bool right[] = { false, false, false, false, false, false };
         bool build_ids = arg.build_ids != 0;
-        struct table t = {
-                .n_columns = build_ids ? 5 : 4,
-                .header = build_ids ? header : header_nobid,
-                .right = right,
-        };
+        const char *header[6] = { "ADDRESS", "FILE-OFFSET", "ELF-VADDR" };
+        struct table t = { .n_columns = 3, .header = header, .right = right };
+
+        if (build_ids)
+                header[t.n_columns++] = "BUILD-ID";
+        if (arg.symbols)
+                header[t.n_columns++] = "SYMBOL";
+        header[t.n_columns++] = "PATH";
         uint64_t start_time = arg.start_time;
         size_t done = 0;
         int r;
@@ -508,7 +516,7 @@ int cmd_status(struct context *ctx) {
         _cleanup_(memctl_status_freep) memctl_status *s = NULL;
         struct memctl_status_info i = MEMCTL_STATUS_INFO_INIT;
         _cleanup_free_ char *version = NULL, *kernel = NULL, *backend = NULL;
-        char uptime[64], size[32], queue[32], held[32], budget[32], budget_uid[32], layouts[32];
+        char uptime[64], size[32], queue[32], held[32], budget[32], budget_uid[32], layouts[32], symbols[32];
         int r;
 
         if (arg.json != JSON_OFF) {
@@ -548,6 +556,10 @@ int cmd_status(struct context *ctx) {
                        i.layout_cache_entries, format_size(i.layout_cache_bytes, layouts), i.layout_cache_hits,
                        i.layout_cache_misses);
         }
+        /* A daemon from before symbols says 0 for each. */
+        if (i.symbol_cache_hits || i.symbol_cache_misses)
+                printf("    Symbols: %s kept, %" PRIu64 " hits, %" PRIu64 " misses\n",
+                       format_size(i.symbol_cache_bytes, symbols), i.symbol_cache_hits, i.symbol_cache_misses);
         printf("     Uptime: %s\n", uptime);
         printf("   Requests: %" PRIu64 " (%" PRIu64 " failed)\n", i.requests, i.errors);
         printf("  ELF cache: %" PRIu64 " entries, %" PRIu64 " hits, %" PRIu64 " misses\n",

@@ -289,6 +289,9 @@ int print_lookup_json(const memctl_lookup_reply *l) {
                         .has_elf_vaddr = res.has_elf_vaddr,
                         .file_offset = res.file_offset,
                         .elf_vaddr = res.elf_vaddr,
+                        .symbol = res.symbol,
+                        .symbol_offset = res.symbol_offset,
+                        .symbol_size_unknown = res.symbol_size_unknown,
                 });
         }
         json_writer_array_end(&w);

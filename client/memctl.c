@@ -66,6 +66,9 @@ static void help(void) {
                "     --files-only       maps: only file-backed mappings\n"
                "     --build-ids        maps, lookup: show build IDs (the default)\n"
                "     --no-build-ids     maps, lookup: do not ask for build IDs (cheaper)\n"
+               "     --symbols          lookup: show each address's function (or object) and\n"
+               "                        offset, as FUNCTION+0x1a (names as in the file; \"?\"\n"
+               "                        after the offset: the symbol's size is unknown)\n"
                "  -l --full             Show build IDs whole: tables shorten them to %d\n"
                "                        hex digits (--json and modules never do)\n"
                "\n"
@@ -163,6 +166,7 @@ enum {
         ARG_FILES_ONLY,
         ARG_BUILD_IDS,
         ARG_NO_BUILD_IDS,
+        ARG_SYMBOLS,
 };
 
 static int parse_argv(int argc, char *argv[]) {
@@ -178,6 +182,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "build-ids", no_argument, NULL, ARG_BUILD_IDS },
                 { "no-build-ids", no_argument, NULL, ARG_NO_BUILD_IDS },
                 { "full", no_argument, NULL, 'l' },
+                { "symbols", no_argument, NULL, ARG_SYMBOLS },
                 {}
         };
         int ch;
@@ -233,6 +238,9 @@ static int parse_argv(int argc, char *argv[]) {
                 case 'l':
                         arg.full = true;
                         break;
+                case ARG_SYMBOLS:
+                        arg.symbols = true;
+                        break;
                 case ':':
                         error("option '%s' needs an argument", argv[optind - 1]);
                         return -EINVAL;
@@ -258,6 +266,10 @@ static int check_options(const char *cmd) {
         }
         if (arg.build_ids >= 0 && !maps && !lookup) {
                 error("--build-ids and --no-build-ids apply to maps and lookup only");
+                return -EINVAL;
+        }
+        if (arg.symbols && !lookup) {
+                error("--symbols applies to lookup only");
                 return -EINVAL;
         }
         if (arg.start_time_set && status) {

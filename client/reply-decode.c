@@ -267,6 +267,16 @@ int result_from_text(struct arena_chunk **arena, const struct memmapd_result_tex
         ret->has_elf_vaddr = t->has_elf_vaddr;
         ret->file_offset = t->file_offset;
         ret->elf_vaddr = t->elf_vaddr;
+        if (t->has_symbol) {
+                char *name = arena_alloc(arena, t->symbol.len + 1);
+
+                if (!name)
+                        return -ENOMEM;
+                (void) json_reader_copy_string(t->symbol.raw, t->symbol.len, t->symbol.escaped, name);
+                ret->symbol = name;
+                ret->symbol_offset = t->symbol_offset;
+                ret->symbol_size_unknown = t->symbol_size_unknown;
+        }
         return 0;
 }
 

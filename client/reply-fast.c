@@ -89,6 +89,10 @@ static int j_result(struct jreader *j, unsigned depth, uint64_t address, struct 
                         .has_elf_vaddr = exact.has_elf_vaddr,
                         .file_offset = exact.file_offset,
                         .elf_vaddr = exact.elf_vaddr,
+                        .has_symbol = exact.symbol != NULL,
+                        .symbol = { .raw = exact.symbol, .len = exact.symbol_len },
+                        .symbol_offset = exact.symbol_offset,
+                        .symbol_size_unknown = exact.symbol_size_unknown,
                 };
         } else {
                 r = memmapd_read_result(&j->r, depth, &t);

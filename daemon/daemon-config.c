@@ -33,6 +33,7 @@ void config_init(struct config *c) {
                 .max_cached_processes = LAYOUT_STORE_MAX_ENTRIES_DEFAULT,
                 .max_cache_memory = LAYOUT_STORE_MAX_BYTES_DEFAULT,
                 .max_cache_memory_per_user = 0,
+                .max_symbol_memory = ENGINE_SYMBOL_MEMORY_DEFAULT,
                 .limits = {
                         .max_message_size = 4u * 1024 * 1024,
                         .max_addresses = 100000,
@@ -61,6 +62,7 @@ void config_done(struct config *c) {
                 return;
         free(c->socket_path);
         free(c->config_file);
+        free(c->debug_file_directory);
         clear_groups(c);
         *c = (struct config) {};
 }
@@ -124,6 +126,8 @@ int config_set(struct config *c, const char *key, const char *value) {
                 return set_groups(c, value);
         if (strcmp(key, "Tracking") == 0)
                 return tracking_mode_from_string(value, &c->tracking);
+        if (strcmp(key, "DebugFileDirectory") == 0)
+                return value[0] == '/' && strlen(value) < 1024 ? set_string(&c->debug_file_directory, value) : -EINVAL;
 
         static const struct {
                 const char *key;
@@ -152,6 +156,8 @@ int config_set(struct config *c, const char *key, const char *value) {
                 N("MaxCachedProcesses", 0, 1u << 20, max_cached_processes),
                 N("MaxCacheMemory", 1u << 20, UINT64_C(64) << 30, max_cache_memory),
                 N("MaxCacheMemoryPerUser", 0, UINT64_C(64) << 30, max_cache_memory_per_user),
+                /* libc's table takes some 300 KiB: below 64 KiB nothing would be kept. */
+                N("MaxSymbolMemory", 64u * 1024, UINT64_C(64) << 30, max_symbol_memory),
 #undef N
         };
         for (size_t i = 0; i < ELEMENTSOF(numeric); i++) {

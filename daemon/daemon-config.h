@@ -46,6 +46,9 @@ struct config {
         size_t max_cached_processes;    /* 0: no store */
         size_t max_cache_memory;        /* bytes */
         size_t max_cache_memory_per_user;       /* bytes; 0: a quarter of max_cache_memory */
+        /* Lookup's symbols (issue 16). */
+        size_t max_symbol_memory;       /* bytes of symbol tables kept */
+        char *debug_file_directory;     /* NULL: ENGINE_DEBUG_DIR_DEFAULT */
 };
 
 #define LIMIT_MESSAGE_SIZE_MAX (16u * 1024 * 1024)

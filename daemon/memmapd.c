@@ -190,7 +190,9 @@ int main(int argc, char **argv) {
         r = engine_new(&(struct engine_config) { .backend = cfg.backend, .elf_cache_size = cfg.elf_cache_size,
                                                  .run_blocking = file_pool_run_for_engine,
                                                  .run_blocking_userdata = file_pool,
-                                                 .blocking_budget_ms = cfg.file_read_timeout_msec },
+                                                 .blocking_budget_ms = cfg.file_read_timeout_msec,
+                                                 .max_symbol_memory = cfg.max_symbol_memory,
+                                                 .debug_dir = cfg.debug_file_directory },
                        &engine);
         if (r < 0) {
                 log_error_errno(r, "Cannot start the mapping engine (backend %s)", engine_backend_to_string(cfg.backend));

@@ -30,6 +30,7 @@ static const char *get_status(const struct method_context *ctx, const struct var
         struct vdso_cache_stats vs;
         struct file_pool_stats fp = {};
         struct layout_store_stats ls = {};
+        struct symbol_cache_stats ss;
         struct utsname u;
         const char *bad;
 
@@ -38,6 +39,7 @@ static const char *get_status(const struct method_context *ctx, const struct var
 
         engine_get_elf_cache_stats(ctx->engine, &cs);
         engine_get_vdso_cache_stats(ctx->engine, &vs);
+        engine_get_symbol_cache_stats(ctx->engine, &ss);
         if (ctx->file_pool)
                 file_pool_get_stats(ctx->file_pool, &fp);
         if (ctx->store)
@@ -88,6 +90,9 @@ static const char *get_status(const struct method_context *ctx, const struct var
                         { "layout_cache_misses", ls.misses },
                         { "layout_cache_entries", ls.entries },
                         { "layout_cache_bytes", ls.bytes },
+                        { "symbol_cache_hits", ss.hits },
+                        { "symbol_cache_misses", ss.misses },
+                        { "symbol_cache_bytes", ss.bytes },
                 };
 
                 for (size_t i = 0; i < ELEMENTSOF(counters); i++) {
@@ -480,7 +485,8 @@ static const char *list_mappings(const struct method_context *ctx, const struct 
         return NULL;
 }
 
-static void write_result(struct json_writer *w, uint64_t address, const struct layout_result *res, bool no_mm) {
+static void write_result(struct json_writer *w, uint64_t address, const struct layout_result *res, bool no_mm,
+                         const struct symbol_answer *sym) {
         memmapd_write_result(w, &(struct memmapd_result) {
                 .address = address,
                 .mapping = res->mapping,
@@ -489,11 +495,15 @@ static void write_result(struct json_writer *w, uint64_t address, const struct l
                 .has_elf_vaddr = res->has_elf_vaddr,
                 .file_offset = res->file_offset,
                 .elf_vaddr = res->elf_vaddr,
+                .symbol = sym ? sym->name : NULL,
+                .symbol_offset = sym ? sym->offset : 0,
+                .symbol_size_unknown = sym && sym->size_unknown,
         });
 }
 
 static const char *lookup(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w) {
-        static const char *const known[] = { "pid", "start_time", "addresses", "build_ids", NULL };
+        static const char *const known[] = { "pid", "start_time", "addresses", "build_ids", "symbols", NULL };
+        _cleanup_(symbols_done) struct symbols syms = {};
         _cleanup_(layout_unrefp) struct layout *l = NULL, *shared = NULL;
         _cleanup_(process_freep) struct process *p = NULL;
         _cleanup_free_ struct layout_result *results = NULL;
@@ -502,7 +512,7 @@ static const char *lookup(const struct method_context *ctx, const struct varlink
         const struct memmapd_addresses *decoded = memmapd_call_addresses(call);
         const uint64_t *addrs;
         const char *bad, *err;
-        bool build_ids;
+        bool build_ids, symbols;
         size_t n;
         int r;
 
@@ -510,6 +520,8 @@ static const char *lookup(const struct method_context *ctx, const struct varlink
                 return reply_invalid_parameter(w, bad);
         if (varlink_param_bool(call->parameters, "build_ids", false, false, &build_ids) < 0)
                 return reply_invalid_parameter(w, "build_ids");
+        if (varlink_param_bool(call->parameters, "symbols", false, false, &symbols) < 0)
+                return reply_invalid_parameter(w, "symbols");
         if (decoded) {
                 /* Decoded with the message, every element valid. */
                 addrs = decoded->values;
@@ -546,6 +558,9 @@ static const char *lookup(const struct method_context *ctx, const struct varlink
                 r = engine_lookup_layout(ctx->engine, p, addrs, n, build_ids ? ENGINE_BUILD_IDS : 0, &l, &results);
         if (r < 0)
                 return engine_error(w, p, r);
+        /* The symbols are this request's: read with this client's access, never kept in l. */
+        if (symbols && (r = engine_symbolize(ctx->engine, p, l, results, n, &syms)) < 0)
+                return reply_internal(w, r);
 
         reply_reserve_lookup(w, l->mappings.n, n);
 
@@ -554,7 +569,7 @@ static const char *lookup(const struct method_context *ctx, const struct varlink
         json_writer_key(w, "results");
         json_writer_array_begin(w);
         for (size_t i = 0; i < n; i++)
-                write_result(w, addrs[i], &results[i], p->kernel_thread);
+                write_result(w, addrs[i], &results[i], p->kernel_thread, symbols ? &syms.answers[i] : NULL);
         json_writer_array_end(w);
         varlink_message_end(w);
         return NULL;

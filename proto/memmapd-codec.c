@@ -200,9 +200,45 @@ void memmapd_write_process(struct json_writer *w, int64_t pid, uint64_t start_ti
 /* Formatted straight into the reply, the bytes the writer would write key by key: that way
  * was a third of the daemon's time on a 4,435-address batch once the request decoding got
  * cheap. */
+/* A result whose symbol needs escaping, key by key: names are the file's bytes, any bytes. */
+static void write_result_general(struct json_writer *w, const struct memmapd_result *r) {
+        json_writer_object_begin(w);
+        json_writer_key(w, "address");
+        json_writer_hex(w, r->address);
+        json_writer_key(w, "mapping");
+        json_writer_uint(w, (uint64_t) r->mapping);
+        if (r->has_file_offset) {
+                json_writer_key(w, "file_offset");
+                json_writer_hex(w, r->file_offset);
+        }
+        if (r->has_elf_vaddr) {
+                json_writer_key(w, "elf_vaddr");
+                json_writer_hex(w, r->elf_vaddr);
+        }
+        json_writer_key(w, "symbol");
+        json_writer_string(w, r->symbol);
+        json_writer_key(w, "symbol_offset");
+        json_writer_hex(w, r->symbol_offset);
+        if (r->symbol_size_unknown) {
+                json_writer_key(w, "symbol_size_unknown");
+                json_writer_bool(w, true);
+        }
+        json_writer_object_end(w);
+}
+
 void memmapd_write_result(struct json_writer *w, const struct memmapd_result *r) {
-        /* At most 12 + 18 + 30 + 16 + 19 + 14 + 19 + 1 bytes. */
-        char *buf = json_writer_raw_reserve(w, 160), *p = buf;
+        size_t symbol_len = 0;
+
+        if (r->symbol && r->mapping >= 0) {
+                symbol_len = strlen(r->symbol);
+                if (json_plain_length(r->symbol, symbol_len) != symbol_len) {
+                        write_result_general(w, r);
+                        return;
+                }
+        }
+
+        /* At most 12 + 18 + 30 + 16 + 19 + 14 + 19 + 1 bytes, and the symbol's 11 + len + 19 + 19 + 27. */
+        char *buf = json_writer_raw_reserve(w, 160 + (symbol_len > 0 ? symbol_len + 80 : 0)), *p = buf;
 
         if (!buf)
                 return;
@@ -226,6 +262,16 @@ void memmapd_write_result(struct json_writer *w, const struct memmapd_result *r)
                 PUT_LITERAL(p, ",\"elf_vaddr\":\"");
                 p += json_format_hex(r->elf_vaddr, p);
                 *p++ = '"';
+        }
+        if (symbol_len > 0) {
+                PUT_LITERAL(p, ",\"symbol\":\"");
+                memcpy(p, r->symbol, symbol_len);
+                p += symbol_len;
+                PUT_LITERAL(p, "\",\"symbol_offset\":\"");
+                p += json_format_hex(r->symbol_offset, p);
+                *p++ = '"';
+                if (r->symbol_size_unknown)
+                        PUT_LITERAL(p, ",\"symbol_size_unknown\":true");
         }
         *p++ = '}';
         json_writer_raw_commit(w, (size_t) (p - buf));
@@ -343,6 +389,22 @@ int memmapd_read_result_exact(struct json_reader *j, struct memmapd_result *ret)
                 if (json_reader_hex_plain(j, &r.elf_vaddr) <= 0)
                         goto other;
                 r.has_elf_vaddr = true;
+        }
+        /* The writer's raw form of a symbol: a plain name (json_plain_length()), its offset,
+         * the flag; anything else (an escaped name) is the general decoder's. */
+        if (r.mapping >= 0 && JSON_READER_LIT(j, ",\"symbol\":\"")) {
+                const char *name = j->p;
+
+                while (j->p < j->end && *j->p != '"')
+                        j->p++;
+                if (j->p == j->end || j->p == name || json_plain_length(name, (size_t) (j->p - name)) != (size_t) (j->p - name))
+                        goto other;
+                r.symbol = name;
+                r.symbol_len = (size_t) (j->p - name);
+                j->p++;
+                if (!JSON_READER_LIT(j, ",\"symbol_offset\":") || json_reader_hex_plain(j, &r.symbol_offset) <= 0)
+                        goto other;
+                r.symbol_size_unknown = JSON_READER_LIT(j, ",\"symbol_size_unknown\":true");
         }
         if (!JSON_READER_LIT(j, "}"))
                 goto other;

@@ -87,6 +87,13 @@ struct memmapd_result {
         bool has_elf_vaddr;
         uint64_t file_offset;
         uint64_t elf_vaddr;
+        /* Lookup's symbols (issue 16): symbol NULL when there is none. The writer takes it
+         * NUL-terminated; the exact reader points it into the text (symbol_len bytes, not
+         * terminated). */
+        const char *symbol;
+        size_t symbol_len;
+        uint64_t symbol_offset;
+        bool symbol_size_unknown;
 };
 
 /* Appends one LookupResult object. */

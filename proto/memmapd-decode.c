@@ -336,6 +336,24 @@ static int parse_address(const char *s, uint64_t *ret) {
         return s[0] == '0' && s[1] == 'x' ? json_reader_parse_hex(s, ret) : parse_u64(s, ret);
 }
 
+/* A result's symbol, its offset and whether its size is unknown: all or none. */
+static int result_symbol_from_json(struct json_object *o, struct memmapd_result_text *res) {
+        struct json_object *v;
+        bool has_offset = false;
+        int r;
+
+        if ((r = json_get_text(o, "symbol", &res->symbol, &res->has_symbol)) < 0 ||
+            (r = memmapd_json_get_hex(o, "symbol_offset", false, &res->symbol_offset, &has_offset)) < 0)
+                return r;
+        if (res->has_symbol != has_offset)
+                return -EPROTO;
+        v = memmapd_json_member(o, "symbol_size_unknown");
+        if (v && !json_object_is_type(v, json_type_boolean))
+                return -EPROTO;
+        res->symbol_size_unknown = v && json_object_get_boolean(v);
+        return 0;
+}
+
 int memmapd_result_from_json(struct json_object *o, struct memmapd_result_text *ret) {
         struct memmapd_result_text res = { .mapping = UINT64_MAX };
         const char *address = NULL;
@@ -353,7 +371,8 @@ int memmapd_result_from_json(struct json_object *o, struct memmapd_result_text *
                 return r;
         if (res.mapping != UINT64_MAX &&
             ((r = memmapd_json_get_hex(o, "file_offset", false, &res.file_offset, &res.has_file_offset)) < 0 ||
-             (r = memmapd_json_get_hex(o, "elf_vaddr", false, &res.elf_vaddr, &res.has_elf_vaddr)) < 0))
+             (r = memmapd_json_get_hex(o, "elf_vaddr", false, &res.elf_vaddr, &res.has_elf_vaddr)) < 0 ||
+             (r = result_symbol_from_json(o, &res)) < 0))
                 return r;
         *ret = res;
         return 0;
@@ -362,6 +381,7 @@ int memmapd_result_from_json(struct json_object *o, struct memmapd_result_text *
 int memmapd_read_result(struct json_reader *j, unsigned depth, struct memmapd_result_text *ret) {
         struct memmapd_result_text res = { .mapping = UINT64_MAX };
         char s[JSON_READER_SHORT_MAX];
+        bool has_symbol_offset = false;
         unsigned seen = 0;
         bool first = true;
         const char *key;
@@ -393,16 +413,26 @@ int memmapd_read_result(struct json_reader *j, unsigned depth, struct memmapd_re
                         if (json_reader_seen(&seen, 16) < 0 || (r = json_reader_get_hex(j, &res.elf_vaddr)) < 0)
                                 return -EPROTO;
                         res.has_elf_vaddr = r > 0;
+                } else if (json_key_is(key, len, "symbol")) {
+                        if (json_reader_seen(&seen, 32) < 0 || read_text_any(j, &res.symbol, &res.has_symbol) < 0)
+                                return -EPROTO;
+                } else if (json_key_is(key, len, "symbol_offset")) {
+                        if (json_reader_seen(&seen, 64) < 0 || (r = json_reader_get_hex(j, &res.symbol_offset)) < 0)
+                                return -EPROTO;
+                        has_symbol_offset = r > 0;
+                } else if (json_key_is(key, len, "symbol_size_unknown")) {
+                        if (json_reader_seen(&seen, 128) < 0 || json_reader_get_bool(j, &res.symbol_size_unknown) < 0)
+                                return -EPROTO;
                 } else if ((r = json_reader_skip(j, depth + 1)) < 0)
                         return r;
         }
         if (r < 0)
                 return r;
-        if (!(seen & 1))
+        if (!(seen & 1) || res.has_symbol != has_symbol_offset)
                 return -EPROTO;
         if (res.mapping == UINT64_MAX) {
-                res.has_file_offset = res.has_elf_vaddr = false;
-                res.file_offset = res.elf_vaddr = 0;
+                res.has_file_offset = res.has_elf_vaddr = res.has_symbol = res.symbol_size_unknown = false;
+                res.file_offset = res.elf_vaddr = res.symbol_offset = 0;
         }
         *ret = res;
         return 0;
@@ -444,6 +474,9 @@ int memmapd_status_from_json(struct json_object *params, struct memmapd_status *
                 { false, false, "layout_cache_misses", &s.layout_cache_misses },
                 { false, false, "layout_cache_entries", &s.layout_cache_entries },
                 { false, false, "layout_cache_bytes", &s.layout_cache_bytes },
+                { false, false, "symbol_cache_hits", &s.symbol_cache_hits },
+                { false, false, "symbol_cache_misses", &s.symbol_cache_misses },
+                { false, false, "symbol_cache_bytes", &s.symbol_cache_bytes },
                 { true, false, "reserved_connections", &s.reserved_connections },
                 { true, false, "output_budget", &s.output_budget },
                 { true, false, "output_budget_per_uid", &s.output_budget_per_uid },

@@ -57,6 +57,11 @@ struct memmapd_result_text {
         bool has_elf_vaddr;
         uint64_t file_offset;
         uint64_t elf_vaddr;
+        /* Lookup's symbols: present with a mapping only. */
+        bool has_symbol;
+        struct memmapd_text symbol;
+        uint64_t symbol_offset;
+        bool symbol_size_unknown;
 };
 
 /* A LookupResult object: 0 and *ret, or -EPROTO. The address may be any string form
@@ -91,6 +96,9 @@ struct memmapd_status {
         uint64_t layout_cache_misses;
         uint64_t layout_cache_entries;
         uint64_t layout_cache_bytes;
+        uint64_t symbol_cache_hits;
+        uint64_t symbol_cache_misses;
+        uint64_t symbol_cache_bytes;
         /* limits */
         uint64_t max_message_size;
         uint64_t max_addresses;

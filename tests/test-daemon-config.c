@@ -301,6 +301,38 @@ static void test_default_socket(void **state) {
         assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* Symbols (issue 16): the table memory and the debug file root. */
+static void test_symbols(void **state) {
+        static const char text[] =
+                "MaxSymbolMemory=65536\n"
+                "DebugFileDirectory=/srv/debug\n";
+        static const struct bad_setting bad[] = {
+                { "MaxSymbolMemory", "65535", -ERANGE },
+                { "MaxSymbolMemory", "68719476737", -ERANGE },
+                { "MaxSymbolMemory", "1G", -EINVAL },
+                { "DebugFileDirectory", "", -EINVAL },
+                { "DebugFileDirectory", "relative/debug", -EINVAL },
+        };
+        struct config c;
+        unsigned line = 0;
+
+        (void) state;
+        config_init(&c);
+        assert_int_equal(c.max_symbol_memory, 256u * 1024 * 1024);
+        assert_null(c.debug_file_directory);
+        expect_bad(&c, bad, sizeof(bad) / sizeof(bad[0]));
+        assert_int_equal(c.max_symbol_memory, 256u * 1024 * 1024);
+        assert_null(c.debug_file_directory);
+
+        assert_int_equal(config_parse_file(&c, write_file(text, sizeof(text) - 1), &line), 0);
+        unlink(path);
+        assert_int_equal(c.max_symbol_memory, 65536);
+        assert_string_equal(c.debug_file_directory, "/srv/debug");
+        assert_int_equal(config_set(&c, "DebugFileDirectory", "/usr/lib/debug"), 0);
+        assert_string_equal(c.debug_file_directory, "/usr/lib/debug");
+        config_done(&c);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_file),
@@ -308,6 +340,7 @@ int main(void) {
                 cmocka_unit_test(test_bad_files),
                 cmocka_unit_test(test_budgets),
                 cmocka_unit_test(test_tracking),
+                cmocka_unit_test(test_symbols),
                 cmocka_unit_test(test_log_levels),
                 cmocka_unit_test(test_default_socket),
         };

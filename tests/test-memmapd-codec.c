@@ -325,6 +325,10 @@ static void test_result_round_trip(void **state) {
                 { .address = UINT64_MAX, .mapping = -1, .reason = MEMMAPD_REASON_UNMAPPED },
                 { .address = 0, .mapping = -1, .reason = MEMMAPD_REASON_NO_ADDRESS_SPACE },
                 { .address = 0x10, .mapping = INT64_MAX - 1, .has_file_offset = true, .file_offset = UINT64_MAX },
+                { .address = 0x2000, .mapping = 3, .has_elf_vaddr = true, .elf_vaddr = 0x1a, .symbol = "memcpy@@GLIBC_2.14",
+                  .symbol_offset = 0x1a },
+                { .address = 0x2000, .mapping = 3, .has_elf_vaddr = true, .elf_vaddr = 0x1a, .symbol = "_start",
+                  .symbol_offset = UINT64_MAX, .symbol_size_unknown = true },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(results); i++) {
@@ -344,6 +348,41 @@ static void test_result_round_trip(void **state) {
                 assert_int_equal(r.reason, results[i].reason);
                 assert_true(r.has_file_offset == results[i].has_file_offset && r.file_offset == results[i].file_offset);
                 assert_true(r.has_elf_vaddr == results[i].has_elf_vaddr && r.elf_vaddr == results[i].elf_vaddr);
+                assert_int_equal(r.symbol != NULL, results[i].symbol != NULL);
+                if (r.symbol) {
+                        assert_int_equal(r.symbol_len, strlen(results[i].symbol));
+                        assert_memory_equal(r.symbol, results[i].symbol, r.symbol_len);
+                        assert_true(r.symbol_offset == results[i].symbol_offset);
+                        assert_int_equal(r.symbol_size_unknown, results[i].symbol_size_unknown);
+                }
+        }
+
+        /* A name that needs escaping (or is not UTF-8) goes key by key: the exact reader leaves
+         * it to the general one, which decodes it. */
+        static const char *const names[] = { "quote\"d", "back\\slash", "tab\there", "caf\xc3\xa9", "bad\xff" };
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                _cleanup_(json_writer_done) struct json_writer w;
+                _cleanup_free_ char *text = NULL, *copy = NULL;
+                struct memmapd_result_text t;
+                struct memmapd_result r;
+                struct json_reader j;
+                size_t len;
+
+                json_writer_init(&w, SIZE_MAX);
+                memmapd_write_result(&w, &(struct memmapd_result) { .address = 1, .mapping = 0, .symbol = names[i],
+                                                                     .symbol_offset = 2 });
+                assert_int_equal(json_writer_finish(&w, &text, &len), 0);
+                j = (struct json_reader) { .p = text, .end = text + len };
+                assert_int_equal(memmapd_read_result_exact(&j, &r), 0);
+                assert_int_equal(memmapd_read_result(&j, 0, &t), 0);
+                assert_true(t.has_symbol && t.symbol_offset == 2 && !t.symbol_size_unknown);
+                copy = malloc(t.symbol.len + 1);
+                assert_non_null(copy);
+                (void) json_reader_copy_string(t.symbol.raw, t.symbol.len, t.symbol.escaped, copy);
+                if (i < 4)
+                        assert_string_equal(copy, names[i]);
+                else
+                        assert_string_equal(copy, "bad\xef\xbf\xbd");
         }
 }
 

@@ -9,7 +9,7 @@ set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 builddir=${1:-$top/build-fuzz}
 secs=${FUZZ_TIME:-45}
-targets="varlink maps elf json-writer libmemctl methods"
+targets="varlink maps elf json-writer libmemctl methods symtab"
 
 # clang itself, and libclang-rt-14-dev for libFuzzer (libclang_rt.fuzzer) and the sanitizers.
 missing=

@@ -13,12 +13,15 @@
 #include "maps-parse.h"
 #include "procmap-ioctl.h"
 #include "source.h"
+#include "symbol-cache.h"
+#include "symbolize.h"
 
 struct engine {
         enum engine_backend backend;
         const struct source *source;
         struct source_context source_ctx;
         struct facts_config facts;
+        char *debug_dir;
 };
 
 static const char *const backend_names[_ENGINE_BACKEND_MAX] = {
@@ -86,6 +89,13 @@ int engine_new(const struct engine_config *cfg, struct engine **ret) {
         e->facts.run_blocking = cfg->run_blocking;
         e->facts.run_blocking_userdata = cfg->run_blocking_userdata;
         e->facts.budget_ms = cfg->blocking_budget_ms ?: ENGINE_BLOCKING_BUDGET_MS_DEFAULT;
+        e->debug_dir = strdup(cfg->debug_dir ?: ENGINE_DEBUG_DIR_DEFAULT);
+        e->facts.debug_dir = e->debug_dir;
+        if (!e->debug_dir ||
+            symbol_cache_new(cfg->max_symbol_memory ?: ENGINE_SYMBOL_MEMORY_DEFAULT, &e->facts.symbol_cache) < 0) {
+                engine_free(e);
+                return -ENOMEM;
+        }
 
         *ret = e;
         return 0;
@@ -96,6 +106,8 @@ struct engine *engine_free(struct engine *e) {
                 return NULL;
         elf_cache_free(e->facts.cache);
         vdso_cache_free(e->facts.vdso_cache);
+        symbol_cache_free(e->facts.symbol_cache);
+        free(e->debug_dir);
         free(e);
         return NULL;
 }
@@ -473,4 +485,13 @@ int engine_vdso(struct engine *e, const struct process *p, struct mapping *ret_m
 
 int engine_open_mapping_file(struct engine *e, const struct process *p, const struct mapping *m, int *ret_fd) {
         return facts_open_mapping_file(&e->facts, p, m, ret_fd);
+}
+
+void engine_get_symbol_cache_stats(struct engine *e, struct symbol_cache_stats *ret) {
+        symbol_cache_get_stats(e->facts.symbol_cache, ret);
+}
+
+int engine_symbolize(struct engine *e, const struct process *p, const struct layout *l,
+                     const struct layout_result *results, size_t n, struct symbols *ret) {
+        return symbolize(&e->facts, p, l, results, n, ret);
 }

@@ -10,6 +10,8 @@
 #include "layout.h"
 #include "mapping.h"
 #include "process.h"
+#include "symbol-cache.h"
+#include "symbolize.h"
 #include "vdso-cache.h"
 
 enum engine_backend {
@@ -34,7 +36,12 @@ struct engine_config {
                             unsigned *budget_ms);
         void *run_blocking_userdata;
         unsigned blocking_budget_ms;    /* per call; 0: the default */
+        size_t max_symbol_memory;       /* bytes of symbol tables kept; 0: the default */
+        const char *debug_dir;          /* debug files' root; NULL: the default */
 };
+
+#define ENGINE_SYMBOL_MEMORY_DEFAULT (256u * 1024u * 1024u)
+#define ENGINE_DEBUG_DIR_DEFAULT "/usr/lib/debug"
 
 #define ENGINE_BLOCKING_BUDGET_MS_DEFAULT 2000
 
@@ -126,3 +133,13 @@ int engine_vdso(struct engine *e, const struct process *p, struct mapping *ret_m
  * range now holds is another file (a device, too); -ETIMEDOUT/-EBUSY: the open did not
  * finish within the budget; -EACCES/-EPERM, -ENOENT, -errno. Thread-safe. */
 int engine_open_mapping_file(struct engine *e, const struct process *p, const struct mapping *m, int *ret_fd);
+
+/* ---- Symbols (issue 16). */
+
+/* The symbol tables kept by build ID (Lookup's symbols). */
+void engine_get_symbol_cache_stats(struct engine *e, struct symbol_cache_stats *ret);
+
+/* The symbol at each of results[n] (a lookup's answers from l, p's layout): see symbolize().
+ * 0 and *ret (symbols_done()), or -ENOMEM. Thread-safe. */
+int engine_symbolize(struct engine *e, const struct process *p, const struct layout *l,
+                     const struct layout_result *results, size_t n, struct symbols *ret);

@@ -112,7 +112,7 @@ static int open_in_root(const struct process *p, const char *path, int *ret_fd) 
  * reaches the file: a FIFO or a device is never opened) and checked to be the mapping's
  * regular file (device, inode), so a path that now names another file is refused; only then
  * is the file opened for reading (through the O_PATH fd, so nothing can be swapped in). */
-static int open_mapped_file(const struct process *p, const struct mapping *m, struct statx *ret_stx) {
+int facts_open_mapped_file(const struct process *p, const struct mapping *m, struct statx *ret_stx) {
         _cleanup_close_ int path_fd = -1;
         char mf[64];
         struct statx stx;
@@ -154,10 +154,8 @@ static size_t memo_home(uint32_t dev_major, uint32_t dev_minor, uint64_t inode) 
         return (size_t) ((k * UINT64_C(0x9e3779b97f4a7c15)) >> 59) % FACTS_MEMO_SLOTS;
 }
 
-/* What a job on the runner needs of its target, owned by the job (a reader whose caller
- * stopped waiting outlives the caller's process and mapping): m's range and file, with its
- * name, and p's /proc directory. -ENOMEM, -errno. */
-static int job_copy_target(const struct process *p, const struct mapping *m, struct mapping *ret_m, int *ret_proc_fd) {
+/* See facts.h: symbol reads are jobs too. */
+int facts_job_copy_target(const struct process *p, const struct mapping *m, struct mapping *ret_m, int *ret_proc_fd) {
         *ret_m = (struct mapping) {
                 .start = m->start, .end = m->end, .dev_major = m->dev_major, .dev_minor = m->dev_minor,
                 .inode = m->inode, .kind = m->kind, .deleted = m->deleted,
@@ -236,12 +234,16 @@ static int file_job_run(void *data) {
                 return 0;
         }
 
-        fd = open_mapped_file(&p, &j->m, &stx);
+        fd = facts_open_mapped_file(&p, &j->m, &stx);
         if (fd < 0) {
                 out->result = fd;
                 return 0;
         }
         elf_cache_key_from_statx(&stx, &key);
+        out->key = key;
+        out->owner = stx.stx_uid;
+        out->mode = stx.stx_mode;
+        out->has_key = true;
         r = 0;
         if (!elf_cache_get(j->cache, &key, &out->info)) {
                 r = elf_info_from_fd(fd, &out->info);
@@ -266,7 +268,7 @@ static int file_job_new(struct facts *f, const struct mapping *m, bool resolve_o
         if (!j)
                 return -ENOMEM;
         j->proc_fd = j->maps_fd = -1;
-        r = job_copy_target(f->p, m, &j->m, &j->proc_fd);
+        r = facts_job_copy_target(f->p, m, &j->m, &j->proc_fd);
         if (r < 0)
                 return r;
         if (f->kernel_build_id && !resolve_only) {
@@ -307,8 +309,13 @@ static int read_file_facts(struct facts *f, const struct mapping *m, bool resolv
                 }
         }
         out->result = j->out.result;
-        if (j->out.result >= 0)
+        if (j->out.result >= 0) {
                 out->info = j->out.info;
+                out->key = j->out.key;
+                out->owner = j->out.owner;
+                out->mode = j->out.mode;
+                out->has_key = j->out.has_key;
+        }
         out->kernel_build_id_len = j->out.kernel_build_id_len;
         memcpy(out->kernel_build_id, j->out.kernel_build_id, j->out.kernel_build_id_len);
         file_job_free(j);
@@ -631,7 +638,7 @@ static int open_job_open(struct open_job *j) {
         struct statx stx;
         int fd, flags;
 
-        fd = open_mapped_file(&p, &j->m, &stx);
+        fd = facts_open_mapped_file(&p, &j->m, &stx);
         if (fd < 0)
                 return fd;
         /* Opened O_NONBLOCK so that no open waits; the client's reads should not see it. */
@@ -664,7 +671,7 @@ int facts_open_mapping_file(const struct facts_config *cfg, const struct process
         if (!j)
                 return -ENOMEM;
         j->proc_fd = j->fd = -1;
-        r = job_copy_target(p, m, &j->m, &j->proc_fd);
+        r = facts_job_copy_target(p, m, &j->m, &j->proc_fd);
         if (r < 0)
                 return r;
         if (!cfg->run_blocking)

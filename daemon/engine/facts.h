@@ -11,6 +11,9 @@
 #include "vdso-cache.h"
 
 /* What the engine lends the reads: see engine_config. */
+struct statx;
+struct symbol_cache;
+
 struct facts_config {
         struct elf_cache *cache;
         struct vdso_cache *vdso_cache;
@@ -18,6 +21,8 @@ struct facts_config {
                             unsigned *budget_ms);
         void *run_blocking_userdata;
         unsigned budget_ms;             /* per request */
+        struct symbol_cache *symbol_cache;
+        const char *debug_dir;          /* where .build-id/xx/rest.debug files are looked for */
 };
 
 #define FACTS_MEMO_SLOTS 32
@@ -82,3 +87,13 @@ void facts_learn_own_vdso(const struct facts_config *cfg, const struct mapping *
 /* See engine_open_mapping_file(). */
 int facts_open_mapping_file(const struct facts_config *cfg, const struct process *p, const struct mapping *m,
                             int *ret_fd);
+
+/* Opens the file behind m as p sees it (map_files/, else its path in p's root), checked to be
+ * m's regular file: the fd (O_RDONLY|O_NONBLOCK) and its statx in *ret_stx, or -errno. Blocks on
+ * the file's filesystem: for jobs on the runner. */
+int facts_open_mapped_file(const struct process *p, const struct mapping *m, struct statx *ret_stx);
+
+/* What a job on the runner needs of its target, owned by the job (a reader whose caller
+ * stopped waiting outlives the caller's process and mapping): m's range and file, with its
+ * name, and p's /proc directory. -ENOMEM, -errno. */
+int facts_job_copy_target(const struct process *p, const struct mapping *m, struct mapping *ret_m, int *ret_proc_fd);

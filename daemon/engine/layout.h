@@ -26,6 +26,7 @@
 #include <sys/types.h>
 
 #include "cleanup.h"
+#include "elf-cache.h"
 #include "elf-reader.h"
 #include "mapping.h"
 
@@ -38,6 +39,12 @@ struct layout_file {
         struct elf_info info;
         uint8_t kernel_build_id_len;    /* the kernel's build ID (PROCMAP_QUERY), where asked */
         uint8_t kernel_build_id[MAPPING_BUILD_ID_MAX];
+        /* The identity and owner of the file the facts were read from (has_key): what a
+         * symbol table read from it is kept under. */
+        bool has_key;
+        uint32_t owner;
+        uint32_t mode;                  /* st_mode */
+        struct elf_cache_key key;
 };
 
 /* A new, empty entry for the file (dev, inode) with result -ENODATA, one reference. */

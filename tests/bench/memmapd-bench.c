@@ -3,7 +3,7 @@
  * Starts its own target processes and daemons; prints a table and each target as MET or
  * MISSED, and writes results.json (and plot data, and PNGs where gnuplot is installed).
  *
- *   memmapd-bench [--out=DIR] [--sections=batch,sweep,list,conc,mem,store,watchdog] [--plot-script=FILE]
+ *   memmapd-bench [--out=DIR] [--sections=batch,sweep,list,conc,mem,store,watchdog,symbols] [--plot-script=FILE]
  *
  * Environment: MEMMAPD (the daemon), BENCH_TARGET (tests/bench/bench-target). */
 #include <errno.h>
@@ -55,7 +55,7 @@ extern char **environ;
 #define STARTUP_TIMEOUT_MS 20000
 
 static const char *opt_out = ".";
-static const char *opt_sections = "batch,sweep,list,conc,mem,store,watchdog";
+static const char *opt_sections = "batch,sweep,list,conc,mem,store,watchdog,symbols";
 static const char *opt_plot_script;
 static const char *memmapd_path;
 static const char *target_path;
@@ -629,12 +629,12 @@ static int lookup_maps_read_fd(pid_t pid, const uint64_t *addrs, size_t n, size_
 }
 
 /* (c) memmapd through libmemctl: one Lookup, every result and mapping read back. */
-static int lookup_memctl(memctl *c, pid_t pid, const uint64_t *addrs, size_t n, bool build_ids, size_t *ret_found) {
+static int lookup_memctl(memctl *c, pid_t pid, const uint64_t *addrs, size_t n, uint64_t flags, size_t *ret_found) {
         memctl_lookup_reply *reply = NULL;
         size_t found = 0;
         int r;
 
-        r = memctl_lookup(c, pid, 0, addrs, n, build_ids ? MEMCTL_BUILD_IDS : 0, &reply);
+        r = memctl_lookup(c, pid, 0, addrs, n, flags, &reply);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < memctl_lookup_reply_count(reply); i++) {
@@ -656,7 +656,7 @@ static int lookup_memctl(memctl *c, pid_t pid, const uint64_t *addrs, size_t n, 
         return 0;
 }
 
-enum way { WAY_RAW, WAY_RAW_BID, WAY_SSCANF, WAY_MAPS_READ_FD, WAY_MEMCTL, WAY_MEMCTL_BID };
+enum way { WAY_RAW, WAY_RAW_BID, WAY_SSCANF, WAY_MAPS_READ_FD, WAY_MEMCTL, WAY_MEMCTL_BID, WAY_MEMCTL_SYM };
 
 /* One timed run; the elapsed ns, or 0 after reporting an error. */
 static uint64_t timed_lookup(enum way w, memctl *c, const struct target *t, const uint64_t *addrs, size_t n) {
@@ -676,7 +676,9 @@ static uint64_t timed_lookup(enum way w, memctl *c, const struct target *t, cons
                 r = lookup_maps_read_fd(t->pid, addrs, n, &found);
                 break;
         default:
-                r = lookup_memctl(c, t->pid, addrs, n, w == WAY_MEMCTL_BID, &found);
+                r = lookup_memctl(c, t->pid, addrs, n,
+                                  w == WAY_MEMCTL_BID ? MEMCTL_BUILD_IDS : w == WAY_MEMCTL_SYM ? MEMCTL_SYMBOLS : 0,
+                                  &found);
                 break;
         }
         t1 = now_ns();
@@ -1872,6 +1874,153 @@ static void raise_nofile(void) {
         }
 }
 
+/* ------------------------------------------------------------------ symbols (issue 16) */
+
+/* Addresses in the target's executable file mappings (its libraries' code), spread evenly
+ * over them; the distinct files in *ret_files (paths into t->maps). */
+static size_t pick_code_addresses(const struct target *t, uint64_t *addrs, size_t n, const char **files,
+                                  size_t max_files, size_t *ret_n_files) {
+        size_t code[1024], n_code = 0, n_files = 0;
+        uint32_t s = SEED;
+
+        for (size_t i = 0; i < t->maps.n && n_code < ELEMENTSOF(code); i++) {
+                const struct mapping *m = &t->maps.items[i];
+
+                if (m->kind != MAPPING_KIND_FILE || !(m->flags & MAPPING_EXEC) || !m->name)
+                        continue;
+                code[n_code++] = i;
+                bool seen = false;
+                for (size_t k = 0; k < n_files; k++)
+                        seen |= strcmp(files[k], m->name) == 0;
+                if (!seen && n_files < max_files)
+                        files[n_files++] = m->name;
+        }
+        *ret_n_files = n_files;
+        if (n_code == 0)
+                return 0;
+        for (size_t i = 0; i < n; i++) {
+                const struct mapping *m = &t->maps.items[code[rng_next(&s) % n_code]];
+
+                addrs[i] = m->start + rng_u64(&s) % (m->end - m->start);
+        }
+        return n;
+}
+
+/* eu-addr2line --pid on the same addresses, the way a profiler symbolizes today; 0 when it is
+ * not installed or failed. */
+static uint64_t time_addr2line(pid_t pid, const uint64_t *addrs, size_t n) {
+        char **argv = calloc(n + 4, sizeof(char *)), pid_arg[32];
+        uint64_t ns = 0;
+
+        if (!argv)
+                return 0;
+        snprintf(pid_arg, sizeof(pid_arg), "--pid=%d", (int) pid);
+        argv[0] = (char *) "eu-addr2line";
+        argv[1] = pid_arg;
+        argv[2] = (char *) "-S";
+        for (size_t i = 0; i < n; i++)
+                if (asprintf(&argv[3 + i], "0x%" PRIx64, addrs[i]) < 0)
+                        goto done;
+        ns = time_command(argv);
+done:
+        for (size_t i = 0; i < n; i++)
+                free(argv[3 + i]);
+        free(argv);
+        return ns;
+}
+
+static void bench_symbols(struct target *t, const char *daemon_socket) {
+        static const enum way ways[] = { WAY_MEMCTL, WAY_MEMCTL_SYM };
+        uint64_t *addrs = calloc(N_ADDRS, sizeof(uint64_t)), med[2], min[2], eu;
+        const char *files[LIBS_MAX * 2];
+        size_t n_files = 0;
+        char name[112], note[160];
+        memctl *c = NULL;
+        struct daemon fresh;
+        int r;
+
+        if (!addrs)
+                return fail("calloc", -ENOMEM);
+        if (pick_code_addresses(t, addrs, N_ADDRS, files, ELEMENTSOF(files), &n_files) == 0) {
+                free(addrs);
+                return fail("finding code mappings", -ENOENT);
+        }
+        r = memctl_connect(daemon_socket, &c);
+        if (r < 0) {
+                free(addrs);
+                return fail("connecting", r);
+        }
+        measure_ways(ways, ELEMENTSOF(ways), c, t, addrs, N_ADDRS, 31, med, min);
+        memctl_free(c);
+
+        printf("\n8. Symbols: %d addresses in the code of %zu files of %s; per address, median of 31 interleaved "
+               "runs (and the fastest)\n", N_ADDRS, n_files, t->label);
+        printf("   %-52s %10s %10s %10s\n", "", "us/addr", "ms/batch", "min us/a");
+        printf("   %-52s %10.3f %10.3f %10.3f\n", "Lookup warm", per_addr_us(med[0], N_ADDRS), (double) med[0] / 1e6,
+               per_addr_us(min[0], N_ADDRS));
+        printf("   %-52s %10.3f %10.3f %10.3f\n", "Lookup warm, symbols", per_addr_us(med[1], N_ADDRS),
+               (double) med[1] / 1e6, per_addr_us(min[1], N_ADDRS));
+        metric("symbols", "us/addr", per_addr_us(med[0], N_ADDRS), "%s: Lookup warm, code addresses", t->label);
+        metric("symbols", "us/addr", per_addr_us(med[1], N_ADDRS), "%s: Lookup warm with symbols", t->label);
+        snprintf(name, sizeof(name), "warm Lookup with symbols <= 2x without, %d addresses", N_ADDRS);
+        snprintf(note, sizeof(note), "fastest runs; medians: %.2fx", (double) med[1] / (double) med[0]);
+        check(name, (double) min[1] / (double) min[0], 2.0, "x", true, note);
+
+        /* Cold: a fresh daemon, its layout and ELF facts read first (a Lookup without symbols),
+         * then each file's addresses with symbols: the first time its table is read. */
+        r = daemon_start(NULL, &fresh);
+        if (r < 0) {
+                free(addrs);
+                return fail("starting memmapd", r);
+        }
+        r = memctl_connect(fresh.socket, &c);
+        if (r >= 0) {
+                size_t found;
+
+                (void) lookup_memctl(c, t->pid, addrs, N_ADDRS, 0, &found);
+                printf("   cold (first Lookup with symbols naming each file, fresh daemon; its ELF facts known):\n");
+                for (size_t f = 0; f < n_files; f++) {
+                        uint64_t one[1] = { 0 }, cold_ns, warm_ns;
+
+                        for (size_t i = 0; i < t->maps.n && !one[0]; i++) {
+                                const struct mapping *m = &t->maps.items[i];
+
+                                if (m->name && strcmp(m->name, files[f]) == 0 && (m->flags & MAPPING_EXEC))
+                                        one[0] = m->start;
+                        }
+                        uint64_t t0 = now_ns();
+                        r = lookup_memctl(c, t->pid, one, 1, MEMCTL_SYMBOLS, &found);
+                        cold_ns = now_ns() - t0;
+                        t0 = now_ns();
+                        r = r < 0 ? r : lookup_memctl(c, t->pid, one, 1, MEMCTL_SYMBOLS, &found);
+                        warm_ns = now_ns() - t0;
+                        if (r < 0)
+                                break;
+                        printf("   %-60s cold %8.3f ms, then %6.3f ms\n", files[f], (double) cold_ns / 1e6,
+                               (double) warm_ns / 1e6);
+                        metric("symbols", "ms", (double) cold_ns / 1e6, "cold Lookup with symbols: %s", files[f]);
+                }
+        }
+        if (r < 0)
+                fail("cold lookups", r);
+        memctl_free(c);
+        daemon_stop(&fresh);
+
+        eu = time_addr2line(t->pid, addrs, N_ADDRS);
+        if (eu == 0) {
+                printf("   eu-addr2line --pid: not installed or failed (elfutils)\n");
+        } else {
+                printf("   eu-addr2line --pid -S, same addresses: %.1f ms, %.1fx the warm Lookup with symbols "
+                       "(fastest %.1fx)\n", (double) eu / 1e6, (double) eu / (double) med[1], (double) eu / (double) min[1]);
+                metric("symbols", "ms", (double) eu / 1e6, "eu-addr2line --pid, %d addresses", N_ADDRS);
+                snprintf(name, sizeof(name), "warm Lookup with symbols >= 100x faster than eu-addr2line --pid");
+                snprintf(note, sizeof(note), "one eu-addr2line run against the fastest Lookup; medians %.1fx",
+                         (double) eu / (double) med[1]);
+                check(name, (double) eu / (double) min[1], 100.0, "x", false, note);
+        }
+        free(addrs);
+}
+
 int main(int argc, char **argv) {
         static const struct option options[] = {
                 { "out", required_argument, NULL, 'o' },
@@ -1966,6 +2115,8 @@ int main(int argc, char **argv) {
                 bench_store(&d, &t700, &t20k);
         if (section_enabled("watchdog"))
                 bench_watchdog();
+        if (section_enabled("symbols"))
+                bench_symbols(&t700, d.socket);
 
 finish:
         daemon_stop(&d);
