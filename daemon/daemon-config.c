@@ -30,6 +30,7 @@ void config_init(struct config *c) {
                 .stuck_readers_per_user = FILE_POOL_QUOTA_DEFAULT,
                 .file_read_timeout_msec = FILE_POOL_TIMEOUT_MS_DEFAULT,
                 .tracking = TRACKING_AUTO,
+                .find_iterator = TRACKING_AUTO,
                 .max_cached_processes = LAYOUT_STORE_MAX_ENTRIES_DEFAULT,
                 .max_cache_memory = LAYOUT_STORE_MAX_BYTES_DEFAULT,
                 .max_cache_memory_per_user = 0,
@@ -124,6 +125,8 @@ int config_set(struct config *c, const char *key, const char *value) {
                 return set_groups(c, value);
         if (strcmp(key, "Tracking") == 0)
                 return tracking_mode_from_string(value, &c->tracking);
+        if (strcmp(key, "FindIterator") == 0)
+                return tracking_mode_from_string(value, &c->find_iterator);
 
         static const struct {
                 const char *key;

@@ -13,6 +13,7 @@
 #include "engine.h"
 #include "layout-store.h"
 #include "tracking.h"
+#include "find-scan.h"
 #include "file-pool.h"
 #include "log.h"
 #include "server.h"
@@ -138,6 +139,7 @@ int main(int argc, char **argv) {
         struct server *server = NULL;
         struct layout_store *store = NULL;
         struct tracking *tracking = NULL;
+        struct find_scan *find = NULL;
         struct rlimit rl;
         unsigned line = 0;
         int r;
@@ -213,9 +215,22 @@ int main(int argc, char **argv) {
                 r = tracking_new(cfg.max_cached_processes > 0 ? cfg.tracking : TRACKING_NONE, store, &tracking);
         if (r >= 0 && tracking_active(tracking))
                 r = server_set_tracking(server, tracking, store);
+        if (r >= 0) {
+                const char *why = NULL;
+
+                r = find_scan_new(cfg.find_iterator, &find, &why);
+                if (r < 0)
+                        log_error_errno(r, "Cannot load the FindMappings iterator (FindIterator=bpf)");
+                else {
+                        if (why)
+                                log_info("FindMappings scans /proc: %s", why);
+                        server_set_find_scan(server, find);
+                }
+        }
         if (r >= 0)
                 r = server_run(server);
         server_free(server);
+        find_scan_free(find);
         tracking_free(tracking);
         layout_store_free(store);
         engine_free(engine);

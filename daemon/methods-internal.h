@@ -18,3 +18,16 @@ bool known_params_only(struct json_object *params, const char *const *known, con
 /* org.varlink.service (daemon/methods-service.c) */
 const char *get_info(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w);
 const char *get_interface_description(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w);
+
+/* Shared by the method modules (daemon/methods.c). */
+struct mapping;
+struct process;
+void write_mapping(struct json_writer *w, const struct mapping *m);
+void write_process(struct json_writer *w, const struct process *p);
+/* Ends the part of a streamed reply being written (its innermost array, its parameters) with
+ * "continues" and hands it to ctx->stream; the caller begins the next part. 0 or -errno (-E2BIG:
+ * the peer left too much unread). */
+int stream_part_emit(const struct method_context *ctx, struct json_writer *w);
+
+/* FindMappings (daemon/methods-find.c). */
+const char *find_mappings(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w);

@@ -153,14 +153,14 @@ static void mapping_view(const struct mapping *m, struct memmapd_mapping *ret) {
         };
 }
 
-static void write_mapping(struct json_writer *w, const struct mapping *m) {
+void write_mapping(struct json_writer *w, const struct mapping *m) {
         struct memmapd_mapping v;
 
         mapping_view(m, &v);
         memmapd_write_mapping(w, &v);
 }
 
-static void write_process(struct json_writer *w, const struct process *p) {
+void write_process(struct json_writer *w, const struct process *p) {
         memmapd_write_process(w, p->pid, p->start_time, p->kernel_thread);
 }
 
@@ -369,23 +369,31 @@ static void list_part_begin(struct json_writer *w, const struct process *p) {
 
 /* Ends the part being written with "continues" (it is known only now that another part
  * follows: member order does not matter in JSON) and hands it on. */
-static int list_part_emit(struct list_stream *s) {
+int stream_part_emit(const struct method_context *ctx, struct json_writer *w) {
         char *buf;
         size_t len;
         int r;
 
-        json_writer_array_end(s->w);
-        json_writer_object_end(s->w);
-        json_writer_key(s->w, "continues");
-        json_writer_bool(s->w, true);
-        json_writer_object_end(s->w);
-        json_writer_terminate(s->w);
-        r = json_writer_finish(s->w, &buf, &len);
+        json_writer_array_end(w);
+        json_writer_object_end(w);
+        json_writer_key(w, "continues");
+        json_writer_bool(w, true);
+        json_writer_object_end(w);
+        json_writer_terminate(w);
+        r = json_writer_finish(w, &buf, &len);
         if (r >= 0)
-                r = s->ctx->stream->emit(s->ctx->stream->userdata, buf, len);
+                r = ctx->stream->emit(ctx->stream->userdata, buf, len);
+        if (r < 0)
+                return r;
+        ctx->stream->parts++;
+        return 0;
+}
+
+static int list_part_emit(struct list_stream *s) {
+        int r = stream_part_emit(s->ctx, s->w);
+
         if (r < 0)
                 return s->emit_error = r;
-        s->ctx->stream->parts++;
         list_part_begin(s->w, s->p);
         s->in_part = 0;
         return 0;
@@ -684,6 +692,7 @@ static const struct method methods[] = {
         { MEMMAPD_INTERFACE ".Lookup", true, lookup },
         { MEMMAPD_INTERFACE ".GetVdso", true, get_vdso },
         { MEMMAPD_INTERFACE ".OpenMappingFile", true, open_mapping_file },
+        { MEMMAPD_INTERFACE ".FindMappings", true, find_mappings },
 };
 
 static const struct method *find_method(const char *name) {

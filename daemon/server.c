@@ -311,6 +311,10 @@ int server_set_tracking(struct server *s, struct tracking *tracking, struct layo
         return add_source(s, &s->tracking_src, true);
 }
 
+void server_set_find_scan(struct server *s, struct find_scan *find) {
+        s->find = find;
+}
+
 int server_run(struct server *s) {
         unsigned extra = s->cfg->workers > 0 ? s->cfg->workers - 1 : 0;
         int r = 0;

@@ -21,6 +21,10 @@ struct layout_store;
  * server_run(). 0 or -errno. */
 int server_set_tracking(struct server *s, struct tracking *tracking, struct layout_store *store);
 
+/* FindMappings' BPF pass (find-scan.h), kept by the caller; NULL: a scan of /proc. */
+struct find_scan;
+void server_set_find_scan(struct server *s, struct find_scan *find);
+
 /* Serves until SIGTERM or SIGINT, then stops accepting, finishes the replies in flight and
  * returns 0; -errno on a fatal error. */
 int server_run(struct server *s);
