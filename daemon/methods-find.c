@@ -169,12 +169,15 @@ static int hit_by_file(const void *a, const void *b) {
         return hit_by_tgid(a, b);
 }
 
-typedef int (*process_hits_fn)(const struct process *p, const struct layout *l, const struct find_hit *hits,
+typedef int (*process_hits_fn)(const struct process *p, const struct mapping_list *l, const struct find_hit *hits,
                                size_t n, void *userdata);
 
-/* For hits sorted by tgid: reads each process at its hits' starts with the client's access (a
- * layout of just those mappings: the ioctl backend reads nothing else) and hands it to fn with
- * its hits. Processes the client may not see, or that are gone, are skipped. */
+/* For hits sorted by tgid: reads each process with the client's access and hands its mappings
+ * to fn with its hits. Without build IDs only the mappings at the hits' starts are read (the
+ * ioctl backend reads nothing else); with them the process's file mappings, as the /proc scan
+ * reads them: a lookup reads build IDs from the files only, which an unprivileged client may
+ * not open when they were deleted, while a listing has the kernel's too. Processes the client
+ * may not see, or that are gone, are skipped. */
 static int visit_processes(const struct method_context *ctx, const struct find_hit *hits, size_t n, unsigned flags,
                            process_hits_fn fn, void *userdata) {
         _cleanup_free_ uint64_t *starts = NULL;
@@ -186,6 +189,7 @@ static int visit_processes(const struct method_context *ctx, const struct find_h
                 _cleanup_(process_freep) struct process *p = NULL;
                 _cleanup_(layout_unrefp) struct layout *l = NULL;
                 _cleanup_free_ struct layout_result *res = NULL;
+                _cleanup_(mapping_list_done) struct mapping_list list = {};
                 size_t k = 0;
                 int r;
 
@@ -193,46 +197,49 @@ static int visit_processes(const struct method_context *ctx, const struct find_h
                         if (k == 0 || starts[k - 1] != hits[j].start)
                                 starts[k++] = hits[j].start;
                 r = open_visible(ctx, hits[i].tgid, &p);
-                if (r >= 0)
+                if (r >= 0 && (flags & ENGINE_BUILD_IDS))
+                        r = engine_list(ctx->engine, p, ENGINE_FILE_BACKED_ONLY | flags, &list);
+                else if (r >= 0)
                         r = engine_lookup_layout(ctx->engine, p, starts, k, flags, &l, &res);
                 if (skip_error(r))
                         continue;
                 if (r < 0)
                         return r;
-                r = fn(p, l, hits + i, j - i, userdata);
+                r = fn(p, l ? &l->mappings : &list, hits + i, j - i, userdata);
                 if (r < 0)
                         return r;
         }
         return 0;
 }
 
-static int answer_process(const struct process *p, const struct layout *l, const struct find_hit *hits, size_t n,
-                          void *userdata) {
-        return out_process(userdata, p, l->mappings.items, l->mappings.n);
+static int answer_process(const struct process *p, const struct mapping_list *l, const struct find_hit *hits,
+                          size_t n, void *userdata) {
+        return out_process(userdata, p, l->items, l->n);
 }
 
 /* Build ID: what is known of each file the machine maps. */
 struct file_verdicts {
         const struct find_query *q;
         const struct find_hit *files;   /* each file's first hit */
-        int8_t *verdict;                /* per file: 1 carries the build ID, 0 not, -1 unknown */
+        int8_t *verdict;                /* per file: 1 carries the build ID, 0 another, -1 none known */
 };
 
 /* The hits here are representatives, their ino replaced by the index of their file. */
-static int judge_files(const struct process *p, const struct layout *l, const struct find_hit *reps, size_t n,
+static int judge_files(const struct process *p, const struct mapping_list *l, const struct find_hit *reps, size_t n,
                        void *userdata) {
         struct file_verdicts *v = userdata;
 
         for (size_t t = 0; t < n; t++) {
                 const struct find_hit *file = &v->files[reps[t].ino];
-                ssize_t m = mapping_list_find(&l->mappings, reps[t].start);
+                ssize_t m = mapping_list_find(l, reps[t].start);
                 const struct mapping *mp;
 
                 if (m < 0)
                         continue;
-                mp = &l->mappings.items[m];
+                mp = &l->items[m];
                 /* The process may have mapped another file there since. */
-                if (find_kernel_dev(mp->dev_major, mp->dev_minor) != file->dev || mp->inode != file->ino)
+                if (find_kernel_dev(mp->dev_major, mp->dev_minor) != file->dev || mp->inode != file->ino ||
+                    mp->build_id_len == 0)
                         continue;
                 v->verdict[reps[t].ino] = mp->build_id_len == v->q->build_id_len &&
                                           memcmp(mp->build_id, v->q->build_id, mp->build_id_len) == 0;
@@ -260,7 +267,7 @@ static int keep_build_id_files(struct find_out *o, struct find_hit *hits, size_t
         first = calloc(n_files + 1, sizeof(*first));
         files = calloc(n_files + 1, sizeof(*files));
         verdict = malloc(n_files + 1);
-        reps = calloc(n_files + 1, sizeof(*reps));
+        reps = calloc(*n + 1, sizeof(*reps));
         if (!first || !files || !verdict || !reps)
                 return -ENOMEM;
         for (size_t i = 0, f = 0; i < *n; i++)
@@ -285,12 +292,16 @@ static int keep_build_id_files(struct find_out *o, struct find_hit *hits, size_t
                         if (verdict[f] >= 0)
                                 continue;
                         for (size_t i = first[f]; i < first[f + 1]; i++) {
-                                if (i > first[f] && hits[i].tgid == hits[i - 1].tgid)
-                                        continue;
-                                if (distinct++ == round) {
+                                if (i > first[f] && hits[i].tgid != hits[i - 1].tgid)
+                                        distinct++;
+                                if (distinct > round)
+                                        break;
+                                /* All its mappings there: one of them may be the file's
+                                 * start, where the kernel reads the build ID of a deleted
+                                 * file the client may not open. */
+                                if (distinct == round) {
                                         reps[n_reps] = hits[i];
                                         reps[n_reps++].ino = f;
-                                        break;
                                 }
                         }
                 }

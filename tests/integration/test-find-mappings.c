@@ -1,0 +1,439 @@
+/* Tests of FindMappings (issue 17): which processes map a file, by path and by build ID, checked against map_files as root, with the BPF iterator and with the /proc scan. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <dirent.h>
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <json-c/json.h>
+
+#include "cleanup.h"
+#include "elf-builder.h"
+#include "fixture.h"
+
+#define N_OLD 40        /* map the library, then see it replaced on disk */
+#define N_NEW 30        /* map the replacement */
+#define N_NONE 30       /* map neither */
+#define N_TARGETS (N_OLD + N_NEW + N_NONE)
+#define NOBODY 65534
+#define PAGE 4096
+
+struct target {
+        pid_t pid;
+        int control_fd;         /* closing it ends the process */
+        bool nobody;
+};
+
+static struct {
+        char dir[64];
+        char lib[128];
+        uint8_t id_old[20], id_new[20];
+        char hex_old[41], hex_new[41];
+        struct stat st_old, st_new;
+        struct target targets[N_TARGETS];
+} g;
+
+/* One mapping as found: the process and the range. */
+struct hit {
+        pid_t pid;
+        uint64_t start, end;
+        bool deleted;
+};
+
+struct hits {
+        struct hit *items;
+        size_t n;
+};
+
+static void hits_add(struct hits *h, pid_t pid, uint64_t start, uint64_t end, bool deleted) {
+        h->items = realloc(h->items, (h->n + 1) * sizeof(*h->items));
+        assert_non_null(h->items);
+        h->items[h->n++] = (struct hit) { pid, start, end, deleted };
+}
+
+static int hit_cmp(const void *a, const void *b) {
+        const struct hit *x = a, *y = b;
+
+        if (x->pid != y->pid)
+                return x->pid < y->pid ? -1 : 1;
+        return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static bool hits_equal(struct hits *a, struct hits *b) {
+        qsort(a->items, a->n, sizeof(*a->items), hit_cmp);
+        qsort(b->items, b->n, sizeof(*b->items), hit_cmp);
+        if (a->n != b->n) {
+                fprintf(stderr, "# %zu mappings found, %zu expected\n", a->n, b->n);
+                return false;
+        }
+        for (size_t i = 0; i < a->n; i++)
+                if (a->items[i].pid != b->items[i].pid || a->items[i].start != b->items[i].start ||
+                    a->items[i].end != b->items[i].end || a->items[i].deleted != b->items[i].deleted) {
+                        fprintf(stderr, "# differs at %zu: pid %d 0x%" PRIx64 " deleted %d, expected pid %d 0x%" PRIx64
+                                        " deleted %d\n",
+                                i, a->items[i].pid, a->items[i].start, a->items[i].deleted, b->items[i].pid,
+                                b->items[i].start, b->items[i].deleted);
+                        return false;
+                }
+        return true;
+}
+
+/* A small shared object with the given build ID, two pages long. */
+static void write_library(const char *path, const uint8_t *id) {
+        struct elf_builder *b = eb_new(ELFCLASS64, ELFDATA2LSB, ET_DYN);
+        struct eb_image img;
+        _cleanup_close_ int fd = -1;
+
+        eb_add_load(b, 0, 0, 2 * PAGE, 2 * PAGE, PF_R | PF_X);
+        eb_begin_notes(b, EB_NOTES_SEGMENT, 4);
+        eb_add_build_id(b, id, 20);
+        eb_build(b, &img);
+        eb_free(b);
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        assert_true(fd >= 0);
+        assert_true(img.size <= 2 * PAGE);
+        assert_int_equal(write(fd, img.data, img.size), (ssize_t) img.size);
+        assert_int_equal(ftruncate(fd, 2 * PAGE), 0);
+        eb_image_done(&img);
+}
+
+/* A process that maps lib (when given) twice, a read-only first page and an executable second
+ * one, runs as nobody when asked, and lives until its control pipe closes. */
+static void start_target(struct target *t, const char *lib, bool nobody) {
+        int ready[2], control[2];
+        char c;
+
+        assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+        assert_int_equal(pipe2(control, O_CLOEXEC), 0);
+        t->pid = fork();
+        assert_true(t->pid >= 0);
+        if (t->pid == 0) {
+                close(ready[0]);
+                close(control[1]);
+                /* No exec follows: the earlier targets' control pipes must not stay open here. */
+                for (struct target *o = g.targets; o < t; o++)
+                        close(o->control_fd);
+                if (lib) {
+                        int fd = open(lib, O_RDONLY | O_CLOEXEC);
+
+                        if (fd < 0 || mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE, fd, 0) == MAP_FAILED ||
+                            mmap(NULL, PAGE, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, PAGE) == MAP_FAILED)
+                                _exit(1);
+                        close(fd);
+                }
+                /* Dumpable again after the change of uid: its owner may read its maps. */
+                if (nobody && (setgroups(0, NULL) < 0 || setresgid(NOBODY, NOBODY, NOBODY) < 0 ||
+                               setresuid(NOBODY, NOBODY, NOBODY) < 0 || prctl(PR_SET_DUMPABLE, 1) < 0))
+                        _exit(1);
+                if (write(ready[1], "r", 1) != 1)
+                        _exit(1);
+                while (read(control[0], &c, 1) > 0)
+                        ;
+                _exit(0);
+        }
+        close(ready[1]);
+        close(control[0]);
+        assert_int_equal(read(ready[0], &c, 1), 1);
+        close(ready[0]);
+        t->control_fd = control[1];
+        t->nobody = nobody;
+}
+
+static void random_id(uint8_t *id, char *hex) {
+        _cleanup_close_ int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+
+        assert_int_equal(read(fd, id, 20), 20);
+        for (size_t i = 0; i < 20; i++)
+                sprintf(hex + 2 * i, "%02x", id[i]);
+}
+
+static int setup(void **state) {
+        char tmp[160], readelf_id[64];
+
+        strcpy(g.dir, "/tmp/memmapd-find-XXXXXX");
+        if (!mkdtemp(g.dir) || chmod(g.dir, 0755) < 0)
+                return -1;
+        snprintf(g.lib, sizeof(g.lib), "%s/libfind-test.so", g.dir);
+        random_id(g.id_old, g.hex_old);
+        random_id(g.id_new, g.hex_new);
+
+        write_library(g.lib, g.id_old);
+        /* The truth of the build IDs is readelf's, not our reader's. */
+        assert_int_equal(test_readelf_build_id(g.lib, readelf_id, sizeof(readelf_id)), 1);
+        assert_string_equal(readelf_id, g.hex_old);
+        assert_int_equal(stat(g.lib, &g.st_old), 0);
+        for (size_t i = 0; i < N_OLD; i++)
+                start_target(&g.targets[i], g.lib, i % 4 == 0);
+
+        /* Replaced as a package upgrade does: a new file renamed over the old one. */
+        snprintf(tmp, sizeof(tmp), "%s.new", g.lib);
+        write_library(tmp, g.id_new);
+        assert_int_equal(rename(tmp, g.lib), 0);
+        assert_int_equal(test_readelf_build_id(g.lib, readelf_id, sizeof(readelf_id)), 1);
+        assert_string_equal(readelf_id, g.hex_new);
+        assert_int_equal(stat(g.lib, &g.st_new), 0);
+        for (size_t i = N_OLD; i < N_OLD + N_NEW; i++)
+                start_target(&g.targets[i], g.lib, i % 4 == 0);
+        for (size_t i = N_OLD + N_NEW; i < N_TARGETS; i++)
+                start_target(&g.targets[i], NULL, i % 4 == 0);
+        return 0;
+}
+
+static int teardown(void **state) {
+        for (size_t i = 0; i < N_TARGETS; i++) {
+                close(g.targets[i].control_fd);
+                (void) waitpid(g.targets[i].pid, NULL, 0);
+        }
+        unlink(g.lib);
+        rmdir(g.dir);
+        return 0;
+}
+
+/* The truth, as root, independent of memmapd: every mapping on the machine whose
+ * /proc/PID/map_files entry is the old file (old), or the current one (cur); the old ones
+ * are the deleted ones. Only nobody's processes when asked. */
+static void truth(bool old, bool cur, bool nobody_only, struct hits *ret) {
+        _cleanup_closedir_ DIR *d = opendir("/proc");
+        struct dirent *de;
+
+        assert_non_null(d);
+        while ((de = readdir(d))) {
+                char path[300], line[1024];
+                _cleanup_fclose_ FILE *f = NULL;
+                struct stat st;
+                char *end;
+                long pid = strtol(de->d_name, &end, 10);
+
+                if (*end || pid <= 0)
+                        continue;
+                if (nobody_only) {
+                        snprintf(path, sizeof(path), "/proc/%ld", pid);
+                        if (stat(path, &st) < 0 || st.st_uid != NOBODY)
+                                continue;
+                }
+                snprintf(path, sizeof(path), "/proc/%ld/maps", pid);
+                f = fopen(path, "re");
+                if (!f)
+                        continue;
+                while (fgets(line, sizeof(line), f)) {
+                        uint64_t start, stop;
+
+                        if (sscanf(line, "%" SCNx64 "-%" SCNx64, &start, &stop) != 2)
+                                continue;
+                        snprintf(path, sizeof(path), "/proc/%ld/map_files/%" PRIx64 "-%" PRIx64, pid, start, stop);
+                        if (stat(path, &st) < 0)
+                                continue;
+                        if (old && st.st_dev == g.st_old.st_dev && st.st_ino == g.st_old.st_ino)
+                                hits_add(ret, (pid_t) pid, start, stop, true);
+                        if (cur && st.st_dev == g.st_new.st_dev && st.st_ino == g.st_new.st_ino)
+                                hits_add(ret, (pid_t) pid, start, stop, false);
+                }
+        }
+}
+
+/* The mappings of one reply part, checked for what every mapping found must be. */
+static void add_reply(const char *reply, const char *build_id, struct hits *ret, bool *ret_continues) {
+        _cleanup_(json_object_putp) struct json_object *o = json_tokener_parse(reply);
+        struct json_object *params, *matches, *v;
+
+        assert_non_null(o);
+        if (!json_object_object_get_ex(o, "parameters", &params) ||
+            !json_object_object_get_ex(params, "matches", &matches))
+                fail_msg("not an answer: %s", reply);
+        *ret_continues = json_object_object_get_ex(o, "continues", &v) && json_object_get_boolean(v);
+        for (size_t i = 0; i < json_object_array_length(matches); i++) {
+                struct json_object *m = json_object_array_get_idx(matches, i), *proc, *maps, *pid;
+
+                assert_true(json_object_object_get_ex(m, "process", &proc));
+                assert_true(json_object_object_get_ex(proc, "pid", &pid));
+                assert_true(json_object_object_get_ex(m, "mappings", &maps));
+                assert_true(json_object_array_length(maps) > 0);
+                for (size_t k = 0; k < json_object_array_length(maps); k++) {
+                        struct json_object *mp = json_object_array_get_idx(maps, k), *s, *e, *del, *id, *p;
+
+                        assert_true(json_object_object_get_ex(mp, "start", &s));
+                        assert_true(json_object_object_get_ex(mp, "end", &e));
+                        assert_true(json_object_object_get_ex(mp, "deleted", &del));
+                        assert_true(json_object_object_get_ex(mp, "path", &p));
+                        assert_string_equal(json_object_get_string(p), g.lib);
+                        if (build_id) {
+                                assert_true(json_object_object_get_ex(mp, "build_id", &id));
+                                assert_string_equal(json_object_get_string(id), build_id);
+                        }
+                        hits_add(ret, json_object_get_int(pid), strtoull(json_object_get_string(s), NULL, 16),
+                                 strtoull(json_object_get_string(e), NULL, 16), json_object_get_boolean(del));
+                }
+        }
+}
+
+/* Calls FindMappings with params (a JSON object's members), streamed or in one message. */
+static int find(const char *socket, const char *params, bool more, const char *build_id, struct hits *ret) {
+        _cleanup_close_ int fd = test_connect(socket);
+        char msg[512];
+        bool continues;
+
+        if (fd < 0)
+                return fd;
+        snprintf(msg, sizeof(msg), "{\"method\":\"io.memmapd.FindMappings\",\"parameters\":{%s}%s}", params,
+                 more ? ",\"more\":true" : "");
+        if (test_send(fd, msg) < 0)
+                return -EIO;
+        do {
+                _cleanup_free_ char *reply = test_recv(fd);
+
+                if (!reply)
+                        return -EIO;
+                add_reply(reply, build_id, ret, &continues);
+        } while (continues);
+        return 0;
+}
+
+struct query {
+        const char *socket;
+        char params[256];
+        const char *build_id;
+        bool old, cur;
+};
+
+static void query_init(struct query *q, const char *socket, int which, bool deleted_only) {
+        *q = (struct query) { .socket = socket };
+        if (which == 0) {
+                snprintf(q->params, sizeof(q->params), "\"path\":\"%s\"%s", g.lib,
+                         deleted_only ? ",\"deleted_only\":true" : "");
+                q->old = true;
+                q->cur = !deleted_only;
+        } else {
+                snprintf(q->params, sizeof(q->params), "\"build_id\":\"%s\"", which == 1 ? g.hex_old : g.hex_new);
+                q->build_id = which == 1 ? g.hex_old : g.hex_new;
+                q->old = which == 1;
+                q->cur = which == 2;
+        }
+}
+
+/* Run as nobody: exactly nobody's processes among the truth computed as root (passed in). */
+struct nobody_check {
+        struct query q;
+        struct hits expected;
+};
+
+static int check_as_nobody(void *arg) {
+        struct nobody_check *c = arg;
+        struct hits got = {};
+
+        if (find(c->q.socket, c->q.params, true, c->q.build_id, &got) < 0)
+                return 2;
+        if (hits_equal(&got, &c->expected))
+                return 0;
+        fprintf(stderr, "# as nobody: {%s}\n", c->q.params);
+        return 1;
+}
+
+/* The daemon of the test running: stopped by teardown when an assertion ended the test. */
+static struct test_daemon running;
+
+static void check_daemon(const char *socket) {
+        for (int which = 0; which < 3; which++)
+                for (int deleted_only = 0; deleted_only < (which == 0 ? 2 : 1); deleted_only++) {
+                        struct nobody_check c = {};
+                        struct hits expected = {}, got = {}, got_more = {};
+
+                        query_init(&c.q, socket, which, deleted_only);
+                        truth(c.q.old, c.q.cur, false, &expected);
+                        /* The test's own processes are there: the truth is not empty. */
+                        assert_int_equal(expected.n, 2 * (c.q.old ? N_OLD : 0) + 2 * (c.q.cur ? N_NEW : 0));
+                        assert_int_equal(find(socket, c.q.params, false, c.q.build_id, &got), 0);
+                        assert_true(hits_equal(&got, &expected));
+                        assert_int_equal(find(socket, c.q.params, true, c.q.build_id, &got_more), 0);
+                        assert_true(hits_equal(&got_more, &expected));
+
+                        truth(c.q.old, c.q.cur, true, &c.expected);
+                        assert_true(c.expected.n > 0 && c.expected.n < expected.n);
+                        assert_int_equal(run_as(NOBODY, NOBODY, check_as_nobody, &c), 0);
+                        free(c.expected.items);
+                        free(expected.items);
+                        free(got.items);
+                        free(got_more.items);
+                }
+}
+
+static void test_find_with_iterator(void **state) {
+        static const char *const args[] = { "--set", "FindIterator=bpf", NULL };
+        struct test_daemon *d = &running;
+
+        if (test_daemon_start(args, d) < 0) {
+                print_message("[  SKIPPED ] the daemon does not start with FindIterator=bpf: BPF is denied or not built here\n");
+                skip();
+        }
+        check_daemon(d->socket);
+        assert_int_equal(test_daemon_stop(d), 0);
+        d->pid = 0;
+}
+
+static void test_find_by_proc_scan(void **state) {
+        static const char *const args[] = { "--set", "FindIterator=none", NULL };
+        struct test_daemon *d = &running;
+
+        assert_int_equal(test_daemon_start(args, d), 0);
+        check_daemon(d->socket);
+        assert_int_equal(test_daemon_stop(d), 0);
+        d->pid = 0;
+}
+
+static int stop_running(void **state) {
+        if (running.pid > 0)
+                (void) test_daemon_stop(&running);
+        running.pid = 0;
+        return 0;
+}
+
+static void test_bad_queries(void **state) {
+        static const char *const params[] = {
+                "",                                             /* neither */
+                "\"path\":\"/x\",\"build_id\":\"00\"",          /* both */
+                "\"path\":\"relative\"",
+                "\"build_id\":\"abc\"",                         /* odd */
+                "\"build_id\":\"zz\"",
+                "\"path\":\"/x\",\"unknown\":1",
+        };
+        struct test_daemon d;
+        _cleanup_close_ int fd = -1;
+
+        assert_int_equal(test_daemon_start(NULL, &d), 0);
+        fd = test_connect(d.socket);
+        assert_true(fd >= 0);
+        for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
+                char msg[256];
+                _cleanup_free_ char *reply = NULL;
+
+                snprintf(msg, sizeof(msg), "{\"method\":\"io.memmapd.FindMappings\",\"parameters\":{%s}}", params[i]);
+                reply = test_call(fd, msg);
+                assert_non_null(reply);
+                assert_non_null(strstr(reply, "org.varlink.service.InvalidParameter"));
+        }
+        assert_int_equal(test_daemon_stop(&d), 0);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_teardown(test_find_with_iterator, stop_running),
+                cmocka_unit_test_teardown(test_find_by_proc_scan, stop_running),
+                cmocka_unit_test(test_bad_queries),
+        };
+
+        if (geteuid() != 0) {
+                print_message("[  SKIPPED ] test-find-mappings: needs root (map_files, another user)\n");
+                return 77;
+        }
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
