@@ -29,5 +29,24 @@ void write_process(struct json_writer *w, const struct process *p);
  * the peer left too much unread). */
 int stream_part_emit(const struct method_context *ctx, struct json_writer *w);
 
+struct access_decision;
+struct layout;
+struct layout_result;
+struct mapping_list;
+void write_process_and_mappings(struct json_writer *w, const struct process *p, const struct mapping_list *l);
+void write_result(struct json_writer *w, uint64_t address, const struct layout_result *res, bool no_mm);
+/* Reads pid and start_time of params, decides and opens the process (the connection's cached
+ * one where its decision stands); on failure writes the error reply and returns its name. */
+const char *open_target(const struct method_context *ctx, struct json_object *params, struct json_writer *w,
+                        struct process **ret, struct access_decision *ret_decision);
+/* The error reply for a read of p that failed with r. */
+const char *engine_error(struct json_writer *w, const struct process *p, int r);
+/* The kept layout to answer p from: 1 and *ret, 0 to read without the store, -errno. */
+int shared_layout(const struct method_context *ctx, const struct process *p, const struct access_decision *decision,
+                  struct layout **ret);
+
+/* LookupMany (daemon/methods-many.c). */
+const char *lookup_many(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w);
+
 /* FindMappings (daemon/methods-find.c). */
 const char *find_mappings(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w);

@@ -165,7 +165,7 @@ void write_process(struct json_writer *w, const struct process *p) {
 }
 
 /* What every reply about a process starts with: who it is, and its mappings. */
-static void write_process_and_mappings(struct json_writer *w, const struct process *p, const struct mapping_list *l) {
+void write_process_and_mappings(struct json_writer *w, const struct process *p, const struct mapping_list *l) {
         write_process(w, p);
         json_writer_key(w, "mappings");
         json_writer_array_begin(w);
@@ -225,7 +225,7 @@ static void target_cache_put(const struct method_context *ctx, struct process *p
 
 /* Reads pid and start_time, opens the process and checks its identity. On failure the
  * error reply is written and returned. */
-static const char *open_target(const struct method_context *ctx, struct json_object *params, struct json_writer *w,
+const char *open_target(const struct method_context *ctx, struct json_object *params, struct json_writer *w,
                                struct process **ret, struct access_decision *ret_decision) {
         _cleanup_(process_freep) struct process *p = NULL;
         struct access_decision decision;
@@ -288,7 +288,7 @@ static _Thread_local struct {
         uint64_t start_time;
 } read_found_gone;
 
-static const char *engine_error(struct json_writer *w, const struct process *p, int r) {
+const char *engine_error(struct json_writer *w, const struct process *p, int r) {
         if (r == -ESRCH || r == -ENOENT) {
                 read_found_gone.pid = p->pid;
                 read_found_gone.start_time = p->start_time;
@@ -305,7 +305,7 @@ static const char *engine_error(struct json_writer *w, const struct process *p, 
  * is not for this call (no tracking, a kernel thread, a decision not known to precede the
  * process's current program), and the caller reads as without a store; -errno (-ESRCH when the
  * read met an exec: the call is made again, see call_met_exec()). */
-static int shared_layout(const struct method_context *ctx, const struct process *p,
+int shared_layout(const struct method_context *ctx, const struct process *p,
                          const struct access_decision *decision, struct layout **ret) {
         _cleanup_(layout_unrefp) struct layout *l = NULL;
         struct tracking_stamp st;
@@ -488,7 +488,7 @@ static const char *list_mappings(const struct method_context *ctx, const struct 
         return NULL;
 }
 
-static void write_result(struct json_writer *w, uint64_t address, const struct layout_result *res, bool no_mm) {
+void write_result(struct json_writer *w, uint64_t address, const struct layout_result *res, bool no_mm) {
         memmapd_write_result(w, &(struct memmapd_result) {
                 .address = address,
                 .mapping = res->mapping,
@@ -693,6 +693,7 @@ static const struct method methods[] = {
         { MEMMAPD_INTERFACE ".GetVdso", true, get_vdso },
         { MEMMAPD_INTERFACE ".OpenMappingFile", true, open_mapping_file },
         { MEMMAPD_INTERFACE ".FindMappings", true, find_mappings },
+        { MEMMAPD_INTERFACE ".LookupMany", true, lookup_many },
 };
 
 static const struct method *find_method(const char *name) {

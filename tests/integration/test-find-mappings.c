@@ -424,11 +424,143 @@ static void test_bad_queries(void **state) {
         assert_int_equal(test_daemon_stop(&d), 0);
 }
 
+/* A LookupMany of groups (pid, start_time, addresses): the truth's mappings of 12 targets of
+ * both owners (their starts, and 0x1000, unmapped), a pid that names no process and a target
+ * asked with a wrong start time; each group answered or failed on its own. */
+struct many_check {
+        const char *socket;
+        struct hits all;                /* truth of every target's library mappings */
+        bool as_nobody;
+};
+
+static int check_many(void *arg) {
+        struct many_check *c = arg;
+        char msg[16384], *end = msg;
+        _cleanup_close_ int fd = test_connect(c->socket);
+        _cleanup_free_ char *reply = NULL;
+        _cleanup_json_ struct json_object *o = NULL;
+        struct json_object *params, *groups;
+        size_t n_targets = 0;
+        pid_t pids[12];
+
+        if (fd < 0)
+                return 2;
+        end += sprintf(end, "{\"method\":\"io.memmapd.LookupMany\",\"parameters\":{\"groups\":[");
+        for (size_t i = 0; i < N_TARGETS && n_targets < 12; i += 7) {
+                pids[n_targets++] = g.targets[i].pid;
+                end += sprintf(end, "{\"pid\":%d,\"addresses\":[\"0x1000\"", g.targets[i].pid);
+                for (size_t k = 0; k < c->all.n; k++)
+                        if (c->all.items[k].pid == g.targets[i].pid)
+                                end += sprintf(end, ",\"0x%" PRIx64 "\"", c->all.items[k].start + 1);
+                end += sprintf(end, "]},");
+        }
+        end += sprintf(end, "{\"pid\":%d,\"addresses\":[\"0x1000\"]},", INT32_MAX);
+        end += sprintf(end, "{\"pid\":%d,\"start_time\":1,\"addresses\":[]}]}}", g.targets[0].pid);
+
+        reply = test_call(fd, msg);
+        o = reply ? json_tokener_parse(reply) : NULL;
+        if (!o || !json_object_object_get_ex(o, "parameters", &params) ||
+            !json_object_object_get_ex(params, "groups", &groups) || json_object_array_length(groups) != n_targets + 2) {
+                fprintf(stderr, "# LookupMany: %s\n", reply ? reply : "(none)");
+                return 1;
+        }
+        for (size_t i = 0; i < n_targets + 2; i++) {
+                struct json_object *grp = json_object_array_get_idx(groups, i), *err, *maps, *results;
+                const char *want = i == n_targets ? "io.memmapd.NoSuchProcess"
+                                 : i == n_targets + 1 ? "io.memmapd.ProcessChanged"
+                                 : c->as_nobody && !g.targets[(i * 7)].nobody ? "io.memmapd.PermissionDenied"
+                                 : NULL;
+
+                if (want) {
+                        if (!json_object_object_get_ex(grp, "error", &err) ||
+                            strcmp(json_object_get_string(err), want) != 0) {
+                                fprintf(stderr, "# group %zu: %s, expected %s\n", i, json_object_to_json_string(grp), want);
+                                return 1;
+                        }
+                        continue;
+                }
+                if (json_object_object_get_ex(grp, "error", &err) ||
+                    !json_object_object_get_ex(grp, "mappings", &maps) ||
+                    !json_object_object_get_ex(grp, "results", &results)) {
+                        fprintf(stderr, "# group %zu: %s\n", i, json_object_to_json_string(grp));
+                        return 1;
+                }
+                /* Result k+1 is the truth's k-th mapping of this pid, result 0 unmapped. */
+                for (size_t r = 0, k = 0; r < json_object_array_length(results); r++) {
+                        struct json_object *res = json_object_array_get_idx(results, r), *idx, *s;
+                        uint64_t start = 0;
+
+                        if (r == 0) {
+                                if (json_object_object_get_ex(res, "mapping", &idx))
+                                        return 1;
+                                continue;
+                        }
+                        while (k < c->all.n && c->all.items[k].pid != pids[i])
+                                k++;
+                        if (k == c->all.n || !json_object_object_get_ex(res, "mapping", &idx) ||
+                            !json_object_object_get_ex(json_object_array_get_idx(maps, json_object_get_int(idx)), "start", &s))
+                                return 1;
+                        start = strtoull(json_object_get_string(s), NULL, 16);
+                        if (start != c->all.items[k].start) {
+                                fprintf(stderr, "# group %zu result %zu: 0x%" PRIx64 ", expected 0x%" PRIx64 "\n", i, r,
+                                        start, c->all.items[k].start);
+                                return 1;
+                        }
+                        k++;
+                }
+        }
+        return 0;
+}
+
+static void test_lookup_many(void **state) {
+        static const char *const args[] = { "--set", "MaxAddresses=1000", NULL };
+        struct many_check c = {};
+        struct test_daemon *d = &running;
+        _cleanup_free_ char *reply = NULL;
+        _cleanup_close_ int fd = -1;
+
+        truth(true, true, false, &c.all);
+        /* The order check_many() reads them in: by pid, then address. */
+        qsort(c.all.items, c.all.n, sizeof(*c.all.items), hit_cmp);
+        assert_int_equal(test_daemon_start(args, d), 0);
+        c.socket = d->socket;
+        assert_int_equal(check_many(&c), 0);
+        c.as_nobody = true;
+        assert_int_equal(run_as(NOBODY, NOBODY, check_many, &c), 0);
+
+        /* MaxAddresses bounds all groups together. */
+        fd = test_connect(d->socket);
+        assert_true(fd >= 0);
+        {
+                size_t len = 0, cap = 1 << 20;
+                _cleanup_free_ char *big = malloc(cap);
+
+                assert_non_null(big);
+                len += sprintf(big, "{\"method\":\"io.memmapd.LookupMany\",\"parameters\":{\"groups\":[");
+                /* 3 groups of 400: each within MaxAddresses=1000, all of them not. */
+                for (int grp = 0; grp < 3; grp++) {
+                        len += sprintf(big + len, "%s{\"pid\":%d,\"addresses\":[", grp ? "," : "", g.targets[0].pid);
+                        for (int a = 0; a < 400; a++)
+                                len += sprintf(big + len, "%s%d", a ? "," : "", 4096 * (a + 1));
+                        len += sprintf(big + len, "]}");
+                }
+                sprintf(big + len, "]}}");
+                reply = test_call(fd, big);
+                assert_non_null(reply);
+                assert_non_null(strstr(reply, "io.memmapd.LimitExceeded"));
+                assert_non_null(strstr(reply, "max_addresses"));
+        }
+        free(c.all.items);
+        assert_int_equal(test_daemon_stop(d), 0);
+        d->pid = 0;
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_teardown(test_find_with_iterator, stop_running),
                 cmocka_unit_test_teardown(test_find_by_proc_scan, stop_running),
                 cmocka_unit_test(test_bad_queries),
+                cmocka_unit_test_teardown(test_lookup_many, stop_running),
         };
 
         if (geteuid() != 0) {
