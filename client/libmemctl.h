@@ -332,6 +332,26 @@ int memctl_open_mapping_file(memctl *c, pid_t pid, uint64_t start_time, uint64_t
  * that is not one JSON object is -EINVAL. Errors as for the typed calls. */
 int memctl_call_json(memctl *c, const char *method, const char *parameters_json, char **ret_reply_json);
 
+/* ------------------------------------------------------------------ system-wide (LIBMEMCTL_0.4) */
+
+typedef struct memctl_found memctl_found;              /* a FindMappings reply */
+
+/* Flag of memctl_find_mappings(): only mappings of files deleted or replaced since mapped. */
+#define MEMCTL_DELETED_ONLY (UINT64_C(1) << 3)
+
+/* Every process the caller may see that maps the file path names (by device and inode, in the
+ * daemon's mount namespace; files replaced since they were mapped under that name too, with
+ * deleted set), or any file whose build ID is build_id_hex: exactly one of the two, the other
+ * NULL (FindMappings). One reply message: an answer above the daemon's MaxOutputQueue fails
+ * with -E2BIG (LimitExceeded). */
+int memctl_find_mappings(memctl *c, const char *path, const char *build_id_hex, uint64_t flags, memctl_found **ret);
+/* The processes found, in pid order. */
+size_t memctl_found_count(const memctl_found *f);
+/* Process index's matching mappings, owned by f (memctl_mappings_get_process_info() names the
+ * process); NULL when index >= count. */
+const memctl_mappings *memctl_found_get(const memctl_found *f, size_t index);
+memctl_found *memctl_found_free(memctl_found *f);
+
 #ifdef __cplusplus
 }
 #endif

@@ -40,6 +40,8 @@ struct memctl_options {
         int build_ids; /* -1: not given */
         bool start_time_set;
         uint64_t start_time;
+        const char *build_id;   /* who --build-id */
+        bool deleted_only;
 };
 
 /* Set once by parse_argv() in memctl.c, read by every module. */

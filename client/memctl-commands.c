@@ -17,6 +17,7 @@
 DEFINE_CLEANUP_FUNC(memctl_mappings *, memctl_mappings_free)
 DEFINE_CLEANUP_FUNC(memctl_lookup_reply *, memctl_lookup_reply_free)
 DEFINE_CLEANUP_FUNC(memctl_status *, memctl_status_free)
+DEFINE_CLEANUP_FUNC(memctl_found *, memctl_found_free)
 
 /* ------------------------------------------------------------------ errors */
 
@@ -551,5 +552,78 @@ int cmd_status(struct context *ctx) {
         printf("  File pool: %" PRIu64 " readers (%" PRIu64 " busy, %" PRIu64 " stuck), %" PRIu64 " timeouts, "
                "%" PRIu64 " refused\n", i.file_readers, i.file_readers_busy, i.file_readers_stuck,
                i.file_read_timeouts, i.file_reads_refused);
+        return EXIT_OK;
+}
+
+/* The command name of pid, as the client sees it ("?" when it cannot read it). */
+static void read_comm(pid_t pid, char *buf, size_t size) {
+        char path[64];
+        _cleanup_fclose_ FILE *f = NULL;
+
+        snprintf(path, sizeof(path), "/proc/%d/comm", (int) pid);
+        f = fopen(path, "re");
+        if (!f || !fgets(buf, (int) size, f)) {
+                snprintf(buf, size, "?");
+                return;
+        }
+        buf[strcspn(buf, "\n")] = '\0';
+}
+
+int cmd_who(struct context *ctx, const char *path, const char *build_id, bool deleted_only) {
+        static const char *const header[] = { "PID", "COMMAND", "START-END", "PERMS", "OFFSET", "NAME" };
+        static const bool right[] = { true, false, false, false, true, false };
+        _cleanup_(memctl_found_freep) memctl_found *found = NULL;
+        struct table t = { .n_columns = 6, .header = header, .right = right };
+        size_t n, total = 0;
+        int r;
+
+        if (arg.json != JSON_OFF) {
+                _cleanup_json_ struct json_object *p = json_object_new_object();
+                _cleanup_free_ char *reply = NULL;
+
+                if (!p || json_object_object_add(p, path ? "path" : "build_id",
+                                                 json_object_new_string(path ? path : build_id)) < 0 ||
+                    (deleted_only && add_true(p, "deleted_only") < 0))
+                        return oom();
+                r = call_json(ctx, "io.memmapd.FindMappings", p, 0, &reply);
+                if (r != EXIT_OK)
+                        return r;
+                return print_json(reply);
+        }
+
+        r = memctl_find_mappings(ctx->c, path, build_id, deleted_only ? MEMCTL_DELETED_ONLY : 0, &found);
+        if (r < 0)
+                return call_failed(ctx->c, ctx->path, r, 0);
+        n = memctl_found_count(found);
+        for (size_t i = 0; i < n; i++) {
+                const memctl_mappings *m = memctl_found_get(found, i);
+                struct memctl_process p = MEMCTL_PROCESS_INIT;
+                char comm[64];
+
+                if (memctl_mappings_get_process_info(m, &p) < 0)
+                        continue;
+                read_comm(p.pid, comm, sizeof(comm));
+                for (size_t k = 0; k < memctl_mappings_count(m); k++) {
+                        struct memctl_mapping map = MEMCTL_MAPPING_INIT;
+                        _cleanup_free_ char *name = NULL, *c = NULL;
+
+                        if (memctl_mappings_get(m, k, &map) < 0)
+                                continue;
+                        name = mapping_display_name(&map);
+                        c = escape(comm);
+                        if (!name || !c || table_addf(&t, "%d", (int) p.pid) < 0 || table_addf(&t, "%s", c) < 0 ||
+                            table_addf(&t, "%012" PRIx64 "-%012" PRIx64, map.start, map.end) < 0 ||
+                            table_addf(&t, "%s", map.perms) < 0 || table_addf(&t, "%08" PRIx64, map.offset) < 0 ||
+                            table_addf(&t, "%s", name) < 0) {
+                                table_done(&t);
+                                return oom();
+                        }
+                        total++;
+                }
+        }
+        table_print(&t);
+        table_done(&t);
+        if (arg.legend)
+                printf("\n%zu process%s, %zu mapping%s\n", n, n == 1 ? "" : "es", total, total == 1 ? "" : "s");
         return EXIT_OK;
 }

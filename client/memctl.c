@@ -45,6 +45,10 @@ static void help(void) {
                "                        the file the process sees (its mount namespace,\n"
                "                        deleted files, memfds), opened by memmapd\n"
                "  status                Show the daemon's version, counters and limits\n"
+               "  who PATH              List the processes that map the file PATH names (and\n"
+               "                        the files replaced at PATH since they were mapped):\n"
+               "                        pid, command, the mapping ranges\n"
+               "  who --build-id=HEX    The same for the files with that GNU build ID\n"
                "\n"
                "Options:\n"
                "  -h --help             Show this help and exit\n"
@@ -66,6 +70,8 @@ static void help(void) {
                "     --files-only       maps: only file-backed mappings\n"
                "     --build-ids        maps, lookup: show build IDs (the default)\n"
                "     --no-build-ids     maps, lookup: do not ask for build IDs (cheaper)\n"
+               "     --build-id=HEX     who: find files by build ID instead of a path\n"
+               "     --deleted-only     who: only files deleted or replaced since mapped\n"
                "  -l --full             Show build IDs whole: tables shorten them to %d\n"
                "                        hex digits (--json and modules never do)\n"
                "\n"
@@ -163,6 +169,8 @@ enum {
         ARG_FILES_ONLY,
         ARG_BUILD_IDS,
         ARG_NO_BUILD_IDS,
+        ARG_BUILD_ID,
+        ARG_DELETED_ONLY,
 };
 
 static int parse_argv(int argc, char *argv[]) {
@@ -178,6 +186,8 @@ static int parse_argv(int argc, char *argv[]) {
                 { "build-ids", no_argument, NULL, ARG_BUILD_IDS },
                 { "no-build-ids", no_argument, NULL, ARG_NO_BUILD_IDS },
                 { "full", no_argument, NULL, 'l' },
+                { "build-id", required_argument, NULL, ARG_BUILD_ID },
+                { "deleted-only", no_argument, NULL, ARG_DELETED_ONLY },
                 {}
         };
         int ch;
@@ -233,6 +243,16 @@ static int parse_argv(int argc, char *argv[]) {
                 case 'l':
                         arg.full = true;
                         break;
+                case ARG_BUILD_ID:
+                        if (!*optarg || strlen(optarg) % 2 != 0 || strspn(optarg, "0123456789abcdefABCDEF") != strlen(optarg)) {
+                                error("invalid --build-id '%s' (expected an even number of hex digits)", optarg);
+                                return -EINVAL;
+                        }
+                        arg.build_id = optarg;
+                        break;
+                case ARG_DELETED_ONLY:
+                        arg.deleted_only = true;
+                        break;
                 case ':':
                         error("option '%s' needs an argument", argv[optind - 1]);
                         return -EINVAL;
@@ -260,7 +280,11 @@ static int check_options(const char *cmd) {
                 error("--build-ids and --no-build-ids apply to maps and lookup only");
                 return -EINVAL;
         }
-        if (arg.start_time_set && status) {
+        if ((arg.build_id || arg.deleted_only) && strcmp(cmd, "who") != 0) {
+                error("--build-id and --deleted-only apply to who only");
+                return -EINVAL;
+        }
+        if (arg.start_time_set && (status || strcmp(cmd, "who") == 0)) {
                 error("--start-time does not apply to status");
                 return -EINVAL;
         }
@@ -309,6 +333,11 @@ int main(int argc, char *argv[]) {
                         error("cat takes a PID and an address (see --help)");
                         return EXIT_USAGE;
                 }
+        } else if (strcmp(cmd, "who") == 0) {
+                if (n_args != (arg.build_id ? 0u : 1u)) {
+                        error("who takes a PATH, or --build-id=HEX and nothing else (see --help)");
+                        return EXIT_USAGE;
+                }
         } else if (strcmp(cmd, "status") == 0) {
                 if (n_args != 0) {
                         error("status takes no arguments");
@@ -320,7 +349,7 @@ int main(int argc, char *argv[]) {
         }
         if (check_options(cmd) < 0)
                 return EXIT_USAGE;
-        if (n_args > 0 && parse_pid(args[0], &pid) < 0)
+        if (n_args > 0 && strcmp(cmd, "who") != 0 && parse_pid(args[0], &pid) < 0)
                 return EXIT_USAGE;
 
         if (strcmp(cmd, "cat") == 0 && parse_address(args[1], &cat_address) < 0) {
@@ -383,6 +412,8 @@ int main(int argc, char *argv[]) {
                 r = cmd_cat(&ctx, pid, cat_address);
         else if (strcmp(cmd, "lookup") == 0)
                 r = cmd_lookup(&ctx, pid, &addresses);
+        else if (strcmp(cmd, "who") == 0)
+                r = cmd_who(&ctx, arg.build_id ? NULL : args[0], arg.build_id, arg.deleted_only);
         else
                 r = cmd_status(&ctx);
 

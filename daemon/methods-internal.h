@@ -33,8 +33,9 @@ struct access_decision;
 struct layout;
 struct layout_result;
 struct mapping_list;
-void write_process_and_mappings(struct json_writer *w, const struct process *p, const struct mapping_list *l);
-void write_result(struct json_writer *w, uint64_t address, const struct layout_result *res, bool no_mm);
+/* A Lookup's answer (process, mappings, results) into the object being written. */
+void write_lookup_answer(struct json_writer *w, const struct process *p, const struct layout *l, const uint64_t *addrs,
+                         const struct layout_result *results, size_t n);
 /* Reads pid and start_time of params, decides and opens the process (the connection's cached
  * one where its decision stands); on failure writes the error reply and returns its name. */
 const char *open_target(const struct method_context *ctx, struct json_object *params, struct json_writer *w,

@@ -43,12 +43,7 @@ static const char *lookup_group(const struct method_context *ctx, struct json_ob
                         return engine_error(&scratch, p, r);
 
                 json_writer_object_begin(w);
-                write_process_and_mappings(w, p, &l->mappings);
-                json_writer_key(w, "results");
-                json_writer_array_begin(w);
-                for (size_t i = 0; i < n; i++)
-                        write_result(w, addrs[i], &results[i], p->kernel_thread);
-                json_writer_array_end(w);
+                write_lookup_answer(w, p, l, addrs, results, n);
                 json_writer_object_end(w);
                 return NULL;
         }

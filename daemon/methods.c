@@ -165,7 +165,7 @@ void write_process(struct json_writer *w, const struct process *p) {
 }
 
 /* What every reply about a process starts with: who it is, and its mappings. */
-void write_process_and_mappings(struct json_writer *w, const struct process *p, const struct mapping_list *l) {
+static void write_process_and_mappings(struct json_writer *w, const struct process *p, const struct mapping_list *l) {
         write_process(w, p);
         json_writer_key(w, "mappings");
         json_writer_array_begin(w);
@@ -488,7 +488,7 @@ static const char *list_mappings(const struct method_context *ctx, const struct 
         return NULL;
 }
 
-void write_result(struct json_writer *w, uint64_t address, const struct layout_result *res, bool no_mm) {
+static void write_result(struct json_writer *w, uint64_t address, const struct layout_result *res, bool no_mm) {
         memmapd_write_result(w, &(struct memmapd_result) {
                 .address = address,
                 .mapping = res->mapping,
@@ -498,6 +498,16 @@ void write_result(struct json_writer *w, uint64_t address, const struct layout_r
                 .file_offset = res->file_offset,
                 .elf_vaddr = res->elf_vaddr,
         });
+}
+
+void write_lookup_answer(struct json_writer *w, const struct process *p, const struct layout *l, const uint64_t *addrs,
+                         const struct layout_result *results, size_t n) {
+        write_process_and_mappings(w, p, &l->mappings);
+        json_writer_key(w, "results");
+        json_writer_array_begin(w);
+        for (size_t i = 0; i < n; i++)
+                write_result(w, addrs[i], &results[i], p->kernel_thread);
+        json_writer_array_end(w);
 }
 
 static const char *lookup(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w) {
@@ -558,12 +568,7 @@ static const char *lookup(const struct method_context *ctx, const struct varlink
         reply_reserve_lookup(w, l->mappings.n, n);
 
         varlink_reply_begin(w, NULL, false);
-        write_process_and_mappings(w, p, &l->mappings);
-        json_writer_key(w, "results");
-        json_writer_array_begin(w);
-        for (size_t i = 0; i < n; i++)
-                write_result(w, addrs[i], &results[i], p->kernel_thread);
-        json_writer_array_end(w);
+        write_lookup_answer(w, p, l, addrs, results, n);
         varlink_message_end(w);
         return NULL;
 }

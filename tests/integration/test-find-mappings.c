@@ -21,6 +21,7 @@
 #include "cleanup.h"
 #include "elf-builder.h"
 #include "fixture.h"
+#include "libmemctl.h"
 
 #define N_OLD 40        /* map the library, then see it replaced on disk */
 #define N_NEW 30        /* map the replacement */
@@ -555,12 +556,80 @@ static void test_lookup_many(void **state) {
         d->pid = 0;
 }
 
+/* libmemctl's memctl_find_mappings() and `memctl who` give the truth too. */
+static void found_to_hits(const memctl_found *f, struct hits *ret) {
+        for (size_t i = 0; i < memctl_found_count(f); i++) {
+                const memctl_mappings *m = memctl_found_get(f, i);
+                struct memctl_process p = MEMCTL_PROCESS_INIT;
+
+                assert_int_equal(memctl_mappings_get_process_info(m, &p), 0);
+                for (size_t k = 0; k < memctl_mappings_count(m); k++) {
+                        struct memctl_mapping map = MEMCTL_MAPPING_INIT;
+
+                        assert_int_equal(memctl_mappings_get(m, k, &map), 0);
+                        assert_string_equal(map.path, g.lib);
+                        hits_add(ret, p.pid, map.start, map.end, map.deleted);
+                }
+        }
+        assert_null(memctl_found_get(f, memctl_found_count(f)));
+}
+
+static void test_clients(void **state) {
+        struct test_daemon *d = &running;
+        memctl *c = NULL;
+        memctl_found *f = NULL;
+        struct hits expected = {}, got = {}, cli = {}, old = {}, got_old = {};
+        _cleanup_free_ char *cmd = NULL, *out = NULL;
+        char *line, *save = NULL;
+
+        assert_int_equal(test_daemon_start(NULL, d), 0);
+        assert_int_equal(memctl_connect(d->socket, &c), 0);
+        truth(true, true, false, &expected);
+        assert_int_equal(memctl_find_mappings(c, g.lib, NULL, 0, &f), 0);
+        found_to_hits(f, &got);
+        assert_true(hits_equal(&got, &expected));
+        f = memctl_found_free(f);
+
+        truth(true, false, false, &old);
+        assert_int_equal(memctl_find_mappings(c, NULL, g.hex_old, 0, &f), 0);
+        found_to_hits(f, &got_old);
+        assert_true(hits_equal(&got_old, &old));
+        f = memctl_found_free(f);
+        /* Exactly one of path and build ID. */
+        assert_int_equal(memctl_find_mappings(c, g.lib, g.hex_old, 0, &f), -EINVAL);
+        assert_int_equal(memctl_find_mappings(c, NULL, NULL, 0, &f), -EINVAL);
+        memctl_free(c);
+
+        assert_true(asprintf(&cmd, "%s --socket %s --no-legend who %s", test_program("MEMCTL", "client/memctl"),
+                             d->socket, g.lib) > 0);
+        out = test_run_capture(cmd);
+        assert_non_null(out);
+        for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                int pid;
+                uint64_t start, end;
+                char comm[64];
+
+                /* PID COMMAND START-END PERMS OFFSET NAME */
+                assert_int_equal(sscanf(line, "%d %63s %" SCNx64 "-%" SCNx64, &pid, comm, &start, &end), 4);
+                hits_add(&cli, pid, start, end, strstr(line, "(deleted)") != NULL);
+        }
+        assert_true(hits_equal(&cli, &expected));
+        free(expected.items);
+        free(got.items);
+        free(cli.items);
+        free(old.items);
+        free(got_old.items);
+        assert_int_equal(test_daemon_stop(d), 0);
+        d->pid = 0;
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_teardown(test_find_with_iterator, stop_running),
                 cmocka_unit_test_teardown(test_find_by_proc_scan, stop_running),
                 cmocka_unit_test(test_bad_queries),
                 cmocka_unit_test_teardown(test_lookup_many, stop_running),
+                cmocka_unit_test_teardown(test_clients, stop_running),
         };
 
         if (geteuid() != 0) {
