@@ -64,8 +64,8 @@ bool find_scan_active(const struct find_scan *f) {
 #endif
 }
 
-int find_scan_run(struct find_scan *f, const struct find_inode *files, size_t n, unsigned flags, size_t max,
-                  struct find_hit **ret, size_t *ret_n) {
+int find_scan_run(struct find_scan *f, const struct find_inode *files, size_t n, unsigned flags,
+                  const char *unlinked_name, size_t max, struct find_hit **ret, size_t *ret_n) {
 #if HAVE_BPF
         _cleanup_free_ struct find_vma_key *keys = NULL;
         _cleanup_free_ struct find_vma_rec *recs = NULL;
@@ -87,7 +87,7 @@ int find_scan_run(struct find_scan *f, const struct find_inode *files, size_t n,
                 r = vma_finder_run(f->finder, keys, n,
                                    ((flags & FIND_SCAN_ALL_FILES) ? FIND_VMA_ALL_FILES : 0) |
                                            ((flags & FIND_SCAN_UNLINKED) ? FIND_VMA_UNLINKED : 0),
-                                   max, &recs, &n_recs);
+                                   unlinked_name, max, &recs, &n_recs);
                 if (r != -EAGAIN || attempt >= 4)
                         break;
         }

@@ -39,10 +39,11 @@ struct find_scan *find_scan_free(struct find_scan *f);
 /* Whether passes run in the kernel. NULL: false. */
 bool find_scan_active(const struct find_scan *f);
 
-/* One pass: the mappings of the n files, with flags more. At most max hits (-E2BIG beyond),
+/* One pass: the mappings of the n files, with flags more (FIND_SCAN_UNLINKED: only unlinked
+ * files named unlinked_name, the last component of a path, when not NULL). At most max hits (-E2BIG beyond),
  * malloc'd into *ret. -EOPNOTSUPP when not active. */
-int find_scan_run(struct find_scan *f, const struct find_inode *files, size_t n, unsigned flags, size_t max,
-                  struct find_hit **ret, size_t *ret_n);
+int find_scan_run(struct find_scan *f, const struct find_inode *files, size_t n, unsigned flags,
+                  const char *unlinked_name, size_t max, struct find_hit **ret, size_t *ret_n);
 
 /* The kernel's encoding of a device number. */
 static inline uint32_t find_kernel_dev(unsigned major, unsigned minor) {

@@ -27,6 +27,7 @@ struct find_query {
         bool by_path;
         const char *path;
         size_t path_len;
+        size_t name_len;                /* of the last component */
         bool have_file;                 /* path names a file now */
         struct find_inode file;
         uint8_t build_id[MAPPING_BUILD_ID_MAX];
@@ -329,10 +330,14 @@ static int find_by_iterator(struct find_out *o) {
         int r;
 
         if (q->by_path)
+                /* The unlinked files of the path's last name only: a replaced file keeps its
+                 * name (the kernel shows "PATH (deleted)"); longer names than the iterator
+                 * compares are let through and compared here. */
                 r = find_scan_run(o->ctx->find, q->have_file ? &q->file : NULL, q->have_file ? 1 : 0,
-                                  FIND_SCAN_UNLINKED, FIND_HITS_MAX, &hits, &n);
+                                  FIND_SCAN_UNLINKED, q->name_len < 256 ? strrchr(q->path, '/') + 1 : NULL,
+                                  FIND_HITS_MAX, &hits, &n);
         else
-                r = find_scan_run(o->ctx->find, NULL, 0, FIND_SCAN_ALL_FILES, FIND_HITS_MAX, &hits, &n);
+                r = find_scan_run(o->ctx->find, NULL, 0, FIND_SCAN_ALL_FILES, NULL, FIND_HITS_MAX, &hits, &n);
         if (r < 0)
                 return r;
         if (!q->by_path) {
@@ -364,6 +369,7 @@ static const char *parse_query(const struct varlink_call *call, struct json_writ
                         return reply_invalid_parameter(w, "path");
                 q->by_path = true;
                 q->path = path;
+                q->name_len = strlen(strrchr(path, '/') + 1);
                 /* With the client's credentials (the method runs as the client): a path it may
                  * not resolve names no file for it, only the names of deleted ones. */
                 if (stat(path, &st) >= 0) {

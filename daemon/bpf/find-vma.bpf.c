@@ -17,6 +17,28 @@ struct {
 
 /* FIND_VMA_ALL_FILES, FIND_VMA_UNLINKED: written by user space in .bss between passes. */
 __u32 pass_flags;
+/* With FIND_VMA_UNLINKED: the name unlinked files must have (length 0: any). Most unlinked
+ * files are memfds and temporary files: their processes are not read again for nothing. */
+char unlinked_name[FIND_VMA_NAME_MAX];
+__u32 unlinked_name_len;
+
+static bool name_matches(struct file *file) {
+        char buf[FIND_VMA_NAME_MAX];
+        const unsigned char *name;
+        __u32 len = unlinked_name_len;
+
+        if (len == 0)
+                return true;
+        if (len >= FIND_VMA_NAME_MAX || BPF_CORE_READ(file, f_path.dentry, d_name.len) != len)
+                return false;
+        name = BPF_CORE_READ(file, f_path.dentry, d_name.name);
+        if (bpf_probe_read_kernel_str(buf, sizeof(buf), name) < 0)
+                return false;
+        for (__u32 i = 0; i < FIND_VMA_NAME_MAX && i < len; i++)
+                if (buf[i] != unlinked_name[i])
+                        return false;
+        return true;
+}
 
 SEC("iter/task_vma")
 int find_vma(struct bpf_iter__task_vma *ctx) {
@@ -41,7 +63,7 @@ int find_vma(struct bpf_iter__task_vma *ctx) {
         unlinked = BPF_CORE_READ(inode, __i_nlink) == 0 || !BPF_CORE_READ(file, f_path.dentry, d_hash.pprev);
 
         if (!(pass_flags & FIND_VMA_ALL_FILES) && !bpf_map_lookup_elem(&targets, &key) &&
-            !(unlinked && (pass_flags & FIND_VMA_UNLINKED)))
+            !(unlinked && (pass_flags & FIND_VMA_UNLINKED) && name_matches(file)))
                 return 0;
         rec.tgid = task->tgid;
         rec.dev = key.dev;

@@ -8,6 +8,9 @@
 /* Inodes one pass may look for: more is refused by the loader. */
 #define FIND_VMA_MAX_TARGETS 4096
 
+/* The longest file name (a path's last component) the unlinked files are filtered by, NUL included. */
+#define FIND_VMA_NAME_MAX 256
+
 /* dev in the kernel's encoding (major << 20 | minor), as the iterator reads it from s_dev. */
 struct find_vma_key {
         __u32 dev;
@@ -18,7 +21,8 @@ struct find_vma_key {
 enum {
         /* Every file mapping, whatever its inode (to learn which inodes the machine maps). */
         FIND_VMA_ALL_FILES = 1u << 0,
-        /* Also mappings of files unlinked or replaced since they were mapped. */
+        /* Also mappings of files unlinked or replaced since they were mapped, those whose name
+         * (the dentry's: a replaced file keeps it) is unlinked_name when it is set. */
         FIND_VMA_UNLINKED = 1u << 1,
 };
 

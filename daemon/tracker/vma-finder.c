@@ -114,16 +114,20 @@ static int pass_read(struct vma_finder *f, size_t max_records, struct find_vma_r
 }
 
 int vma_finder_run(struct vma_finder *f, const struct find_vma_key *keys, size_t n, unsigned flags,
-                   size_t max_records, struct find_vma_rec **ret, size_t *ret_n) {
+                   const char *unlinked_name, size_t max_records, struct find_vma_rec **ret, size_t *ret_n) {
         int map_fd = bpf_map__fd(f->skel->maps.targets);
-        size_t added = 0;
+        size_t added = 0, name_len = unlinked_name ? strlen(unlinked_name) : 0;
         uint8_t one = 1;
         int r = 0;
 
         if (n > FIND_VMA_MAX_TARGETS)
                 return -E2BIG;
+        if (name_len >= FIND_VMA_NAME_MAX)
+                return -ENAMETOOLONG;
 
         pthread_mutex_lock(&f->lock);
+        memcpy(f->skel->bss->unlinked_name, unlinked_name ? unlinked_name : "", name_len + 1);
+        f->skel->bss->unlinked_name_len = (__u32) name_len;
         for (; added < n; added++)
                 if (bpf_map_update_elem(map_fd, &keys[added], &one, BPF_ANY) < 0) {
                         r = -errno;
