@@ -56,6 +56,7 @@ struct find_out {
         unsigned flags;                 /* engine flags of every read */
         bool streaming;
         size_t in_part;                 /* mappings in the part being written */
+        bool wrote;                     /* a process was written */
         int emit_error;
 };
 
@@ -81,6 +82,7 @@ static int out_process(struct find_out *o, const struct process *p, const struct
                                 find_part_begin(o->w);
                                 o->in_part = 0;
                         }
+                        o->wrote = true;
                         json_writer_object_begin(o->w);
                         write_process(o->w, p);
                         json_writer_key(o->w, "mappings");
@@ -406,7 +408,11 @@ const char *find_mappings(const struct method_context *ctx, const struct varlink
         o.streaming = call->more && ctx->stream;
 
         find_part_begin(w);
-        r = find_scan_active(ctx->find) ? find_by_iterator(&o) : find_by_proc_scan(&o);
+        r = find_scan_active(ctx->find) ? find_by_iterator(&o) : -EOPNOTSUPP;
+        /* A pass that failed before anything was written (the kernel kept restarting it, no
+         * memory for it): the /proc scan gives the same answer, slower. */
+        if (r < 0 && r != -E2BIG && o.emit_error == 0 && !o.wrote)
+                r = find_by_proc_scan(&o);
         if (r < 0) {
                 json_writer_done(w);
                 if (o.emit_error == -E2BIG)

@@ -72,7 +72,7 @@ static int group_addresses(struct json_object *g, uint64_t *a, size_t max, size_
 
 const char *lookup_many(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w) {
         static const char *const known[] = { "groups", "build_ids", NULL };
-        const size_t max = ctx->limits->max_addresses;
+        size_t max = ctx->limits->max_addresses;
         _cleanup_free_ uint64_t *addrs = NULL;
         _cleanup_free_ size_t *counts = NULL;
         struct json_object *groups;
@@ -91,7 +91,20 @@ const char *lookup_many(const struct method_context *ctx, const struct varlink_c
         /* Every group costs an open of a process even without addresses: they count too. */
         if (n_groups > max)
                 return reply_limit(w, "max_addresses", max);
-        addrs = malloc((max ? max : 1) * sizeof(*addrs));
+        for (size_t i = 0; i < n_groups; i++) {
+                struct json_object *arr;
+
+                if (json_object_object_get_ex(json_object_array_get_idx(groups, i), "addresses", &arr) &&
+                    json_object_is_type(arr, json_type_array)) {
+                        used += json_object_array_length(arr);
+                        if (used > max)
+                                return reply_limit(w, "max_addresses", max);
+                }
+        }
+        /* As many as asked (at most max), not max: MaxAddresses may be millions. */
+        addrs = malloc((used ? used : 1) * sizeof(*addrs));
+        max = used;
+        used = 0;
         counts = calloc(n_groups ? n_groups : 1, sizeof(*counts));
         if (!addrs || !counts)
                 return reply_internal(w, -ENOMEM);
