@@ -529,6 +529,50 @@ static void test_lookup_many(void **state) {
         c.as_nobody = true;
         assert_int_equal(run_as(NOBODY, NOBODY, check_many, &c), 0);
 
+        /* libmemctl's memctl_lookup_many(): two targets with the library, one pid of no process. */
+        {
+                struct memctl_lookup_group groups[3] = { MEMCTL_LOOKUP_GROUP_INIT, MEMCTL_LOOKUP_GROUP_INIT,
+                                                         MEMCTL_LOOKUP_GROUP_INIT };
+                uint64_t addrs[2][2];
+                memctl_lookup_many_reply *many = NULL;
+                memctl *mc = NULL;
+                const char *err;
+
+                for (size_t i = 0; i < 2; i++) {
+                        size_t k = 0;
+
+                        groups[i].pid = g.targets[i * 7].pid;
+                        for (size_t h = 0; h < c.all.n && k < 2; h++)
+                                if (c.all.items[h].pid == groups[i].pid)
+                                        addrs[i][k++] = c.all.items[h].start;
+                        assert_int_equal(k, 2);
+                        groups[i].addresses = addrs[i];
+                        groups[i].n_addresses = 2;
+                }
+                groups[2].pid = INT32_MAX;
+                assert_int_equal(memctl_connect(d->socket, &mc), 0);
+                assert_int_equal(memctl_lookup_many(mc, groups, 3, 0, &many), 0);
+                assert_int_equal(memctl_lookup_many_count(many), 3);
+                for (size_t i = 0; i < 2; i++) {
+                        const memctl_lookup_reply *l = memctl_lookup_many_get(many, i, &err);
+
+                        assert_non_null(l);
+                        assert_null(err);
+                        for (size_t k = 0; k < 2; k++) {
+                                struct memctl_lookup_result res = MEMCTL_LOOKUP_RESULT_INIT;
+                                struct memctl_mapping m = MEMCTL_MAPPING_INIT;
+
+                                assert_int_equal(memctl_lookup_reply_get(l, k, &res), 0);
+                                assert_int_equal(memctl_lookup_reply_get_mapping(l, res.mapping, &m), 0);
+                                assert_int_equal(m.start, addrs[i][k]);
+                        }
+                }
+                assert_null(memctl_lookup_many_get(many, 2, &err));
+                assert_string_equal(err, "io.memmapd.NoSuchProcess");
+                memctl_lookup_many_free(many);
+                memctl_free(mc);
+        }
+
         /* MaxAddresses bounds all groups together. */
         fd = test_connect(d->socket);
         assert_true(fd >= 0);
