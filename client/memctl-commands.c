@@ -18,6 +18,7 @@ DEFINE_CLEANUP_FUNC(memctl_mappings *, memctl_mappings_free)
 DEFINE_CLEANUP_FUNC(memctl_lookup_reply *, memctl_lookup_reply_free)
 DEFINE_CLEANUP_FUNC(memctl_status *, memctl_status_free)
 DEFINE_CLEANUP_FUNC(memctl_found *, memctl_found_free)
+DEFINE_CLEANUP_FUNC(memctl_lookup_many_reply *, memctl_lookup_many_free)
 
 /* ------------------------------------------------------------------ errors */
 
@@ -225,6 +226,8 @@ nomem:
         return oom();
 }
 
+static int lookup_rows(const memctl_lookup_reply *l, pid_t pid, bool build_ids, struct table *t);
+
 /* Looks up one batch; grows the table (human output) or prints the reply (JSON). Returns an
  * exit status. A batch above the daemon's max_addresses is split by libmemctl. */
 static int lookup_batch(struct context *ctx, pid_t pid, uint64_t *start_time, const uint64_t *addresses,
@@ -238,7 +241,11 @@ static int lookup_batch(struct context *ctx, pid_t pid, uint64_t *start_time, co
         (void) memctl_lookup_reply_get_process(l, NULL, start_time);
         if (arg.json != JSON_OFF)
                 return print_lookup_json(l);
+        return lookup_rows(l, 0, build_ids, t);
+}
 
+/* The table rows of a Lookup reply; pid > 0 adds it as the first column (lookup-many). */
+static int lookup_rows(const memctl_lookup_reply *l, pid_t pid, bool build_ids, struct table *t) {
         for (size_t i = 0; i < memctl_lookup_reply_count(l); i++) {
                 struct memctl_lookup_result res = MEMCTL_LOOKUP_RESULT_INIT;
                 struct memctl_mapping map = MEMCTL_MAPPING_INIT;
@@ -253,7 +260,7 @@ static int lookup_batch(struct context *ctx, pid_t pid, uint64_t *start_time, co
                 name = mapped ? mapping_display_name(&map) : escape(res.reason_name ? res.reason_name : "unmapped");
                 if (!name)
                         return oom();
-                if (table_addf(t, "0x%" PRIx64, res.address) < 0 ||
+                if ((pid > 0 && table_addf(t, "%d", (int) pid) < 0) || table_addf(t, "0x%" PRIx64, res.address) < 0 ||
                     (res.has_file_offset ? table_addf(t, "0x%" PRIx64, res.file_offset)
                                          : table_addf(t, "-")) < 0 ||
                     (res.has_elf_vaddr ? table_addf(t, "0x%" PRIx64, res.elf_vaddr)
@@ -625,5 +632,50 @@ int cmd_who(struct context *ctx, const char *path, const char *build_id, bool de
         table_done(&t);
         if (arg.legend)
                 printf("\n%zu process%s, %zu mapping%s\n", n, n == 1 ? "" : "es", total, total == 1 ? "" : "s");
+        return EXIT_OK;
+}
+
+int cmd_lookup_many(struct context *ctx, const struct memctl_lookup_group *groups, size_t n) {
+        static const char *const header[] = { "PID", "ADDRESS", "FILE-OFFSET", "ELF-VADDR", "BUILD-ID", "PATH" };
+        static const char *const header_nobid[] = { "PID", "ADDRESS", "FILE-OFFSET", "ELF-VADDR", "PATH" };
+        static const bool right[] = { true, false, false, false, false, false };
+        _cleanup_(memctl_lookup_many_freep) memctl_lookup_many_reply *many = NULL;
+        bool build_ids = arg.build_ids != 0;
+        struct table t = {
+                .n_columns = build_ids ? 6 : 5,
+                .header = build_ids ? header : header_nobid,
+                .right = right,
+        };
+        int r;
+
+        r = memctl_lookup_many(ctx->c, groups, n, build_ids ? MEMCTL_BUILD_IDS : 0, &many);
+        if (r < 0)
+                return call_failed(ctx->c, ctx->path, r, 0);
+        for (size_t i = 0; i < n; i++) {
+                const char *err = NULL;
+                const memctl_lookup_reply *l = memctl_lookup_many_get(many, i, &err);
+
+                if (l && arg.json != JSON_OFF)
+                        r = print_lookup_json(l);
+                else if (l)
+                        r = lookup_rows(l, groups[i].pid, build_ids, &t);
+                else if (arg.json != JSON_OFF)
+                        r = printf("{\"pid\":%d,\"error\":\"%s\"}\n", (int) groups[i].pid, err ? err : "") < 0 ? EXIT_FAIL : EXIT_OK;
+                else
+                        /* A group that failed: its error in the path's column. */
+                        r = table_addf(&t, "%d", (int) groups[i].pid) < 0 || table_addf(&t, "-") < 0 ||
+                                            table_addf(&t, "-") < 0 || table_addf(&t, "-") < 0 ||
+                                            (build_ids && table_addf(&t, "-") < 0) ||
+                                            table_addf(&t, "%s", err ? err : "?") < 0
+                                    ? oom()
+                                    : EXIT_OK;
+                if (r != EXIT_OK) {
+                        table_done(&t);
+                        return r;
+                }
+        }
+        if (arg.json == JSON_OFF)
+                table_print(&t);
+        table_done(&t);
         return EXIT_OK;
 }

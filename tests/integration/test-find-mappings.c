@@ -658,6 +658,24 @@ static void test_clients(void **state) {
                 hits_add(&cli, pid, start, end, strstr(line, "(deleted)") != NULL);
         }
         assert_true(hits_equal(&cli, &expected));
+
+        /* memctl lookup-many: a target's two library mappings, and a pid of no process. */
+        free(cmd);
+        free(out);
+        assert_true(asprintf(&cmd, "%s --socket %s --no-legend --no-build-ids lookup-many %d:0x%" PRIx64 ",0x%" PRIx64 " %d:0x1000",
+                             test_program("MEMCTL", "client/memctl"), d->socket, old.items[0].pid, old.items[0].start,
+                             old.items[1].start, INT32_MAX) > 0);
+        out = test_run_capture(cmd);
+        assert_non_null(out);
+        {
+                char want[256];
+
+                snprintf(want, sizeof(want), "0x%" PRIx64 " ", old.items[0].start);
+                assert_non_null(strstr(out, want));
+                snprintf(want, sizeof(want), "%s (deleted)", g.lib);
+                assert_non_null(strstr(out, want));
+                assert_non_null(strstr(out, "io.memmapd.NoSuchProcess"));
+        }
         free(expected.items);
         free(got.items);
         free(cli.items);
