@@ -15,6 +15,7 @@
 
 #include "cleanup.h"
 #include "fixture.h"
+#include "mapper.h"
 
 #define N_PROCS 1000
 #define N_MAPPERS 100           /* of them, those that map the library */
@@ -45,38 +46,13 @@ static double median_ms(uint64_t *v, size_t n) {
 
 /* A process that maps lib (when given) and waits for its control pipe to close. */
 static int start_proc(size_t i, const char *lib) {
-        int ready[2], control[2];
-        char c;
+        struct mapper m;
+        int r = mapper_start(lib, lib ? 1 : 0, (uid_t) -1, controls, i, &m);
 
-        if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(control, O_CLOEXEC) < 0)
-                return -errno;
-        pids[i] = fork();
-        if (pids[i] < 0)
-                return -errno;
-        if (pids[i] == 0) {
-                close(ready[0]);
-                close(control[1]);
-                for (size_t k = 0; k < i; k++)
-                        close(controls[k]);
-                if (lib) {
-                        int fd = open(lib, O_RDONLY | O_CLOEXEC);
-
-                        if (fd < 0 || mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0) == MAP_FAILED)
-                                _exit(1);
-                        close(fd);
-                }
-                if (write(ready[1], "r", 1) != 1)
-                        _exit(1);
-                while (read(control[0], &c, 1) > 0)
-                        ;
-                _exit(0);
-        }
-        close(ready[1]);
-        close(control[0]);
-        if (read(ready[0], &c, 1) != 1)
-                return -EIO;
-        close(ready[0]);
-        controls[i] = control[1];
+        if (r < 0)
+                return r;
+        pids[i] = m.pid;
+        controls[i] = m.control_fd;
         return 0;
 }
 

@@ -22,6 +22,7 @@
 #include "elf-builder.h"
 #include "fixture.h"
 #include "libmemctl.h"
+#include "mapper.h"
 
 #define N_OLD 40        /* map the library, then see it replaced on disk */
 #define N_NEW 30        /* map the replacement */
@@ -109,45 +110,18 @@ static void write_library(const char *path, const uint8_t *id) {
         eb_image_done(&img);
 }
 
-/* A process that maps lib (when given) twice, a read-only first page and an executable second
- * one, runs as nobody when asked, and lives until its control pipe closes. */
+/* A target that maps lib (when given) twice, a read-only first page and an executable second
+ * one, running as nobody when asked. */
 static void start_target(struct target *t, const char *lib, bool nobody) {
-        int ready[2], control[2];
-        char c;
+        int fds[N_TARGETS];
+        size_t n = 0;
+        struct mapper m;
 
-        assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
-        assert_int_equal(pipe2(control, O_CLOEXEC), 0);
-        t->pid = fork();
-        assert_true(t->pid >= 0);
-        if (t->pid == 0) {
-                close(ready[0]);
-                close(control[1]);
-                /* No exec follows: the earlier targets' control pipes must not stay open here. */
-                for (struct target *o = g.targets; o < t; o++)
-                        close(o->control_fd);
-                if (lib) {
-                        int fd = open(lib, O_RDONLY | O_CLOEXEC);
-
-                        if (fd < 0 || mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE, fd, 0) == MAP_FAILED ||
-                            mmap(NULL, PAGE, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, PAGE) == MAP_FAILED)
-                                _exit(1);
-                        close(fd);
-                }
-                /* Dumpable again after the change of uid: its owner may read its maps. */
-                if (nobody && (setgroups(0, NULL) < 0 || setresgid(NOBODY, NOBODY, NOBODY) < 0 ||
-                               setresuid(NOBODY, NOBODY, NOBODY) < 0 || prctl(PR_SET_DUMPABLE, 1) < 0))
-                        _exit(1);
-                if (write(ready[1], "r", 1) != 1)
-                        _exit(1);
-                while (read(control[0], &c, 1) > 0)
-                        ;
-                _exit(0);
-        }
-        close(ready[1]);
-        close(control[0]);
-        assert_int_equal(read(ready[0], &c, 1), 1);
-        close(ready[0]);
-        t->control_fd = control[1];
+        for (struct target *o = g.targets; o < t; o++)
+                fds[n++] = o->control_fd;
+        assert_int_equal(mapper_start(lib, lib ? 2 : 0, nobody ? NOBODY : (uid_t) -1, fds, n, &m), 0);
+        t->pid = m.pid;
+        t->control_fd = m.control_fd;
         t->nobody = nobody;
 }
 
@@ -192,10 +166,8 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
-        for (size_t i = 0; i < N_TARGETS; i++) {
-                close(g.targets[i].control_fd);
-                (void) waitpid(g.targets[i].pid, NULL, 0);
-        }
+        for (size_t i = 0; i < N_TARGETS; i++)
+                mapper_stop(&(struct mapper) { .pid = g.targets[i].pid, .control_fd = g.targets[i].control_fd });
         unlink(g.lib);
         rmdir(g.dir);
         return 0;
