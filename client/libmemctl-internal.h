@@ -144,6 +144,11 @@ int mapping_table_get(const struct mapping_table *t, size_t index, struct memctl
 int process_get(const struct mapping_table *t, pid_t *ret_pid, uint64_t *ret_start_time);
 int process_info_get(const struct mapping_table *t, struct memctl_process *ret);
 
+/* client/libmemctl.c: a Lookup reply's parameters (taken over: l frees them) decoded into l,
+ * for the addresses asked. */
+int lookup_reply_parse(struct json_object *params, pid_t pid, uint64_t start_time, const uint64_t *addresses,
+                       size_t n_addresses, memctl_lookup_reply *l);
+
 /* client/reply-fast.c */
 void fast_decode_done(struct fast_decode *f);
 int fast_decode_reply(struct fast_decode *f, const char *msg, size_t len);

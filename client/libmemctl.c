@@ -190,9 +190,35 @@ static int lookup_request(memctl *c, pid_t pid, uint64_t start_time, const uint6
         return 0;
 }
 
+int lookup_reply_parse(struct json_object *params, pid_t pid, uint64_t start_time, const uint64_t *addresses,
+                       size_t n_addresses, memctl_lookup_reply *l) {
+        struct json_object *a;
+        int r;
+
+        r = mapping_table_parse(params, pid, start_time, &l->table);
+        if (r < 0)
+                return r;
+        a = memmapd_json_member(params, "results");
+        if (!a || !json_object_is_type(a, json_type_array) || json_object_array_length(a) != n_addresses)
+                return -EPROTO;
+        /* One array for all results: no allocation per address. */
+        l->results = calloc(n_addresses > 0 ? n_addresses : 1, sizeof(*l->results));
+        if (!l->results)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_addresses; i++) {
+                r = parse_result(json_object_array_get_idx(a, i), addresses[i], &l->table, &l->results[i]);
+                if (r < 0)
+                        return r;
+        }
+        l->n_results = n_addresses;
+        /* The decoded results need nothing from the JSON tree: free that part of it now. */
+        json_object_object_del(params, "results");
+        return 0;
+}
+
 static int lookup_once(memctl *c, pid_t pid, uint64_t start_time, const uint64_t *addresses,
                        size_t n_addresses, uint64_t flags, memctl_lookup_reply **ret) {
-        struct json_object *params = NULL, *a;
+        struct json_object *params = NULL;
         size_t len;
         struct fast_decode fast = {
                 .lookup = true, .pid = pid, .start_time = start_time,
@@ -233,36 +259,11 @@ static int lookup_once(memctl *c, pid_t pid, uint64_t start_time, const uint64_t
                 *ret = l;
                 return 0;
         }
-        r = mapping_table_parse(params, pid, start_time, &l->table);
+        r = lookup_reply_parse(params, pid, start_time, addresses, n_addresses, l);
         if (r < 0)
-                goto fail;
-
-        a = memmapd_json_member(params, "results");
-        if (!a || !json_object_is_type(a, json_type_array) || json_object_array_length(a) != n_addresses) {
-                r = -EPROTO;
-                goto fail;
-        }
-        /* One array for all results: no allocation per address. */
-        l->results = calloc(n_addresses > 0 ? n_addresses : 1, sizeof(*l->results));
-        if (!l->results) {
-                r = -ENOMEM;
-                goto fail;
-        }
-        for (size_t i = 0; i < n_addresses; i++) {
-                r = parse_result(json_object_array_get_idx(a, i), addresses[i], &l->table, &l->results[i]);
-                if (r < 0)
-                        goto fail;
-        }
-        l->n_results = n_addresses;
-        /* The decoded results need nothing from the JSON tree: free that part of it now. */
-        json_object_object_del(params, "results");
-
+                return memctl_lookup_reply_free(l), r;
         *ret = l;
         return 0;
-
-fail:
-        memctl_lookup_reply_free(l);
-        return r;
 }
 
 /* A mapping of one part of a split lookup, for merging. */

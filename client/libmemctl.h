@@ -342,6 +342,51 @@ int memctl_open_mapping_file(memctl *c, pid_t pid, uint64_t start_time, uint64_t
  * that is not one JSON object is -EINVAL. Errors as for the typed calls. */
 int memctl_call_json(memctl *c, const char *method, const char *parameters_json, char **ret_reply_json);
 
+/* ------------------------------------------------------------------ system-wide (LIBMEMCTL_0.4) */
+
+typedef struct memctl_found memctl_found;              /* a FindMappings reply */
+
+/* Flag of memctl_find_mappings(): only mappings of files deleted or replaced since mapped. */
+#define MEMCTL_DELETED_ONLY (UINT64_C(1) << 3)
+
+/* Every process the caller may see that maps the file path names (by device and inode, in the
+ * daemon's mount namespace; files replaced since they were mapped under that name too, with
+ * deleted set), or any file whose build ID is build_id_hex: exactly one of the two, the other
+ * NULL (FindMappings). One reply message: an answer above the daemon's MaxOutputQueue fails
+ * with -E2BIG (LimitExceeded). */
+int memctl_find_mappings(memctl *c, const char *path, const char *build_id_hex, uint64_t flags, memctl_found **ret);
+/* The processes found, in pid order. */
+size_t memctl_found_count(const memctl_found *f);
+/* Process index's matching mappings, owned by f (memctl_mappings_get_process_info() names the
+ * process); NULL when index >= count. */
+const memctl_mappings *memctl_found_get(const memctl_found *f, size_t index);
+memctl_found *memctl_found_free(memctl_found *f);
+
+/* One process's addresses in a memctl_lookup_many() call. */
+struct memctl_lookup_group {
+        size_t size;              /* set by the caller: sizeof(struct memctl_lookup_group) */
+        pid_t pid;
+        uint64_t start_time;      /* 0: any (as for memctl_lookup()) */
+        const uint64_t *addresses;
+        size_t n_addresses;
+};
+#define MEMCTL_LOOKUP_GROUP_INIT MEMCTL_INIT(struct memctl_lookup_group)
+
+typedef struct memctl_lookup_many_reply memctl_lookup_many_reply;     /* a LookupMany reply */
+
+/* Lookups in many processes in one round trip (LookupMany), for profilers that sample the whole
+ * machine: each group is answered as memctl_lookup() would answer it, or fails on its own. The
+ * addresses of all groups together, and the groups, are bounded by the daemon's MaxAddresses
+ * (-E2BIG for the whole call: not split here). flags: MEMCTL_BUILD_IDS. */
+int memctl_lookup_many(memctl *c, const struct memctl_lookup_group *groups, size_t n_groups, uint64_t flags,
+                       memctl_lookup_many_reply **ret);
+size_t memctl_lookup_many_count(const memctl_lookup_many_reply *r);
+/* Group index's reply, owned by r; NULL when that group failed, with *ret_error (when not NULL)
+ * the name of its error ("io.memmapd.NoSuchProcess", ...), or when index >= count. */
+const memctl_lookup_reply *memctl_lookup_many_get(const memctl_lookup_many_reply *r, size_t index,
+                                                  const char **ret_error);
+memctl_lookup_many_reply *memctl_lookup_many_free(memctl_lookup_many_reply *r);
+
 #ifdef __cplusplus
 }
 #endif

@@ -41,6 +41,8 @@ struct memctl_options {
         bool symbols;
         bool start_time_set;
         uint64_t start_time;
+        const char *build_id;   /* who --build-id */
+        bool deleted_only;
 };
 
 /* Set once by parse_argv() in memctl.c, read by every module. */

@@ -18,6 +18,8 @@
 DEFINE_CLEANUP_FUNC(memctl_mappings *, memctl_mappings_free)
 DEFINE_CLEANUP_FUNC(memctl_lookup_reply *, memctl_lookup_reply_free)
 DEFINE_CLEANUP_FUNC(memctl_status *, memctl_status_free)
+DEFINE_CLEANUP_FUNC(memctl_found *, memctl_found_free)
+DEFINE_CLEANUP_FUNC(memctl_lookup_many_reply *, memctl_lookup_many_free)
 
 /* ------------------------------------------------------------------ errors */
 
@@ -225,6 +227,8 @@ nomem:
         return oom();
 }
 
+static int lookup_rows(const memctl_lookup_reply *l, pid_t pid, bool build_ids, struct table *t);
+
 /* Looks up one batch; grows the table (human output) or prints the reply (JSON). Returns an
  * exit status. A batch above the daemon's max_addresses is split by libmemctl. */
 static int lookup_batch(struct context *ctx, pid_t pid, uint64_t *start_time, const uint64_t *addresses,
@@ -239,7 +243,11 @@ static int lookup_batch(struct context *ctx, pid_t pid, uint64_t *start_time, co
         (void) memctl_lookup_reply_get_process(l, NULL, start_time);
         if (arg.json != JSON_OFF)
                 return print_lookup_json(l);
+        return lookup_rows(l, 0, build_ids, t);
+}
 
+/* The table rows of a Lookup reply; pid > 0 adds it as the first column (lookup-many). */
+static int lookup_rows(const memctl_lookup_reply *l, pid_t pid, bool build_ids, struct table *t) {
         for (size_t i = 0; i < memctl_lookup_reply_count(l); i++) {
                 struct memctl_lookup_result res = MEMCTL_LOOKUP_RESULT_INIT;
                 struct memctl_mapping map = MEMCTL_MAPPING_INIT;
@@ -257,7 +265,7 @@ static int lookup_batch(struct context *ctx, pid_t pid, uint64_t *start_time, co
                 /* Names are the file's bytes: escaped like paths. */
                 if (res.symbol && !(symbol = escape(res.symbol)))
                         return oom();
-                if (table_addf(t, "0x%" PRIx64, res.address) < 0 ||
+                if ((pid > 0 && table_addf(t, "%d", (int) pid) < 0) || table_addf(t, "0x%" PRIx64, res.address) < 0 ||
                     (res.has_file_offset ? table_addf(t, "0x%" PRIx64, res.file_offset)
                                          : table_addf(t, "-")) < 0 ||
                     (res.has_elf_vaddr ? table_addf(t, "0x%" PRIx64, res.elf_vaddr)
@@ -577,5 +585,123 @@ int cmd_status(struct context *ctx) {
         printf("  File pool: %" PRIu64 " readers (%" PRIu64 " busy, %" PRIu64 " stuck), %" PRIu64 " timeouts, "
                "%" PRIu64 " refused\n", i.file_readers, i.file_readers_busy, i.file_readers_stuck,
                i.file_read_timeouts, i.file_reads_refused);
+        return EXIT_OK;
+}
+
+/* The command name of pid, as the client sees it ("?" when it cannot read it). */
+static void read_comm(pid_t pid, char *buf, size_t size) {
+        char path[64];
+        _cleanup_fclose_ FILE *f = NULL;
+
+        snprintf(path, sizeof(path), "/proc/%d/comm", (int) pid);
+        f = fopen(path, "re");
+        if (!f || !fgets(buf, (int) size, f)) {
+                snprintf(buf, size, "?");
+                return;
+        }
+        buf[strcspn(buf, "\n")] = '\0';
+}
+
+int cmd_who(struct context *ctx, const char *path, const char *build_id, bool deleted_only) {
+        static const char *const header[] = { "PID", "COMMAND", "START-END", "PERMS", "OFFSET", "NAME" };
+        static const bool right[] = { true, false, false, false, true, false };
+        _cleanup_(memctl_found_freep) memctl_found *found = NULL;
+        struct table t = { .n_columns = 6, .header = header, .right = right };
+        size_t n, total = 0;
+        int r;
+
+        if (arg.json != JSON_OFF) {
+                _cleanup_json_ struct json_object *p = json_object_new_object();
+                _cleanup_free_ char *reply = NULL;
+
+                if (!p || json_object_object_add(p, path ? "path" : "build_id",
+                                                 json_object_new_string(path ? path : build_id)) < 0 ||
+                    (deleted_only && add_true(p, "deleted_only") < 0))
+                        return oom();
+                r = call_json(ctx, "io.memmapd.FindMappings", p, 0, &reply);
+                if (r != EXIT_OK)
+                        return r;
+                return print_json(reply);
+        }
+
+        r = memctl_find_mappings(ctx->c, path, build_id, deleted_only ? MEMCTL_DELETED_ONLY : 0, &found);
+        if (r < 0)
+                return call_failed(ctx->c, ctx->path, r, 0);
+        n = memctl_found_count(found);
+        for (size_t i = 0; i < n; i++) {
+                const memctl_mappings *m = memctl_found_get(found, i);
+                struct memctl_process p = MEMCTL_PROCESS_INIT;
+                char comm[64];
+
+                if (memctl_mappings_get_process_info(m, &p) < 0)
+                        continue;
+                read_comm(p.pid, comm, sizeof(comm));
+                for (size_t k = 0; k < memctl_mappings_count(m); k++) {
+                        struct memctl_mapping map = MEMCTL_MAPPING_INIT;
+                        _cleanup_free_ char *name = NULL, *c = NULL;
+
+                        if (memctl_mappings_get(m, k, &map) < 0)
+                                continue;
+                        name = mapping_display_name(&map);
+                        c = escape(comm);
+                        if (!name || !c || table_addf(&t, "%d", (int) p.pid) < 0 || table_addf(&t, "%s", c) < 0 ||
+                            table_addf(&t, "%012" PRIx64 "-%012" PRIx64, map.start, map.end) < 0 ||
+                            table_addf(&t, "%s", map.perms) < 0 || table_addf(&t, "%08" PRIx64, map.offset) < 0 ||
+                            table_addf(&t, "%s", name) < 0) {
+                                table_done(&t);
+                                return oom();
+                        }
+                        total++;
+                }
+        }
+        table_print(&t);
+        table_done(&t);
+        if (arg.legend)
+                printf("\n%zu process%s, %zu mapping%s\n", n, n == 1 ? "" : "es", total, total == 1 ? "" : "s");
+        return EXIT_OK;
+}
+
+int cmd_lookup_many(struct context *ctx, const struct memctl_lookup_group *groups, size_t n) {
+        static const char *const header[] = { "PID", "ADDRESS", "FILE-OFFSET", "ELF-VADDR", "BUILD-ID", "PATH" };
+        static const char *const header_nobid[] = { "PID", "ADDRESS", "FILE-OFFSET", "ELF-VADDR", "PATH" };
+        static const bool right[] = { true, false, false, false, false, false };
+        _cleanup_(memctl_lookup_many_freep) memctl_lookup_many_reply *many = NULL;
+        bool build_ids = arg.build_ids != 0;
+        struct table t = {
+                .n_columns = build_ids ? 6 : 5,
+                .header = build_ids ? header : header_nobid,
+                .right = right,
+        };
+        int r;
+
+        r = memctl_lookup_many(ctx->c, groups, n, build_ids ? MEMCTL_BUILD_IDS : 0, &many);
+        if (r < 0)
+                return call_failed(ctx->c, ctx->path, r, 0);
+        for (size_t i = 0; i < n; i++) {
+                const char *err = NULL;
+                const memctl_lookup_reply *l = memctl_lookup_many_get(many, i, &err);
+
+                if (l && arg.json != JSON_OFF)
+                        r = print_lookup_json(l);
+                else if (l)
+                        r = lookup_rows(l, groups[i].pid, build_ids, &t);
+                else if (arg.json != JSON_OFF)
+                        r = printf("{\"pid\":%d,\"error\":\"%s\"}\n", (int) groups[i].pid, err ? err : "") < 0 ? EXIT_FAIL : EXIT_OK;
+                else
+                        /* A group that failed: its error in the path's column. */
+                        r = table_addf(&t, "%d", (int) groups[i].pid) < 0 || table_addf(&t, "-") < 0 ||
+                                            table_addf(&t, "-") < 0 || table_addf(&t, "-") < 0 ||
+                                            (build_ids && table_addf(&t, "-") < 0) ||
+                                            table_addf(&t, "%s", err ? err : "?") < 0
+                                    ? oom()
+                                    : EXIT_OK;
+                if (r != EXIT_OK) {
+                        table_done(&t);
+                        return r;
+                }
+        }
+        if (arg.json == JSON_OFF)
+                table_print(&t);
+        table_done(&t);
         return EXIT_OK;
 }

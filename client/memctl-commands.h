@@ -1,6 +1,7 @@
 /* memctl's commands (maps, lookup, modules, vdso, cat, status) and how their failures are explained. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -25,3 +26,7 @@ int cmd_modules(struct context *ctx, pid_t pid);
 int cmd_vdso(struct context *ctx, pid_t pid);
 int cmd_cat(struct context *ctx, pid_t pid, uint64_t address);
 int cmd_status(struct context *ctx);
+/* memctl who: the processes that map a file (path) or files with a build ID (hex). */
+/* memctl lookup-many: one LookupMany call, a group per process. */
+int cmd_lookup_many(struct context *ctx, const struct memctl_lookup_group *groups, size_t n);
+int cmd_who(struct context *ctx, const char *path, const char *build_id, bool deleted_only);

@@ -45,6 +45,13 @@ static void help(void) {
                "                        the file the process sees (its mount namespace,\n"
                "                        deleted files, memfds), opened by memmapd\n"
                "  status                Show the daemon's version, counters and limits\n"
+               "  lookup-many PID:ADDR[,ADDR...]...\n"
+               "                        Resolve addresses of many processes in one call:\n"
+               "                        each group answered (as lookup) or failed alone\n"
+               "  who PATH              List the processes that map the file PATH names (and\n"
+               "                        the files replaced at PATH since they were mapped):\n"
+               "                        pid, command, the mapping ranges\n"
+               "  who --build-id=HEX    The same for the files with that GNU build ID\n"
                "\n"
                "Options:\n"
                "  -h --help             Show this help and exit\n"
@@ -69,6 +76,8 @@ static void help(void) {
                "     --symbols          lookup: show each address's function (or object) and\n"
                "                        offset, as FUNCTION+0x1a (names as in the file; \"?\"\n"
                "                        after the offset: the symbol's size is unknown)\n"
+               "     --build-id=HEX     who: find files by build ID instead of a path\n"
+               "     --deleted-only     who: only files deleted or replaced since mapped\n"
                "  -l --full             Show build IDs whole: tables shorten them to %d\n"
                "                        hex digits (--json and modules never do)\n"
                "\n"
@@ -154,6 +163,43 @@ static int read_addresses(FILE *f, struct addresses *a) {
         return EXIT_OK;
 }
 
+/* lookup-many's groups, "PID:ADDR[,ADDR...]": their addresses go to a, which must not grow
+ * after (the groups point into it). Returns an exit status. */
+static int parse_groups(char **args, size_t n, struct memctl_lookup_group *groups, struct addresses *a) {
+        size_t total = 0;
+
+        for (size_t i = 0; i < n; i++)
+                total += 1 + strlen(args[i]) / 2;
+        a->v = calloc(total, sizeof(*a->v));
+        if (!a->v)
+                return oom();
+        a->allocated = total;
+        for (size_t i = 0; i < n; i++) {
+                char *colon = strchr(args[i], ':'), *save = NULL;
+                size_t first = a->n;
+
+                if (!colon) {
+                        error("invalid group '%s' (expected PID:ADDR[,ADDR...])", args[i]);
+                        return EXIT_USAGE;
+                }
+                *colon = 0;
+                groups[i] = (struct memctl_lookup_group) MEMCTL_LOOKUP_GROUP_INIT;
+                groups[i].start_time = arg.start_time;
+                if (parse_pid(args[i], &groups[i].pid) < 0)
+                        return EXIT_USAGE;
+                for (char *s = strtok_r(colon + 1, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
+                        if (parse_address(s, &a->v[a->n]) < 0) {
+                                error("invalid address '%s' (expected 0x... or decimal)", s);
+                                return EXIT_USAGE;
+                        }
+                        a->n++;
+                }
+                groups[i].addresses = a->v + first;
+                groups[i].n_addresses = a->n - first;
+        }
+        return EXIT_OK;
+}
+
 /* ------------------------------------------------------------------ main */
 
 enum {
@@ -167,6 +213,8 @@ enum {
         ARG_BUILD_IDS,
         ARG_NO_BUILD_IDS,
         ARG_SYMBOLS,
+        ARG_BUILD_ID,
+        ARG_DELETED_ONLY,
 };
 
 static int parse_argv(int argc, char *argv[]) {
@@ -183,6 +231,8 @@ static int parse_argv(int argc, char *argv[]) {
                 { "no-build-ids", no_argument, NULL, ARG_NO_BUILD_IDS },
                 { "full", no_argument, NULL, 'l' },
                 { "symbols", no_argument, NULL, ARG_SYMBOLS },
+                { "build-id", required_argument, NULL, ARG_BUILD_ID },
+                { "deleted-only", no_argument, NULL, ARG_DELETED_ONLY },
                 {}
         };
         int ch;
@@ -241,6 +291,16 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_SYMBOLS:
                         arg.symbols = true;
                         break;
+                case ARG_BUILD_ID:
+                        if (!*optarg || strlen(optarg) % 2 != 0 || strspn(optarg, "0123456789abcdefABCDEF") != strlen(optarg)) {
+                                error("invalid --build-id '%s' (expected an even number of hex digits)", optarg);
+                                return -EINVAL;
+                        }
+                        arg.build_id = optarg;
+                        break;
+                case ARG_DELETED_ONLY:
+                        arg.deleted_only = true;
+                        break;
                 case ':':
                         error("option '%s' needs an argument", argv[optind - 1]);
                         return -EINVAL;
@@ -257,7 +317,7 @@ static int parse_argv(int argc, char *argv[]) {
 
 /* Options that only some commands take are an error elsewhere rather than silently ignored. */
 static int check_options(const char *cmd) {
-        bool maps = strcmp(cmd, "maps") == 0, lookup = strcmp(cmd, "lookup") == 0;
+        bool maps = strcmp(cmd, "maps") == 0, lookup = strcmp(cmd, "lookup") == 0 || strcmp(cmd, "lookup-many") == 0;
         bool status = strcmp(cmd, "status") == 0;
 
         if ((arg.exec_only || arg.files_only) && !maps) {
@@ -265,14 +325,18 @@ static int check_options(const char *cmd) {
                 return -EINVAL;
         }
         if (arg.build_ids >= 0 && !maps && !lookup) {
-                error("--build-ids and --no-build-ids apply to maps and lookup only");
+                error("--build-ids and --no-build-ids apply to maps, lookup and lookup-many only");
                 return -EINVAL;
         }
-        if (arg.symbols && !lookup) {
+        if (arg.symbols && strcmp(cmd, "lookup") != 0) {
                 error("--symbols applies to lookup only");
                 return -EINVAL;
         }
-        if (arg.start_time_set && status) {
+        if ((arg.build_id || arg.deleted_only) && strcmp(cmd, "who") != 0) {
+                error("--build-id and --deleted-only apply to who only");
+                return -EINVAL;
+        }
+        if (arg.start_time_set && (status || strcmp(cmd, "who") == 0)) {
                 error("--start-time does not apply to status");
                 return -EINVAL;
         }
@@ -284,6 +348,7 @@ int main(int argc, char *argv[]) {
         _cleanup_free_ char *default_path = NULL;
         _cleanup_free_ uint64_t *addresses_v = NULL;
         struct addresses addresses = {};
+        _cleanup_free_ struct memctl_lookup_group *groups = NULL;
         struct context ctx = {};
         const char *cmd;
         char **args;
@@ -321,6 +386,16 @@ int main(int argc, char *argv[]) {
                         error("cat takes a PID and an address (see --help)");
                         return EXIT_USAGE;
                 }
+        } else if (strcmp(cmd, "lookup-many") == 0) {
+                if (n_args < 1) {
+                        error("lookup-many takes PID:ADDR[,ADDR...] groups (see --help)");
+                        return EXIT_USAGE;
+                }
+        } else if (strcmp(cmd, "who") == 0) {
+                if (n_args != (arg.build_id ? 0u : 1u)) {
+                        error("who takes a PATH, or --build-id=HEX and nothing else (see --help)");
+                        return EXIT_USAGE;
+                }
         } else if (strcmp(cmd, "status") == 0) {
                 if (n_args != 0) {
                         error("status takes no arguments");
@@ -332,7 +407,7 @@ int main(int argc, char *argv[]) {
         }
         if (check_options(cmd) < 0)
                 return EXIT_USAGE;
-        if (n_args > 0 && parse_pid(args[0], &pid) < 0)
+        if (n_args > 0 && strcmp(cmd, "who") != 0 && strcmp(cmd, "lookup-many") != 0 && parse_pid(args[0], &pid) < 0)
                 return EXIT_USAGE;
 
         if (strcmp(cmd, "cat") == 0 && parse_address(args[1], &cat_address) < 0) {
@@ -395,6 +470,17 @@ int main(int argc, char *argv[]) {
                 r = cmd_cat(&ctx, pid, cat_address);
         else if (strcmp(cmd, "lookup") == 0)
                 r = cmd_lookup(&ctx, pid, &addresses);
+        else if (strcmp(cmd, "lookup-many") == 0) {
+                groups = calloc(n_args, sizeof(*groups));
+                if (!groups) {
+                        r = oom();
+                        goto out;
+                }
+                r = parse_groups(args, n_args, groups, &addresses);
+                if (r == EXIT_OK)
+                        r = cmd_lookup_many(&ctx, groups, n_args);
+        } else if (strcmp(cmd, "who") == 0)
+                r = cmd_who(&ctx, arg.build_id ? NULL : args[0], arg.build_id, arg.deleted_only);
         else
                 r = cmd_status(&ctx);
 

@@ -30,6 +30,7 @@ void config_init(struct config *c) {
                 .stuck_readers_per_user = FILE_POOL_QUOTA_DEFAULT,
                 .file_read_timeout_msec = FILE_POOL_TIMEOUT_MS_DEFAULT,
                 .tracking = TRACKING_AUTO,
+                .find_iterator = TRACKING_AUTO,
                 .max_cached_processes = LAYOUT_STORE_MAX_ENTRIES_DEFAULT,
                 .max_cache_memory = LAYOUT_STORE_MAX_BYTES_DEFAULT,
                 .max_cache_memory_per_user = 0,
@@ -128,6 +129,8 @@ int config_set(struct config *c, const char *key, const char *value) {
                 return tracking_mode_from_string(value, &c->tracking);
         if (strcmp(key, "DebugFileDirectory") == 0)
                 return value[0] == '/' && strlen(value) < 1024 ? set_string(&c->debug_file_directory, value) : -EINVAL;
+        if (strcmp(key, "FindIterator") == 0)
+                return tracking_mode_from_string(value, &c->find_iterator);
 
         static const struct {
                 const char *key;

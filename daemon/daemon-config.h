@@ -43,6 +43,8 @@ struct config {
         bool allow_groups_set;
         /* Change tracking and the layout store it keeps exact (tracking.h, layout-store.h). */
         enum tracking_mode tracking;
+        /* FindMappings: the BPF task_vma iterator (auto|bpf), or a scan of /proc (none). */
+        enum tracking_mode find_iterator;
         size_t max_cached_processes;    /* 0: no store */
         size_t max_cache_memory;        /* bytes */
         size_t max_cache_memory_per_user;       /* bytes; 0: a quarter of max_cache_memory */

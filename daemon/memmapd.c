@@ -14,6 +14,7 @@
 #include "layout-store.h"
 #include "proc-events.h"
 #include "tracking.h"
+#include "find-scan.h"
 #include "file-pool.h"
 #include "log.h"
 #include "server.h"
@@ -140,6 +141,7 @@ int main(int argc, char **argv) {
         struct layout_store *store = NULL;
         struct tracking *tracking = NULL;
         struct proc_events *events = NULL;
+        struct find_scan *find = NULL;
         struct rlimit rl;
         unsigned line = 0;
         int r;
@@ -223,9 +225,22 @@ int main(int argc, char **argv) {
                         r = server_set_tracking(server, tracking, store);
                 }
         }
+        if (r >= 0) {
+                const char *why = NULL;
+
+                r = find_scan_new(cfg.find_iterator, &find, &why);
+                if (r < 0)
+                        log_error_errno(r, "Cannot load the FindMappings iterator (FindIterator=bpf)");
+                else {
+                        if (why)
+                                log_info("FindMappings scans /proc: %s", why);
+                        server_set_find_scan(server, find);
+                }
+        }
         if (r >= 0)
                 r = server_run(server);
         server_free(server);
+        find_scan_free(find);
         tracking_free(tracking);
         proc_events_free(events);
         layout_store_free(store);

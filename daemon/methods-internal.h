@@ -18,3 +18,38 @@ bool known_params_only(struct json_object *params, const char *const *known, con
 /* org.varlink.service (daemon/methods-service.c) */
 const char *get_info(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w);
 const char *get_interface_description(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w);
+
+/* Shared by the method modules (daemon/methods.c). */
+struct mapping;
+struct process;
+void write_mapping(struct json_writer *w, const struct mapping *m);
+void write_process(struct json_writer *w, const struct process *p);
+/* Ends the part of a streamed reply being written (its innermost array, its parameters) with
+ * "continues" and hands it to ctx->stream; the caller begins the next part. 0 or -errno (-E2BIG:
+ * the peer left too much unread). */
+int stream_part_emit(const struct method_context *ctx, struct json_writer *w);
+
+struct access_decision;
+struct layout;
+struct layout_result;
+struct mapping_list;
+struct symbol_answer;
+/* A Lookup's answer (process, mappings, results) into the object being written; syms: each
+ * result's symbol (NULL: none asked). */
+void write_lookup_answer(struct json_writer *w, const struct process *p, const struct layout *l, const uint64_t *addrs,
+                         const struct layout_result *results, size_t n, const struct symbol_answer *syms);
+/* Reads pid and start_time of params, decides and opens the process (the connection's cached
+ * one where its decision stands); on failure writes the error reply and returns its name. */
+const char *open_target(const struct method_context *ctx, struct json_object *params, struct json_writer *w,
+                        struct process **ret, struct access_decision *ret_decision);
+/* The error reply for a read of p that failed with r. */
+const char *engine_error(struct json_writer *w, const struct process *p, int r);
+/* The kept layout to answer p from: 1 and *ret, 0 to read without the store, -errno. */
+int shared_layout(const struct method_context *ctx, const struct process *p, const struct access_decision *decision,
+                  struct layout **ret);
+
+/* LookupMany (daemon/methods-many.c). */
+const char *lookup_many(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w);
+
+/* FindMappings (daemon/methods-find.c). */
+const char *find_mappings(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w);

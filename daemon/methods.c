@@ -158,14 +158,14 @@ static void mapping_view(const struct mapping *m, struct memmapd_mapping *ret) {
         };
 }
 
-static void write_mapping(struct json_writer *w, const struct mapping *m) {
+void write_mapping(struct json_writer *w, const struct mapping *m) {
         struct memmapd_mapping v;
 
         mapping_view(m, &v);
         memmapd_write_mapping(w, &v);
 }
 
-static void write_process(struct json_writer *w, const struct process *p) {
+void write_process(struct json_writer *w, const struct process *p) {
         memmapd_write_process(w, p->pid, p->start_time, p->kernel_thread);
 }
 
@@ -230,7 +230,7 @@ static void target_cache_put(const struct method_context *ctx, struct process *p
 
 /* Reads pid and start_time, opens the process and checks its identity. On failure the
  * error reply is written and returned. */
-static const char *open_target(const struct method_context *ctx, struct json_object *params, struct json_writer *w,
+const char *open_target(const struct method_context *ctx, struct json_object *params, struct json_writer *w,
                                struct process **ret, struct access_decision *ret_decision) {
         _cleanup_(process_freep) struct process *p = NULL;
         struct access_decision decision;
@@ -293,7 +293,7 @@ static _Thread_local struct {
         uint64_t start_time;
 } read_found_gone;
 
-static const char *engine_error(struct json_writer *w, const struct process *p, int r) {
+const char *engine_error(struct json_writer *w, const struct process *p, int r) {
         if (r == -ESRCH || r == -ENOENT) {
                 read_found_gone.pid = p->pid;
                 read_found_gone.start_time = p->start_time;
@@ -310,7 +310,7 @@ static const char *engine_error(struct json_writer *w, const struct process *p, 
  * is not for this call (no tracking, a kernel thread, a decision not known to precede the
  * process's current program), and the caller reads as without a store; -errno (-ESRCH when the
  * read met an exec: the call is made again, see call_met_exec()). */
-static int shared_layout(const struct method_context *ctx, const struct process *p,
+int shared_layout(const struct method_context *ctx, const struct process *p,
                          const struct access_decision *decision, struct layout **ret) {
         _cleanup_(layout_unrefp) struct layout *l = NULL;
         struct tracking_stamp st;
@@ -374,23 +374,31 @@ static void list_part_begin(struct json_writer *w, const struct process *p) {
 
 /* Ends the part being written with "continues" (it is known only now that another part
  * follows: member order does not matter in JSON) and hands it on. */
-static int list_part_emit(struct list_stream *s) {
+int stream_part_emit(const struct method_context *ctx, struct json_writer *w) {
         char *buf;
         size_t len;
         int r;
 
-        json_writer_array_end(s->w);
-        json_writer_object_end(s->w);
-        json_writer_key(s->w, "continues");
-        json_writer_bool(s->w, true);
-        json_writer_object_end(s->w);
-        json_writer_terminate(s->w);
-        r = json_writer_finish(s->w, &buf, &len);
+        json_writer_array_end(w);
+        json_writer_object_end(w);
+        json_writer_key(w, "continues");
+        json_writer_bool(w, true);
+        json_writer_object_end(w);
+        json_writer_terminate(w);
+        r = json_writer_finish(w, &buf, &len);
         if (r >= 0)
-                r = s->ctx->stream->emit(s->ctx->stream->userdata, buf, len);
+                r = ctx->stream->emit(ctx->stream->userdata, buf, len);
+        if (r < 0)
+                return r;
+        ctx->stream->parts++;
+        return 0;
+}
+
+static int list_part_emit(struct list_stream *s) {
+        int r = stream_part_emit(s->ctx, s->w);
+
         if (r < 0)
                 return s->emit_error = r;
-        s->ctx->stream->parts++;
         list_part_begin(s->w, s->p);
         s->in_part = 0;
         return 0;
@@ -501,6 +509,16 @@ static void write_result(struct json_writer *w, uint64_t address, const struct l
         });
 }
 
+void write_lookup_answer(struct json_writer *w, const struct process *p, const struct layout *l, const uint64_t *addrs,
+                         const struct layout_result *results, size_t n, const struct symbol_answer *syms) {
+        write_process_and_mappings(w, p, &l->mappings);
+        json_writer_key(w, "results");
+        json_writer_array_begin(w);
+        for (size_t i = 0; i < n; i++)
+                write_result(w, addrs[i], &results[i], p->kernel_thread, syms ? &syms[i] : NULL);
+        json_writer_array_end(w);
+}
+
 static const char *lookup(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w) {
         static const char *const known[] = { "pid", "start_time", "addresses", "build_ids", "symbols", NULL };
         _cleanup_(symbols_done) struct symbols syms = {};
@@ -565,12 +583,7 @@ static const char *lookup(const struct method_context *ctx, const struct varlink
         reply_reserve_lookup(w, l->mappings.n, n);
 
         varlink_reply_begin(w, NULL, false);
-        write_process_and_mappings(w, p, &l->mappings);
-        json_writer_key(w, "results");
-        json_writer_array_begin(w);
-        for (size_t i = 0; i < n; i++)
-                write_result(w, addrs[i], &results[i], p->kernel_thread, symbols ? &syms.answers[i] : NULL);
-        json_writer_array_end(w);
+        write_lookup_answer(w, p, l, addrs, results, n, symbols ? syms.answers : NULL);
         varlink_message_end(w);
         return NULL;
 }
@@ -699,6 +712,8 @@ static const struct method methods[] = {
         { MEMMAPD_INTERFACE ".Lookup", true, lookup },
         { MEMMAPD_INTERFACE ".GetVdso", true, get_vdso },
         { MEMMAPD_INTERFACE ".OpenMappingFile", true, open_mapping_file },
+        { MEMMAPD_INTERFACE ".FindMappings", true, find_mappings },
+        { MEMMAPD_INTERFACE ".LookupMany", true, lookup_many },
 };
 
 static const struct method *find_method(const char *name) {

@@ -13,6 +13,7 @@
 #include "varlink.h"
 
 struct file_pool;
+struct find_scan;
 struct layout_store;
 struct proc_events;
 struct tracking;
@@ -57,6 +58,7 @@ struct method_context {
         struct tracking *tracking;      /* NULL: none */
         struct layout_store *store;     /* NULL: none (layouts are read for every call) */
         struct proc_events *events;     /* NULL: none (no process events are learned) */
+        struct find_scan *find;         /* FindMappings' BPF pass; NULL: it scans /proc */
         const struct client *client;    /* from the socket, never from the request */
         struct target_cache *cache;     /* the connection's; NULL: open every target afresh */
         struct reply_stream *stream;    /* NULL: every reply in one message, "more" or not */

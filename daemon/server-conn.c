@@ -217,7 +217,7 @@ static void conn_handle_message(struct conn *c, const char *msg, size_t len) {
         struct method_context ctx = {
                 .engine = s->engine, .file_pool = s->file_pool, .limits = &s->cfg->limits, .stats = &s->stats,
                 .client = &c->client, .cache = &c->target, .stream = &stream,
-                .tracking = s->tracking, .store = s->store, .events = s->events,
+                .tracking = s->tracking, .store = s->store, .events = s->events, .find = s->find,
         };
         struct varlink_call call = {};
         _cleanup_close_ int fd = -1;

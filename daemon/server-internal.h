@@ -98,6 +98,7 @@ struct server {
         /* Process events of change tracking (tracking.h): drained by whichever thread wakes. */
         struct source tracking_src;
         struct tracking *tracking;      /* NULL: none */
+        struct find_scan *find;         /* NULL: FindMappings scans /proc */
         struct layout_store *store;     /* NULL: none */
         struct proc_events *events;     /* NULL: none (Watch has nothing to stream) */
         /* An eventfd (EFD_SEMAPHORE) counting the connections on the ready list: each is

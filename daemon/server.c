@@ -315,6 +315,10 @@ void server_set_events(struct server *s, struct proc_events *events) {
         s->events = events;
 }
 
+void server_set_find_scan(struct server *s, struct find_scan *find) {
+        s->find = find;
+}
+
 int server_run(struct server *s) {
         unsigned extra = s->cfg->workers > 0 ? s->cfg->workers - 1 : 0;
         int r = 0;

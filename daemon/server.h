@@ -24,6 +24,10 @@ int server_set_tracking(struct server *s, struct tracking *tracking, struct layo
 struct proc_events;
 void server_set_events(struct server *s, struct proc_events *events);
 
+/* FindMappings' BPF pass (find-scan.h), kept by the caller; NULL: a scan of /proc. */
+struct find_scan;
+void server_set_find_scan(struct server *s, struct find_scan *find);
+
 /* Serves until SIGTERM or SIGINT, then stops accepting, finishes the replies in flight and
  * returns 0; -errno on a fatal error. */
 int server_run(struct server *s);

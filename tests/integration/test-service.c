@@ -1715,7 +1715,7 @@ static void test_memctl_usage(void **state) {
                 { "vdso 1 2", "memctl: vdso takes one PID (see --help)" },
                 { "--exec-only lookup 1 0x1", "memctl: --exec-only and --files-only apply to maps only" },
                 { "--files-only modules 1", "memctl: --exec-only and --files-only apply to maps only" },
-                { "--no-build-ids status", "memctl: --build-ids and --no-build-ids apply to maps and lookup only" },
+                { "--no-build-ids status", "memctl: --build-ids and --no-build-ids apply to maps, lookup and lookup-many only" },
                 { "--start-time=5 status", "memctl: --start-time does not apply to status" },
                 { "maps 0x10", "memctl: invalid PID: '0x10'" },
                 { "maps 2147483648", "memctl: invalid PID: '2147483648'" },
