@@ -225,8 +225,8 @@ static void target_cache_put(const struct method_context *ctx, struct process *p
 
 /* Reads pid and start_time, opens the process and checks its identity. On failure the
  * error reply is written and returned. */
-static const char *open_target(const struct method_context *ctx, struct json_object *params, struct json_writer *w,
-                               struct process **ret, struct access_decision *ret_decision) {
+const char *open_target(const struct method_context *ctx, struct json_object *params, struct json_writer *w,
+                        struct process **ret, struct access_decision *ret_decision) {
         _cleanup_(process_freep) struct process *p = NULL;
         struct access_decision decision;
         uint64_t start_time;
@@ -339,6 +339,10 @@ static int shared_layout(const struct method_context *ctx, const struct process 
         /* Changed while read: an answer, as a read without a store would give, not kept. */
         *ret = TAKE_PTR(l);
         return 1;
+}
+
+const char *method_engine_error(struct json_writer *w, const struct process *p, int r) {
+        return engine_error(w, p, r);
 }
 
 static int visit_write_mapping(struct mapping *m, void *userdata) {
@@ -684,6 +688,7 @@ static const struct method methods[] = {
         { MEMMAPD_INTERFACE ".Lookup", true, lookup },
         { MEMMAPD_INTERFACE ".GetVdso", true, get_vdso },
         { MEMMAPD_INTERFACE ".OpenMappingFile", true, open_mapping_file },
+        { MEMMAPD_INTERFACE ".Watch", true, method_watch },
 };
 
 static const struct method *find_method(const char *name) {
