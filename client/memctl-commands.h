@@ -25,3 +25,7 @@ int cmd_modules(struct context *ctx, pid_t pid);
 int cmd_vdso(struct context *ctx, pid_t pid);
 int cmd_cat(struct context *ctx, pid_t pid, uint64_t address);
 int cmd_status(struct context *ctx);
+/* memctl-watch.c */
+int cmd_watch(struct context *ctx, pid_t pid);
+/* Explains a failed call (its error from the daemon) and returns the exit status. */
+int call_failed(memctl *c, const char *path, int r, pid_t pid);

@@ -45,6 +45,11 @@ static void help(void) {
                "                        the file the process sees (its mount namespace,\n"
                "                        deleted files, memfds), opened by memmapd\n"
                "  status                Show the daemon's version, counters and limits\n"
+               "  watch [PID]           Print process events as they happen (exec, exit,\n"
+               "                        fork, mappings; overflow when some were dropped),\n"
+               "                        one line each (--json: one JSON object each), of\n"
+               "                        PID and its children, or of every process you may\n"
+               "                        see; until interrupted\n"
                "\n"
                "Options:\n"
                "  -h --help             Show this help and exit\n"
@@ -309,6 +314,11 @@ int main(int argc, char *argv[]) {
                         error("cat takes a PID and an address (see --help)");
                         return EXIT_USAGE;
                 }
+        } else if (strcmp(cmd, "watch") == 0) {
+                if (n_args > 1) {
+                        error("watch takes at most one PID (see --help)");
+                        return EXIT_USAGE;
+                }
         } else if (strcmp(cmd, "status") == 0) {
                 if (n_args != 0) {
                         error("status takes no arguments");
@@ -383,6 +393,8 @@ int main(int argc, char *argv[]) {
                 r = cmd_cat(&ctx, pid, cat_address);
         else if (strcmp(cmd, "lookup") == 0)
                 r = cmd_lookup(&ctx, pid, &addresses);
+        else if (strcmp(cmd, "watch") == 0)
+                r = cmd_watch(&ctx, pid);
         else
                 r = cmd_status(&ctx);
 
