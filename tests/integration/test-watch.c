@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <sched.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -214,17 +215,99 @@ static void print_loadavg(void) {
         printf("# load average: %s", buf);
 }
 
+/* A thread that reads a watch all the time and keeps the events of the pids asked for, with
+ * when each was read: the latency is the daemon's, not the test's. */
+struct reader {
+        pthread_t thread;
+        memctl_watch *w;
+        pthread_mutex_t lock;
+        pthread_cond_t kept;            /* signalled with each event kept */
+        pid_t want[ROUNDS];
+        size_t n_want;
+        struct {
+                pid_t pid;
+                struct seen s;
+        } got[ROUNDS * 4];
+        size_t n_got;
+        bool stop;
+        int error;
+};
+
+static void *reader_main(void *arg) {
+        struct reader *rd = arg;
+
+        for (;;) {
+                struct memctl_event e = MEMCTL_EVENT_INIT;
+                int r = memctl_watch_next(rd->w, 100000, &e);
+                uint64_t now = mono_usec();
+
+                pthread_mutex_lock(&rd->lock);
+                if (r < 0)
+                        rd->error = r;
+                if (r < 0 || rd->stop) {
+                        pthread_mutex_unlock(&rd->lock);
+                        return NULL;
+                }
+                for (size_t i = 0; r > 0 && i < rd->n_want; i++)
+                        if (rd->want[i] == e.pid && rd->n_got < ROUNDS * 4) {
+                                rd->got[rd->n_got].pid = e.pid;
+                                rd->got[rd->n_got].s = (struct seen) {
+                                        .type = e.type, .time_usec = e.time_usec, .recv_usec = now,
+                                        .parent = e.parent, .start_time = e.start_time,
+                                };
+                                snprintf(rd->got[rd->n_got].s.comm, 16, "%s", e.comm);
+                                rd->n_got++;
+                                pthread_cond_broadcast(&rd->kept);
+                        }
+                pthread_mutex_unlock(&rd->lock);
+        }
+}
+
+/* The events the reader kept for pid, once its exit came (bounded wait). */
+static size_t reader_collect(struct reader *rd, pid_t pid, struct seen *out, size_t max) {
+        uint64_t deadline = mono_usec() + WAIT_USEC;
+
+        for (;;) {
+                size_t n = 0;
+                bool exited = false;
+
+                pthread_mutex_lock(&rd->lock);
+                assert_int_equal(rd->error, 0);
+                for (size_t i = 0; i < rd->n_got; i++)
+                        if (rd->got[i].pid == pid) {
+                                if (n < max)
+                                        out[n++] = rd->got[i].s;
+                                exited |= rd->got[i].s.type == MEMCTL_EVENT_EXIT;
+                        }
+                if (!exited && mono_usec() <= deadline) {
+                        struct timespec until;
+
+                        clock_gettime(CLOCK_REALTIME, &until);
+                        until.tv_sec += 1;
+                        pthread_cond_timedwait(&rd->kept, &rd->lock, &until);
+                }
+                pthread_mutex_unlock(&rd->lock);
+                if (exited)
+                        return n;
+                if (mono_usec() > deadline)
+                        fail_msg("no exit event of pid %d within %" PRIu64 " s", (int) pid, WAIT_USEC / 1000000);
+        }
+}
+
 /* Fork, exec and exit of processes started here, each in that order, with the kernel's start
  * time, the parent and the new program's name, while 100 other processes start every second. */
 static void test_fork_exec_exit_under_load(void **state) {
+        static struct reader rd;
         uint64_t lat[3][ROUNDS];
         memctl *c = NULL;
-        memctl_watch *w;
         pid_t load;
 
         (void) state;
         require_tracking();
-        w = watch_start(&c, 0, 0);
+        rd = (struct reader) { .w = watch_start(&c, 0, 0) };
+        pthread_mutex_init(&rd.lock, NULL);
+        pthread_cond_init(&rd.kept, NULL);
+        assert_int_equal(pthread_create(&rd.thread, NULL, reader_main, &rd), 0);
         load = load_start();
         for (int round = 0; round < ROUNDS; round++) {
                 struct seen s[8];
@@ -232,8 +315,11 @@ static void test_fork_exec_exit_under_load(void **state) {
                 size_t n;
 
                 child_start(&ch);
+                pthread_mutex_lock(&rd.lock);
+                rd.want[rd.n_want++] = ch.pid;
+                pthread_mutex_unlock(&rd.lock);
                 child_go_and_reap(&ch);
-                n = read_until_exit(w, ch.pid, s, 8);
+                n = reader_collect(&rd, ch.pid, s, 8);
                 /* fork (as the test forked it), exec of true, exit: in that order, nothing else. */
                 assert_int_equal(n, 3);
                 assert_int_equal(s[0].type, MEMCTL_EVENT_FORK);
@@ -249,11 +335,15 @@ static void test_fork_exec_exit_under_load(void **state) {
                 }
         }
         load_stop(load);
+        pthread_mutex_lock(&rd.lock);
+        rd.stop = true;
+        pthread_mutex_unlock(&rd.lock);
+        pthread_join(rd.thread, NULL);
         print_loadavg();
         report("fork", lat[0], ROUNDS);
         report("exec", lat[1], ROUNDS);
         report("exit", lat[2], ROUNDS);
-        memctl_watch_free(w);
+        memctl_watch_free(rd.w);
         memctl_free(c);
 }
 
