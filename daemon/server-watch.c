@@ -35,6 +35,9 @@ enum watch_state { WATCH_IDLE, WATCH_ARMED, WATCH_WRITING };
 /* How often the mappings of a watched pid are compared with the tracker's change generation
  * while the kernel's capture of mappings is not there to send them (issue 15, part A). */
 #define WATCH_POLL_USEC 10000
+/* A watched pid's yes is asked again this often, so that its exit, when the process cannot be
+ * asked any more, always finds one made within ACCESS_RETAINED_USEC (unprivileged clients). */
+#define WATCH_REFRESH_USEC (ACCESS_RETAINED_USEC / 4)
 /* Access decisions a watch keeps (processes it was asked about recently). */
 #define WATCH_DECISIONS 256
 
@@ -62,6 +65,8 @@ struct watch {
         struct watch_queue queue;
         bool changed;                   /* pid's change generation moved (the poll) */
         uint64_t generation;            /* as last seen by the poll */
+        bool refresh;                   /* pid's access decision is to be made again */
+        uint64_t refreshed_usec;        /* when the poll last asked for that */
 
         /* Owned by the writing thread. */
         struct varlink_writer out;
@@ -190,6 +195,7 @@ int server_watch_begin(struct conn *c, const struct watch_request *req, char *re
                 .state = WATCH_ARMED,
                 .refs = 2,      /* the connection's, and ARMED's */
                 .generation = req->generation,
+                .refreshed_usec = now_usec(),
                 .known = req->known,
                 .n_known = req->n_known,
         };
@@ -391,6 +397,25 @@ static bool writer_allowed(struct watch *w, const struct watch_record *r, struct
         return k >= 0;
 }
 
+/* Asks the kernel again about the watched pid, while it lives: its yes stays recent. */
+static void writer_refresh(struct watch *w, struct impersonation *imp) {
+        _cleanup_(process_freep) struct process *p = NULL;
+        struct watch_decision *d = decision_find(w, w->pid, w->start_time);
+        struct access_decision ad;
+        int k;
+
+        if (!d || writer_impersonate(w, imp) < 0)
+                return;
+        k = access_decide(&w->client, w->pid, &p, &ad);
+        if (k == -ESRCH || k == -ENOENT || (k >= 0 && p->start_time != w->start_time))
+                return;         /* gone: the yes it had stands for its exit */
+        *d = (struct watch_decision) {
+                .pid = w->pid, .start_time = w->start_time, .allowed = k >= 0, .decided_usec = now_usec(),
+        };
+        if (k >= 0)
+                d->d = ad;
+}
+
 /* The watched pid's mappings changed: what came and went since the last sent, as a record.
  * NULL when nothing (or it is gone: its exit event tells). */
 static struct watch_record *writer_diff(struct watch *w, struct impersonation *imp) {
@@ -467,7 +492,7 @@ void server_watch_on_io(struct server *s, struct source *src, uint32_t events) {
                 struct watch_record *batch[64];
                 size_t n = 0;
                 uint64_t dropped = 0;
-                bool changed;
+                bool changed, refresh;
 
                 if (varlink_writer_flush(&w->out, w->src.fd) < 0) {
                         w->broken = true;
@@ -484,7 +509,11 @@ void server_watch_on_io(struct server *s, struct source *src, uint32_t events) {
                 }
                 changed = w->changed;
                 w->changed = false;
+                refresh = w->refresh;
+                w->refresh = false;
                 pthread_mutex_unlock(&w->lock);
+                if (refresh)
+                        writer_refresh(w, &imp);
                 if (n == 0 && dropped == 0 && !changed)
                         break;
                 for (size_t i = 0; i < n; i++) {
@@ -544,7 +573,7 @@ void server_watch_on_io(struct server *s, struct source *src, uint32_t events) {
 
 /* Compares each watched pid's change generation with the last seen (plain loads). */
 void server_watch_on_poll(struct server *s) {
-        uint64_t v;
+        uint64_t v, now = now_usec();
 
         (void) !read(s->watch_poll_src.fd, &v, sizeof(v));
         pthread_mutex_lock(&s->watch_lock);
@@ -558,6 +587,11 @@ void server_watch_on_poll(struct server *s) {
                 if (st.generation != w->generation) {
                         w->generation = st.generation;
                         w->changed = true;
+                        watch_wake_locked(w);
+                }
+                if (!w->client.privileged && now - w->refreshed_usec >= WATCH_REFRESH_USEC) {
+                        w->refreshed_usec = now;
+                        w->refresh = true;
                         watch_wake_locked(w);
                 }
                 pthread_mutex_unlock(&w->lock);
