@@ -28,6 +28,7 @@
 /* Every wait for an event is bounded by this: generous, for a loaded machine. */
 #define WAIT_USEC (60 * UINT64_C(1000000))
 #define ROUNDS 20
+#define RING (1 << 18)
 
 static struct test_daemon daemon_tracked, daemon_untracked;
 static bool tracked;
@@ -222,12 +223,11 @@ struct reader {
         memctl_watch *w;
         pthread_mutex_t lock;
         pthread_cond_t kept;            /* signalled with each event kept */
-        pid_t want[ROUNDS];
-        size_t n_want;
+        /* Every event read, latest RING of them: a fork is read before its pid is known. */
         struct {
                 pid_t pid;
                 struct seen s;
-        } got[ROUNDS * 4];
+        } got[RING];
         size_t n_got;
         bool stop;
         int error;
@@ -248,23 +248,24 @@ static void *reader_main(void *arg) {
                         pthread_mutex_unlock(&rd->lock);
                         return NULL;
                 }
-                for (size_t i = 0; r > 0 && i < rd->n_want; i++)
-                        if (rd->want[i] == e.pid && rd->n_got < ROUNDS * 4) {
-                                rd->got[rd->n_got].pid = e.pid;
-                                rd->got[rd->n_got].s = (struct seen) {
-                                        .type = e.type, .time_usec = e.time_usec, .recv_usec = now,
-                                        .parent = e.parent, .start_time = e.start_time,
-                                };
-                                snprintf(rd->got[rd->n_got].s.comm, 16, "%s", e.comm);
-                                rd->n_got++;
-                                pthread_cond_broadcast(&rd->kept);
-                        }
+                if (r > 0) {
+                        size_t at = rd->n_got++ % RING;
+
+                        rd->got[at].pid = e.pid;
+                        rd->got[at].s = (struct seen) {
+                                .type = e.type, .time_usec = e.time_usec, .recv_usec = now,
+                                .parent = e.parent, .start_time = e.start_time,
+                        };
+                        snprintf(rd->got[at].s.comm, 16, "%s", e.comm);
+                        pthread_cond_broadcast(&rd->kept);
+                }
                 pthread_mutex_unlock(&rd->lock);
         }
 }
 
-/* The events the reader kept for pid, once its exit came (bounded wait). */
-static size_t reader_collect(struct reader *rd, pid_t pid, struct seen *out, size_t max) {
+/* The events the reader kept for (pid, start_time), once its exit came (bounded wait): a
+ * pid used again by another process is another. */
+static size_t reader_collect(struct reader *rd, pid_t pid, uint64_t start_time, struct seen *out, size_t max) {
         uint64_t deadline = mono_usec() + WAIT_USEC;
 
         for (;;) {
@@ -273,8 +274,9 @@ static size_t reader_collect(struct reader *rd, pid_t pid, struct seen *out, siz
 
                 pthread_mutex_lock(&rd->lock);
                 assert_int_equal(rd->error, 0);
+                assert_true(rd->n_got < RING);        /* nothing of this round overwritten */
                 for (size_t i = 0; i < rd->n_got; i++)
-                        if (rd->got[i].pid == pid) {
+                        if (rd->got[i].pid == pid && rd->got[i].s.start_time == start_time) {
                                 if (n < max)
                                         out[n++] = rd->got[i].s;
                                 exited |= rd->got[i].s.type == MEMCTL_EVENT_EXIT;
@@ -315,11 +317,8 @@ static void test_fork_exec_exit_under_load(void **state) {
                 size_t n;
 
                 child_start(&ch);
-                pthread_mutex_lock(&rd.lock);
-                rd.want[rd.n_want++] = ch.pid;
-                pthread_mutex_unlock(&rd.lock);
                 child_go_and_reap(&ch);
-                n = reader_collect(&rd, ch.pid, s, 8);
+                n = reader_collect(&rd, ch.pid, ch.start_time, s, 8);
                 /* fork (as the test forked it), exec of true, exit: in that order, nothing else. */
                 assert_int_equal(n, 3);
                 assert_int_equal(s[0].type, MEMCTL_EVENT_FORK);
