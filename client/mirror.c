@@ -103,6 +103,8 @@ static void entries_remove_range(struct mirrored *p, uint64_t start, uint64_t en
 
         while (j < p->n && p->entries[j].m.start < end)
                 entry_done(&p->entries[j++]);
+        if (j == i)
+                return;
         memmove(p->entries + i, p->entries + j, (p->n - j) * sizeof(*p->entries));
         p->n -= j - i;
 }

@@ -159,9 +159,9 @@ struct seen {
         char comm[16];
 };
 
-/* Reads events until pid's exit, keeping pid's (and forks whose parent is pid are not
- * wanted here). Returns how many were kept. */
-static size_t read_until_exit(memctl_watch *w, pid_t pid, struct seen *out, size_t max) {
+/* Reads events until the exit of (pid, start_time), keeping its events (a pid reused by
+ * another process is another: pid_max may be 32768). Returns how many were kept. */
+static size_t read_until_exit(memctl_watch *w, pid_t pid, uint64_t start_time, struct seen *out, size_t max) {
         uint64_t deadline = mono_usec() + WAIT_USEC;
         size_t n = 0;
 
@@ -170,7 +170,7 @@ static size_t read_until_exit(memctl_watch *w, pid_t pid, struct seen *out, size
                 int r = memctl_watch_next(w, 1000000, &e);
 
                 assert_true(r >= 0);
-                if (r == 0 || e.pid != pid)
+                if (r == 0 || e.pid != pid || e.start_time != start_time)
                         continue;
                 if (n < max) {
                         out[n] = (struct seen) {
@@ -556,7 +556,7 @@ static void test_overflow(void **state) {
         child_go_and_reap(&ch);
         {
                 struct seen s[8];
-                size_t n = read_until_exit(w, ch.pid, s, 8);
+                size_t n = read_until_exit(w, ch.pid, ch.start_time, s, 8);
 
                 assert_int_equal(n, 3);
                 assert_int_equal(s[0].type, MEMCTL_EVENT_FORK);
@@ -572,7 +572,9 @@ static void test_overflow(void **state) {
 /* ------------------------------------------------------------------ another uid */
 
 struct shared {
+        /* pid_max may be 32768: a pid is told apart from its reuse by its start time. */
         pid_t root_pids[32];
+        uint64_t root_start_times[32];
         int n_root;
         pid_t own;              /* the process of UID_A started by the test */
         int ready;
@@ -584,6 +586,7 @@ static int watch_as_other(void *arg) {
         memctl *c = NULL, *c2 = NULL;
         memctl_watch *w = NULL, *w2 = NULL;
         pid_t seen[4096];
+        uint64_t seen_start[4096];
         size_t n = 0;
         bool own_exec = false, own_exit = false;
 
@@ -601,8 +604,10 @@ static int watch_as_other(void *arg) {
                         return 12;
                 if (r == 0 || e.type == MEMCTL_EVENT_OVERFLOW)
                         continue;
-                if (n < 4096)
-                        seen[n++] = e.pid;
+                if (n < 4096) {
+                        seen[n] = e.pid;
+                        seen_start[n++] = e.start_time;
+                }
                 pid_t own = __atomic_load_n(&sh->own, __ATOMIC_ACQUIRE);
                 if (own > 0 && e.pid == own) {
                         own_exec |= e.type == MEMCTL_EVENT_EXEC;
@@ -615,7 +620,7 @@ static int watch_as_other(void *arg) {
                 return 13;
         for (size_t i = 0; i < n; i++)
                 for (int k = 0; k < __atomic_load_n(&sh->n_root, __ATOMIC_ACQUIRE); k++)
-                        if (seen[i] == sh->root_pids[k])
+                        if (seen[i] == sh->root_pids[k] && seen_start[i] == sh->root_start_times[k])
                                 return 14;
         memctl_watch_free(w);
         memctl_watch_free(w2);
@@ -656,6 +661,7 @@ static void test_other_uid_sees_only_its_own(void **state) {
 
                 child_start(&ch);
                 sh->root_pids[i] = ch.pid;
+                sh->root_start_times[i] = ch.start_time;
                 __atomic_store_n(&sh->n_root, i + 1, __ATOMIC_RELEASE);
                 child_go_and_reap(&ch);
         }
