@@ -29,18 +29,6 @@ static uint64_t mono_nsec(void) {
         return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
 }
 
-static void print_loadavg(const char *when) {
-        char buf[128] = "";
-        FILE *f = fopen("/proc/loadavg", "re");
-
-        if (f) {
-                if (!fgets(buf, sizeof(buf), f))
-                        buf[0] = 0;
-                fclose(f);
-        }
-        printf("load average %s: %s", when, buf);
-}
-
 struct counter {
         memctl_watch *w;
         atomic_uint_fast64_t events, dropped;
@@ -141,7 +129,7 @@ static int bench_events(const char *socket, pid_t daemon) {
                        "per CPU)\n", usec / 1000, events ? usec / (double) events : 0.0,
                        events && usec > 0 ? 1e6 * (double) events / usec : 0.0);
         }
-        print_loadavg("after the event run");
+        test_print_loadavg("after the event run: ");
         printf("watch: %" PRIu64 " forks in %.2f s by %d processes (%.0f fork+exit events/s made), %" PRIu64
                " events received (%.0f/s over the run and a second after), %" PRIu64 " dropped (overflow)\n",
                forks, (double) SECONDS, FORKERS, 2.0 * (double) forks / (double) SECONDS,
@@ -225,7 +213,7 @@ static int bench_mirror(const char *socket) {
                        (double) (t1 - t0) / (ADDRESSES / 10.0));
                 close(fd);
         }
-        print_loadavg("after the mirror run");
+        test_print_loadavg("after the mirror run: ");
         close(in[1]);
         waitpid(target, NULL, 0);
         memctl_mirror_free(m);
@@ -238,7 +226,7 @@ int main(void) {
 
         signal(SIGPIPE, SIG_IGN);
         setvbuf(stdout, NULL, _IOLBF, 0);
-        print_loadavg("before");
+        test_print_loadavg("before: ");
         if (test_daemon_start(NULL, &d) < 0) {
                 fprintf(stderr, "cannot start memmapd ($MEMMAPD)\n");
                 return 1;

@@ -40,20 +40,15 @@ static uint64_t mono_nsec(void) {
 }
 
 static int setup(void **state) {
-        memctl *c = NULL;
-        char *reply = NULL;
+        int r;
 
         (void) state;
         signal(SIGPIPE, SIG_IGN);
         if (test_daemon_start(NULL, &daemon_tracked) < 0)
                 return -1;
-        if (memctl_connect(daemon_tracked.socket, &c) < 0 ||
-            memctl_call_json(c, "io.memmapd.GetStatus", NULL, &reply) < 0)
-                return -1;
-        tracked = strstr(reply, "\"tracking\":\"bpf\"") != NULL;
-        free(reply);
-        memctl_free(c);
-        return 0;
+        r = test_daemon_tracking_bpf(daemon_tracked.socket);
+        tracked = r > 0;
+        return r < 0 ? -1 : 0;
 }
 
 static int teardown(void **state) {

@@ -42,20 +42,15 @@ static uint64_t mono_usec(void) {
 
 static int setup(void **state) {
         const char *none[] = { "--tracking=none", NULL };
-        memctl *c = NULL;
-        char *reply = NULL;
+        int r;
 
         (void) state;
         signal(SIGPIPE, SIG_IGN);
         if (test_daemon_start(NULL, &daemon_tracked) < 0 || test_daemon_start(none, &daemon_untracked) < 0)
                 return -1;
-        if (memctl_connect(daemon_tracked.socket, &c) < 0 ||
-            memctl_call_json(c, "io.memmapd.GetStatus", NULL, &reply) < 0)
-                return -1;
-        tracked = strstr(reply, "\"tracking\":\"bpf\"") != NULL;
-        free(reply);
-        memctl_free(c);
-        return 0;
+        r = test_daemon_tracking_bpf(daemon_tracked.socket);
+        tracked = r > 0;
+        return r < 0 ? -1 : 0;
 }
 
 static int teardown(void **state) {
@@ -204,18 +199,6 @@ static void report(const char *what, uint64_t *v, size_t n) {
                what, n, v[n / 2], v[n * 9 / 10], v[n - 1], over);
 }
 
-static void print_loadavg(void) {
-        char buf[128] = "";
-        FILE *f = fopen("/proc/loadavg", "re");
-
-        if (f) {
-                if (!fgets(buf, sizeof(buf), f))
-                        buf[0] = 0;
-                fclose(f);
-        }
-        printf("# load average: %s", buf);
-}
-
 /* A thread that reads a watch all the time and keeps the events of the pids asked for, with
  * when each was read: the latency is the daemon's, not the test's. */
 struct reader {
@@ -338,7 +321,7 @@ static void test_fork_exec_exit_under_load(void **state) {
         rd.stop = true;
         pthread_mutex_unlock(&rd.lock);
         pthread_join(rd.thread, NULL);
-        print_loadavg();
+        test_print_loadavg("# ");
         report("fork", lat[0], ROUNDS);
         report("exec", lat[1], ROUNDS);
         report("exit", lat[2], ROUNDS);
