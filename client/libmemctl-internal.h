@@ -107,11 +107,17 @@ struct fast_decode {
 
 /* client/transport.c */
 void error_clear(memctl *c);
+int error_to_errno(const char *name);
+/* A deadline timeout_usec from now (MEMCTL_TIMEOUT_INFINITY: UINT64_MAX), and the poll()
+ * timeout left until it. */
+uint64_t deadline_after(uint64_t timeout_usec);
+int poll_timeout(uint64_t deadline);
 int call(memctl *c, const char *req, size_t req_len, struct fast_decode *fast, struct json_object **ret_parameters);
 int call_writer(memctl *c, struct json_writer *w, struct fast_decode *fast, struct json_object **ret_parameters);
 
 /* client/reply-decode.c */
 void *arena_alloc(struct arena_chunk **arena, size_t n);
+void arena_free(struct arena_chunk **arena);
 char *arena_strndup(struct arena_chunk **arena, const char *s, size_t n);
 /* A string kept in the arena, by the text it was decoded from: consecutive mappings of one
  * file repeat their name, path and build ID, and keep one copy. */

@@ -386,6 +386,84 @@ size_t memctl_lookup_many_count(const memctl_lookup_many_reply *r);
 const memctl_lookup_reply *memctl_lookup_many_get(const memctl_lookup_many_reply *r, size_t index,
                                                   const char **ret_error);
 memctl_lookup_many_reply *memctl_lookup_many_free(memctl_lookup_many_reply *r);
+/* ------------------------------------------------------------------ watch (LIBMEMCTL_0.4) */
+
+typedef struct memctl_watch memctl_watch;              /* a Watch stream */
+
+enum memctl_event_type {
+        MEMCTL_EVENT_UNKNOWN = 0,       /* newer than the library: type_name names it */
+        MEMCTL_EVENT_EXEC,              /* the process started another program: all its mappings are new */
+        MEMCTL_EVENT_EXIT,              /* the process ended */
+        MEMCTL_EVENT_FORK,              /* the process is new, a child of parent */
+        MEMCTL_EVENT_MAPPINGS,          /* executable file mappings were added and removed */
+        MEMCTL_EVENT_OVERFLOW,          /* dropped events were not delivered: layouts kept must be read again */
+};
+
+/* One event. Strings and mappings point into the watch: valid until its next call. */
+struct memctl_event {
+        size_t size;              /* set by the caller: sizeof(struct memctl_event) */
+        int type;                 /* enum memctl_event_type */
+        const char *type_name;    /* "exec", "exit", "fork", "mappings", "overflow", ... */
+        pid_t pid;                /* the process (0 for overflow) */
+        uint64_t start_time;
+        pid_t parent;             /* fork: the parent's pid; else 0 */
+        uint64_t time_usec;       /* CLOCK_MONOTONIC microseconds: when it happened */
+        const char *comm;         /* the command name then ("" when not known) */
+        const struct memctl_mapping *added;   /* mappings: what came (n_added items) */
+        size_t n_added;
+        const struct memctl_mapping *removed; /* and what went */
+        size_t n_removed;
+        uint64_t dropped;         /* overflow: how many events were dropped */
+};
+#define MEMCTL_EVENT_INIT MEMCTL_INIT(struct memctl_event)
+
+/* Starts a Watch on connection c: events of process pid (start_time as for
+ * memctl_list_mappings(); pid 0: of every process the caller may see), from the daemon's first
+ * reply on: memctl_watch_start() returns once it came, so every change after it is reported.
+ * c then carries only the stream: make no other call on it; free the watch before c.
+ * -ENOSYS: the daemon has no change tracking (TrackingUnavailable); -E2BIG: too many watchers
+ * (LimitExceeded); -ESRCH, -EACCES, -ESTALE as for the other calls. */
+int memctl_watch_start(memctl *c, pid_t pid, uint64_t start_time, memctl_watch **ret);
+/* The fd to poll() for POLLIN: an event (or the end) may be read. */
+int memctl_watch_fd(const memctl_watch *w);
+/* The next event: 1 with *ret filled, 0 when none came within timeout_usec (0: none buffered
+ * or readable now), -ECONNRESET when the daemon ended the stream, -EBADMSG for a reply that is
+ * not a Watch event, -errno. */
+int memctl_watch_next(memctl_watch *w, uint64_t timeout_usec, struct memctl_event *ret);
+memctl_watch *memctl_watch_free(memctl_watch *w);
+
+/* ------------------------------------------------------------------ mirror (LIBMEMCTL_0.4) */
+
+/* A local copy of the executable file mappings of some processes, filled by one ListMappings
+ * each and kept current by a Watch of each, so addresses are looked up in the caller's memory.
+ *
+ * The guarantee: a lookup answers from the layout the process had when the daemon sent the
+ * last event memctl_mirror_update() applied for it (or, before any, from the listing made
+ * after its Watch began): never from a layout older than the last event read. Changes the
+ * daemon has not sent yet, or that wait unread in the socket, are not seen until the next
+ * update. An overflow or an exec makes the update list the process again (a round trip there,
+ * never in a lookup). Not thread-safe: one thread updates and looks up, or the caller locks. */
+typedef struct memctl_mirror memctl_mirror;
+
+/* A mirror whose calls go to the daemon at socket_path (NULL: the default). */
+int memctl_mirror_new(const char *socket_path, memctl_mirror **ret);
+/* Mirrors process pid (start_time: 0 or as for memctl_list_mappings()): starts its Watch, then
+ * lists it. 0, or -errno as for memctl_watch_start() and memctl_list_mappings(). */
+int memctl_mirror_add(memctl_mirror *m, pid_t pid, uint64_t start_time);
+/* Stops mirroring pid: 0, or -ESRCH when it is not mirrored. */
+int memctl_mirror_remove(memctl_mirror *m, pid_t pid);
+/* An fd that polls readable when an update has events to apply. */
+int memctl_mirror_fd(const memctl_mirror *m);
+/* Applies the events that came, waiting at most timeout_usec for the first: how many were
+ * applied (>= 0), or -errno (a process's stream failed: it is no longer mirrored). */
+int memctl_mirror_update(memctl_mirror *m, uint64_t timeout_usec);
+/* The executable file mapping of pid that covers address, in local memory (valid until the next
+ * update, add or remove): 1 with *ret_mapping set, 0 when none covers it, -ESRCH when pid is
+ * not mirrored or has exited. The file offset is address - start + offset. */
+int memctl_mirror_lookup(const memctl_mirror *m, pid_t pid, uint64_t address, const struct memctl_mapping **ret_mapping);
+/* The process a mirrored pid is (its start time): 0, or -ESRCH. */
+int memctl_mirror_get_start_time(const memctl_mirror *m, pid_t pid, uint64_t *ret_start_time);
+memctl_mirror *memctl_mirror_free(memctl_mirror *m);
 
 #ifdef __cplusplus
 }

@@ -41,7 +41,7 @@ int connect_failed(const char *path, int r) {
 }
 
 /* Explains a failed call; returns the exit status. pid is 0 for calls about no process. */
-static int call_failed(memctl *c, const char *path, int r, pid_t pid) {
+int call_failed(memctl *c, const char *path, int r, pid_t pid) {
         const char *name = memctl_last_error_name(c);
         const char *s = NULL, *params;
         int64_t max = 0;

@@ -52,6 +52,11 @@ static void help(void) {
                "                        the files replaced at PATH since they were mapped):\n"
                "                        pid, command, the mapping ranges\n"
                "  who --build-id=HEX    The same for the files with that GNU build ID\n"
+               "  watch [PID]           Print process events as they happen (exec, exit,\n"
+               "                        fork, mappings; overflow when some were dropped),\n"
+               "                        one line each (--json: one JSON object each), of\n"
+               "                        PID and its children, or of every process you may\n"
+               "                        see; until interrupted\n"
                "\n"
                "Options:\n"
                "  -h --help             Show this help and exit\n"
@@ -396,6 +401,11 @@ int main(int argc, char *argv[]) {
                         error("who takes a PATH, or --build-id=HEX and nothing else (see --help)");
                         return EXIT_USAGE;
                 }
+        } else if (strcmp(cmd, "watch") == 0) {
+                if (n_args > 1) {
+                        error("watch takes at most one PID (see --help)");
+                        return EXIT_USAGE;
+                }
         } else if (strcmp(cmd, "status") == 0) {
                 if (n_args != 0) {
                         error("status takes no arguments");
@@ -481,6 +491,8 @@ int main(int argc, char *argv[]) {
                         r = cmd_lookup_many(&ctx, groups, n_args);
         } else if (strcmp(cmd, "who") == 0)
                 r = cmd_who(&ctx, arg.build_id ? NULL : args[0], arg.build_id, arg.deleted_only);
+        else if (strcmp(cmd, "watch") == 0)
+                r = cmd_watch(&ctx, pid);
         else
                 r = cmd_status(&ctx);
 

@@ -49,7 +49,7 @@ char *arena_strndup(struct arena_chunk **arena, const char *s, size_t n) {
         return p;
 }
 
-static void arena_free(struct arena_chunk **arena) {
+void arena_free(struct arena_chunk **arena) {
         struct arena_chunk *c, *next;
 
         for (c = *arena; c; c = next) {

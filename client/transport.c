@@ -20,7 +20,7 @@
 #include "varlink.h"
 #include "libmemctl-internal.h"
 
-static uint64_t deadline_after(uint64_t timeout_usec) {
+uint64_t deadline_after(uint64_t timeout_usec) {
         uint64_t now;
 
         if (timeout_usec == MEMCTL_TIMEOUT_INFINITY)
@@ -30,7 +30,7 @@ static uint64_t deadline_after(uint64_t timeout_usec) {
 }
 
 /* Milliseconds left until deadline, rounded up, for poll(): -1 waits forever. */
-static int poll_timeout(uint64_t deadline) {
+int poll_timeout(uint64_t deadline) {
         uint64_t now, left;
 
         if (deadline == UINT64_MAX)
@@ -277,7 +277,7 @@ int memctl_last_error_int(const memctl *c, const char *key, int64_t *ret_value) 
 
 /* ------------------------------------------------------------------ calls */
 
-static int error_to_errno(const char *name) {
+int error_to_errno(const char *name) {
         static const struct {
                 const char *name;
                 int error;
@@ -291,6 +291,7 @@ static int error_to_errno(const char *name) {
                 { MEMMAPD_ERROR_NOT_MAPPED, ENXIO },
                 { MEMMAPD_ERROR_NO_FILE, EMEDIUMTYPE },
                 { MEMMAPD_ERROR_FILE_UNAVAILABLE, EIO },
+                { MEMMAPD_ERROR_TRACKING_UNAVAILABLE, ENOSYS },
                 { VARLINK_ERROR_INVALID_PARAMETER, EINVAL },
                 { VARLINK_ERROR_METHOD_NOT_FOUND, EOPNOTSUPP },
                 { VARLINK_ERROR_METHOD_NOT_IMPLEMENTED, EOPNOTSUPP },

@@ -15,6 +15,9 @@ const char *reply_limit(struct json_writer *w, const char *limit, uint64_t max);
 const char *reply_internal(struct json_writer *w, int error);
 bool known_params_only(struct json_object *params, const char *const *known, const char **ret_bad);
 
+/* io.memmapd.Watch (daemon/methods-watch.c) */
+const char *method_watch(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w);
+
 /* org.varlink.service (daemon/methods-service.c) */
 const char *get_info(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w);
 const char *get_interface_description(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w);

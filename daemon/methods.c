@@ -231,7 +231,7 @@ static void target_cache_put(const struct method_context *ctx, struct process *p
 /* Reads pid and start_time, opens the process and checks its identity. On failure the
  * error reply is written and returned. */
 const char *open_target(const struct method_context *ctx, struct json_object *params, struct json_writer *w,
-                               struct process **ret, struct access_decision *ret_decision) {
+                        struct process **ret, struct access_decision *ret_decision) {
         _cleanup_(process_freep) struct process *p = NULL;
         struct access_decision decision;
         uint64_t start_time;
@@ -714,6 +714,7 @@ static const struct method methods[] = {
         { MEMMAPD_INTERFACE ".OpenMappingFile", true, open_mapping_file },
         { MEMMAPD_INTERFACE ".FindMappings", true, find_mappings },
         { MEMMAPD_INTERFACE ".LookupMany", true, lookup_many },
+        { MEMMAPD_INTERFACE ".Watch", true, method_watch },
 };
 
 static const struct method *find_method(const char *name) {

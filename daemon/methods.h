@@ -50,6 +50,21 @@ struct reply_stream {
         size_t parts;                   /* emitted by the call in progress */
 };
 
+/* What a successful Watch call asks of its connection (server-watch.c): set by the method,
+ * which has replied "watching". */
+struct watch_mapping;
+struct watch_request {
+        bool requested;
+        pid_t pid;                      /* 0: every process the client may see */
+        uint64_t start_time;
+        struct access_decision decision;        /* pid: the kernel's yes when the call began */
+        /* pid: its executable file mappings then (owned; watch_mappings_free()) and its
+         * change generation before they were read. */
+        struct watch_mapping *known;
+        size_t n_known;
+        uint64_t generation;
+};
+
 struct method_context {
         struct engine *engine;
         struct file_pool *file_pool;    /* NULL: none (GetStatus reports zeros) */
@@ -75,6 +90,8 @@ struct method_context {
         /* Nonzero: the connection has this many fds in flight already (its client does not
          * read): a method that would pass one answers LimitExceeded "fds_in_flight". */
         unsigned reply_fd_limit;
+        /* Where Watch puts what it asks; NULL: the connection cannot watch (oneway). */
+        struct watch_request *watch;
 };
 
 /* Answers one call (*ctx->reply_fd, when set, receives the fd to pass, or stays -1): *ret_reply receives the whole reply message (or, for a streamed

@@ -51,6 +51,7 @@ void conn_free(struct conn *c) {
 void conn_close(struct conn *c) {
         struct server *s = c->server;
 
+        server_watch_end(c);
         pthread_mutex_lock(&s->lock);
         epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, c->src.fd, NULL);
         close(c->src.fd);
@@ -220,6 +221,7 @@ static void conn_handle_message(struct conn *c, const char *msg, size_t len) {
                 .tracking = s->tracking, .store = s->store, .events = s->events, .find = s->find,
         };
         struct varlink_call call = {};
+        struct watch_request watch = {};
         _cleanup_close_ int fd = -1;
         const char *bad = NULL, *error;
         char *reply;
@@ -260,6 +262,7 @@ static void conn_handle_message(struct conn *c, const char *msg, size_t len) {
 
         /* Only a reply someone reads may carry an fd. */
         ctx.reply_fd = call.oneway ? NULL : &fd;
+        ctx.watch = call.oneway ? NULL : &watch;
         if (!call.oneway && !conn_fd_room(c))
                 ctx.reply_fd_limit = FDS_IN_FLIGHT_MAX;
         if (call.oneway) {
@@ -281,7 +284,20 @@ static void conn_handle_message(struct conn *c, const char *msg, size_t len) {
                 if (error)
                         log_debug("%s from pid %d: %s", call.method, (int) c->client.pid, error);
                 c->turn_bytes += rlen;
-                if (call.oneway)
+                if (watch.requested && !error) {
+                        /* The connection becomes a watcher: its first reply goes first. */
+                        r = server_watch_begin(c, &watch, reply, rlen);
+                        if (r == -EUSERS)
+                                conn_reply_now(c, MEMMAPD_ERROR_LIMIT_EXCEEDED, "limit", "watchers",
+                                               c->client.privileged ? 256 : 16, true);
+                        else if (r == -ENOBUFS)
+                                conn_reply_now(c, MEMMAPD_ERROR_LIMIT_EXCEEDED, "limit", "output_budget",
+                                               (int64_t) s->cfg->limits.output_budget, true);
+                        else if (r < 0) {
+                                log_warning_errno(r, "Cannot start Watch for pid %d", (int) c->client.pid);
+                                c->closing = true;
+                        }
+                } else if (call.oneway)
                         free(reply);
                 else {
                         c->fds_in_flight += fd >= 0;
@@ -327,7 +343,7 @@ static void conn_dispatch(struct conn *c) {
         int r;
 
 again:
-        while (!c->closing && c->out.pending < OUTPUT_HIGH_WATER) {
+        while (!c->closing && !c->watch && c->out.pending < OUTPUT_HIGH_WATER) {
                 if (c->turn_calls >= CALLS_PER_TURN || c->turn_bytes >= TURN_OUTPUT_MAX) {
                         turn_over = true;
                         break;
@@ -351,6 +367,10 @@ again:
                 c->turn_calls++;
                 conn_handle_message(c, msg, len);
         }
+
+        /* No call may follow Watch on its connection. */
+        if (c->watch && varlink_reader_has_partial(&c->in))
+                c->closing = true;
 
         if (c->eof && !c->closing && !turn_over && c->out.pending < OUTPUT_HIGH_WATER) {
                 const char *msg;

@@ -90,7 +90,7 @@ void conn_charge_locked(struct conn *c, size_t held) {
  * it holds now (queued output, buffered request bytes) to the daemon's and its user's
  * budgets. */
 void conn_charge(struct conn *c) {
-        size_t held = c->out.pending + c->in.allocated;
+        size_t held = c->out.pending + c->in.allocated + c->watch_held;
 
         if (held == c->held)
                 return;

@@ -35,6 +35,8 @@ enum source_type {
         SOURCE_READY,
         SOURCE_CONN,
         SOURCE_TRACKING,
+        SOURCE_WATCH,                   /* a watching connection's writing side (server-watch.c) */
+        SOURCE_WATCH_POLL,              /* the poll of watched processes' mappings */
 };
 
 struct source {
@@ -55,6 +57,7 @@ struct account {
         struct conn *parked_head, *parked_tail; /* waiting for a worker, in order */
         struct account *turn_next;      /* in the server's round of accounts with parked conns */
         bool in_round;
+        size_t n_watches;               /* its connections watching (Watch) */
 };
 
 struct conn {
@@ -79,6 +82,10 @@ struct conn {
         bool closing;                   /* close once the output is written */
         unsigned fds_in_flight;         /* passed since the peer was last seen to have read all */
         struct target_cache target;
+        /* Watching (Watch): its events are written by the watch, c only waits for the hang-up. */
+        struct watch *watch;
+        size_t watch_held;              /* charged besides its buffers while it watches */
+        atomic_bool watching;           /* read by the tick: a watcher waits, it is not idle */
         /* Read by the tick without owning the connection. */
         atomic_bool busy;               /* a thread is answering it: never idle */
         _Atomic uint64_t last_activity;
@@ -138,6 +145,14 @@ struct server {
         uint64_t requests_at_tick;      /* stats.requests at the last tick */
         bool trim_pending;              /* calls came since memory was last given back */
         atomic_bool stopping;           /* every thread leaves its loop */
+        /* Watching connections (server-watch.c), under their own lock: the loop's listener
+         * takes it while the server lock may be held elsewhere. */
+        pthread_mutex_t watch_lock;
+        struct watch *watches;
+        size_t n_watches, n_pid_watches;
+        int events_listener;            /* its id with events; 0: none */
+        struct source watch_poll_src;   /* a timerfd, armed while a pid is watched */
+        bool freeing;                   /* server_free(): no thread runs, watches go at once */
 };
 
 /* server.c: the loop. */
@@ -161,6 +176,18 @@ void conn_free(struct conn *c);
 void conn_close(struct conn *c);
 void conn_turn(struct conn *c, uint32_t events, bool slot_held);
 void on_ready(struct server *s);
+
+/* server-watch.c: Watch streams. */
+struct watch_request;
+int server_watch_setup(struct server *s);
+/* Called by c's owner after a successful Watch call: c becomes a watcher (its first reply
+ * taken). 0, or -errno with the reply freed: the caller closes c. */
+int server_watch_begin(struct conn *c, const struct watch_request *req, char *reply, size_t len);
+/* Called by c's owner as c closes (and by server_free()). */
+void server_watch_end(struct conn *c);
+void server_watch_on_io(struct server *s, struct source *src, uint32_t events);
+void server_watch_on_poll(struct server *s);
+void server_watch_free_all(struct server *s);
 
 /* server-listen.c: listening sockets. */
 void on_listener(struct server *s, struct source *src);

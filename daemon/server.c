@@ -113,6 +113,9 @@ static void on_tick(struct server *s) {
                 /* Owners stamp last_activity without the lock: it may be later than now. */
                 uint64_t last = atomic_load(&c->last_activity);
 
+                /* A watcher waits for events, however long. */
+                if (atomic_load(&c->watching))
+                        continue;
                 if (!atomic_load(&c->busy) && last < now && now - last > idle) {
                         log_debug("Closing idle connection of pid %d", (int) c->client.pid);
                         (void) shutdown(c->src.fd, SHUT_RDWR);
@@ -165,6 +168,12 @@ static void *loop_main(void *userdata) {
                 case SOURCE_CONN:
                         conn_turn((struct conn *) src, ev.events, false);
                         break;
+                case SOURCE_WATCH:
+                        server_watch_on_io(s, src, ev.events);
+                        break;
+                case SOURCE_WATCH_POLL:
+                        server_watch_on_poll(s);
+                        break;
                 case SOURCE_TRACKING:
                         (void) tracking_drain(s->tracking);
                         (void) source_arm(s, &s->tracking_src, EPOLLIN);
@@ -212,11 +221,13 @@ int server_new(const struct config *cfg, struct engine *engine, struct file_pool
                 .stop_src = { SOURCE_STOP, -1 },
                 .ready_src = { SOURCE_READY, -1 },
                 .tracking_src = { SOURCE_TRACKING, -1 },
+                .watch_poll_src = { SOURCE_WATCH_POLL, -1 },
                 /* Half the threads, so that root and AllowGroups members always find one. */
                 .unprivileged_slots = MAX(cfg->workers / 2, 1u),
                 .user_slots = MAX(cfg->workers / 4, 1u),
         };
         pthread_mutex_init(&s->lock, NULL);
+        pthread_mutex_init(&s->watch_lock, NULL);
         atomic_init(&s->stopping, false);
         s->stats.start_usec = now_usec();
 
@@ -312,7 +323,12 @@ int server_set_tracking(struct server *s, struct tracking *tracking, struct layo
 }
 
 void server_set_events(struct server *s, struct proc_events *events) {
+        int r;
+
         s->events = events;
+        r = server_watch_setup(s);
+        if (r < 0)
+                log_warning_errno(r, "Cannot set up Watch: its calls will find no events");
 }
 
 void server_set_find_scan(struct server *s, struct find_scan *find) {
@@ -360,6 +376,7 @@ struct server *server_free(struct server *s) {
         if (!s)
                 return NULL;
         /* No thread runs any more (server_run() joined them): whatever is left is closed here. */
+        server_watch_free_all(s);
         while (s->conns)
                 conn_close(s->conns);
         pthread_mutex_lock(&s->lock);
@@ -373,6 +390,7 @@ struct server *server_free(struct server *s) {
         closep(&s->ready_src.fd);
         closep(&s->timer_src.fd);
         pthread_mutex_destroy(&s->lock);
+        pthread_mutex_destroy(&s->watch_lock);
         free(s);
         return NULL;
 }

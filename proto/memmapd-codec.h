@@ -24,6 +24,7 @@ extern const char memmapd_interface_description[];
 #define MEMMAPD_ERROR_NOT_MAPPED MEMMAPD_INTERFACE ".NotMapped"
 #define MEMMAPD_ERROR_NO_FILE MEMMAPD_INTERFACE ".NoFile"
 #define MEMMAPD_ERROR_FILE_UNAVAILABLE MEMMAPD_INTERFACE ".FileUnavailable"
+#define MEMMAPD_ERROR_TRACKING_UNAVAILABLE MEMMAPD_INTERFACE ".TrackingUnavailable"
 
 /* Permission bits of a Mapping ("rwxs" of its perms): basic/perms.h's, whose text the wire carries. */
 enum {

@@ -641,3 +641,30 @@ void test_wait_past_tick(uint64_t t) {
                 usleep(1000);
         }
 }
+
+int test_daemon_tracking_bpf(const char *socket) {
+        int fd = test_connect(socket), r;
+        char *reply;
+
+        if (fd < 0)
+                return fd;
+        reply = test_call(fd, "{\"method\":\"io.memmapd.GetStatus\",\"parameters\":{}}");
+        close(fd);
+        if (!reply)
+                return -EIO;
+        r = strstr(reply, "\"tracking\":\"bpf\"") != NULL;
+        free(reply);
+        return r;
+}
+
+void test_print_loadavg(const char *prefix) {
+        char buf[128] = "";
+        FILE *f = fopen("/proc/loadavg", "re");
+
+        if (f) {
+                if (!fgets(buf, sizeof(buf), f))
+                        buf[0] = 0;
+                fclose(f);
+        }
+        printf("%sload average: %s", prefix, buf);
+}

@@ -124,3 +124,10 @@ bool test_set_next_pid(pid_t pid);
 /* Waits until the clock has left tick t (/proc/PID/stat start times count USER_HZ ticks of
  * CLOCK_BOOTTIME), so that a process started next cannot share it. */
 void test_wait_past_tick(uint64_t t);
+
+/* Whether the daemon at socket keeps layouts under BPF tracking (GetStatus "tracking"): 1,
+ * 0 ("none"), or -errno. */
+int test_daemon_tracking_bpf(const char *socket);
+
+/* Prints "# load average: ..." (/proc/loadavg) after prefix: numbers are reported with it. */
+void test_print_loadavg(const char *prefix);

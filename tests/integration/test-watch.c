@@ -1,0 +1,715 @@
+/* Watch against the real daemon and real processes: exec, fork, exit and mappings events of processes started here, in order, under a load of 100 processes a second; overflow for a client that does not read while others are served; another uid hears only of its own processes. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <sched.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "fixture.h"
+#include "libmemctl.h"
+
+#define UID_A 41005
+#define GID_A 41005
+/* Every wait for an event is bounded by this: generous, for a loaded machine. */
+#define WAIT_USEC (60 * UINT64_C(1000000))
+#define ROUNDS 20
+#define RING (1 << 18)
+
+static struct test_daemon daemon_tracked, daemon_untracked;
+static bool tracked;
+
+static uint64_t mono_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+static int setup(void **state) {
+        const char *none[] = { "--tracking=none", NULL };
+        int r;
+
+        (void) state;
+        signal(SIGPIPE, SIG_IGN);
+        if (test_daemon_start(NULL, &daemon_tracked) < 0 || test_daemon_start(none, &daemon_untracked) < 0)
+                return -1;
+        r = test_daemon_tracking_bpf(daemon_tracked.socket);
+        tracked = r > 0;
+        return r < 0 ? -1 : 0;
+}
+
+static int teardown(void **state) {
+        int a = test_daemon_stop(&daemon_tracked), b = test_daemon_stop(&daemon_untracked);
+
+        (void) state;
+        return a == 0 && b == 0 ? 0 : -1;
+}
+
+static void require_tracking(void) {
+        if (!tracked) {
+                printf("[  SKIPPED ] the daemon runs without BPF tracking here (BPF denied or not built): Watch "
+                       "has no events\n");
+                skip();
+        }
+}
+
+static memctl_watch *watch_start(memctl **c, pid_t pid, uint64_t start_time) {
+        memctl_watch *w = NULL;
+
+        assert_int_equal(memctl_connect(daemon_tracked.socket, c), 0);
+        assert_int_equal(memctl_watch_start(*c, pid, start_time, &w), 0);
+        return w;
+}
+
+/* ------------------------------------------------------------------ processes started here */
+
+/* A child that waits for a byte, then execs /bin/true (which exits). */
+struct child {
+        pid_t pid;
+        int go;
+        uint64_t start_time;    /* from /proc/PID/stat, read while it waits */
+};
+
+static void child_start(struct child *ret) {
+        int p[2];
+        pid_t pid;
+
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                char b;
+
+                close(p[1]);
+                if (read(p[0], &b, 1) == 1)
+                        execl("/bin/true", "true", (char *) NULL);
+                _exit(127);
+        }
+        close(p[0]);
+        ret->pid = pid;
+        ret->go = p[1];
+        assert_int_equal(test_proc_stat_field(pid, 22, &ret->start_time), 0);
+}
+
+static void child_go_and_reap(struct child *c) {
+        int status;
+
+        assert_int_equal(write(c->go, "g", 1), 1);
+        close(c->go);
+        assert_int_equal(waitpid(c->pid, &status, 0), c->pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* 100 processes a second (fork + exec /bin/true), until killed. */
+static pid_t load_start(void) {
+        pid_t pid = fork();
+
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                struct timespec tick = { .tv_nsec = 10 * 1000 * 1000 };
+
+                for (;;) {
+                        pid_t k = fork();
+
+                        if (k == 0) {
+                                execl("/bin/true", "true", (char *) NULL);
+                                _exit(127);
+                        }
+                        while (waitpid(-1, NULL, WNOHANG) > 0)
+                                ;
+                        /* Pacing the load, not waiting for a state. */
+                        nanosleep(&tick, NULL);
+                }
+        }
+        return pid;
+}
+
+static void load_stop(pid_t pid) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+}
+
+/* ------------------------------------------------------------------ events */
+
+struct seen {
+        int type;
+        uint64_t time_usec, recv_usec;
+        pid_t parent;
+        uint64_t start_time;
+        char comm[16];
+};
+
+/* Reads events until the exit of (pid, start_time), keeping its events (a pid reused by
+ * another process is another: pid_max may be 32768). Returns how many were kept. */
+static size_t read_until_exit(memctl_watch *w, pid_t pid, uint64_t start_time, struct seen *out, size_t max) {
+        uint64_t deadline = mono_usec() + WAIT_USEC;
+        size_t n = 0;
+
+        while (mono_usec() < deadline) {
+                struct memctl_event e = MEMCTL_EVENT_INIT;
+                int r = memctl_watch_next(w, 1000000, &e);
+
+                assert_true(r >= 0);
+                if (r == 0 || e.pid != pid || e.start_time != start_time)
+                        continue;
+                if (n < max) {
+                        out[n] = (struct seen) {
+                                .type = e.type, .time_usec = e.time_usec, .recv_usec = mono_usec(),
+                                .parent = e.parent, .start_time = e.start_time,
+                        };
+                        snprintf(out[n].comm, sizeof(out[n].comm), "%s", e.comm);
+                        n++;
+                }
+                if (e.type == MEMCTL_EVENT_EXIT)
+                        return n;
+        }
+        fail_msg("no exit event of pid %d within %" PRIu64 " s", (int) pid, WAIT_USEC / 1000000);
+        return n;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+
+        return x < y ? -1 : x > y;
+}
+
+static void report(const char *what, uint64_t *v, size_t n) {
+        size_t over = 0;
+
+        qsort(v, n, sizeof(*v), cmp_u64);
+        for (size_t i = 0; i < n; i++)
+                over += v[i] > 100000;
+        printf("# %s delivery latency (read - kernel time), %zu events: median %" PRIu64 " us, p90 %" PRIu64
+               " us, max %" PRIu64 " us, %zu over 100 ms\n",
+               what, n, v[n / 2], v[n * 9 / 10], v[n - 1], over);
+}
+
+/* A thread that reads a watch all the time and keeps the events of the pids asked for, with
+ * when each was read: the latency is the daemon's, not the test's. */
+struct reader {
+        pthread_t thread;
+        memctl_watch *w;
+        pthread_mutex_t lock;
+        pthread_cond_t kept;            /* signalled with each event kept */
+        /* Every event read, latest RING of them: a fork is read before its pid is known. */
+        struct {
+                pid_t pid;
+                struct seen s;
+        } got[RING];
+        size_t n_got;
+        bool stop;
+        int error;
+};
+
+static void *reader_main(void *arg) {
+        struct reader *rd = arg;
+
+        for (;;) {
+                struct memctl_event e = MEMCTL_EVENT_INIT;
+                int r = memctl_watch_next(rd->w, 100000, &e);
+                uint64_t now = mono_usec();
+
+                pthread_mutex_lock(&rd->lock);
+                if (r < 0)
+                        rd->error = r;
+                if (r < 0 || rd->stop) {
+                        pthread_mutex_unlock(&rd->lock);
+                        return NULL;
+                }
+                if (r > 0) {
+                        size_t at = rd->n_got++ % RING;
+
+                        rd->got[at].pid = e.pid;
+                        rd->got[at].s = (struct seen) {
+                                .type = e.type, .time_usec = e.time_usec, .recv_usec = now,
+                                .parent = e.parent, .start_time = e.start_time,
+                        };
+                        snprintf(rd->got[at].s.comm, 16, "%s", e.comm);
+                        pthread_cond_broadcast(&rd->kept);
+                }
+                pthread_mutex_unlock(&rd->lock);
+        }
+}
+
+/* The events the reader kept for (pid, start_time), once its exit came (bounded wait): a
+ * pid used again by another process is another. */
+static size_t reader_collect(struct reader *rd, pid_t pid, uint64_t start_time, struct seen *out, size_t max) {
+        uint64_t deadline = mono_usec() + WAIT_USEC;
+
+        for (;;) {
+                size_t n = 0;
+                bool exited = false;
+
+                pthread_mutex_lock(&rd->lock);
+                assert_int_equal(rd->error, 0);
+                assert_true(rd->n_got < RING);        /* nothing of this round overwritten */
+                for (size_t i = 0; i < rd->n_got; i++)
+                        if (rd->got[i].pid == pid && rd->got[i].s.start_time == start_time) {
+                                if (n < max)
+                                        out[n++] = rd->got[i].s;
+                                exited |= rd->got[i].s.type == MEMCTL_EVENT_EXIT;
+                        }
+                if (!exited && mono_usec() <= deadline) {
+                        struct timespec until;
+
+                        clock_gettime(CLOCK_REALTIME, &until);
+                        until.tv_sec += 1;
+                        pthread_cond_timedwait(&rd->kept, &rd->lock, &until);
+                }
+                pthread_mutex_unlock(&rd->lock);
+                if (exited)
+                        return n;
+                if (mono_usec() > deadline)
+                        fail_msg("no exit event of pid %d within %" PRIu64 " s", (int) pid, WAIT_USEC / 1000000);
+        }
+}
+
+/* Fork, exec and exit of processes started here, each in that order, with the kernel's start
+ * time, the parent and the new program's name, while 100 other processes start every second. */
+static void test_fork_exec_exit_under_load(void **state) {
+        static struct reader rd;
+        uint64_t lat[3][ROUNDS];
+        memctl *c = NULL;
+        pid_t load;
+
+        (void) state;
+        require_tracking();
+        rd = (struct reader) { .w = watch_start(&c, 0, 0) };
+        pthread_mutex_init(&rd.lock, NULL);
+        pthread_cond_init(&rd.kept, NULL);
+        assert_int_equal(pthread_create(&rd.thread, NULL, reader_main, &rd), 0);
+        load = load_start();
+        for (int round = 0; round < ROUNDS; round++) {
+                struct seen s[8];
+                struct child ch;
+                size_t n;
+
+                child_start(&ch);
+                child_go_and_reap(&ch);
+                n = reader_collect(&rd, ch.pid, ch.start_time, s, 8);
+                /* fork (as the test forked it), exec of true, exit: in that order, nothing else. */
+                assert_int_equal(n, 3);
+                assert_int_equal(s[0].type, MEMCTL_EVENT_FORK);
+                assert_int_equal(s[0].parent, getpid());
+                assert_int_equal(s[1].type, MEMCTL_EVENT_EXEC);
+                assert_string_equal(s[1].comm, "true");
+                assert_int_equal(s[2].type, MEMCTL_EVENT_EXIT);
+                for (size_t i = 0; i < n; i++) {
+                        assert_int_equal(s[i].start_time, ch.start_time);
+                        if (i > 0)
+                                assert_true(s[i].time_usec >= s[i - 1].time_usec);
+                        lat[i][round] = s[i].recv_usec > s[i].time_usec ? s[i].recv_usec - s[i].time_usec : 0;
+                }
+        }
+        load_stop(load);
+        pthread_mutex_lock(&rd.lock);
+        rd.stop = true;
+        pthread_mutex_unlock(&rd.lock);
+        pthread_join(rd.thread, NULL);
+        test_print_loadavg("# ");
+        report("fork", lat[0], ROUNDS);
+        report("exec", lat[1], ROUNDS);
+        report("exit", lat[2], ROUNDS);
+        memctl_watch_free(rd.w);
+        memctl_free(c);
+}
+
+/* ------------------------------------------------------------------ one pid: forks and mappings */
+
+/* A child of the test that maps and unmaps a file executable on command. */
+static void mapper_main(int in, int out, const char *path) {
+        char cmd;
+        void *at = NULL;
+
+        while (read(in, &cmd, 1) == 1) {
+                uint64_t v = 0;
+
+                if (cmd == 'm') {
+                        int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+                        at = fd < 0 ? MAP_FAILED : mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
+                        if (fd >= 0)
+                                close(fd);
+                        v = at == MAP_FAILED ? 0 : (uint64_t) (uintptr_t) at;
+                } else if (cmd == 'u') {
+                        v = munmap(at, 4096) == 0;
+                } else if (cmd == 'f') {
+                        pid_t k = fork();
+
+                        if (k == 0)
+                                _exit(0);
+                        v = (uint64_t) k;
+                        waitpid(k, NULL, 0);
+                }
+                if (write(out, &v, sizeof(v)) != sizeof(v))
+                        break;
+        }
+        _exit(0);
+}
+
+struct mapper {
+        pid_t pid;
+        int to, from;
+};
+
+static void mapper_start(const char *path, struct mapper *ret) {
+        int a[2], b[2];
+
+        assert_int_equal(pipe2(a, O_CLOEXEC), 0);
+        assert_int_equal(pipe2(b, O_CLOEXEC), 0);
+        ret->pid = fork();
+        assert_true(ret->pid >= 0);
+        if (ret->pid == 0) {
+                close(a[1]);
+                close(b[0]);
+                mapper_main(a[0], b[1], path);
+        }
+        close(a[0]);
+        close(b[1]);
+        ret->to = a[1];
+        ret->from = b[0];
+}
+
+static uint64_t mapper_do(struct mapper *m, char cmd) {
+        uint64_t v;
+
+        assert_int_equal(write(m->to, &cmd, 1), 1);
+        assert_int_equal(read(m->from, &v, sizeof(v)), (ssize_t) sizeof(v));
+        return v;
+}
+
+/* Whether /proc/PID/maps (the kernel's text, read here) has a mapping starting at start. */
+static bool maps_has(pid_t pid, uint64_t start, char *ret_line, size_t size) {
+        char path[64], line[1024];
+        FILE *f;
+        bool found = false;
+
+        snprintf(path, sizeof(path), "/proc/%d/maps", (int) pid);
+        f = fopen(path, "re");
+        assert_non_null(f);
+        while (!found && fgets(line, sizeof(line), f))
+                if (strtoull(line, NULL, 16) == start) {
+                        found = true;
+                        snprintf(ret_line, size, "%s", line);
+                }
+        fclose(f);
+        return found;
+}
+
+/* The next event of w of type t, within the bounded wait. */
+static void next_of_type(memctl_watch *w, int type, struct memctl_event *ret) {
+        uint64_t deadline = mono_usec() + WAIT_USEC;
+
+        while (mono_usec() < deadline) {
+                int r;
+
+                *ret = (struct memctl_event) MEMCTL_EVENT_INIT;
+                r = memctl_watch_next(w, 1000000, ret);
+                assert_true(r >= 0);
+                if (r > 0 && ret->type == type)
+                        return;
+        }
+        fail_msg("no %d event within the wait", type);
+}
+
+static void test_pid_watch_mappings_and_forks(void **state) {
+        const char *file = "/bin/true";
+        struct memctl_event e;
+        struct mapper m;
+        struct stat st;
+        uint64_t at, t0, start_time;
+        char line[1024];
+        memctl *c = NULL;
+        memctl_watch *w;
+        pid_t grandchild;
+
+        (void) state;
+        require_tracking();
+        assert_int_equal(stat(file, &st), 0);
+        mapper_start(file, &m);
+        assert_int_equal(test_proc_stat_field(m.pid, 22, &start_time), 0);
+        w = watch_start(&c, m.pid, start_time);
+
+        /* Mapped: the event names the file the kernel shows there. */
+        t0 = mono_usec();
+        at = mapper_do(&m, 'm');
+        assert_true(at != 0);
+        assert_true(maps_has(m.pid, at, line, sizeof(line)));
+        next_of_type(w, MEMCTL_EVENT_MAPPINGS, &e);
+        printf("# mappings event (the daemon's poll) %" PRIu64 " us after the mmap was asked\n", mono_usec() - t0);
+        assert_int_equal(e.pid, m.pid);
+        assert_int_equal(e.start_time, start_time);
+        assert_int_equal(e.n_added, 1);
+        assert_int_equal(e.added[0].start, at);
+        assert_int_equal(e.added[0].end, at + 4096);
+        assert_int_equal(e.added[0].offset, 0);
+        assert_int_equal(e.added[0].inode, (uint64_t) st.st_ino);
+        assert_non_null(e.added[0].path);
+        assert_non_null(strstr(line, e.added[0].path));
+
+        /* Unmapped. */
+        assert_int_equal(mapper_do(&m, 'u'), 1);
+        assert_false(maps_has(m.pid, at, line, sizeof(line)));
+        next_of_type(w, MEMCTL_EVENT_MAPPINGS, &e);
+        assert_int_equal(e.n_added, 0);
+        assert_int_equal(e.n_removed, 1);
+        assert_int_equal(e.removed[0].start, at);
+
+        /* Its fork is heard (the child is another pid), then its exit. */
+        grandchild = (pid_t) mapper_do(&m, 'f');
+        next_of_type(w, MEMCTL_EVENT_FORK, &e);
+        assert_int_equal(e.pid, grandchild);
+        assert_int_equal(e.parent, m.pid);
+        close(m.to);
+        close(m.from);
+        assert_int_equal(waitpid(m.pid, NULL, 0), m.pid);
+        next_of_type(w, MEMCTL_EVENT_EXIT, &e);
+        assert_int_equal(e.pid, m.pid);
+        memctl_watch_free(w);
+        memctl_free(c);
+}
+
+/* ------------------------------------------------------------------ overflow */
+
+/* A watcher that does not read gets an overflow with the count of what it lost, then the
+ * events after; meanwhile another client is answered. */
+static void test_overflow(void **state) {
+        memctl *c = NULL, *other = NULL;
+        memctl_watch *w;
+        struct child ch;
+        struct memctl_event e;
+        uint64_t worst = 0, dropped = 0;
+        bool overflowed = false;
+
+        (void) state;
+        require_tracking();
+        w = watch_start(&c, 0, 0);
+        assert_int_equal(memctl_connect(daemon_tracked.socket, &other), 0);
+        /* 2 events each: far beyond what a watcher and its socket may hold. */
+        for (int i = 0; i < 6000; i++) {
+                pid_t k = fork();
+
+                assert_true(k >= 0);
+                if (k == 0)
+                        _exit(0);
+                assert_int_equal(waitpid(k, NULL, 0), k);
+                if (i % 500 == 0) {
+                        memctl_status *s = NULL;
+                        uint64_t t = mono_usec();
+
+                        assert_int_equal(memctl_get_status(other, &s), 0);
+                        worst = t < mono_usec() ? (mono_usec() - t > worst ? mono_usec() - t : worst) : worst;
+                        memctl_status_free(s);
+                }
+        }
+        printf("# another client's GetStatus during the flood: slowest %" PRIu64 " us\n", worst);
+
+        /* Now read: an overflow comes with what was dropped... */
+        for (uint64_t deadline = mono_usec() + WAIT_USEC; !overflowed;) {
+                int r;
+
+                if (mono_usec() > deadline)
+                        fail_msg("no overflow for a watcher that read nothing during 12000 events");
+                e = (struct memctl_event) MEMCTL_EVENT_INIT;
+                r = memctl_watch_next(w, 1000000, &e);
+                assert_true(r >= 0);
+                if (r > 0 && e.type == MEMCTL_EVENT_OVERFLOW) {
+                        assert_true(e.dropped > 0);
+                        dropped += e.dropped;
+                        overflowed = true;
+                }
+        }
+        /* ...and the events after it still come, in order. */
+        child_start(&ch);
+        child_go_and_reap(&ch);
+        {
+                struct seen s[8];
+                size_t n = read_until_exit(w, ch.pid, ch.start_time, s, 8);
+
+                assert_int_equal(n, 3);
+                assert_int_equal(s[0].type, MEMCTL_EVENT_FORK);
+                assert_int_equal(s[1].type, MEMCTL_EVENT_EXEC);
+                assert_int_equal(s[2].type, MEMCTL_EVENT_EXIT);
+        }
+        printf("# overflow: %" PRIu64 " events dropped for the client that did not read\n", dropped);
+        memctl_watch_free(w);
+        memctl_free(c);
+        memctl_free(other);
+}
+
+/* ------------------------------------------------------------------ another uid */
+
+struct shared {
+        /* pid_max may be 32768: a pid is told apart from its reuse by its start time. */
+        pid_t root_pids[32];
+        uint64_t root_start_times[32];
+        int n_root;
+        pid_t own;              /* the process of UID_A started by the test */
+        int ready;
+        int own_exec_seen;
+};
+
+static int watch_as_other(void *arg) {
+        struct shared *sh = arg;
+        memctl *c = NULL, *c2 = NULL;
+        memctl_watch *w = NULL, *w2 = NULL;
+        pid_t seen[4096];
+        uint64_t seen_start[4096];
+        size_t n = 0;
+        bool own_exec = false, own_exit = false;
+
+        if (memctl_connect(daemon_tracked.socket, &c) < 0 || memctl_watch_start(c, 0, 0, &w) < 0)
+                return 10;
+        /* A root process by pid: refused as for any query. */
+        if (memctl_connect(daemon_tracked.socket, &c2) < 0 || memctl_watch_start(c2, getppid(), 0, &w2) != -EACCES)
+                return 11;
+        __atomic_store_n(&sh->ready, 1, __ATOMIC_RELEASE);
+        for (uint64_t deadline = mono_usec() + WAIT_USEC; mono_usec() < deadline && !own_exit;) {
+                struct memctl_event e = MEMCTL_EVENT_INIT;
+                int r = memctl_watch_next(w, 1000000, &e);
+
+                if (r < 0)
+                        return 12;
+                if (r == 0 || e.type == MEMCTL_EVENT_OVERFLOW)
+                        continue;
+                if (n < 4096) {
+                        seen[n] = e.pid;
+                        seen_start[n++] = e.start_time;
+                }
+                pid_t own = __atomic_load_n(&sh->own, __ATOMIC_ACQUIRE);
+                if (own > 0 && e.pid == own) {
+                        own_exec |= e.type == MEMCTL_EVENT_EXEC;
+                        if (own_exec)
+                                __atomic_store_n(&sh->own_exec_seen, 1, __ATOMIC_RELEASE);
+                        own_exit |= e.type == MEMCTL_EVENT_EXIT;
+                }
+        }
+        if (!own_exec || !own_exit)
+                return 13;
+        for (size_t i = 0; i < n; i++)
+                for (int k = 0; k < __atomic_load_n(&sh->n_root, __ATOMIC_ACQUIRE); k++)
+                        if (seen[i] == sh->root_pids[k] && seen_start[i] == sh->root_start_times[k])
+                                return 14;
+        memctl_watch_free(w);
+        memctl_watch_free(w2);
+        memctl_free(c);
+        memctl_free(c2);
+        return 0;
+}
+
+static void test_other_uid_sees_only_its_own(void **state) {
+        struct shared *sh;
+        pid_t watcher, own;
+        int status, p[2];
+
+        (void) state;
+        require_tracking();
+        if (geteuid() != 0) {
+                printf("[  SKIPPED ] another uid needs root to switch to\n");
+                skip();
+        }
+        sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        assert_true(sh != MAP_FAILED);
+        memset(sh, 0, sizeof(*sh));
+        watcher = fork();
+        assert_true(watcher >= 0);
+        if (watcher == 0) {
+                if (setgroups(0, NULL) < 0 || setresgid(GID_A, GID_A, GID_A) < 0 || setresuid(UID_A, UID_A, UID_A) < 0)
+                        test_child_exit(126);
+                test_child_exit(watch_as_other(sh));
+        }
+        for (uint64_t deadline = mono_usec() + WAIT_USEC; !__atomic_load_n(&sh->ready, __ATOMIC_ACQUIRE);) {
+                if (mono_usec() > deadline || waitpid(watcher, &status, WNOHANG) == watcher)
+                        fail_msg("the watcher of uid %d did not start", UID_A);
+                sched_yield();
+        }
+        /* Root's processes, which it must not hear of... */
+        for (int i = 0; i < 32; i++) {
+                struct child ch;
+
+                child_start(&ch);
+                sh->root_pids[i] = ch.pid;
+                sh->root_start_times[i] = ch.start_time;
+                __atomic_store_n(&sh->n_root, i + 1, __ATOMIC_RELEASE);
+                child_go_and_reap(&ch);
+        }
+        /* ...and one of its own, which it must: cat, alive until the watcher saw its exec. */
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        own = fork();
+        assert_true(own >= 0);
+        if (own == 0) {
+                if (setgroups(0, NULL) < 0 || setresgid(GID_A, GID_A, GID_A) < 0 ||
+                    setresuid(UID_A, UID_A, UID_A) < 0 || dup2(p[0], 0) < 0)
+                        _exit(126);
+                execl("/bin/cat", "cat", (char *) NULL);
+                _exit(127);
+        }
+        close(p[0]);
+        __atomic_store_n(&sh->own, own, __ATOMIC_RELEASE);
+        for (uint64_t deadline = mono_usec() + WAIT_USEC; !__atomic_load_n(&sh->own_exec_seen, __ATOMIC_ACQUIRE);) {
+                if (mono_usec() > deadline || waitpid(watcher, &status, WNOHANG) == watcher)
+                        fail_msg("the watcher of uid %d did not hear of its own process's exec", UID_A);
+                sched_yield();
+        }
+        close(p[1]);
+        assert_int_equal(waitpid(own, &status, 0), own);
+        assert_int_equal(waitpid(watcher, &status, 0), watcher);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+        munmap(sh, sizeof(*sh));
+}
+
+/* ------------------------------------------------------------------ without tracking */
+
+static void test_without_tracking(void **state) {
+        memctl *c = NULL;
+        memctl_watch *w = NULL;
+
+        (void) state;
+        assert_int_equal(memctl_connect(daemon_untracked.socket, &c), 0);
+        assert_int_equal(memctl_watch_start(c, 0, 0, &w), -ENOSYS);
+        assert_null(w);
+        assert_string_equal(memctl_last_error_name(c), "io.memmapd.TrackingUnavailable");
+        memctl_free(c);
+}
+
+/* Without "more", Watch is refused: a single reply would say nothing. */
+static void test_needs_more(void **state) {
+        memctl *c = NULL;
+        char *reply = NULL;
+
+        (void) state;
+        assert_int_equal(memctl_connect(daemon_tracked.socket, &c), 0);
+        assert_int_equal(memctl_call_json(c, "io.memmapd.Watch", "{}", &reply), -EINVAL);
+        assert_string_equal(memctl_last_error_name(c), "org.varlink.service.InvalidParameter");
+        memctl_free(c);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_without_tracking),
+                cmocka_unit_test(test_needs_more),
+                cmocka_unit_test(test_fork_exec_exit_under_load),
+                cmocka_unit_test(test_pid_watch_mappings_and_forks),
+                cmocka_unit_test(test_overflow),
+                cmocka_unit_test(test_other_uid_sees_only_its_own),
+        };
+
+        setvbuf(stdout, NULL, _IOLBF, 0);
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
