@@ -46,6 +46,10 @@ struct config {
         size_t max_cached_processes;    /* 0: no store */
         size_t max_cache_memory;        /* bytes */
         size_t max_cache_memory_per_user;       /* bytes; 0: a quarter of max_cache_memory */
+        /* Retention of exited processes (retention.h): 0 s turns it off. */
+        size_t retain_exited_sec;
+        size_t max_retained_memory;             /* bytes */
+        size_t max_retained_memory_per_user;    /* bytes; 0: a quarter of max_retained_memory */
 };
 
 #define LIMIT_MESSAGE_SIZE_MAX (16u * 1024 * 1024)

@@ -311,7 +311,19 @@ static int apply_locked(struct exec_history *h, const struct exec_history_record
         memcpy(p->comm, r->comm, sizeof(p->comm));
         p->comm[sizeof(p->comm) - 1] = 0;
 
-        if (r->kind == EXEC_HISTORY_EXEC) {
+        if (r->unread && r->kind != EXEC_HISTORY_EXIT) {
+                if (r->kind == EXEC_HISTORY_EXEC) {
+                        /* Another program whose set is unknown: nothing before it holds. */
+                        for (size_t i = 0; i < p->n; i++)
+                                if (p->m[i].to_usec == UINT64_MAX)
+                                        p->m[i].to_usec = r->time_usec;
+                        p->complete = false;
+                }
+                return 0;
+        }
+        if (r->unread)
+                ;       /* an exit: the set it had is closed below */
+        else if (r->kind == EXEC_HISTORY_EXEC) {
                 /* Another program: nothing of the old one stays, and from here all is known. */
                 for (size_t i = 0; i < p->n; i++)
                         if (p->m[i].to_usec == UINT64_MAX) {
@@ -341,7 +353,7 @@ static int apply_locked(struct exec_history *h, const struct exec_history_record
                 if (d && (k = diff_push(&d->added, &d->n_added, &r->mappings[j])) < 0)
                         return k;
         }
-        if (full && !p->complete) {
+        if (full && !p->complete && !r->unread) {
                 /* A first full record: what it states held since some time before; known from now. */
                 p->complete = true;
                 p->known_since_usec = r->time_usec;

@@ -55,6 +55,10 @@ struct exec_history_record {
         char comm[16];
         const struct exec_history_mapping *mappings;    /* from/to ignored; path may be NULL */
         size_t n;
+        /* The capture could not read the address space: nothing is stated. A RANGE or EXEC
+         * record is then ignored (an EXEC leaves the process's history incomplete); an EXIT
+         * ends the process with the set it had. */
+        bool unread;
 };
 
 /* What a record changed: copies, the caller's (exec_history_diff_done()). */

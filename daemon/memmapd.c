@@ -14,6 +14,7 @@
 #include "layout-store.h"
 #include "proc-events.h"
 #include "tracking.h"
+#include "retention.h"
 #include "file-pool.h"
 #include "log.h"
 #include "server.h"
@@ -140,6 +141,7 @@ int main(int argc, char **argv) {
         struct layout_store *store = NULL;
         struct tracking *tracking = NULL;
         struct proc_events *events = NULL;
+        struct retention *retention = NULL;
         struct rlimit rl;
         unsigned line = 0;
         int r;
@@ -221,9 +223,22 @@ int main(int argc, char **argv) {
                         r = server_set_tracking(server, tracking, store);
                 }
         }
+        /* Retention needs the process events (forks) and the tracker's namespace check: it runs
+         * only where tracking does. */
+        if (r >= 0 && tracking_active(tracking)) {
+                r = retention_new(&(struct retention_config) {
+                                          .enabled = cfg.retain_exited_sec > 0,
+                                          .retain_sec = cfg.retain_exited_sec,
+                                          .max_bytes = cfg.max_retained_memory,
+                                          .max_bytes_per_user = cfg.max_retained_memory_per_user },
+                                  events, &retention);
+                if (r >= 0)
+                        r = server_set_retention(server, retention);
+        }
         if (r >= 0)
                 r = server_run(server);
         server_free(server);
+        retention_free(retention);
         tracking_free(tracking);
         proc_events_free(events);
         layout_store_free(store);

@@ -153,7 +153,7 @@ static void mapping_view(const struct mapping *m, struct memmapd_mapping *ret) {
         };
 }
 
-static void write_mapping(struct json_writer *w, const struct mapping *m) {
+void write_mapping(struct json_writer *w, const struct mapping *m) {
         struct memmapd_mapping v;
 
         mapping_view(m, &v);
@@ -279,6 +279,27 @@ static const char *open_target(const struct method_context *ctx, struct json_obj
         if (ret_decision)
                 *ret_decision = decision;
         return NULL;
+}
+
+/* Errors after which what was kept of an exited process may answer instead. */
+static bool is_gone_error(const char *err) {
+        return strcmp(err, MEMMAPD_ERROR_NO_SUCH_PROCESS) == 0 || strcmp(err, MEMMAPD_ERROR_PROCESS_CHANGED) == 0;
+}
+
+/* pid and start_time as open_target() read them (it succeeded that far when it answered one of
+ * the errors above). */
+static int64_t json_param_pid(const struct varlink_call *call) {
+        int64_t pid = 0;
+
+        (void) varlink_param_int(call->parameters, "pid", true, 1, INT64_MAX, 0, &pid);
+        return pid;
+}
+
+static uint64_t json_param_start_time(const struct varlink_call *call) {
+        uint64_t st = 0;
+
+        (void) varlink_param_u64(call->parameters, "start_time", false, 0, &st);
+        return st;
 }
 
 /* The target whose read found it gone in the call in progress (pid 0: none), for
@@ -427,19 +448,25 @@ static const char *list_mappings(const struct method_context *ctx, const struct 
                 return reply_invalid_parameter(w, "file_backed_only");
         if (varlink_param_bool(call->parameters, "build_ids", false, false, &build_ids) < 0)
                 return reply_invalid_parameter(w, "build_ids");
-        err = open_target(ctx, call->parameters, w, &p, &decision);
-        if (err)
-                return err;
-        r = shared_layout(ctx, p, &decision, &shared);
-        if (r < 0)
-                return engine_error(w, p, r);
-
         if (exec_only)
                 flags |= ENGINE_EXECUTABLE_ONLY;
         if (files_only)
                 flags |= ENGINE_FILE_BACKED_ONLY;
         if (build_ids)
                 flags |= ENGINE_BUILD_IDS;
+        err = open_target(ctx, call->parameters, w, &p, &decision);
+        if (err && is_gone_error(err)) {
+                bool handled;
+                const char *kept = retained_list(ctx, w, (pid_t) json_param_pid(call), json_param_start_time(call),
+                                                 flags, &handled);
+
+                return handled ? kept : err;
+        }
+        if (err)
+                return err;
+        r = shared_layout(ctx, p, &decision, &shared);
+        if (r < 0)
+                return engine_error(w, p, r);
 
         if (call->more && ctx->stream) {
                 struct list_stream st = { .ctx = ctx, .w = w, .p = p };
@@ -480,7 +507,7 @@ static const char *list_mappings(const struct method_context *ctx, const struct 
         return NULL;
 }
 
-static void write_result(struct json_writer *w, uint64_t address, const struct layout_result *res, bool no_mm) {
+void write_result(struct json_writer *w, uint64_t address, const struct layout_result *res, bool no_mm) {
         memmapd_write_result(w, &(struct memmapd_result) {
                 .address = address,
                 .mapping = res->mapping,
@@ -493,7 +520,7 @@ static void write_result(struct json_writer *w, uint64_t address, const struct l
 }
 
 static const char *lookup(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w) {
-        static const char *const known[] = { "pid", "start_time", "addresses", "build_ids", NULL };
+        static const char *const known[] = { "pid", "start_time", "addresses", "build_ids", "time_usec", NULL };
         _cleanup_(layout_unrefp) struct layout *l = NULL, *shared = NULL;
         _cleanup_(process_freep) struct process *p = NULL;
         _cleanup_free_ struct layout_result *results = NULL;
@@ -502,7 +529,8 @@ static const char *lookup(const struct method_context *ctx, const struct varlink
         const struct memmapd_addresses *decoded = memmapd_call_addresses(call);
         const uint64_t *addrs;
         const char *bad, *err;
-        bool build_ids;
+        bool build_ids, at_time, handled;
+        uint64_t time_usec;
         size_t n;
         int r;
 
@@ -510,6 +538,9 @@ static const char *lookup(const struct method_context *ctx, const struct varlink
                 return reply_invalid_parameter(w, bad);
         if (varlink_param_bool(call->parameters, "build_ids", false, false, &build_ids) < 0)
                 return reply_invalid_parameter(w, "build_ids");
+        at_time = json_object_object_get_ex(call->parameters, "time_usec", NULL);
+        if (varlink_param_u64(call->parameters, "time_usec", false, 0, &time_usec) < 0)
+                return reply_invalid_parameter(w, "time_usec");
         if (decoded) {
                 /* Decoded with the message, every element valid. */
                 addrs = decoded->values;
@@ -535,8 +566,22 @@ static const char *lookup(const struct method_context *ctx, const struct varlink
         }
 
         err = open_target(ctx, call->parameters, w, &p, &decision);
+        if (err && is_gone_error(err)) {
+                /* Gone, or another process under the pid: what was kept after an exit may answer. */
+                const char *kept = retained_lookup(ctx, w, (pid_t) json_param_pid(call), json_param_start_time(call),
+                                                   NULL, at_time, time_usec, addrs, n, build_ids, &handled);
+
+                return handled ? kept : err;
+        }
         if (err)
                 return err;
+        if (at_time) {
+                err = retained_lookup(ctx, w, p->pid, p->start_time, p, true, time_usec, addrs, n, build_ids, &handled);
+                if (handled)
+                        return err;
+                json_writer_reset(w);
+                return reply_error_simple(w, VARLINK_ERROR_INVALID_PARAMETER, "parameter", "time_usec");
+        }
 
         r = shared_layout(ctx, p, &decision, &shared);
         if (r > 0)

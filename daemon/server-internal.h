@@ -35,6 +35,7 @@ enum source_type {
         SOURCE_READY,
         SOURCE_CONN,
         SOURCE_TRACKING,
+        SOURCE_RETENTION,
 };
 
 struct source {
@@ -100,6 +101,9 @@ struct server {
         struct tracking *tracking;      /* NULL: none */
         struct layout_store *store;     /* NULL: none */
         struct proc_events *events;     /* NULL: none (Watch has nothing to stream) */
+        /* The capture of executable mappings (retention.h): drained like tracking_src. */
+        struct source retention_src;
+        struct retention *retention;    /* NULL: none */
         /* An eventfd (EFD_SEMAPHORE) counting the connections on the ready list: each is
          * taken by one thread, which then owns it. */
         struct source ready_src;
