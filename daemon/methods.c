@@ -21,6 +21,8 @@
 #include "process.h"
 #include "time-util.h"
 #include "tracking.h"
+#include "exec-history.h"
+#include "retention.h"
 
 
 static const char *get_status(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w) {
@@ -30,6 +32,7 @@ static const char *get_status(const struct method_context *ctx, const struct var
         struct vdso_cache_stats vs;
         struct file_pool_stats fp = {};
         struct layout_store_stats ls = {};
+        struct exec_history_stats hs = {};
         struct utsname u;
         const char *bad;
 
@@ -42,6 +45,8 @@ static const char *get_status(const struct method_context *ctx, const struct var
                 file_pool_get_stats(ctx->file_pool, &fp);
         if (ctx->store)
                 layout_store_get_stats(ctx->store, &ls);
+        if (retention_active(ctx->retention))
+                exec_history_get_stats(retention_history(ctx->retention), &hs);
         if (uname(&u) < 0)
                 strcpy(u.release, "unknown");
 
@@ -54,6 +59,8 @@ static const char *get_status(const struct method_context *ctx, const struct var
         json_writer_string(w, engine_backend_to_string(engine_get_backend(ctx->engine)));
         json_writer_key(w, "tracking");
         json_writer_string(w, tracking_name(ctx->tracking));
+        json_writer_key(w, "retention");
+        json_writer_string(w, retention_active(ctx->retention) ? "bpf" : "none");
         json_writer_key(w, "uptime_usec");
         json_writer_uint(w, now_usec() - ctx->stats->start_usec);
         json_writer_key(w, "requests");
@@ -88,6 +95,10 @@ static const char *get_status(const struct method_context *ctx, const struct var
                         { "layout_cache_misses", ls.misses },
                         { "layout_cache_entries", ls.entries },
                         { "layout_cache_bytes", ls.bytes },
+                        { "retained_processes", hs.processes },
+                        { "retained_exited", hs.exited },
+                        { "retained_bytes", hs.bytes },
+                        { "retained_evicted", hs.evicted },
                 };
 
                 for (size_t i = 0; i < ELEMENTSOF(counters); i++) {
