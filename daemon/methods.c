@@ -33,6 +33,7 @@ static const char *get_status(const struct method_context *ctx, const struct var
         struct file_pool_stats fp = {};
         struct layout_store_stats ls = {};
         struct exec_history_stats hs = {};
+        struct retention_stats rs;
         struct utsname u;
         const char *bad;
 
@@ -47,6 +48,7 @@ static const char *get_status(const struct method_context *ctx, const struct var
                 layout_store_get_stats(ctx->store, &ls);
         if (retention_active(ctx->retention))
                 exec_history_get_stats(retention_history(ctx->retention), &hs);
+        retention_get_stats(ctx->retention, &rs);
         if (uname(&u) < 0)
                 strcpy(u.release, "unknown");
 
@@ -99,6 +101,9 @@ static const char *get_status(const struct method_context *ctx, const struct var
                         { "retained_exited", hs.exited },
                         { "retained_bytes", hs.bytes },
                         { "retained_evicted", hs.evicted },
+                        { "retention_records", rs.records },
+                        { "retention_records_lost", rs.lost },
+                        { "retention_records_unread", rs.unread },
                 };
 
                 for (size_t i = 0; i < ELEMENTSOF(counters); i++) {
