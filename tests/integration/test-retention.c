@@ -407,19 +407,25 @@ static int lookup_as(void *arg) {
         struct as_client *c = arg;
         _cleanup_free_ char *msg = NULL, *reply = NULL;
         struct json_object *o, *v;
-        int fd = test_connect(daemon_.socket);
+        int fd = test_connect(daemon_.socket), r;
 
         if (fd < 0 || asprintf(&msg, "{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d,"
                                      "\"start_time\":%llu}}", (int) c->pid, c->start_time) < 0)
                 return 2;
         reply = test_call(fd, msg);
         o = reply ? json_tokener_parse(reply) : NULL;
+        close(fd);
+
         if (!o)
                 return 3;
         if (error_of(o))
-                return strcmp(error_of(o), "io.memmapd.NoSuchProcess") == 0 ? 10 : 11;
-        v = get(o, "parameters.process.exited");
-        return v && json_object_get_boolean(v) ? 0 : 12;
+                r = strcmp(error_of(o), "io.memmapd.NoSuchProcess") == 0 ? 10 : 11;
+        else {
+                v = get(o, "parameters.process.exited");
+                r = v && json_object_get_boolean(v) ? 0 : 12;
+        }
+        json_object_put(o);
+        return r;
 }
 
 static void test_access(void **state) {
