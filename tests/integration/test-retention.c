@@ -168,7 +168,7 @@ static struct json_object *result_mapping(struct json_object *reply, size_t i) {
 }
 
 static int group_setup(void **state) {
-        const char *args[] = { "--tracking=auto", NULL };
+        const char *args[] = { "--tracking=auto", "--set=RetainExitedSec=60", NULL };
         struct json_object *st;
 
         fixture_bin = test_program("RETAIN_FIXTURE", "tests/retain-fixture");
