@@ -14,8 +14,10 @@
  *
  * Processes are keyed by (pid, start_time): a reused pid is another process. An exited process is
  * kept for retain_usec after its exit; past max_bytes (all processes) or max_bytes_per_uid
- * (the exited processes of one owner) the oldest exits go first; a live process whose history
- * grows past EXEC_HISTORY_INTERVALS_MAX forgets its oldest closed intervals (known_since moves).
+ * (the exited processes of one owner) the oldest exits go first. Live processes count toward
+ * max_bytes but are never dropped for it (only their exit or lost records end them): each is
+ * bounded instead, a history growing past EXEC_HISTORY_INTERVALS_MAX forgetting its oldest
+ * closed intervals (known_since moves).
  *
  * Thread-safe: records are applied on the server's loop, questions asked from workers. */
 
