@@ -65,6 +65,7 @@ struct mapping_table {
         pid_t pid;
         uint64_t start_time;
         bool kernel_thread;
+        bool exited;                    /* answered from what was kept after an exit */
 };
 
 struct memctl_mappings {
@@ -143,6 +144,8 @@ int result_from_text(struct arena_chunk **arena, const struct memmapd_result_tex
 int parse_mapping(struct json_object *o, struct arena_chunk **arena, struct memctl_mapping *m);
 int parse_process(struct json_object *params, pid_t pid, uint64_t start_time, pid_t *ret_pid, uint64_t *ret_start_time,
                   bool *ret_kernel_thread);
+/* Whether the reply's process is marked exited (a malformed or missing mark: false). */
+bool parse_process_exited(struct json_object *params);
 void mapping_table_done(struct mapping_table *t);
 int mapping_table_parse(struct json_object *params, pid_t pid, uint64_t start_time, struct mapping_table *t);
 int copy_sized(void *ret, const void *src, size_t src_size, size_t min_size);

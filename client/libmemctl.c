@@ -308,6 +308,7 @@ static int lookup_merge(memctl_lookup_reply **parts, size_t n_parts, size_t n_ad
         l->table.pid = parts[0]->table.pid;
         l->table.start_time = parts[0]->table.start_time;
         l->table.kernel_thread = parts[0]->table.kernel_thread;
+        l->table.exited = parts[0]->table.exited;
 
         for (size_t i = 0; i < n_parts; i++)
                 total += parts[i]->table.n;

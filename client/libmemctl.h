@@ -194,6 +194,8 @@ struct memctl_process {
         bool kernel_thread;       /* a kernel thread: it has no user address space, so its
                                    * listings are empty and every lookup result has reason
                                    * MEMCTL_REASON_NO_ADDRESS_SPACE */
+        bool exited;              /* the process had exited: the answer comes from its
+                                   * executable file mappings the daemon kept (issue 15) */
 };
 #define MEMCTL_PROCESS_INIT MEMCTL_INIT(struct memctl_process)
 

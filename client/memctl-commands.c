@@ -217,8 +217,9 @@ int cmd_maps(struct context *ctx, pid_t pid) {
                 char size[32];
 
                 (void) memctl_mappings_get_process_info(m, &p);
-                printf("\n%zu mapping%s, %s total%s\n", n, n == 1 ? "" : "s", format_size(total, size),
-                       p.kernel_thread ? " (a kernel thread: no user address space)" : "");
+                printf("\n%zu mapping%s, %s total%s%s\n", n, n == 1 ? "" : "s", format_size(total, size),
+                       p.kernel_thread ? " (a kernel thread: no user address space)" : "",
+                       p.exited ? " (exited: its executable file mappings as kept after its exit)" : "");
         }
         return EXIT_OK;
 

@@ -252,7 +252,10 @@ int print_lookup_json(const memctl_lookup_reply *l) {
         (void) json_writer_reserve(&w, 200 * memctl_lookup_reply_mapping_count(l) + 100 * memctl_lookup_reply_count(l));
         (void) memctl_lookup_reply_get_process_info(l, &p);
         json_writer_object_begin(&w);
-        memmapd_write_process(&w, p.pid, p.start_time, p.kernel_thread);
+        if (p.exited)
+                memmapd_write_process_exited(&w, p.pid, p.start_time);
+        else
+                memmapd_write_process(&w, p.pid, p.start_time, p.kernel_thread);
         json_writer_key(&w, "mappings");
         json_writer_array_begin(&w);
         for (size_t i = 0; i < memctl_lookup_reply_mapping_count(l); i++) {

@@ -310,6 +310,12 @@ int parse_process(struct json_object *params, pid_t pid, uint64_t start_time,
         return 0;
 }
 
+bool parse_process_exited(struct json_object *params) {
+        struct memmapd_process p;
+
+        return memmapd_process_from_json(memmapd_json_member(params, "process"), &p) >= 0 && p.exited;
+}
+
 void mapping_table_done(struct mapping_table *t) {
         free(t->items);
         json_object_put(t->parameters);
@@ -329,6 +335,7 @@ int mapping_table_parse(struct json_object *params, pid_t pid, uint64_t start_ti
         r = parse_process(params, pid, start_time, &t->pid, &t->start_time, &t->kernel_thread);
         if (r < 0)
                 return r;
+        t->exited = parse_process_exited(params);
 
         a = memmapd_json_member(params, "mappings");
         if (!a || !json_object_is_type(a, json_type_array))
@@ -385,6 +392,7 @@ int process_info_get(const struct mapping_table *t, struct memctl_process *ret) 
                 .pid = t->pid,
                 .start_time = t->start_time,
                 .kernel_thread = t->kernel_thread,
+                .exited = t->exited,
         };
 
         if (!ret)

@@ -209,6 +209,7 @@ int fast_decode_reply(struct fast_decode *f, const char *msg, size_t len) {
         f->table.pid = (pid_t) p.pid;
         f->table.start_time = p.start_time;
         f->table.kernel_thread = p.kernel_thread;
+        f->table.exited = p.exited;
         if (continues) {
                 /* Every part but the last brings mappings: so MAPPINGS_MAX bounds the parts. */
                 if (f->table.n == n_before)

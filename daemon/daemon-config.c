@@ -35,6 +35,8 @@ void config_init(struct config *c) {
                 .max_cache_memory = LAYOUT_STORE_MAX_BYTES_DEFAULT,
                 .max_cache_memory_per_user = 0,
                 .max_symbol_memory = ENGINE_SYMBOL_MEMORY_DEFAULT,
+                .retain_exited_sec = 60,
+                .max_retained_memory = 64u << 20,
                 .limits = {
                         .max_message_size = 4u * 1024 * 1024,
                         .max_addresses = 100000,
@@ -161,6 +163,9 @@ int config_set(struct config *c, const char *key, const char *value) {
                 N("MaxCacheMemoryPerUser", 0, UINT64_C(64) << 30, max_cache_memory_per_user),
                 /* libc's table takes some 300 KiB: below 64 KiB nothing would be kept. */
                 N("MaxSymbolMemory", 64u * 1024, UINT64_C(64) << 30, max_symbol_memory),
+                N("RetainExitedSec", 0, 86400, retain_exited_sec),
+                N("MaxRetainedMemory", 1u << 20, UINT64_C(64) << 30, max_retained_memory),
+                N("MaxRetainedMemoryPerUser", 0, UINT64_C(64) << 30, max_retained_memory_per_user),
 #undef N
         };
         for (size_t i = 0; i < ELEMENTSOF(numeric); i++) {

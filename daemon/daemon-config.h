@@ -51,6 +51,10 @@ struct config {
         /* Lookup's symbols (issue 16). */
         size_t max_symbol_memory;       /* bytes of symbol tables kept */
         char *debug_file_directory;     /* NULL: ENGINE_DEBUG_DIR_DEFAULT */
+        /* Retention of exited processes (retention.h): 0 s turns it off. */
+        size_t retain_exited_sec;
+        size_t max_retained_memory;             /* bytes */
+        size_t max_retained_memory_per_user;    /* bytes; 0: a quarter of max_retained_memory */
 };
 
 #define LIMIT_MESSAGE_SIZE_MAX (16u * 1024 * 1024)

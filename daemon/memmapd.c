@@ -15,6 +15,7 @@
 #include "proc-events.h"
 #include "tracking.h"
 #include "find-scan.h"
+#include "retention.h"
 #include "file-pool.h"
 #include "log.h"
 #include "server.h"
@@ -142,6 +143,7 @@ int main(int argc, char **argv) {
         struct tracking *tracking = NULL;
         struct proc_events *events = NULL;
         struct find_scan *find = NULL;
+        struct retention *retention = NULL;
         struct rlimit rl;
         unsigned line = 0;
         int r;
@@ -237,10 +239,23 @@ int main(int argc, char **argv) {
                         server_set_find_scan(server, find);
                 }
         }
+        /* Retention needs the process events (forks) and the tracker's namespace check: it runs
+         * only where tracking does. */
+        if (r >= 0 && tracking_active(tracking)) {
+                r = retention_new(&(struct retention_config) {
+                                          .enabled = cfg.retain_exited_sec > 0,
+                                          .retain_sec = cfg.retain_exited_sec,
+                                          .max_bytes = cfg.max_retained_memory,
+                                          .max_bytes_per_user = cfg.max_retained_memory_per_user },
+                                  events, &retention);
+                if (r >= 0)
+                        r = server_set_retention(server, retention);
+        }
         if (r >= 0)
                 r = server_run(server);
         server_free(server);
         find_scan_free(find);
+        retention_free(retention);
         tracking_free(tracking);
         proc_events_free(events);
         layout_store_free(store);

@@ -21,6 +21,8 @@
 #include "process.h"
 #include "time-util.h"
 #include "tracking.h"
+#include "exec-history.h"
+#include "retention.h"
 
 
 static const char *get_status(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w) {
@@ -31,6 +33,8 @@ static const char *get_status(const struct method_context *ctx, const struct var
         struct file_pool_stats fp = {};
         struct layout_store_stats ls = {};
         struct symbol_cache_stats ss;
+        struct exec_history_stats hs = {};
+        struct retention_stats rs;
         struct utsname u;
         const char *bad;
 
@@ -44,6 +48,9 @@ static const char *get_status(const struct method_context *ctx, const struct var
                 file_pool_get_stats(ctx->file_pool, &fp);
         if (ctx->store)
                 layout_store_get_stats(ctx->store, &ls);
+        if (retention_active(ctx->retention))
+                exec_history_get_stats(retention_history(ctx->retention), &hs);
+        retention_get_stats(ctx->retention, &rs);
         if (uname(&u) < 0)
                 strcpy(u.release, "unknown");
 
@@ -56,6 +63,8 @@ static const char *get_status(const struct method_context *ctx, const struct var
         json_writer_string(w, engine_backend_to_string(engine_get_backend(ctx->engine)));
         json_writer_key(w, "tracking");
         json_writer_string(w, tracking_name(ctx->tracking));
+        json_writer_key(w, "retention");
+        json_writer_string(w, retention_active(ctx->retention) ? "bpf" : "none");
         json_writer_key(w, "uptime_usec");
         json_writer_uint(w, now_usec() - ctx->stats->start_usec);
         json_writer_key(w, "requests");
@@ -93,6 +102,13 @@ static const char *get_status(const struct method_context *ctx, const struct var
                         { "symbol_cache_hits", ss.hits },
                         { "symbol_cache_misses", ss.misses },
                         { "symbol_cache_bytes", ss.bytes },
+                        { "retained_processes", hs.processes },
+                        { "retained_exited", hs.exited },
+                        { "retained_bytes", hs.bytes },
+                        { "retained_evicted", hs.evicted },
+                        { "retention_records", rs.records },
+                        { "retention_records_lost", rs.lost },
+                        { "retention_records_unread", rs.unread },
                 };
 
                 for (size_t i = 0; i < ELEMENTSOF(counters); i++) {
@@ -286,6 +302,27 @@ const char *open_target(const struct method_context *ctx, struct json_object *pa
         return NULL;
 }
 
+/* Errors after which what was kept of an exited process may answer instead. */
+static bool is_gone_error(const char *err) {
+        return strcmp(err, MEMMAPD_ERROR_NO_SUCH_PROCESS) == 0 || strcmp(err, MEMMAPD_ERROR_PROCESS_CHANGED) == 0;
+}
+
+/* pid and start_time as open_target() read them (it succeeded that far when it answered one of
+ * the errors above). */
+static int64_t json_param_pid(const struct varlink_call *call) {
+        int64_t pid = 0;
+
+        (void) varlink_param_int(call->parameters, "pid", true, 1, INT64_MAX, 0, &pid);
+        return pid;
+}
+
+static uint64_t json_param_start_time(const struct varlink_call *call) {
+        uint64_t st = 0;
+
+        (void) varlink_param_u64(call->parameters, "start_time", false, 0, &st);
+        return st;
+}
+
 /* The target whose read found it gone in the call in progress (pid 0: none), for
  * method_dispatch() to tell an exec (the pid and start time stay) from an exit. */
 static _Thread_local struct {
@@ -440,19 +477,25 @@ static const char *list_mappings(const struct method_context *ctx, const struct 
                 return reply_invalid_parameter(w, "file_backed_only");
         if (varlink_param_bool(call->parameters, "build_ids", false, false, &build_ids) < 0)
                 return reply_invalid_parameter(w, "build_ids");
-        err = open_target(ctx, call->parameters, w, &p, &decision);
-        if (err)
-                return err;
-        r = shared_layout(ctx, p, &decision, &shared);
-        if (r < 0)
-                return engine_error(w, p, r);
-
         if (exec_only)
                 flags |= ENGINE_EXECUTABLE_ONLY;
         if (files_only)
                 flags |= ENGINE_FILE_BACKED_ONLY;
         if (build_ids)
                 flags |= ENGINE_BUILD_IDS;
+        err = open_target(ctx, call->parameters, w, &p, &decision);
+        if (err && is_gone_error(err)) {
+                bool handled;
+                const char *kept = retained_list(ctx, w, (pid_t) json_param_pid(call), json_param_start_time(call),
+                                                 flags, &handled);
+
+                return handled ? kept : err;
+        }
+        if (err)
+                return err;
+        r = shared_layout(ctx, p, &decision, &shared);
+        if (r < 0)
+                return engine_error(w, p, r);
 
         if (call->more && ctx->stream) {
                 struct list_stream st = { .ctx = ctx, .w = w, .p = p };
@@ -493,8 +536,8 @@ static const char *list_mappings(const struct method_context *ctx, const struct 
         return NULL;
 }
 
-static void write_result(struct json_writer *w, uint64_t address, const struct layout_result *res, bool no_mm,
-                         const struct symbol_answer *sym) {
+void write_result(struct json_writer *w, uint64_t address, const struct layout_result *res, bool no_mm,
+                  const struct symbol_answer *sym) {
         memmapd_write_result(w, &(struct memmapd_result) {
                 .address = address,
                 .mapping = res->mapping,
@@ -520,7 +563,8 @@ void write_lookup_answer(struct json_writer *w, const struct process *p, const s
 }
 
 static const char *lookup(const struct method_context *ctx, const struct varlink_call *call, struct json_writer *w) {
-        static const char *const known[] = { "pid", "start_time", "addresses", "build_ids", "symbols", NULL };
+        static const char *const known[] = { "pid", "start_time", "addresses", "build_ids", "symbols", "time_usec",
+                                             NULL };
         _cleanup_(symbols_done) struct symbols syms = {};
         _cleanup_(layout_unrefp) struct layout *l = NULL, *shared = NULL;
         _cleanup_(process_freep) struct process *p = NULL;
@@ -530,7 +574,8 @@ static const char *lookup(const struct method_context *ctx, const struct varlink
         const struct memmapd_addresses *decoded = memmapd_call_addresses(call);
         const uint64_t *addrs;
         const char *bad, *err;
-        bool build_ids, symbols;
+        bool build_ids, symbols, at_time, handled;
+        uint64_t time_usec;
         size_t n;
         int r;
 
@@ -540,6 +585,9 @@ static const char *lookup(const struct method_context *ctx, const struct varlink
                 return reply_invalid_parameter(w, "build_ids");
         if (varlink_param_bool(call->parameters, "symbols", false, false, &symbols) < 0)
                 return reply_invalid_parameter(w, "symbols");
+        at_time = json_object_object_get_ex(call->parameters, "time_usec", NULL);
+        if (varlink_param_u64(call->parameters, "time_usec", false, 0, &time_usec) < 0)
+                return reply_invalid_parameter(w, "time_usec");
         if (decoded) {
                 /* Decoded with the message, every element valid. */
                 addrs = decoded->values;
@@ -565,8 +613,22 @@ static const char *lookup(const struct method_context *ctx, const struct varlink
         }
 
         err = open_target(ctx, call->parameters, w, &p, &decision);
+        if (err && is_gone_error(err)) {
+                /* Gone, or another process under the pid: what was kept after an exit may answer. */
+                const char *kept = retained_lookup(ctx, w, (pid_t) json_param_pid(call), json_param_start_time(call),
+                                                   NULL, at_time, time_usec, addrs, n, build_ids, &handled);
+
+                return handled ? kept : err;
+        }
         if (err)
                 return err;
+        if (at_time) {
+                err = retained_lookup(ctx, w, p->pid, p->start_time, p, true, time_usec, addrs, n, build_ids, &handled);
+                if (handled)
+                        return err;
+                json_writer_reset(w);
+                return reply_error_simple(w, VARLINK_ERROR_INVALID_PARAMETER, "parameter", "time_usec");
+        }
 
         r = shared_layout(ctx, p, &decision, &shared);
         if (r > 0)

@@ -17,6 +17,7 @@ struct find_scan;
 struct layout_store;
 struct proc_events;
 struct tracking;
+struct retention;
 
 /* Counters shared by the serving threads. */
 struct service_stats {
@@ -74,6 +75,7 @@ struct method_context {
         struct layout_store *store;     /* NULL: none (layouts are read for every call) */
         struct proc_events *events;     /* NULL: none (no process events are learned) */
         struct find_scan *find;         /* FindMappings' BPF pass; NULL: it scans /proc */
+        struct retention *retention;    /* NULL: none (exited processes are not answered for) */
         const struct client *client;    /* from the socket, never from the request */
         struct target_cache *cache;     /* the connection's; NULL: open every target afresh */
         struct reply_stream *stream;    /* NULL: every reply in one message, "more" or not */

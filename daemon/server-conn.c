@@ -219,6 +219,7 @@ static void conn_handle_message(struct conn *c, const char *msg, size_t len) {
                 .engine = s->engine, .file_pool = s->file_pool, .limits = &s->cfg->limits, .stats = &s->stats,
                 .client = &c->client, .cache = &c->target, .stream = &stream,
                 .tracking = s->tracking, .store = s->store, .events = s->events, .find = s->find,
+                .retention = s->retention,
         };
         struct varlink_call call = {};
         struct watch_request watch = {};

@@ -37,6 +37,7 @@ enum source_type {
         SOURCE_TRACKING,
         SOURCE_WATCH,                   /* a watching connection's writing side (server-watch.c) */
         SOURCE_WATCH_POLL,              /* the poll of watched processes' mappings */
+        SOURCE_RETENTION,
 };
 
 struct source {
@@ -108,6 +109,9 @@ struct server {
         struct find_scan *find;         /* NULL: FindMappings scans /proc */
         struct layout_store *store;     /* NULL: none */
         struct proc_events *events;     /* NULL: none (Watch has nothing to stream) */
+        /* The capture of executable mappings (retention.h): drained like tracking_src. */
+        struct source retention_src;
+        struct retention *retention;    /* NULL: none */
         /* An eventfd (EFD_SEMAPHORE) counting the connections on the ready list: each is
          * taken by one thread, which then owns it. */
         struct source ready_src;

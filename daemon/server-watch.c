@@ -13,6 +13,7 @@
 #include "cleanup.h"
 #include "log.h"
 #include "process.h"
+#include "retention.h"
 #include "server-internal.h"
 #include "time-util.h"
 #include "tracking.h"
@@ -575,6 +576,10 @@ void server_watch_on_io(struct server *s, struct source *src, uint32_t events) {
 void server_watch_on_poll(struct server *s) {
         uint64_t v, now = now_usec();
 
+        /* Where the kernel's capture publishes mapping changes (retention), they come as events
+         * with the kernel's time: listing a pid on a change would only send them twice. */
+        bool captured = retention_active(s->retention);
+
         (void) !read(s->watch_poll_src.fd, &v, sizeof(v));
         pthread_mutex_lock(&s->watch_lock);
         for (struct watch *w = s->watches; w; w = w->next) {
@@ -584,7 +589,7 @@ void server_watch_on_poll(struct server *s) {
                         continue;
                 tracking_stamp(s->tracking, w->pid, &st);
                 pthread_mutex_lock(&w->lock);
-                if (st.generation != w->generation) {
+                if (!captured && st.generation != w->generation) {
                         w->generation = st.generation;
                         w->changed = true;
                         watch_wake_locked(w);

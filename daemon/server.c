@@ -20,6 +20,7 @@
 #include "server-internal.h"
 #include "time-util.h"
 #include "tracking.h"
+#include "retention.h"
 
 #define SHUTDOWN_TIMEOUT_USEC (10 * 1000000ull)
 #define TICK_USEC 1000000ull
@@ -125,6 +126,7 @@ static void on_tick(struct server *s) {
         /* Not under the lock: walking the heap takes a while. */
         if (trim)
                 (void) malloc_trim(0);
+        retention_tick(s->retention);
         (void) source_arm(s, &s->timer_src, EPOLLIN);
 }
 
@@ -178,6 +180,10 @@ static void *loop_main(void *userdata) {
                         (void) tracking_drain(s->tracking);
                         (void) source_arm(s, &s->tracking_src, EPOLLIN);
                         break;
+                case SOURCE_RETENTION:
+                        (void) retention_drain(s->retention);
+                        (void) source_arm(s, &s->retention_src, EPOLLIN);
+                        break;
                 }
                 if (atomic_load(&s->stopping)) {
                         request_stop(s);
@@ -222,6 +228,7 @@ int server_new(const struct config *cfg, struct engine *engine, struct file_pool
                 .ready_src = { SOURCE_READY, -1 },
                 .tracking_src = { SOURCE_TRACKING, -1 },
                 .watch_poll_src = { SOURCE_WATCH_POLL, -1 },
+                .retention_src = { SOURCE_RETENTION, -1 },
                 /* Half the threads, so that root and AllowGroups members always find one. */
                 .unprivileged_slots = MAX(cfg->workers / 2, 1u),
                 .user_slots = MAX(cfg->workers / 4, 1u),
@@ -333,6 +340,17 @@ void server_set_events(struct server *s, struct proc_events *events) {
 
 void server_set_find_scan(struct server *s, struct find_scan *find) {
         s->find = find;
+}
+
+int server_set_retention(struct server *s, struct retention *retention) {
+        int fd = retention_event_fd(retention);
+
+        s->retention = retention;
+        if (fd < 0)
+                return 0;
+        /* Borrowed, as tracking_src's. */
+        s->retention_src.fd = fd;
+        return add_source(s, &s->retention_src, true);
 }
 
 int server_run(struct server *s) {

@@ -22,6 +22,10 @@ struct layout_store;
 int server_set_tracking(struct server *s, struct tracking *tracking, struct layout_store *store);
 /* The process events Watch calls stream (NULL: none); stays the caller's. Before server_run(). */
 struct proc_events;
+/* Answers for exited processes and as of a time from retention (NULL: none), whose capture it
+ * drains on the loop; stays the caller's. Before server_run(). */
+struct retention;
+int server_set_retention(struct server *s, struct retention *retention);
 void server_set_events(struct server *s, struct proc_events *events);
 
 /* FindMappings' BPF pass (find-scan.h), kept by the caller; NULL: a scan of /proc. */

@@ -183,18 +183,26 @@ void memmapd_write_mapping(struct json_writer *w, const struct memmapd_mapping *
                 memmapd_write_mapping_general(w, m);
 }
 
-void memmapd_write_process(struct json_writer *w, int64_t pid, uint64_t start_time, bool kernel_thread) {
+static void write_process(struct json_writer *w, int64_t pid, uint64_t start_time, const char *flag) {
         json_writer_key(w, "process");
         json_writer_object_begin(w);
         json_writer_key(w, "pid");
         json_writer_int(w, pid);
         json_writer_key(w, "start_time");
         json_writer_uint(w, start_time);
-        if (kernel_thread) {
-                json_writer_key(w, "kernel_thread");
+        if (flag) {
+                json_writer_key(w, flag);
                 json_writer_bool(w, true);
         }
         json_writer_object_end(w);
+}
+
+void memmapd_write_process(struct json_writer *w, int64_t pid, uint64_t start_time, bool kernel_thread) {
+        write_process(w, pid, start_time, kernel_thread ? "kernel_thread" : NULL);
+}
+
+void memmapd_write_process_exited(struct json_writer *w, int64_t pid, uint64_t start_time) {
+        write_process(w, pid, start_time, "exited");
 }
 
 /* Formatted straight into the reply, the bytes the writer would write key by key: that way

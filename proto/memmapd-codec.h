@@ -25,6 +25,7 @@ extern const char memmapd_interface_description[];
 #define MEMMAPD_ERROR_NO_FILE MEMMAPD_INTERFACE ".NoFile"
 #define MEMMAPD_ERROR_FILE_UNAVAILABLE MEMMAPD_INTERFACE ".FileUnavailable"
 #define MEMMAPD_ERROR_TRACKING_UNAVAILABLE MEMMAPD_INTERFACE ".TrackingUnavailable"
+#define MEMMAPD_ERROR_TIME_NOT_KNOWN MEMMAPD_INTERFACE ".TimeNotKnown"
 
 /* Permission bits of a Mapping ("rwxs" of its perms): basic/perms.h's, whose text the wire carries. */
 enum {
@@ -73,6 +74,8 @@ size_t memmapd_format_dev(uint32_t major, uint32_t minor, char *buf);
 /* Appends "process":{"pid":PID,"start_time":T[,"kernel_thread":true]} (a ProcessId) as a
  * member of the object being written. */
 void memmapd_write_process(struct json_writer *w, int64_t pid, uint64_t start_time, bool kernel_thread);
+/* The same for a process that exited, answered from what was kept: ...,"exited":true}. */
+void memmapd_write_process_exited(struct json_writer *w, int64_t pid, uint64_t start_time);
 
 /* Why a LookupResult has no mapping. */
 enum memmapd_reason {

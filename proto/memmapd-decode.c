@@ -292,7 +292,8 @@ int memmapd_process_from_json(struct json_object *o, struct memmapd_process *ret
                 return -EPROTO;
         if (memmapd_json_get_uint(o, "pid", true, &p.pid) < 0 ||
             memmapd_json_get_uint(o, "start_time", true, &p.start_time) < 0 ||
-            memmapd_json_get_bool(o, "kernel_thread", &p.kernel_thread) < 0)
+            memmapd_json_get_bool(o, "kernel_thread", &p.kernel_thread) < 0 ||
+            memmapd_json_get_bool(o, "exited", &p.exited) < 0)
                 return -EPROTO;
         *ret = p;
         return 0;
@@ -319,6 +320,9 @@ int memmapd_read_process(struct json_reader *j, unsigned depth, struct memmapd_p
                         present |= r > 0 ? 2 : 0;
                 } else if (json_key_is(key, len, "kernel_thread")) {
                         if (json_reader_seen(&seen, 4) < 0 || json_reader_get_bool(j, &p.kernel_thread) < 0)
+                                return -EPROTO;
+                } else if (json_key_is(key, len, "exited")) {
+                        if (json_reader_seen(&seen, 8) < 0 || json_reader_get_bool(j, &p.exited) < 0)
                                 return -EPROTO;
                 } else if ((r = json_reader_skip(j, depth + 1)) < 0)
                         return r;

@@ -41,6 +41,7 @@ struct memmapd_process {
         uint64_t pid;
         uint64_t start_time;
         bool kernel_thread;
+        bool exited;            /* answered from what was kept after its exit */
 };
 
 /* A ProcessId object: 0 and *ret (pid and start_time present), or -EPROTO. */

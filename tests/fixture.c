@@ -447,6 +447,9 @@ int test_daemon_start_as(uid_t uid, gid_t gid, const char *const *extra_args, st
                 return -errno;
         close(cfd);
         argv[n++] = config;
+        /* Tests written for a daemon that forgets a process at its exit (NoSuchProcess) keep
+         * it so; test-retention turns retention on (a later --set wins). */
+        argv[n++] = "--set=RetainExitedSec=0";
         for (size_t i = 0; extra_args && extra_args[i] && n < 30; i++)
                 argv[n++] = extra_args[i];
         argv[n] = NULL;

@@ -85,7 +85,8 @@ struct test_daemon {
 };
 
 /* Starts $MEMMAPD --socket DIR/io.memmapd with the extra arguments (NULL-terminated) and
- * waits until the socket answers. 0 or -errno. */
+ * waits until the socket answers. Retention of exited processes is off unless the extra
+ * arguments turn it on (--set=RetainExitedSec=N). 0 or -errno. */
 int test_daemon_start(const char *const *extra_args, struct test_daemon *ret);
 
 /* The same, the daemon running as uid/gid with the unit's capabilities only

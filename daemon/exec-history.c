@@ -1,0 +1,619 @@
+/* The history of processes' executable file mappings, kept after exit for a while within a memory bound. */
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "exec-history.h"
+
+#define BUCKETS 4096
+/* Owners whose exited processes are counted apart (open addressing); past that many at once,
+ * the bytes of an owner are summed by a walk. */
+#define OWNER_SLOTS 1024
+
+struct proc {
+        struct proc *next;              /* in its bucket */
+        struct proc *exit_prev, *exit_next; /* exited processes, oldest exit first */
+        pid_t pid;
+        uint64_t start_time;
+        bool exited, complete;
+        uint64_t exit_usec, known_since_usec;
+        uint64_t seq;                   /* the history's generation at the last record applied */
+        uid_t uid, euid, suid;
+        unsigned dumpable;
+        char comm[16];
+        struct exec_history_mapping *m; /* every interval, open and closed, in no order */
+        size_t n, allocated;
+        size_t bytes;
+};
+
+struct exec_history {
+        pthread_mutex_t lock;
+        struct exec_history_config cfg;
+        struct proc *buckets[BUCKETS];
+        struct proc *exit_head, *exit_tail;
+        size_t processes, exited, bytes;
+        uint64_t evicted, records;
+        /* The bytes each owner's exited processes hold: the per-owner bound is checked at every
+         * exit, and a walk of every exited process there made the drain quadratic (600 us of
+         * the daemon's CPU per exit with 8,000 kept, measured). */
+        struct owner_bytes {
+                uid_t uid;
+                bool used;
+                size_t bytes;
+        } owners[OWNER_SLOTS];
+};
+
+/* uid's slot (made when absent), or NULL when every slot holds another owner. Under lock. */
+static struct owner_bytes *owner_slot(struct exec_history *h, uid_t uid) {
+        for (size_t i = 0, s = (uid * 2654435761u) % OWNER_SLOTS; i < OWNER_SLOTS; i++, s = (s + 1) % OWNER_SLOTS) {
+                if (h->owners[s].used && h->owners[s].uid == uid)
+                        return &h->owners[s];
+                if (!h->owners[s].used) {
+                        h->owners[s] = (struct owner_bytes) { .uid = uid, .used = true };
+                        return &h->owners[s];
+                }
+        }
+        return NULL;
+}
+
+static void mapping_free_path(struct exec_history_mapping *m) {
+        free(m->path);
+        m->path = NULL;
+}
+
+void exec_history_diff_done(struct exec_history_diff *d) {
+        for (size_t i = 0; i < d->n_added; i++)
+                mapping_free_path(&d->added[i]);
+        for (size_t i = 0; i < d->n_removed; i++)
+                mapping_free_path(&d->removed[i]);
+        free(d->added);
+        free(d->removed);
+        *d = (struct exec_history_diff) {};
+}
+
+void exec_history_view_done(struct exec_history_view *v) {
+        for (size_t i = 0; i < v->n; i++)
+                mapping_free_path(&v->mappings[i]);
+        free(v->mappings);
+        v->mappings = NULL;
+        v->n = 0;
+}
+
+int exec_history_new(const struct exec_history_config *cfg, struct exec_history **ret) {
+        struct exec_history *h = calloc(1, sizeof(*h));
+
+        if (!h)
+                return -ENOMEM;
+        if (cfg)
+                h->cfg = *cfg;
+        if (h->cfg.retain_usec == 0)
+                h->cfg.retain_usec = (uint64_t) EXEC_HISTORY_RETAIN_SEC_DEFAULT * 1000000u;
+        if (h->cfg.max_bytes == 0)
+                h->cfg.max_bytes = EXEC_HISTORY_MAX_BYTES_DEFAULT;
+        if (h->cfg.max_bytes_per_uid == 0)
+                h->cfg.max_bytes_per_uid = h->cfg.max_bytes / 4;
+        pthread_mutex_init(&h->lock, NULL);
+        *ret = h;
+        return 0;
+}
+
+static size_t bucket_of(pid_t pid) {
+        return (uint32_t) pid % BUCKETS;
+}
+
+static void exit_list_remove(struct exec_history *h, struct proc *p) {
+        if (p->exit_prev)
+                p->exit_prev->exit_next = p->exit_next;
+        else if (h->exit_head == p)
+                h->exit_head = p->exit_next;
+        if (p->exit_next)
+                p->exit_next->exit_prev = p->exit_prev;
+        else if (h->exit_tail == p)
+                h->exit_tail = p->exit_prev;
+        p->exit_prev = p->exit_next = NULL;
+}
+
+/* Unlinks p from everything and frees it. Under lock. */
+static void proc_drop(struct exec_history *h, struct proc *p) {
+        struct proc **pp = &h->buckets[bucket_of(p->pid)];
+
+        while (*pp && *pp != p)
+                pp = &(*pp)->next;
+        if (*pp)
+                *pp = p->next;
+        if (p->exited) {
+                struct owner_bytes *o = owner_slot(h, p->uid);
+
+                if (o)
+                        o->bytes -= MIN(o->bytes, p->bytes);
+                exit_list_remove(h, p);
+                h->exited--;
+        }
+        h->processes--;
+        h->bytes -= p->bytes;
+        for (size_t i = 0; i < p->n; i++)
+                mapping_free_path(&p->m[i]);
+        free(p->m);
+        free(p);
+}
+
+struct exec_history *exec_history_free(struct exec_history *h) {
+        if (!h)
+                return NULL;
+        exec_history_clear(h);
+        pthread_mutex_destroy(&h->lock);
+        free(h);
+        return NULL;
+}
+
+static void clear_locked(struct exec_history *h) {
+        for (size_t b = 0; b < BUCKETS; b++)
+                while (h->buckets[b])
+                        proc_drop(h, h->buckets[b]);
+}
+
+void exec_history_clear(struct exec_history *h) {
+        pthread_mutex_lock(&h->lock);
+        clear_locked(h);
+        pthread_mutex_unlock(&h->lock);
+}
+
+/* The latest process under pid (the one started last). Under lock. */
+static struct proc *find_latest(struct exec_history *h, pid_t pid) {
+        struct proc *best = NULL;
+
+        for (struct proc *p = h->buckets[bucket_of(pid)]; p; p = p->next)
+                if (p->pid == pid && (!best || p->start_time > best->start_time))
+                        best = p;
+        return best;
+}
+
+static struct proc *find(struct exec_history *h, pid_t pid, uint64_t start_time) {
+        for (struct proc *p = h->buckets[bucket_of(pid)]; p; p = p->next)
+                if (p->pid == pid && p->start_time == start_time)
+                        return p;
+        return NULL;
+}
+
+static struct proc *proc_add(struct exec_history *h, pid_t pid, uint64_t start_time) {
+        struct proc *p = calloc(1, sizeof(*p));
+        size_t b = bucket_of(pid);
+
+        if (!p)
+                return NULL;
+        p->pid = pid;
+        p->start_time = start_time;
+        p->bytes = sizeof(*p);
+        p->next = h->buckets[b];
+        h->buckets[b] = p;
+        h->processes++;
+        h->bytes += p->bytes;
+        return p;
+}
+
+/* Appends a copy of m valid from `from` (path copied). Under lock. */
+static int interval_open(struct exec_history *h, struct proc *p, const struct exec_history_mapping *m,
+                         uint64_t from) {
+        struct exec_history_mapping c = *m;
+        size_t before = p->allocated;
+
+        if (p->n == p->allocated) {
+                size_t na = p->allocated ? p->allocated * 2 : 8;
+                struct exec_history_mapping *nm = reallocarray(p->m, na, sizeof(*nm));
+
+                if (!nm)
+                        return -ENOMEM;
+                p->m = nm;
+                p->allocated = na;
+        }
+        c.path = NULL;
+        if (m->path && !(c.path = strdup(m->path)))
+                return -ENOMEM;
+        c.from_usec = from;
+        c.to_usec = UINT64_MAX;
+        p->m[p->n++] = c;
+        /* The array's growth and the path: what the process costs. */
+        p->bytes += (p->allocated - before) * sizeof(c) + (c.path ? strlen(c.path) + 1 : 0);
+        h->bytes += (p->allocated - before) * sizeof(c) + (c.path ? strlen(c.path) + 1 : 0);
+        return 0;
+}
+
+static bool same_mapping(const struct exec_history_mapping *a, const struct exec_history_mapping *b) {
+        return a->start == b->start && a->end == b->end && a->offset == b->offset && a->inode == b->inode &&
+               a->dev_major == b->dev_major && a->dev_minor == b->dev_minor && a->flags == b->flags &&
+               ((!a->path && !b->path) || (a->path && b->path && strcmp(a->path, b->path) == 0));
+}
+
+static int diff_push(struct exec_history_mapping **arr, size_t *n, const struct exec_history_mapping *m) {
+        struct exec_history_mapping *na = reallocarray(*arr, *n + 1, sizeof(**arr));
+        struct exec_history_mapping c = *m;
+
+        if (!na)
+                return -ENOMEM;
+        *arr = na;
+        c.path = NULL;
+        if (m->path && !(c.path = strdup(m->path)))
+                return -ENOMEM;
+        na[(*n)++] = c;
+        return 0;
+}
+
+static bool reported_overlap(const struct exec_history_record *r, const struct exec_history_mapping *m) {
+        for (size_t i = 0; i < r->n; i++)
+                if (m->start < r->mappings[i].end && m->end > r->mappings[i].start)
+                        return true;
+        return false;
+}
+
+/* Whether [s, e) overlaps what the record states: its range, or a reported mapping. */
+static bool in_authority(const struct exec_history_record *r, bool full, uint64_t s, uint64_t e) {
+        const struct exec_history_mapping m = { .start = s, .end = e };
+
+        return full || (s < r->hi && e > r->lo) || reported_overlap(r, &m);
+}
+
+/* Drops the oldest closed intervals of a live process past the bound; what is known starts at
+ * the latest end dropped. Under lock. */
+static void trim_intervals(struct exec_history *h, struct proc *p) {
+        while (p->n > EXEC_HISTORY_INTERVALS_MAX) {
+                size_t oldest = SIZE_MAX;
+
+                for (size_t i = 0; i < p->n; i++)
+                        if (p->m[i].to_usec != UINT64_MAX &&
+                            (oldest == SIZE_MAX || p->m[i].to_usec < p->m[oldest].to_usec))
+                                oldest = i;
+                if (oldest == SIZE_MAX)
+                        return;
+                if (p->m[oldest].to_usec > p->known_since_usec)
+                        p->known_since_usec = p->m[oldest].to_usec;
+                h->bytes -= p->m[oldest].path ? strlen(p->m[oldest].path) + 1 : 0;
+                p->bytes -= p->m[oldest].path ? strlen(p->m[oldest].path) + 1 : 0;
+                mapping_free_path(&p->m[oldest]);
+                p->m[oldest] = p->m[--p->n];
+        }
+}
+
+/* Closes at t the open intervals the record has authority over, reopening the parts of each
+ * outside the record's range (a mapping split by a partial munmap or mprotect: the rest stays
+ * as it was, valid since its own start). Under lock. */
+static int close_covered(struct exec_history *h, struct proc *p, const struct exec_history_record *r, bool full,
+                         struct exec_history_diff *d) {
+        size_t n = p->n;
+        int k;
+
+        for (size_t i = 0; i < n; i++) {
+                struct exec_history_mapping m = p->m[i];
+
+                if (m.to_usec != UINT64_MAX || !in_authority(r, full, m.start, m.end))
+                        continue;
+                /* Unchanged by the record: it stays open (the record reports it identically). */
+                for (size_t j = 0; j < r->n; j++)
+                        if (same_mapping(&m, &r->mappings[j]))
+                                goto next;
+                p->m[i].to_usec = r->time_usec;
+                if (d && (k = diff_push(&d->removed, &d->n_removed, &m)) < 0)
+                        return k;
+                if (!full) {
+                        /* Parts outside the range and outside every reported mapping survive. */
+                        struct exec_history_mapping part = m;
+
+                        if (m.start < r->lo) {
+                                part.end = r->lo;
+                                if (!reported_overlap(r, &part) && (k = interval_open(h, p, &part, m.from_usec)) < 0)
+                                        return k;
+                        }
+                        if (m.end > r->hi) {
+                                part = m;
+                                part.start = r->hi;
+                                part.offset = m.offset + (r->hi - m.start);
+                                if (!reported_overlap(r, &part) && (k = interval_open(h, p, &part, m.from_usec)) < 0)
+                                        return k;
+                        }
+                }
+        next:;
+        }
+        return 0;
+}
+
+static int apply_locked(struct exec_history *h, const struct exec_history_record *r, struct exec_history_diff *d) {
+        bool full = r->kind != EXEC_HISTORY_RANGE;
+        struct proc *p = find(h, r->pid, r->start_time);
+        int k;
+
+        if (!p) {
+                p = proc_add(h, r->pid, r->start_time);
+                if (!p)
+                        return -ENOMEM;
+        }
+        if (p->exited)
+                return 0;       /* nothing follows an exit */
+        h->records++;
+        p->seq = h->records;
+        p->uid = r->uid;
+        p->euid = r->euid;
+        p->suid = r->suid;
+        p->dumpable = r->dumpable;
+        memcpy(p->comm, r->comm, sizeof(p->comm));
+        p->comm[sizeof(p->comm) - 1] = 0;
+
+        if (r->unread && r->kind != EXEC_HISTORY_EXIT) {
+                if (r->kind == EXEC_HISTORY_EXEC) {
+                        /* Another program whose set is unknown: nothing before it holds. */
+                        for (size_t i = 0; i < p->n; i++)
+                                if (p->m[i].to_usec == UINT64_MAX)
+                                        p->m[i].to_usec = r->time_usec;
+                        p->complete = false;
+                }
+                return 0;
+        }
+        if (r->unread)
+                ;       /* an exit: the set it had is closed below */
+        else if (r->kind == EXEC_HISTORY_EXEC) {
+                /* Another program: nothing of the old one stays, and from here all is known. */
+                for (size_t i = 0; i < p->n; i++)
+                        if (p->m[i].to_usec == UINT64_MAX) {
+                                p->m[i].to_usec = r->time_usec;
+                                if (d && (k = diff_push(&d->removed, &d->n_removed, &p->m[i])) < 0)
+                                        return k;
+                        }
+                if (!p->complete) {
+                        p->complete = true;
+                        p->known_since_usec = r->time_usec;
+                }
+        } else {
+                k = close_covered(h, p, r, full, d);
+                if (k < 0)
+                        return k;
+        }
+        for (size_t j = 0; j < r->n; j++) {
+                bool open = false;
+
+                for (size_t i = 0; i < p->n && !open; i++)
+                        open = p->m[i].to_usec == UINT64_MAX && same_mapping(&p->m[i], &r->mappings[j]);
+                if (open)
+                        continue;
+                k = interval_open(h, p, &r->mappings[j], r->time_usec);
+                if (k < 0)
+                        return k;
+                if (d && (k = diff_push(&d->added, &d->n_added, &r->mappings[j])) < 0)
+                        return k;
+        }
+        if (full && !p->complete && !r->unread) {
+                /* A first full record: what it states held since some time before; known from now. */
+                p->complete = true;
+                p->known_since_usec = r->time_usec;
+        }
+        if (r->kind == EXEC_HISTORY_EXIT) {
+                for (size_t i = 0; i < p->n; i++)
+                        if (p->m[i].to_usec == UINT64_MAX)
+                                p->m[i].to_usec = r->time_usec;
+                p->exited = true;
+                p->exit_usec = r->time_usec;
+                p->exit_prev = h->exit_tail;
+                if (h->exit_tail)
+                        h->exit_tail->exit_next = p;
+                else
+                        h->exit_head = p;
+                h->exit_tail = p;
+                h->exited++;
+        }
+        trim_intervals(h, p);
+        if (p->exited) {
+                struct owner_bytes *o = owner_slot(h, p->uid);
+
+                if (o)
+                        o->bytes += p->bytes;
+        }
+        return 0;
+}
+
+/* The bytes uid's exited processes hold. Under lock. */
+static size_t uid_bytes(struct exec_history *h, uid_t uid) {
+        const struct owner_bytes *o = owner_slot(h, uid);
+        size_t b = 0;
+
+        if (o)
+                return o->bytes;
+        for (const struct proc *p = h->exit_head; p; p = p->exit_next)
+                if (p->uid == uid)
+                        b += p->bytes;
+        return b;
+}
+
+/* Makes the bounds hold: the oldest exits go first. Under lock. */
+static void enforce_bounds(struct exec_history *h, uid_t uid) {
+        while (h->bytes > h->cfg.max_bytes && h->exit_head) {
+                proc_drop(h, h->exit_head);
+                h->evicted++;
+        }
+        while (uid_bytes(h, uid) > h->cfg.max_bytes_per_uid) {
+                struct proc *p = h->exit_head;
+
+                while (p && p->uid != uid)
+                        p = p->exit_next;
+                if (!p)
+                        break;
+                proc_drop(h, p);
+                h->evicted++;
+        }
+}
+
+int exec_history_apply(struct exec_history *h, const struct exec_history_record *r, struct exec_history_diff *ret_diff) {
+        struct exec_history_diff d = {};
+        int k;
+
+        if (!h || !r || r->pid <= 0 || (r->n > 0 && !r->mappings) || (r->kind == EXEC_HISTORY_RANGE && r->hi <= r->lo))
+                return -EINVAL;
+        pthread_mutex_lock(&h->lock);
+        k = apply_locked(h, r, ret_diff ? &d : NULL);
+        if (k >= 0 && r->kind == EXEC_HISTORY_EXIT)
+                enforce_bounds(h, r->uid);
+        pthread_mutex_unlock(&h->lock);
+        if (k < 0) {
+                exec_history_diff_done(&d);
+                return k;
+        }
+        if (ret_diff)
+                *ret_diff = d;
+        return 0;
+}
+
+static int copy_open_set(struct exec_history *h, struct proc *dst, const struct proc *src, uint64_t from) {
+        for (size_t i = 0; i < src->n; i++)
+                if (src->m[i].to_usec == UINT64_MAX) {
+                        int k = interval_open(h, dst, &src->m[i], from);
+
+                        if (k < 0)
+                                return k;
+                }
+        return 0;
+}
+
+int exec_history_fork(struct exec_history *h, pid_t parent, pid_t child, uint64_t child_start_time,
+                      uint64_t time_usec) {
+        struct proc *pp, *c;
+        int k = -ENOENT;
+
+        pthread_mutex_lock(&h->lock);
+        pp = find_latest(h, parent);
+        if (pp && pp->complete && !pp->exited && !find(h, child, child_start_time)) {
+                c = proc_add(h, child, child_start_time);
+                if (!c)
+                        k = -ENOMEM;
+                else {
+                        c->uid = pp->uid;
+                        c->euid = pp->euid;
+                        c->suid = pp->suid;
+                        c->dumpable = pp->dumpable;
+                        memcpy(c->comm, pp->comm, sizeof(c->comm));
+                        c->complete = true;
+                        c->known_since_usec = time_usec;
+                        k = copy_open_set(h, c, pp, time_usec);
+                }
+        }
+        pthread_mutex_unlock(&h->lock);
+        return k;
+}
+
+uint64_t exec_history_generation(const struct exec_history *h) {
+        uint64_t g;
+
+        pthread_mutex_lock(&((struct exec_history *) h)->lock);
+        g = h->records;
+        pthread_mutex_unlock(&((struct exec_history *) h)->lock);
+        return g;
+}
+
+int exec_history_seed(struct exec_history *h, pid_t pid, uint64_t start_time, uint64_t time_usec,
+                      uint64_t generation, const struct exec_history_mapping *m, size_t n, uid_t uid) {
+        struct proc *p;
+        int k = 0;
+
+        pthread_mutex_lock(&h->lock);
+        p = find(h, pid, start_time);
+        if (p && (p->complete || p->exited || p->seq > generation))
+                goto out;
+        if (!p && !(p = proc_add(h, pid, start_time))) {
+                k = -ENOMEM;
+                goto out;
+        }
+        /* What records said before is older than the read: the read states everything. */
+        for (size_t i = 0; i < p->n; i++)
+                mapping_free_path(&p->m[i]);
+        h->bytes -= p->bytes - sizeof(*p);
+        p->bytes = sizeof(*p);
+        free(p->m);
+        p->m = NULL;
+        p->n = p->allocated = 0;
+        p->uid = p->euid = p->suid = uid;
+        p->dumpable = 1;
+        p->complete = true;
+        p->known_since_usec = time_usec;
+        for (size_t i = 0; i < n && k >= 0; i++)
+                k = interval_open(h, p, &m[i], time_usec);
+out:
+        pthread_mutex_unlock(&h->lock);
+        return k;
+}
+
+void exec_history_expire(struct exec_history *h, uint64_t now_usec) {
+        pthread_mutex_lock(&h->lock);
+        while (h->exit_head && now_usec - h->exit_head->exit_usec >= h->cfg.retain_usec &&
+               now_usec >= h->exit_head->exit_usec)
+                proc_drop(h, h->exit_head);
+        pthread_mutex_unlock(&h->lock);
+}
+
+static int cmp_start(const void *a, const void *b) {
+        const struct exec_history_mapping *x = a, *y = b;
+
+        return x->start < y->start ? -1 : x->start > y->start;
+}
+
+int exec_history_get(struct exec_history *h, pid_t pid, uint64_t start_time, uint64_t time_usec, unsigned flags,
+                     struct exec_history_view *ret) {
+        struct exec_history_view v = {};
+        bool at_time = flags & EXEC_HISTORY_AT_TIME;
+        struct proc *p;
+        int k = 0;
+
+        pthread_mutex_lock(&h->lock);
+        p = start_time ? find(h, pid, start_time) : find_latest(h, pid);
+        if (!p || ((flags & EXEC_HISTORY_EXITED_ONLY) && !p->exited) || !p->complete) {
+                k = -ENOENT;
+                goto out;
+        }
+        v = (struct exec_history_view) {
+                .pid = p->pid, .start_time = p->start_time, .exited = p->exited, .exit_usec = p->exit_usec,
+                .known_since_usec = p->known_since_usec, .uid = p->uid, .euid = p->euid, .suid = p->suid,
+                .dumpable = p->dumpable,
+        };
+        memcpy(v.comm, p->comm, sizeof(v.comm));
+        if (at_time && time_usec < p->known_since_usec) {
+                k = -ERANGE;
+                goto out;
+        }
+        v.mappings = calloc(MAX(p->n, (size_t) 1), sizeof(*v.mappings));
+        if (!v.mappings) {
+                k = -ENOMEM;
+                goto out;
+        }
+        for (size_t i = 0; i < p->n; i++) {
+                const struct exec_history_mapping *m = &p->m[i];
+                /* At its exit: every interval still open then was closed at the exit's time
+                 * (those the exit record opened too: a process first seen at its exit). */
+                bool valid = at_time ? m->from_usec <= time_usec && time_usec < m->to_usec
+                                     : (p->exited ? m->to_usec == p->exit_usec : m->to_usec == UINT64_MAX);
+
+                if (!valid)
+                        continue;
+                v.mappings[v.n] = *m;
+                v.mappings[v.n].path = NULL;
+                if (m->path && !(v.mappings[v.n].path = strdup(m->path))) {
+                        k = -ENOMEM;
+                        break;
+                }
+                v.n++;
+        }
+        qsort(v.mappings, v.n, sizeof(*v.mappings), cmp_start);
+out:
+        pthread_mutex_unlock(&h->lock);
+        if (k < 0 && k != -ERANGE) {
+                exec_history_view_done(&v);
+                return k;
+        }
+        *ret = v;
+        return k;
+}
+
+void exec_history_get_stats(struct exec_history *h, struct exec_history_stats *ret) {
+        pthread_mutex_lock(&h->lock);
+        *ret = (struct exec_history_stats) {
+                .processes = h->processes, .exited = h->exited, .bytes = h->bytes, .evicted = h->evicted,
+                .records = h->records,
+        };
+        pthread_mutex_unlock(&h->lock);
+}

@@ -1,0 +1,142 @@
+/* The history of processes' executable file mappings (each with the interval it was valid), kept after exit for a while within a memory bound: answers after exit and as of a time. */
+#pragma once
+
+/* Design. Records come from the BPF capture (exec-maps.h), converted by the caller: a FULL record
+ * states every executable file mapping of the process at a time (after exec, at exit), a RANGE
+ * record every one overlapping [lo, hi) (after mmap, munmap, mprotect, mremap). Applying one
+ * closes the intervals of what is no longer there (trimmed to the part outside the range: the
+ * rest of a split mapping stays as it was) and opens intervals for what is new.
+ *
+ * A process's history is complete from known_since on: its exec, its fork (the parent's set is
+ * copied), a seed (a complete read of a live process by the daemon), or its first full record.
+ * A question about an earlier time is answered with -ERANGE. The times are CLOCK_MONOTONIC
+ * microseconds, as bpf_ktime_get_ns() / 1000 and perf samples give them.
+ *
+ * Processes are keyed by (pid, start_time): a reused pid is another process. An exited process is
+ * kept for retain_usec after its exit; past max_bytes (all processes) or max_bytes_per_uid
+ * (the exited processes of one owner) the oldest exits go first. Live processes count toward
+ * max_bytes but are never dropped for it (only their exit or lost records end them): each is
+ * bounded instead, a history growing past EXEC_HISTORY_INTERVALS_MAX forgetting its oldest
+ * closed intervals (known_since moves).
+ *
+ * Thread-safe: records are applied on the server's loop, questions asked from workers. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define EXEC_HISTORY_INTERVALS_MAX 4096
+#define EXEC_HISTORY_RETAIN_SEC_DEFAULT 60
+#define EXEC_HISTORY_MAX_BYTES_DEFAULT (64u << 20)
+
+struct exec_history_mapping {
+        uint64_t start, end;            /* [start, end) */
+        uint64_t offset;
+        uint64_t inode;
+        uint32_t dev_major, dev_minor;
+        uint8_t flags;                  /* PERM_* of basic/perms.h */
+        char *path;                     /* NULL: unknown (cut) */
+        uint64_t from_usec, to_usec;    /* valid in [from, to); to UINT64_MAX: still valid */
+};
+
+enum exec_history_record_kind {
+        EXEC_HISTORY_EXEC,              /* full: a new program, everything before ends */
+        EXEC_HISTORY_RANGE,             /* the set overlapping [lo, hi) */
+        EXEC_HISTORY_EXIT,              /* full, and the process ended */
+};
+
+struct exec_history_record {
+        enum exec_history_record_kind kind;
+        pid_t pid;
+        uint64_t start_time;            /* clock ticks since boot, as /proc/PID/stat */
+        uint64_t time_usec;
+        uint64_t lo, hi;                /* RANGE only */
+        uid_t uid, euid, suid;
+        unsigned dumpable;
+        char comm[16];
+        const struct exec_history_mapping *mappings;    /* from/to ignored; path may be NULL */
+        size_t n;
+        /* The capture could not read the address space: nothing is stated. A RANGE or EXEC
+         * record is then ignored (an EXEC leaves the process's history incomplete); an EXIT
+         * ends the process with the set it had. */
+        bool unread;
+};
+
+/* What a record changed: copies, the caller's (exec_history_diff_done()). */
+struct exec_history_diff {
+        struct exec_history_mapping *added, *removed;
+        size_t n_added, n_removed;
+};
+void exec_history_diff_done(struct exec_history_diff *d);
+
+struct exec_history_config {
+        uint64_t retain_usec;           /* 0: EXEC_HISTORY_RETAIN_SEC_DEFAULT s */
+        size_t max_bytes;               /* 0: EXEC_HISTORY_MAX_BYTES_DEFAULT */
+        size_t max_bytes_per_uid;       /* 0: max_bytes / 4 */
+};
+
+struct exec_history;
+
+int exec_history_new(const struct exec_history_config *cfg, struct exec_history **ret);
+/* Accepts NULL; returns NULL. */
+struct exec_history *exec_history_free(struct exec_history *h);
+
+/* Applies r (see the design). ret_diff (may be NULL) receives what came and went. -ENOMEM, -EINVAL. */
+int exec_history_apply(struct exec_history *h, const struct exec_history_record *r, struct exec_history_diff *ret_diff);
+
+/* child (a new process at time_usec) starts with parent's current set, when parent (its latest
+ * process under that pid, alive) is known. 0, or -ENOENT when it is not. */
+int exec_history_fork(struct exec_history *h, pid_t parent, pid_t child, uint64_t child_start_time,
+                      uint64_t time_usec);
+
+/* The process's set as the daemon read it complete at time_usec (a live process first seen by
+ * a query): its history starts there, unless records already made it complete. Ignored when a
+ * record of the process was applied since *generation was taken (exec_history_generation()). */
+int exec_history_seed(struct exec_history *h, pid_t pid, uint64_t start_time, uint64_t time_usec,
+                      uint64_t generation, const struct exec_history_mapping *m, size_t n, uid_t uid);
+/* Counts every record applied: a seed read after this is older than none of them. */
+uint64_t exec_history_generation(const struct exec_history *h);
+
+/* Forgets every process (events were lost: what is kept may lack changes). */
+void exec_history_clear(struct exec_history *h);
+
+/* Drops what is past retention at now_usec. */
+void exec_history_expire(struct exec_history *h, uint64_t now_usec);
+
+/* What a question gets: a copy (exec_history_view_done()). */
+struct exec_history_view {
+        pid_t pid;
+        uint64_t start_time;
+        bool exited;
+        uint64_t exit_usec;
+        uint64_t known_since_usec;
+        uid_t uid, euid, suid;          /* at exit (else the latest record's) */
+        unsigned dumpable;
+        char comm[16];
+        struct exec_history_mapping *mappings;  /* valid at the time asked, sorted by start */
+        size_t n;
+};
+void exec_history_view_done(struct exec_history_view *v);
+
+enum {
+        EXEC_HISTORY_EXITED_ONLY = 1u << 0,     /* only a process that exited */
+        EXEC_HISTORY_AT_TIME = 1u << 1,         /* as of time_usec, else the latest set */
+};
+
+/* The process pid (start_time 0: the latest process under pid, which must have exited when
+ * EXITED_ONLY asks for one: a pid reused by a live process names that one) and its mappings
+ * valid at time_usec (or the latest: at its exit). -ENOENT: not known; -ERANGE: time_usec is
+ * before what is known of it (*ret still filled, without mappings: who it is, since when);
+ * -ENOMEM. */
+int exec_history_get(struct exec_history *h, pid_t pid, uint64_t start_time, uint64_t time_usec, unsigned flags,
+                     struct exec_history_view *ret);
+
+struct exec_history_stats {
+        size_t processes;               /* kept, live or exited */
+        size_t exited;
+        size_t bytes;
+        uint64_t evicted;               /* exited processes dropped before their time (memory) */
+        uint64_t records;               /* applied */
+};
+void exec_history_get_stats(struct exec_history *h, struct exec_history_stats *ret);

@@ -1,0 +1,270 @@
+/* Lookup and ListMappings answered from the kept history of executable file mappings: processes that exited, and answers as of a time. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "engine.h"
+#include "exec-history.h"
+#include "layout.h"
+#include "memmapd-codec.h"
+#include "methods-internal.h"
+#include "process.h"
+#include "retention.h"
+#include "time-util.h"
+
+/* The rule for what the kernel can no longer be asked about (memmapd(8)): a privileged client, or
+ * one in the daemon's user namespace whose uid was the process's real, effective and saved uid
+ * when it was last seen (at its exit), while the process was dumpable (as ptrace_may_access()
+ * would have let that uid read its maps). */
+bool retained_access_allowed(const struct client *c, const struct exec_history_view *v) {
+        if (c->privileged)
+                return true;
+        return c->userns == 0 && c->uid == v->uid && c->uid == v->euid && c->uid == v->suid && v->dumpable == 1;
+}
+
+static void close_fd(int *fd) {
+        if (*fd >= 0)
+                close(*fd);
+}
+
+/* The files' facts of a process that is gone are read through the daemon's own view: its root
+ * for the paths, each file checked by device and inode (another file under the name gives no
+ * facts). A process of the daemon's own with the kept identity stands for it in the engine. */
+static int stand_in_open(const struct exec_history_view *v, struct process *ret) {
+        int proc_fd = open("/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        int maps_fd;
+
+        if (proc_fd < 0)
+                return -errno;
+        maps_fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+        if (maps_fd < 0) {
+                int r = -errno;
+
+                close(proc_fd);
+                return r;
+        }
+        *ret = (struct process) {
+                .pid = v->pid, .pidfd = -1, .proc_fd = proc_fd, .maps_fd = maps_fd, .start_time = v->start_time,
+                .refs = 1,
+        };
+        return 0;
+}
+
+static void stand_in_close(struct process *p) {
+        close_fd(&p->proc_fd);
+        close_fd(&p->maps_fd);
+}
+
+/* The kept mappings as a layout: complete as far as executable file mappings go. */
+static int view_layout(const struct exec_history_view *v, struct layout **ret) {
+        _cleanup_(layout_unrefp) struct layout *l = NULL;
+        int r;
+
+        r = layout_new(v->pid, v->start_time, &l);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < v->n; i++) {
+                const struct exec_history_mapping *h = &v->mappings[i];
+                struct mapping m = {
+                        .start = h->start, .end = h->end, .offset = h->offset, .inode = h->inode,
+                        .dev_major = h->dev_major, .dev_minor = h->dev_minor, .flags = h->flags,
+                        .kind = MAPPING_KIND_FILE, .name = h->path,
+                };
+
+                r = layout_add(l, &m);
+                if (r < 0)
+                        return r;
+        }
+        layout_set_complete(l);
+        layout_normalize(l);
+        r = layout_prepare_files(l);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+static const char *reply_time_not_known(struct json_writer *w, const struct exec_history_view *v, uint64_t time_usec) {
+        varlink_reply_begin(w, MEMMAPD_ERROR_TIME_NOT_KNOWN, false);
+        json_writer_key(w, "pid");
+        json_writer_int(w, v->pid);
+        json_writer_key(w, "time_usec");
+        json_writer_uint(w, time_usec);
+        json_writer_key(w, "known_since_usec");
+        json_writer_uint(w, v->known_since_usec);
+        varlink_message_end(w);
+        return MEMMAPD_ERROR_TIME_NOT_KNOWN;
+}
+
+/* A live process's executable file mappings, read now, start its history when nothing kept it
+ * complete yet (a process older than the daemon). */
+static int seed_live(const struct method_context *ctx, struct exec_history *h, const struct process *p) {
+        _cleanup_(layout_unrefp) struct layout *l = NULL;
+        _cleanup_free_ struct exec_history_mapping *m = NULL;
+        uint64_t generation = exec_history_generation(h);
+        uint64_t t = now_usec();
+        size_t n = 0;
+        uid_t uid = 0;
+        int r;
+
+        r = engine_read_layout(ctx->engine, p, ENGINE_EXECUTABLE_ONLY | ENGINE_FILE_BACKED_ONLY, &l);
+        if (r < 0)
+                return r;
+        (void) process_read_uid(p, &uid);
+        m = calloc(MAX(l->mappings.n, (size_t) 1), sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        for (size_t i = 0; i < l->mappings.n; i++) {
+                const struct mapping *x = &l->mappings.items[i];
+
+                if (x->kind != MAPPING_KIND_FILE)
+                        continue;
+                m[n++] = (struct exec_history_mapping) {
+                        .start = x->start, .end = x->end, .offset = x->offset, .inode = x->inode,
+                        .dev_major = x->dev_major, .dev_minor = x->dev_minor, .flags = x->flags,
+                        .path = x->deleted ? NULL : x->name,
+                };
+        }
+        return exec_history_seed(h, p->pid, p->start_time, t, generation, m, n, uid);
+}
+
+/* The view a call answers from, in *ret: 0, -ERANGE (time_usec before what is kept; *ret says
+ * since when), -ENOENT when nothing kept may answer (the caller's own error stands), -errno.
+ * live: the process the call opened (time_usec is asked of it), or NULL for one that is gone. */
+static int find_view(const struct method_context *ctx, pid_t pid, uint64_t start_time, const struct process *live,
+                     bool at_time, uint64_t time_usec, struct exec_history_view *ret) {
+        struct exec_history *h = retention_history(ctx->retention);
+        unsigned flags = at_time ? EXEC_HISTORY_AT_TIME : 0;
+        int r;
+
+        if (!h)
+                return -ENOENT;
+        if (live) {
+                r = exec_history_get(h, live->pid, live->start_time, time_usec, flags, ret);
+                if (r == -ENOENT) {
+                        r = seed_live(ctx, h, live);
+                        if (r < 0)
+                                return -ENOENT;
+                        r = exec_history_get(h, live->pid, live->start_time, time_usec, flags, ret);
+                }
+                return r;
+        }
+        r = exec_history_get(h, pid, start_time, time_usec, flags | EXEC_HISTORY_EXITED_ONLY, ret);
+        /* Whoever may not see it learns nothing of it: the kernel's answer stands. */
+        if ((r >= 0 || r == -ERANGE) && !retained_access_allowed(ctx->client, ret)) {
+                exec_history_view_done(ret);
+                return -ENOENT;
+        }
+        return r;
+}
+
+/* After find_view(): NULL and *ret_handled false when the caller's reply stands; else the
+ * writer is emptied for this call's answer, and an error is written when r is one. */
+static const char *take_over(struct json_writer *w, int r, const struct exec_history_view *v, uint64_t time_usec,
+                             bool *ret_handled) {
+        *ret_handled = r != -ENOENT;
+        if (r == -ENOENT)
+                return NULL;
+        json_writer_reset(w);
+        if (r == -ERANGE)
+                return reply_time_not_known(w, v, time_usec);
+        if (r < 0)
+                return reply_internal(w, r);
+        return NULL;
+}
+
+static void write_view_process(struct json_writer *w, const struct exec_history_view *v) {
+        if (v->exited)
+                memmapd_write_process_exited(w, v->pid, v->start_time);
+        else
+                memmapd_write_process(w, v->pid, v->start_time, false);
+}
+
+/* What both methods start with: the view, its layout and the stand-in to read facts through
+ * (the caller closes it when NULL comes back). "" when nothing kept answers: the caller's reply
+ * stands, untouched. */
+static const char *begin_answer(const struct method_context *ctx, struct json_writer *w, pid_t pid,
+                                uint64_t start_time, const struct process *live, bool at_time, uint64_t time_usec,
+                                struct exec_history_view *v, struct layout **l, struct process *stand_in,
+                                bool *ret_handled) {
+        const char *err;
+        int r;
+
+        r = find_view(ctx, pid, start_time, live, at_time, time_usec, v);
+        err = take_over(w, r, v, time_usec, ret_handled);
+        if (err || !*ret_handled)
+                return err ? err : "";
+        r = view_layout(v, l);
+        if (r >= 0)
+                r = stand_in_open(v, stand_in);
+        return r < 0 ? reply_internal(w, r) : NULL;
+}
+
+const char *retained_lookup(const struct method_context *ctx, struct json_writer *w, pid_t pid, uint64_t start_time,
+                            const struct process *live, bool at_time, uint64_t time_usec, const uint64_t *addrs,
+                            size_t n, bool build_ids, bool *ret_handled) {
+        _cleanup_(exec_history_view_done) struct exec_history_view v = {};
+        _cleanup_(layout_unrefp) struct layout *l = NULL, *out = NULL;
+        _cleanup_free_ struct layout_result *results = NULL;
+        struct process stand_in;
+        const char *err;
+        int r;
+
+        err = begin_answer(ctx, w, pid, start_time, live, at_time, time_usec, &v, &l, &stand_in, ret_handled);
+        if (err)
+                return *err ? err : NULL;
+        r = engine_lookup_shared(ctx->engine, &stand_in, l, addrs, n, build_ids ? ENGINE_BUILD_IDS : 0, &out,
+                                 &results);
+        stand_in_close(&stand_in);
+        if (r < 0)
+                return reply_internal(w, r);
+
+        varlink_reply_begin(w, NULL, false);
+        write_view_process(w, &v);
+        json_writer_key(w, "mappings");
+        json_writer_array_begin(w);
+        for (size_t i = 0; i < out->mappings.n; i++)
+                write_mapping(w, &out->mappings.items[i]);
+        json_writer_array_end(w);
+        json_writer_key(w, "results");
+        json_writer_array_begin(w);
+        for (size_t i = 0; i < n; i++)
+                write_result(w, addrs[i], &results[i], false, NULL);
+        json_writer_array_end(w);
+        varlink_message_end(w);
+        return NULL;
+}
+
+static int visit_write(struct mapping *m, void *userdata) {
+        write_mapping(userdata, m);
+        return 0;
+}
+
+const char *retained_list(const struct method_context *ctx, struct json_writer *w, pid_t pid, uint64_t start_time,
+                          unsigned engine_flags, bool *ret_handled) {
+        _cleanup_(exec_history_view_done) struct exec_history_view v = {};
+        _cleanup_(layout_unrefp) struct layout *l = NULL;
+        struct process stand_in;
+        const char *err;
+        int r;
+
+        err = begin_answer(ctx, w, pid, start_time, NULL, false, 0, &v, &l, &stand_in, ret_handled);
+        if (err)
+                return *err ? err : NULL;
+        varlink_reply_begin(w, NULL, false);
+        write_view_process(w, &v);
+        json_writer_key(w, "mappings");
+        json_writer_array_begin(w);
+        r = engine_list_shared(ctx->engine, &stand_in, l, engine_flags, visit_write, w);
+        stand_in_close(&stand_in);
+        if (r < 0) {
+                json_writer_done(w);
+                return reply_internal(w, r);
+        }
+        json_writer_array_end(w);
+        varlink_message_end(w);
+        return NULL;
+}

@@ -1,0 +1,300 @@
+/* Retention of exited processes and answers as of a time: the exec-maps capture drained into the exec history. */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "exec-history.h"
+#include "log.h"
+#include "perms.h"
+#include "proc-events.h"
+#include "retention.h"
+#include "time-util.h"
+
+#if HAVE_BPF
+#include "exec-maps-capture.h"
+#endif
+
+/* Processes whose records of one capture (a range of more than EXEC_MAPS_PER_RECORD mappings) are
+ * being gathered: records of other processes may come between them. */
+#define PENDING_MAX 16
+
+struct pending {
+        uint32_t tgid;                  /* 0: free */
+        struct exec_history_record r;   /* mappings owned, paths owned */
+        struct exec_history_mapping *m;
+        size_t n;
+};
+
+struct retention {
+        struct exec_history *history;
+        struct proc_events *events;
+        int listener;
+#if HAVE_BPF
+        struct exec_maps_capture *capture;
+        uint64_t lost_seen;
+#endif
+        uint64_t tick_ns;
+        struct pending pending[PENDING_MAX];
+};
+
+static void pending_clear(struct pending *p) {
+        for (size_t i = 0; i < p->n; i++)
+                free(p->m[i].path);
+        free(p->m);
+        *p = (struct pending) {};
+}
+
+/* A fork copies the parent's set: the child shares its mappings until it changes them. */
+static void on_proc_event(const struct proc_event *e, void *userdata) {
+        struct retention *r = userdata;
+
+        if (e->type == PROC_EVENT_FORK)
+                (void) exec_history_fork(r->history, e->parent, e->pid, e->start_time, e->time_usec);
+}
+
+int retention_new(const struct retention_config *cfg, struct proc_events *events, struct retention **ret) {
+        _cleanup_free_ struct retention *r = calloc(1, sizeof(*r));
+        long hz = sysconf(_SC_CLK_TCK);
+        int k;
+
+        if (!r)
+                return -ENOMEM;
+        r->listener = -1;
+        r->events = events;
+        r->tick_ns = hz > 0 ? 1000000000u / (uint64_t) hz : 10000000u;
+        if (!cfg->enabled) {
+                log_info("Retention of exited processes off (RetainExitedSec=0)");
+                *ret = TAKE_PTR(r);
+                return 0;
+        }
+#if HAVE_BPF
+        k = exec_maps_capture_new(&r->capture);
+        if (k < 0) {
+                log_notice("Retention of exited processes off: cannot load the BPF capture of executable "
+                           "mappings (%s)", strerror(-k));
+                *ret = TAKE_PTR(r);
+                return 0;
+        }
+        k = exec_history_new(&(struct exec_history_config) {
+                                     .retain_usec = cfg->retain_sec * 1000000u,
+                                     .max_bytes = cfg->max_bytes,
+                                     .max_bytes_per_uid = cfg->max_bytes_per_user },
+                             &r->history);
+        if (k < 0) {
+                exec_maps_capture_free(r->capture);
+                return k;
+        }
+        if (events) {
+                k = proc_events_listen(events, on_proc_event, NULL, r);
+                if (k < 0) {
+                        exec_history_free(r->history);
+                        exec_maps_capture_free(r->capture);
+                        return k;
+                }
+                r->listener = k;
+        }
+        log_info("Retention of exited processes on: executable mappings kept %llu s after exit",
+                 (unsigned long long) cfg->retain_sec);
+#else
+        (void) k;
+        log_notice("Retention of exited processes off: memmapd was built without BPF support");
+#endif
+        *ret = TAKE_PTR(r);
+        return 0;
+}
+
+struct retention *retention_free(struct retention *r) {
+        if (!r)
+                return NULL;
+        proc_events_unlisten(r->events, r->listener);
+#if HAVE_BPF
+        exec_maps_capture_free(r->capture);
+#endif
+        for (size_t i = 0; i < PENDING_MAX; i++)
+                pending_clear(&r->pending[i]);
+        exec_history_free(r->history);
+        free(r);
+        return NULL;
+}
+
+bool retention_active(const struct retention *r) {
+        return r && r->history;
+}
+
+struct exec_history *retention_history(const struct retention *r) {
+        return r ? r->history : NULL;
+}
+
+int retention_event_fd(const struct retention *r) {
+#if HAVE_BPF
+        if (retention_active(r))
+                return exec_maps_capture_fd(r->capture);
+#else
+        (void) r;
+#endif
+        return -1;
+}
+
+void retention_tick(struct retention *r) {
+        if (retention_active(r))
+                exec_history_expire(r->history, now_usec());
+}
+
+#if HAVE_BPF
+static void publish_diff(struct retention *r, const struct exec_history_record *hr, const struct exec_history_diff *d) {
+        _cleanup_free_ struct proc_event_mapping *added = NULL, *removed = NULL;
+        struct proc_event e;
+
+        if (!r->events || (d->n_added == 0 && d->n_removed == 0) || hr->kind == EXEC_HISTORY_EXIT)
+                return;
+        added = calloc(MAX(d->n_added, (size_t) 1), sizeof(*added));
+        removed = calloc(MAX(d->n_removed, (size_t) 1), sizeof(*removed));
+        if (!added || !removed)
+                return;
+        for (int side = 0; side < 2; side++) {
+                const struct exec_history_mapping *src = side ? d->removed : d->added;
+                struct proc_event_mapping *dst = side ? removed : added;
+                size_t n = side ? d->n_removed : d->n_added;
+
+                for (size_t i = 0; i < n; i++)
+                        dst[i] = (struct proc_event_mapping) {
+                                .start = src[i].start, .end = src[i].end, .offset = src[i].offset,
+                                .dev_major = src[i].dev_major, .dev_minor = src[i].dev_minor,
+                                .inode = src[i].inode, .path = src[i].path,
+                        };
+        }
+        e = (struct proc_event) {
+                .type = PROC_EVENT_MAPPINGS, .pid = hr->pid, .start_time = hr->start_time,
+                .time_usec = hr->time_usec, .added = added, .removed = removed,
+                .n_added = d->n_added, .n_removed = d->n_removed,
+        };
+        memcpy(e.comm, hr->comm, sizeof(e.comm));
+        proc_events_publish(r->events, &e);
+}
+
+static void apply(struct retention *r, const struct exec_history_record *hr) {
+        struct exec_history_diff d = {};
+
+        if (exec_history_apply(r->history, hr, r->events ? &d : NULL) < 0)
+                return;
+        publish_diff(r, hr, &d);
+        exec_history_diff_done(&d);
+}
+
+static struct pending *pending_find(struct retention *r, uint32_t tgid, bool create) {
+        struct pending *free_slot = NULL;
+
+        for (size_t i = 0; i < PENDING_MAX; i++) {
+                if (r->pending[i].tgid == tgid)
+                        return &r->pending[i];
+                if (!free_slot && r->pending[i].tgid == 0)
+                        free_slot = &r->pending[i];
+        }
+        if (create && free_slot)
+                free_slot->tgid = tgid;
+        return create ? free_slot : NULL;
+}
+
+static int on_record(const struct exec_maps_record *er, void *userdata) {
+        struct retention *r = userdata;
+        struct pending *p = pending_find(r, er->tgid, true);
+        struct exec_history_record hr;
+
+        if (!p)
+                return 0;       /* more than PENDING_MAX processes mid-capture: dropped */
+        if (p->n + er->n > EXEC_HISTORY_INTERVALS_MAX) {
+                pending_clear(p);
+                return 0;
+        }
+        if (er->n > 0) {
+                struct exec_history_mapping *m = reallocarray(p->m, p->n + er->n, sizeof(*m));
+
+                if (!m) {
+                        pending_clear(p);
+                        return 0;
+                }
+                p->m = m;
+        }
+        for (uint32_t i = 0; i < er->n && i < EXEC_MAPS_PER_RECORD; i++) {
+                const struct exec_maps_mapping *s = &er->m[i];
+                bool cut = (s->flags & EXEC_MAPS_M_PATH_CUT) || s->path_len == 0 || s->path_len >= EXEC_MAPS_PATH_MAX;
+
+                p->m[p->n] = (struct exec_history_mapping) {
+                        .start = s->start, .end = s->end, .offset = s->offset, .inode = s->inode,
+                        .dev_major = s->dev >> 20, .dev_minor = s->dev & 0xfffff,
+                        .flags = (s->flags & EXEC_MAPS_M_READ ? PERM_READ : 0) |
+                                 (s->flags & EXEC_MAPS_M_WRITE ? PERM_WRITE : 0) |
+                                 (s->flags & EXEC_MAPS_M_EXEC ? PERM_EXEC : 0) |
+                                 (s->flags & EXEC_MAPS_M_SHARED ? PERM_SHARED : 0),
+                        /* The BPF side is ours, but its path is NUL-terminated here regardless. */
+                        .path = cut ? NULL : strndup(s->path, s->path_len),
+                };
+                p->n++;
+        }
+        if (p->n == er->n) {
+                /* The first record of the capture: its identity and where its range starts. */
+                p->r = (struct exec_history_record) {
+                        .kind = er->kind == EXEC_MAPS_EXEC   ? EXEC_HISTORY_EXEC
+                                : er->kind == EXEC_MAPS_EXIT ? EXEC_HISTORY_EXIT
+                                                             : EXEC_HISTORY_RANGE,
+                        .pid = (pid_t) er->tgid,
+                        /* As the kernel makes field 22 of /proc/PID/stat from it. */
+                        .start_time = er->start_boottime / r->tick_ns,
+                        .time_usec = er->time_ns / 1000,
+                        .lo = er->range_start,
+                        .uid = er->uid, .euid = er->euid, .suid = er->suid, .dumpable = er->dumpable,
+                };
+                memcpy(p->r.comm, er->comm, sizeof(p->r.comm));
+                p->r.comm[sizeof(p->r.comm) - 1] = 0;
+        }
+        if (er->flags & EXEC_MAPS_F_MORE)
+                return 0;
+        hr = p->r;
+        hr.hi = er->range_end;
+        hr.mappings = p->m;
+        hr.n = p->n;
+        hr.unread = er->flags & EXEC_MAPS_F_UNREAD;
+        apply(r, &hr);
+        pending_clear(p);
+        return 0;
+}
+#endif
+
+int retention_drain(struct retention *r) {
+#if HAVE_BPF
+        struct exec_maps_capture_stats st;
+        int k;
+
+        if (!retention_active(r))
+                return 0;
+        k = exec_maps_capture_drain(r->capture, on_record, r);
+        exec_maps_capture_get_stats(r->capture, &st);
+        if (st.lost != r->lost_seen) {
+                log_warning("Capture of executable mappings lost %llu record(s): forgetting every kept history",
+                            (unsigned long long) (st.lost - r->lost_seen));
+                proc_events_publish_lost(r->events, st.lost - r->lost_seen);
+                r->lost_seen = st.lost;
+                exec_history_clear(r->history);
+        }
+        return k < 0 ? k : 0;
+#else
+        (void) r;
+        return 0;
+#endif
+}
+
+void retention_get_stats(const struct retention *r, struct retention_stats *ret) {
+        *ret = (struct retention_stats) {};
+#if HAVE_BPF
+        if (retention_active(r)) {
+                struct exec_maps_capture_stats st;
+
+                exec_maps_capture_get_stats(r->capture, &st);
+                *ret = (struct retention_stats) { .records = st.emitted, .lost = st.lost, .unread = st.unread };
+        }
+#endif
+}

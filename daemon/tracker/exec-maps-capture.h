@@ -1,0 +1,34 @@
+/* Executable-mapping capture: loads the exec-maps BPF programs and hands on their records (a process's executable file mappings after exec, after changes, at exit). */
+#pragma once
+
+#include <stdint.h>
+
+#include "cleanup.h"
+#include "exec-maps.h"
+
+struct exec_maps_capture;
+
+/* Called for each record (checked: its size matches its n); a negative return stops the drain and
+ * is returned by it. The record lives only during the call. */
+typedef int (*exec_maps_record_fn)(const struct exec_maps_record *r, void *userdata);
+
+/* Loads and attaches the programs: sched_process_exec, sched_process_exit and sys_exit (tp_btf),
+ * with the open-coded VMA iterator (6.7+). Needs what mm_tracker_new() needs; -errno otherwise
+ * (-EPERM when BPF is denied), changing nothing. Silences libbpf's messages while it runs. */
+int exec_maps_capture_new(struct exec_maps_capture **ret);
+/* Detaches and unloads; accepts NULL; returns NULL. */
+struct exec_maps_capture *exec_maps_capture_free(struct exec_maps_capture *c);
+DEFINE_CLEANUP_FUNC(struct exec_maps_capture *, exec_maps_capture_free);
+#define _cleanup_exec_maps_capture_ _cleanup_(exec_maps_capture_freep)
+
+/* An fd that polls readable while records wait. */
+int exec_maps_capture_fd(const struct exec_maps_capture *c);
+/* Hands each waiting record to fn; never blocks. The number handed on, -errno, or fn's return. */
+int exec_maps_capture_drain(struct exec_maps_capture *c, exec_maps_record_fn fn, void *userdata);
+
+struct exec_maps_capture_stats {
+        uint64_t emitted;       /* records sent */
+        uint64_t lost;          /* records the ring buffer had no room for */
+        uint64_t unread;        /* captures that found the address space locked */
+};
+void exec_maps_capture_get_stats(const struct exec_maps_capture *c, struct exec_maps_capture_stats *ret);

@@ -1,0 +1,466 @@
+/* Integration tests for retention (issue 15 part A) against the real daemon and real processes: a
+ * short-lived process looked up after its exit (path, build ID, elf_vaddr as /proc, readelf and nm
+ * say), pid reuse with and without start_time, A / nothing / B at one address as of a time (live
+ * and after exit), and who may see what was kept. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <grp.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "cleanup.h"
+#include "fixture.h"
+
+#define UID_A 4242
+#define UID_B 4243
+
+static struct test_daemon daemon_;
+static const char *fixture_bin, *lib_path;
+/* Why every test skips (root missing, BPF not built or denied), or NULL. */
+static char skip_why[160];
+
+#define SKIP_WITHOUT_RETENTION()                                  \
+        do {                                                      \
+                if (skip_why[0]) {                                \
+                        printf("# SKIP: %s\n", skip_why);         \
+                        skip();                                   \
+                }                                                 \
+        } while (0)
+
+/* What a fixture printed ("key value" lines up to "end"; "map" lines kept whole). */
+struct report {
+        pid_t pid;
+        int stdin_fd;
+        unsigned long long start_time, t[4];
+        uint64_t function, libc_getpid, address;
+        char maps[32][1024];
+        size_t n_maps;
+};
+
+/* Starts the fixture (as uid/gid unless -1) and reads its report; the process may have exited by
+ * the time this returns (it is reaped only by reap()). */
+static int spawn(const char *const *argv, uid_t uid, gid_t gid, struct report *ret) {
+        int out[2], in[2];
+        char line[1024];
+        FILE *f;
+        pid_t pid;
+
+        memset(ret, 0, sizeof(*ret));
+        if (pipe2(out, O_CLOEXEC) < 0 || pipe2(in, O_CLOEXEC) < 0)
+                return -errno;
+        pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                dup2(out[1], 1);
+                dup2(in[0], 0);
+                if (uid != (uid_t) -1 && (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
+                                          setresuid(uid, uid, uid) < 0))
+                        _exit(126);
+                execv(argv[0], (char **) argv);
+                _exit(127);
+        }
+        close(out[1]);
+        close(in[0]);
+        ret->pid = pid;
+        ret->stdin_fd = in[1];
+        f = fdopen(out[0], "re");
+        if (!f)
+                return -errno;
+        while (fgets(line, sizeof(line), f)) {
+                if (strcmp(line, "end\n") == 0)
+                        break;
+                if (strncmp(line, "map ", 4) == 0 && ret->n_maps < 32)
+                        snprintf(ret->maps[ret->n_maps++], sizeof(ret->maps[0]), "%s", line + 4);
+                (void) (sscanf(line, "start_time %llu", &ret->start_time) ||
+                        sscanf(line, "function %" SCNx64, &ret->function) ||
+                        sscanf(line, "libc %" SCNx64, &ret->libc_getpid) ||
+                        sscanf(line, "address %" SCNx64, &ret->address) || sscanf(line, "t0 %llu", &ret->t[0]) ||
+                        sscanf(line, "t1 %llu", &ret->t[1]) || sscanf(line, "t2 %llu", &ret->t[2]) ||
+                        sscanf(line, "t3 %llu", &ret->t[3]));
+        }
+        fclose(f);
+        return ret->start_time > 0 ? 0 : -EBADMSG;
+}
+
+static int reap(struct report *r) {
+        int status = -1;
+
+        if (r->stdin_fd >= 0)
+                close(r->stdin_fd);
+        r->stdin_fd = -1;
+        if (waitpid(r->pid, &status, 0) < 0)
+                return -errno;
+        return status;
+}
+
+static struct json_object *call(const char *fmt, ...) {
+        _cleanup_free_ char *msg = NULL, *reply = NULL;
+        struct json_object *o;
+        va_list ap;
+        int fd;
+
+        va_start(ap, fmt);
+        assert_true(vasprintf(&msg, fmt, ap) >= 0);
+        va_end(ap);
+        fd = test_connect(daemon_.socket);
+        assert_true(fd >= 0);
+        reply = test_call(fd, msg);
+        close(fd);
+        assert_non_null(reply);
+        o = json_tokener_parse(reply);
+        assert_non_null(o);
+        return o;
+}
+
+static const char *error_of(struct json_object *o) {
+        struct json_object *e;
+
+        return json_object_object_get_ex(o, "error", &e) ? json_object_get_string(e) : NULL;
+}
+
+static struct json_object *get(struct json_object *o, const char *path) {
+        char key[64];
+
+        while (o && *path) {
+                size_t n = strcspn(path, ".");
+
+                snprintf(key, sizeof(key), "%.*s", (int) n, path);
+                if (json_object_is_type(o, json_type_array))
+                        o = json_object_array_get_idx(o, (size_t) atoi(key));
+                else if (!json_object_object_get_ex(o, key, &o))
+                        return NULL;
+                path += n + (path[n] == '.');
+        }
+        return o;
+}
+
+static const char *get_string(struct json_object *o, const char *path) {
+        struct json_object *v = get(o, path);
+
+        return v ? json_object_get_string(v) : NULL;
+}
+
+/* The mapping of a Lookup reply that result i points at, or NULL when it is unmapped. */
+static struct json_object *result_mapping(struct json_object *reply, size_t i) {
+        char path[64];
+        struct json_object *idx;
+
+        snprintf(path, sizeof(path), "parameters.results.%zu.mapping", i);
+        idx = get(reply, path);
+        if (!idx || json_object_get_int(idx) < 0)
+                return NULL;
+        snprintf(path, sizeof(path), "parameters.mappings.%d", json_object_get_int(idx));
+        return get(reply, path);
+}
+
+static int group_setup(void **state) {
+        const char *args[] = { "--tracking=auto", "--set=RetainExitedSec=60", NULL };
+        struct json_object *st;
+
+        fixture_bin = test_program("RETAIN_FIXTURE", "tests/retain-fixture");
+        lib_path = test_program("RETAIN_LIB", "tests/libretain-fix.so");
+        if (geteuid() != 0) {
+                snprintf(skip_why, sizeof(skip_why), "retention needs root to load BPF");
+                return 0;
+        }
+        assert_int_equal(test_daemon_start(args, &daemon_), 0);
+        st = call("{\"method\":\"io.memmapd.GetStatus\"}");
+        if (!get_string(st, "parameters.retention") || strcmp(get_string(st, "parameters.retention"), "bpf") != 0) {
+                snprintf(skip_why, sizeof(skip_why), "retention is off here (retention: %s): BPF not built or denied",
+                         get_string(st, "parameters.retention") ?: "(none)");
+                json_object_put(st);
+                test_daemon_stop(&daemon_);
+                daemon_.pid = 0;
+                return 0;
+        }
+        json_object_put(st);
+        return 0;
+}
+
+static int group_teardown(void **state) {
+        if (daemon_.pid > 0)
+                test_daemon_stop(&daemon_);
+        return 0;
+}
+
+/* The /proc line of the report whose path ends in suffix: its start, offset and path. */
+static bool report_map(const struct report *r, const char *suffix, uint64_t *start, uint64_t *offset, char *path) {
+        for (size_t i = 0; i < r->n_maps; i++) {
+                uint64_t s, e, off;
+                char p[400];
+
+                if (sscanf(r->maps[i], "%" SCNx64 "-%" SCNx64 " %*s %" SCNx64 " %*s %*s %399s", &s, &e, &off, p) == 4 &&
+                    strlen(p) >= strlen(suffix) && strcmp(p + strlen(p) - strlen(suffix), suffix) == 0) {
+                        *start = s;
+                        *offset = off;
+                        strcpy(path, p);
+                        return true;
+                }
+        }
+        return false;
+}
+
+/* Result i of a Lookup reply names path, with readelf's build ID, at nm's address of symbol. */
+static void check_result(struct json_object *reply, size_t i, const char *path, const char *symbol) {
+        char want_id[129], key[64];
+
+        assert_non_null(result_mapping(reply, i));
+        assert_string_equal(get_string(result_mapping(reply, i), "path"), path);
+        assert_int_equal(test_readelf_build_id(path, want_id, sizeof(want_id)), 1);
+        assert_string_equal(get_string(result_mapping(reply, i), "build_id"), want_id);
+        snprintf(key, sizeof(key), "parameters.results.%zu.elf_vaddr", i);
+        assert_int_equal(strtoull(get_string(reply, key), NULL, 16), test_nm_symbol(path, symbol, 1));
+}
+
+/* Lookup of a short-lived process after its exit equals what /proc, readelf and nm said. */
+static void check_exited_lookup(const struct report *r, const char *start_time_param) {
+        struct json_object *reply;
+        char lib[400], libc[400];
+        uint64_t lib_start, lib_off, libc_start, libc_off;
+
+        assert_true(report_map(r, "libretain-fix.so", &lib_start, &lib_off, lib));
+        assert_true(report_map(r, "libc.so.6", &libc_start, &libc_off, libc));
+        reply = call("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%d%s,\"build_ids\":true,"
+                     "\"addresses\":[\"0x%" PRIx64 "\",\"0x%" PRIx64 "\",\"0x%" PRIx64 "\"]}}",
+                     (int) r->pid, start_time_param, r->function, lib_start, r->libc_getpid);
+        assert_null(error_of(reply));
+        assert_true(json_object_get_boolean(get(reply, "parameters.process.exited")));
+        assert_int_equal(json_object_get_int64(get(reply, "parameters.process.start_time")), r->start_time);
+
+        /* The library's function and libc's getpid: the path /proc showed, readelf's build ID,
+         * nm's address; the start of the library's executable mapping: /proc's file offset. */
+        check_result(reply, 0, lib, "retain_lib_function");
+        assert_int_equal(strtoull(get_string(reply, "parameters.results.1.file_offset"), NULL, 16), lib_off);
+        check_result(reply, 2, libc, "getpid");
+        json_object_put(reply);
+}
+
+static void test_short_lived_after_exit(void **state) {
+        const char *argv[] = { fixture_bin, "short", lib_path, NULL };
+        struct json_object *reply;
+        struct report r;
+        char param[64];
+
+        SKIP_WITHOUT_RETENTION();
+        assert_int_equal(spawn(argv, -1, -1, &r), 0);
+        assert_int_equal(reap(&r), 0);
+        snprintf(param, sizeof(param), ",\"start_time\":%llu", r.start_time);
+        /* The exit record is drained on the daemon's loop: poll for it (bounded). */
+        for (int i = 0; i < 3000; i++) {
+                reply = call("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d%s}}", (int) r.pid,
+                             param);
+                if (!error_of(reply))
+                        break;
+                json_object_put(reply);
+                reply = NULL;
+                usleep(10000);
+        }
+        assert_non_null(reply);
+        assert_true(json_object_get_boolean(get(reply, "parameters.process.exited")));
+        /* As many executable file mappings as /proc showed (the process did nothing after). */
+        assert_int_equal(json_object_array_length(get(reply, "parameters.mappings")), r.n_maps);
+        json_object_put(reply);
+        check_exited_lookup(&r, param);
+        /* By pid alone, while the pid is not reused. */
+        if (kill(r.pid, 0) < 0 && errno == ESRCH)
+                check_exited_lookup(&r, "");
+}
+
+static void wait_retained(pid_t pid, unsigned long long start_time) {
+        for (int i = 0; i < 3000; i++) {
+                struct json_object *reply = call(
+                        "{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d,\"start_time\":%llu}}",
+                        (int) pid, start_time);
+                bool done = !error_of(reply);
+
+                json_object_put(reply);
+                if (done)
+                        return;
+                usleep(10000);
+        }
+        fail_msg("pid %d never answered from retention", (int) pid);
+}
+
+static void test_pid_reuse(void **state) {
+        const char *short_argv[] = { fixture_bin, "short", lib_path, NULL };
+        const char *wait_argv[] = { fixture_bin, "wait", NULL };
+        struct json_object *reply;
+        struct report a, b;
+        int rounds = 0;
+
+        SKIP_WITHOUT_RETENTION();
+        for (;;) {
+                assert_int_equal(spawn(short_argv, -1, -1, &a), 0);
+                assert_int_equal(reap(&a), 0);
+                wait_retained(a.pid, a.start_time);
+                /* A new process under the same pid, in a later clock tick (another start_time). */
+                test_wait_past_tick(a.start_time);
+                if (!test_set_next_pid(a.pid)) {
+                        skip();
+                        return;
+                }
+                assert_int_equal(spawn(wait_argv, -1, -1, &b), 0);
+                if (b.pid == a.pid)
+                        break;
+                reap(&b);
+                /* Another process took the pid first (a loaded machine): again, bounded. */
+                if (++rounds == 50)
+                        fail_msg("pid reuse never happened in 50 rounds");
+        }
+        assert_true(b.start_time != a.start_time);
+
+        /* pid alone: the live process, as without retention. */
+        reply = call("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%d,\"addresses\":[\"0x%" PRIx64 "\"]}}",
+                     (int) a.pid, a.function);
+        assert_null(error_of(reply));
+        assert_null(get(reply, "parameters.process.exited"));
+        assert_int_equal(json_object_get_int64(get(reply, "parameters.process.start_time")), b.start_time);
+        json_object_put(reply);
+        /* With the old start_time: what was kept of the exited one. */
+        {
+                char param[64];
+
+                snprintf(param, sizeof(param), ",\"start_time\":%llu", a.start_time);
+                check_exited_lookup(&a, param);
+        }
+        reap(&b);
+}
+
+/* The path of the mapping at address as of t, "" when unmapped, or the error's name. */
+static char *path_at(pid_t pid, unsigned long long start_time, uint64_t address, unsigned long long t) {
+        struct json_object *reply =
+                call("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%d,\"start_time\":%llu,"
+                     "\"time_usec\":%llu,\"addresses\":[\"0x%" PRIx64 "\"]}}",
+                     (int) pid, start_time, t, address);
+        char *s;
+
+        if (error_of(reply))
+                s = strdup(error_of(reply));
+        else
+                s = strdup(result_mapping(reply, 0) ? get_string(result_mapping(reply, 0), "path") : "");
+        json_object_put(reply);
+        return s;
+}
+
+static void check_swap(const struct report *r, const char *a, const char *b) {
+        _cleanup_free_ char *before = path_at(r->pid, r->start_time, r->address, r->t[0]);
+        _cleanup_free_ char *during_a = path_at(r->pid, r->start_time, r->address, r->t[1]);
+        _cleanup_free_ char *between = path_at(r->pid, r->start_time, r->address, r->t[2]);
+        _cleanup_free_ char *after = path_at(r->pid, r->start_time, r->address, r->t[3]);
+        _cleanup_free_ char *long_before = path_at(r->pid, r->start_time, r->address, 1);
+
+        assert_string_equal(before, "");
+        assert_string_equal(during_a, a);
+        assert_string_equal(between, "");
+        assert_string_equal(after, b);
+        assert_string_equal(long_before, "io.memmapd.TimeNotKnown");
+}
+
+static void test_a_nothing_b(void **state) {
+        _cleanup_free_ char *a = realpath(lib_path, NULL), *b = realpath(fixture_bin, NULL);
+        const char *argv[] = { fixture_bin, "swap", a, b, NULL };
+        struct report r;
+
+        SKIP_WITHOUT_RETENTION();
+        assert_non_null(a);
+        assert_non_null(b);
+        assert_int_equal(spawn(argv, -1, -1, &r), 0);
+        /* The records of the steps are drained on the daemon's loop: the last one (B mapped)
+         * shows in the latest listing once they all were (bounded poll). */
+        for (int i = 0;; i++) {
+                _cleanup_free_ char *now = path_at(r.pid, r.start_time, r.address, r.t[3]);
+
+                if (strcmp(now, b) == 0)
+                        break;
+                assert_true(i < 3000);
+                usleep(10000);
+        }
+        check_swap(&r, a, b);
+        assert_int_equal(reap(&r), 0);
+        wait_retained(r.pid, r.start_time);
+        /* After its exit, the same history. */
+        check_swap(&r, a, b);
+}
+
+struct as_client {
+        pid_t pid;
+        unsigned long long start_time;
+        char error[128];
+        bool exited;
+};
+
+static int lookup_as(void *arg) {
+        struct as_client *c = arg;
+        _cleanup_free_ char *msg = NULL, *reply = NULL;
+        struct json_object *o, *v;
+        int fd = test_connect(daemon_.socket), r;
+
+        if (fd < 0 || asprintf(&msg, "{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d,"
+                                     "\"start_time\":%llu}}", (int) c->pid, c->start_time) < 0)
+                return 2;
+        reply = test_call(fd, msg);
+        o = reply ? json_tokener_parse(reply) : NULL;
+        close(fd);
+
+        if (!o)
+                return 3;
+        if (error_of(o))
+                r = strcmp(error_of(o), "io.memmapd.NoSuchProcess") == 0 ? 10 : 11;
+        else {
+                v = get(o, "parameters.process.exited");
+                r = v && json_object_get_boolean(v) ? 0 : 12;
+        }
+        json_object_put(o);
+        return r;
+}
+
+static void test_access(void **state) {
+        const char *argv[] = { fixture_bin, "short", lib_path, NULL };
+        const char *argv_nd[] = { fixture_bin, "short-nondumpable", lib_path, NULL };
+        struct as_client c;
+        struct report r;
+
+        SKIP_WITHOUT_RETENTION();
+        /* A process of UID_A: its owner sees what was kept, another uid does not (the kernel's
+         * answer, NoSuchProcess, stands), root does. */
+        assert_int_equal(spawn(argv, UID_A, UID_A, &r), 0);
+        assert_int_equal(reap(&r), 0);
+        wait_retained(r.pid, r.start_time);
+        c = (struct as_client) { .pid = r.pid, .start_time = r.start_time };
+        assert_int_equal(run_as(UID_A, UID_A, lookup_as, &c), 0);
+        assert_int_equal(run_as(UID_B, UID_B, lookup_as, &c), 10);
+
+        /* Non-dumpable at exit: its owner could not have read its maps then. */
+        assert_int_equal(spawn(argv_nd, UID_A, UID_A, &r), 0);
+        assert_int_equal(reap(&r), 0);
+        wait_retained(r.pid, r.start_time);
+        c = (struct as_client) { .pid = r.pid, .start_time = r.start_time };
+        assert_int_equal(run_as(UID_A, UID_A, lookup_as, &c), 10);
+        assert_int_equal(lookup_as(&c), 0);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_short_lived_after_exit),
+                cmocka_unit_test(test_a_nothing_b),
+                cmocka_unit_test(test_pid_reuse),
+                cmocka_unit_test(test_access),
+        };
+
+        setvbuf(stdout, NULL, _IOLBF, 0);
+        return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

@@ -1,0 +1,117 @@
+/* A target for test-retention: a short-lived process that maps libc and a library of its own and
+ * reports its executable mappings as /proc shows them before it exits, or one that maps file A
+ * at an address, unmaps it and maps file B there, reporting the time of each step. */
+
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+static unsigned long long now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (unsigned long long) ts.tv_sec * 1000000u + (unsigned long long) ts.tv_nsec / 1000u;
+}
+
+/* Field 22 of /proc/self/stat, after the command's closing parenthesis. */
+static unsigned long long start_time(void) {
+        char buf[1024], *p;
+        unsigned long long v = 0;
+        FILE *f = fopen("/proc/self/stat", "re");
+        size_t n;
+
+        if (!f)
+                return 0;
+        n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        p = strrchr(buf, ')');
+        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu", &v) != 1)
+                return 0;
+        return v;
+}
+
+static void print_exec_maps(void) {
+        char line[4096];
+        FILE *f = fopen("/proc/self/maps", "re");
+
+        while (f && fgets(line, sizeof(line), f))
+                if (strstr(line, " r-xp ") && strchr(line, '/'))
+                        printf("map %s", line);
+        if (f)
+                fclose(f);
+}
+
+static void *map_file(const char *path, void *at) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        void *p;
+
+        if (fd < 0)
+                return MAP_FAILED;
+        p = mmap(at, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | (at ? MAP_FIXED_NOREPLACE : 0), fd, 0);
+        close(fd);
+        return p;
+}
+
+int main(int argc, char **argv) {
+        setvbuf(stdout, NULL, _IOFBF, 1 << 16);
+        if (argc >= 3 && (strcmp(argv[1], "short") == 0 || strcmp(argv[1], "short-nondumpable") == 0)) {
+                void *lib = dlopen(argv[2], RTLD_NOW);
+                int (*fn)(int) = lib ? (int (*)(int)) dlsym(lib, "retain_lib_function") : NULL;
+
+                if (!fn)
+                        return 2;
+                if (strcmp(argv[1], "short-nondumpable") == 0 && prctl(PR_SET_DUMPABLE, 0) < 0)
+                        return 3;
+                printf("pid %d\nstart_time %llu\nfunction %p %d\nlibc %p\n", (int) getpid(), start_time(),
+                       (void *) fn, fn(1), dlsym(RTLD_DEFAULT, "getpid"));
+                print_exec_maps();
+                printf("end\n");
+                fflush(stdout);
+                return 0;
+        }
+        if (argc >= 4 && strcmp(argv[1], "swap") == 0) {
+                void *a, *b;
+                unsigned long long t0, t1, t2, t3;
+                char c;
+
+                t0 = now_usec();
+                a = map_file(argv[2], NULL);
+                if (a == MAP_FAILED)
+                        return 2;
+                t1 = now_usec();
+                if (munmap(a, 4096) < 0)
+                        return 3;
+                t2 = now_usec();
+                b = map_file(argv[3], a);
+                if (b != a)
+                        return 4;
+                t3 = now_usec();
+                printf("pid %d\nstart_time %llu\naddress %p\nt0 %llu\nt1 %llu\nt2 %llu\nt3 %llu\nend\n", (int) getpid(),
+                       start_time(), a, t0, t1, t2, t3);
+                fflush(stdout);
+                /* Until the test closes our stdin. */
+                while (read(0, &c, 1) > 0)
+                        ;
+                return 0;
+        }
+        if (argc >= 2 && strcmp(argv[1], "wait") == 0) {
+                char c;
+
+                printf("pid %d\nstart_time %llu\nend\n", (int) getpid(), start_time());
+                fflush(stdout);
+                while (read(0, &c, 1) > 0)
+                        ;
+                return 0;
+        }
+        fprintf(stderr, "usage: retain-fixture short|short-nondumpable LIB | swap A B | wait\n");
+        return 1;
+}
