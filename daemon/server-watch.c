@@ -354,7 +354,7 @@ static int writer_impersonate(struct watch *w, struct impersonation *imp) {
 /* Whether the client may hear of r's process: as for any query, the kernel decides with the
  * client's credentials while the process lives; a decision stands ACCESS_DECISION_USEC, and
  * for an exit, as for retained layouts, when it was made at most ACCESS_RETAINED_USEC before.
- * An exec is always decided afresh (the new program may be another user's). */
+ * An exec and mappings are always decided afresh (the new program may be another user's). */
 static bool writer_allowed(struct watch *w, const struct watch_record *r, struct impersonation *imp) {
         struct watch_decision *d;
         struct access_decision ad;
@@ -369,7 +369,11 @@ static bool writer_allowed(struct watch *w, const struct watch_record *r, struct
                                                                      MAX(r->time_usec, (uint64_t) 1));
                 return ok;
         }
-        if (d && r->type != PROC_EVENT_EXEC && now >= d->decided_usec && now - d->decided_usec < ACCESS_DECISION_USEC)
+        /* A layout (mappings) is shown only on a decision made for it: the process may have made
+         * itself not dumpable, or exec'd a setuid program (whose mappings can come before its
+         * exec event: another ring buffer), since the last yes. */
+        if (d && r->type != PROC_EVENT_EXEC && r->type != PROC_EVENT_MAPPINGS && now >= d->decided_usec &&
+            now - d->decided_usec < ACCESS_DECISION_USEC)
                 return d->allowed;
         if (writer_impersonate(w, imp) < 0)
                 return false;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -369,6 +370,9 @@ static void mapper_main(int in, int out, const char *path) {
                         v = at == MAP_FAILED ? 0 : (uint64_t) (uintptr_t) at;
                 } else if (cmd == 'u') {
                         v = munmap(at, 4096) == 0;
+                } else if (cmd == 'd' || cmd == 'D') {
+                        /* Not dumpable: the kernel shows its maps to root only. */
+                        v = prctl(PR_SET_DUMPABLE, cmd == 'D' ? 1 : 0, 0, 0, 0) == 0;
                 } else if (cmd == 'f') {
                         pid_t k = fork();
 
@@ -527,6 +531,114 @@ static void test_pid_watch_mappings_captured(void **state) {
                 skip();
         }
         check_pid_watch_mappings_and_forks(daemon_captured.socket, true);
+}
+
+/* As UID_A, watching every process it may see: mappings of X by its process P while P is
+ * dumpable are heard; Y, mapped right after P made itself not dumpable (the kernel then shows its
+ * maps to root only), must not be, though the client was allowed to see P a moment before; a
+ * mapping of another process of its own, R, made after Y (the capture's records come in order),
+ * is. Returns 0, or which step failed. */
+static int mapper_start_plain(struct mapper *m) {
+        int a[2], b[2];
+
+        if (pipe2(a, O_CLOEXEC) < 0 || pipe2(b, O_CLOEXEC) < 0)
+                return -1;
+        m->pid = fork();
+        if (m->pid < 0)
+                return -1;
+        if (m->pid == 0) {
+                close(a[1]);
+                close(b[0]);
+                mapper_main(a[0], b[1], "/bin/true");
+        }
+        close(a[0]);
+        close(b[1]);
+        m->to = a[1];
+        m->from = b[0];
+        return 0;
+}
+
+static void mapper_end(struct mapper *m) {
+        close(m->to);
+        close(m->from);
+        waitpid(m->pid, NULL, 0);
+}
+
+/* Reads w until a mappings event of pid adds a mapping at want: whether it came; *saw_y tells
+ * whether one of hidden_pid at hidden came meanwhile. */
+static bool wait_mapping(memctl_watch *w, pid_t pid, uint64_t want, pid_t hidden_pid, uint64_t hidden, bool *saw_y) {
+        for (uint64_t deadline = mono_usec() + WAIT_USEC; mono_usec() < deadline;) {
+                struct memctl_event e = MEMCTL_EVENT_INIT;
+                bool found = false;
+
+                if (memctl_watch_next(w, 1000000, &e) < 0)
+                        return false;
+                for (size_t i = 0; e.type == MEMCTL_EVENT_MAPPINGS && i < e.n_added; i++) {
+                        *saw_y |= e.pid == hidden_pid && e.added[i].start == hidden;
+                        found |= e.pid == pid && e.added[i].start == want;
+                }
+                if (found)
+                        return true;
+        }
+        return false;
+}
+
+static int watch_dumpable_as_other(void *arg) {
+        const char *socket = arg;
+        struct mapper p, r;
+        memctl *c = NULL;
+        memctl_watch *w = NULL;
+        uint64_t x, y, z;
+        bool saw_y = false;
+
+        /* The uid change made this process not dumpable: its children would be hidden from the start. */
+        if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0 || mapper_start_plain(&p) < 0 || mapper_start_plain(&r) < 0)
+                return 20;
+        if (memctl_connect(socket, &c) < 0 || memctl_watch_start(c, 0, 0, &w) < 0)
+                return 22;
+        x = mapper_do(&p, 'm');
+        if (!wait_mapping(w, p.pid, x, 0, 0, &saw_y))
+                return 24;
+        /* At once: the decision that let X through is a moment old. */
+        if (mapper_do(&p, 'd') != 1)
+                return 25;
+        y = mapper_do(&p, 'm');
+        z = mapper_do(&r, 'm');
+        if (!wait_mapping(w, r.pid, z, p.pid, y, &saw_y))
+                return 29;
+        /* R first: forked after P, it holds P's pipes too. */
+        mapper_end(&r);
+        mapper_end(&p);
+        memctl_watch_free(w);
+        memctl_free(c);
+        return saw_y ? 28 : 0;
+}
+
+static void test_not_dumpable_hides_mappings(void **state) {
+        pid_t pid;
+        int status;
+
+        (void) state;
+        require_tracking();
+        if (!captured) {
+                printf("[  SKIPPED ] the daemon's capture of executable mappings did not load here: no mappings "
+                       "events of the kernel's to hide\n");
+                skip();
+        }
+        if (geteuid() != 0) {
+                printf("[  SKIPPED ] another uid needs root to switch to\n");
+                skip();
+        }
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                if (setgroups(0, NULL) < 0 || setresgid(GID_A, GID_A, GID_A) < 0 || setresuid(UID_A, UID_A, UID_A) < 0)
+                        test_child_exit(126);
+                test_child_exit(watch_dumpable_as_other((void *) daemon_captured.socket));
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 /* ------------------------------------------------------------------ overflow */
@@ -752,6 +864,7 @@ int main(void) {
                 cmocka_unit_test(test_fork_exec_exit_under_load),
                 cmocka_unit_test(test_pid_watch_mappings_and_forks),
                 cmocka_unit_test(test_pid_watch_mappings_captured),
+                cmocka_unit_test(test_not_dumpable_hides_mappings),
                 cmocka_unit_test(test_overflow),
                 cmocka_unit_test(test_other_uid_sees_only_its_own),
         };
