@@ -46,9 +46,11 @@ mkdir "$work/memmapd"
 if [[ $use_head == yes ]]; then
         git -C "$src" archive HEAD | tar -x -C "$work/memmapd"
 else
-        # Tracked and new files, without anything ignored (build products, generated files).
+        # Tracked and new files, without anything ignored (build products, generated files). One
+        # tar reads the list: xargs would split a long one over several archives, and the reader
+        # stops at the end of the first.
         git -C "$src" ls-files -z --cached --others --exclude-standard |
-                (cd "$src" && xargs -0 tar -c --no-recursion --ignore-failed-read -f -) |
+                (cd "$src" && tar -c --no-recursion --ignore-failed-read --null --verbatim-files-from -f - -T -) |
                 tar -x -C "$work/memmapd"
 fi
 
