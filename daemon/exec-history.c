@@ -20,6 +20,7 @@ struct proc {
         uint64_t start_time;
         bool exited, complete;
         uint64_t exit_usec, known_since_usec;
+        uint64_t exec_usec;             /* its last exec's time; 0: none seen */
         uint64_t seq;                   /* the history's generation at the last record applied */
         uid_t uid, euid, suid;
         unsigned dumpable;
@@ -339,6 +340,8 @@ static int apply_locked(struct exec_history *h, const struct exec_history_record
         memcpy(p->comm, r->comm, sizeof(p->comm));
         p->comm[sizeof(p->comm) - 1] = 0;
 
+        if (r->kind == EXEC_HISTORY_EXEC)
+                p->exec_usec = r->time_usec;
         if (r->unread && r->kind != EXEC_HISTORY_EXIT) {
                 if (r->kind == EXEC_HISTORY_EXEC) {
                         /* Another program whose set is unknown: nothing before it holds. */
@@ -568,7 +571,9 @@ int exec_history_get(struct exec_history *h, pid_t pid, uint64_t start_time, uin
         }
         v = (struct exec_history_view) {
                 .pid = p->pid, .start_time = p->start_time, .exited = p->exited, .exit_usec = p->exit_usec,
-                .known_since_usec = p->known_since_usec, .uid = p->uid, .euid = p->euid, .suid = p->suid,
+                .known_since_usec = p->known_since_usec,
+                .program_since_usec = MAX(p->known_since_usec, p->exec_usec),
+                .uid = p->uid, .euid = p->euid, .suid = p->suid,
                 .dumpable = p->dumpable,
         };
         memcpy(v.comm, p->comm, sizeof(v.comm));

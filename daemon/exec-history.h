@@ -111,6 +111,10 @@ struct exec_history_view {
         bool exited;
         uint64_t exit_usec;
         uint64_t known_since_usec;
+        /* Since when it runs the program it ran last (its last exec, or known_since): the
+         * credentials below are that program's, and only its times may be shown to whoever
+         * they let see the process (an earlier program may have been another user's). */
+        uint64_t program_since_usec;
         uid_t uid, euid, suid;          /* at exit (else the latest record's) */
         unsigned dumpable;
         char comm[16];

@@ -134,8 +134,26 @@ static int seed_live(const struct method_context *ctx, struct exec_history *h, c
 /* The view a call answers from, in *ret: 0, -ERANGE (time_usec before what is kept; *ret says
  * since when), -ENOENT when nothing kept may answer (the caller's own error stands), -errno.
  * live: the process the call opened (time_usec is asked of it), or NULL for one that is gone. */
+static int find_view_of(const struct method_context *ctx, pid_t pid, uint64_t start_time, const struct process *live,
+                        bool at_time, uint64_t time_usec, struct exec_history_view *ret);
+
+/* An unprivileged client was let see the process as it is now (live: the kernel's decision on
+ * its current program; gone: the rule on its last program's credentials): times before that
+ * program's exec are another program's, perhaps a setuid one's, and are not known to it. */
 static int find_view(const struct method_context *ctx, pid_t pid, uint64_t start_time, const struct process *live,
                      bool at_time, uint64_t time_usec, struct exec_history_view *ret) {
+        int r = find_view_of(ctx, pid, start_time, live, at_time, time_usec, ret);
+
+        if (r >= 0 && at_time && !ctx->client->privileged && time_usec < ret->program_since_usec) {
+                exec_history_view_done(ret);
+                ret->known_since_usec = ret->program_since_usec;
+                r = -ERANGE;
+        }
+        return r;
+}
+
+static int find_view_of(const struct method_context *ctx, pid_t pid, uint64_t start_time, const struct process *live,
+                        bool at_time, uint64_t time_usec, struct exec_history_view *ret) {
         struct exec_history *h = retention_history(ctx->retention);
         unsigned flags = at_time ? EXEC_HISTORY_AT_TIME : 0;
         int r;

@@ -2,7 +2,9 @@
  * reports its executable mappings as /proc shows them before it exits, or one that maps file A
  * at an address, unmaps it and maps file B there, reporting the time of each step. */
 
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -78,7 +80,7 @@ int main(int argc, char **argv) {
                 fflush(stdout);
                 return 0;
         }
-        if (argc >= 4 && strcmp(argv[1], "swap") == 0) {
+        if (argc >= 4 && (strcmp(argv[1], "swap") == 0 || strcmp(argv[1], "swap-exec") == 0)) {
                 void *a, *b;
                 unsigned long long t0, t1, t2, t3;
                 char c;
@@ -98,9 +100,18 @@ int main(int argc, char **argv) {
                 printf("pid %d\nstart_time %llu\naddress %p\nt0 %llu\nt1 %llu\nt2 %llu\nt3 %llu\nend\n", (int) getpid(),
                        start_time(), a, t0, t1, t2, t3);
                 fflush(stdout);
-                /* Until the test closes our stdin. */
+                /* Until the test closes our stdin; swap-exec: at its first byte, another program. */
                 while (read(0, &c, 1) > 0)
-                        ;
+                        if (strcmp(argv[1], "swap-exec") == 0) {
+                                /* The test read its report and closed the pipe: the next one
+                                 * would only meet SIGPIPE. */
+                                int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+                                if (null < 0 || dup2(null, 1) < 0)
+                                        return 6;
+                                execl("/proc/self/exe", argv[0], "wait", (char *) NULL);
+                                return 5;
+                        }
                 return 0;
         }
         if (argc >= 2 && strcmp(argv[1], "wait") == 0) {
@@ -112,6 +123,6 @@ int main(int argc, char **argv) {
                         ;
                 return 0;
         }
-        fprintf(stderr, "usage: retain-fixture short|short-nondumpable LIB | swap A B | wait\n");
+        fprintf(stderr, "usage: retain-fixture short|short-nondumpable LIB | swap|swap-exec A B | wait\n");
         return 1;
 }

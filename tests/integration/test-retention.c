@@ -17,7 +17,9 @@
 #include <string.h>
 #include <grp.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -396,6 +398,107 @@ static void test_a_nothing_b(void **state) {
         check_swap(&r, a, b);
 }
 
+/* A Lookup as of t, as another user: the path there, "" when unmapped, or the error's name. */
+struct at_query {
+        pid_t pid;
+        unsigned long long start_time, t;
+        uint64_t address;
+        char answer[256];
+};
+
+static int path_at_as(void *arg) {
+        struct at_query *q = arg;
+        _cleanup_free_ char *msg = NULL, *reply = NULL;
+        struct json_object *o, *m;
+        int fd = test_connect(daemon_.socket);
+
+        if (fd < 0 || asprintf(&msg, "{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%d,\"start_time\":%llu,"
+                                     "\"time_usec\":%llu,\"addresses\":[\"0x%" PRIx64 "\"]}}",
+                               (int) q->pid, q->start_time, q->t, q->address) < 0)
+                return 2;
+        reply = test_call(fd, msg);
+        close(fd);
+        o = reply ? json_tokener_parse(reply) : NULL;
+        if (!o)
+                return 3;
+        m = error_of(o) ? NULL : result_mapping(o, 0);
+        snprintf(q->answer, sizeof(q->answer), "%s",
+                 error_of(o) ? error_of(o) : m ? get_string(m, "path") : "");
+        json_object_put(o);
+        return 0;
+}
+
+/* A process of UID_A maps A, then B, then execs another program: root is answered as of any
+ * time; UID_A only as of its current program's times (the earlier one might have been a setuid
+ * program: the kernel let UID_A see the process as it is now, not as it was). */
+static void test_times_before_exec(void **state) {
+        _cleanup_free_ char *a = realpath(lib_path, NULL), *b = realpath(fixture_bin, NULL);
+        const char *argv[] = { fixture_bin, "swap-exec", a, b, NULL };
+        /* run_as() forks: the answer comes back through shared memory. */
+        struct at_query *q = mmap(NULL, sizeof(*q), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        struct report r;
+        char line[1024];
+        bool gone = false;
+
+        SKIP_WITHOUT_RETENTION();
+        if (geteuid() != 0) {
+                printf("[  SKIPPED ] another uid needs root to switch to\n");
+                skip();
+        }
+        assert_int_equal(spawn(argv, UID_A, UID_A, &r), 0);
+        assert_int_equal(write(r.stdin_fd, "x", 1), 1);
+        /* The exec is done when B is no longer at its address (the kernel's text)... */
+        for (int i = 0; !gone; i++) {
+                char path[64];
+                FILE *f;
+
+                assert_true(i < 3000);
+                snprintf(path, sizeof(path), "/proc/%d/maps", (int) r.pid);
+                f = fopen(path, "re");
+                assert_non_null(f);
+                gone = true;
+                while (fgets(line, sizeof(line), f))
+                        if (strtoull(line, NULL, 16) == r.address)
+                                gone = false;
+                fclose(f);
+                if (!gone)
+                        usleep(10000);
+        }
+        /* ...and known to the daemon when its history has B closed (bounded poll). */
+        for (int i = 0;; i++) {
+                struct timespec ts;
+                _cleanup_free_ char *now = NULL;
+
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                now = path_at(r.pid, r.start_time, r.address,
+                              (unsigned long long) ts.tv_sec * 1000000ull + (unsigned long long) ts.tv_nsec / 1000);
+                if (strcmp(now, "") == 0)
+                        break;
+                assert_true(i < 3000);
+                usleep(10000);
+        }
+        {
+                _cleanup_free_ char *root_b = path_at(r.pid, r.start_time, r.address, r.t[3]);
+
+                assert_string_equal(root_b, b);
+        }
+        assert_true(q != MAP_FAILED);
+        *q = (struct at_query) { .pid = r.pid, .start_time = r.start_time, .t = r.t[3], .address = r.address };
+        assert_int_equal(run_as(UID_A, UID_A, path_at_as, q), 0);
+        assert_string_equal(q->answer, "io.memmapd.TimeNotKnown");
+        /* Its current program's times are its own. */
+        {
+                struct timespec ts;
+
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                q->t = (unsigned long long) ts.tv_sec * 1000000ull + (unsigned long long) ts.tv_nsec / 1000;
+        }
+        assert_int_equal(run_as(UID_A, UID_A, path_at_as, q), 0);
+        assert_string_equal(q->answer, "");
+        munmap(q, sizeof(*q));
+        assert_int_equal(reap(&r), 0);
+}
+
 struct as_client {
         pid_t pid;
         unsigned long long start_time;
@@ -459,6 +562,7 @@ int main(void) {
                 cmocka_unit_test(test_a_nothing_b),
                 cmocka_unit_test(test_pid_reuse),
                 cmocka_unit_test(test_access),
+                cmocka_unit_test(test_times_before_exec),
         };
 
         setvbuf(stdout, NULL, _IOLBF, 0);
