@@ -72,7 +72,8 @@ run "$top/build-asan" --enable-sanitizers
 # The timing-sensitive programs again, beside two CPU-bound processes (the machine CI and
 # developers share is rarely idle): a test that passes only on an idle machine fails here. The
 # load is the fuzzing step itself (its clang build, then two targets at a time), run meanwhile:
-# CPU-bound work CI has to do anyway, instead of spinning loops.
+# CPU-bound work CI has to do anyway, instead of spinning loops. distcheck and the packages run
+# beside it too; its end is awaited last.
 load_tests="tests/integration/test-service tests/integration/test-systemd tests/integration/test-robustness tests/test-engine tests/test-access"
 echo "== fuzz, in the background: the load beside the rerun"
 fuzz_t0=$(date +%s)
@@ -99,6 +100,20 @@ if [ $load_ok = 0 ]; then
         [ $failed -eq "$before" ] && { tail -n 20 "$top/build/check-load.out"; failed=$((failed + 1)); }
 fi
 
+# distcheck proves that the tarball builds (every test program included), installs, uninstalls
+# and that tests run from it. The whole suite ran twice above: here only the programs that read
+# what the tarball must carry besides the sources (tools/count-results.sh, the systemd units,
+# every fuzz corpus) and a few fast ones on a live daemon and fixture. Built in parallel, like
+# the steps above; CI throws the tarballs away, so xz at its fastest (automake's default, -e,
+# costs seconds of CPU for each of distcheck's two archives).
+distcheck_tests="tests/test-count-results.sh tests/integration/test-systemd tests/integration/test-fdpass tests/test-varlink-frame \
+        tests/test-maps-parse tests/test-elf-reader fuzz/replay-varlink fuzz/replay-maps fuzz/replay-elf \
+        fuzz/replay-json-writer fuzz/replay-libmemctl fuzz/replay-methods fuzz/replay-symtab"
+step distcheck env XZ_OPT=-1 make -C "$top/build" -j"$(nproc)" distcheck TESTS="$distcheck_tests"
+step packages "$top/tools/package-ci.sh"
+
+# The fuzzing runs for a fixed time whatever else runs: distcheck and the packages above ran
+# beside it (it is CPU-bound work the suite needs anyway, and they need not wait for it).
 echo "== fuzz"
 if wait $fuzz_pid; then
         passed=$((passed + 1))
@@ -109,17 +124,6 @@ else
         echo "fuzz: FAILED ($(( $(date +%s) - fuzz_t0 ))s)"; tail -n 40 "$top/build/fuzz.out"
 fi
 trap - EXIT
-# distcheck proves that the tarball builds (every test program included), installs, uninstalls
-# and that tests run from it. The whole suite ran twice above: here only the programs that read
-# what the tarball must carry besides the sources (tools/count-results.sh, the systemd units,
-# every fuzz corpus) and a few fast ones on a live daemon and fixture. Built in parallel, like
-# the steps above; CI throws the tarballs away, so xz at its fastest (automake's default, -e,
-# costs seconds of CPU for each of distcheck's two archives).
-distcheck_tests="tests/test-count-results.sh tests/integration/test-systemd tests/integration/test-fdpass tests/test-varlink-frame \
-        tests/test-maps-parse tests/test-elf-reader fuzz/replay-varlink fuzz/replay-maps fuzz/replay-elf \
-        fuzz/replay-json-writer fuzz/replay-libmemctl fuzz/replay-methods"
-step distcheck env XZ_OPT=-1 make -C "$top/build" -j"$(nproc)" distcheck TESTS="$distcheck_tests"
-step packages "$top/tools/package-ci.sh"
 
 [ $failed -gt 0 ] && status=1
 echo "$passed passed, $failed failed, $skipped skipped"
