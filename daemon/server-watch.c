@@ -380,9 +380,16 @@ static bool writer_allowed(struct watch *w, const struct watch_record *r, struct
         {
                 _cleanup_(process_freep) struct process *p = NULL;
 
+                char c;
+
                 k = access_decide(&w->client, r->pid, &p, &ad);
                 if (k >= 0 && p->start_time != r->start_time)
                         k = -ESRCH;     /* the pid names another process now */
+                /* Between releasing its address space and becoming a zombie, an exiting process's
+                 * maps open for anyone (the kernel shows no mm to everybody, empty): that is no
+                 * yes to hear of it; it is gone. */
+                else if (k >= 0 && !p->kernel_thread && RETRY_EINTR(pread(p->maps_fd, &c, 1, 0)) == 0)
+                        k = -ESRCH;
         }
         if (k == -ESRCH || k == -ENOENT)
                 /* Gone: a yes made before still stands as it would for its exit. */
