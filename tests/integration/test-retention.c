@@ -529,8 +529,15 @@ static int lookup_as(void *arg) {
 
         if (!o)
                 return 3;
-        if (error_of(o))
+        if (error_of(o)) {
+                uint64_t now = 0;
+
                 r = strcmp(error_of(o), "io.memmapd.NoSuchProcess") == 0 ? 10 : 11;
+                /* Another process took the pid meanwhile (pid_max may be 32768): the answer is the
+                 * kernel's about that one, which says nothing of the retained process. */
+                if (r == 11 && test_proc_stat_field(c->pid, 22, &now) == 0 && now != c->start_time)
+                        r = 15;
+        }
         else {
                 v = get(o, "parameters.process.exited");
                 r = v && json_object_get_boolean(v) ? 0 : 12;
@@ -544,6 +551,7 @@ static void test_access(void **state) {
         const char *argv_nd[] = { fixture_bin, "short-nondumpable", lib_path, NULL };
         struct as_client c;
         struct report r;
+        int r_b;
 
         SKIP_WITHOUT_RETENTION();
         /* A process of UID_A: its owner sees what was kept, another uid does not (the kernel's
@@ -553,7 +561,12 @@ static void test_access(void **state) {
         wait_retained(r.pid, r.start_time);
         c = (struct as_client) { .pid = r.pid, .start_time = r.start_time };
         assert_int_equal(run_as(UID_A, UID_A, lookup_as, &c), 0);
-        assert_int_equal(run_as(UID_B, UID_B, lookup_as, &c), 10);
+        r_b = run_as(UID_B, UID_B, lookup_as, &c);
+        if (r_b == 15)
+                printf("# pid %d was taken by another process meanwhile: the other uid's answer not judged\n",
+                       (int) c.pid);
+        else
+                assert_int_equal(r_b, 10);
 
         /* Non-dumpable at exit: its owner could not have read its maps then. */
         assert_int_equal(spawn(argv_nd, UID_A, UID_A, &r), 0);
