@@ -1,6 +1,7 @@
 /* Retention of exited processes and answers as of a time: the exec-maps capture drained into the exec history. */
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -38,6 +39,9 @@ struct retention {
         uint64_t lost_seen;
 #endif
         uint64_t tick_ns;
+        /* The drain runs on whichever thread the capture's fd or the tracker's wakes (see
+         * retention_drain()): one at a time. */
+        pthread_mutex_t drain_lock;
         struct pending pending[PENDING_MAX];
 };
 
@@ -65,6 +69,7 @@ int retention_new(const struct retention_config *cfg, struct proc_events *events
                 return -ENOMEM;
         r->listener = -1;
         r->events = events;
+        pthread_mutex_init(&r->drain_lock, NULL);
         r->tick_ns = hz > 0 ? 1000000000u / (uint64_t) hz : 10000000u;
         if (!cfg->enabled) {
                 log_info("Retention of exited processes off (RetainExitedSec=0)");
@@ -117,6 +122,7 @@ struct retention *retention_free(struct retention *r) {
         for (size_t i = 0; i < PENDING_MAX; i++)
                 pending_clear(&r->pending[i]);
         exec_history_free(r->history);
+        pthread_mutex_destroy(&r->drain_lock);
         free(r);
         return NULL;
 }
@@ -271,6 +277,7 @@ int retention_drain(struct retention *r) {
 
         if (!retention_active(r))
                 return 0;
+        pthread_mutex_lock(&r->drain_lock);
         k = exec_maps_capture_drain(r->capture, on_record, r);
         exec_maps_capture_get_stats(r->capture, &st);
         if (st.lost != r->lost_seen) {
@@ -280,6 +287,7 @@ int retention_drain(struct retention *r) {
                 r->lost_seen = st.lost;
                 exec_history_clear(r->history);
         }
+        pthread_mutex_unlock(&r->drain_lock);
         return k < 0 ? k : 0;
 #else
         (void) r;

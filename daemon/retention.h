@@ -36,7 +36,8 @@ bool retention_active(const struct retention *r);
 /* The history questions are asked of; NULL when off. */
 struct exec_history *retention_history(const struct retention *r);
 
-/* The fd that polls readable when records wait (-1 when off), and the drain run on it. */
+/* The fd that polls readable when records wait (-1 when off), and the drain run on it (from any
+ * thread: one drain runs at a time). */
 int retention_event_fd(const struct retention *r);
 int retention_drain(struct retention *r);
 /* Drops what is past retention (called every second). */

@@ -11,7 +11,9 @@
 
 #include "access-decision.h"
 #include "cleanup.h"
+#include "exec-history.h"
 #include "log.h"
+#include "methods-internal.h"
 #include "process.h"
 #include "retention.h"
 #include "server-internal.h"
@@ -351,6 +353,45 @@ static int writer_impersonate(struct watch *w, struct impersonation *imp) {
         return r;
 }
 
+/* Two BPF programs stamp one exec (the tracker's event, the capture's record) at the same
+ * tracepoint, microseconds apart, in either order; another exec of the process takes a whole
+ * execve() longer. */
+#define EXEC_STAMPS_SKEW_USEC 1000
+
+/* Whether the client may hear of r's process when the kernel can no longer be asked (it is
+ * gone) and no yes was made while it lived: a short-lived process often ends before the writer
+ * gets to it. With retention, what was kept of it at its exit is judged as for any retained
+ * answer (retained_access_allowed()), and only for events of the program it ran last (an
+ * earlier one may have been another user's, setuid say): its exec, its mappings, its exit.
+ * A fork before that program's exec is decided on the parent, as the child was then a copy of
+ * it. Without retention it is not heard of. */
+static bool writer_gone_allowed(struct watch *w, const struct watch_record *r, struct impersonation *imp) {
+        _cleanup_(exec_history_view_done) struct exec_history_view v = {};
+        struct exec_history *h = retention_history(w->server->retention);
+        uint64_t t = r->time_usec;
+
+        if (!h)
+                return false;
+        /* Gone, the process had its exit record written (the exit tracepoint runs before the
+         * kernel lets go of its address space), though perhaps not yet drained. */
+        if (exec_history_get(h, r->pid, r->start_time, 0, EXEC_HISTORY_EXITED_ONLY, &v) < 0 &&
+            (retention_drain(w->server->retention) < 0 ||
+             exec_history_get(h, r->pid, r->start_time, 0, EXEC_HISTORY_EXITED_ONLY, &v) < 0))
+                return false;
+        if (r->type == PROC_EVENT_EXEC || r->type == PROC_EVENT_FORK)
+                t += EXEC_STAMPS_SKEW_USEC;
+        if (t >= v.program_since_usec)
+                return retained_access_allowed(&w->client, &v);
+        if (r->type == PROC_EVENT_FORK && r->parent > 0) {
+                _cleanup_(process_freep) struct process *p = NULL;
+                struct access_decision ad;
+
+                return writer_impersonate(w, imp) >= 0 && access_decide(&w->client, r->parent, &p, &ad) >= 0 &&
+                       p->start_time <= r->start_time;
+        }
+        return false;
+}
+
 /* Whether the client may hear of r's process: as for any query, the kernel decides with the
  * client's credentials while the process lives; a decision stands ACCESS_DECISION_USEC, and
  * for an exit, as for retained layouts, when it was made at most ACCESS_RETAINED_USEC before.
@@ -367,7 +408,7 @@ static bool writer_allowed(struct watch *w, const struct watch_record *r, struct
         if (r->type == PROC_EVENT_EXIT) {
                 bool ok = d && d->allowed && access_decision_stands(&d->d, &w->client, r->pid, r->start_time, now,
                                                                      MAX(r->time_usec, (uint64_t) 1));
-                return ok;
+                return ok || writer_gone_allowed(w, r, imp);
         }
         /* A layout (mappings) is shown only on a decision made for it: the process may have made
          * itself not dumpable, or exec'd a setuid program (whose mappings can come before its
@@ -393,8 +434,9 @@ static bool writer_allowed(struct watch *w, const struct watch_record *r, struct
         }
         if (k == -ESRCH || k == -ENOENT)
                 /* Gone: a yes made before still stands as it would for its exit. */
-                return d && d->allowed &&
-                       access_decision_stands(&d->d, &w->client, r->pid, r->start_time, now, now);
+                return (d && d->allowed &&
+                        access_decision_stands(&d->d, &w->client, r->pid, r->start_time, now, now)) ||
+                       writer_gone_allowed(w, r, imp);
         if (!d) {
                 d = &w->decisions[w->next_decision];
                 if (d->pid == w->pid && w->pid > 0 && d->start_time == w->start_time)

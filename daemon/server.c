@@ -177,6 +177,10 @@ static void *loop_main(void *userdata) {
                         server_watch_on_poll(s);
                         break;
                 case SOURCE_TRACKING:
+                        /* The capture's records first: an exit (or exec) event's process is then
+                         * already kept when a watch's writer, finding it gone, judges it by what
+                         * was kept (both are written at the same tracepoint). */
+                        (void) retention_drain(s->retention);
                         (void) tracking_drain(s->tracking);
                         (void) source_arm(s, &s->tracking_src, EPOLLIN);
                         break;

@@ -67,6 +67,8 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
+        /* A failed test may have left it stopped. */
+        (void) kill(daemon_captured.pid, SIGCONT);
         int a = test_daemon_stop(&daemon_tracked), b = test_daemon_stop(&daemon_untracked);
         int c = test_daemon_stop(&daemon_captured);
 
@@ -831,6 +833,125 @@ static void test_other_uid_sees_only_its_own(void **state) {
         munmap(sh, sizeof(*sh));
 }
 
+/* ------------------------------------------------------------------ its own short-lived processes */
+
+#define SHORT_LIVED 20
+
+struct short_lived {
+        pid_t pids[SHORT_LIVED];
+        uint64_t start_times[SHORT_LIVED];
+        int n;                  /* published so far */
+        int ready;
+        int exec_seen[SHORT_LIVED], exit_seen[SHORT_LIVED];
+};
+
+/* Watches every process as UID_A until each of its short-lived processes' exec and exit came. */
+static int watch_own_short_lived(void *arg) {
+        struct short_lived *sl = arg;
+        memctl *c = NULL;
+        memctl_watch *w = NULL;
+        int complete = 0;
+
+        if (memctl_connect(daemon_captured.socket, &c) < 0 || memctl_watch_start(c, 0, 0, &w) < 0)
+                return 10;
+        __atomic_store_n(&sl->ready, 1, __ATOMIC_RELEASE);
+        for (uint64_t deadline = mono_usec() + WAIT_USEC; mono_usec() < deadline && complete < SHORT_LIVED;) {
+                struct memctl_event e = MEMCTL_EVENT_INIT;
+                int r = memctl_watch_next(w, 1000000, &e);
+
+                if (r < 0)
+                        return 12;
+                if (r == 0 || e.type == MEMCTL_EVENT_OVERFLOW)
+                        continue;
+                for (int i = 0; i < __atomic_load_n(&sl->n, __ATOMIC_ACQUIRE); i++) {
+                        if (e.pid != sl->pids[i] || e.start_time != sl->start_times[i])
+                                continue;
+                        if (e.type == MEMCTL_EVENT_EXEC)
+                                sl->exec_seen[i] = 1;
+                        if (e.type == MEMCTL_EVENT_EXIT)
+                                sl->exit_seen[i] = 1;
+                }
+                complete = 0;
+                for (int i = 0; i < SHORT_LIVED; i++)
+                        complete += sl->exec_seen[i] && sl->exit_seen[i];
+        }
+        memctl_watch_free(w);
+        memctl_free(c);
+        return complete == SHORT_LIVED ? 0 : 13;
+}
+
+/* A process of its own that ends before the writer asks the kernel about it is still heard of:
+ * what was kept at its exit decides. */
+static void test_own_short_lived_heard(void **state) {
+        struct short_lived *sl;
+        pid_t watcher;
+        int status;
+
+        (void) state;
+        require_tracking();
+        if (!captured) {
+                printf("[  SKIPPED ] the capture of executable mappings (retention) did not load\n");
+                skip();
+        }
+        if (geteuid() != 0) {
+                printf("[  SKIPPED ] another uid needs root to switch to\n");
+                skip();
+        }
+        sl = mmap(NULL, sizeof(*sl), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        assert_true(sl != MAP_FAILED);
+        memset(sl, 0, sizeof(*sl));
+        watcher = fork();
+        assert_true(watcher >= 0);
+        if (watcher == 0) {
+                if (setgroups(0, NULL) < 0 || setresgid(GID_A, GID_A, GID_A) < 0 || setresuid(UID_A, UID_A, UID_A) < 0)
+                        test_child_exit(126);
+                test_child_exit(watch_own_short_lived(sl));
+        }
+        for (uint64_t deadline = mono_usec() + WAIT_USEC; !__atomic_load_n(&sl->ready, __ATOMIC_ACQUIRE);) {
+                if (mono_usec() > deadline || waitpid(watcher, &status, WNOHANG) == watcher)
+                        fail_msg("the watcher of uid %d did not start", UID_A);
+                sched_yield();
+        }
+        /* The daemon stopped (as a busy machine may leave it unscheduled) while the processes run
+         * and end: every one of their events is judged after they are gone. */
+        assert_int_equal(kill(daemon_captured.pid, SIGSTOP), 0);
+        for (int i = 0; i < SHORT_LIVED; i++) {
+                int p[2];
+                pid_t pid;
+
+                assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+                pid = fork();
+                assert_true(pid >= 0);
+                if (pid == 0) {
+                        char b;
+
+                        close(p[1]);
+                        if (read(p[0], &b, 1) != 1 || setgroups(0, NULL) < 0 || setresgid(GID_A, GID_A, GID_A) < 0 ||
+                            setresuid(UID_A, UID_A, UID_A) < 0)
+                                _exit(126);
+                        execl("/bin/true", "true", (char *) NULL);
+                        _exit(127);
+                }
+                close(p[0]);
+                sl->pids[i] = pid;
+                assert_int_equal(test_proc_stat_field(pid, 22, &sl->start_times[i]), 0);
+                __atomic_store_n(&sl->n, i + 1, __ATOMIC_RELEASE);
+                assert_int_equal(write(p[1], "g", 1), 1);
+                close(p[1]);
+                assert_int_equal(waitpid(pid, &status, 0), pid);
+                assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        }
+        assert_int_equal(kill(daemon_captured.pid, SIGCONT), 0);
+        assert_int_equal(waitpid(watcher, &status, 0), watcher);
+        for (int i = 0; i < SHORT_LIVED; i++)
+                if (!sl->exec_seen[i] || !sl->exit_seen[i])
+                        printf("# process %d of %d: exec %s, exit %s\n", i + 1, SHORT_LIVED,
+                               sl->exec_seen[i] ? "heard" : "missed", sl->exit_seen[i] ? "heard" : "missed");
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+        munmap(sl, sizeof(*sl));
+}
+
 /* ------------------------------------------------------------------ without tracking */
 
 static void test_without_tracking(void **state) {
@@ -867,6 +988,7 @@ int main(void) {
                 cmocka_unit_test(test_not_dumpable_hides_mappings),
                 cmocka_unit_test(test_overflow),
                 cmocka_unit_test(test_other_uid_sees_only_its_own),
+                cmocka_unit_test(test_own_short_lived_heard),
         };
 
         setvbuf(stdout, NULL, _IOLBF, 0);
