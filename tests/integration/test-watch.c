@@ -109,7 +109,8 @@ struct child {
         uint64_t start_time;    /* from /proc/PID/stat, read while it waits */
 };
 
-static void child_start(struct child *ret) {
+/* as_a: it becomes UID_A before its exec. */
+static void child_start_as(struct child *ret, bool as_a) {
         int p[2];
         pid_t pid;
 
@@ -120,14 +121,22 @@ static void child_start(struct child *ret) {
                 char b;
 
                 close(p[1]);
-                if (read(p[0], &b, 1) == 1)
-                        execl("/bin/true", "true", (char *) NULL);
+                if (read(p[0], &b, 1) != 1)
+                        _exit(127);
+                if (as_a && (setgroups(0, NULL) < 0 || setresgid(GID_A, GID_A, GID_A) < 0 ||
+                             setresuid(UID_A, UID_A, UID_A) < 0))
+                        _exit(126);
+                execl("/bin/true", "true", (char *) NULL);
                 _exit(127);
         }
         close(p[0]);
         ret->pid = pid;
         ret->go = p[1];
         assert_int_equal(test_proc_stat_field(pid, 22, &ret->start_time), 0);
+}
+
+static void child_start(struct child *ret) {
+        child_start_as(ret, false);
 }
 
 static void child_go_and_reap(struct child *c) {
@@ -723,6 +732,13 @@ struct shared {
         int own_exec_seen;
 };
 
+/* The next event about a process within a second: 1, 0 for none (or an overflow), -errno. */
+static int next_process_event(memctl_watch *w, struct memctl_event *e) {
+        int r = memctl_watch_next(w, 1000000, e);
+
+        return r <= 0 ? r : e->type != MEMCTL_EVENT_OVERFLOW;
+}
+
 static int watch_as_other(void *arg) {
         struct shared *sh = arg;
         memctl *c = NULL, *c2 = NULL;
@@ -740,11 +756,11 @@ static int watch_as_other(void *arg) {
         __atomic_store_n(&sh->ready, 1, __ATOMIC_RELEASE);
         for (uint64_t deadline = mono_usec() + WAIT_USEC; mono_usec() < deadline && !own_exit;) {
                 struct memctl_event e = MEMCTL_EVENT_INIT;
-                int r = memctl_watch_next(w, 1000000, &e);
+                int r = next_process_event(w, &e);
 
                 if (r < 0)
                         return 12;
-                if (r == 0 || e.type == MEMCTL_EVENT_OVERFLOW)
+                if (r == 0)
                         continue;
                 if (n < 4096) {
                         seen[n] = e.pid;
@@ -771,6 +787,30 @@ static int watch_as_other(void *arg) {
         return 0;
 }
 
+/* Runs fn(arg) as UID_A in a child and waits until it sets *ready (in shared memory). */
+static pid_t watcher_start_as_a(int (*fn)(void *), void *arg, int *ready) {
+        pid_t watcher;
+        int status;
+
+        if (geteuid() != 0) {
+                printf("[  SKIPPED ] another uid needs root to switch to\n");
+                skip();
+        }
+        watcher = fork();
+        assert_true(watcher >= 0);
+        if (watcher == 0) {
+                if (setgroups(0, NULL) < 0 || setresgid(GID_A, GID_A, GID_A) < 0 || setresuid(UID_A, UID_A, UID_A) < 0)
+                        test_child_exit(126);
+                test_child_exit(fn(arg));
+        }
+        for (uint64_t deadline = mono_usec() + WAIT_USEC; !__atomic_load_n(ready, __ATOMIC_ACQUIRE);) {
+                if (mono_usec() > deadline || waitpid(watcher, &status, WNOHANG) == watcher)
+                        fail_msg("the watcher of uid %d did not start", UID_A);
+                sched_yield();
+        }
+        return watcher;
+}
+
 static void test_other_uid_sees_only_its_own(void **state) {
         struct shared *sh;
         pid_t watcher, own;
@@ -778,25 +818,10 @@ static void test_other_uid_sees_only_its_own(void **state) {
 
         (void) state;
         require_tracking();
-        if (geteuid() != 0) {
-                printf("[  SKIPPED ] another uid needs root to switch to\n");
-                skip();
-        }
         sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         assert_true(sh != MAP_FAILED);
         memset(sh, 0, sizeof(*sh));
-        watcher = fork();
-        assert_true(watcher >= 0);
-        if (watcher == 0) {
-                if (setgroups(0, NULL) < 0 || setresgid(GID_A, GID_A, GID_A) < 0 || setresuid(UID_A, UID_A, UID_A) < 0)
-                        test_child_exit(126);
-                test_child_exit(watch_as_other(sh));
-        }
-        for (uint64_t deadline = mono_usec() + WAIT_USEC; !__atomic_load_n(&sh->ready, __ATOMIC_ACQUIRE);) {
-                if (mono_usec() > deadline || waitpid(watcher, &status, WNOHANG) == watcher)
-                        fail_msg("the watcher of uid %d did not start", UID_A);
-                sched_yield();
-        }
+        watcher = watcher_start_as_a(watch_as_other, sh, &sh->ready);
         /* Root's processes, which it must not hear of... */
         for (int i = 0; i < 32; i++) {
                 struct child ch;
@@ -857,11 +882,11 @@ static int watch_own_short_lived(void *arg) {
         __atomic_store_n(&sl->ready, 1, __ATOMIC_RELEASE);
         for (uint64_t deadline = mono_usec() + WAIT_USEC; mono_usec() < deadline && complete < SHORT_LIVED;) {
                 struct memctl_event e = MEMCTL_EVENT_INIT;
-                int r = memctl_watch_next(w, 1000000, &e);
+                int r = next_process_event(w, &e);
 
                 if (r < 0)
                         return 12;
-                if (r == 0 || e.type == MEMCTL_EVENT_OVERFLOW)
+                if (r == 0)
                         continue;
                 for (int i = 0; i < __atomic_load_n(&sl->n, __ATOMIC_ACQUIRE); i++) {
                         if (e.pid != sl->pids[i] || e.start_time != sl->start_times[i])
@@ -893,53 +918,21 @@ static void test_own_short_lived_heard(void **state) {
                 printf("[  SKIPPED ] the capture of executable mappings (retention) did not load\n");
                 skip();
         }
-        if (geteuid() != 0) {
-                printf("[  SKIPPED ] another uid needs root to switch to\n");
-                skip();
-        }
         sl = mmap(NULL, sizeof(*sl), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         assert_true(sl != MAP_FAILED);
         memset(sl, 0, sizeof(*sl));
-        watcher = fork();
-        assert_true(watcher >= 0);
-        if (watcher == 0) {
-                if (setgroups(0, NULL) < 0 || setresgid(GID_A, GID_A, GID_A) < 0 || setresuid(UID_A, UID_A, UID_A) < 0)
-                        test_child_exit(126);
-                test_child_exit(watch_own_short_lived(sl));
-        }
-        for (uint64_t deadline = mono_usec() + WAIT_USEC; !__atomic_load_n(&sl->ready, __ATOMIC_ACQUIRE);) {
-                if (mono_usec() > deadline || waitpid(watcher, &status, WNOHANG) == watcher)
-                        fail_msg("the watcher of uid %d did not start", UID_A);
-                sched_yield();
-        }
+        watcher = watcher_start_as_a(watch_own_short_lived, sl, &sl->ready);
         /* The daemon stopped (as a busy machine may leave it unscheduled) while the processes run
          * and end: every one of their events is judged after they are gone. */
         assert_int_equal(kill(daemon_captured.pid, SIGSTOP), 0);
         for (int i = 0; i < SHORT_LIVED; i++) {
-                int p[2];
-                pid_t pid;
+                struct child ch;
 
-                assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-                pid = fork();
-                assert_true(pid >= 0);
-                if (pid == 0) {
-                        char b;
-
-                        close(p[1]);
-                        if (read(p[0], &b, 1) != 1 || setgroups(0, NULL) < 0 || setresgid(GID_A, GID_A, GID_A) < 0 ||
-                            setresuid(UID_A, UID_A, UID_A) < 0)
-                                _exit(126);
-                        execl("/bin/true", "true", (char *) NULL);
-                        _exit(127);
-                }
-                close(p[0]);
-                sl->pids[i] = pid;
-                assert_int_equal(test_proc_stat_field(pid, 22, &sl->start_times[i]), 0);
+                child_start_as(&ch, true);
+                sl->pids[i] = ch.pid;
+                sl->start_times[i] = ch.start_time;
                 __atomic_store_n(&sl->n, i + 1, __ATOMIC_RELEASE);
-                assert_int_equal(write(p[1], "g", 1), 1);
-                close(p[1]);
-                assert_int_equal(waitpid(pid, &status, 0), pid);
-                assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+                child_go_and_reap(&ch);
         }
         assert_int_equal(kill(daemon_captured.pid, SIGCONT), 0);
         assert_int_equal(waitpid(watcher, &status, 0), watcher);
