@@ -32,7 +32,7 @@ void write_result(struct json_writer *w, uint64_t address, const struct layout_r
  * caller's reply stands; else the reply (or error) is written and the error returned. */
 const char *retained_lookup(const struct method_context *ctx, struct json_writer *w, pid_t pid, uint64_t start_time,
                             const struct process *live, bool at_time, uint64_t time_usec, const uint64_t *addrs,
-                            size_t n, bool build_ids, bool *ret_handled);
+                            size_t n, bool build_ids, bool symbols, bool *ret_handled);
 const char *retained_list(const struct method_context *ctx, struct json_writer *w, pid_t pid, uint64_t start_time,
                           unsigned engine_flags, bool *ret_handled);
 struct client;

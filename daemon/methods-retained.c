@@ -223,8 +223,9 @@ static const char *begin_answer(const struct method_context *ctx, struct json_wr
 
 const char *retained_lookup(const struct method_context *ctx, struct json_writer *w, pid_t pid, uint64_t start_time,
                             const struct process *live, bool at_time, uint64_t time_usec, const uint64_t *addrs,
-                            size_t n, bool build_ids, bool *ret_handled) {
+                            size_t n, bool build_ids, bool symbols, bool *ret_handled) {
         _cleanup_(exec_history_view_done) struct exec_history_view v = {};
+        _cleanup_(symbols_done) struct symbols syms = {};
         _cleanup_(layout_unrefp) struct layout *l = NULL, *out = NULL;
         _cleanup_free_ struct layout_result *results = NULL;
         struct process stand_in;
@@ -236,6 +237,10 @@ const char *retained_lookup(const struct method_context *ctx, struct json_writer
                 return *err ? err : NULL;
         r = engine_lookup_shared(ctx->engine, &stand_in, l, addrs, n, build_ids ? ENGINE_BUILD_IDS : 0, &out,
                                  &results);
+        /* As for a live process: with this client's access, from files that are still the ones
+         * mapped (device and inode). */
+        if (r >= 0 && symbols)
+                r = engine_symbolize(ctx->engine, &stand_in, out, results, n, &syms);
         stand_in_close(&stand_in);
         if (r < 0)
                 return reply_internal(w, r);
@@ -250,7 +255,7 @@ const char *retained_lookup(const struct method_context *ctx, struct json_writer
         json_writer_key(w, "results");
         json_writer_array_begin(w);
         for (size_t i = 0; i < n; i++)
-                write_result(w, addrs[i], &results[i], false, NULL);
+                write_result(w, addrs[i], &results[i], false, symbols ? &syms.answers[i] : NULL);
         json_writer_array_end(w);
         varlink_message_end(w);
         return NULL;

@@ -616,14 +616,16 @@ static const char *lookup(const struct method_context *ctx, const struct varlink
         if (err && is_gone_error(err)) {
                 /* Gone, or another process under the pid: what was kept after an exit may answer. */
                 const char *kept = retained_lookup(ctx, w, (pid_t) json_param_pid(call), json_param_start_time(call),
-                                                   NULL, at_time, time_usec, addrs, n, build_ids, &handled);
+                                                   NULL, at_time, time_usec, addrs, n, build_ids, symbols,
+                                                   &handled);
 
                 return handled ? kept : err;
         }
         if (err)
                 return err;
         if (at_time) {
-                err = retained_lookup(ctx, w, p->pid, p->start_time, p, true, time_usec, addrs, n, build_ids, &handled);
+                err = retained_lookup(ctx, w, p->pid, p->start_time, p, true, time_usec, addrs, n, build_ids, symbols,
+                                      &handled);
                 if (handled)
                         return err;
                 json_writer_reset(w);

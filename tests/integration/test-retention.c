@@ -577,6 +577,37 @@ static void test_access(void **state) {
         assert_int_equal(lookup_as(&c), 0);
 }
 
+/* Symbols of an exited process's addresses, with its pid and start time: the library's function
+ * by name, libc's getpid as a name nm gives at that address (an alias may answer). */
+static void test_symbols_after_exit(void **state) {
+        const char *argv[] = { fixture_bin, "short", lib_path, NULL };
+        struct json_object *reply;
+        char lib[400], libc[400];
+        uint64_t start, off, vaddr, offset;
+        const char *name;
+        struct report r;
+
+        SKIP_WITHOUT_RETENTION();
+        assert_int_equal(spawn(argv, -1, -1, &r), 0);
+        assert_int_equal(reap(&r), 0);
+        wait_retained(r.pid, r.start_time);
+        assert_true(report_map(&r, "libretain-fix.so", &start, &off, lib));
+        assert_true(report_map(&r, "libc.so.6", &start, &off, libc));
+        reply = call("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%d,\"start_time\":%llu,"
+                     "\"symbols\":true,\"addresses\":[\"0x%" PRIx64 "\",\"0x%" PRIx64 "\"]}}",
+                     (int) r.pid, r.start_time, r.function + 2, r.libc_getpid);
+        assert_null(error_of(reply));
+        assert_true(json_object_get_boolean(get(reply, "parameters.process.exited")));
+        assert_string_equal(get_string(reply, "parameters.results.0.symbol"), "retain_lib_function");
+        assert_int_equal(strtoull(get_string(reply, "parameters.results.0.symbol_offset"), NULL, 16), 2);
+        name = get_string(reply, "parameters.results.1.symbol");
+        assert_non_null(name);
+        vaddr = strtoull(get_string(reply, "parameters.results.1.elf_vaddr"), NULL, 16);
+        offset = strtoull(get_string(reply, "parameters.results.1.symbol_offset"), NULL, 16);
+        assert_int_equal(test_nm_symbol(libc, name, 1), vaddr - offset);
+        json_object_put(reply);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_short_lived_after_exit),
@@ -584,6 +615,7 @@ int main(void) {
                 cmocka_unit_test(test_pid_reuse),
                 cmocka_unit_test(test_access),
                 cmocka_unit_test(test_times_before_exec),
+                cmocka_unit_test(test_symbols_after_exit),
         };
 
         setvbuf(stdout, NULL, _IOLBF, 0);
