@@ -35,6 +35,7 @@ static const char *get_status(const struct method_context *ctx, const struct var
         struct symbol_cache_stats ss;
         struct exec_history_stats hs = {};
         struct retention_stats rs;
+        struct tracking_stats ts;
         struct utsname u;
         const char *bad;
 
@@ -51,6 +52,7 @@ static const char *get_status(const struct method_context *ctx, const struct var
         if (retention_active(ctx->retention))
                 exec_history_get_stats(retention_history(ctx->retention), &hs);
         retention_get_stats(ctx->retention, &rs);
+        tracking_get_stats(ctx->tracking, &ts);
         if (uname(&u) < 0)
                 strcpy(u.release, "unknown");
 
@@ -109,6 +111,8 @@ static const char *get_status(const struct method_context *ctx, const struct var
                         { "retention_records", rs.records },
                         { "retention_records_lost", rs.lost },
                         { "retention_records_unread", rs.unread },
+                        { "tracking_events_lost", ts.lost_events },
+                        { "tracking_shared_rebuilds", ts.shared_rebuilds },
                 };
 
                 for (size_t i = 0; i < ELEMENTSOF(counters); i++) {

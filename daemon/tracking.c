@@ -32,7 +32,8 @@ struct tracking {
         struct mm_tracker *tracker;
 #endif
         _Atomic uint64_t drained;       /* events handled, published after each one's effects */
-        uint64_t lost_seen;             /* the drain's: lost events it acted on */
+        _Atomic uint64_t lost_seen;     /* lost events the drain acted on */
+        _Atomic uint64_t rebuilds;      /* the shared set read again after lost events */
         _Atomic uint64_t distrust_before; /* clock ticks since boot: see tracking_unchanged() */
 
         pthread_mutex_t lock;           /* shared[] */
@@ -209,6 +210,10 @@ bool tracking_unchanged(const struct tracking *t, pid_t pid, uint64_t start_time
 #endif
         if (now.generation != before->generation || now.epoch != before->epoch || now.lost != before->lost)
                 return false;
+        /* Events lost that the drain has not acted on yet may hide a fork that made pid share
+         * its address space. */
+        if (now.lost != atomic_load(&((struct tracking *) t)->lost_seen))
+                return false;
         /* Every event emitted before the read was handled, so a fork that made pid share an
          * address space is known by now. */
         if (atomic_load_explicit(&((struct tracking *) t)->drained, memory_order_acquire) < before->emitted)
@@ -250,6 +255,26 @@ static void shared_add(struct tracking *t, pid_t pid) {
                         t->shared_overflow = true;
         }
         pthread_mutex_unlock(&t->lock);
+}
+
+/* After lost events: the processes that share an address space now, read from the kernel,
+ * replace what the events said (a fork that made one may be among those lost; an exit that
+ * ended one too). Runs on the drain, so no event is applied meanwhile: one emitted during the
+ * pass is applied after it, in order. */
+static int shared_rebuild(struct tracking *t) {
+        _cleanup_free_ pid_t *pids = NULL;
+        size_t n = 0;
+        int r = mm_tracker_shared_processes(t->tracker, SHARED_MAX, &pids, &n);
+
+        if (r < 0 && r != -E2BIG)
+                return r;
+        pthread_mutex_lock(&t->lock);
+        t->shared_overflow = r == -E2BIG;
+        t->n_shared = 0;
+        for (size_t i = 0; i < n && r >= 0; i++)
+                t->shared[t->n_shared++] = pids[i];
+        pthread_mutex_unlock(&t->lock);
+        return 0;
 }
 
 /* Now, in the unit of /proc/PID/stat's start time. */
@@ -330,9 +355,17 @@ int tracking_drain(struct tracking *t) {
                 log_warning("Change tracking lost %llu event(s): dropping every kept layout",
                             (unsigned long long) (lost - t->lost_seen));
                 proc_events_publish_lost(t->events, lost - t->lost_seen);
-                t->lost_seen = lost;
                 atomic_store(&t->distrust_before, boot_ticks_now());
+                atomic_store(&t->lost_seen, lost);
                 layout_store_clear(t->store);
+                /* Which processes share an address space, asked of the kernel, makes the older
+                 * processes' layouts worth keeping again; else they never are. */
+                if (shared_rebuild(t) >= 0) {
+                        atomic_store(&t->distrust_before, 0);
+                        atomic_fetch_add(&t->rebuilds, 1);
+                } else
+                        log_warning("Cannot read which processes share an address space after lost events: "
+                                    "processes started before are served without the layout store");
         }
         return r < 0 ? r : 0;
 #else
@@ -347,6 +380,7 @@ void tracking_get_stats(const struct tracking *t, struct tracking_stats *ret) {
         if (tracking_active(t)) {
                 ret->events = atomic_load(&((struct tracking *) t)->drained);
                 ret->lost_events = mm_tracker_lost_events(t->tracker);
+                ret->shared_rebuilds = atomic_load(&((struct tracking *) t)->rebuilds);
         }
 #endif
 }

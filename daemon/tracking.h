@@ -82,5 +82,6 @@ void tracking_set_events(struct tracking *t, struct proc_events *events);
 struct tracking_stats {
         uint64_t events;                /* drained */
         uint64_t lost_events;
+        uint64_t shared_rebuilds;       /* times the shared set was read again after lost events */
 };
 void tracking_get_stats(const struct tracking *t, struct tracking_stats *ret);

@@ -53,6 +53,40 @@ void test_child_exit(int status) {
         _exit(status);
 }
 
+pid_t test_fork_piped(void (*child_main)(int in, int out), int *ret_to, int *ret_from) {
+        int in[2], out[2];
+        pid_t pid;
+
+        if (pipe2(in, O_CLOEXEC) < 0)
+                return -errno;
+        if (pipe2(out, O_CLOEXEC) < 0) {
+                int r = -errno;
+
+                close(in[0]);
+                close(in[1]);
+                return r;
+        }
+        pid = fork();
+        if (pid == 0) {
+                close(in[1]);
+                close(out[0]);
+                child_main(in[0], out[1]);
+                test_child_exit(127);
+        }
+        close(in[0]);
+        close(out[1]);
+        if (pid < 0) {
+                int r = -errno;
+
+                close(in[1]);
+                close(out[0]);
+                return r;
+        }
+        *ret_to = in[1];
+        *ret_from = out[0];
+        return pid;
+}
+
 int run_as(uid_t uid, gid_t gid, int (*fn)(void *arg), void *arg) {
         int status;
         pid_t pid = fork();

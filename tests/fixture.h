@@ -34,6 +34,10 @@ int fixture_start_userns(uid_t creator, uid_t outside, unsigned count, int nondu
  * coverage build (_exit() skips that, and the counters of what the child ran would be lost). */
 void test_child_exit(int status) __attribute__((noreturn));
 
+/* Forks a child that runs child_main(in, out) on two pipes (it must not return) and hands the
+ * parent's ends: *ret_to (the child's in) and *ret_from (its out). The child's pid, or -errno. */
+pid_t test_fork_piped(void (*child_main)(int in, int out), int *ret_to, int *ret_from);
+
 /* Runs fn(arg) in a forked child as uid/gid (setgroups, setresgid, setresuid: no
  * capabilities left) and returns its exit status (0-255), or -errno. */
 int run_as(uid_t uid, gid_t gid, int (*fn)(void *arg), void *arg);

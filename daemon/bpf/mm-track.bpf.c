@@ -180,3 +180,27 @@ int BPF_PROG(on_process_fork, struct task_struct *parent, struct task_struct *ch
         emit(MM_TRACK_FORK, child, child->pid, parent->tgid, flags);
         return 0;
 }
+
+/* Every process whose address space counts under another process (its mm's owner is not its
+ * own leader): a clone(CLONE_VM) child that did not exec, or the one left when the owner moved.
+ * Its changes bump the owner's slot, not its own. Read after lost events, which may have hidden
+ * the forks that made them: one u32 tgid per such process. */
+SEC("iter/task")
+int mm_track_shared(struct bpf_iter__task *ctx) {
+        struct task_struct *task = ctx->task;
+        struct mm_struct *mm;
+        struct task_struct *owner;
+        __u32 tgid;
+
+        if (!task || task->pid != task->tgid || (task->flags & PF_KTHREAD_FLAG))
+                return 0;
+        mm = task->mm;
+        if (!mm)
+                return 0;
+        owner = BPF_CORE_READ(mm, owner);
+        tgid = task->tgid;
+        if (owner && BPF_CORE_READ(owner, tgid) == tgid)
+                return 0;
+        bpf_seq_write(ctx->meta->seq, &tgid, sizeof(tgid));
+        return 0;
+}

@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "mm-tracker.h"
@@ -175,4 +176,42 @@ int mm_tracker_drain(struct mm_tracker *t, mm_tracker_event_fn fn, void *userdat
 
 uint64_t mm_tracker_lost_events(const struct mm_tracker *t) {
         return __atomic_load_n(&t->skel->bss->lost_events, __ATOMIC_RELAXED);
+}
+
+int mm_tracker_shared_processes(struct mm_tracker *t, size_t max, pid_t **ret, size_t *ret_n) {
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ uint32_t *tgids = NULL;
+        size_t bytes = 0, cap = (max + 1) * sizeof(*tgids);
+        pid_t *out;
+
+        tgids = malloc(cap);
+        if (!tgids)
+                return -ENOMEM;
+        fd = bpf_iter_create(bpf_link__fd(t->skel->links.mm_track_shared));
+        if (fd < 0)
+                return -errno;
+        for (;;) {
+                ssize_t k = read(fd, (char *) tgids + bytes, cap - bytes);
+
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        break;
+                bytes += (size_t) k;
+                if (bytes == cap)
+                        return -E2BIG;
+        }
+        if (bytes % sizeof(*tgids) != 0)
+                return -EBADMSG;
+        /* pid_t and uint32_t: the same size on Linux, converted one by one anyway. */
+        out = malloc(MAX(bytes, sizeof(*out)));
+        if (!out)
+                return -ENOMEM;
+        for (size_t i = 0; i < bytes / sizeof(*tgids); i++)
+                out[i] = (pid_t) tgids[i];
+        *ret = out;
+        *ret_n = bytes / sizeof(*tgids);
+        return 0;
 }

@@ -61,3 +61,8 @@ int mm_tracker_drain(struct mm_tracker *t, mm_tracker_event_fn fn, void *userdat
 /* Events dropped because the ring buffer was full since loading: when it moves, the caller
  * missed exits and execs and must forget what it keeps. */
 uint64_t mm_tracker_lost_events(const struct mm_tracker *t);
+
+/* The processes whose address space counts under another process's slot (see
+ * MM_TRACK_F_SHARED_MM): shared there now, read in one pass over every task. At most max; 0 and
+ * *ret (malloc'd, ret_n entries), -E2BIG past max, or -errno. */
+int mm_tracker_shared_processes(struct mm_tracker *t, size_t max, pid_t **ret, size_t *ret_n);

@@ -57,6 +57,8 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
+        /* A failed test may have left it stopped. */
+        (void) kill(daemon_default.pid, SIGCONT);
         /* Exit status 0: a clean shutdown, and under ASan no leak and no error. */
         int a = test_daemon_stop(&daemon_default), b = test_daemon_stop(&daemon_untracked),
             c = test_daemon_stop(&daemon_untracked_maps);
@@ -1428,6 +1430,173 @@ static void test_setuid_exec_untracked(void **state) {
         check_setuid_exec(daemon_untracked.socket);
 }
 
+/* ------------------------------------------------------------------ after lost events */
+
+static uint64_t mono_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+/* GetStatus's counter key on c (0 when absent). */
+static uint64_t status_counter(memctl *c, const char *key) {
+        _cleanup_free_ char *json = NULL;
+        _cleanup_json_ struct json_object *o = NULL;
+        bool found = true;
+
+        assert_int_equal(memctl_call_json(c, "io.memmapd.GetStatus", NULL, &json), 0);
+        o = json_tokener_parse(json);
+        assert_non_null(o);
+        return json_u64(o, key, &found);
+}
+
+/* A process that clones a child sharing its address space on 'c' (answering the child's pid)
+ * and maps a new page on 'm' (answering its address); the child waits until it ends. */
+struct sharer {
+        pid_t pid;
+        int to, from;
+};
+
+static char sharer_stack[64 * 1024] __attribute__((aligned(16)));
+
+static int sharer_hold[2];
+
+/* Its own fd table: it keeps the read end only, and ends when the parent does. */
+static int sharer_child(void *arg) {
+        char b;
+
+        (void) arg;
+        close(sharer_hold[1]);
+        while (read(sharer_hold[0], &b, 1) < 0 && errno == EINTR)
+                ;
+        return 0;
+}
+
+static void sharer_main(int in, int out) {
+        int *hold = sharer_hold;
+
+        if (pipe2(hold, O_CLOEXEC) < 0)
+                _exit(1);
+        for (;;) {
+                uint64_t answer = 0;
+                char c;
+
+                if (read(in, &c, 1) != 1)
+                        _exit(0);
+                if (c == 'c')
+                        answer = (uint64_t) clone(sharer_child, sharer_stack + sizeof(sharer_stack),
+                                                  CLONE_VM | SIGCHLD, NULL);
+                else if (c == 'm')
+                        answer = (uint64_t) (uintptr_t) mmap(NULL, 3 * 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS,
+                                                             -1, 0);
+                if (write(out, &answer, sizeof(answer)) != sizeof(answer))
+                        _exit(1);
+        }
+}
+
+static void sharer_start(struct sharer *ret) {
+        ret->pid = test_fork_piped(sharer_main, &ret->to, &ret->from);
+        assert_true(ret->pid > 0);
+}
+
+static uint64_t sharer_ask(struct sharer *s, char c) {
+        uint64_t answer;
+
+        assert_int_equal(write(s->to, &c, 1), 1);
+        assert_int_equal(read(s->from, &answer, sizeof(answer)), sizeof(answer));
+        return answer;
+}
+
+/* The first, middle and last byte of each VMA of l, and one address past them all. */
+static size_t layout_addresses(const struct layout *l, uint64_t *ret) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < l->n && n + 3 < ADDRS_MAX; i++) {
+                ret[n++] = l->v[i].start;
+                ret[n++] = l->v[i].start + (l->v[i].end - l->v[i].start) / 2;
+                ret[n++] = l->v[i].end - 1;
+        }
+        ret[n++] = 0x1000;
+        return n;
+}
+
+/* The tracker's ring buffer overflows while the daemon is stopped (every kept layout dropped).
+ * Then a process that started before is served from the store again, and a child that came to
+ * share its parent's address space meanwhile (its fork event among those lost) is never served
+ * a stale layout: the daemon asked the kernel which processes share one. */
+static void test_store_after_lost_events(void **state) {
+        _cleanup_free_ struct layout *truth = calloc(1, sizeof(*truth)), *scratch = calloc(1, sizeof(*scratch));
+        uint64_t lost0, rebuilds0, addrs[ADDRS_MAX];
+        struct store_status st;
+        struct sharer sh;
+        struct target tg;
+        memctl *c = NULL;
+        pid_t child;
+        size_t n;
+
+        (void) state;
+        assert_non_null(truth);
+        assert_non_null(scratch);
+        assert_int_equal(memctl_connect(daemon_default.socket, &c), 0);
+        assert_status(c, &st);
+        if (!store_active(&st)) {
+                printf("[  SKIPPED ] no layout store here (tracking \"%s\")\n", st.tracking);
+                memctl_free(c);
+                skip();
+        }
+        lost0 = status_counter(c, "tracking_events_lost");
+        rebuilds0 = status_counter(c, "tracking_shared_rebuilds");
+        target_start_as((uid_t) -1, (gid_t) -1, NULL, &tg);
+        sharer_start(&sh);
+        assert_int_equal(raw_layout(tg.pid, truth), 0);
+        n = layout_addresses(truth, addrs);
+        (void) until_served(c, tg.pid, truth, addrs, n, scratch, 0, &st);
+
+        /* Stopped, the daemon drains nothing: 2 events a vfork()+exit, 4,096 rounds overflow
+         * the 256 KiB ring. The clone after them is lost for sure. */
+        assert_int_equal(kill(daemon_default.pid, SIGSTOP), 0);
+        for (int i = 0; i < 4096; i++) {
+                pid_t k = vfork();
+
+                if (k == 0)
+                        _exit(0);
+                assert_true(k > 0);
+                assert_int_equal(waitpid(k, NULL, 0), k);
+        }
+        child = (pid_t) sharer_ask(&sh, 'c');
+        assert_true(child > 0);
+        assert_int_equal(kill(daemon_default.pid, SIGCONT), 0);
+        for (uint64_t deadline = mono_usec() + 60 * UINT64_C(1000000);
+             status_counter(c, "tracking_shared_rebuilds") == rebuilds0;) {
+                if (mono_usec() > deadline)
+                        fail_msg("the shared set was never read again after the lost events");
+                usleep(10000);
+        }
+        assert_true(status_counter(c, "tracking_events_lost") > lost0);
+
+        /* The process from before the loss: served from the store again. */
+        assert_int_equal(raw_layout(tg.pid, truth), 0);
+        (void) until_served(c, tg.pid, truth, addrs, n, scratch, 1, &st);
+
+        /* The child sharing its parent's address space: asked twice, then the parent maps a
+         * page (only the parent's count moves), then the child's answer has it. */
+        assert_int_equal(raw_layout(child, truth), 0);
+        n = layout_addresses(truth, addrs);
+        check_against(c, child, truth, addrs, n, scratch, 2);
+        check_against(c, child, truth, addrs, n, scratch, 3);
+        assert_true(sharer_ask(&sh, 'm') != (uint64_t) (uintptr_t) MAP_FAILED);
+        assert_int_equal(raw_layout(child, truth), 0);
+        n = layout_addresses(truth, addrs);
+        check_against(c, child, truth, addrs, n, scratch, 4);
+
+        close(sh.to);
+        close(sh.from);
+        assert_int_equal(waitpid(sh.pid, NULL, 0), sh.pid);
+        target_stop(&tg);
+        memctl_free(c);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_exactness),
@@ -1440,6 +1609,7 @@ int main(void) {
                 cmocka_unit_test(test_pid_reuse_untracked),
                 cmocka_unit_test(test_setuid_exec),
                 cmocka_unit_test(test_setuid_exec_untracked),
+                cmocka_unit_test(test_store_after_lost_events),
         };
 
         /* Line by line into the log: what was printed before an abrupt end is kept. */
