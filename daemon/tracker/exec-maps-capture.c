@@ -14,7 +14,14 @@ struct exec_maps_capture {
         struct ring_buffer *ring;
         exec_maps_record_fn fn;         /* the drain in progress */
         void *userdata;
+        unsigned taken;                 /* records handed on by it */
 };
+
+/* Records one drain hands on at most: a machine that makes them faster than the drain takes
+ * them would otherwise keep it (and the thread that runs it) forever. */
+#define DRAIN_MAX 1024
+/* What stops the ring buffer's consumption at that bound: never an error of fn's. */
+#define DRAIN_BOUND_REACHED (-EXFULL)
 
 /* Library code never logs: the -errno says what failed, the caller logs it once. */
 static int silent_print(enum libbpf_print_level level, const char *format, va_list args) {
@@ -29,7 +36,13 @@ static int on_sample(void *ctx, void *data, size_t size) {
         if (!c->fn || size < EXEC_MAPS_RECORD_HEADER || r->n > EXEC_MAPS_PER_RECORD ||
             size != EXEC_MAPS_RECORD_HEADER + r->n * sizeof(r->m[0]))
                 return 0;
-        return c->fn(r, c->userdata);
+        {
+                int k = c->fn(r, c->userdata);
+
+                if (k < 0)
+                        return k;
+        }
+        return ++c->taken >= DRAIN_MAX ? DRAIN_BOUND_REACHED : 0;
 }
 
 struct exec_maps_capture *exec_maps_capture_free(struct exec_maps_capture *c) {
@@ -87,10 +100,11 @@ int exec_maps_capture_drain(struct exec_maps_capture *c, exec_maps_record_fn fn,
 
         c->fn = fn;
         c->userdata = userdata;
+        c->taken = 0;
         r = ring_buffer__consume(c->ring);
         c->fn = NULL;
         c->userdata = NULL;
-        return r;
+        return r == DRAIN_BOUND_REACHED ? (int) c->taken : r;
 }
 
 void exec_maps_capture_get_stats(const struct exec_maps_capture *c, struct exec_maps_capture_stats *ret) {

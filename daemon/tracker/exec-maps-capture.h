@@ -23,7 +23,8 @@ DEFINE_CLEANUP_FUNC(struct exec_maps_capture *, exec_maps_capture_free);
 
 /* An fd that polls readable while records wait. */
 int exec_maps_capture_fd(const struct exec_maps_capture *c);
-/* Hands each waiting record to fn; never blocks. The number handed on, -errno, or fn's return. */
+/* Hands each waiting record to fn, at most 1024 (the fd stays readable while more wait); never
+ * blocks. The number handed on, -errno, or fn's return. */
 int exec_maps_capture_drain(struct exec_maps_capture *c, exec_maps_record_fn fn, void *userdata);
 
 struct exec_maps_capture_stats {

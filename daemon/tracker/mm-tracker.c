@@ -23,7 +23,14 @@ struct mm_tracker {
         /* The drain in progress: ring_buffer__new() takes one context for good. */
         mm_tracker_event_fn fn;
         void *userdata;
+        unsigned taken;                 /* events handed on by it */
 };
+
+/* Events one drain hands on at most: processes forking faster than the drain takes their
+ * events would otherwise keep it (and the thread that runs it) forever. */
+#define DRAIN_MAX 1024
+/* What stops the ring buffer's consumption at that bound: never an error of fn's. */
+#define DRAIN_BOUND_REACHED (-EXFULL)
 
 /* Library code never logs: libbpf's messages are silenced while we call it (the -errno says
  * what failed; the caller logs it once). */
@@ -39,7 +46,13 @@ static int on_sample(void *ctx, void *data, size_t size) {
         if (size != sizeof(event) || !t->fn)
                 return 0;
         memcpy(&event, data, sizeof(event));
-        return t->fn(&event, t->userdata);
+        {
+                int k = t->fn(&event, t->userdata);
+
+                if (k < 0)
+                        return k;
+        }
+        return ++t->taken >= DRAIN_MAX ? DRAIN_BOUND_REACHED : 0;
 }
 
 struct mm_tracker *mm_tracker_free(struct mm_tracker *t) {
@@ -168,10 +181,11 @@ int mm_tracker_drain(struct mm_tracker *t, mm_tracker_event_fn fn, void *userdat
 
         t->fn = fn;
         t->userdata = userdata;
+        t->taken = 0;
         r = ring_buffer__consume(t->ring);
         t->fn = NULL;
         t->userdata = NULL;
-        return r;
+        return r == DRAIN_BOUND_REACHED ? (int) t->taken : r;
 }
 
 uint64_t mm_tracker_lost_events(const struct mm_tracker *t) {

@@ -54,8 +54,9 @@ unsigned mm_tracker_slots(const struct mm_tracker *t);
 /* An fd that polls readable while process events wait to be drained. */
 int mm_tracker_event_fd(const struct mm_tracker *t);
 
-/* Hands each waiting event to fn (events of a wrong size are skipped). The number handed on,
- * or -errno, or fn's negative return. Never blocks. */
+/* Hands each waiting event to fn (events of a wrong size are skipped), at most 1024 (the fd
+ * stays readable while more wait). The number handed on, or -errno, or fn's negative return.
+ * Never blocks. */
 int mm_tracker_drain(struct mm_tracker *t, mm_tracker_event_fn fn, void *userdata);
 
 /* Events dropped because the ring buffer was full since loading: when it moves, the caller
