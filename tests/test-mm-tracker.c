@@ -481,8 +481,7 @@ static int on_count(const struct mm_track_event *e, void *userdata) {
 }
 
 /* One drain hands on at most 1,024 events, and the fd still polls readable for the rest: a flood
- * of events never keeps a drain (and its thread) for good. 700 processes make 1,400 events,
- * well within the ring buffer's ~4,600 places. */
+ * of events never keeps a drain (and its thread) for good. */
 static void test_drain_bounded(void **state) {
         struct pollfd p = { .events = POLLIN };
         unsigned counted = 0;
@@ -490,30 +489,23 @@ static void test_drain_bounded(void **state) {
 
         SKIP_IF_NO_TRACKER();
         p.fd = mm_tracker_event_fd(tracker);
-        for (int attempt = 0;; attempt++) {
-                uint64_t lost0;
+        assert_true(mm_tracker_drain(tracker, NULL, NULL) >= 0);
+        /* 1,400 events made, more than 1,024 wait (a full ring too, if the machine's other
+         * processes overflowed it meanwhile). */
+        for (int i = 0; i < 700; i++) {
+                pid_t pid = fork();
 
-                assert_true(attempt < 10);
-                assert_true(mm_tracker_drain(tracker, NULL, NULL) >= 0);
-                lost0 = mm_tracker_lost_events(tracker);
-                for (int i = 0; i < 700; i++) {
-                        pid_t pid = fork();
-
-                        assert_true(pid >= 0);
-                        if (pid == 0)
-                                _exit(0);
-                        assert_int_equal(waitpid(pid, &status, 0), pid);
-                }
-                if (mm_tracker_lost_events(tracker) == lost0)
-                        break;
-                printf("# events were lost meanwhile, again\n");
+                assert_true(pid >= 0);
+                if (pid == 0)
+                        _exit(0);
+                assert_int_equal(waitpid(pid, &status, 0), pid);
         }
         n = mm_tracker_drain(tracker, on_count, &counted);
         assert_int_equal(n, 1024);
         assert_int_equal(counted, 1024);
         assert_int_equal(poll(&p, 1, 0), 1);
         n = mm_tracker_drain(tracker, on_count, &counted);
-        assert_true(n >= 1400 - 1024);
+        assert_true(n > 0);
         assert_int_equal(counted, 1024 + (unsigned) n);
 }
 
