@@ -179,6 +179,17 @@ static struct proc *find(struct exec_history *h, pid_t pid, uint64_t start_time)
         return NULL;
 }
 
+int exec_history_forget(struct exec_history *h, pid_t pid, uint64_t start_time) {
+        struct proc *p;
+
+        pthread_mutex_lock(&h->lock);
+        p = find(h, pid, start_time);
+        if (p)
+                proc_drop(h, p);
+        pthread_mutex_unlock(&h->lock);
+        return p ? 0 : -ENOENT;
+}
+
 static struct proc *proc_add(struct exec_history *h, pid_t pid, uint64_t start_time) {
         struct proc *p = calloc(1, sizeof(*p));
         size_t b = bucket_of(pid);

@@ -98,6 +98,9 @@ int exec_history_seed(struct exec_history *h, pid_t pid, uint64_t start_time, ui
 /* Counts every record applied: a seed read after this is older than none of them. */
 uint64_t exec_history_generation(const struct exec_history *h);
 
+/* Forgets the process (pid, start_time): some of its records were lost. 0, or -ENOENT. */
+int exec_history_forget(struct exec_history *h, pid_t pid, uint64_t start_time);
+
 /* Forgets every process (events were lost: what is kept may lack changes). */
 void exec_history_clear(struct exec_history *h);
 

@@ -270,6 +270,36 @@ static int on_record(const struct exec_maps_record *er, void *userdata) {
 }
 #endif
 
+#if HAVE_BPF
+/* Records were lost (the ring buffer was full: a machine, or a user, making them faster than
+ * the drain takes them): the histories of the processes they were about are in doubt and go;
+ * everyone else's stay. When the capture could not tell them all, every history goes. */
+static void forget_lost(struct retention *r, uint64_t lost) {
+        _cleanup_free_ struct exec_maps_lost_process *procs = NULL;
+        size_t n = 0;
+        bool all = false;
+
+        if (exec_maps_capture_take_lost(r->capture, &procs, &n, &all) < 0 || !all) {
+                log_warning("Capture of executable mappings lost %llu record(s): forgetting every kept history",
+                            (unsigned long long) lost);
+                exec_history_clear(r->history);
+                for (size_t i = 0; i < PENDING_MAX; i++)
+                        pending_clear(&r->pending[i]);
+                return;
+        }
+        log_warning("Capture of executable mappings lost %llu record(s) of %zu process(es): forgetting their "
+                    "histories", (unsigned long long) lost, n);
+        for (size_t i = 0; i < n; i++) {
+                struct pending *p = pending_find(r, procs[i].tgid, false);
+
+                /* A capture in parts whose last part was lost would hold its slot for good. */
+                if (p)
+                        pending_clear(p);
+                (void) exec_history_forget(r->history, (pid_t) procs[i].tgid, procs[i].start_boottime / r->tick_ns);
+        }
+}
+#endif
+
 int retention_drain(struct retention *r) {
 #if HAVE_BPF
         struct exec_maps_capture_stats st;
@@ -281,11 +311,9 @@ int retention_drain(struct retention *r) {
         k = exec_maps_capture_drain(r->capture, on_record, r);
         exec_maps_capture_get_stats(r->capture, &st);
         if (st.lost != r->lost_seen) {
-                log_warning("Capture of executable mappings lost %llu record(s): forgetting every kept history",
-                            (unsigned long long) (st.lost - r->lost_seen));
+                forget_lost(r, st.lost - r->lost_seen);
                 proc_events_publish_lost(r->events, st.lost - r->lost_seen);
                 r->lost_seen = st.lost;
-                exec_history_clear(r->history);
         }
         pthread_mutex_unlock(&r->drain_lock);
         return k < 0 ? k : 0;

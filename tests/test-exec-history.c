@@ -194,6 +194,29 @@ static void test_bounds(void **state) {
         exec_history_free(h);
 }
 
+/* Forgetting one process (its records were lost) leaves every other, exited ones included, and
+ * a pid reused by another process under another start time. */
+static void test_forget(void **state) {
+        struct exec_history *h;
+        struct exec_history_view v;
+        struct exec_history_stats st;
+
+        assert_int_equal(exec_history_new(NULL, &h), 0);
+        apply(h, EXEC_HISTORY_EXIT, 40, 1, 100, 0, 0, &MAIN, 1);
+        apply(h, EXEC_HISTORY_EXEC, 40, 2, 200, 0, 0, &MAIN, 1);
+        apply(h, EXEC_HISTORY_EXEC, 41, 1, 300, 0, 0, &MAIN, 1);
+        assert_int_equal(exec_history_forget(h, 40, 2), 0);
+        assert_int_equal(exec_history_forget(h, 40, 2), -ENOENT);
+        assert_int_equal(exec_history_get(h, 40, 2, 0, 0, &v), -ENOENT);
+        assert_int_equal(exec_history_get(h, 40, 1, 0, 0, &v), 0);
+        assert_true(v.exited);
+        exec_history_view_done(&v);
+        assert_string_equal(at(h, 41, 1, 300, 0x400000), "/bin/main");
+        exec_history_get_stats(h, &st);
+        assert_int_equal(st.processes, 2);
+        exec_history_free(h);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_a_nothing_b),
@@ -201,6 +224,7 @@ int main(void) {
                 cmocka_unit_test(test_exit_and_reuse),
                 cmocka_unit_test(test_fork_and_seed),
                 cmocka_unit_test(test_bounds),
+                cmocka_unit_test(test_forget),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

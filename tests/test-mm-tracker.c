@@ -432,6 +432,19 @@ static void test_clean_failure(void **state) {
         }
 }
 
+/* n processes that fork and exit at once, one after another: two events each. */
+static void forks_that_exit(int n) {
+        for (int i = 0; i < n; i++) {
+                int status;
+                pid_t pid = fork();
+
+                assert_true(pid >= 0);
+                if (pid == 0)
+                        _exit(0);
+                assert_int_equal(waitpid(pid, &status, 0), pid);
+        }
+}
+
 /* A full ring buffer drops events and counts them, and the next ones arrive again once it is
  * drained: 3,000 processes that fork and exit, undrained, make 6,000 events for its ~4,600
  * places. */
@@ -443,14 +456,7 @@ static void test_lost_events(void **state) {
         SKIP_IF_NO_TRACKER();
         assert_true(mm_tracker_drain(tracker, NULL, NULL) >= 0);
         lost0 = mm_tracker_lost_events(tracker);
-        for (int i = 0; i < 3000; i++) {
-                pid_t pid = fork();
-
-                assert_true(pid >= 0);
-                if (pid == 0)
-                        _exit(0);
-                assert_int_equal(waitpid(pid, &status, 0), pid);
-        }
+        forks_that_exit(3000);
         printf("# events lost: %" PRIu64 "\n", mm_tracker_lost_events(tracker) - lost0);
         assert_true(mm_tracker_lost_events(tracker) > lost0);
         assert_true(mm_tracker_drain(tracker, NULL, NULL) > 0);
@@ -485,21 +491,14 @@ static int on_count(const struct mm_track_event *e, void *userdata) {
 static void test_drain_bounded(void **state) {
         struct pollfd p = { .events = POLLIN };
         unsigned counted = 0;
-        int n, status;
+        int n;
 
         SKIP_IF_NO_TRACKER();
         p.fd = mm_tracker_event_fd(tracker);
         assert_true(mm_tracker_drain(tracker, NULL, NULL) >= 0);
         /* 1,400 events made, more than 1,024 wait (a full ring too, if the machine's other
          * processes overflowed it meanwhile). */
-        for (int i = 0; i < 700; i++) {
-                pid_t pid = fork();
-
-                assert_true(pid >= 0);
-                if (pid == 0)
-                        _exit(0);
-                assert_int_equal(waitpid(pid, &status, 0), pid);
-        }
+        forks_that_exit(700);
         n = mm_tracker_drain(tracker, on_count, &counted);
         assert_int_equal(n, 1024);
         assert_int_equal(counted, 1024);

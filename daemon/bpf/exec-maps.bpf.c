@@ -53,8 +53,18 @@ struct {
         __uint(max_entries, 4 * 1024 * 1024);
 } records SEC(".maps");
 
+/* The processes whose records were lost (exec-maps.h). */
+struct {
+        __uint(type, BPF_MAP_TYPE_HASH);
+        __type(key, __u32);
+        __type(value, struct exec_maps_lost);
+        __uint(max_entries, EXEC_MAPS_LOST_MAX);
+} lost_processes SEC(".maps");
+
 /* Records the ring buffer had no room for: what the daemon keeps is then incomplete. */
 __u64 lost_records = 0;
+/* Lost records whose process could not be told in lost_processes: the daemon forgets all. */
+__u64 lost_unknown = 0;
 /* Records sent. */
 __u64 records_emitted = 0;
 /* Captures that found the address space's lock taken (the iterator only tries it). */
@@ -161,14 +171,30 @@ __noinline int fill_path(__u32 idx, __u64 file_addr) {
         return 0;
 }
 
+/* A record of r's process was lost: its process is told to the daemon (counted before the
+ * loss is, so a daemon that sees the count move finds the process). A global function: verified
+ * once for every caller. */
+__noinline int note_lost(__u32 tgid, __u64 start_boottime) {
+        struct exec_maps_lost v = { .start_boottime = start_boottime };
+        struct exec_maps_lost *old = bpf_map_lookup_elem(&lost_processes, &tgid);
+
+        if (old && old->start_boottime == start_boottime)
+                ;
+        else if (old || bpf_map_update_elem(&lost_processes, &tgid, &v, BPF_NOEXIST) < 0)
+                /* Full, or the pid names another process whose mark must stay. */
+                __sync_fetch_and_add(&lost_unknown, 1);
+        return 0;
+}
+
 static __always_inline void send(struct exec_maps_record *r) {
         __u32 n = r->n;
 
         if (n > EXEC_MAPS_PER_RECORD)
                 n = EXEC_MAPS_PER_RECORD;
-        if (bpf_ringbuf_output(&records, r, EXEC_MAPS_RECORD_HEADER + n * sizeof(r->m[0]), 0) < 0)
+        if (bpf_ringbuf_output(&records, r, EXEC_MAPS_RECORD_HEADER + n * sizeof(r->m[0]), 0) < 0) {
+                note_lost(r->tgid, r->start_boottime);
                 __sync_fetch_and_add(&lost_records, 1);
-        else
+        } else
                 __sync_fetch_and_add(&records_emitted, 1);
 }
 

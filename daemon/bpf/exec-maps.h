@@ -56,5 +56,14 @@ struct exec_maps_record {
         struct exec_maps_mapping m[EXEC_MAPS_PER_RECORD];
 };
 
+/* Processes whose records the ring buffer had no room for, kept by tgid until the daemon takes
+ * them: only their histories are then in doubt, not everyone's. Past this many at once (or a
+ * pid reused meanwhile) lost_unknown counts what could not be told, and the daemon forgets all. */
+#define EXEC_MAPS_LOST_MAX 4096
+
+struct exec_maps_lost {
+        __u64 start_boottime;   /* the process's start, as in its records */
+};
+
 /* The header's size: a record is sent with its n mappings only. */
 #define EXEC_MAPS_RECORD_HEADER ((unsigned long) &((struct exec_maps_record *) 0)->m)

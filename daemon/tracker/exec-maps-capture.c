@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "exec-maps-capture.h"
@@ -15,6 +16,7 @@ struct exec_maps_capture {
         exec_maps_record_fn fn;         /* the drain in progress */
         void *userdata;
         unsigned taken;                 /* records handed on by it */
+        uint64_t unknown_seen;          /* lost_unknown at the last exec_maps_capture_take_lost() */
 };
 
 /* Records one drain hands on at most: a machine that makes them faster than the drain takes
@@ -113,4 +115,36 @@ void exec_maps_capture_get_stats(const struct exec_maps_capture *c, struct exec_
                 .lost = __atomic_load_n(&c->skel->bss->lost_records, __ATOMIC_RELAXED),
                 .unread = __atomic_load_n(&c->skel->bss->unread_records, __ATOMIC_RELAXED),
         };
+}
+
+int exec_maps_capture_take_lost(struct exec_maps_capture *c, struct exec_maps_lost_process **ret, size_t *ret_n,
+                                bool *ret_all) {
+        int fd = bpf_map__fd(c->skel->maps.lost_processes);
+        uint64_t unknown = __atomic_load_n(&c->skel->bss->lost_unknown, __ATOMIC_ACQUIRE);
+        struct exec_maps_lost_process *out;
+        bool all = true;
+        size_t n = 0;
+
+        out = calloc(EXEC_MAPS_LOST_MAX, sizeof(*out));
+        if (!out)
+                return -ENOMEM;
+        /* Each entry taken out as it is read (the program may add more meanwhile: those are
+         * counted as lost after they were noted, and the next call takes them). */
+        while (n < EXEC_MAPS_LOST_MAX) {
+                struct exec_maps_lost v;
+                __u32 key;
+
+                if (bpf_map_get_next_key(fd, NULL, &key) < 0)
+                        break;
+                if (bpf_map_lookup_and_delete_elem(fd, &key, &v) < 0) {
+                        all = false;
+                        break;
+                }
+                out[n++] = (struct exec_maps_lost_process) { .tgid = key, .start_boottime = v.start_boottime };
+        }
+        *ret_all = all && unknown == c->unknown_seen;
+        c->unknown_seen = unknown;
+        *ret = out;
+        *ret_n = n;
+        return 0;
 }

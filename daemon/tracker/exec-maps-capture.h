@@ -1,6 +1,8 @@
 /* Executable-mapping capture: loads the exec-maps BPF programs and hands on their records (a process's executable file mappings after exec, after changes, at exit). */
 #pragma once
 
+#include <stdbool.h>
+
 #include <stdint.h>
 
 #include "cleanup.h"
@@ -33,3 +35,16 @@ struct exec_maps_capture_stats {
         uint64_t unread;        /* captures that found the address space locked */
 };
 void exec_maps_capture_get_stats(const struct exec_maps_capture *c, struct exec_maps_capture_stats *ret);
+
+/* A process some of whose records were lost. */
+struct exec_maps_lost_process {
+        uint32_t tgid;
+        uint64_t start_boottime;
+};
+
+/* Takes out the processes whose records were lost since the last call (each told once): *ret
+ * (malloc'd, *ret_n of them), and *ret_all whether they are every one (false: a loss could not
+ * be told by process, and the caller must forget everything). Call it after seeing the lost
+ * count move: every loss counted was noted before. 0 or -errno. */
+int exec_maps_capture_take_lost(struct exec_maps_capture *c, struct exec_maps_lost_process **ret, size_t *ret_n,
+                                bool *ret_all);

@@ -608,6 +608,78 @@ static void test_symbols_after_exit(void **state) {
         json_object_put(reply);
 }
 
+/* A process that toggles an executable mapping of lib_path n times: a record each. */
+static void flood_records(unsigned n) {
+        int fd = open(lib_path, O_RDONLY | O_CLOEXEC);
+        void *p = fd >= 0 ? mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+
+        if (p == MAP_FAILED)
+                _exit(1);
+        for (unsigned i = 0; i < n; i++)
+                if (mprotect(p, 4096, i % 2 ? PROT_READ | PROT_EXEC : PROT_READ) < 0)
+                        _exit(2);
+        _exit(0);
+}
+
+static uint64_t status_u64(const char *key) {
+        struct json_object *st = call("{\"method\":\"io.memmapd.GetStatus\"}");
+        char path[96];
+        uint64_t v;
+
+        snprintf(path, sizeof(path), "parameters.%s", key);
+        assert_non_null(get(st, path));
+        v = (uint64_t) json_object_get_int64(get(st, path));
+        json_object_put(st);
+        return v;
+}
+
+/* One user overflowing the capture's ring buffer (the daemon stopped meanwhile, as a busy
+ * machine may leave it) costs the histories of the processes whose records were lost, not
+ * what was kept of everyone else: an exited process kept before is still answered for. */
+static void test_flood_forgets_only_its_own(void **state) {
+        const char *argv[] = { fixture_bin, "short", lib_path, NULL };
+        struct json_object *reply;
+        uint64_t flood_start;
+        uint64_t lost0;
+        struct report r;
+        pid_t flood;
+        int status;
+
+        SKIP_WITHOUT_RETENTION();
+        assert_int_equal(spawn(argv, -1, -1, &r), 0);
+        assert_int_equal(reap(&r), 0);
+        wait_retained(r.pid, r.start_time);
+        lost0 = status_u64("retention_records_lost");
+
+        /* About 16,000 records fill the 4 MiB ring: 100,000 overflow it. */
+        assert_int_equal(kill(daemon_.pid, SIGSTOP), 0);
+        flood = fork();
+        assert_true(flood >= 0);
+        if (flood == 0)
+                flood_records(100000);
+        assert_int_equal(test_proc_stat_field(flood, 22, &flood_start), 0);
+        assert_int_equal(waitpid(flood, &status, 0), flood);
+        assert_int_equal(kill(daemon_.pid, SIGCONT), 0);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        for (int i = 0; i < 3000 && status_u64("retention_records_lost") == lost0; i++)
+                usleep(10000);
+        assert_true(status_u64("retention_records_lost") > lost0);
+
+        /* The process kept before: still answered, with what it had. */
+        reply = call("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d,\"start_time\":%llu}}",
+                     (int) r.pid, r.start_time);
+        assert_null(error_of(reply));
+        assert_true(json_object_get_boolean(get(reply, "parameters.process.exited")));
+        assert_int_equal(json_object_array_length(get(reply, "parameters.mappings")), r.n_maps);
+        json_object_put(reply);
+
+        /* The flooder: its records were lost, so nothing is told of it from a history. */
+        reply = call("{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d,\"start_time\":%llu}}",
+                     (int) flood, (unsigned long long) flood_start);
+        assert_non_null(error_of(reply));
+        json_object_put(reply);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_short_lived_after_exit),
@@ -616,6 +688,7 @@ int main(void) {
                 cmocka_unit_test(test_access),
                 cmocka_unit_test(test_times_before_exec),
                 cmocka_unit_test(test_symbols_after_exit),
+                cmocka_unit_test(test_flood_forgets_only_its_own),
         };
 
         setvbuf(stdout, NULL, _IOLBF, 0);
