@@ -7,8 +7,9 @@
  * publishes what changed as PROC_EVENT_MAPPINGS through proc_events, for Watch (an exec's new
  * set too: the exec event itself comes from tracking; nothing is published for an exit, whose
  * mappings all go with it). Forks heard from proc_events copy the parent's set
- * to the child. A lost record (the ring buffer was full) clears the history: what it holds may
- * lack a change. Without BPF (not built, denied, a PID namespace of its own) retention is off
+ * to the child. A lost record (the ring buffer was full) forgets the history of the process it was
+ * about (the capture tells which), what it holds may lack a change; when the capture cannot tell,
+ * every history. Without BPF (not built, denied, a PID namespace of its own) retention is off
  * and answers for exited processes are NoSuchProcess as before. */
 
 #include <stdbool.h>
