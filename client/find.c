@@ -14,28 +14,39 @@ struct memctl_found {
 /* The daemon scans at most this many processes. */
 #define FOUND_MAX 65536u
 
+static void found_clear(memctl_found *f);
+
 memctl_found *memctl_found_free(memctl_found *f) {
         if (!f)
                 return NULL;
-        for (size_t i = 0; i < f->n; i++)
-                memctl_mappings_free(f->items[i]);
-        free(f->items);
+        found_clear(f);
         free(f);
         return NULL;
 }
 
+static void found_clear(memctl_found *f) {
+        for (size_t i = 0; i < f->n; i++)
+                memctl_mappings_free(f->items[i]);
+        free(f->items);
+        f->items = NULL;
+        f->n = 0;
+}
+
+/* Appends the matches of one message (a part of the reply, or its last). */
 static int found_parse(struct json_object *params, memctl_found *f) {
         struct json_object *a = memmapd_json_member(params, "matches");
+        memctl_mappings **items;
         size_t n;
 
         if (!a || !json_object_is_type(a, json_type_array))
                 return -EPROTO;
         n = json_object_array_length(a);
-        if (n > FOUND_MAX)
+        if (n > FOUND_MAX - f->n)
                 return -EPROTO;
-        f->items = calloc(n ? n : 1, sizeof(*f->items));
-        if (!f->items)
+        items = reallocarray(f->items, f->n + n + 1, sizeof(*items));
+        if (!items)
                 return -ENOMEM;
+        f->items = items;
         for (size_t i = 0; i < n; i++) {
                 struct json_object *match = json_object_array_get_idx(a, i);
                 memctl_mappings *m;
@@ -55,6 +66,17 @@ static int found_parse(struct json_object *params, memctl_found *f) {
         return 0;
 }
 
+/* A part of the streamed reply; NULL: the call starts over. */
+static int found_part(struct json_object *params, void *userdata) {
+        memctl_found *f = userdata;
+
+        if (!params) {
+                found_clear(f);
+                return 0;
+        }
+        return found_parse(params, f);
+}
+
 int memctl_find_mappings(memctl *c, const char *path, const char *build_id_hex, uint64_t flags, memctl_found **ret) {
         _cleanup_(json_object_putp) struct json_object *params = NULL;
         struct json_writer w;
@@ -66,23 +88,26 @@ int memctl_find_mappings(memctl *c, const char *path, const char *build_id_hex, 
         if (!c || !ret || !path == !build_id_hex || (flags & ~MEMCTL_DELETED_ONLY))
                 return -EINVAL;
 
+        f = calloc(1, sizeof(*f));
+        if (!f)
+                return -ENOMEM;
         json_writer_init(&w, REQUEST_SIZE_MAX);
-        varlink_call_begin(&w, "io.memmapd.FindMappings", false, false);
+        /* Streamed: a large answer comes in parts, within no single message's bound. */
+        varlink_call_begin(&w, "io.memmapd.FindMappings", true, false);
         json_writer_key(&w, path ? "path" : "build_id");
         json_writer_string(&w, path ? path : build_id_hex);
         if (flags & MEMCTL_DELETED_ONLY) {
                 json_writer_key(&w, "deleted_only");
                 json_writer_bool(&w, true);
         }
+        c->on_part = found_part;
+        c->part_userdata = f;
         r = call_writer(c, &w, NULL, &params);
+        c->on_part = NULL;
+        c->part_userdata = NULL;
         json_writer_done(&w);
-        if (r < 0)
-                return r;
-
-        f = calloc(1, sizeof(*f));
-        if (!f)
-                return -ENOMEM;
-        r = found_parse(params, f);
+        if (r >= 0)
+                r = found_parse(params, f);
         if (r < 0)
                 return memctl_found_free(f), r;
         *ret = f;

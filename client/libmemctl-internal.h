@@ -47,6 +47,11 @@ struct memctl {
          * passed fds, the first into it, and close the rest. NULL: fds are never taken (the
          * kernel drops what a read() does not take). */
         int *passed_fd;
+        /* Set during a call asked to stream in parts that the fast decoder does not take
+         * (FindMappings): each part's parameters go to it; NULL parameters: the call starts
+         * over (a retry), forget the parts. A negative return ends the call with it. */
+        int (*on_part)(struct json_object *parameters, void *userdata);
+        void *part_userdata;
 };
 
 /* Memory a reply's strings and binary build IDs are kept in, freed all at once. */

@@ -354,8 +354,8 @@ typedef struct memctl_found memctl_found;              /* a FindMappings reply *
 /* Every process the caller may see that maps the file path names (by device and inode, in the
  * daemon's mount namespace; files replaced since they were mapped under that name too, with
  * deleted set), or any file whose build ID is build_id_hex: exactly one of the two, the other
- * NULL (FindMappings). One reply message: an answer above the daemon's MaxOutputQueue fails
- * with -E2BIG (LimitExceeded). */
+ * NULL (FindMappings). Asked to stream: an answer of any size comes in parts (each within the
+ * daemon's output bounds) and is put together here. */
 int memctl_find_mappings(memctl *c, const char *path, const char *build_id_hex, uint64_t flags, memctl_found **ret);
 /* The processes found, in pid order. */
 size_t memctl_found_count(const memctl_found *f);

@@ -354,13 +354,19 @@ static ssize_t read_with_fd(memctl *c) {
  * *ret_reusable is false when the connection must not carry another call. */
 static int transact(memctl *c, const char *req, size_t req_len, uint64_t deadline, struct fast_decode *fast,
                     struct varlink_reply *ret, bool *ret_reusable) {
-        size_t sent = 0;
+        size_t sent = 0, streamed = 0;
         int write_error = 0;
 
         if (fast) {
                 /* a retry starts the streamed reply over */
                 fast->parts = 0;
                 fast->streamed = 0;
+        }
+        if (c->on_part) {
+                int k = c->on_part(NULL, c->part_userdata);
+
+                if (k < 0)
+                        return k;
         }
 
         for (;;) {
@@ -389,6 +395,16 @@ static int transact(memctl *c, const char *req, size_t req_len, uint64_t deadlin
                                 fast->done = true;
                         else if (r > 0) {
                                 r = varlink_reply_parse(msg, msg_len, VARLINK_JSON_DEPTH_DEFAULT, ret);
+                                if (r >= 0 && ret->continues && !ret->error && c->on_part) {
+                                        int k = (streamed += msg_len) > STREAM_SIZE_MAX
+                                                        ? -EPROTO
+                                                        : c->on_part(ret->parameters, c->part_userdata);
+
+                                        varlink_reply_done(ret);
+                                        if (k < 0)
+                                                return k;
+                                        continue;
+                                }
                                 /* After parts, only an error may end the call: a last part
                                  * the fast decoder refused would lose the earlier ones. */
                                 if (r >= 0 && parts > 0 && !ret->error) {

@@ -363,10 +363,20 @@ static void test_find_by_proc_scan(void **state) {
         d->pid = 0;
 }
 
+/* test_clients' processes that map the library many times: ended here if the test failed. */
+#define MANY_PROCS 10
+static pid_t many_pids[MANY_PROCS];
+
 static int stop_running(void **state) {
         if (running.pid > 0)
                 (void) test_daemon_stop(&running);
         running.pid = 0;
+        for (int k = 0; k < MANY_PROCS; k++)
+                if (many_pids[k] > 0) {
+                        kill(many_pids[k], SIGKILL);
+                        (void) waitpid(many_pids[k], NULL, 0);
+                        many_pids[k] = 0;
+                }
         return 0;
 }
 
@@ -572,13 +582,54 @@ static void test_lookup_many(void **state) {
         d->pid = 0;
 }
 
+/* Processes each mapping the library MANY_MAPS times (apart: offset 0 each, so they never merge),
+ * until killed (or the test ends); their pids once the mappings are all there. */
+#define MANY_MAPS 300
+static void start_many_maps(const char *lib, pid_t *ret) {
+        for (int k = 0; k < MANY_PROCS; k++) {
+                int p[2];
+                char b;
+
+                assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+                ret[k] = fork();
+                assert_true(ret[k] >= 0);
+                if (ret[k] == 0) {
+                        int fd = open(lib, O_RDONLY | O_CLOEXEC);
+
+                        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                        for (int i = 0; i < MANY_MAPS; i++)
+                                if (fd < 0 || mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0) == MAP_FAILED)
+                                        _exit(1);
+                        if (write(p[1], "r", 1) != 1)
+                                _exit(1);
+                        pause();
+                        _exit(0);
+                }
+                close(p[1]);
+                assert_int_equal(read(p[0], &b, 1), 1);
+                close(p[0]);
+        }
+}
+
+static bool is_many(const pid_t *many, pid_t pid) {
+        for (int k = 0; k < MANY_PROCS; k++)
+                if (many && many[k] == pid)
+                        return true;
+        return false;
+}
+
 /* libmemctl's memctl_find_mappings() and `memctl who` give the truth too. */
-static void found_to_hits(const memctl_found *f, struct hits *ret) {
+static void found_to_hits(const memctl_found *f, const pid_t *many, struct hits *ret) {
         for (size_t i = 0; i < memctl_found_count(f); i++) {
                 const memctl_mappings *m = memctl_found_get(f, i);
                 struct memctl_process p = MEMCTL_PROCESS_INIT;
 
                 assert_int_equal(memctl_mappings_get_process_info(m, &p), 0);
+                if (is_many(many, p.pid)) {
+                        /* Every one, in the parts the reply came in. */
+                        assert_int_equal(memctl_mappings_count(m), MANY_MAPS);
+                        continue;
+                }
                 for (size_t k = 0; k < memctl_mappings_count(m); k++) {
                         struct memctl_mapping map = MEMCTL_MAPPING_INIT;
 
@@ -597,18 +648,35 @@ static void test_clients(void **state) {
         struct hits expected = {}, got = {}, cli = {}, old = {}, got_old = {};
         _cleanup_free_ char *cmd = NULL, *out = NULL;
         char *line, *save = NULL;
+        size_t many_seen = 0;
+        /* A reply of ~3,200 mappings (~700 KiB) does not fit one message of 512 KiB; its parts
+         * (a process's mappings whole, a part ending past 1,024) do. */
+        const char *args[] = { "--set=MaxOutputQueue=524288", NULL };
 
-        assert_int_equal(test_daemon_start(NULL, d), 0);
+        assert_int_equal(test_daemon_start(args, d), 0);
         assert_int_equal(memctl_connect(d->socket, &c), 0);
         truth(true, true, false, &expected);
+        start_many_maps(g.lib, many_pids);
         assert_int_equal(memctl_find_mappings(c, g.lib, NULL, 0, &f), 0);
-        found_to_hits(f, &got);
+        found_to_hits(f, many_pids, &got);
+        for (size_t i = 0; i < memctl_found_count(f); i++) {
+                struct memctl_process p = MEMCTL_PROCESS_INIT;
+
+                assert_int_equal(memctl_mappings_get_process_info(memctl_found_get(f, i), &p), 0);
+                many_seen += is_many(many_pids, p.pid);
+        }
+        assert_int_equal(many_seen, MANY_PROCS);
+        for (int k = 0; k < MANY_PROCS; k++) {
+                kill(many_pids[k], SIGKILL);
+                assert_int_equal(waitpid(many_pids[k], NULL, 0), many_pids[k]);
+                many_pids[k] = 0;
+        }
         assert_true(hits_equal(&got, &expected));
         f = memctl_found_free(f);
 
         truth(true, false, false, &old);
         assert_int_equal(memctl_find_mappings(c, NULL, g.hex_old, 0, &f), 0);
-        found_to_hits(f, &got_old);
+        found_to_hits(f, NULL, &got_old);
         assert_true(hits_equal(&got_old, &old));
         f = memctl_found_free(f);
         /* Exactly one of path and build ID. */
