@@ -31,9 +31,10 @@ static void close_fd(int *fd) {
                 close(*fd);
 }
 
-/* The files' facts of a process that is gone are read through the daemon's own view: its root
- * for the paths, each file checked by device and inode (another file under the name gives no
- * facts). A process of the daemon's own with the kept identity stands for it in the engine. */
+/* The files' facts of a process that is gone are those the capture kept; where it kept none, they
+ * are read through the daemon's own view: its root for the paths, each file checked by device and
+ * inode (another file under the name gives no facts). A process of the daemon's own with the kept
+ * identity stands for it in the engine. */
 static int stand_in_open(const struct exec_history_view *v, struct process *ret) {
         int proc_fd = open("/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC);
         int maps_fd;

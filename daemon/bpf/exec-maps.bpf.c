@@ -35,14 +35,6 @@ extern int bpf_iter_task_vma_new(struct bpf_iter_task_vma *it, struct task_struc
 extern struct vm_area_struct *bpf_iter_task_vma_next(struct bpf_iter_task_vma *it) __ksym;
 extern void bpf_iter_task_vma_destroy(struct bpf_iter_task_vma *it) __ksym;
 
-/* A record is built here, not on the 512-byte stack; buf holds a path built backwards, facts the
- * file facts being read. */
-struct scratch {
-        struct exec_maps_record rec;
-        char buf[512];
-        struct exec_maps_facts facts;
-};
-
 /* What identifies a file's content for the facts cache: a rewrite changes the change time (and
  * mostly the size), a reuse of the inode the generation and the change time. */
 struct file_key {
@@ -51,6 +43,15 @@ struct file_key {
         __u64 size;
         __u32 dev;
         __u32 generation;
+};
+
+/* A record is built here, not on the 512-byte stack; buf holds a path built backwards, facts the
+ * file facts being read. */
+struct scratch {
+        struct exec_maps_record rec;
+        char buf[512];
+        struct exec_maps_facts facts;
+        struct file_key key;            /* the file whose facts were read */
 };
 
 /* The facts of files read once (flags 0: read, nothing to claim: not an ELF file of ours). Least
@@ -368,18 +369,19 @@ __noinline int read_facts(__u64 base, __u64 len) {
         return 1;
 }
 
-/* A file mapped at offset 0 by the current capture's process: its facts are read into the cache
- * unless there already. Only from a mapping the process never wrote to (its pages then are the
- * file's, not something the process put there for others' answers to show). A global function. */
-__noinline int learn_file(__u64 file_addr, __u64 start, __u64 end) {
+/* A file the current capture's process maps at offset 0 in [start, end): unless the cache has its
+ * facts, they are read into scratch's facts (its identity into scratch's key). 1 when read, for
+ * the caller to cache. A global function (scalars in). */
+__noinline int read_file_facts(__u64 file_addr, __u64 start, __u64 end) {
         struct scratch *s = scratch_get();
         struct file *f = (struct file *) file_addr;
-        struct file_key k = {}, again = {};
+        struct file_key again = {};
 
         if (!s || end <= start)
                 return 0;
-        file_key_of(f, &k);
-        if (bpf_map_lookup_elem(&file_facts, &k))
+        s->key = (struct file_key) {};
+        file_key_of(f, &s->key);
+        if (bpf_map_lookup_elem(&file_facts, &s->key))
                 return 0;
         if (!read_facts(start, end - start)) {
                 __sync_fetch_and_add(&facts_failed, 1);
@@ -387,13 +389,30 @@ __noinline int learn_file(__u64 file_addr, __u64 start, __u64 end) {
         }
         /* The file changed while it was read: what was read may be the new content's. */
         file_key_of(f, &again);
-        if (again.ctime_ns != k.ctime_ns || again.size != k.size) {
+        if (again.ctime_ns != s->key.ctime_ns || again.size != s->key.size) {
                 __sync_fetch_and_add(&facts_failed, 1);
                 return 0;
         }
-        bpf_map_update_elem(&file_facts, &k, &s->facts, BPF_ANY);
+        return 1;
+}
+
+/* The facts of vma's file, when it maps the file at offset 0, into the cache. Only from a mapping
+ * the process never wrote to: its pages then are the file's, not something the process (or its
+ * tracer) put there for others' answers to show. The anonymous pages' anon_vma is set before a
+ * private copy of a page is made: still unset after the read, nothing read was such a copy. */
+static __always_inline void learn_file(struct vm_area_struct *vma, __u64 vm_flags, __u64 file_addr) {
+        struct scratch *s;
+
+        if (vma->vm_pgoff != 0 || !(vm_flags & VM_READ_FLAG) || (vm_flags & VM_WRITE_FLAG) || vma->anon_vma ||
+            read_file_facts(file_addr, vma->vm_start, vma->vm_end) != 1)
+                return;
+        s = scratch_get();
+        if (!s || vma->anon_vma) {
+                __sync_fetch_and_add(&facts_failed, 1);
+                return;
+        }
+        bpf_map_update_elem(&file_facts, &s->key, &s->facts, BPF_ANY);
         __sync_fetch_and_add(&facts_read, 1);
-        return 0;
 }
 
 /* Mapping idx's file identity and, when the cache knows them, its facts. A global function. */
@@ -482,8 +501,7 @@ static __always_inline void capture(struct task_struct *task, __u32 kind, __u64 
                         continue;
                 /* A global function takes scalars only: the pointer's value read as one. */
                 bpf_probe_read_kernel(&file_addr, sizeof(file_addr), &vma->vm_file);
-                if (vma->vm_pgoff == 0 && (vm_flags & VM_READ_FLAG) && !(vm_flags & VM_WRITE_FLAG) && !vma->anon_vma)
-                        learn_file(file_addr, vma->vm_start, vma->vm_end);
+                learn_file(vma, vm_flags, file_addr);
                 if (!(vm_flags & VM_EXEC_FLAG))
                         continue;
                 n = r->n;
