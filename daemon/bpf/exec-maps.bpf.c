@@ -358,8 +358,10 @@ __noinline int read_facts(__u64 base, __u64 len) {
                 e.pos = off;
                 e.end = off + size;
                 e.align = e.note_align[i];
-                bpf_loop(NOTES_MAX, note_step, &e, 0);
-                if (e.failed)
+                /* Every iteration used: notes may be left that the file reader would scan. */
+                if (bpf_loop(NOTES_MAX, note_step, &e, 0) >= NOTES_MAX && !e.found)
+                        e.overflow_notes = true;
+                if (e.failed || e.overflow_notes)
                         break;
         }
         if (e.failed)
