@@ -12,6 +12,16 @@
 /* Owners whose exited processes are counted apart (open addressing); past that many at once,
  * the bytes of an owner are summed by a walk. */
 #define OWNER_SLOTS 1024
+/* Distinct file facts kept (chained): a machine maps some thousands of distinct files. */
+#define FACT_BUCKETS 1024
+
+/* One distinct file facts, shared by the intervals that have them. */
+struct fact_entry {
+        struct fact_entry *next;
+        size_t refs;
+        uint32_t hash;
+        struct exec_history_facts f;    /* what lies past the lengths is zero: compared whole */
+};
 
 struct proc {
         struct proc *next;              /* in its bucket */
@@ -35,6 +45,7 @@ struct exec_history {
         struct exec_history_config cfg;
         struct proc *buckets[BUCKETS];
         struct proc *exit_head, *exit_tail;
+        struct fact_entry *facts[FACT_BUCKETS];
         size_t processes, exited, bytes;
         uint64_t evicted, records;
         /* The bytes each owner's exited processes hold: the per-owner bound is checked at every
@@ -65,6 +76,73 @@ static void mapping_free_path(struct exec_history_mapping *m) {
         m->path = NULL;
 }
 
+/* facts with what lies past its lengths zeroed: equal facts are then equal bytes. */
+static struct exec_history_facts facts_normalized(const struct exec_history_facts *f) {
+        struct exec_history_facts c = {
+                .build_id_len = MIN(f->build_id_len, (uint8_t) EXEC_HISTORY_BUILD_ID_MAX),
+                .has_loads = f->has_loads,
+                .n_loads = f->has_loads ? MIN(f->n_loads, (uint8_t) EXEC_HISTORY_LOADS_MAX) : 0,
+        };
+
+        memcpy(c.build_id, f->build_id, c.build_id_len);
+        memcpy(c.loads, f->loads, c.n_loads * sizeof(c.loads[0]));
+        return c;
+}
+
+/* FNV-1a over the normalized bytes. */
+static uint32_t facts_hash(const struct exec_history_facts *f) {
+        const uint8_t *b = (const uint8_t *) f;
+        uint32_t x = 2166136261u;
+
+        for (size_t i = 0; i < sizeof(*f); i++)
+                x = (x ^ b[i]) * 16777619u;
+        return x;
+}
+
+/* The kept copy of f (a new reference), made when absent; NULL: out of memory. Under lock. */
+static const struct exec_history_facts *facts_intern(struct exec_history *h, const struct exec_history_facts *f) {
+        struct exec_history_facts c = facts_normalized(f);
+        uint32_t x = facts_hash(&c);
+        struct fact_entry *e;
+
+        for (e = h->facts[x % FACT_BUCKETS]; e; e = e->next)
+                if (e->hash == x && memcmp(&e->f, &c, sizeof(c)) == 0) {
+                        e->refs++;
+                        return &e->f;
+                }
+        e = malloc(sizeof(*e));
+        if (!e)
+                return NULL;
+        *e = (struct fact_entry) { .next = h->facts[x % FACT_BUCKETS], .refs = 1, .hash = x, .f = c };
+        h->facts[x % FACT_BUCKETS] = e;
+        h->bytes += sizeof(*e);
+        return &e->f;
+}
+
+/* Drops a reference taken by facts_intern(); accepts NULL. Under lock. */
+static void facts_unref(struct exec_history *h, const struct exec_history_facts *f) {
+        struct fact_entry *e, **pp;
+
+        if (!f)
+                return;
+        e = (struct fact_entry *) ((char *) f - offsetof(struct fact_entry, f));
+        if (--e->refs > 0)
+                return;
+        for (pp = &h->facts[e->hash % FACT_BUCKETS]; *pp && *pp != e; pp = &(*pp)->next)
+                ;
+        if (*pp)
+                *pp = e->next;
+        h->bytes -= sizeof(*e);
+        free(e);
+}
+
+/* What an interval of the history holds, released. Under lock. */
+static void interval_release(struct exec_history *h, struct exec_history_mapping *m) {
+        mapping_free_path(m);
+        facts_unref(h, m->facts);
+        m->facts = NULL;
+}
+
 void exec_history_diff_done(struct exec_history_diff *d) {
         for (size_t i = 0; i < d->n_added; i++)
                 mapping_free_path(&d->added[i]);
@@ -76,8 +154,10 @@ void exec_history_diff_done(struct exec_history_diff *d) {
 }
 
 void exec_history_view_done(struct exec_history_view *v) {
-        for (size_t i = 0; i < v->n; i++)
+        for (size_t i = 0; i < v->n; i++) {
                 mapping_free_path(&v->mappings[i]);
+                free((struct exec_history_facts *) v->mappings[i].facts);
+        }
         free(v->mappings);
         v->mappings = NULL;
         v->n = 0;
@@ -136,7 +216,7 @@ static void proc_drop(struct exec_history *h, struct proc *p) {
         h->processes--;
         h->bytes -= p->bytes;
         for (size_t i = 0; i < p->n; i++)
-                mapping_free_path(&p->m[i]);
+                interval_release(h, &p->m[i]);
         free(p->m);
         free(p);
 }
@@ -224,6 +304,10 @@ static int interval_open(struct exec_history *h, struct proc *p, const struct ex
         c.path = NULL;
         if (m->path && !(c.path = strdup(m->path)))
                 return -ENOMEM;
+        if (m->facts && !(c.facts = facts_intern(h, m->facts))) {
+                free(c.path);
+                return -ENOMEM;
+        }
         c.from_usec = from;
         c.to_usec = UINT64_MAX;
         p->m[p->n++] = c;
@@ -247,6 +331,7 @@ static int diff_push(struct exec_history_mapping **arr, size_t *n, const struct 
                 return -ENOMEM;
         *arr = na;
         c.path = NULL;
+        c.facts = NULL;
         if (m->path && !(c.path = strdup(m->path)))
                 return -ENOMEM;
         na[(*n)++] = c;
@@ -283,7 +368,7 @@ static void trim_intervals(struct exec_history *h, struct proc *p) {
                         p->known_since_usec = p->m[oldest].to_usec;
                 h->bytes -= p->m[oldest].path ? strlen(p->m[oldest].path) + 1 : 0;
                 p->bytes -= p->m[oldest].path ? strlen(p->m[oldest].path) + 1 : 0;
-                mapping_free_path(&p->m[oldest]);
+                interval_release(h, &p->m[oldest]);
                 p->m[oldest] = p->m[--p->n];
         }
 }
@@ -326,6 +411,24 @@ static int close_covered(struct exec_history *h, struct proc *p, const struct ex
                         }
                 }
         next:;
+        }
+        return 0;
+}
+
+/* m's facts (a record's) for every interval of p of the same file that has none: captured later
+ * (at exit, say) they are still the file's the interval mapped. -ENOMEM. Under lock. */
+static int adopt_facts(struct exec_history *h, struct proc *p, const struct exec_history_mapping *m) {
+        if (!m->facts || m->file_id == 0)
+                return 0;
+        for (size_t i = 0; i < p->n; i++) {
+                struct exec_history_mapping *x = &p->m[i];
+
+                if (x->facts || x->file_id != m->file_id || x->inode != m->inode || x->dev_major != m->dev_major ||
+                    x->dev_minor != m->dev_minor)
+                        continue;
+                x->facts = facts_intern(h, m->facts);
+                if (!x->facts)
+                        return -ENOMEM;
         }
         return 0;
 }
@@ -385,6 +488,9 @@ static int apply_locked(struct exec_history *h, const struct exec_history_record
         for (size_t j = 0; j < r->n; j++) {
                 bool open = false;
 
+                k = adopt_facts(h, p, &r->mappings[j]);
+                if (k < 0)
+                        return k;
                 for (size_t i = 0; i < p->n && !open; i++)
                         open = p->m[i].to_usec == UINT64_MAX && same_mapping(&p->m[i], &r->mappings[j]);
                 if (open)
@@ -536,7 +642,7 @@ int exec_history_seed(struct exec_history *h, pid_t pid, uint64_t start_time, ui
         }
         /* What records said before is older than the read: the read states everything. */
         for (size_t i = 0; i < p->n; i++)
-                mapping_free_path(&p->m[i]);
+                interval_release(h, &p->m[i]);
         h->bytes -= p->bytes - sizeof(*p);
         p->bytes = sizeof(*p);
         free(p->m);
@@ -559,6 +665,14 @@ void exec_history_expire(struct exec_history *h, uint64_t now_usec) {
                now_usec >= h->exit_head->exit_usec)
                 proc_drop(h, h->exit_head);
         pthread_mutex_unlock(&h->lock);
+}
+
+static struct exec_history_facts *memdup_facts(const struct exec_history_facts *f) {
+        struct exec_history_facts *c = malloc(sizeof(*c));
+
+        if (c)
+                *c = *f;
+        return c;
 }
 
 static int cmp_start(const void *a, const void *b) {
@@ -608,7 +722,10 @@ int exec_history_get(struct exec_history *h, pid_t pid, uint64_t start_time, uin
                         continue;
                 v.mappings[v.n] = *m;
                 v.mappings[v.n].path = NULL;
-                if (m->path && !(v.mappings[v.n].path = strdup(m->path))) {
+                v.mappings[v.n].facts = NULL;
+                if ((m->path && !(v.mappings[v.n].path = strdup(m->path))) ||
+                    (m->facts && !(v.mappings[v.n].facts = memdup_facts(m->facts)))) {
+                        mapping_free_path(&v.mappings[v.n]);
                         k = -ENOMEM;
                         break;
                 }

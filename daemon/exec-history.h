@@ -19,6 +19,11 @@
  * bounded instead, a history growing past EXEC_HISTORY_INTERVALS_MAX forgetting its oldest
  * closed intervals (known_since moves).
  *
+ * File facts (build ID, PT_LOADs) come with a record's mappings where the capture could read
+ * them. An interval keeps the facts it was opened with; one opened without gets them from a later
+ * record of the process that states the same file (dev, inode and file_id): the exec's capture
+ * finds no page of a new program present, its exit's does. Facts are never replaced once set.
+ *
  * Thread-safe: records are applied on the server's loop, questions asked from workers. */
 
 #include <stdbool.h>
@@ -30,6 +35,24 @@
 #define EXEC_HISTORY_RETAIN_SEC_DEFAULT 60
 #define EXEC_HISTORY_MAX_BYTES_DEFAULT (64u << 20)
 
+#define EXEC_HISTORY_BUILD_ID_MAX 64
+#define EXEC_HISTORY_LOADS_MAX 8
+
+/* A mapped file's facts as the capture read them with the mapping (exec-maps.h): kept so that a
+ * file deleted or replaced after the process exited still answers with the build ID it had and
+ * the elf_vaddr of its own PT_LOADs. Many mappings of many processes map one file: the history
+ * keeps each distinct facts once (counted in max_bytes, not in any process's or owner's share),
+ * referenced by every interval that has them. */
+struct exec_history_facts {
+        uint8_t build_id_len;           /* 1..EXEC_HISTORY_BUILD_ID_MAX */
+        bool has_loads;                 /* loads[] is the file's whole PT_LOAD table */
+        uint8_t n_loads;
+        uint8_t build_id[EXEC_HISTORY_BUILD_ID_MAX];
+        struct exec_history_load {
+                uint64_t offset, vaddr, filesz;
+        } loads[EXEC_HISTORY_LOADS_MAX];
+};
+
 struct exec_history_mapping {
         uint64_t start, end;            /* [start, end) */
         uint64_t offset;
@@ -38,6 +61,13 @@ struct exec_history_mapping {
         uint8_t flags;                  /* PERM_* of basic/perms.h */
         char *path;                     /* NULL: unknown (cut) */
         uint64_t from_usec, to_usec;    /* valid in [from, to); to UINT64_MAX: still valid */
+        /* The file's content beyond (dev, inode) (change time, size, generation mixed): a later
+         * record's facts of the same file_id stand for an interval captured without them (read
+         * at exit when the exec could not). 0: unknown, nothing adopted. */
+        uint64_t file_id;
+        /* NULL: none captured. In a record, the caller's; in a view, the view's copy; in a diff,
+         * always NULL. */
+        const struct exec_history_facts *facts;
 };
 
 enum exec_history_record_kind {

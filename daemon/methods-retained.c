@@ -1,5 +1,6 @@
 /* Lookup and ListMappings answered from the kept history of executable file mappings: processes that exited, and answers as of a time. */
 
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -30,9 +31,10 @@ static void close_fd(int *fd) {
                 close(*fd);
 }
 
-/* The files' facts of a process that is gone are read through the daemon's own view: its root
- * for the paths, each file checked by device and inode (another file under the name gives no
- * facts). A process of the daemon's own with the kept identity stands for it in the engine. */
+/* The files' facts of a process that is gone are those the capture kept; where it kept none, they
+ * are read through the daemon's own view: its root for the paths, each file checked by device and
+ * inode (another file under the name gives no facts). A process of the daemon's own with the kept
+ * identity stands for it in the engine. */
 static int stand_in_open(const struct exec_history_view *v, struct process *ret) {
         int proc_fd = open("/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC);
         int maps_fd;
@@ -58,8 +60,49 @@ static void stand_in_close(struct process *p) {
         close_fd(&p->maps_fd);
 }
 
-/* The kept mappings as a layout: complete as far as executable file mappings go. */
-static int view_layout(const struct exec_history_view *v, struct layout **ret) {
+/* The facts of mapping m's file as the capture kept them (kf), standing for the file's in the
+ * engine so that the file is not read for them: a file deleted or replaced since the process
+ * mapped it answers with what the process mapped. Kept without the PT_LOADs (more than the
+ * capture holds), those are read from the file now, only when it carries the kept build ID:
+ * another file's never stand with the kept one. */
+static int kept_file(const struct method_context *ctx, const struct process *stand_in, const struct mapping *m,
+                     const struct exec_history_facts *kf, struct layout_file **ret) {
+        struct layout_file *f;
+        int r;
+
+        r = layout_file_new(m->dev_major, m->dev_minor, m->inode, &f);
+        if (r < 0)
+                return r;
+        f->result = 0;
+        f->info.elf_class = ELFCLASS64;
+        f->info.build_id_len = MIN(kf->build_id_len, (uint8_t) MAPPING_BUILD_ID_MAX);
+        memcpy(f->info.build_id, kf->build_id, f->info.build_id_len);
+        if (kf->has_loads) {
+                f->info.n_loads = MIN(kf->n_loads, (uint8_t) MIN(EXEC_HISTORY_LOADS_MAX, ELF_LOADS_MAX));
+                for (size_t i = 0; i < f->info.n_loads; i++)
+                        f->info.loads[i] = (struct elf_load) {
+                                .offset = kf->loads[i].offset, .vaddr = kf->loads[i].vaddr,
+                                .filesz = kf->loads[i].filesz, .memsz = kf->loads[i].filesz,
+                        };
+        } else {
+                _cleanup_close_ int fd = -1;
+                struct elf_info info;
+
+                if (engine_open_mapping_file(ctx->engine, stand_in, m, &fd) >= 0 && elf_info_from_fd(fd, &info) >= 0 &&
+                    info.build_id_len == f->info.build_id_len &&
+                    memcmp(info.build_id, f->info.build_id, info.build_id_len) == 0) {
+                        f->info.n_loads = info.n_loads;
+                        memcpy(f->info.loads, info.loads, sizeof(info.loads));
+                }
+        }
+        *ret = f;
+        return 0;
+}
+
+/* The kept mappings as a layout: complete as far as executable file mappings go, with the facts
+ * of their files where the capture kept them. */
+static int view_layout(const struct method_context *ctx, const struct process *stand_in,
+                       const struct exec_history_view *v, struct layout **ret) {
         _cleanup_(layout_unrefp) struct layout *l = NULL;
         int r;
 
@@ -83,6 +126,21 @@ static int view_layout(const struct exec_history_view *v, struct layout **ret) {
         r = layout_prepare_files(l);
         if (r < 0)
                 return r;
+        /* Both sorted by start; normalizing may have dropped some of the view's. */
+        for (size_t i = 0, j = 0; i < l->mappings.n; i++) {
+                const struct mapping *m = &l->mappings.items[i];
+                struct layout_file *f = NULL;
+
+                while (j < v->n && v->mappings[j].start < m->start)
+                        j++;
+                if (j >= v->n || v->mappings[j].start != m->start || !v->mappings[j].facts)
+                        continue;
+                r = kept_file(ctx, stand_in, m, v->mappings[j].facts, &f);
+                if (r < 0)
+                        return r;
+                (void) layout_fill_file(l, i, f);
+                layout_file_unref(f);
+        }
         *ret = TAKE_PTR(l);
         return 0;
 }
@@ -215,10 +273,15 @@ static const char *begin_answer(const struct method_context *ctx, struct json_wr
         err = take_over(w, r, v, time_usec, ret_handled);
         if (err || !*ret_handled)
                 return err ? err : "";
-        r = view_layout(v, l);
-        if (r >= 0)
-                r = stand_in_open(v, stand_in);
-        return r < 0 ? reply_internal(w, r) : NULL;
+        r = stand_in_open(v, stand_in);
+        if (r < 0)
+                return reply_internal(w, r);
+        r = view_layout(ctx, stand_in, v, l);
+        if (r < 0) {
+                stand_in_close(stand_in);
+                return reply_internal(w, r);
+        }
+        return NULL;
 }
 
 const char *retained_lookup(const struct method_context *ctx, struct json_writer *w, pid_t pid, uint64_t start_time,

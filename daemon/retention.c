@@ -46,8 +46,10 @@ struct retention {
 };
 
 static void pending_clear(struct pending *p) {
-        for (size_t i = 0; i < p->n; i++)
+        for (size_t i = 0; i < p->n; i++) {
                 free(p->m[i].path);
+                free((struct exec_history_facts *) p->m[i].facts);
+        }
         free(p->m);
         *p = (struct pending) {};
 }
@@ -205,6 +207,44 @@ static struct pending *pending_find(struct retention *r, uint32_t tgid, bool cre
         return create ? free_slot : NULL;
 }
 
+/* The captured facts worth keeping, in a copy (NULL: none, or out of memory). Only those with a
+ * build ID: without one the file is read at answer time, as before, for all of them. */
+static struct exec_history_facts *facts_from(const struct exec_maps_facts *f) {
+        struct exec_history_facts *c;
+
+        if (!(f->flags & EXEC_MAPS_FACTS_BUILD_ID) || f->build_id_len == 0 || f->build_id_len > EXEC_MAPS_BUILD_ID_MAX)
+                return NULL;
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return NULL;
+        c->build_id_len = f->build_id_len;
+        memcpy(c->build_id, f->build_id, f->build_id_len);
+        c->has_loads = (f->flags & EXEC_MAPS_FACTS_LOADS) && f->n_loads <= EXEC_MAPS_LOADS_MAX;
+        if (c->has_loads) {
+                c->n_loads = f->n_loads;
+                for (size_t i = 0; i < f->n_loads; i++)
+                        c->loads[i] = (struct exec_history_load) {
+                                .offset = f->loads[i].offset, .vaddr = f->loads[i].vaddr, .filesz = f->loads[i].filesz,
+                        };
+        }
+        return c;
+}
+
+/* The file's content identity beyond (dev, inode), mixed into 64 bits (splitmix64 steps): equal
+ * only for the same change time, size and generation but for a 2^-64 chance. Never 0. */
+static uint64_t file_id_of(const struct exec_maps_mapping *s) {
+        uint64_t x = 0;
+        const uint64_t parts[3] = { s->ctime_ns, s->size, s->generation };
+
+        for (size_t i = 0; i < 3; i++) {
+                x += parts[i] + 0x9e3779b97f4a7c15ull;
+                x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+                x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+                x ^= x >> 31;
+        }
+        return x ? x : 1;
+}
+
 static int on_record(const struct exec_maps_record *er, void *userdata) {
         struct retention *r = userdata;
         struct pending *p = pending_find(r, er->tgid, true);
@@ -238,6 +278,8 @@ static int on_record(const struct exec_maps_record *er, void *userdata) {
                                  (s->flags & EXEC_MAPS_M_SHARED ? PERM_SHARED : 0),
                         /* The BPF side is ours, but its path is NUL-terminated here regardless. */
                         .path = cut ? NULL : strndup(s->path, s->path_len),
+                        .file_id = file_id_of(s),
+                        .facts = facts_from(&s->facts),
                 };
                 p->n++;
         }

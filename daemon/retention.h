@@ -6,7 +6,10 @@
  * the drain (on the server's loop) turns its records into exec_history records, applies them and
  * publishes what changed as PROC_EVENT_MAPPINGS through proc_events, for Watch (an exec's new
  * set too: the exec event itself comes from tracking; nothing is published for an exit, whose
- * mappings all go with it). Forks heard from proc_events copy the parent's set
+ * mappings all go with it). Each mapping's file facts (build ID and PT_LOADs, where the capture
+ * read them) are kept with it, under a file_id mixed from the file's change time, size and
+ * generation, so that answers after exit need not read a file that may be gone or another one
+ * by then. Forks heard from proc_events copy the parent's set
  * to the child. A lost record (the ring buffer was full) forgets the history of the process it was
  * about (the capture tells which), what it holds may lack a change; when the capture cannot tell,
  * every history. Without BPF (not built, denied, a PID namespace of its own) retention is off

@@ -1,6 +1,7 @@
 /* A target for test-retention: a short-lived process that maps libc and a library of its own and
  * reports its executable mappings as /proc shows them before it exits, or one that maps file A
- * at an address, unmaps it and maps file B there, reporting the time of each step. */
+ * at an address, unmaps it and maps file B there, reporting the time of each step. short-fork:
+ * as short, with a child forked that never execs and exits only after its parent did. */
 
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -65,7 +66,8 @@ static void *map_file(const char *path, void *at) {
 
 int main(int argc, char **argv) {
         setvbuf(stdout, NULL, _IOFBF, 1 << 16);
-        if (argc >= 3 && (strcmp(argv[1], "short") == 0 || strcmp(argv[1], "short-nondumpable") == 0)) {
+        if (argc >= 3 && (strcmp(argv[1], "short") == 0 || strcmp(argv[1], "short-nondumpable") == 0 ||
+                          strcmp(argv[1], "short-fork") == 0)) {
                 void *lib = dlopen(argv[2], RTLD_NOW);
                 int (*fn)(int) = lib ? (int (*)(int)) dlsym(lib, "retain_lib_function") : NULL;
 
@@ -73,6 +75,32 @@ int main(int argc, char **argv) {
                         return 2;
                 if (strcmp(argv[1], "short-nondumpable") == 0 && prctl(PR_SET_DUMPABLE, 0) < 0)
                         return 3;
+                if (strcmp(argv[1], "short-fork") == 0) {
+                        int gone[2], ready[2];
+                        pid_t child;
+                        char c;
+
+                        if (pipe2(gone, O_CLOEXEC) < 0 || pipe2(ready, O_CLOEXEC) < 0)
+                                return 4;
+                        fflush(stdout);
+                        child = fork();
+                        if (child < 0)
+                                return 5;
+                        if (child == 0) {
+                                close(gone[1]);
+                                printf("child %d %llu\n", (int) getpid(), start_time());
+                                fflush(stdout);
+                                if (write(ready[1], "x", 1) != 1)
+                                        _exit(6);
+                                /* Until the parent exited (its end of the pipe closed then). */
+                                while (read(gone[0], &c, 1) > 0)
+                                        ;
+                                _exit(0);
+                        }
+                        close(gone[0]);
+                        if (read(ready[0], &c, 1) != 1)
+                                return 7;
+                }
                 printf("pid %d\nstart_time %llu\nfunction %p %d\nlibc %p\n", (int) getpid(), start_time(),
                        (void *) fn, fn(1), dlsym(RTLD_DEFAULT, "getpid"));
                 print_exec_maps();
@@ -123,6 +151,6 @@ int main(int argc, char **argv) {
                         ;
                 return 0;
         }
-        fprintf(stderr, "usage: retain-fixture short|short-nondumpable LIB | swap|swap-exec A B | wait\n");
+        fprintf(stderr, "usage: retain-fixture short|short-nondumpable|short-fork LIB | swap|swap-exec A B | wait\n");
         return 1;
 }

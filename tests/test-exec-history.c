@@ -1,6 +1,6 @@
 /* Tests for daemon/exec-history.c: intervals opened and closed by records (A, nothing, B at one
  * address; a partial munmap keeps the rest), answers as of a time and after exit, pid reuse,
- * fork and seed, retention and the memory bounds. */
+ * fork and seed, retention and the memory bounds, the file facts kept with the mappings. */
 
 #include <errno.h>
 #include <setjmp.h>
@@ -169,6 +169,131 @@ static void test_fork_and_seed(void **state) {
         exec_history_free(h);
 }
 
+static const struct exec_history_facts FA = {
+        .build_id_len = 3, .build_id = { 0xaa, 0xbb, 0xcc }, .has_loads = true, .n_loads = 2,
+        .loads = { { .offset = 0, .vaddr = 0, .filesz = 0x800 }, { .offset = 0x1000, .vaddr = 0x11000, .filesz = 0x5000 } },
+};
+static const struct exec_history_facts FM = { .build_id_len = 2, .build_id = { 0x12, 0x34 } };
+static const struct exec_history_facts FM_OTHER = { .build_id_len = 2, .build_id = { 0x56, 0x78 } };
+
+/* The facts of the mapping at addr in pid's view (as of t, or the latest when t is 0): a copy, or
+ * build_id_len 0 for none. */
+static struct exec_history_facts facts_at(struct exec_history *h, pid_t pid, uint64_t st, uint64_t t, uint64_t addr) {
+        struct exec_history_facts f = {};
+        struct exec_history_view v;
+
+        assert_int_equal(exec_history_get(h, pid, st, t, t ? EXEC_HISTORY_AT_TIME : 0, &v), 0);
+        for (size_t i = 0; i < v.n; i++)
+                if (v.mappings[i].start <= addr && addr < v.mappings[i].end && v.mappings[i].facts)
+                        f = *v.mappings[i].facts;
+        exec_history_view_done(&v);
+        return f;
+}
+
+static void test_facts(void **state) {
+        struct exec_history_mapping main_nofacts = MAIN, a = A, main_facts = MAIN, main_other = MAIN, main_rewritten = MAIN;
+        struct exec_history_mapping exec_set[2], exit_set[1];
+        struct exec_history_stats st0, st1, st2;
+        struct exec_history_record r = {
+                .kind = EXEC_HISTORY_RANGE, .pid = 7, .start_time = 100, .time_usec = 3000,
+                .lo = 0x10000, .hi = 0x20000, .uid = 1000, .euid = 1000, .suid = 1000, .dumpable = 1,
+        };
+        struct exec_history_diff d;
+        struct exec_history *h;
+        struct exec_history_facts f;
+
+        main_nofacts.file_id = 5;
+        a.file_id = 6;
+        a.facts = &FA;
+        main_facts.file_id = 5;
+        main_facts.facts = &FM;
+        main_other.file_id = 5;
+        main_other.facts = &FM_OTHER;
+        /* The same inode rewritten since: another file_id. */
+        main_rewritten.file_id = 9;
+        main_rewritten.facts = &FM_OTHER;
+
+        assert_int_equal(exec_history_new(NULL, &h), 0);
+        exec_history_get_stats(h, &st0);
+        /* The exec's capture read no facts of the program; A's it had (from a cache, say). */
+        exec_set[0] = main_nofacts;
+        exec_set[1] = a;
+        apply(h, EXEC_HISTORY_EXEC, 7, 100, 1000, 0, 0, exec_set, 2);
+        f = facts_at(h, 7, 100, 1500, A.start);
+        assert_int_equal(f.build_id_len, 3);
+        assert_memory_equal(f.build_id, FA.build_id, 3);
+        assert_true(f.has_loads);
+        assert_int_equal(f.n_loads, 2);
+        assert_int_equal(f.loads[1].vaddr, 0x11000);
+        assert_int_equal(facts_at(h, 7, 100, 1500, MAIN.start).build_id_len, 0);
+
+        /* munmap of A: the diff carries no facts; the closed interval keeps its own. */
+        assert_int_equal(exec_history_apply(h, &r, &d), 0);
+        assert_int_equal(d.n_removed, 1);
+        assert_null(d.removed[0].facts);
+        exec_history_diff_done(&d);
+        assert_int_equal(facts_at(h, 7, 100, 2500, A.start).build_id_len, 3);
+
+        /* A range stating the rewritten file's facts: not the program's (another file_id). */
+        apply(h, EXEC_HISTORY_RANGE, 7, 100, 3500, 0x600000, 0x601000, &main_rewritten, 0);
+        {
+                struct exec_history_mapping moved = main_rewritten;
+
+                moved.start = 0x600000;
+                moved.end = 0x601000;
+                apply(h, EXEC_HISTORY_RANGE, 7, 100, 3600, 0x600000, 0x601000, &moved, 1);
+        }
+        assert_int_equal(facts_at(h, 7, 100, 3700, MAIN.start).build_id_len, 0);
+
+        /* A forked child (before the program's facts were known) and the exit, whose capture read
+         * them: the open interval gets them, so does the one closed before... */
+        assert_int_equal(exec_history_fork(h, 7, 8, 200, 3800), 0);
+        exit_set[0] = main_facts;
+        apply(h, EXEC_HISTORY_EXIT, 7, 100, 4000, 0, 0, exit_set, 1);
+        f = facts_at(h, 7, 100, 0, MAIN.start);
+        assert_int_equal(f.build_id_len, 2);
+        assert_memory_equal(f.build_id, FM.build_id, 2);
+        assert_int_equal(facts_at(h, 7, 100, 1500, MAIN.start).build_id_len, 2);
+        /* ...and the child keeps A's facts from its parent. */
+        assert_int_equal(facts_at(h, 8, 200, 0, A.start).build_id_len, 0);      /* A was gone at the fork */
+        assert_int_equal(facts_at(h, 8, 200, 3900, 0x600000).build_id_len, 2);
+
+        /* Facts once set are never replaced: a later record of other facts of the same file. */
+        exit_set[0] = main_facts;
+        apply(h, EXEC_HISTORY_EXEC, 10, 400, 5000, 0, 0, exit_set, 1);
+        exit_set[0] = main_other;
+        apply(h, EXEC_HISTORY_EXIT, 10, 400, 5100, 0, 0, exit_set, 1);
+        f = facts_at(h, 10, 400, 0, MAIN.start);
+        assert_int_equal(f.build_id_len, 2);
+        assert_memory_equal(f.build_id, FM.build_id, 2);
+
+        /* Kept once, counted in the bytes: a third process with the same facts adds no copy. */
+        exec_history_get_stats(h, &st1);
+        assert_true(st1.bytes > st0.bytes);
+        exit_set[0] = main_nofacts;
+        apply(h, EXEC_HISTORY_EXIT, 9, 300, 6000, 0, 0, exit_set, 1);
+        exec_history_get_stats(h, &st2);
+        exit_set[0] = main_facts;
+        apply(h, EXEC_HISTORY_EXIT, 11, 500, 6100, 0, 0, exit_set, 1);
+        exec_history_get_stats(h, &st0);
+        assert_int_equal(st0.bytes - st2.bytes, st2.bytes - st1.bytes);
+        /* New facts: one copy more. */
+        {
+                struct exec_history_facts fresh = FM;
+                size_t per_process = st0.bytes - st2.bytes;
+
+                fresh.build_id[0] = 0x99;
+                exit_set[0].facts = &fresh;
+                apply(h, EXEC_HISTORY_EXIT, 12, 600, 6200, 0, 0, exit_set, 1);
+                exec_history_get_stats(h, &st1);
+                assert_true(st1.bytes - st0.bytes > per_process + sizeof(struct exec_history_facts));
+        }
+        exec_history_clear(h);
+        exec_history_get_stats(h, &st2);
+        assert_int_equal(st2.bytes, 0);
+        exec_history_free(h);
+}
+
 static void test_bounds(void **state) {
         struct exec_history_config cfg = { .max_bytes = 64 * 1024, .max_bytes_per_uid = 64 * 1024 };
         struct exec_history_stats st;
@@ -225,6 +350,7 @@ int main(void) {
                 cmocka_unit_test(test_fork_and_seed),
                 cmocka_unit_test(test_bounds),
                 cmocka_unit_test(test_forget),
+                cmocka_unit_test(test_facts),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -35,11 +35,33 @@ extern int bpf_iter_task_vma_new(struct bpf_iter_task_vma *it, struct task_struc
 extern struct vm_area_struct *bpf_iter_task_vma_next(struct bpf_iter_task_vma *it) __ksym;
 extern void bpf_iter_task_vma_destroy(struct bpf_iter_task_vma *it) __ksym;
 
-/* A record is built here, not on the 512-byte stack; buf holds a path built backwards. */
+/* What identifies a file's content for the facts cache: a rewrite changes the change time (and
+ * mostly the size), a reuse of the inode the generation and the change time. */
+struct file_key {
+        __u64 ino;
+        __u64 ctime_ns;
+        __u64 size;
+        __u32 dev;
+        __u32 generation;
+};
+
+/* A record is built here, not on the 512-byte stack; buf holds a path built backwards, facts the
+ * file facts being read. */
 struct scratch {
         struct exec_maps_record rec;
         char buf[512];
+        struct exec_maps_facts facts;
+        struct file_key key;            /* the file whose facts were read */
 };
+
+/* The facts of files read once (flags 0: read, nothing to claim: not an ELF file of ours). Least
+ * recently used go first: a file mapped again is read again from its offset-0 mapping. */
+struct {
+        __uint(type, BPF_MAP_TYPE_LRU_HASH);
+        __type(key, struct file_key);
+        __type(value, struct exec_maps_facts);
+        __uint(max_entries, 4096);
+} file_facts SEC(".maps");
 
 struct {
         __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -69,6 +91,10 @@ __u64 lost_unknown = 0;
 __u64 records_emitted = 0;
 /* Captures that found the address space's lock taken (the iterator only tries it). */
 __u64 unread_records = 0;
+/* Files whose facts were read from a process's memory (cached), and reads that failed (a page
+ * not present, the file changed meanwhile: nothing cached, tried again at the next capture). */
+__u64 facts_read = 0;
+__u64 facts_failed = 0;
 
 static __always_inline struct scratch *scratch_get(void) {
         __u32 zero = 0;
@@ -186,6 +212,261 @@ __noinline int note_lost(__u32 tgid, __u64 start_boottime) {
         return 0;
 }
 
+/* ELF, as include/uapi/linux/elf.h has it (64-bit little-endian only: x86-64). */
+#define EH_SIZE 64
+#define PH_SIZE 56
+#define PH_MAX 64               /* the program headers read: beyond, nothing is claimed */
+#define NOTE_SEGMENTS_MAX 4
+#define NOTES_MAX 32            /* notes scanned per segment */
+#define PT_LOAD_TYPE 1
+#define PT_NOTE_TYPE 4
+#define NT_GNU_BUILD_ID_TYPE 3
+
+static __always_inline void file_key_of(struct file *f, struct file_key *k) {
+        struct inode *ino = BPF_CORE_READ(f, f_inode);
+
+        k->ino = BPF_CORE_READ(ino, i_ino);
+        k->dev = BPF_CORE_READ(ino, i_sb, s_dev);
+        k->ctime_ns = (__u64) BPF_CORE_READ(ino, i_ctime_sec) * 1000000000ULL + BPF_CORE_READ(ino, i_ctime_nsec);
+        k->size = BPF_CORE_READ(ino, i_size);
+        k->generation = BPF_CORE_READ(ino, i_generation);
+}
+
+/* The reading of one file's headers from its offset-0 mapping at base, len bytes long: every
+ * offset the file states is checked against len before it is read. */
+struct elf_read {
+        struct scratch *s;
+        __u64 base, len;
+        __u64 phoff, phentsize;
+        __u64 note_off[NOTE_SEGMENTS_MAX], note_len[NOTE_SEGMENTS_MAX], note_align[NOTE_SEGMENTS_MAX];
+        __u32 n_notes;
+        __u64 pos, end, align;  /* the note scan: [pos, end) of the segment left */
+        bool failed, overflow, overflow_notes, found;
+};
+
+/* A bpf_loop() callback: program header i. */
+static long ph_step(__u32 i, void *data) {
+        struct elf_read *e = data;
+        struct exec_maps_facts *f = &e->s->facts;
+        __u8 ph[PH_SIZE];
+        __u32 type;
+        __u64 off = e->phoff + (__u64) i * e->phentsize;
+
+        if (bpf_probe_read_user(ph, sizeof(ph), (const void *) (e->base + off)) < 0) {
+                e->failed = true;
+                return 1;
+        }
+        type = *(__u32 *) &ph[0];
+        if (type == PT_LOAD_TYPE) {
+                __u32 n = f->n_loads;
+
+                if (n >= EXEC_MAPS_LOADS_MAX) {
+                        e->overflow = true;
+                        return 0;
+                }
+                f->loads[n & (EXEC_MAPS_LOADS_MAX - 1)] = (struct exec_maps_load) {
+                        .offset = *(__u64 *) &ph[8], .vaddr = *(__u64 *) &ph[16], .filesz = *(__u64 *) &ph[32],
+                };
+                f->n_loads = n + 1;
+        } else if (type == PT_NOTE_TYPE && e->n_notes < NOTE_SEGMENTS_MAX) {
+                __u32 n = e->n_notes & (NOTE_SEGMENTS_MAX - 1);
+
+                e->note_off[n] = *(__u64 *) &ph[8];
+                e->note_len[n] = *(__u64 *) &ph[32];
+                e->note_align[n] = *(__u64 *) &ph[48] == 8 ? 8 : 4;
+                e->n_notes++;
+        }
+        return 0;
+}
+
+static __always_inline __u64 align_up(__u64 x, __u64 a) {
+        return (x + a - 1) & ~(a - 1);
+}
+
+/* A bpf_loop() callback: the note at e->pos. As the file reader scans (elf-reader.c): a note that
+ * does not fit its segment ends the scan; the first GNU build ID of 1-64 bytes is the file's. */
+static long note_step(__u32 i, void *data) {
+        struct elf_read *e = data;
+        struct exec_maps_facts *f = &e->s->facts;
+        __u32 hdr[3];
+        __u64 pos = e->pos, end = e->end, name_off, desc_off, desc_end, next;
+        char name[4];
+
+        if (end - pos < 12)
+                return 1;
+        if (bpf_probe_read_user(hdr, sizeof(hdr), (const void *) (e->base + pos)) < 0) {
+                e->failed = true;
+                return 1;
+        }
+        name_off = pos + 12;
+        if (hdr[0] > end - name_off)
+                return 1;
+        desc_off = align_up(name_off + hdr[0], e->align);
+        if (desc_off > end || hdr[1] > end - desc_off)
+                return 1;
+        desc_end = desc_off + hdr[1];
+        if (hdr[2] == NT_GNU_BUILD_ID_TYPE && hdr[0] == 4 && hdr[1] >= 1 && hdr[1] <= EXEC_MAPS_BUILD_ID_MAX) {
+                __u32 len = hdr[1];
+
+                if (bpf_probe_read_user(name, sizeof(name), (const void *) (e->base + name_off)) < 0) {
+                        e->failed = true;
+                        return 1;
+                }
+                if (name[0] == 'G' && name[1] == 'N' && name[2] == 'U' && name[3] == 0) {
+                        /* 1..64 as the verifier can see it. */
+                        len = ((len - 1) & (EXEC_MAPS_BUILD_ID_MAX - 1)) + 1;
+                        if (bpf_probe_read_user(f->build_id, len, (const void *) (e->base + desc_off)) < 0) {
+                                e->failed = true;
+                                return 1;
+                        }
+                        f->build_id_len = len;
+                        e->found = true;
+                        return 1;
+                }
+        }
+        next = align_up(desc_end, e->align);
+        if (next >= end)
+                return 1;
+        e->pos = next;
+        return 0;
+}
+
+/* Reads into scratch's facts the file facts from its offset-0 mapping [base, base + len) of the
+ * current process's memory. 1: read (facts.flags says what holds; 0: nothing, such as a file
+ * that is not ELF); 0: could not be read now (a page not present). A global function: verified
+ * once. */
+__noinline int read_facts(__u64 base, __u64 len) {
+        struct scratch *s = scratch_get();
+        struct elf_read e = {};
+        __u8 eh[EH_SIZE];
+        __u64 phoff, phentsize, phnum;
+
+        if (!s)
+                return 0;
+        s->facts.flags = 0;
+        s->facts.build_id_len = 0;
+        s->facts.n_loads = 0;
+        s->facts.reserved = 0;
+        if (len < EH_SIZE)
+                return 1;
+        if (bpf_probe_read_user(eh, sizeof(eh), (const void *) base) < 0)
+                return 0;
+        /* ELFMAG, ELFCLASS64, ELFDATA2LSB */
+        if (eh[0] != 0x7f || eh[1] != 'E' || eh[2] != 'L' || eh[3] != 'F' || eh[4] != 2 || eh[5] != 1)
+                return 1;
+        phoff = *(__u64 *) &eh[32];
+        phentsize = *(__u16 *) &eh[54];
+        phnum = *(__u16 *) &eh[56];
+        /* As elf_info_from_buffer(): a table it refuses, or one of more entries than read here,
+         * claims nothing. */
+        if (phentsize < PH_SIZE || phnum > PH_MAX || phoff > len || phnum * phentsize > len - phoff)
+                return 1;
+        e.s = s;
+        e.base = base;
+        e.len = len;
+        e.phoff = phoff;
+        e.phentsize = phentsize;
+        bpf_loop(phnum, ph_step, &e, 0);
+        if (e.failed)
+                return 0;
+        for (__u32 i = 0; i < NOTE_SEGMENTS_MAX && i < e.n_notes && !e.found; i++) {
+                __u64 off = e.note_off[i], size = e.note_len[i];
+
+                if (size == 0)
+                        continue;
+                /* A segment outside the mapping: the file reader would read it, the capture
+                 * cannot, so no build ID is claimed (the answer reads the file, as before). */
+                if (off > len || size > len - off) {
+                        e.overflow_notes = true;
+                        break;
+                }
+                e.pos = off;
+                e.end = off + size;
+                e.align = e.note_align[i];
+                /* Every iteration used: notes may be left that the file reader would scan. */
+                if (bpf_loop(NOTES_MAX, note_step, &e, 0) >= NOTES_MAX && !e.found)
+                        e.overflow_notes = true;
+                if (e.failed || e.overflow_notes)
+                        break;
+        }
+        if (e.failed)
+                return 0;
+        s->facts.flags = (e.overflow ? 0 : EXEC_MAPS_FACTS_LOADS) |
+                         (e.found && !e.overflow_notes ? EXEC_MAPS_FACTS_BUILD_ID : 0);
+        return 1;
+}
+
+/* A file the current capture's process maps at offset 0 in [start, end): unless the cache has its
+ * facts, they are read into scratch's facts (its identity into scratch's key). 1 when read, for
+ * the caller to cache. A global function (scalars in). */
+__noinline int read_file_facts(__u64 file_addr, __u64 start, __u64 end) {
+        struct scratch *s = scratch_get();
+        struct file *f = (struct file *) file_addr;
+        struct file_key again = {};
+
+        if (!s || end <= start)
+                return 0;
+        s->key = (struct file_key) {};
+        file_key_of(f, &s->key);
+        if (bpf_map_lookup_elem(&file_facts, &s->key))
+                return 0;
+        if (!read_facts(start, end - start)) {
+                __sync_fetch_and_add(&facts_failed, 1);
+                return 0;
+        }
+        /* The file changed while it was read: what was read may be the new content's. */
+        file_key_of(f, &again);
+        if (again.ctime_ns != s->key.ctime_ns || again.size != s->key.size) {
+                __sync_fetch_and_add(&facts_failed, 1);
+                return 0;
+        }
+        return 1;
+}
+
+/* The facts of vma's file, when it maps the file at offset 0, into the cache. Only from a mapping
+ * the process never wrote to: its pages then are the file's, not something the process (or its
+ * tracer) put there for others' answers to show. The anonymous pages' anon_vma is set before a
+ * private copy of a page is made: still unset after the read, nothing read was such a copy. */
+static __always_inline void learn_file(struct vm_area_struct *vma, __u64 vm_flags, __u64 file_addr) {
+        struct scratch *s;
+
+        if (vma->vm_pgoff != 0 || !(vm_flags & VM_READ_FLAG) || (vm_flags & VM_WRITE_FLAG) || vma->anon_vma ||
+            read_file_facts(file_addr, vma->vm_start, vma->vm_end) != 1)
+                return;
+        s = scratch_get();
+        if (!s || vma->anon_vma) {
+                __sync_fetch_and_add(&facts_failed, 1);
+                return;
+        }
+        bpf_map_update_elem(&file_facts, &s->key, &s->facts, BPF_ANY);
+        __sync_fetch_and_add(&facts_read, 1);
+}
+
+/* Mapping idx's file identity and, when the cache knows them, its facts. A global function. */
+__noinline int fill_facts(__u32 idx, __u64 file_addr) {
+        struct scratch *s = scratch_get();
+        struct file *f = (struct file *) file_addr;
+        struct exec_maps_mapping *m;
+        struct exec_maps_facts *v;
+        struct file_key k = {};
+
+        if (!s || idx >= EXEC_MAPS_PER_RECORD)
+                return 0;
+        asm volatile("" : "+r"(idx));
+        m = &s->rec.m[idx & (EXEC_MAPS_PER_RECORD - 1)];
+        file_key_of(f, &k);
+        m->ctime_ns = k.ctime_ns;
+        m->size = k.size;
+        m->generation = k.generation;
+        m->reserved2 = 0;
+        v = bpf_map_lookup_elem(&file_facts, &k);
+        if (v)
+                bpf_probe_read_kernel(&m->facts, sizeof(m->facts), v);
+        else
+                m->facts.flags = 0;
+        return 0;
+}
+
 static __always_inline void send(struct exec_maps_record *r) {
         __u32 n = r->n;
 
@@ -244,7 +525,12 @@ static __always_inline void capture(struct task_struct *task, __u32 kind, __u64 
                         break;
                 vm_flags = vma->vm_flags;
                 f = vma->vm_file;
-                if (!f || !(vm_flags & VM_EXEC_FLAG))
+                if (!f)
+                        continue;
+                /* A global function takes scalars only: the pointer's value read as one. */
+                bpf_probe_read_kernel(&file_addr, sizeof(file_addr), &vma->vm_file);
+                learn_file(vma, vm_flags, file_addr);
+                if (!(vm_flags & VM_EXEC_FLAG))
                         continue;
                 n = r->n;
                 if (n >= EXEC_MAPS_PER_RECORD) {
@@ -269,9 +555,8 @@ static __always_inline void capture(struct task_struct *task, __u32 kind, __u64 
                            (vm_flags & VM_SHARED_FLAG ? EXEC_MAPS_M_SHARED : 0);
                 m->path_len = 0;
                 m->reserved = 0;
-                /* A global function takes scalars only: the pointer's value read as one. */
-                bpf_probe_read_kernel(&file_addr, sizeof(file_addr), &vma->vm_file);
                 fill_path(n, file_addr);
+                fill_facts(n, file_addr);
                 r->n = n + 1;
         }
         bpf_iter_task_vma_destroy(&it);

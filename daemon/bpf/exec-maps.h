@@ -31,6 +31,33 @@ enum exec_maps_kind {
 #define EXEC_MAPS_M_SHARED 0x8u
 #define EXEC_MAPS_M_PATH_CUT 0x100u     /* longer than EXEC_MAPS_PATH_MAX or deeper than the walk */
 
+/* The mapped file's facts, captured with the mapping so that a file deleted or replaced later
+ * still answers (build ID, elf_vaddr). They are read from the ELF header, program headers and
+ * PT_NOTEs of the same file's offset-0 mapping in the same process, only where that mapping was
+ * never written (read-only, no anonymous pages: what it shows is the file's page cache, not
+ * something the process wrote), and kept in a cache keyed by the file's identity (device, inode,
+ * change time, size, generation) that later captures reuse: a forked child that never exec'd has
+ * no page-table entries for its files, and a range capture sees no offset-0 mapping. A mapping
+ * whose facts were not read (the page was not present, no such mapping, the file changed
+ * meanwhile, not a 64-bit little-endian ELF file) has flags 0: nothing is claimed. */
+#define EXEC_MAPS_BUILD_ID_MAX 64
+#define EXEC_MAPS_LOADS_MAX 8
+#define EXEC_MAPS_FACTS_LOADS 0x1u      /* loads[] is the file's whole PT_LOAD table, in table order */
+#define EXEC_MAPS_FACTS_BUILD_ID 0x2u   /* build_id is its GNU build ID, from a PT_NOTE segment */
+
+struct exec_maps_load {
+        __u64 offset, vaddr, filesz;    /* p_offset, p_vaddr, p_filesz */
+};
+
+struct exec_maps_facts {
+        __u32 flags;                    /* EXEC_MAPS_FACTS_* */
+        __u8 build_id_len;
+        __u8 n_loads;
+        __u16 reserved;
+        __u8 build_id[EXEC_MAPS_BUILD_ID_MAX];
+        struct exec_maps_load loads[EXEC_MAPS_LOADS_MAX];
+};
+
 struct exec_maps_mapping {
         __u64 start, end;       /* [start, end) */
         __u64 offset;           /* in the file, bytes */
@@ -39,6 +66,12 @@ struct exec_maps_mapping {
         __u32 flags;            /* EXEC_MAPS_M_* */
         __u32 path_len;         /* without the NUL */
         __u32 reserved;
+        /* The file's identity beyond (dev, inode): a rewrite changes the change time, a reuse of
+         * the inode the generation (where the filesystem keeps one) and the change time. */
+        __u64 ctime_ns, size;
+        __u32 generation;
+        __u32 reserved2;
+        struct exec_maps_facts facts;
         char path[EXEC_MAPS_PATH_MAX]; /* NUL-terminated, as the process's root saw it */
 };
 

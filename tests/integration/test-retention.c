@@ -1,7 +1,8 @@
 /* Integration tests for retention (issue 15 part A) against the real daemon and real processes: a
  * short-lived process looked up after its exit (path, build ID, elf_vaddr as /proc, readelf and nm
  * say), pid reuse with and without start_time, A / nothing / B at one address as of a time (live
- * and after exit), and who may see what was kept. */
+ * and after exit), who may see what was kept, and the build IDs and elf_vaddr kept with the mappings
+ * (a library deleted or rewritten after the exit, a forked child that never exec'd). */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +19,7 @@
 #include <grp.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,6 +49,8 @@ struct report {
         pid_t pid;
         int stdin_fd;
         unsigned long long start_time, t[4];
+        pid_t child_pid;                /* short-fork: the child that never exec'd */
+        unsigned long long child_start_time;
         uint64_t function, libc_getpid, address;
         char maps[32][1024];
         size_t n_maps;
@@ -88,6 +92,7 @@ static int spawn(const char *const *argv, uid_t uid, gid_t gid, struct report *r
                 if (strncmp(line, "map ", 4) == 0 && ret->n_maps < 32)
                         snprintf(ret->maps[ret->n_maps++], sizeof(ret->maps[0]), "%s", line + 4);
                 (void) (sscanf(line, "start_time %llu", &ret->start_time) ||
+                        sscanf(line, "child %d %llu", &ret->child_pid, &ret->child_start_time) == 2 ||
                         sscanf(line, "function %" SCNx64, &ret->function) ||
                         sscanf(line, "libc %" SCNx64, &ret->libc_getpid) ||
                         sscanf(line, "address %" SCNx64, &ret->address) || sscanf(line, "t0 %llu", &ret->t[0]) ||
@@ -290,6 +295,95 @@ static void test_short_lived_after_exit(void **state) {
         }
 }
 
+/* The ELF virtual address of file offset off in path, from `readelf -lW`'s LOAD lines: the first
+ * whose file range holds it (p_offset <= off < p_offset + p_filesz). */
+static uint64_t readelf_vaddr(const char *path, uint64_t off) {
+        _cleanup_free_ char *cmd = NULL, *out = NULL;
+
+        assert_true(asprintf(&cmd, "readelf -lW '%s'", path) >= 0);
+        out = test_run_capture(cmd);
+        assert_non_null(out);
+        for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+                uint64_t o, v, fs;
+
+                if (sscanf(line, " LOAD 0x%" SCNx64 " 0x%" SCNx64 " 0x%*x 0x%" SCNx64, &o, &v, &fs) == 3 && o <= off &&
+                    off - o < fs)
+                        return off - o + v;
+        }
+        fail_msg("no PT_LOAD of %s holds offset 0x%" PRIx64, path, off);
+        return 0;
+}
+
+/* What the daemon must answer for an address of a process, taken while its file was still there. */
+struct truth {
+        uint64_t address, elf_vaddr;
+        char path[400], build_id[129];
+};
+
+/* The truth for address, in the mapping of the report whose path ends in suffix: readelf -n's build
+ * ID; elf_vaddr from readelf -l at the file offset /proc's maps line gives. */
+static void truth_of(const struct report *r, const char *suffix, uint64_t address, struct truth *ret) {
+        uint64_t start, offset;
+
+        ret->address = address;
+        assert_true(report_map(r, suffix, &start, &offset, ret->path));
+        assert_int_equal(test_readelf_build_id(ret->path, ret->build_id, sizeof(ret->build_id)), 1);
+        ret->elf_vaddr = readelf_vaddr(ret->path, address - start + offset);
+}
+
+/* Lookup of the exited process (pid, start_time) at the truths' addresses gives their paths,
+ * build IDs and elf_vaddr. */
+static void check_kept(pid_t pid, unsigned long long start_time, const struct truth *t, size_t n) {
+        char addrs[256] = "", key[64];
+        struct json_object *reply;
+
+        for (size_t i = 0; i < n; i++)
+                snprintf(addrs + strlen(addrs), sizeof(addrs) - strlen(addrs), "%s\"0x%" PRIx64 "\"", i ? "," : "",
+                         t[i].address);
+        reply = call("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%d,\"start_time\":%llu,"
+                     "\"build_ids\":true,\"addresses\":[%s]}}",
+                     (int) pid, start_time, addrs);
+        assert_null(error_of(reply));
+        assert_true(json_object_get_boolean(get(reply, "parameters.process.exited")));
+        for (size_t i = 0; i < n; i++) {
+                assert_non_null(result_mapping(reply, i));
+                assert_string_equal(get_string(result_mapping(reply, i), "path"), t[i].path);
+                assert_non_null(get_string(result_mapping(reply, i), "build_id"));
+                assert_string_equal(get_string(result_mapping(reply, i), "build_id"), t[i].build_id);
+                snprintf(key, sizeof(key), "parameters.results.%zu.elf_vaddr", i);
+                assert_non_null(get_string(reply, key));
+                assert_int_equal(strtoull(get_string(reply, key), NULL, 16), t[i].elf_vaddr);
+        }
+        json_object_put(reply);
+}
+
+/* Copies from to to: a new file, or in_place into the file there (its inode stays). */
+static void copy_file(const char *from, const char *to, bool in_place) {
+        _cleanup_free_ char *cmd = NULL, *out = NULL;
+
+        assert_true(asprintf(&cmd, in_place ? "cat '%s' > '%s' && echo ok" : "cp '%s' '%s' && echo ok", from, to) >= 0);
+        out = test_run_capture(cmd);
+        assert_non_null(out);
+        assert_string_equal(out, "ok\n");
+}
+
+/* The fixture run in mode with a copy of its library in a directory of its own (dir: mkdtemp's
+ * template; lib: the copy's path), reaped, and the truths of its library's function and libc's
+ * getpid taken while the copy is there. */
+static void run_with_copy(const char *mode, char *dir, char lib[static 128], struct report *r, struct truth t[static 2]) {
+        const char *argv[] = { fixture_bin, mode, lib, NULL };
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(lib, 128, "%s/libretain-fix.so", dir);
+        copy_file(lib_path, lib, false);
+        assert_int_equal(spawn(argv, -1, -1, r), 0);
+        assert_int_equal(reap(r), 0);
+        truth_of(r, "/libretain-fix.so", r->function, &t[0]);
+        truth_of(r, "libc.so.6", r->libc_getpid, &t[1]);
+        /* The truths agree with nm's address of the symbol. */
+        assert_int_equal(t[0].elf_vaddr, test_nm_symbol(lib, "retain_lib_function", 1));
+}
+
 static void wait_retained(pid_t pid, unsigned long long start_time) {
         for (int i = 0; i < 3000; i++) {
                 struct json_object *reply = call(
@@ -348,6 +442,79 @@ static void test_pid_reuse(void **state) {
                 check_exited_lookup(&a, param);
         }
         reap(&b);
+}
+
+/* Waits until the process (pid, start_time) is answered as exited (bounded poll). */
+static void wait_exited(pid_t pid, unsigned long long start_time) {
+        for (int i = 0; i < 3000; i++) {
+                struct json_object *reply = call(
+                        "{\"method\":\"io.memmapd.ListMappings\",\"parameters\":{\"pid\":%d,\"start_time\":%llu}}",
+                        (int) pid, start_time);
+                bool done = !error_of(reply) && json_object_get_boolean(get(reply, "parameters.process.exited"));
+
+                json_object_put(reply);
+                if (done)
+                        return;
+                usleep(10000);
+        }
+        fail_msg("pid %d never answered as exited", (int) pid);
+}
+
+enum after_exit { LIB_DELETED, LIB_REWRITTEN };
+
+/* A process maps libc and a copy of the fixture's library, exits; then the copy is deleted, or
+ * rewritten in place (same inode) with another ELF file of another build ID: the build IDs and
+ * elf_vaddr that come back are those of the files the process mapped. */
+static void kept_after(enum after_exit what) {
+        char dir[] = "/tmp/memmapd-retain-XXXXXX", lib[128], other_id[129];
+        struct truth t[2];
+        struct stat before, after;
+        struct report r;
+
+        SKIP_WITHOUT_RETENTION();
+        run_with_copy("short", dir, lib, &r, t);
+        wait_retained(r.pid, r.start_time);
+        if (what == LIB_DELETED)
+                assert_int_equal(unlink(lib), 0);
+        else {
+                /* In place: the same device and inode now hold another file. */
+                assert_int_equal(stat(lib, &before), 0);
+                copy_file(fixture_bin, lib, true);
+                assert_int_equal(stat(lib, &after), 0);
+                assert_int_equal(before.st_ino, after.st_ino);
+                assert_int_equal(before.st_dev, after.st_dev);
+                assert_int_equal(test_readelf_build_id(lib, other_id, sizeof(other_id)), 1);
+                assert_string_not_equal(other_id, t[0].build_id);
+        }
+        check_kept(r.pid, r.start_time, t, 2);
+        (void) unlink(lib);
+        assert_int_equal(rmdir(dir), 0);
+}
+
+static void test_kept_after_delete(void **state) {
+        kept_after(LIB_DELETED);
+}
+
+static void test_kept_after_rewrite(void **state) {
+        kept_after(LIB_REWRITTEN);
+}
+
+/* A child forked by the fixture never execs and exits after its parent: it has no page of its
+ * files present to read facts from, so they come from the capture's cache of the files (filled at
+ * its parent's exit); the library is deleted after both exited. */
+static void test_forked_child(void **state) {
+        char dir[] = "/tmp/memmapd-retain-XXXXXX", lib[128];
+        struct truth t[2];
+        struct report r;
+
+        SKIP_WITHOUT_RETENTION();
+        /* The child shares its parent's mappings: the same addresses, the same truths. */
+        run_with_copy("short-fork", dir, lib, &r, t);
+        assert_true(r.child_pid > 0);
+        wait_exited(r.child_pid, r.child_start_time);
+        assert_int_equal(unlink(lib), 0);
+        check_kept(r.child_pid, r.child_start_time, t, 2);
+        assert_int_equal(rmdir(dir), 0);
 }
 
 /* The path of the mapping at address as of t, "" when unmapped, or the error's name. */
@@ -683,6 +850,9 @@ static void test_flood_forgets_only_its_own(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_short_lived_after_exit),
+                cmocka_unit_test(test_kept_after_delete),
+                cmocka_unit_test(test_kept_after_rewrite),
+                cmocka_unit_test(test_forked_child),
                 cmocka_unit_test(test_a_nothing_b),
                 cmocka_unit_test(test_pid_reuse),
                 cmocka_unit_test(test_access),
