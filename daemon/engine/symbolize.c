@@ -74,6 +74,9 @@ struct symtab_job {
         struct mapping m;               /* name owned */
         struct symbol_key key;
         struct elf_cache_key file;      /* the content the facts were read from */
+        /* The facts were kept, not read (a process that is gone): the file opened must carry
+         * their build ID, and its own identity keys the table. */
+        bool key_from_file;
         uint8_t build_id[MAPPING_BUILD_ID_MAX];
         size_t build_id_len;
         char *debug_dir;
@@ -107,6 +110,16 @@ static int symtab_job_read(struct symtab_job *j) {
                 return fd;
         /* The table must be the one of the content the build ID and elf_vaddr came from. */
         elf_cache_key_from_statx(&stx, &key);
+        if (j->key_from_file) {
+                struct elf_info info;
+
+                r = elf_info_from_fd(fd, &info);
+                if (r < 0 || info.build_id_len != j->build_id_len ||
+                    memcmp(info.build_id, j->build_id, j->build_id_len) != 0)
+                        return -ESTALE;
+                j->file = key;
+                symbol_key_init(&j->key, j->build_id, j->build_id_len, &key, stx.stx_uid);
+        }
         if (memcmp(&key, &j->file, sizeof(key)) != 0 || stx.stx_uid != j->key.owner)
                 return -ESTALE;
         /* Opened with this client's access: now the kept table may answer. */
@@ -139,14 +152,18 @@ static int file_table(const struct facts_config *cfg, const struct process *p, c
         int r;
 
         *ret = NULL;
-        if (!f || f->result < 0 || !f->info.elf_class || !f->has_key)
+        if (!f || f->result < 0 || !f->info.elf_class)
                 return 0;
         id = layout_file_build_id(f, &id_len);
+        /* Facts without the file's identity were kept by the capture: only their build ID can
+         * tell the file opened now is the one that was mapped. */
+        if (!f->has_key && id_len == 0)
+                return 0;
         symbol_key_init(&key, id, id_len, &f->key, f->owner);
         /* The facts may be another client's read (a kept layout): a table is served without
          * this client opening the file only where anyone may read it (the system's libraries);
          * else the job opens it with this client's access first, then takes the kept table. */
-        if (f->mode & S_IROTH) {
+        if (f->has_key && (f->mode & S_IROTH)) {
                 *ret = symbol_cache_get(cfg->symbol_cache, &key);
                 if (*ret)
                         return 0;
@@ -158,6 +175,7 @@ static int file_table(const struct facts_config *cfg, const struct process *p, c
         j->proc_fd = -1;
         j->key = key;
         j->file = f->key;
+        j->key_from_file = !f->has_key;
         if (id_len > 0)
                 memcpy(j->build_id, id, id_len);
         j->build_id_len = id_len;
