@@ -164,7 +164,7 @@ static void publish_diff(struct retention *r, const struct exec_history_record *
                         dst[i] = (struct proc_event_mapping) {
                                 .start = src[i].start, .end = src[i].end, .offset = src[i].offset,
                                 .dev_major = src[i].dev_major, .dev_minor = src[i].dev_minor,
-                                .inode = src[i].inode, .path = src[i].path,
+                                .inode = src[i].inode, .flags = src[i].flags, .path = src[i].path,
                         };
         }
         e = (struct proc_event) {

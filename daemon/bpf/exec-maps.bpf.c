@@ -14,7 +14,9 @@ char LICENSE[] SEC("license") = "GPL";
 #define VM_READ_FLAG 0x1
 #define VM_WRITE_FLAG 0x2
 #define VM_EXEC_FLAG 0x4
-#define VM_SHARED_FLAG 0x8
+/* VM_MAYSHARE, not VM_SHARED: a shared mapping of a file opened read-only loses VM_SHARED, and
+ * /proc/PID/maps prints 's' from VM_MAYSHARE. */
+#define VM_MAYSHARE_FLAG 0x80
 #define PAGE_SHIFT_X86 12
 #define MAP_FIXED_FLAG 0x10
 #define MAP_FIXED_NOREPLACE_FLAG 0x100000
@@ -240,7 +242,7 @@ static __always_inline void capture(struct task_struct *task, __u32 kind, __u64 
                 m->dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev);
                 m->flags = (vm_flags & VM_READ_FLAG ? EXEC_MAPS_M_READ : 0) |
                            (vm_flags & VM_WRITE_FLAG ? EXEC_MAPS_M_WRITE : 0) | EXEC_MAPS_M_EXEC |
-                           (vm_flags & VM_SHARED_FLAG ? EXEC_MAPS_M_SHARED : 0);
+                           (vm_flags & VM_MAYSHARE_FLAG ? EXEC_MAPS_M_SHARED : 0);
                 m->path_len = 0;
                 m->reserved = 0;
                 /* A global function takes scalars only: the pointer's value read as one. */
