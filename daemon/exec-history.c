@@ -12,6 +12,10 @@
 /* Owners whose exited processes are counted apart (open addressing); past that many at once,
  * the bytes of an owner are summed by a walk. */
 #define OWNER_SLOTS 1024
+/* Records kept of a process not yet complete: a child's changes drained before its fork event
+ * (two ring buffers) are replayed over the parent's set once that event comes. A process with
+ * more waits for a full record. */
+#define EARLY_MAX 16
 
 struct proc {
         struct proc *next;              /* in its bucket */
@@ -28,6 +32,11 @@ struct proc {
         struct exec_history_mapping *m; /* every interval, open and closed, in no order */
         size_t n, allocated;
         size_t bytes;
+        /* Range records applied while not complete, in order (copies, paths owned); early_lost:
+         * more came than were kept. */
+        struct exec_history_record *early;
+        size_t n_early;
+        bool early_lost;
 };
 
 struct exec_history {
@@ -117,6 +126,74 @@ static void exit_list_remove(struct exec_history *h, struct proc *p) {
         p->exit_prev = p->exit_next = NULL;
 }
 
+static void record_free_mappings(struct exec_history_record *r) {
+        struct exec_history_mapping *m = (struct exec_history_mapping *) r->mappings;
+
+        for (size_t i = 0; i < r->n; i++)
+                mapping_free_path(&m[i]);
+        free(m);
+        r->mappings = NULL;
+        r->n = 0;
+}
+
+static size_t record_bytes(const struct exec_history_record *r) {
+        size_t b = sizeof(*r) + r->n * sizeof(r->mappings[0]);
+
+        for (size_t i = 0; i < r->n; i++)
+                b += r->mappings[i].path ? strlen(r->mappings[i].path) + 1 : 0;
+        return b;
+}
+
+/* Forgets the early records (the process became complete, or goes). Under lock. */
+static void early_clear(struct exec_history *h, struct proc *p) {
+        for (size_t i = 0; i < p->n_early; i++) {
+                size_t b = record_bytes(&p->early[i]);
+
+                p->bytes -= b;
+                h->bytes -= b;
+                record_free_mappings(&p->early[i]);
+        }
+        free(p->early);
+        p->early = NULL;
+        p->n_early = 0;
+}
+
+/* Keeps a copy of r, a range record applied to p while it is not complete. Under lock. */
+static int early_keep(struct exec_history *h, struct proc *p, const struct exec_history_record *r) {
+        struct exec_history_record c = *r, *na;
+        struct exec_history_mapping *m = NULL;
+        size_t b;
+
+        if (p->early_lost || p->n_early >= EARLY_MAX) {
+                early_clear(h, p);
+                p->early_lost = true;
+                return 0;
+        }
+        if (r->n > 0 && !(m = calloc(r->n, sizeof(*m))))
+                return -ENOMEM;
+        c.mappings = m;
+        c.n = 0;
+        for (; c.n < r->n; c.n++) {
+                m[c.n] = r->mappings[c.n];
+                m[c.n].path = NULL;
+                if (r->mappings[c.n].path && !(m[c.n].path = strdup(r->mappings[c.n].path))) {
+                        record_free_mappings(&c);
+                        return -ENOMEM;
+                }
+        }
+        na = reallocarray(p->early, p->n_early + 1, sizeof(*na));
+        if (!na) {
+                record_free_mappings(&c);
+                return -ENOMEM;
+        }
+        p->early = na;
+        p->early[p->n_early++] = c;
+        b = record_bytes(&c);
+        p->bytes += b;
+        h->bytes += b;
+        return 0;
+}
+
 /* Unlinks p from everything and frees it. Under lock. */
 static void proc_drop(struct exec_history *h, struct proc *p) {
         struct proc **pp = &h->buckets[bucket_of(p->pid)];
@@ -134,6 +211,7 @@ static void proc_drop(struct exec_history *h, struct proc *p) {
                 h->exited--;
         }
         h->processes--;
+        early_clear(h, p);
         h->bytes -= p->bytes;
         for (size_t i = 0; i < p->n; i++)
                 mapping_free_path(&p->m[i]);
@@ -319,6 +397,26 @@ static int close_covered(struct exec_history *h, struct proc *p, const struct ex
         return 0;
 }
 
+/* Opens intervals for what r reports that is not open already. Under lock. */
+static int open_reported(struct exec_history *h, struct proc *p, const struct exec_history_record *r,
+                         struct exec_history_diff *d) {
+        for (size_t j = 0; j < r->n; j++) {
+                bool open = false;
+                int k;
+
+                for (size_t i = 0; i < p->n && !open; i++)
+                        open = p->m[i].to_usec == UINT64_MAX && same_mapping(&p->m[i], &r->mappings[j]);
+                if (open)
+                        continue;
+                k = interval_open(h, p, &r->mappings[j], r->time_usec);
+                if (k < 0)
+                        return k;
+                if (d && (k = diff_push(&d->added, &d->n_added, &r->mappings[j])) < 0)
+                        return k;
+        }
+        return 0;
+}
+
 static int apply_locked(struct exec_history *h, const struct exec_history_record *r, struct exec_history_diff *d) {
         bool full = r->kind != EXEC_HISTORY_RANGE;
         struct proc *p = find(h, r->pid, r->start_time);
@@ -342,6 +440,11 @@ static int apply_locked(struct exec_history *h, const struct exec_history_record
 
         if (r->kind == EXEC_HISTORY_EXEC)
                 p->exec_usec = r->time_usec;
+        if (r->kind == EXEC_HISTORY_EXEC || r->unread) {
+                /* Another program, or a change not known: no fork's set is under what follows. */
+                early_clear(h, p);
+                p->early_lost = true;
+        }
         if (r->unread && r->kind != EXEC_HISTORY_EXIT) {
                 if (r->kind == EXEC_HISTORY_EXEC) {
                         /* Another program whose set is unknown: nothing before it holds. */
@@ -371,24 +474,18 @@ static int apply_locked(struct exec_history *h, const struct exec_history_record
                 if (k < 0)
                         return k;
         }
-        for (size_t j = 0; j < r->n; j++) {
-                bool open = false;
-
-                for (size_t i = 0; i < p->n && !open; i++)
-                        open = p->m[i].to_usec == UINT64_MAX && same_mapping(&p->m[i], &r->mappings[j]);
-                if (open)
-                        continue;
-                k = interval_open(h, p, &r->mappings[j], r->time_usec);
-                if (k < 0)
-                        return k;
-                if (d && (k = diff_push(&d->added, &d->n_added, &r->mappings[j])) < 0)
-                        return k;
-        }
+        k = open_reported(h, p, r, d);
+        if (k < 0)
+                return k;
         if (full && !p->complete && !r->unread) {
                 /* A first full record: what it states held since some time before; known from now. */
                 p->complete = true;
                 p->known_since_usec = r->time_usec;
         }
+        if (p->complete)
+                early_clear(h, p);
+        else if ((k = early_keep(h, p, r)) < 0)
+                return k;
         if (r->kind == EXEC_HISTORY_EXIT) {
                 for (size_t i = 0; i < p->n; i++)
                         if (p->m[i].to_usec == UINT64_MAX)
@@ -464,14 +561,52 @@ int exec_history_apply(struct exec_history *h, const struct exec_history_record 
         return 0;
 }
 
-static int copy_open_set(struct exec_history *h, struct proc *dst, const struct proc *src, uint64_t from) {
-        for (size_t i = 0; i < src->n; i++)
-                if (src->m[i].to_usec == UINT64_MAX) {
-                        int k = interval_open(h, dst, &src->m[i], from);
+/* The process under pid that was alive at t and is known then (the latest such). Under lock. */
+static struct proc *find_alive_at(struct exec_history *h, pid_t pid, uint64_t t) {
+        struct proc *best = NULL;
 
-                        if (k < 0)
-                                return k;
-                }
+        for (struct proc *p = h->buckets[bucket_of(pid)]; p; p = p->next)
+                if (p->pid == pid && p->complete && p->known_since_usec <= t && (!p->exited || p->exit_usec >= t) &&
+                    (!best || p->start_time > best->start_time))
+                        best = p;
+        return best;
+}
+
+/* Forgets every interval of p. Under lock. */
+static void intervals_clear(struct exec_history *h, struct proc *p) {
+        for (size_t i = 0; i < p->n; i++) {
+                size_t b = p->m[i].path ? strlen(p->m[i].path) + 1 : 0;
+
+                p->bytes -= b;
+                h->bytes -= b;
+                mapping_free_path(&p->m[i]);
+        }
+        p->bytes -= p->allocated * sizeof(*p->m);
+        h->bytes -= p->allocated * sizeof(*p->m);
+        free(p->m);
+        p->m = NULL;
+        p->n = p->allocated = 0;
+}
+
+/* c starts at t with src's set valid then, and the range records c had before (its changes
+ * drained before its fork event) are applied again over it, in their order. Under lock. */
+static int fork_base(struct exec_history *h, struct proc *c, const struct proc *src, uint64_t t) {
+        int k;
+
+        intervals_clear(h, c);
+        c->complete = true;
+        c->known_since_usec = t;
+        for (size_t i = 0; i < src->n; i++)
+                if (src->m[i].from_usec <= t && t < src->m[i].to_usec &&
+                    (k = interval_open(h, c, &src->m[i], t)) < 0)
+                        return k;
+        for (size_t i = 0; i < c->n_early; i++) {
+                k = close_covered(h, c, &c->early[i], false, NULL);
+                if (k < 0 || (k = open_reported(h, c, &c->early[i], NULL)) < 0)
+                        return k;
+        }
+        early_clear(h, c);
+        trim_intervals(h, c);
         return 0;
 }
 
@@ -481,21 +616,22 @@ int exec_history_fork(struct exec_history *h, pid_t parent, pid_t child, uint64_
         int k = -ENOENT;
 
         pthread_mutex_lock(&h->lock);
-        pp = find_latest(h, parent);
-        if (pp && pp->complete && !pp->exited && !find(h, child, child_start_time)) {
-                c = proc_add(h, child, child_start_time);
-                if (!c)
-                        k = -ENOMEM;
-                else {
-                        c->uid = pp->uid;
-                        c->euid = pp->euid;
-                        c->suid = pp->suid;
-                        c->dumpable = pp->dumpable;
-                        memcpy(c->comm, pp->comm, sizeof(c->comm));
-                        c->complete = true;
-                        c->known_since_usec = time_usec;
-                        k = copy_open_set(h, c, pp, time_usec);
+        pp = find_alive_at(h, parent, time_usec);
+        c = find(h, child, child_start_time);
+        /* A child already known: its exec or exit stated all, or its changes came first (they
+         * lie over the parent's set), or more of them than were kept (its exit will tell). */
+        if (pp && pp != c && (!c || (!c->complete && !c->exited && !c->early_lost))) {
+                if (!c) {
+                        c = proc_add(h, child, child_start_time);
+                        if (c) {
+                                c->uid = pp->uid;
+                                c->euid = pp->euid;
+                                c->suid = pp->suid;
+                                c->dumpable = pp->dumpable;
+                                memcpy(c->comm, pp->comm, sizeof(c->comm));
+                        }
                 }
+                k = c ? fork_base(h, c, pp, time_usec) : -ENOMEM;
         }
         pthread_mutex_unlock(&h->lock);
         return k;
@@ -524,13 +660,8 @@ int exec_history_seed(struct exec_history *h, pid_t pid, uint64_t start_time, ui
                 goto out;
         }
         /* What records said before is older than the read: the read states everything. */
-        for (size_t i = 0; i < p->n; i++)
-                mapping_free_path(&p->m[i]);
-        h->bytes -= p->bytes - sizeof(*p);
-        p->bytes = sizeof(*p);
-        free(p->m);
-        p->m = NULL;
-        p->n = p->allocated = 0;
+        early_clear(h, p);
+        intervals_clear(h, p);
         p->uid = p->euid = p->suid = uid;
         p->dumpable = 1;
         p->complete = true;
