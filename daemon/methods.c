@@ -109,6 +109,7 @@ static const char *get_status(const struct method_context *ctx, const struct var
                         { "retention_records", rs.records },
                         { "retention_records_lost", rs.lost },
                         { "retention_records_unread", rs.unread },
+                        { "retention_records_skipped", rs.skipped },
                 };
 
                 for (size_t i = 0; i < ELEMENTSOF(counters); i++) {

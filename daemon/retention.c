@@ -294,7 +294,8 @@ void retention_get_stats(const struct retention *r, struct retention_stats *ret)
                 struct exec_maps_capture_stats st;
 
                 exec_maps_capture_get_stats(r->capture, &st);
-                *ret = (struct retention_stats) { .records = st.emitted, .lost = st.lost, .unread = st.unread };
+                *ret = (struct retention_stats) { .records = st.emitted, .lost = st.lost, .unread = st.unread,
+                                                   .skipped = st.skipped };
         }
 #endif
 }

@@ -290,6 +290,24 @@ static void test_short_lived_after_exit(void **state) {
         }
 }
 
+/* The capture's counters, for the log (a record not read or lost explains a missing change). */
+static void print_retention_counters(void) {
+        static const char *const keys[] = { "records", "records_lost", "records_unread", "records_skipped" };
+        struct json_object *st = call("{\"method\":\"io.memmapd.GetStatus\"}");
+
+        printf("# capture:");
+        for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+                char path[64];
+                struct json_object *v;
+
+                snprintf(path, sizeof(path), "parameters.retention_%s", keys[i]);
+                v = get(st, path);
+                printf(" %s %s", keys[i], v ? json_object_get_string(v) : "?");
+        }
+        printf("\n");
+        json_object_put(st);
+}
+
 static void wait_retained(pid_t pid, unsigned long long start_time) {
         for (int i = 0; i < 3000; i++) {
                 struct json_object *reply = call(
@@ -396,6 +414,8 @@ static void test_a_nothing_b(void **state) {
 
                 if (strcmp(now, b) == 0)
                         break;
+                if (i == 3000)
+                        print_retention_counters();
                 assert_true(i < 3000);
                 usleep(10000);
         }
@@ -577,6 +597,119 @@ static void test_access(void **state) {
         assert_int_equal(lookup_as(&c), 0);
 }
 
+/* One checkpoint of the churn fixture: when, and its executable file mappings then. */
+struct checkpoint {
+        unsigned long long t;
+        struct churn_map {
+                uint64_t start, end, offset;
+                char perms[5], path[400];
+        } maps[64];
+        size_t n;
+};
+
+/* What the history answers for page `addr` as of cp->t equals what /proc showed then: the same
+ * mapping (path, permissions) and file offset, or nothing. Returns the mismatches. */
+static int check_checkpoint(pid_t pid, unsigned long long start_time, uint64_t area, const struct checkpoint *cp) {
+        char addrs[64 * 24] = "";
+        struct json_object *reply;
+        int bad = 0;
+
+        for (int i = 0; i < 64; i++)
+                snprintf(addrs + strlen(addrs), sizeof(addrs) - strlen(addrs), "%s\"0x%" PRIx64 "\"", i ? "," : "",
+                         area + (uint64_t) i * 4096);
+        reply = call("{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%d,\"start_time\":%llu,"
+                     "\"time_usec\":%llu,\"addresses\":[%s]}}",
+                     (int) pid, start_time, cp->t, addrs);
+        assert_null(error_of(reply));
+        for (int i = 0; i < 64; i++) {
+                uint64_t a = area + (uint64_t) i * 4096;
+                const struct churn_map *want = NULL;
+                struct json_object *m = result_mapping(reply, (size_t) i);
+                char key[64];
+
+                for (size_t j = 0; j < cp->n; j++)
+                        if (cp->maps[j].start <= a && a < cp->maps[j].end)
+                                want = &cp->maps[j];
+                snprintf(key, sizeof(key), "parameters.results.%d.file_offset", i);
+                if (!want != !m ||
+                    (want && (strcmp(get_string(m, "path") ?: "", want->path) != 0 ||
+                              strcmp(get_string(m, "perms") ?: "", want->perms) != 0 ||
+                              strtoull(get_string(reply, key) ?: "", NULL, 16) != want->offset + (a - want->start)))) {
+                        printf("# as of %llu, 0x%" PRIx64 ": /proc showed %s %s, the history %s %s\n", cp->t, a,
+                               want ? want->perms : "-", want ? want->path : "nothing",
+                               m ? get_string(m, "perms") : "-", m ? get_string(m, "path") : "nothing");
+                        bad++;
+                }
+        }
+        json_object_put(reply);
+        return bad;
+}
+
+/* A process maps two files at random over an area (fixed, with and without exec, private and
+ * shared), changes their permissions, unmaps and moves parts: the history as of each time it
+ * reported equals what /proc/PID/maps showed then, page by page (the capture leaves out the
+ * changes that could change nothing told: none of those may be one that did). */
+static void test_churn_history(void **state) {
+        _cleanup_free_ char *a = realpath(lib_path, NULL), *b = realpath(fixture_bin, NULL);
+        static struct checkpoint cps[128];
+        int bad = 0, checked = 0;
+
+        SKIP_WITHOUT_RETENTION();
+        assert_non_null(a);
+        assert_non_null(b);
+        for (unsigned seed = 1; seed <= 4; seed++) {
+                char seed_s[16], line[1024];
+                const char *argv[] = { fixture_bin, "churn", seed_s, "400", a, b, NULL };
+                unsigned long long start_time = 0;
+                uint64_t area = 0;
+                size_t n = 0;
+                pid_t pid = 0;
+                int out[2], status;
+                FILE *f;
+
+                snprintf(seed_s, sizeof(seed_s), "%u", seed);
+                assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+                pid = fork();
+                assert_true(pid >= 0);
+                if (pid == 0) {
+                        dup2(out[1], 1);
+                        execv(argv[0], (char **) argv);
+                        _exit(127);
+                }
+                close(out[1]);
+                f = fdopen(out[0], "re");
+                assert_non_null(f);
+                while (fgets(line, sizeof(line), f)) {
+                        struct churn_map *m;
+
+                        if (sscanf(line, "start_time %llu", &start_time) == 1 || sscanf(line, "area %" SCNx64, &area) == 1)
+                                continue;
+                        if (strncmp(line, "check ", 6) == 0 && n < 128) {
+                                cps[n] = (struct checkpoint) { .t = strtoull(line + 6, NULL, 10) };
+                                n++;
+                                continue;
+                        }
+                        if (strncmp(line, "map ", 4) != 0 || n == 0 || cps[n - 1].n >= 64)
+                                continue;
+                        m = &cps[n - 1].maps[cps[n - 1].n];
+                        if (sscanf(line + 4, "%" SCNx64 "-%" SCNx64 " %4s %" SCNx64 " %*s %*s %399s", &m->start, &m->end,
+                                   m->perms, &m->offset, m->path) == 5)
+                                cps[n - 1].n++;
+                }
+                fclose(f);
+                assert_int_equal(waitpid(pid, &status, 0), pid);
+                assert_int_equal(status, 0);
+                assert_true(start_time > 0 && area != 0 && n > 0);
+                /* Kept at its exit: every record before the exit's was applied. */
+                wait_retained(pid, start_time);
+                for (size_t i = 0; i < n; i++, checked++)
+                        bad += check_checkpoint(pid, start_time, area, &cps[i]);
+        }
+        print_retention_counters();
+        printf("# %d checkpoints of 64 pages compared with /proc\n", checked);
+        assert_int_equal(bad, 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_short_lived_after_exit),
@@ -584,6 +717,7 @@ int main(void) {
                 cmocka_unit_test(test_pid_reuse),
                 cmocka_unit_test(test_access),
                 cmocka_unit_test(test_times_before_exec),
+                cmocka_unit_test(test_churn_history),
         };
 
         setvbuf(stdout, NULL, _IOLBF, 0);
