@@ -17,6 +17,9 @@
 #include <string.h>
 #include <grp.h>
 #include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -53,30 +56,43 @@ struct report {
 };
 
 /* Starts the fixture (as uid/gid unless -1) and reads its report; the process may have exited by
- * the time this returns (it is reaped only by reap()). */
-static int spawn(const char *const *argv, uid_t uid, gid_t gid, struct report *ret) {
-        int out[2], in[2];
+ * the time this returns (it is reaped only by reap()). hook (unless NULL) runs with the child's
+ * pid before the child execs. */
+static int spawn_hooked(const char *const *argv, uid_t uid, gid_t gid, void (*hook)(pid_t pid, void *userdata),
+                        void *userdata, struct report *ret) {
+        int out[2], in[2], gate[2];
         char line[1024];
         FILE *f;
         pid_t pid;
 
         memset(ret, 0, sizeof(*ret));
-        if (pipe2(out, O_CLOEXEC) < 0 || pipe2(in, O_CLOEXEC) < 0)
+        if (pipe2(out, O_CLOEXEC) < 0 || pipe2(in, O_CLOEXEC) < 0 || pipe2(gate, O_CLOEXEC) < 0)
                 return -errno;
         pid = fork();
         if (pid < 0)
                 return -errno;
         if (pid == 0) {
+                char c;
+
                 dup2(out[1], 1);
                 dup2(in[0], 0);
                 if (uid != (uid_t) -1 && (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
                                           setresuid(uid, uid, uid) < 0))
                         _exit(126);
+                if (hook && read(gate[0], &c, 1) != 1)
+                        _exit(125);
                 execv(argv[0], (char **) argv);
                 _exit(127);
         }
         close(out[1]);
         close(in[0]);
+        close(gate[0]);
+        if (hook) {
+                hook(pid, userdata);
+                if (write(gate[1], "x", 1) != 1)
+                        return -errno;
+        }
+        close(gate[1]);
         ret->pid = pid;
         ret->stdin_fd = in[1];
         f = fdopen(out[0], "re");
@@ -96,6 +112,10 @@ static int spawn(const char *const *argv, uid_t uid, gid_t gid, struct report *r
         }
         fclose(f);
         return ret->start_time > 0 ? 0 : -EBADMSG;
+}
+
+static int spawn(const char *const *argv, uid_t uid, gid_t gid, struct report *ret) {
+        return spawn_hooked(argv, uid, gid, NULL, NULL, ret);
 }
 
 static int reap(struct report *r) {
@@ -426,6 +446,108 @@ static void test_a_nothing_b(void **state) {
         check_swap(&r, a, b);
 }
 
+/* A Watch of one pid, started before the pid execs (spawn_hooked's hook). */
+struct pid_watch {
+        int fd;
+};
+
+static void watch_pid(pid_t pid, void *userdata) {
+        struct pid_watch *w = userdata;
+        struct timeval tv = { .tv_sec = 60 };
+        _cleanup_free_ char *msg = NULL, *reply = NULL;
+
+        w->fd = test_connect(daemon_.socket);
+        assert_true(w->fd >= 0);
+        /* Every wait for an event is bounded (a loaded machine may take long). */
+        assert_int_equal(setsockopt(w->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+        assert_true(asprintf(&msg, "{\"method\":\"io.memmapd.Watch\",\"more\":true,\"parameters\":{\"pid\":%d}}",
+                             (int) pid) >= 0);
+        assert_int_equal(test_send(w->fd, msg), 0);
+        reply = test_recv(w->fd);
+        assert_non_null(reply);
+        assert_non_null(strstr(reply, "\"watching\""));
+}
+
+/* The next mappings event of w that adds (or removes) a mapping of path at address; the events
+ * before it are passed over. */
+static void next_mapping_event(struct pid_watch *w, const char *side, uint64_t address, const char *path) {
+        for (;;) {
+                _cleanup_free_ char *reply = test_recv(w->fd);
+                struct json_object *o, *list;
+
+                if (!reply)
+                        fail_msg("no mappings event with %s 0x%" PRIx64 " %s within the wait", side, address, path);
+                o = json_tokener_parse(reply);
+                assert_non_null(o);
+                list = get(o, "parameters.event") && strcmp(get_string(o, "parameters.event"), "mappings") == 0
+                               ? get(get(o, "parameters"), side)
+                               : NULL;
+                for (size_t i = 0; list && i < json_object_array_length(list); i++) {
+                        struct json_object *m = json_object_array_get_idx(list, i);
+
+                        if (strtoull(get_string(m, "start") ?: "", NULL, 16) == address &&
+                            strcmp(get_string(m, "path") ?: "", path) == 0) {
+                                /* As the fixture maps it: read and execute, private. */
+                                assert_string_equal(get_string(m, "perms"), "r-xp");
+                                json_object_put(o);
+                                return;
+                        }
+                }
+                json_object_put(o);
+        }
+}
+
+/* fixture maps A at an address, unmaps it, maps B there: Lookups as of before, between and
+ * after give A, nothing, B, and a Watch of it started before its exec hears each step. */
+static void check_swap_watched(const char *fixture) {
+        _cleanup_free_ char *a = realpath(lib_path, NULL), *b = realpath(fixture_bin, NULL);
+        const char *argv[] = { fixture, "swap", a, b, NULL };
+        struct pid_watch w = { .fd = -1 };
+        struct report r;
+
+        assert_non_null(a);
+        assert_non_null(b);
+        assert_int_equal(spawn_hooked(argv, -1, -1, watch_pid, &w, &r), 0);
+        next_mapping_event(&w, "added", r.address, a);
+        next_mapping_event(&w, "removed", r.address, a);
+        next_mapping_event(&w, "added", r.address, b);
+        close(w.fd);
+        check_swap(&r, a, b);
+        assert_int_equal(reap(&r), 0);
+        wait_retained(r.pid, r.start_time);
+        check_swap(&r, a, b);
+}
+
+static void test_a_nothing_b_watched(void **state) {
+        SKIP_WITHOUT_RETENTION();
+        check_swap_watched(fixture_bin);
+}
+
+/* The same from a 32-bit program: its changes are ia32 syscalls (mmap2, munmap). */
+static void test_a_nothing_b_32bit(void **state) {
+        const char *fixture32 = test_program("RETAIN_FIXTURE32", "tests/retain-fixture32");
+        char *const probe[] = { (char *) fixture32, NULL };
+        pid_t pid;
+        int r, status;
+
+        SKIP_WITHOUT_RETENTION();
+        if (access(fixture32, X_OK) < 0) {
+                printf("# SKIP: no 32-bit target (%s): configure found no compiler that links -m32 "
+                       "(Debian: gcc-multilib)\n", fixture32);
+                skip();
+        }
+        /* Run without arguments it prints its usage: whether this kernel runs 32-bit programs. */
+        r = posix_spawn(&pid, fixture32, NULL, NULL, probe, (char *[]) { NULL });
+        if (r == ENOEXEC) {
+                printf("# SKIP: this kernel runs no 32-bit programs (exec of %s: %s; ia32 emulation off)\n",
+                       fixture32, strerror(r));
+                skip();
+        }
+        assert_int_equal(r, 0);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        check_swap_watched(fixture32);
+}
+
 /* A Lookup as of t, as another user: the path there, "" when unmapped, or the error's name. */
 struct at_query {
         pid_t pid;
@@ -714,6 +836,8 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_short_lived_after_exit),
                 cmocka_unit_test(test_a_nothing_b),
+                cmocka_unit_test(test_a_nothing_b_watched),
+                cmocka_unit_test(test_a_nothing_b_32bit),
                 cmocka_unit_test(test_pid_reuse),
                 cmocka_unit_test(test_access),
                 cmocka_unit_test(test_times_before_exec),
