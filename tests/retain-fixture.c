@@ -1,7 +1,8 @@
 /* A target for test-retention: a short-lived process that maps libc and a library of its own and
  * reports its executable mappings as /proc shows them before it exits, or one that maps file A
  * at an address, unmaps it and maps file B there, reporting the time of each step, or one that
- * changes its mappings at random, reporting what /proc shows at times. */
+ * changes its mappings at random, reporting what /proc shows at times, or a child that maps A
+ * as soon as it is forked. */
 
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
@@ -197,6 +199,29 @@ int main(int argc, char **argv) {
                         }
                 return 0;
         }
+        if (argc >= 3 && strcmp(argv[1], "fork-map") == 0) {
+                /* A child that maps A at once: its history before that is its parent's set. */
+                pid_t child = fork();
+
+                if (child < 0)
+                        return 2;
+                if (child == 0) {
+                        unsigned long long t0 = now_usec(), t1;
+                        void *a = map_file(argv[2], NULL);
+                        char c;
+
+                        if (a == MAP_FAILED)
+                                return 2;
+                        t1 = now_usec();
+                        printf("pid %d\nstart_time %llu\naddress %p\nlibc %p\nt0 %llu\nt1 %llu\nend\n", (int) getpid(),
+                               start_time(), a, dlsym(RTLD_DEFAULT, "getpid"), t0, t1);
+                        fflush(stdout);
+                        while (read(0, &c, 1) > 0)
+                                ;
+                        return 0;
+                }
+                return waitpid(child, NULL, 0) == child ? 0 : 3;
+        }
         if (argc >= 2 && strcmp(argv[1], "wait") == 0) {
                 char c;
 
@@ -206,6 +231,6 @@ int main(int argc, char **argv) {
                         ;
                 return 0;
         }
-        fprintf(stderr, "usage: retain-fixture short|short-nondumpable LIB | swap|swap-exec A B | wait | churn SEED ROUNDS A B\n");
+        fprintf(stderr, "usage: retain-fixture short|short-nondumpable LIB | swap|swap-exec A B | wait | fork-map A | churn SEED ROUNDS A B\n");
         return 1;
 }

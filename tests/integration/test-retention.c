@@ -48,6 +48,7 @@ static char skip_why[160];
 /* What a fixture printed ("key value" lines up to "end"; "map" lines kept whole). */
 struct report {
         pid_t pid;
+        pid_t reported_pid;             /* the pid it printed: a child of pid's, for fork-map */
         int stdin_fd;
         unsigned long long start_time, t[4];
         uint64_t function, libc_getpid, address;
@@ -103,7 +104,7 @@ static int spawn_hooked(const char *const *argv, uid_t uid, gid_t gid, void (*ho
                         break;
                 if (strncmp(line, "map ", 4) == 0 && ret->n_maps < 32)
                         snprintf(ret->maps[ret->n_maps++], sizeof(ret->maps[0]), "%s", line + 4);
-                (void) (sscanf(line, "start_time %llu", &ret->start_time) ||
+                (void) (sscanf(line, "pid %d", &ret->reported_pid) || sscanf(line, "start_time %llu", &ret->start_time) ||
                         sscanf(line, "function %" SCNx64, &ret->function) ||
                         sscanf(line, "libc %" SCNx64, &ret->libc_getpid) ||
                         sscanf(line, "address %" SCNx64, &ret->address) || sscanf(line, "t0 %llu", &ret->t[0]) ||
@@ -548,6 +549,55 @@ static void test_a_nothing_b_32bit(void **state) {
         check_swap_watched(fixture32);
 }
 
+/* A child that maps A as soon as it is forked: as of a time before that, its history is its
+ * parent's set (libc where the parent had it, nothing at A's address), after it, A too (its
+ * fork event and its own records come through two ring buffers, in either order). */
+static void test_fork_base(void **state) {
+        _cleanup_free_ char *a = realpath(lib_path, NULL);
+        const char *argv[] = { fixture_bin, "fork-map", a, NULL };
+        char libc_path[400] = "";
+        struct report r;
+
+        SKIP_WITHOUT_RETENTION();
+        assert_non_null(a);
+        assert_int_equal(spawn(argv, -1, -1, &r), 0);
+        {
+                char path[64], line[1024];
+                FILE *f;
+
+                snprintf(path, sizeof(path), "/proc/%d/maps", (int) r.reported_pid);
+                f = fopen(path, "re");
+                assert_non_null(f);
+                while (fgets(line, sizeof(line), f)) {
+                        unsigned long long s, e;
+
+                        if (sscanf(line, "%llx-%llx", &s, &e) == 2 && s <= r.libc_getpid && r.libc_getpid < e)
+                                sscanf(line, "%*s %*s %*s %*s %*s %399s", libc_path);
+                }
+                fclose(f);
+        }
+        assert_true(libc_path[0] != 0);
+        /* Known once its record of A was drained (bounded poll). */
+        for (int i = 0;; i++) {
+                _cleanup_free_ char *now = path_at(r.reported_pid, r.start_time, r.address, r.t[1]);
+
+                if (strcmp(now, a) == 0)
+                        break;
+                assert_true(i < 3000);
+                usleep(10000);
+        }
+        {
+                _cleanup_free_ char *libc_before = path_at(r.reported_pid, r.start_time, r.libc_getpid, r.t[0]);
+                _cleanup_free_ char *a_before = path_at(r.reported_pid, r.start_time, r.address, r.t[0]);
+                _cleanup_free_ char *libc_after = path_at(r.reported_pid, r.start_time, r.libc_getpid, r.t[1]);
+
+                assert_string_equal(libc_before, libc_path);
+                assert_string_equal(a_before, "");
+                assert_string_equal(libc_after, libc_path);
+        }
+        assert_int_equal(reap(&r), 0);
+}
+
 /* A Lookup as of t, as another user: the path there, "" when unmapped, or the error's name. */
 struct at_query {
         pid_t pid;
@@ -842,6 +892,7 @@ int main(void) {
                 cmocka_unit_test(test_access),
                 cmocka_unit_test(test_times_before_exec),
                 cmocka_unit_test(test_churn_history),
+                cmocka_unit_test(test_fork_base),
         };
 
         setvbuf(stdout, NULL, _IOLBF, 0);
