@@ -16,6 +16,8 @@
  * (two ring buffers) are replayed over the parent's set once that event comes. A process with
  * more waits for a full record. */
 #define EARLY_MAX 16
+/* Forks kept until their parent is known (its exec record can come after the fork event). */
+#define PENDING_FORKS 64
 
 struct proc {
         struct proc *next;              /* in its bucket */
@@ -54,6 +56,14 @@ struct exec_history {
                 bool used;
                 size_t bytes;
         } owners[OWNER_SLOTS];
+        /* Forks heard before their parent was known at the fork time (its exec record drained
+         * after the fork event: two ring buffers), oldest first; tried again as records of
+         * the parent come. */
+        struct pending_fork {
+                pid_t parent, child;
+                uint64_t child_start_time, time_usec;
+        } forks[PENDING_FORKS];
+        size_t n_forks;
 };
 
 /* uid's slot (made when absent), or NULL when every slot holds another owner. Under lock. */
@@ -158,40 +168,37 @@ static void early_clear(struct exec_history *h, struct proc *p) {
         p->n_early = 0;
 }
 
-/* Keeps a copy of r, a range record applied to p while it is not complete. Under lock. */
-static int early_keep(struct exec_history *h, struct proc *p, const struct exec_history_record *r) {
-        struct exec_history_record c = *r, *na;
+/* Keeps a copy of r, a range record applied to p while it is not complete. A record not kept
+ * (past EARLY_MAX, or no memory) makes the whole lot useless: p waits for a full record. Under
+ * lock. */
+static void early_keep(struct exec_history *h, struct proc *p, const struct exec_history_record *r) {
+        struct exec_history_record c = *r, *na = NULL;
         struct exec_history_mapping *m = NULL;
         size_t b;
 
-        if (p->early_lost || p->n_early >= EARLY_MAX) {
-                early_clear(h, p);
-                p->early_lost = true;
-                return 0;
-        }
-        if (r->n > 0 && !(m = calloc(r->n, sizeof(*m))))
-                return -ENOMEM;
+        if (p->early_lost || p->n_early >= EARLY_MAX || (r->n > 0 && !(m = calloc(r->n, sizeof(*m)))))
+                goto lost;
         c.mappings = m;
         c.n = 0;
         for (; c.n < r->n; c.n++) {
                 m[c.n] = r->mappings[c.n];
                 m[c.n].path = NULL;
-                if (r->mappings[c.n].path && !(m[c.n].path = strdup(r->mappings[c.n].path))) {
-                        record_free_mappings(&c);
-                        return -ENOMEM;
-                }
+                if (r->mappings[c.n].path && !(m[c.n].path = strdup(r->mappings[c.n].path)))
+                        break;
         }
-        na = reallocarray(p->early, p->n_early + 1, sizeof(*na));
-        if (!na) {
+        if (c.n < r->n || !(na = reallocarray(p->early, p->n_early + 1, sizeof(*na)))) {
                 record_free_mappings(&c);
-                return -ENOMEM;
+                goto lost;
         }
         p->early = na;
         p->early[p->n_early++] = c;
         b = record_bytes(&c);
         p->bytes += b;
         h->bytes += b;
-        return 0;
+        return;
+lost:
+        early_clear(h, p);
+        p->early_lost = true;
 }
 
 /* Unlinks p from everything and frees it. Under lock. */
@@ -232,6 +239,7 @@ static void clear_locked(struct exec_history *h) {
         for (size_t b = 0; b < BUCKETS; b++)
                 while (h->buckets[b])
                         proc_drop(h, h->buckets[b]);
+        h->n_forks = 0;
 }
 
 void exec_history_clear(struct exec_history *h) {
@@ -417,6 +425,8 @@ static int open_reported(struct exec_history *h, struct proc *p, const struct ex
         return 0;
 }
 
+static void resolve_forks(struct exec_history *h, pid_t pid);
+
 static int apply_locked(struct exec_history *h, const struct exec_history_record *r, struct exec_history_diff *d) {
         bool full = r->kind != EXEC_HISTORY_RANGE;
         struct proc *p = find(h, r->pid, r->start_time);
@@ -484,8 +494,8 @@ static int apply_locked(struct exec_history *h, const struct exec_history_record
         }
         if (p->complete)
                 early_clear(h, p);
-        else if ((k = early_keep(h, p, r)) < 0)
-                return k;
+        else
+                early_keep(h, p, r);
         if (r->kind == EXEC_HISTORY_EXIT) {
                 for (size_t i = 0; i < p->n; i++)
                         if (p->m[i].to_usec == UINT64_MAX)
@@ -507,6 +517,8 @@ static int apply_locked(struct exec_history *h, const struct exec_history_record
                 if (o)
                         o->bytes += p->bytes;
         }
+        if (h->n_forks > 0 && p->complete)
+                resolve_forks(h, p->pid);
         return 0;
 }
 
@@ -610,28 +622,60 @@ static int fork_base(struct exec_history *h, struct proc *c, const struct proc *
         return 0;
 }
 
-int exec_history_fork(struct exec_history *h, pid_t parent, pid_t child, uint64_t child_start_time,
-                      uint64_t time_usec) {
-        struct proc *pp, *c;
-        int k = -ENOENT;
+/* -ESRCH: parent not known at time_usec (yet); -ENOENT: the child needs no base. Under lock. */
+static int fork_locked(struct exec_history *h, pid_t parent, pid_t child, uint64_t child_start_time,
+                       uint64_t time_usec) {
+        struct proc *pp = find_alive_at(h, parent, time_usec), *c = find(h, child, child_start_time);
 
-        pthread_mutex_lock(&h->lock);
-        pp = find_alive_at(h, parent, time_usec);
-        c = find(h, child, child_start_time);
+        if (!pp)
+                return -ESRCH;
         /* A child already known: its exec or exit stated all, or its changes came first (they
          * lie over the parent's set), or more of them than were kept (its exit will tell). */
-        if (pp && pp != c && (!c || (!c->complete && !c->exited && !c->early_lost))) {
-                if (!c) {
-                        c = proc_add(h, child, child_start_time);
-                        if (c) {
-                                c->uid = pp->uid;
-                                c->euid = pp->euid;
-                                c->suid = pp->suid;
-                                c->dumpable = pp->dumpable;
-                                memcpy(c->comm, pp->comm, sizeof(c->comm));
-                        }
+        if (pp == c || (c && (c->complete || c->exited || c->early_lost)))
+                return -ENOENT;
+        if (!c) {
+                c = proc_add(h, child, child_start_time);
+                if (!c)
+                        return -ENOMEM;
+                c->uid = pp->uid;
+                c->euid = pp->euid;
+                c->suid = pp->suid;
+                c->dumpable = pp->dumpable;
+                memcpy(c->comm, pp->comm, sizeof(c->comm));
+        }
+        return fork_base(h, c, pp, time_usec);
+}
+
+/* The forks waiting for pid, whose record just came. Under lock. */
+static void resolve_forks(struct exec_history *h, pid_t pid) {
+        for (size_t i = 0; i < h->n_forks;) {
+                const struct pending_fork *f = &h->forks[i];
+
+                if (f->parent != pid ||
+                    fork_locked(h, f->parent, f->child, f->child_start_time, f->time_usec) == -ESRCH) {
+                        i++;
+                        continue;
                 }
-                k = c ? fork_base(h, c, pp, time_usec) : -ENOMEM;
+                memmove(&h->forks[i], &h->forks[i + 1], (h->n_forks - i - 1) * sizeof(h->forks[0]));
+                h->n_forks--;
+        }
+}
+
+int exec_history_fork(struct exec_history *h, pid_t parent, pid_t child, uint64_t child_start_time,
+                      uint64_t time_usec) {
+        int k;
+
+        pthread_mutex_lock(&h->lock);
+        k = fork_locked(h, parent, child, child_start_time, time_usec);
+        if (k == -ESRCH) {
+                if (h->n_forks == PENDING_FORKS) {
+                        memmove(&h->forks[0], &h->forks[1], (PENDING_FORKS - 1) * sizeof(h->forks[0]));
+                        h->n_forks--;
+                }
+                h->forks[h->n_forks++] = (struct pending_fork) {
+                        .parent = parent, .child = child, .child_start_time = child_start_time, .time_usec = time_usec,
+                };
+                k = -ENOENT;
         }
         pthread_mutex_unlock(&h->lock);
         return k;

@@ -90,7 +90,9 @@ int exec_history_apply(struct exec_history *h, const struct exec_history_record 
  * child applied before (its changes drained ahead of its fork event: two ring buffers) are
  * applied again over that set, in their order. 0, or -ENOENT when parent is not known then or
  * the child needs no base (its exec or exit stated its whole set, or more records came first
- * than are kept: its exit will state it). */
+ * than are kept: its exit will state it). A fork whose parent is not known yet is kept (the
+ * last 64) and made when a record makes the parent known then (its exec record, drained after
+ * the fork event). */
 int exec_history_fork(struct exec_history *h, pid_t parent, pid_t child, uint64_t child_start_time,
                       uint64_t time_usec);
 

@@ -152,8 +152,10 @@ static void test_fork_and_seed(void **state) {
 
         assert_int_equal(exec_history_new(NULL, &h), 0);
         assert_int_equal(exec_history_fork(h, 20, 21, 5, 100), -ENOENT);
+        /* The fork heard before its parent was known is made when the parent's record comes. */
         apply(h, EXEC_HISTORY_EXEC, 20, 1, 50, 0, 0, &MAIN, 1);
-        assert_int_equal(exec_history_fork(h, 20, 21, 5, 100), 0);
+        assert_int_equal(exec_history_fork(h, 20, 21, 5, 100), -ENOENT);
+        assert_int_equal(exec_history_fork(h, 20, 22, 5, 100), 0);
         assert_string_equal(at(h, 21, 5, 150, 0x400000), "/bin/main");
         assert_string_equal(at(h, 21, 5, 99, 0x400000), "ERANGE");
 
@@ -222,6 +224,12 @@ static void test_fork_after_child_changes(void **state) {
         assert_string_equal(at(h, 41, 6, 1150, 0x400000), "/bin/main");
         /* Not for a fork after its exit. */
         assert_int_equal(exec_history_fork(h, 40, 42, 6, 1300), -ENOENT);
+
+        /* The fork event before the parent's exec record: made when that record comes. */
+        assert_int_equal(exec_history_fork(h, 50, 51, 8, 2100), -ENOENT);
+        apply(h, EXEC_HISTORY_EXEC, 50, 1, 2000, 0, 0, &MAIN, 1);
+        assert_string_equal(at(h, 51, 8, 2150, 0x400000), "/bin/main");
+        assert_string_equal(at(h, 51, 8, 2050, 0x400000), "ERANGE");
 
         /* A child that exec'd before its fork event came: its exec stated everything. */
         apply(h, EXEC_HISTORY_EXEC, 22, 7, 400, 0, 0, &C, 1);
