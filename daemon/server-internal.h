@@ -38,7 +38,6 @@ enum source_type {
         SOURCE_WATCH,                   /* a watching connection's writing side (server-watch.c) */
         SOURCE_WATCH_POLL,              /* the poll of watched processes' mappings */
         SOURCE_RETENTION,
-        SOURCE_DRAIN,                   /* the capture's ring buffer is drained (server.c) */
 };
 
 struct source {
@@ -113,10 +112,6 @@ struct server {
         /* The capture of executable mappings (retention.h): drained like tracking_src. */
         struct source retention_src;
         struct retention *retention;    /* NULL: none */
-        /* A one-shot timer: the capture's ring buffer is drained a moment after it became
-         * readable, not at once (server.c says why); drain_armed: it is running. */
-        struct source drain_src;
-        atomic_bool drain_armed;
         /* An eventfd (EFD_SEMAPHORE) counting the connections on the ready list: each is
          * taken by one thread, which then owns it. */
         struct source ready_src;

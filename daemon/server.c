@@ -131,35 +131,6 @@ static void on_tick(struct server *s) {
 }
 
 
-/* The kernel wakes a ring buffer's reader only for a record written while the reader had read
- * everything: drained at once, every record of the capture (each exec, mapping change, exit)
- * cost the process that made it a wake-up (irq_work: an IPI, an MSR write that a
- * paravirtualized guest pays with an exit) and the daemon a turn of its loop. Drained
- * DRAIN_DELAY_USEC after the first one, the records of that while wait unread and wake nobody.
- * Its source stays unarmed until the drain, which arms it again: a record written meanwhile
- * makes it ready at once. Tracking's events are drained at once: an answer trusts a kept
- * layout only once every event emitted before it was handled (tracking_unchanged()). */
-#define DRAIN_DELAY_USEC 2000
-
-static void drain_soon(struct server *s) {
-        struct itimerspec its = { .it_value = { .tv_nsec = DRAIN_DELAY_USEC * 1000 } };
-
-        if (!atomic_exchange(&s->drain_armed, true))
-                (void) timerfd_settime(s->drain_src.fd, 0, &its, NULL);
-}
-
-/* One thread at a time (the timer is one-shot in epoll): the drains never run concurrently. */
-static void on_drain(struct server *s) {
-        uint64_t v;
-
-        (void) !read(s->drain_src.fd, &v, sizeof(v));
-        atomic_store(&s->drain_armed, false);
-        (void) retention_drain(s->retention);
-        if (s->retention_src.fd >= 0)
-                (void) source_arm(s, &s->retention_src, EPOLLIN);
-        (void) source_arm(s, &s->drain_src, EPOLLIN);
-}
-
 static void *loop_main(void *userdata) {
         struct server *s = userdata;
 
@@ -210,10 +181,8 @@ static void *loop_main(void *userdata) {
                         (void) source_arm(s, &s->tracking_src, EPOLLIN);
                         break;
                 case SOURCE_RETENTION:
-                        drain_soon(s);
-                        break;
-                case SOURCE_DRAIN:
-                        on_drain(s);
+                        (void) retention_drain(s->retention);
+                        (void) source_arm(s, &s->retention_src, EPOLLIN);
                         break;
                 }
                 if (atomic_load(&s->stopping)) {
@@ -260,7 +229,6 @@ int server_new(const struct config *cfg, struct engine *engine, struct file_pool
                 .tracking_src = { SOURCE_TRACKING, -1 },
                 .watch_poll_src = { SOURCE_WATCH_POLL, -1 },
                 .retention_src = { SOURCE_RETENTION, -1 },
-                .drain_src = { SOURCE_DRAIN, -1 },
                 /* Half the threads, so that root and AllowGroups members always find one. */
                 .unprivileged_slots = MAX(cfg->workers / 2, 1u),
                 .user_slots = MAX(cfg->workers / 4, 1u),
@@ -268,7 +236,6 @@ int server_new(const struct config *cfg, struct engine *engine, struct file_pool
         pthread_mutex_init(&s->lock, NULL);
         pthread_mutex_init(&s->watch_lock, NULL);
         atomic_init(&s->stopping, false);
-        atomic_init(&s->drain_armed, false);
         s->stats.start_usec = now_usec();
 
         if (cfg->allow_groups_set) {
@@ -315,9 +282,7 @@ int server_new(const struct config *cfg, struct engine *engine, struct file_pool
         s->ready_src.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK | EFD_SEMAPHORE);
         s->timer_src.fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
         s->signal_src.fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-        s->drain_src.fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-        if (s->epoll_fd < 0 || s->stop_src.fd < 0 || s->ready_src.fd < 0 || s->timer_src.fd < 0 || s->signal_src.fd < 0 ||
-            s->drain_src.fd < 0) {
+        if (s->epoll_fd < 0 || s->stop_src.fd < 0 || s->ready_src.fd < 0 || s->timer_src.fd < 0 || s->signal_src.fd < 0) {
                 r = log_error_errno(errno, "Cannot set up the event loop");
                 goto fail;
         }
@@ -326,8 +291,7 @@ int server_new(const struct config *cfg, struct engine *engine, struct file_pool
                 if ((r = add_source(s, &s->listen[i], true)) < 0)
                         goto fail;
         if ((r = add_source(s, &s->signal_src, true)) < 0 || (r = add_source(s, &s->timer_src, true)) < 0 ||
-            (r = add_source(s, &s->stop_src, false)) < 0 || (r = add_source(s, &s->ready_src, false)) < 0 ||
-            (r = add_source(s, &s->drain_src, true)) < 0) {
+            (r = add_source(s, &s->stop_src, false)) < 0 || (r = add_source(s, &s->ready_src, false)) < 0) {
                 log_error_errno(r, "epoll_ctl()");
                 goto fail;
         }
@@ -443,7 +407,6 @@ struct server *server_free(struct server *s) {
         closep(&s->stop_src.fd);
         closep(&s->ready_src.fd);
         closep(&s->timer_src.fd);
-        closep(&s->drain_src.fd);
         pthread_mutex_destroy(&s->lock);
         pthread_mutex_destroy(&s->watch_lock);
         free(s);
