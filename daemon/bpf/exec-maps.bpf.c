@@ -20,6 +20,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define PAGE_SHIFT_X86 12
 #define MAP_FIXED_FLAG 0x10
 #define MAP_FIXED_NOREPLACE_FLAG 0x100000
+#define MREMAP_FIXED_FLAG 0x2
 
 /* x86-64 syscall numbers. */
 #define NR_MMAP 9
@@ -428,6 +429,7 @@ struct change {
         __u64 prot;             /* mmap, mprotect */
         __u64 flags;            /* mmap */
         __u64 new_len;          /* mremap */
+        __u64 new_addr;         /* mremap with MREMAP_FIXED */
 };
 
 /* The ia32 mmap's (old_mmap) arguments, in user memory. */
@@ -473,7 +475,8 @@ static __always_inline void decode_compat(struct pt_regs *regs, __u64 nr, struct
                 *c = (struct change) { .kind = CHANGE_MPROTECT, .addr = a0, .len = a1, .prot = a2 };
                 break;
         case NR32_MREMAP:
-                *c = (struct change) { .kind = CHANGE_MREMAP, .addr = a0, .len = a1, .new_len = a2 };
+                *c = (struct change) { .kind = CHANGE_MREMAP, .addr = a0, .len = a1, .new_len = a2, .flags = a3,
+                                       .new_addr = (__u32) regs->di };
                 break;
         }
 }
@@ -492,7 +495,8 @@ static __always_inline void decode_native(struct pt_regs *regs, __u64 nr, struct
                 *c = (struct change) { .kind = CHANGE_MPROTECT, .addr = regs->di, .len = regs->si, .prot = regs->dx };
                 break;
         case NR_MREMAP:
-                *c = (struct change) { .kind = CHANGE_MREMAP, .addr = regs->di, .len = regs->si, .new_len = regs->dx };
+                *c = (struct change) { .kind = CHANGE_MREMAP, .addr = regs->di, .len = regs->si, .new_len = regs->dx,
+                                       .flags = regs->r10, .new_addr = regs->r8 };
                 break;
         }
 }
@@ -535,7 +539,7 @@ int BPF_PROG(em_on_sys_exit, struct pt_regs *regs, long ret) {
         struct change c = {};
         __u64 nr = regs->orig_ax, lo = 0, hi = 0, lo2 = 0, hi2 = 0;
         int how = CAPTURE_NOT, how2 = CAPTURE_NOT;
-        bool compat;
+        bool compat, failed;
 
         if (!may_change(nr))
                 return 0;
@@ -547,8 +551,12 @@ int BPF_PROG(em_on_sys_exit, struct pt_regs *regs, long ret) {
                 decode_compat(regs, nr, &c);
         else
                 decode_native(regs, nr, &c);
-        /* A failed mprotect may have changed the part before the hole it met. */
-        if (c.kind == CHANGE_NONE || (ret < 0 && ret > -4096 && c.kind != CHANGE_MPROTECT))
+        /* A failed mprotect may have changed the part before the hole it met; a failed mremap
+         * with MREMAP_FIXED may have unmapped its destination (and the old range's tail) before
+         * it found the old range unfit. */
+        failed = ret < 0 && ret > -4096;
+        if (c.kind == CHANGE_NONE || (failed && c.kind != CHANGE_MPROTECT &&
+                                      (c.kind != CHANGE_MREMAP || !(c.flags & MREMAP_FIXED_FLAG))))
                 return 0;
         if (compat)
                 ret = (__u32) ret;
@@ -585,9 +593,11 @@ int BPF_PROG(em_on_sys_exit, struct pt_regs *regs, long ret) {
                 /* What moved or grew is executable only if the old range may have held one. */
                 moved_exec = !h || hint_overlaps(h, lo, hi);
                 how = moved_exec ? CAPTURE_ALWAYS : CAPTURE_NOT;
-                lo2 = (__u64) ret;
+                lo2 = failed ? c.new_addr : (__u64) ret;
                 hi2 = range_end(lo2, c.new_len);
-                if (lo2 != lo || c.new_len > c.len)
+                if (failed)
+                        how2 = change_range(h, lo2, hi2, false);
+                else if (lo2 != lo || c.new_len > c.len)
                         how2 = change_range(h, lo2, hi2, moved_exec);
                 break;
         }
