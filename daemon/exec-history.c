@@ -23,6 +23,13 @@ struct fact_entry {
         struct exec_history_facts f;    /* what lies past the lengths is zero: compared whole */
 };
 
+/* Records kept of a process not yet complete: a child's changes drained before its fork event
+ * (two ring buffers) are replayed over the parent's set once that event comes. A process with
+ * more waits for a full record. */
+#define EARLY_MAX 16
+/* Forks kept until their parent is known (its exec record can come after the fork event). */
+#define PENDING_FORKS 64
+
 struct proc {
         struct proc *next;              /* in its bucket */
         struct proc *exit_prev, *exit_next; /* exited processes, oldest exit first */
@@ -38,6 +45,11 @@ struct proc {
         struct exec_history_mapping *m; /* every interval, open and closed, in no order */
         size_t n, allocated;
         size_t bytes;
+        /* Range records applied while not complete, in order (copies, paths owned); early_lost:
+         * more came than were kept. */
+        struct exec_history_record *early;
+        size_t n_early;
+        bool early_lost;
 };
 
 struct exec_history {
@@ -56,6 +68,14 @@ struct exec_history {
                 bool used;
                 size_t bytes;
         } owners[OWNER_SLOTS];
+        /* Forks heard before their parent was known at the fork time (its exec record drained
+         * after the fork event: two ring buffers), oldest first; tried again as records of
+         * the parent come. */
+        struct pending_fork {
+                pid_t parent, child;
+                uint64_t child_start_time, time_usec;
+        } forks[PENDING_FORKS];
+        size_t n_forks;
 };
 
 /* uid's slot (made when absent), or NULL when every slot holds another owner. Under lock. */
@@ -197,6 +217,74 @@ static void exit_list_remove(struct exec_history *h, struct proc *p) {
         p->exit_prev = p->exit_next = NULL;
 }
 
+static void record_free_mappings(struct exec_history_record *r) {
+        struct exec_history_mapping *m = (struct exec_history_mapping *) r->mappings;
+
+        for (size_t i = 0; i < r->n; i++)
+                mapping_free_path(&m[i]);
+        free(m);
+        r->mappings = NULL;
+        r->n = 0;
+}
+
+static size_t record_bytes(const struct exec_history_record *r) {
+        size_t b = sizeof(*r) + r->n * sizeof(r->mappings[0]);
+
+        for (size_t i = 0; i < r->n; i++)
+                b += r->mappings[i].path ? strlen(r->mappings[i].path) + 1 : 0;
+        return b;
+}
+
+/* Forgets the early records (the process became complete, or goes). Under lock. */
+static void early_clear(struct exec_history *h, struct proc *p) {
+        for (size_t i = 0; i < p->n_early; i++) {
+                size_t b = record_bytes(&p->early[i]);
+
+                p->bytes -= b;
+                h->bytes -= b;
+                record_free_mappings(&p->early[i]);
+        }
+        free(p->early);
+        p->early = NULL;
+        p->n_early = 0;
+}
+
+/* Keeps a copy of r, a range record applied to p while it is not complete. A record not kept
+ * (past EARLY_MAX, or no memory) makes the whole lot useless: p waits for a full record. Under
+ * lock. */
+static void early_keep(struct exec_history *h, struct proc *p, const struct exec_history_record *r) {
+        struct exec_history_record c = *r, *na = NULL;
+        struct exec_history_mapping *m = NULL;
+        size_t b;
+
+        if (p->early_lost || p->n_early >= EARLY_MAX || (r->n > 0 && !(m = calloc(r->n, sizeof(*m)))))
+                goto lost;
+        c.mappings = m;
+        c.n = 0;
+        for (; c.n < r->n; c.n++) {
+                m[c.n] = r->mappings[c.n];
+                m[c.n].path = NULL;
+                /* The record's facts live only during the call: a later record (the exit's)
+                 * brings them again. */
+                m[c.n].facts = NULL;
+                if (r->mappings[c.n].path && !(m[c.n].path = strdup(r->mappings[c.n].path)))
+                        break;
+        }
+        if (c.n < r->n || !(na = reallocarray(p->early, p->n_early + 1, sizeof(*na)))) {
+                record_free_mappings(&c);
+                goto lost;
+        }
+        p->early = na;
+        p->early[p->n_early++] = c;
+        b = record_bytes(&c);
+        p->bytes += b;
+        h->bytes += b;
+        return;
+lost:
+        early_clear(h, p);
+        p->early_lost = true;
+}
+
 /* Unlinks p from everything and frees it. Under lock. */
 static void proc_drop(struct exec_history *h, struct proc *p) {
         struct proc **pp = &h->buckets[bucket_of(p->pid)];
@@ -214,6 +302,7 @@ static void proc_drop(struct exec_history *h, struct proc *p) {
                 h->exited--;
         }
         h->processes--;
+        early_clear(h, p);
         h->bytes -= p->bytes;
         for (size_t i = 0; i < p->n; i++)
                 interval_release(h, &p->m[i]);
@@ -234,6 +323,7 @@ static void clear_locked(struct exec_history *h) {
         for (size_t b = 0; b < BUCKETS; b++)
                 while (h->buckets[b])
                         proc_drop(h, h->buckets[b]);
+        h->n_forks = 0;
 }
 
 void exec_history_clear(struct exec_history *h) {
@@ -433,6 +523,31 @@ static int adopt_facts(struct exec_history *h, struct proc *p, const struct exec
         return 0;
 }
 
+/* Opens intervals for what r reports that is not open already. Under lock. */
+static int open_reported(struct exec_history *h, struct proc *p, const struct exec_history_record *r,
+                         struct exec_history_diff *d) {
+        for (size_t j = 0; j < r->n; j++) {
+                bool open = false;
+                int k;
+
+                k = adopt_facts(h, p, &r->mappings[j]);
+                if (k < 0)
+                        return k;
+                for (size_t i = 0; i < p->n && !open; i++)
+                        open = p->m[i].to_usec == UINT64_MAX && same_mapping(&p->m[i], &r->mappings[j]);
+                if (open)
+                        continue;
+                k = interval_open(h, p, &r->mappings[j], r->time_usec);
+                if (k < 0)
+                        return k;
+                if (d && (k = diff_push(&d->added, &d->n_added, &r->mappings[j])) < 0)
+                        return k;
+        }
+        return 0;
+}
+
+static void resolve_forks(struct exec_history *h, pid_t pid);
+
 static int apply_locked(struct exec_history *h, const struct exec_history_record *r, struct exec_history_diff *d) {
         bool full = r->kind != EXEC_HISTORY_RANGE;
         struct proc *p = find(h, r->pid, r->start_time);
@@ -456,6 +571,11 @@ static int apply_locked(struct exec_history *h, const struct exec_history_record
 
         if (r->kind == EXEC_HISTORY_EXEC)
                 p->exec_usec = r->time_usec;
+        if (r->kind == EXEC_HISTORY_EXEC || r->unread) {
+                /* Another program, or a change not known: no fork's set is under what follows. */
+                early_clear(h, p);
+                p->early_lost = true;
+        }
         if (r->unread && r->kind != EXEC_HISTORY_EXIT) {
                 if (r->kind == EXEC_HISTORY_EXEC) {
                         /* Another program whose set is unknown: nothing before it holds. */
@@ -485,27 +605,18 @@ static int apply_locked(struct exec_history *h, const struct exec_history_record
                 if (k < 0)
                         return k;
         }
-        for (size_t j = 0; j < r->n; j++) {
-                bool open = false;
-
-                k = adopt_facts(h, p, &r->mappings[j]);
-                if (k < 0)
-                        return k;
-                for (size_t i = 0; i < p->n && !open; i++)
-                        open = p->m[i].to_usec == UINT64_MAX && same_mapping(&p->m[i], &r->mappings[j]);
-                if (open)
-                        continue;
-                k = interval_open(h, p, &r->mappings[j], r->time_usec);
-                if (k < 0)
-                        return k;
-                if (d && (k = diff_push(&d->added, &d->n_added, &r->mappings[j])) < 0)
-                        return k;
-        }
+        k = open_reported(h, p, r, d);
+        if (k < 0)
+                return k;
         if (full && !p->complete && !r->unread) {
                 /* A first full record: what it states held since some time before; known from now. */
                 p->complete = true;
                 p->known_since_usec = r->time_usec;
         }
+        if (p->complete)
+                early_clear(h, p);
+        else
+                early_keep(h, p, r);
         if (r->kind == EXEC_HISTORY_EXIT) {
                 for (size_t i = 0; i < p->n; i++)
                         if (p->m[i].to_usec == UINT64_MAX)
@@ -527,6 +638,8 @@ static int apply_locked(struct exec_history *h, const struct exec_history_record
                 if (o)
                         o->bytes += p->bytes;
         }
+        if (h->n_forks > 0 && p->complete)
+                resolve_forks(h, p->pid);
         return 0;
 }
 
@@ -581,38 +694,109 @@ int exec_history_apply(struct exec_history *h, const struct exec_history_record 
         return 0;
 }
 
-static int copy_open_set(struct exec_history *h, struct proc *dst, const struct proc *src, uint64_t from) {
-        for (size_t i = 0; i < src->n; i++)
-                if (src->m[i].to_usec == UINT64_MAX) {
-                        int k = interval_open(h, dst, &src->m[i], from);
+/* The process under pid that was alive at t and is known then (the latest such). Under lock. */
+static struct proc *find_alive_at(struct exec_history *h, pid_t pid, uint64_t t) {
+        struct proc *best = NULL;
 
-                        if (k < 0)
-                                return k;
-                }
+        for (struct proc *p = h->buckets[bucket_of(pid)]; p; p = p->next)
+                if (p->pid == pid && p->complete && p->known_since_usec <= t && (!p->exited || p->exit_usec >= t) &&
+                    (!best || p->start_time > best->start_time))
+                        best = p;
+        return best;
+}
+
+/* Forgets every interval of p. Under lock. */
+static void intervals_clear(struct exec_history *h, struct proc *p) {
+        for (size_t i = 0; i < p->n; i++) {
+                size_t b = p->m[i].path ? strlen(p->m[i].path) + 1 : 0;
+
+                p->bytes -= b;
+                h->bytes -= b;
+                interval_release(h, &p->m[i]);
+        }
+        p->bytes -= p->allocated * sizeof(*p->m);
+        h->bytes -= p->allocated * sizeof(*p->m);
+        free(p->m);
+        p->m = NULL;
+        p->n = p->allocated = 0;
+}
+
+/* c starts at t with src's set valid then, and the range records c had before (its changes
+ * drained before its fork event) are applied again over it, in their order. Under lock. */
+static int fork_base(struct exec_history *h, struct proc *c, const struct proc *src, uint64_t t) {
+        int k;
+
+        intervals_clear(h, c);
+        c->complete = true;
+        c->known_since_usec = t;
+        for (size_t i = 0; i < src->n; i++)
+                if (src->m[i].from_usec <= t && t < src->m[i].to_usec &&
+                    (k = interval_open(h, c, &src->m[i], t)) < 0)
+                        return k;
+        for (size_t i = 0; i < c->n_early; i++) {
+                k = close_covered(h, c, &c->early[i], false, NULL);
+                if (k < 0 || (k = open_reported(h, c, &c->early[i], NULL)) < 0)
+                        return k;
+        }
+        early_clear(h, c);
+        trim_intervals(h, c);
         return 0;
+}
+
+/* -ESRCH: parent not known at time_usec (yet); -ENOENT: the child needs no base. Under lock. */
+static int fork_locked(struct exec_history *h, pid_t parent, pid_t child, uint64_t child_start_time,
+                       uint64_t time_usec) {
+        struct proc *pp = find_alive_at(h, parent, time_usec), *c = find(h, child, child_start_time);
+
+        if (!pp)
+                return -ESRCH;
+        /* A child already known: its exec or exit stated all, or its changes came first (they
+         * lie over the parent's set), or more of them than were kept (its exit will tell). */
+        if (pp == c || (c && (c->complete || c->exited || c->early_lost)))
+                return -ENOENT;
+        if (!c) {
+                c = proc_add(h, child, child_start_time);
+                if (!c)
+                        return -ENOMEM;
+                c->uid = pp->uid;
+                c->euid = pp->euid;
+                c->suid = pp->suid;
+                c->dumpable = pp->dumpable;
+                memcpy(c->comm, pp->comm, sizeof(c->comm));
+        }
+        return fork_base(h, c, pp, time_usec);
+}
+
+/* The forks waiting for pid, whose record just came. Under lock. */
+static void resolve_forks(struct exec_history *h, pid_t pid) {
+        for (size_t i = 0; i < h->n_forks;) {
+                const struct pending_fork *f = &h->forks[i];
+
+                if (f->parent != pid ||
+                    fork_locked(h, f->parent, f->child, f->child_start_time, f->time_usec) == -ESRCH) {
+                        i++;
+                        continue;
+                }
+                memmove(&h->forks[i], &h->forks[i + 1], (h->n_forks - i - 1) * sizeof(h->forks[0]));
+                h->n_forks--;
+        }
 }
 
 int exec_history_fork(struct exec_history *h, pid_t parent, pid_t child, uint64_t child_start_time,
                       uint64_t time_usec) {
-        struct proc *pp, *c;
-        int k = -ENOENT;
+        int k;
 
         pthread_mutex_lock(&h->lock);
-        pp = find_latest(h, parent);
-        if (pp && pp->complete && !pp->exited && !find(h, child, child_start_time)) {
-                c = proc_add(h, child, child_start_time);
-                if (!c)
-                        k = -ENOMEM;
-                else {
-                        c->uid = pp->uid;
-                        c->euid = pp->euid;
-                        c->suid = pp->suid;
-                        c->dumpable = pp->dumpable;
-                        memcpy(c->comm, pp->comm, sizeof(c->comm));
-                        c->complete = true;
-                        c->known_since_usec = time_usec;
-                        k = copy_open_set(h, c, pp, time_usec);
+        k = fork_locked(h, parent, child, child_start_time, time_usec);
+        if (k == -ESRCH) {
+                if (h->n_forks == PENDING_FORKS) {
+                        memmove(&h->forks[0], &h->forks[1], (PENDING_FORKS - 1) * sizeof(h->forks[0]));
+                        h->n_forks--;
                 }
+                h->forks[h->n_forks++] = (struct pending_fork) {
+                        .parent = parent, .child = child, .child_start_time = child_start_time, .time_usec = time_usec,
+                };
+                k = -ENOENT;
         }
         pthread_mutex_unlock(&h->lock);
         return k;
@@ -641,13 +825,8 @@ int exec_history_seed(struct exec_history *h, pid_t pid, uint64_t start_time, ui
                 goto out;
         }
         /* What records said before is older than the read: the read states everything. */
-        for (size_t i = 0; i < p->n; i++)
-                interval_release(h, &p->m[i]);
-        h->bytes -= p->bytes - sizeof(*p);
-        p->bytes = sizeof(*p);
-        free(p->m);
-        p->m = NULL;
-        p->n = p->allocated = 0;
+        early_clear(h, p);
+        intervals_clear(h, p);
         p->uid = p->euid = p->suid = uid;
         p->dumpable = 1;
         p->complete = true;

@@ -115,8 +115,14 @@ struct exec_history *exec_history_free(struct exec_history *h);
 /* Applies r (see the design). ret_diff (may be NULL) receives what came and went. -ENOMEM, -EINVAL. */
 int exec_history_apply(struct exec_history *h, const struct exec_history_record *r, struct exec_history_diff *ret_diff);
 
-/* child (a new process at time_usec) starts with parent's current set, when parent (its latest
- * process under that pid, alive) is known. 0, or -ENOENT when it is not. */
+/* child (a new process at time_usec) starts with the set parent had then, when parent (the
+ * process under that pid alive then, exited since or not) is known then. Range records of the
+ * child applied before (its changes drained ahead of its fork event: two ring buffers) are
+ * applied again over that set, in their order. 0, or -ENOENT when parent is not known then or
+ * the child needs no base (its exec or exit stated its whole set, or more records came first
+ * than are kept: its exit will state it). A fork whose parent is not known yet is kept (the
+ * last 64) and made when a record makes the parent known then (its exec record, drained after
+ * the fork event). */
 int exec_history_fork(struct exec_history *h, pid_t parent, pid_t child, uint64_t child_start_time,
                       uint64_t time_usec);
 

@@ -113,6 +113,7 @@ static const char *get_status(const struct method_context *ctx, const struct var
                         { "retention_records_unread", rs.unread },
                         { "tracking_events_lost", ts.lost_events },
                         { "tracking_shared_rebuilds", ts.shared_rebuilds },
+                        { "retention_records_skipped", rs.skipped },
                 };
 
                 for (size_t i = 0; i < ELEMENTSOF(counters); i++) {

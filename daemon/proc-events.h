@@ -24,6 +24,7 @@ struct proc_event_mapping {
         uint64_t offset;                /* in the file */
         uint32_t dev_major, dev_minor;
         uint64_t inode;
+        unsigned flags;                 /* PERM_* of basic/perms.h: the mapping's permissions */
         const char *path;               /* NULL: unknown */
         const uint8_t *build_id;        /* NULL: unknown */
         size_t build_id_len;

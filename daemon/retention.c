@@ -172,7 +172,7 @@ static void publish_diff(struct retention *r, const struct exec_history_record *
                         dst[i] = (struct proc_event_mapping) {
                                 .start = src[i].start, .end = src[i].end, .offset = src[i].offset,
                                 .dev_major = src[i].dev_major, .dev_minor = src[i].dev_minor,
-                                .inode = src[i].inode, .path = src[i].path,
+                                .inode = src[i].inode, .flags = src[i].flags, .path = src[i].path,
                         };
         }
         e = (struct proc_event) {
@@ -372,7 +372,8 @@ void retention_get_stats(const struct retention *r, struct retention_stats *ret)
                 struct exec_maps_capture_stats st;
 
                 exec_maps_capture_get_stats(r->capture, &st);
-                *ret = (struct retention_stats) { .records = st.emitted, .lost = st.lost, .unread = st.unread };
+                *ret = (struct retention_stats) { .records = st.emitted, .lost = st.lost, .unread = st.unread,
+                                                   .skipped = st.skipped };
         }
 #endif
 }

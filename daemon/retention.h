@@ -48,6 +48,6 @@ int retention_drain(struct retention *r);
 void retention_tick(struct retention *r);
 
 struct retention_stats {
-        uint64_t records, lost, unread;
+        uint64_t records, lost, unread, skipped;
 };
 void retention_get_stats(const struct retention *r, struct retention_stats *ret);

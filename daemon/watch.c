@@ -19,9 +19,7 @@ static void mapping_copy(struct watch_mapping *m, const struct proc_event_mappin
                 .inode = e->inode,
                 .dev_major = e->dev_major,
                 .dev_minor = e->dev_minor,
-                /* Events carry executable file mappings, not their permissions: given as the
-                 * loader maps code. */
-                .flags = MEMMAPD_PERM_READ | MEMMAPD_PERM_EXEC,
+                .flags = e->flags,
         };
         if (e->build_id && e->build_id_len > 0 && e->build_id_len <= sizeof(m->build_id)) {
                 memcpy(m->build_id, e->build_id, e->build_id_len);
@@ -263,7 +261,7 @@ int watch_list_exec_mappings(struct engine *e, const struct process *p, struct w
 
 static bool mapping_same(const struct watch_mapping *a, const struct watch_mapping *b) {
         return a->start == b->start && a->end == b->end && a->offset == b->offset && a->inode == b->inode &&
-               a->dev_major == b->dev_major && a->dev_minor == b->dev_minor &&
+               a->dev_major == b->dev_major && a->dev_minor == b->dev_minor && a->flags == b->flags &&
                strcmp(a->path ?: "", b->path ?: "") == 0;
 }
 
@@ -286,7 +284,7 @@ static struct proc_event_mapping event_mapping(const struct watch_mapping *m) {
         return (struct proc_event_mapping) {
                 .start = m->start, .end = m->end, .offset = m->offset,
                 .dev_major = m->dev_major, .dev_minor = m->dev_minor, .inode = m->inode,
-                .path = m->path,
+                .flags = m->flags, .path = m->path,
         };
 }
 

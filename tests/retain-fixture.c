@@ -1,7 +1,9 @@
 /* A target for test-retention: a short-lived process that maps libc and a library of its own and
  * reports its executable mappings as /proc shows them before it exits, or one that maps file A
- * at an address, unmaps it and maps file B there, reporting the time of each step. short-fork:
- * as short, with a child forked that never execs and exits only after its parent did. */
+ * at an address, unmaps it and maps file B there, reporting the time of each step, or one that
+ * changes its mappings at random, reporting what /proc shows at times, or a child that maps A
+ * as soon as it is forked. short-fork: as short, with a child forked that never execs and exits
+ * only after its parent did. */
 
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -13,6 +15,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
@@ -64,8 +67,90 @@ static void *map_file(const char *path, void *at) {
         return p;
 }
 
+/* The executable file mappings of /proc/self/maps inside [lo, hi), as "map" lines. */
+static void print_exec_maps_in(uintptr_t lo, uintptr_t hi) {
+        char line[4096];
+        FILE *f = fopen("/proc/self/maps", "re");
+
+        while (f && fgets(line, sizeof(line), f)) {
+                unsigned long long s, e;
+                char perms[5];
+
+                if (sscanf(line, "%llx-%llx %4s", &s, &e, perms) == 3 && s >= lo && e <= hi && perms[2] == 'x' &&
+                    strchr(line, '/'))
+                        printf("map %s", line);
+        }
+        if (f)
+                fclose(f);
+}
+
+#define CHURN_PAGES 64
+
+/* Random mmap (fixed, of two files, with and without exec, private and shared), mprotect,
+ * munmap and mremap in an area of CHURN_PAGES pages; every few rounds the time and what
+ * /proc/self/maps shows there, for the test to ask the history as of that time. */
+static int churn(unsigned seed, int rounds, const char *const files[2]) {
+        static const int prots[] = { PROT_READ, PROT_READ | PROT_EXEC, PROT_READ | PROT_WRITE,
+                                     PROT_READ | PROT_WRITE | PROT_EXEC, PROT_NONE };
+        const size_t page = 4096;
+        int fds[2];
+        char *area = mmap(NULL, CHURN_PAGES * page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+        if (area == MAP_FAILED)
+                return 2;
+        for (int i = 0; i < 2; i++)
+                if ((fds[i] = open(files[i], O_RDONLY | O_CLOEXEC)) < 0)
+                        return 2;
+        srand(seed);
+        printf("pid %d\nstart_time %llu\narea %p\n", (int) getpid(), start_time(), (void *) area);
+        for (int r = 0; r < rounds; r++) {
+                size_t at = (size_t) rand() % CHURN_PAGES, n = 1 + (size_t) rand() % 8;
+                int prot = prots[rand() % 5];
+
+                if (at + n > CHURN_PAGES)
+                        n = CHURN_PAGES - at;
+                switch (rand() % 5) {
+                case 0:
+                case 1: {
+                        int fd = fds[rand() % 2];
+                        int shared = rand() % 4 == 0 && !(prot & PROT_WRITE);
+
+                        (void) mmap(area + at * page, n * page, prot, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED, fd,
+                                    (off_t) (rand() % 16) * (off_t) page);
+                        break;
+                }
+                case 2:
+                        (void) mprotect(area + at * page, n * page, prot);
+                        break;
+                case 3:
+                        (void) munmap(area + at * page, n * page);
+                        break;
+                case 4: {
+                        size_t to = (size_t) rand() % (CHURN_PAGES - n + 1);
+
+                        if (to + n <= at || to >= at + n)
+                                (void) mremap(area + at * page, n * page, n * page, MREMAP_MAYMOVE | MREMAP_FIXED,
+                                              area + to * page);
+                        break;
+                }
+                }
+                if (r % 4 == 3) {
+                        printf("check %llu\n", now_usec());
+                        print_exec_maps_in((uintptr_t) area, (uintptr_t) area + CHURN_PAGES * page);
+                }
+        }
+        printf("end\n");
+        fflush(stdout);
+        return 0;
+}
+
 int main(int argc, char **argv) {
         setvbuf(stdout, NULL, _IOFBF, 1 << 16);
+        if (argc >= 6 && strcmp(argv[1], "churn") == 0) {
+                const char *const files[2] = { argv[4], argv[5] };
+
+                return churn((unsigned) strtoul(argv[2], NULL, 10), atoi(argv[3]), files);
+        }
         if (argc >= 3 && (strcmp(argv[1], "short") == 0 || strcmp(argv[1], "short-nondumpable") == 0 ||
                           strcmp(argv[1], "short-fork") == 0)) {
                 void *lib = dlopen(argv[2], RTLD_NOW);
@@ -142,6 +227,29 @@ int main(int argc, char **argv) {
                         }
                 return 0;
         }
+        if (argc >= 3 && strcmp(argv[1], "fork-map") == 0) {
+                /* A child that maps A at once: its history before that is its parent's set. */
+                pid_t child = fork();
+
+                if (child < 0)
+                        return 2;
+                if (child == 0) {
+                        unsigned long long t0 = now_usec(), t1;
+                        void *a = map_file(argv[2], NULL);
+                        char c;
+
+                        if (a == MAP_FAILED)
+                                return 2;
+                        t1 = now_usec();
+                        printf("pid %d\nstart_time %llu\naddress %p\nlibc %p\nt0 %llu\nt1 %llu\nend\n", (int) getpid(),
+                               start_time(), a, dlsym(RTLD_DEFAULT, "getpid"), t0, t1);
+                        fflush(stdout);
+                        while (read(0, &c, 1) > 0)
+                                ;
+                        return 0;
+                }
+                return waitpid(child, NULL, 0) == child ? 0 : 3;
+        }
         if (argc >= 2 && strcmp(argv[1], "wait") == 0) {
                 char c;
 
@@ -151,6 +259,7 @@ int main(int argc, char **argv) {
                         ;
                 return 0;
         }
-        fprintf(stderr, "usage: retain-fixture short|short-nondumpable|short-fork LIB | swap|swap-exec A B | wait\n");
+        fprintf(stderr, "usage: retain-fixture short|short-nondumpable|short-fork LIB | swap|swap-exec A B | wait | "
+                        "fork-map A | churn SEED ROUNDS A B\n");
         return 1;
 }

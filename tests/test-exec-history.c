@@ -152,8 +152,10 @@ static void test_fork_and_seed(void **state) {
 
         assert_int_equal(exec_history_new(NULL, &h), 0);
         assert_int_equal(exec_history_fork(h, 20, 21, 5, 100), -ENOENT);
+        /* The fork heard before its parent was known is made when the parent's record comes. */
         apply(h, EXEC_HISTORY_EXEC, 20, 1, 50, 0, 0, &MAIN, 1);
-        assert_int_equal(exec_history_fork(h, 20, 21, 5, 100), 0);
+        assert_int_equal(exec_history_fork(h, 20, 21, 5, 100), -ENOENT);
+        assert_int_equal(exec_history_fork(h, 20, 22, 5, 100), 0);
         assert_string_equal(at(h, 21, 5, 150, 0x400000), "/bin/main");
         assert_string_equal(at(h, 21, 5, 99, 0x400000), "ERANGE");
 
@@ -291,6 +293,70 @@ static void test_facts(void **state) {
         exec_history_clear(h);
         exec_history_get_stats(h, &st2);
         assert_int_equal(st2.bytes, 0);
+/* The child's changes come before its fork event (two ring buffers): the parent's set at the
+ * fork time lies under them, and the parent's own later change is not the child's. */
+static void test_fork_after_child_changes(void **state) {
+        static const struct exec_history_mapping C = {
+                .start = 0x30000, .end = 0x31000, .offset = 0, .inode = 13, .dev_major = 8, .dev_minor = 1,
+                .flags = 7, .path = (char *) "/lib/c.so",
+        };
+        static const struct exec_history_mapping D = {
+                .start = 0x50000, .end = 0x51000, .offset = 0, .inode = 14, .dev_major = 8, .dev_minor = 1,
+                .flags = 5, .path = (char *) "/lib/d.so",
+        };
+        const struct exec_history_mapping parent_set[] = { A, MAIN };
+        struct exec_history *h;
+        struct exec_history_view v;
+
+        assert_int_equal(exec_history_new(NULL, &h), 0);
+        apply(h, EXEC_HISTORY_EXEC, 20, 1, 50, 0, 0, parent_set, 2);
+        /* Forked at 100. The parent maps D at 150; the child unmaps the upper half of A at 200
+         * and maps C at 300: all drained before the fork event. */
+        apply(h, EXEC_HISTORY_RANGE, 20, 1, 150, D.start, D.end, &D, 1);
+        apply(h, EXEC_HISTORY_RANGE, 21, 5, 200, 0x18000, 0x20000, NULL, 0);
+        apply(h, EXEC_HISTORY_RANGE, 21, 5, 300, C.start, C.end, &C, 1);
+        assert_int_equal(exec_history_get(h, 21, 5, 0, 0, &v), -ENOENT);    /* not complete yet */
+        assert_int_equal(exec_history_fork(h, 20, 21, 5, 100), 0);
+
+        assert_string_equal(at(h, 21, 5, 99, 0x400000), "ERANGE");
+        assert_string_equal(at(h, 21, 5, 150, 0x400000), "/bin/main");
+        assert_string_equal(at(h, 21, 5, 150, 0x1c000), "/lib/a.so");
+        assert_string_equal(at(h, 21, 5, 250, 0x1c000), "");
+        assert_string_equal(at(h, 21, 5, 250, 0x10000), "/lib/a.so");
+        assert_string_equal(at(h, 21, 5, 250, 0x30000), "");
+        assert_string_equal(at(h, 21, 5, 350, 0x30000), "/lib/c.so");
+        assert_string_equal(at(h, 21, 5, 350, 0x50000), "");
+        /* The latest set: MAIN, the lower half of A, C; not D. */
+        assert_int_equal(exec_history_get(h, 21, 5, 0, 0, &v), 0);
+        assert_int_equal(v.n, 3);
+        assert_int_equal(v.mappings[0].start, 0x10000);
+        assert_int_equal(v.mappings[0].end, 0x18000);
+        assert_int_equal(v.mappings[1].start, C.start);
+        assert_int_equal(v.mappings[2].start, MAIN.start);
+        assert_int_equal(v.known_since_usec, 100);
+        exec_history_view_done(&v);
+        /* The fork event again (or late) changes nothing. */
+        assert_int_equal(exec_history_fork(h, 20, 21, 5, 100), -ENOENT);
+
+        /* A parent that exited before its child's fork event was drained still gives its set at
+         * the fork time. */
+        apply(h, EXEC_HISTORY_EXEC, 40, 1, 1000, 0, 0, &MAIN, 1);
+        apply(h, EXEC_HISTORY_EXIT, 40, 1, 1200, 0, 0, &MAIN, 1);
+        assert_int_equal(exec_history_fork(h, 40, 41, 6, 1100), 0);
+        assert_string_equal(at(h, 41, 6, 1150, 0x400000), "/bin/main");
+        /* Not for a fork after its exit. */
+        assert_int_equal(exec_history_fork(h, 40, 42, 6, 1300), -ENOENT);
+
+        /* The fork event before the parent's exec record: made when that record comes. */
+        assert_int_equal(exec_history_fork(h, 50, 51, 8, 2100), -ENOENT);
+        apply(h, EXEC_HISTORY_EXEC, 50, 1, 2000, 0, 0, &MAIN, 1);
+        assert_string_equal(at(h, 51, 8, 2150, 0x400000), "/bin/main");
+        assert_string_equal(at(h, 51, 8, 2050, 0x400000), "ERANGE");
+
+        /* A child that exec'd before its fork event came: its exec stated everything. */
+        apply(h, EXEC_HISTORY_EXEC, 22, 7, 400, 0, 0, &C, 1);
+        assert_int_equal(exec_history_fork(h, 20, 22, 7, 350), -ENOENT);
+        assert_string_equal(at(h, 22, 7, 450, 0x400000), "");
         exec_history_free(h);
 }
 
@@ -348,6 +414,7 @@ int main(void) {
                 cmocka_unit_test(test_partial_unmap),
                 cmocka_unit_test(test_exit_and_reuse),
                 cmocka_unit_test(test_fork_and_seed),
+                cmocka_unit_test(test_fork_after_child_changes),
                 cmocka_unit_test(test_bounds),
                 cmocka_unit_test(test_forget),
                 cmocka_unit_test(test_facts),

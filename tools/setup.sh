@@ -7,7 +7,7 @@ builddir=${1:-$top/build}
 [ $# -gt 0 ] && shift
 
 pkgs="build-essential autoconf automake libtool pkg-config libsystemd-dev libjson-c-dev
-      libcmocka-dev libbpf-dev clang bpftool binutils elfutils procps systemd varlink-go"
+      libcmocka-dev libbpf-dev clang bpftool binutils elfutils procps systemd varlink-go gcc-multilib"
 missing=
 for p in $pkgs; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

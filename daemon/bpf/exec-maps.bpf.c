@@ -14,18 +14,37 @@ char LICENSE[] SEC("license") = "GPL";
 #define VM_READ_FLAG 0x1
 #define VM_WRITE_FLAG 0x2
 #define VM_EXEC_FLAG 0x4
-#define VM_SHARED_FLAG 0x8
+/* VM_MAYSHARE, not VM_SHARED: a shared mapping of a file opened read-only loses VM_SHARED, and
+ * /proc/PID/maps prints 's' from VM_MAYSHARE. */
+#define VM_MAYSHARE_FLAG 0x80
 #define PAGE_SHIFT_X86 12
 #define MAP_FIXED_FLAG 0x10
 #define MAP_FIXED_NOREPLACE_FLAG 0x100000
+#define MREMAP_FIXED_FLAG 0x2
 
-/* x86-64 syscall numbers: compat (32-bit) processes' changes are not captured, only their exec
- * and exit (documented in memmapd(8)). */
+/* x86-64 syscall numbers. */
 #define NR_MMAP 9
 #define NR_MPROTECT 10
 #define NR_MUNMAP 11
 #define NR_MREMAP 25
 #define NR_PKEY_MPROTECT 329
+/* ia32 ones (arch/x86/entry/syscalls/syscall_32.tbl), for a syscall made in compat mode. */
+#define NR32_OLD_MMAP 90
+#define NR32_MUNMAP 91
+#define NR32_MPROTECT 125
+#define NR32_MREMAP 163
+#define NR32_MMAP2 192
+#define NR32_PKEY_MPROTECT 380
+/* arch/x86/include/asm/thread_info.h: thread_info.status while a 32-bit syscall runs (set at
+ * its entry, cleared after the exit work that runs sys_exit), whether the process is a 32-bit
+ * program or a 64-bit one using int $0x80. */
+#define TS_COMPAT_FLAG 0x0002
+/* include/uapi/linux/personality.h and mman.h. */
+#define READ_IMPLIES_EXEC_FLAG 0x0400000
+#define PROT_READ_FLAG 0x1
+#define PROT_EXEC_FLAG 0x4
+/* Intervals a process's hint holds (below). */
+#define HINT_SLOTS 16
 
 /* Path components walked up to the root: a deeper path is cut. */
 #define PATH_DEPTH 32
@@ -95,6 +114,31 @@ __u64 unread_records = 0;
  * not present, the file changed meanwhile: nothing cached, tried again at the next capture). */
 __u64 facts_read = 0;
 __u64 facts_failed = 0;
+
+/* Changes not captured: they could change nothing the daemon was told (the hint below). */
+__u64 skipped_records = 0;
+
+/* Where a process (since its exec) may have had an executable file mapping: a superset of every
+ * one a record told, so that a change in a range outside it that cannot make one (munmap,
+ * mprotect without exec, a mapping without exec) changes nothing the daemon knows and is not
+ * captured (ld.so makes 8 of those for each library it loads). Intervals only grow (merged with
+ * the nearest when the slots are full) until the next exec. A range that can add a mapping is
+ * added before its capture iterates: a change elsewhere that removes what that capture finds
+ * comes after the iteration (it holds the mmap lock for reading), so it sees the range.
+ * On the thread group's leader; none (never skipped) for a process forked and not exec'd since,
+ * one that exec'd before the daemon started, or one whose capture could not read its mappings. */
+struct exec_hint {
+        struct bpf_spin_lock lock;
+        __u32 n;
+        __u64 lo[HINT_SLOTS], hi[HINT_SLOTS];
+};
+
+struct {
+        __uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+        __uint(map_flags, BPF_F_NO_PREALLOC);
+        __type(key, int);
+        __type(value, struct exec_hint);
+} hints SEC(".maps");
 
 static __always_inline struct scratch *scratch_get(void) {
         __u32 zero = 0;
@@ -552,7 +596,7 @@ static __always_inline void capture(struct task_struct *task, __u32 kind, __u64 
                 m->dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev);
                 m->flags = (vm_flags & VM_READ_FLAG ? EXEC_MAPS_M_READ : 0) |
                            (vm_flags & VM_WRITE_FLAG ? EXEC_MAPS_M_WRITE : 0) | EXEC_MAPS_M_EXEC |
-                           (vm_flags & VM_SHARED_FLAG ? EXEC_MAPS_M_SHARED : 0);
+                           (vm_flags & VM_MAYSHARE_FLAG ? EXEC_MAPS_M_SHARED : 0);
                 m->path_len = 0;
                 m->reserved = 0;
                 fill_path(n, file_addr);
@@ -564,9 +608,106 @@ static __always_inline void capture(struct task_struct *task, __u32 kind, __u64 
                 send(r);
 }
 
+static __always_inline bool hint_overlaps(struct exec_hint *h, __u64 lo, __u64 hi) {
+        bool hit = false;
+
+        bpf_spin_lock(&h->lock);
+        for (__u32 i = 0; i < HINT_SLOTS; i++)
+                if (i < h->n && lo < h->hi[i] && hi > h->lo[i])
+                        hit = true;
+        bpf_spin_unlock(&h->lock);
+        return hit;
+}
+
+struct hint_search {
+        struct exec_hint *h;
+        __u64 lo, hi, best_gap;
+        __u32 best;
+};
+
+/* A bpf_loop() callback: the interval nearest [lo, hi), read without the lock (any choice is
+ * right: the one made is extended under it). Verified once, not as 2^16 paths. */
+static long hint_nearest(__u32 i, void *data) {
+        struct hint_search *s = data;
+        __u64 lo = s->h->lo[i & (HINT_SLOTS - 1)], hi = s->h->hi[i & (HINT_SLOTS - 1)];
+        __u64 gap = s->lo > hi ? s->lo - hi : lo > s->hi ? lo - s->hi : 0;
+
+        if (gap < s->best_gap) {
+                s->best_gap = gap;
+                s->best = i & (HINT_SLOTS - 1);
+        }
+        return 0;
+}
+
+/* [lo, hi) joins the interval it touches, else a free slot, else the nearest interval. */
+static __always_inline void hint_add(struct exec_hint *h, __u64 lo, __u64 hi) {
+        struct hint_search s = { .h = h, .lo = lo, .hi = hi, .best_gap = ~0ULL };
+        bool done = false;
+        __u32 n;
+
+        bpf_spin_lock(&h->lock);
+        n = h->n;
+        for (__u32 i = 0; i < HINT_SLOTS; i++) {
+                if (i >= n)
+                        break;
+                if (lo <= h->hi[i] && hi >= h->lo[i]) {
+                        if (lo < h->lo[i])
+                                h->lo[i] = lo;
+                        if (hi > h->hi[i])
+                                h->hi[i] = hi;
+                        done = true;
+                        break;
+                }
+        }
+        if (!done && n < HINT_SLOTS) {
+                h->lo[n & (HINT_SLOTS - 1)] = lo;
+                h->hi[n & (HINT_SLOTS - 1)] = hi;
+                h->n = n + 1;
+                done = true;
+        }
+        bpf_spin_unlock(&h->lock);
+        if (done)
+                return;
+        bpf_loop(HINT_SLOTS, hint_nearest, &s, 0);
+        bpf_spin_lock(&h->lock);
+        if (lo < h->lo[s.best & (HINT_SLOTS - 1)])
+                h->lo[s.best & (HINT_SLOTS - 1)] = lo;
+        if (hi > h->hi[s.best & (HINT_SLOTS - 1)])
+                h->hi[s.best & (HINT_SLOTS - 1)] = hi;
+        bpf_spin_unlock(&h->lock);
+}
+
+/* After the exec's capture (its record still in the scratch): the hint is what it told. The
+ * process has one thread here: nothing else changes its mappings meanwhile. */
+static __always_inline void hint_reset(struct task_struct *task) {
+        struct scratch *s = scratch_get();
+        struct exec_hint *h;
+        __u32 n;
+
+        if (!s)
+                return;
+        n = s->rec.n;
+        /* Not read, or told in several records (only the last is here): no hint. */
+        if ((s->rec.flags & EXEC_MAPS_F_UNREAD) || s->rec.range_start != 0 || n > HINT_SLOTS) {
+                bpf_task_storage_delete(&hints, task);
+                return;
+        }
+        h = bpf_task_storage_get(&hints, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+        if (!h)
+                return;
+        bpf_spin_lock(&h->lock);
+        for (__u32 i = 0; i < HINT_SLOTS; i++) {
+                h->lo[i] = i < n ? s->rec.m[i].start : 0;
+                h->hi[i] = i < n ? s->rec.m[i].end : 0;
+        }
+        h->n = n;
+        bpf_spin_unlock(&h->lock);
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(em_on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm) {
         capture(p, EXEC_MAPS_EXEC, 0, ~0ULL, true);
+        hint_reset(bpf_get_current_task_btf());
         return 0;
 }
 
@@ -585,44 +726,197 @@ static __always_inline __u64 range_end(__u64 lo, __u64 len) {
         return hi < lo ? ~0ULL : hi;
 }
 
-/* Every syscall's exit: only the five that change mappings go on (the arguments are still in
- * the saved user registers). */
+enum change_kind {
+        CHANGE_NONE,
+        CHANGE_MMAP,
+        CHANGE_MUNMAP,
+        CHANGE_MPROTECT,
+        CHANGE_MREMAP,
+};
+
+/* A syscall's arguments as the change needs them, whatever its ABI. */
+struct change {
+        __u32 kind;
+        __u64 addr, len;        /* mremap: the old range */
+        __u64 prot;             /* mmap, mprotect */
+        __u64 flags;            /* mmap */
+        __u64 new_len;          /* mremap */
+        __u64 new_addr;         /* mremap with MREMAP_FIXED */
+};
+
+/* The ia32 mmap's (old_mmap) arguments, in user memory. */
+struct mmap_arg32 {
+        __u32 addr, len, prot, flags, fd, offset;
+};
+
+static __always_inline bool may_change(__u64 nr) {
+        switch (nr) {
+        case NR_MMAP: case NR_MPROTECT: case NR_MUNMAP: case NR_MREMAP: case NR_PKEY_MPROTECT:
+        case NR32_OLD_MMAP: case NR32_MUNMAP: case NR32_MPROTECT: case NR32_MREMAP: case NR32_MMAP2:
+        case NR32_PKEY_MPROTECT:
+                return true;
+        }
+        return false;
+}
+
+/* The 32-bit syscall's arguments (ebx, ecx, edx, esi: 32 bits each). */
+static __always_inline void decode_compat(struct pt_regs *regs, __u64 nr, struct change *c) {
+        __u64 a0 = (__u32) regs->bx, a1 = (__u32) regs->cx, a2 = (__u32) regs->dx, a3 = (__u32) regs->si;
+
+        switch (nr) {
+        case NR32_OLD_MMAP: {
+                struct mmap_arg32 a;
+
+                /* The kernel read them a moment ago: resident. Unreadable, the range is all
+                 * of the 32-bit space above the mapping, stated. */
+                if (bpf_probe_read_user(&a, sizeof(a), (void *) a0) < 0)
+                        *c = (struct change) { .kind = CHANGE_MMAP, .len = 1ULL << 32, .prot = PROT_EXEC_FLAG,
+                                               .flags = MAP_FIXED_FLAG };
+                else
+                        *c = (struct change) { .kind = CHANGE_MMAP, .len = a.len, .prot = a.prot, .flags = a.flags };
+                break;
+        }
+        case NR32_MMAP2:
+                *c = (struct change) { .kind = CHANGE_MMAP, .len = a1, .prot = a2, .flags = a3 };
+                break;
+        case NR32_MUNMAP:
+                *c = (struct change) { .kind = CHANGE_MUNMAP, .addr = a0, .len = a1 };
+                break;
+        case NR32_MPROTECT:
+        case NR32_PKEY_MPROTECT:
+                *c = (struct change) { .kind = CHANGE_MPROTECT, .addr = a0, .len = a1, .prot = a2 };
+                break;
+        case NR32_MREMAP:
+                *c = (struct change) { .kind = CHANGE_MREMAP, .addr = a0, .len = a1, .new_len = a2, .flags = a3,
+                                       .new_addr = (__u32) regs->di };
+                break;
+        }
+}
+
+/* The 64-bit syscall's arguments (rdi, rsi, rdx, r10). */
+static __always_inline void decode_native(struct pt_regs *regs, __u64 nr, struct change *c) {
+        switch (nr) {
+        case NR_MMAP:
+                *c = (struct change) { .kind = CHANGE_MMAP, .len = regs->si, .prot = regs->dx, .flags = regs->r10 };
+                break;
+        case NR_MUNMAP:
+                *c = (struct change) { .kind = CHANGE_MUNMAP, .addr = regs->di, .len = regs->si };
+                break;
+        case NR_MPROTECT:
+        case NR_PKEY_MPROTECT:
+                *c = (struct change) { .kind = CHANGE_MPROTECT, .addr = regs->di, .len = regs->si, .prot = regs->dx };
+                break;
+        case NR_MREMAP:
+                *c = (struct change) { .kind = CHANGE_MREMAP, .addr = regs->di, .len = regs->si, .new_len = regs->dx,
+                                       .flags = regs->r10, .new_addr = regs->r8 };
+                break;
+        }
+}
+
+/* Whether a change with these protections can leave an executable mapping. */
+static __always_inline bool may_exec(struct task_struct *task, __u64 prot) {
+        return (prot & PROT_EXEC_FLAG) || ((prot & PROT_READ_FLAG) && (task->personality & READ_IMPLIES_EXEC_FLAG));
+}
+
+/* How a range is captured: not, only if it holds a mapping now, or whatever it holds. */
+enum {
+        CAPTURE_NOT,
+        CAPTURE_IF_FOUND,
+        CAPTURE_ALWAYS,
+};
+
+/* A change of [lo, hi) that removes or replaces what was there; adds: it may leave an
+ * executable mapping. Captured unless the hint rules out that it changed anything told. */
+static __always_inline int change_range(struct exec_hint *h, __u64 lo, __u64 hi, bool adds) {
+        bool before = !h || hint_overlaps(h, lo, hi);
+
+        if (adds) {
+                if (h)
+                        hint_add(h, lo, hi);
+                return before ? CAPTURE_ALWAYS : CAPTURE_IF_FOUND;
+        }
+        if (before)
+                return CAPTURE_ALWAYS;
+        __sync_fetch_and_add(&skipped_records, 1);
+        return CAPTURE_NOT;
+}
+
+/* Every syscall's exit: only the ones that change mappings go on (the arguments are still in
+ * the saved user registers). At most two ranges are captured (mremap's old and new), each
+ * inlined once: the iterator's loop in more copies passed the verifier's bound. */
 SEC("tp_btf/sys_exit")
 int BPF_PROG(em_on_sys_exit, struct pt_regs *regs, long ret) {
         struct task_struct *task;
-        __u64 nr = regs->orig_ax;
-        __u64 a0, a1, lo;
+        struct exec_hint *h;
+        struct change c = {};
+        __u64 nr = regs->orig_ax, lo = 0, hi = 0, lo2 = 0, hi2 = 0;
+        int how = CAPTURE_NOT, how2 = CAPTURE_NOT;
+        bool compat, failed;
 
-        if (nr != NR_MMAP && nr != NR_MUNMAP && nr != NR_MPROTECT && nr != NR_MREMAP && nr != NR_PKEY_MPROTECT)
-                return 0;
-        if (ret < 0 && ret > -4096)
+        if (!may_change(nr))
                 return 0;
         task = bpf_get_current_task_btf();
         if (task->flags & PF_KTHREAD_FLAG)
                 return 0;
-        a0 = regs->di & ~4095ULL;
-        a1 = regs->si;
-        switch (nr) {
-        case NR_MMAP: {
-                __u64 flags = regs->r10;
+        compat = task->thread_info.status & TS_COMPAT_FLAG;
+        if (compat)
+                decode_compat(regs, nr, &c);
+        else
+                decode_native(regs, nr, &c);
+        /* A failed mprotect may have changed the part before the hole it met; a failed mremap
+         * with MREMAP_FIXED may have unmapped its destination (and the old range's tail) before
+         * it found the old range unfit. */
+        failed = ret < 0 && ret > -4096;
+        if (c.kind == CHANGE_NONE || (failed && c.kind != CHANGE_MPROTECT &&
+                                      (c.kind != CHANGE_MREMAP || !(c.flags & MREMAP_FIXED_FLAG))))
+                return 0;
+        if (compat)
+                ret = (__u32) ret;
+        h = bpf_task_storage_get(&hints, task->group_leader, 0, 0);
+        switch (c.kind) {
+        case CHANGE_MMAP:
+                lo = (__u64) ret;
+                hi = range_end(lo, c.len);
+                if (c.flags & MAP_FIXED_FLAG)
+                        how = change_range(h, lo, hi, may_exec(task, c.prot));
+                else if (may_exec(task, c.prot)) {
+                        /* Not fixed (nor MAP_FIXED_NOREPLACE, which fails on a mapped range):
+                         * a hole now holds just this mapping. */
+                        if (h)
+                                hint_add(h, lo, hi);
+                        how = CAPTURE_IF_FOUND;
+                }
+                break;
+        case CHANGE_MUNMAP:
+                lo = c.addr & ~4095ULL;
+                hi = range_end(lo, c.len);
+                how = change_range(h, lo, hi, false);
+                break;
+        case CHANGE_MPROTECT:
+                lo = c.addr & ~4095ULL;
+                hi = range_end(lo, c.len);
+                how = change_range(h, lo, hi, may_exec(task, c.prot));
+                break;
+        case CHANGE_MREMAP: {
+                bool moved_exec;
 
-                lo = (__u64) ret;
-                /* A fixed mapping may have replaced what was there; any other adds to a hole. */
-                capture(task, EXEC_MAPS_CHANGE, lo, range_end(lo, a1),
-                        (flags & (MAP_FIXED_FLAG | MAP_FIXED_NOREPLACE_FLAG)) != 0);
+                lo = c.addr & ~4095ULL;
+                hi = range_end(lo, c.len);
+                /* What moved or grew is executable only if the old range may have held one. */
+                moved_exec = !h || hint_overlaps(h, lo, hi);
+                how = moved_exec ? CAPTURE_ALWAYS : CAPTURE_NOT;
+                lo2 = failed ? c.new_addr : (__u64) ret;
+                hi2 = range_end(lo2, c.new_len);
+                if (failed)
+                        how2 = change_range(h, lo2, hi2, false);
+                else if (lo2 != lo || c.new_len > c.len)
+                        how2 = change_range(h, lo2, hi2, moved_exec);
                 break;
         }
-        case NR_MREMAP:
-                capture(task, EXEC_MAPS_CHANGE, a0, range_end(a0, a1), true);
-                lo = (__u64) ret;
-                if (lo != a0)
-                        capture(task, EXEC_MAPS_CHANGE, lo, range_end(lo, regs->dx), true);
-                else if (regs->dx > a1)
-                        capture(task, EXEC_MAPS_CHANGE, lo, range_end(lo, regs->dx), false);
-                break;
-        default:
-                capture(task, EXEC_MAPS_CHANGE, a0, range_end(a0, a1), true);
-                break;
         }
+        if (how != CAPTURE_NOT)
+                capture(task, EXEC_MAPS_CHANGE, lo, hi, how == CAPTURE_ALWAYS);
+        if (how2 != CAPTURE_NOT)
+                capture(task, EXEC_MAPS_CHANGE, lo2, hi2, how2 == CAPTURE_ALWAYS);
         return 0;
 }

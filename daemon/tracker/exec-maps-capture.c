@@ -114,6 +114,7 @@ void exec_maps_capture_get_stats(const struct exec_maps_capture *c, struct exec_
                 .emitted = __atomic_load_n(&c->skel->bss->records_emitted, __ATOMIC_RELAXED),
                 .lost = __atomic_load_n(&c->skel->bss->lost_records, __ATOMIC_RELAXED),
                 .unread = __atomic_load_n(&c->skel->bss->unread_records, __ATOMIC_RELAXED),
+                .skipped = __atomic_load_n(&c->skel->bss->skipped_records, __ATOMIC_RELAXED),
         };
 }
 

@@ -33,6 +33,7 @@ struct exec_maps_capture_stats {
         uint64_t emitted;       /* records sent */
         uint64_t lost;          /* records the ring buffer had no room for */
         uint64_t unread;        /* captures that found the address space locked */
+        uint64_t skipped;       /* changes not captured: they could change nothing told */
 };
 void exec_maps_capture_get_stats(const struct exec_maps_capture *c, struct exec_maps_capture_stats *ret);
 

@@ -227,7 +227,8 @@ static void loadavg(char *buf, size_t size) {
 
 static void bench_exit_path(bool exec) {
         static const char *const modes[] = { "none", "tracking", "retention" };
-        double wall[3][RUNS], cpu[3][RUNS], dcpu[3][RUNS];
+        double wall[3][RUNS], cpu[3][RUNS], dcpu[3][RUNS], recs[RUNS], skips[RUNS];
+        int64_t rec0 = 0, skip0 = 0;
         unsigned n = exec ? EXEC_LOOPS : FORK_LOOPS;
         char load[128];
 
@@ -240,7 +241,16 @@ static void bench_exit_path(bool exec) {
                                 fprintf(stderr, "cannot start memmapd\n");
                                 exit(1);
                         }
+                        if (m == 2) {
+                                rec0 = status_int(&d, "retention_records");
+                                skip0 = status_int(&d, "retention_records_skipped");
+                        }
                         r = run_loop(n, exec, d.pid);
+                        if (m == 2) {
+                                /* The whole machine's: other processes' records count too. */
+                                recs[run] = (double) (status_int(&d, "retention_records") - rec0) / n;
+                                skips[run] = (double) (status_int(&d, "retention_records_skipped") - skip0) / n;
+                        }
                         wall[m][run] = r.wall_ns;
                         cpu[m][run] = r.cpu_ns;
                         dcpu[m][run] = r.daemon_cpu_ns;
@@ -255,6 +265,8 @@ static void bench_exit_path(bool exec) {
                 printf("  %-9s  %8.1f us wall  %8.1f us CPU (loop)  %6.1f us CPU (memmapd)  per iteration\n", modes[m],
                        w / 1e3, c / 1e3, dc / 1e3);
         }
+        printf("  capture: %.1f records sent, %.1f changes skipped per iteration (machine-wide)\n", median(recs, RUNS),
+               median(skips, RUNS));
         printf("  ratio retention/none %.3f, retention/tracking %.3f (wall)\n",
                median(wall[2], RUNS) / median(wall[0], RUNS), median(wall[2], RUNS) / median(wall[1], RUNS));
 }

@@ -372,10 +372,12 @@ static void mapper_main(int in, int out, const char *path) {
         while (read(in, &cmd, 1) == 1) {
                 uint64_t v = 0;
 
-                if (cmd == 'm') {
+                if (cmd == 'm' || cmd == 'w' || cmd == 's') {
                         int fd = open(path, O_RDONLY | O_CLOEXEC);
+                        /* m: as a loader maps code; w: writable too (rwxp); s: shared (r-xs). */
+                        int prot = PROT_READ | PROT_EXEC | (cmd == 'w' ? PROT_WRITE : 0);
 
-                        at = fd < 0 ? MAP_FAILED : mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
+                        at = fd < 0 ? MAP_FAILED : mmap(NULL, 4096, prot, cmd == 's' ? MAP_SHARED : MAP_PRIVATE, fd, 0);
                         if (fd >= 0)
                                 close(fd);
                         v = at == MAP_FAILED ? 0 : (uint64_t) (uintptr_t) at;
@@ -463,6 +465,29 @@ static void next_of_type(memctl_watch *w, int type, struct memctl_event *ret) {
         fail_msg("no %d event within the wait", type);
 }
 
+/* The mapper maps (cmd): the mappings event has the permissions /proc/PID/maps shows, which
+ * are want; unmapped, the removal has them too. */
+static void check_perms(struct mapper *m, memctl_watch *w, char cmd, const char *want) {
+        struct memctl_event e;
+        char line[1024], perms[5];
+        uint64_t at = mapper_do(m, cmd);
+
+        assert_true(at != 0);
+        assert_true(maps_has(m->pid, at, line, sizeof(line)));
+        assert_int_equal(sscanf(line, "%*x-%*x %4s", perms), 1);
+        assert_string_equal(perms, want);
+        next_of_type(w, MEMCTL_EVENT_MAPPINGS, &e);
+        assert_int_equal(e.n_added, 1);
+        assert_int_equal(e.n_removed, 0);
+        assert_int_equal(e.added[0].start, at);
+        assert_string_equal(e.added[0].perms, perms);
+        assert_int_equal(mapper_do(m, 'u'), 1);
+        next_of_type(w, MEMCTL_EVENT_MAPPINGS, &e);
+        assert_int_equal(e.n_removed, 1);
+        assert_int_equal(e.removed[0].start, at);
+        assert_string_equal(e.removed[0].perms, perms);
+}
+
 /* A watched pid's mappings: from the daemon's poll of the change generation (listing the pid on
  * a change), or, with retention (by_capture), from the kernel's capture of each change; then its
  * fork and exit. */
@@ -512,6 +537,11 @@ static void check_pid_watch_mappings_and_forks(const char *socket, bool by_captu
         assert_int_equal(e.n_added, 0);
         assert_int_equal(e.n_removed, 1);
         assert_int_equal(e.removed[0].start, at);
+
+        /* The permissions are the mapping's own, as /proc/PID/maps shows them: a writable
+         * private one and a shared one. */
+        check_perms(&m, w, 'w', "rwxp");
+        check_perms(&m, w, 's', "r-xs");
 
         /* Its fork is heard (the child is another pid), then its exit. */
         grandchild = (pid_t) mapper_do(&m, 'f');
