@@ -293,6 +293,9 @@ static void test_facts(void **state) {
         exec_history_clear(h);
         exec_history_get_stats(h, &st2);
         assert_int_equal(st2.bytes, 0);
+        exec_history_free(h);
+}
+
 /* The child's changes come before its fork event (two ring buffers): the parent's set at the
  * fork time lies under them, and the parent's own later change is not the child's. */
 static void test_fork_after_child_changes(void **state) {
