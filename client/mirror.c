@@ -1,10 +1,13 @@
 /* libmemctl's mirror: the executable file mappings of some processes kept in local memory, filled by a listing and kept current by Watch, looked up from any thread. */
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/membarrier.h>
 #include <sys/epoll.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,19 +21,20 @@
  *    (sorted by pid), and per process a snapshot of its layout (sorted by start). The pump
  *    builds a new one aside and publishes it with one atomic store; the one it replaced is
  *    retired.
- *  - A lookup runs inside a read section: it takes one of STRIPES counters from even to odd
- *    (compare-and-swap; any stripe will do, the thread's stack picks the first it tries) and
- *    back to even when done. Retired memory is freed once every stripe that was odd when it
- *    was retired has moved: each lookup that could still see it has ended. The pump checks
- *    that at its next calls, never waiting.
+ *  - A lookup runs inside a read section: its thread's counter in the mirror (a cache line of
+ *    its own, found through a thread-local cache) goes odd, then even when done. Retired memory
+ *    is freed once every counter that was odd when it was retired has moved: each lookup that
+ *    could still see it has ended. The pump checks that at its next calls, never waiting.
+ *  - The counter's store must be seen before the lookup's loads (or the pump's publication by
+ *    them): the pump pays for that with membarrier(2), a barrier on every CPU running a thread
+ *    of ours, so that a lookup pays none; where membarrier is refused, each lookup fences.
  *  - What a lookup hands out must outlive the section: the mapping is copied into the
  *    caller's struct, and its strings point to the mirror's files, each distinct file kept
  *    once and until the mirror is freed (bounded: max_files).
  *
- * A rwlock would make every lookup write one shared cache line; a stripe is written by the
- * lookups of one thread only, as long as threads and stripes do not collide. */
+ * A rwlock would make every lookup write one shared cache line; a counter is written by its
+ * thread only. */
 
-#define STRIPES 64
 /* Processes one mirror keeps unless the caller says (each is a connection to the daemon, which
  * itself allows 16 watching connections per user and 256 in all). */
 #define MIRROR_PROCESSES_DEFAULT 1024
@@ -96,21 +100,28 @@ struct mirrored {
         uint64_t event_usec;            /* the last event applied: 0 none since that listing */
 };
 
-struct stripe {
-        _Atomic uint64_t seq;           /* odd: a lookup is in its read section */
-        char pad[64 - sizeof(uint64_t)];
+/* A reading thread's counter: owned by one thread at a time, kept until the mirror is freed. */
+struct reader {
+        _Atomic uint64_t seq;           /* odd: its thread is in a read section */
+        _Atomic bool owned;
+        struct reader *next;            /* in the mirror's list: set before it is pushed */
+        char pad[64 - sizeof(uint64_t) - sizeof(bool) - sizeof(void *)];
 };
 
 /* Retired memory freed together once its lookups ended. */
 struct grace {
         struct grace *next;
-        uint64_t seq[STRIPES];          /* as sampled after the retirement */
+        struct reader **readers;        /* those odd when it was retired, with their seq then */
+        uint64_t *seqs;
+        size_t n_readers;
         size_t n;
         void *ptrs[];
 };
 
 struct memctl_mirror {
-        struct stripe *stripes;         /* STRIPES, each on its own cache line */
+        uint64_t id;                    /* unique: what threads' caches name the mirror by */
+        bool membarrier;                /* the pump's barrier works: lookups need none */
+        _Atomic(struct reader *) readers;
         _Atomic(struct table *) table;
 
         /* The pump's. */
@@ -140,25 +151,123 @@ static void mappings_freep(memctl_mappings **l) {
 
 /* ------------------------------------------------------------------ reading */
 
-static struct stripe *read_begin(const memctl_mirror *m, uint64_t *ret_seq) {
-        /* Threads run on stacks far apart: a stack address keeps a thread on one stripe. */
-        size_t i = (size_t) (((uintptr_t) __builtin_frame_address(0) >> 16) * UINT64_C(0x9e3779b97f4a7c15) >> 58);
+#define THREAD_CACHE 4
 
-        for (;; i = (i + 1) % STRIPES) {
-                struct stripe *s = &m->stripes[i];
-                uint64_t v = atomic_load_explicit(&s->seq, memory_order_relaxed);
+/* The thread's counters in the mirrors it looked up in last (the first the latest). */
+static _Thread_local struct {
+        uint64_t id;
+        struct reader *reader;
+} thread_cache[THREAD_CACHE] __attribute__((tls_model("initial-exec")));
 
-                /* Sequentially consistent: either the pump's check after a publication sees
-                 * this section, or the loads below see what was published. */
-                if (!(v & 1) && atomic_compare_exchange_strong(&s->seq, &v, v + 1)) {
-                        *ret_seq = v + 1;
-                        return s;
-                }
+static _Atomic uint64_t mirror_ids = 1;
+
+/* The mirrors not freed yet, by id: a counter pushed out of a thread's cache is given back only
+ * when its mirror still exists. */
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t *live_ids;
+static size_t n_live, allocated_live;
+
+static int live_add(uint64_t id) {
+        int r = 0;
+
+        pthread_mutex_lock(&live_lock);
+        if (n_live == allocated_live) {
+                size_t k = allocated_live ? allocated_live * 2 : 8;
+                uint64_t *x = reallocarray(live_ids, k, sizeof(*x));
+
+                if (x) {
+                        live_ids = x;
+                        allocated_live = k;
+                } else
+                        r = -ENOMEM;
         }
+        if (r == 0)
+                live_ids[n_live++] = id;
+        pthread_mutex_unlock(&live_lock);
+        return r;
 }
 
-static void read_end(struct stripe *s, uint64_t seq) {
-        atomic_store_explicit(&s->seq, seq + 1, memory_order_release);
+static void live_remove(uint64_t id) {
+        pthread_mutex_lock(&live_lock);
+        for (size_t i = 0; i < n_live; i++)
+                if (live_ids[i] == id) {
+                        live_ids[i] = live_ids[--n_live];
+                        break;
+                }
+        pthread_mutex_unlock(&live_lock);
+}
+
+static void give_back(uint64_t id, struct reader *r) {
+        pthread_mutex_lock(&live_lock);
+        for (size_t i = 0; i < n_live; i++)
+                if (live_ids[i] == id) {
+                        atomic_store(&r->owned, false);
+                        break;
+                }
+        pthread_mutex_unlock(&live_lock);
+}
+
+/* The calling thread's counter in m: a free one taken, or a new one; NULL without memory. */
+static struct reader *reader_take(const memctl_mirror *mc) {
+        memctl_mirror *m = (memctl_mirror *) mc;
+        struct reader *r, *head;
+
+        for (size_t i = 1; i < THREAD_CACHE; i++)
+                if (thread_cache[i].id == m->id) {
+                        r = thread_cache[i].reader;
+                        thread_cache[i] = thread_cache[0];
+                        goto cached;
+                }
+        for (r = atomic_load(&m->readers); r; r = r->next) {
+                bool no = false;
+
+                if (atomic_compare_exchange_strong(&r->owned, &no, true))
+                        break;
+        }
+        if (!r) {
+                r = aligned_alloc(64, sizeof(*r));
+                if (!r)
+                        return NULL;
+                memset(r, 0, sizeof(*r));
+                r->owned = true;
+                head = atomic_load(&m->readers);
+                do
+                        r->next = head;
+                while (!atomic_compare_exchange_weak(&m->readers, &head, r));
+        }
+        /* The counter pushed out of the cache is given back (even: not in a section). */
+        if (thread_cache[THREAD_CACHE - 1].reader)
+                give_back(thread_cache[THREAD_CACHE - 1].id, thread_cache[THREAD_CACHE - 1].reader);
+        memmove(&thread_cache[1], &thread_cache[0], (THREAD_CACHE - 1) * sizeof(thread_cache[0]));
+cached:
+        thread_cache[0].id = m->id;
+        thread_cache[0].reader = r;
+        return r;
+}
+
+/* Opens a read section: NULL when the thread has no counter (no memory). A section opened
+ * inside another (a signal handler's lookup) is covered by it: the counter is left alone. */
+static inline struct reader *read_begin(const memctl_mirror *m, uint64_t *ret_before) {
+        struct reader *r = thread_cache[0].id == m->id ? thread_cache[0].reader : reader_take(m);
+        uint64_t v;
+
+        if (!r)
+                return NULL;
+        v = *ret_before = atomic_load_explicit(&r->seq, memory_order_relaxed);
+        if (v & 1)
+                return r;
+        atomic_store_explicit(&r->seq, v + 1, memory_order_relaxed);
+        /* The store before the loads: the pump's membarrier() orders them, or this fence. */
+        if (m->membarrier)
+                atomic_signal_fence(memory_order_seq_cst);
+        else
+                atomic_thread_fence(memory_order_seq_cst);
+        return r;
+}
+
+static inline void read_end(struct reader *r, uint64_t seq_before) {
+        if (!(seq_before & 1))
+                atomic_store_explicit(&r->seq, seq_before + 2, memory_order_release);
 }
 
 static const struct cell *table_find(const struct table *t, pid_t pid) {
@@ -207,13 +316,15 @@ static void slot_to_mapping(const struct slot *s, struct memctl_mapping *x) {
 int memctl_mirror_lookup(const memctl_mirror *m, pid_t pid, uint64_t address, struct memctl_mapping *ret) {
         struct memctl_mapping x;
         const struct cell *c;
-        struct stripe *s;
+        struct reader *s;
         uint64_t seq;
         int r = 0;
 
         if (!m || !ret || ret->size < MAPPING_SIZE_0_1)
                 return -EINVAL;
         s = read_begin(m, &seq);
+        if (!s)
+                return -ENOMEM;
         c = table_find(atomic_load(&m->table), pid);
         if (c) {
                 const struct snapshot *snap = atomic_load(&c->snap);
@@ -238,13 +349,15 @@ int memctl_mirror_lookup(const memctl_mirror *m, pid_t pid, uint64_t address, st
 
 int memctl_mirror_get_as_of(const memctl_mirror *m, pid_t pid, uint64_t *ret_time_usec) {
         const struct cell *c;
-        struct stripe *s;
+        struct reader *s;
         uint64_t seq, t = 0;
         int r = -ESRCH;
 
         if (!m || !ret_time_usec)
                 return -EINVAL;
         s = read_begin(m, &seq);
+        if (!s)
+                return -ENOMEM;
         c = table_find(atomic_load(&m->table), pid);
         if (c) {
                 const struct snapshot *snap = atomic_load(&c->snap);
@@ -260,12 +373,14 @@ int memctl_mirror_get_as_of(const memctl_mirror *m, pid_t pid, uint64_t *ret_tim
 
 int memctl_mirror_get_start_time(const memctl_mirror *m, pid_t pid, uint64_t *ret_start_time) {
         const struct cell *c;
-        struct stripe *s;
+        struct reader *s;
         uint64_t seq, t = 0;
 
         if (!m || !ret_start_time)
                 return -EINVAL;
         s = read_begin(m, &seq);
+        if (!s)
+                return -ENOMEM;
         c = table_find(atomic_load(&m->table), pid);
         if (c)
                 t = c->start_time;
@@ -295,9 +410,9 @@ static int retire(memctl_mirror *m, void *p) {
         return 0;
 }
 
-static bool grace_over(const memctl_mirror *m, const struct grace *g) {
-        for (size_t i = 0; i < STRIPES; i++)
-                if ((g->seq[i] & 1) && atomic_load_explicit(&m->stripes[i].seq, memory_order_acquire) == g->seq[i])
+static bool grace_over(const struct grace *g) {
+        for (size_t i = 0; i < g->n_readers; i++)
+                if (atomic_load_explicit(&g->readers[i]->seq, memory_order_acquire) == g->seqs[i])
                         return false;
         return true;
 }
@@ -305,19 +420,50 @@ static bool grace_over(const memctl_mirror *m, const struct grace *g) {
 static void grace_free(struct grace *g) {
         for (size_t i = 0; i < g->n; i++)
                 free(g->ptrs[i]);
+        free(g->readers);
+        free(g->seqs);
         free(g);
+}
+
+/* The counters in a section now, after a barrier on every thread. */
+static int grace_sample(memctl_mirror *m, struct grace *g) {
+        size_t k = 0;
+
+        if (m->membarrier)
+                (void) syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+        else
+                atomic_thread_fence(memory_order_seq_cst);
+        for (struct reader *r = atomic_load(&m->readers); r; r = r->next)
+                k++;
+        g->readers = calloc(MAX(k, (size_t) 1), sizeof(*g->readers));
+        g->seqs = calloc(MAX(k, (size_t) 1), sizeof(*g->seqs));
+        if (!g->readers || !g->seqs)
+                return -ENOMEM;
+        g->n_readers = 0;
+        /* Those pushed after the count entered after the publication: they see it. */
+        for (struct reader *r = atomic_load(&m->readers); r && g->n_readers < k; r = r->next) {
+                uint64_t v = atomic_load(&r->seq);
+
+                if (v & 1) {
+                        g->readers[g->n_readers] = r;
+                        g->seqs[g->n_readers++] = v;
+                }
+        }
+        return 0;
 }
 
 /* At the end of each call of the pump, after its publications: what it retired waits for the
  * lookups under way now, and what waited before is freed where they ended. */
 static void reclaim(memctl_mirror *m) {
         if (m->n_retiring > 0) {
-                struct grace *g = malloc(sizeof(*g) + m->n_retiring * sizeof(void *));
+                struct grace *g = calloc(1, sizeof(*g) + m->n_retiring * sizeof(void *));
 
+                if (g && grace_sample(m, g) < 0) {
+                        g->n = 0;
+                        grace_free(g);
+                        g = NULL;
+                }
                 if (g) {
-                        atomic_thread_fence(memory_order_seq_cst);
-                        for (size_t i = 0; i < STRIPES; i++)
-                                g->seq[i] = atomic_load(&m->stripes[i].seq);
                         memcpy(g->ptrs, m->retiring, m->n_retiring * sizeof(void *));
                         g->n = m->n_retiring;
                         g->next = m->graces;
@@ -329,7 +475,7 @@ static void reclaim(memctl_mirror *m) {
         for (struct grace **gp = &m->graces; *gp;) {
                 struct grace *g = *gp;
 
-                if (grace_over(m, g)) {
+                if (grace_over(g)) {
                         *gp = g->next;
                         grace_free(g);
                 } else
@@ -582,13 +728,16 @@ int memctl_mirror_new(const char *socket_path, memctl_mirror **ret) {
                 return -ENOMEM;
         m->max_processes = MIRROR_PROCESSES_DEFAULT;
         m->max_files = MIRROR_FILES_DEFAULT;
-        m->stripes = aligned_alloc(64, STRIPES * sizeof(struct stripe));
-        m->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-        if (!m->stripes) {
-                r = -ENOMEM;
+        m->epoll_fd = -1;
+        m->id = atomic_fetch_add(&mirror_ids, 1);
+        r = live_add(m->id);
+        if (r < 0) {
+                m->id = 0;
                 goto fail;
         }
-        memset(m->stripes, 0, STRIPES * sizeof(struct stripe));
+        /* Registered once per process; refused (an old kernel, a seccomp filter): lookups fence. */
+        m->membarrier = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+        m->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
         if (m->epoll_fd < 0) {
                 r = -errno;
                 goto fail;
@@ -614,6 +763,8 @@ memctl_mirror *memctl_mirror_free(memctl_mirror *m) {
 
         if (!m)
                 return NULL;
+        if (m->id)
+                live_remove(m->id);
         /* No lookup runs any more (the caller's promise): everything goes now. */
         t = atomic_load(&m->table);
         for (size_t i = 0; t && i < t->n; i++) {
@@ -645,7 +796,12 @@ memctl_mirror *memctl_mirror_free(memctl_mirror *m) {
                 close(m->epoll_fd);
         memctl_free(m->conn);
         free(m->path);
-        free(m->stripes);
+        for (struct reader *r = atomic_load(&m->readers); r;) {
+                struct reader *next = r->next;
+
+                free(r);
+                r = next;
+        }
         free(m);
         return NULL;
 }
