@@ -347,14 +347,14 @@ int memctl_mirror_lookup(const memctl_mirror *m, pid_t pid, uint64_t address, st
         return r;
 }
 
-int memctl_mirror_get_as_of(const memctl_mirror *m, pid_t pid, uint64_t *ret_time_usec) {
+/* What a process's cell and snapshot say (each pointer may be NULL; all untouched on failure):
+ * its start time, and how far it is current (exact or a lower bound). -ESRCH when pid is not
+ * mirrored. */
+static int cell_read(const memctl_mirror *m, pid_t pid, uint64_t *ret_start_time, uint64_t *ret_as_of, bool *ret_exact) {
         const struct cell *c;
         struct reader *s;
-        uint64_t seq, t = 0;
-        int r = -ESRCH;
+        uint64_t seq;
 
-        if (!m || !ret_time_usec)
-                return -EINVAL;
         s = read_begin(m, &seq);
         if (!s)
                 return -ENOMEM;
@@ -362,33 +362,26 @@ int memctl_mirror_get_as_of(const memctl_mirror *m, pid_t pid, uint64_t *ret_tim
         if (c) {
                 const struct snapshot *snap = atomic_load(&c->snap);
 
-                t = snap->as_of_usec;
-                r = snap->exact;
+                if (ret_start_time)
+                        *ret_start_time = c->start_time;
+                if (ret_as_of)
+                        *ret_as_of = snap->as_of_usec;
+                if (ret_exact)
+                        *ret_exact = snap->exact;
         }
         read_end(s, seq);
-        if (r >= 0)
-                *ret_time_usec = t;
-        return r;
+        return c ? 0 : -ESRCH;
+}
+
+int memctl_mirror_get_as_of(const memctl_mirror *m, pid_t pid, uint64_t *ret_time_usec) {
+        bool exact = false;
+        int r = m && ret_time_usec ? cell_read(m, pid, NULL, ret_time_usec, &exact) : -EINVAL;
+
+        return r < 0 ? r : exact;
 }
 
 int memctl_mirror_get_start_time(const memctl_mirror *m, pid_t pid, uint64_t *ret_start_time) {
-        const struct cell *c;
-        struct reader *s;
-        uint64_t seq, t = 0;
-
-        if (!m || !ret_start_time)
-                return -EINVAL;
-        s = read_begin(m, &seq);
-        if (!s)
-                return -ENOMEM;
-        c = table_find(atomic_load(&m->table), pid);
-        if (c)
-                t = c->start_time;
-        read_end(s, seq);
-        if (!c)
-                return -ESRCH;
-        *ret_start_time = t;
-        return 0;
+        return m && ret_start_time ? cell_read(m, pid, ret_start_time, NULL, NULL) : -EINVAL;
 }
 
 /* ------------------------------------------------------------------ retiring */
