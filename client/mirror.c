@@ -420,21 +420,24 @@ static void grace_free(struct grace *g) {
 
 /* The counters in a section now, after a barrier on every thread. */
 static int grace_sample(memctl_mirror *m, struct grace *g) {
+        struct reader *head;
         size_t k = 0;
 
         if (m->membarrier)
                 (void) syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
         else
                 atomic_thread_fence(memory_order_seq_cst);
-        for (struct reader *r = atomic_load(&m->readers); r; r = r->next)
+        /* Counters pushed after this load belong to threads that entered after the publication:
+         * they see it. Those before it are all walked (the list only grows at its head). */
+        head = atomic_load(&m->readers);
+        for (struct reader *r = head; r; r = r->next)
                 k++;
         g->readers = calloc(MAX(k, (size_t) 1), sizeof(*g->readers));
         g->seqs = calloc(MAX(k, (size_t) 1), sizeof(*g->seqs));
         if (!g->readers || !g->seqs)
                 return -ENOMEM;
         g->n_readers = 0;
-        /* Those pushed after the count entered after the publication: they see it. */
-        for (struct reader *r = atomic_load(&m->readers); r && g->n_readers < k; r = r->next) {
+        for (struct reader *r = head; r; r = r->next) {
                 uint64_t v = atomic_load(&r->seq);
 
                 if (v & 1) {
