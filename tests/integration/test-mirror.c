@@ -913,12 +913,59 @@ static void test_mirror_many(void **state) {
         }
 }
 
+/* One thread looking up in more mirrors than its cache names (4): counters are given back and
+ * taken again, also after some of the mirrors were freed. */
+static void test_mirror_many_mirrors(void **state) {
+        struct target t;
+        memctl_mirror *m[7] = {};
+        uint64_t libc_exec = 0;
+        static struct vma vmas[4096];
+        size_t n;
+
+        (void) state;
+        if (!tracked) {
+                printf("[  SKIPPED ] the daemon runs without BPF tracking here: no Watch to keep a mirror\n");
+                skip();
+        }
+        target_start(&t);
+        n = read_maps(t.pid, vmas, 4096);
+        for (size_t i = 0; i < n && !libc_exec; i++)
+                if (vmas[i].exec) {
+                        char name[4096];
+
+                        if (maps_name_at(t.pid, vmas[i].start, name, sizeof(name))[0] == '/')
+                                libc_exec = vmas[i].start;
+                }
+        assert_true(libc_exec != 0);
+        for (size_t i = 0; i < 7; i++) {
+                assert_int_equal(memctl_mirror_new(daemon_tracked.socket, &m[i]), 0);
+                assert_int_equal(memctl_mirror_add(m[i], t.pid, t.start_time), 0);
+        }
+        for (size_t round = 0; round < 3; round++) {
+                for (size_t k = 0; k < 1000; k++) {
+                        size_t i = (k * 5 + round) % 7;
+                        struct memctl_mapping x = MEMCTL_MAPPING_INIT;
+
+                        if (!m[i])
+                                continue;
+                        assert_int_equal(memctl_mirror_lookup(m[i], t.pid, libc_exec, &x), 1);
+                        assert_int_equal(x.start, libc_exec);
+                }
+                /* Some go while this thread's cache still names them. */
+                m[round * 2] = memctl_mirror_free(m[round * 2]);
+        }
+        for (size_t i = 0; i < 7; i++)
+                memctl_mirror_free(m[i]);
+        target_stop(&t);
+}
+
 int main(int argc, char **argv) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_mirror_equals_daemon),
                 cmocka_unit_test_teardown(test_mirror_while_target_changes, churn_teardown),
                 cmocka_unit_test_teardown(test_mirror_threads, churn_teardown),
                 cmocka_unit_test(test_mirror_many),
+                cmocka_unit_test(test_mirror_many_mirrors),
         };
 
         if (argc == 3 && strcmp(argv[1], "churn") == 0) {
