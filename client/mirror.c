@@ -105,8 +105,7 @@ struct reader {
         _Atomic uint64_t seq;           /* odd: its thread is in a read section */
         _Atomic bool owned;
         struct reader *next;            /* in the mirror's list: set before it is pushed */
-        char pad[64 - sizeof(uint64_t) - sizeof(bool) - sizeof(void *)];
-};
+} __attribute__((aligned(64)));         /* a cache line of its own (its size too: aligned_alloc) */
 
 /* Retired memory freed together once its lookups ended. */
 struct grace {
