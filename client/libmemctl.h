@@ -452,7 +452,10 @@ memctl_watch *memctl_watch_free(memctl_watch *w);
  * any number of threads at once, concurrently with each other and with the pump. They take no
  * lock and never wait for the pump (nor it for them): each reads an immutable snapshot that
  * the pump replaces whole, and what a lookup hands out stays valid after it (see
- * memctl_mirror_lookup()). memctl_mirror_free() only when no other call runs. */
+ * memctl_mirror_lookup()). A thread's first lookup in a mirror allocates it a counter (64
+ * bytes, kept until the mirror is freed, given back when the thread has looked up in 4 other
+ * mirrors since): so lookups are not async-signal-safe until the thread made one outside a
+ * handler. memctl_mirror_free() only when no other call runs. */
 typedef struct memctl_mirror memctl_mirror;
 
 /* A mirror whose calls go to the daemon at socket_path (NULL: the default). */
