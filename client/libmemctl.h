@@ -444,26 +444,58 @@ memctl_watch *memctl_watch_free(memctl_watch *w);
  * after its Watch began): never from a layout older than the last event read. Changes the
  * daemon has not sent yet, or that wait unread in the socket, are not seen until the next
  * update. An overflow or an exec makes the update list the process again (a round trip there,
- * never in a lookup). Not thread-safe: one thread updates and looks up, or the caller locks. */
+ * never in a lookup). memctl_mirror_get_as_of() says how far each process's layout is
+ * current.
+ *
+ * Threads: one thread at a time (the pump) calls memctl_mirror_add(), _remove(), _update() and
+ * _set_limits(); memctl_mirror_lookup(), _get_as_of() and _get_start_time() may be called from
+ * any number of threads at once, concurrently with each other and with the pump. They take no
+ * lock and never wait for the pump (nor it for them): each reads an immutable snapshot that
+ * the pump replaces whole, and what a lookup hands out stays valid after it (see
+ * memctl_mirror_lookup()). A thread's first lookup in a mirror allocates it a counter (64
+ * bytes, kept until the mirror is freed, given back when the thread has looked up in 4 other
+ * mirrors since): so lookups are not async-signal-safe until the thread made one outside a
+ * handler. memctl_mirror_free() only when no other call runs. */
 typedef struct memctl_mirror memctl_mirror;
 
 /* A mirror whose calls go to the daemon at socket_path (NULL: the default). */
 int memctl_mirror_new(const char *socket_path, memctl_mirror **ret);
+/* Bounds of the mirror (0: keep the default): the processes it mirrors at once (1024;
+ * memctl_mirror_add() past it: -ENOSPC; each is a connection to the daemon, which allows 16
+ * watching connections per user and 256 in all: -E2BIG from there), and the distinct files it
+ * keeps (65536; a process whose events name one more fails its update with -ENOSPC and is no
+ * longer mirrored). */
+int memctl_mirror_set_limits(memctl_mirror *m, size_t max_processes, size_t max_files);
 /* Mirrors process pid (start_time: 0 or as for memctl_list_mappings()): starts its Watch, then
- * lists it. 0, or -errno as for memctl_watch_start() and memctl_list_mappings(). */
+ * lists it. 0; -EEXIST when it is mirrored already; -ENOSPC past max_processes; -errno as for
+ * memctl_watch_start() and memctl_list_mappings(). */
 int memctl_mirror_add(memctl_mirror *m, pid_t pid, uint64_t start_time);
 /* Stops mirroring pid: 0, or -ESRCH when it is not mirrored. */
 int memctl_mirror_remove(memctl_mirror *m, pid_t pid);
 /* An fd that polls readable when an update has events to apply. */
 int memctl_mirror_fd(const memctl_mirror *m);
-/* Applies the events that came, waiting at most timeout_usec for the first: how many were
- * applied (>= 0), or -errno (a process's stream failed: it is no longer mirrored). */
+/* Applies the events that came (at most 4096 per process per call: the rest at the next call,
+ * which then does not wait), waiting at most timeout_usec for the first: how many were read
+ * (>= 0), or -errno (a process's stream failed: it is no longer mirrored). */
 int memctl_mirror_update(memctl_mirror *m, uint64_t timeout_usec);
-/* The executable file mapping of pid that covers address, in local memory (valid until the next
- * update, add or remove): 1 with *ret_mapping set, 0 when none covers it, -ESRCH when pid is
- * not mirrored or has exited. The file offset is address - start + offset. */
-int memctl_mirror_lookup(const memctl_mirror *m, pid_t pid, uint64_t address, const struct memctl_mapping **ret_mapping);
-/* The process a mirrored pid is (its start time): 0, or -ESRCH. */
+/* The executable file mapping of pid that covers address: 1 with *ret filled (a copy: set
+ * ret->size as for the other calls), 0 when none covers it (*ret untouched), -ESRCH when pid is
+ * not mirrored or has exited. The file offset is address - start + offset. Its strings (path,
+ * build ID) are the mirror's record of the file: they stay valid until memctl_mirror_free(),
+ * and one file has one record, so equal path pointers mean the same file (device, inode, path
+ * and build ID): a key for the caller's symbol tables. Thread-safe (see above). */
+int memctl_mirror_lookup(const memctl_mirror *m, pid_t pid, uint64_t address, struct memctl_mapping *ret);
+/* How far pid's layout is current, in CLOCK_MONOTONIC microseconds (the clock of the events'
+ * time_usec, of perf samples and of Lookup's time_usec): 1 when exact, *ret_time_usec then the
+ * time of the last event applied (or of the exit): the layout is the one the daemon's Lookup
+ * with that time_usec answers from (two changes stamped with the same microsecond cannot be
+ * told apart: a later one of that microsecond may be missing); 0 when a lower bound, after a
+ * listing (at the add, an overflow, an exec) and before the first event stamped after it:
+ * the layout is no older than *ret_time_usec, when the listing was asked for; -ESRCH when pid
+ * is not mirrored. A time read before a lookup bounds that lookup's layout from below (the
+ * pump only moves forward). Thread-safe. */
+int memctl_mirror_get_as_of(const memctl_mirror *m, pid_t pid, uint64_t *ret_time_usec);
+/* The process a mirrored pid is (its start time): 0, or -ESRCH. Thread-safe. */
 int memctl_mirror_get_start_time(const memctl_mirror *m, pid_t pid, uint64_t *ret_start_time);
 memctl_mirror *memctl_mirror_free(memctl_mirror *m);
 

@@ -463,6 +463,17 @@ static void trim_intervals(struct exec_history *h, struct proc *p) {
         }
 }
 
+/* The part of a split mapping that stays: still valid since its own start, and in the diff as
+ * added, since the whole went as removed (a Watch client would otherwise drop the part too). */
+static int reopen_part(struct exec_history *h, struct proc *p, const struct exec_history_mapping *part, uint64_t from,
+                       struct exec_history_diff *d) {
+        int k = interval_open(h, p, part, from);
+
+        if (k >= 0 && d)
+                k = diff_push(&d->added, &d->n_added, part);
+        return k;
+}
+
 /* Closes at t the open intervals the record has authority over, reopening the parts of each
  * outside the record's range (a mapping split by a partial munmap or mprotect: the rest stays
  * as it was, valid since its own start). Under lock. */
@@ -489,14 +500,14 @@ static int close_covered(struct exec_history *h, struct proc *p, const struct ex
 
                         if (m.start < r->lo) {
                                 part.end = r->lo;
-                                if (!reported_overlap(r, &part) && (k = interval_open(h, p, &part, m.from_usec)) < 0)
+                                if (!reported_overlap(r, &part) && (k = reopen_part(h, p, &part, m.from_usec, d)) < 0)
                                         return k;
                         }
                         if (m.end > r->hi) {
                                 part = m;
                                 part.start = r->hi;
                                 part.offset = m.offset + (r->hi - m.start);
-                                if (!reported_overlap(r, &part) && (k = interval_open(h, p, &part, m.from_usec)) < 0)
+                                if (!reported_overlap(r, &part) && (k = reopen_part(h, p, &part, m.from_usec, d)) < 0)
                                         return k;
                         }
                 }

@@ -106,6 +106,27 @@ static void test_partial_unmap(void **state) {
         /* Before the munmap the whole of A answers. */
         assert_string_equal(at(h, 8, 1, 1500, 0x15000), "/lib/a.so");
         assert_string_equal(at(h, 8, 1, 2500, 0x15000), "");
+
+        /* The diff of a split: the whole went, and what stays came (a Watch client applying
+         * it keeps the part). munmap of [0x10000, 0x12000) of the first part. */
+        {
+                struct exec_history_record r = {
+                        .kind = EXEC_HISTORY_RANGE, .pid = 8, .start_time = 1, .time_usec = 3000,
+                        .lo = 0x10000, .hi = 0x12000,
+                };
+                struct exec_history_diff d;
+
+                assert_int_equal(exec_history_apply(h, &r, &d), 0);
+                assert_int_equal(d.n_removed, 1);
+                assert_int_equal(d.removed[0].start, 0x10000);
+                assert_int_equal(d.removed[0].end, 0x14000);
+                assert_int_equal(d.n_added, 1);
+                assert_int_equal(d.added[0].start, 0x12000);
+                assert_int_equal(d.added[0].end, 0x14000);
+                assert_int_equal(d.added[0].offset, 0x3000);
+                assert_string_equal(d.added[0].path, "/lib/a.so");
+                exec_history_diff_done(&d);
+        }
         exec_history_free(h);
 }
 

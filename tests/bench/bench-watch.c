@@ -18,6 +18,7 @@
 #include "libmemctl.h"
 #include "procmap-uapi.h"
 
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define FORKERS 4
 #define SECONDS 5
 #define ADDRESSES 1000000
@@ -140,6 +141,29 @@ static int bench_events(const char *socket, pid_t daemon) {
         return k.error < 0;
 }
 
+struct looker {
+        pthread_t thread;
+        memctl_mirror *m;
+        pid_t pid;
+        const uint64_t *addrs;
+        uint64_t ns;
+};
+
+static void *look_main(void *arg) {
+        struct looker *k = arg;
+        uint64_t t0 = mono_nsec(), found = 0;
+
+        for (int pass = 0; pass < 5; pass++)
+                for (size_t i = 0; i < ADDRESSES; i++) {
+                        struct memctl_mapping x = MEMCTL_MAPPING_INIT;
+
+                        found += memctl_mirror_lookup(k->m, k->pid, k->addrs[i], &x) > 0;
+                }
+        k->ns = mono_nsec() - t0;
+        __asm__ volatile("" : : "r"(found));
+        return NULL;
+}
+
 static int bench_mirror(const char *socket) {
         static uint64_t addrs[ADDRESSES];
         memctl_mirror *m = NULL;
@@ -192,13 +216,31 @@ static int bench_mirror(const char *socket) {
         t0 = mono_nsec();
         for (int pass = 0; pass < 10; pass++)
                 for (size_t i = 0; i < ADDRESSES; i++) {
-                        const struct memctl_mapping *x;
+                        struct memctl_mapping x = MEMCTL_MAPPING_INIT;
 
                         found += memctl_mirror_lookup(m, target, addrs[i], &x) > 0;
                 }
         t1 = mono_nsec();
         printf("mirror: %.1f ns per lookup (%d lookups, %.0f%% in an executable file mapping)\n",
                (double) (t1 - t0) / (10.0 * ADDRESSES), 10 * ADDRESSES, 100.0 * (double) found / (10.0 * ADDRESSES));
+
+        /* Threads looking up at once while the pump updates (the machine's CPUs: more threads
+         * than CPUs would measure the scheduler). */
+        {
+                long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+                size_t n = cpus > 1 ? (size_t) MIN(cpus, 8) : 1;
+                struct looker lk[8];
+
+                for (size_t i = 0; i < n; i++) {
+                        lk[i] = (struct looker) { .m = m, .pid = target, .addrs = addrs };
+                        pthread_create(&lk[i].thread, NULL, look_main, &lk[i]);
+                }
+                for (size_t i = 0; i < n; i++)
+                        pthread_join(lk[i].thread, NULL);
+                for (size_t i = 0; i < n; i++)
+                        printf("mirror, %zu threads at once: thread %zu %.1f ns per lookup\n", n, i,
+                               (double) lk[i].ns / (5.0 * ADDRESSES));
+        }
 
         fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd >= 0) {
