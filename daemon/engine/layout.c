@@ -34,6 +34,9 @@ int layout_file_new(uint32_t dev_major, uint32_t dev_minor, uint64_t inode, stru
         f->info.build_id_len = 0;
         f->info.n_loads = 0;
         f->kernel_build_id_len = 0;
+        f->has_key = false;
+        f->owner = 0;
+        f->mode = 0;
         *ret = f;
         return 0;
 }
