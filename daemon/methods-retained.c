@@ -210,6 +210,9 @@ static int find_view(const struct method_context *ctx, pid_t pid, uint64_t start
         return r;
 }
 
+/* How many reads of a live process's mappings one answer tries to start its history with. */
+#define SEED_ATTEMPTS 4
+
 static int find_view_of(const struct method_context *ctx, pid_t pid, uint64_t start_time, const struct process *live,
                         bool at_time, uint64_t time_usec, struct exec_history_view *ret) {
         struct exec_history *h = retention_history(ctx->retention);
@@ -219,14 +222,25 @@ static int find_view_of(const struct method_context *ctx, pid_t pid, uint64_t st
         if (!h)
                 return -ENOENT;
         if (live) {
-                r = exec_history_get(h, live->pid, live->start_time, time_usec, flags, ret);
-                if (r == -ENOENT) {
-                        r = seed_live(ctx, h, live);
-                        if (r < 0)
-                                return -ENOENT;
+                /* A seed is refused when a record about the process came after the read began (it
+                 * may say more than the read): a process that changes its mappings without pause
+                 * can keep refusing it, so a few reads are tried. */
+                for (unsigned attempt = 0; attempt < SEED_ATTEMPTS; attempt++) {
                         r = exec_history_get(h, live->pid, live->start_time, time_usec, flags, ret);
+                        if (r != -ENOENT)
+                                return r;
+                        if (seed_live(ctx, h, live) < 0)
+                                break;
                 }
-                return r;
+                r = exec_history_get(h, live->pid, live->start_time, time_usec, flags, ret);
+                if (r != -ENOENT || !at_time)
+                        return r;
+                /* Nothing complete is kept of it (its records were lost, say, and no read could be
+                 * taken since): no time is known of it yet. */
+                *ret = (struct exec_history_view) {
+                        .pid = live->pid, .start_time = live->start_time, .known_since_usec = now_usec(),
+                };
+                return -ERANGE;
         }
         r = exec_history_get(h, pid, start_time, time_usec, flags | EXEC_HISTORY_EXITED_ONLY, ret);
         /* Whoever may not see it learns nothing of it: the kernel's answer stands. */
