@@ -1083,6 +1083,7 @@ static void test_flood_forgets_only_its_own(void **state) {
                      (int) flood, (unsigned long long) flood_start);
         assert_non_null(error_of(reply));
         json_object_put(reply);
+        wait_caught_up();
 }
 
 /* A live process whose records are lost again and again (it is forgotten, read again, forgotten)
