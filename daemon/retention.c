@@ -137,6 +137,16 @@ struct exec_history *retention_history(const struct retention *r) {
         return r ? r->history : NULL;
 }
 
+void retention_set_wake_delay(struct retention *r, uint64_t delay_usec) {
+#if HAVE_BPF
+        if (retention_active(r))
+                exec_maps_capture_set_wake_delay(r->capture, delay_usec * 1000);
+#else
+        (void) r;
+        (void) delay_usec;
+#endif
+}
+
 int retention_event_fd(const struct retention *r) {
 #if HAVE_BPF
         if (retention_active(r))
@@ -358,7 +368,7 @@ int retention_drain(struct retention *r) {
                 r->lost_seen = st.lost;
         }
         pthread_mutex_unlock(&r->drain_lock);
-        return k < 0 ? k : 0;
+        return k;
 #else
         (void) r;
         return 0;

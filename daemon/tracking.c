@@ -36,6 +36,9 @@ struct tracking {
         _Atomic uint64_t rebuilds;      /* the shared set read again after lost events */
         _Atomic uint64_t distrust_before; /* clock ticks since boot: see tracking_unchanged() */
 
+        /* One drain at a time: the loop's threads (the fd's readiness, the drain timer) may
+         * each start one. */
+        pthread_mutex_t drain_lock;
         pthread_mutex_t lock;           /* shared[] */
         pid_t *shared;
         size_t n_shared;
@@ -49,6 +52,7 @@ static struct tracking *tracking_alloc(struct layout_store *store) {
                 return NULL;
         t->store = store;
         pthread_mutex_init(&t->lock, NULL);
+        pthread_mutex_init(&t->drain_lock, NULL);
         return t;
 }
 
@@ -121,6 +125,7 @@ struct tracking *tracking_free(struct tracking *t) {
         mm_tracker_free(t->tracker);
 #endif
         pthread_mutex_destroy(&t->lock);
+        pthread_mutex_destroy(&t->drain_lock);
         free(t->shared);
         free(t);
         return NULL;
@@ -221,6 +226,16 @@ bool tracking_unchanged(const struct tracking *t, pid_t pid, uint64_t start_time
         if (start_time <= atomic_load(&((struct tracking *) t)->distrust_before))
                 return false;
         return !is_shared((struct tracking *) t, pid);
+}
+
+void tracking_set_wake_delay(struct tracking *t, uint64_t delay_usec) {
+#if HAVE_BPF
+        if (tracking_active(t))
+                mm_tracker_set_wake_delay(t->tracker, delay_usec * 1000);
+#else
+        (void) t;
+        (void) delay_usec;
+#endif
 }
 
 int tracking_event_fd(const struct tracking *t) {
@@ -347,6 +362,7 @@ int tracking_drain(struct tracking *t) {
 
         if (!tracking_active(t))
                 return 0;
+        pthread_mutex_lock(&t->drain_lock);
         r = mm_tracker_drain(t->tracker, on_event, t);
         lost = mm_tracker_lost_events(t->tracker);
         if (lost != t->lost_seen) {
@@ -367,7 +383,8 @@ int tracking_drain(struct tracking *t) {
                         log_warning("Cannot read which processes share an address space after lost events: "
                                     "processes started before are served without the layout store");
         }
-        return r < 0 ? r : 0;
+        pthread_mutex_unlock(&t->drain_lock);
+        return r;
 #else
         (void) t;
         return 0;

@@ -73,7 +73,11 @@ uint64_t tracking_epoch(const struct tracking *t, pid_t pid);
  * readiness: exec and exit forget the pid's stored layout, a shared address space marks the pid
  * as one never kept, lost events clear the store. Never blocks. */
 int tracking_event_fd(const struct tracking *t);
+/* The number of events handled, or -errno. */
 int tracking_drain(struct tracking *t);
+/* Events within delay_usec of the last one that woke the fd's poller do not wake it: the caller
+ * drains again delay_usec after every drain that found events (see mm_tracker_set_wake_delay()). */
+void tracking_set_wake_delay(struct tracking *t, uint64_t delay_usec);
 
 /* Where the drain publishes exec, exit and fork (and lost events): NULL, nowhere. Set before the
  * server runs; events stays the caller's. */
