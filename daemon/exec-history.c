@@ -39,6 +39,7 @@ struct proc {
         uint64_t exit_usec, known_since_usec;
         uint64_t exec_usec;             /* its last exec's time; 0: none seen */
         uint64_t seq;                   /* the history's generation at the last record applied */
+        uint64_t seeded_usec;           /* when the read of its last seed began; 0: none */
         uid_t uid, euid, suid;
         unsigned dumpable;
         char comm[16];
@@ -571,6 +572,10 @@ static int apply_locked(struct exec_history *h, const struct exec_history_record
         }
         if (p->exited)
                 return 0;       /* nothing follows an exit */
+        /* Drained after a read of the process began, about a change made before it: the read
+         * (a seed) showed that change and what followed; applied now, it would undo those. */
+        if (r->kind != EXEC_HISTORY_EXIT && r->time_usec < p->seeded_usec)
+                return 0;
         h->records++;
         p->seq = h->records;
         p->uid = r->uid;
@@ -842,6 +847,7 @@ int exec_history_seed(struct exec_history *h, pid_t pid, uint64_t start_time, ui
         p->dumpable = 1;
         p->complete = true;
         p->known_since_usec = time_usec;
+        p->seeded_usec = time_usec;
         for (size_t i = 0; i < n && k >= 0; i++)
                 k = interval_open(h, p, &m[i], time_usec);
 out:

@@ -210,6 +210,14 @@ static int find_view(const struct method_context *ctx, pid_t pid, uint64_t start
         return r;
 }
 
+/* Takes what waits in the ring buffers (the capture's records first, as the loop does): how
+ * many records and events were handled. */
+static int drain_waiting(const struct method_context *ctx) {
+        int a = retention_drain(ctx->retention), b = tracking_drain(ctx->tracking);
+
+        return MAX(a, 0) + MAX(b, 0);
+}
+
 /* How many reads of a live process's mappings one answer tries to start its history with. */
 #define SEED_ATTEMPTS 4
 
@@ -229,6 +237,11 @@ static int find_view_of(const struct method_context *ctx, pid_t pid, uint64_t st
                         r = exec_history_get(h, live->pid, live->start_time, time_usec, flags, ret);
                         if (r != -ENOENT)
                                 return r;
+                        /* Its exec or its fork may wait in a ring buffer still (records sent soon
+                         * after another wake nobody, see server.c): a read of it now would start
+                         * its history later than they do. */
+                        if (attempt == 0 && drain_waiting(ctx) > 0)
+                                continue;
                         if (seed_live(ctx, h, live) < 0)
                                 break;
                 }
@@ -243,6 +256,10 @@ static int find_view_of(const struct method_context *ctx, pid_t pid, uint64_t st
                 return -ERANGE;
         }
         r = exec_history_get(h, pid, start_time, time_usec, flags | EXEC_HISTORY_EXITED_ONLY, ret);
+        /* Its exit record may wait in the ring buffer still (records sent soon after another
+         * wake nobody, see server.c): what waits is taken before saying it is not kept. */
+        if (r == -ENOENT && drain_waiting(ctx) > 0)
+                r = exec_history_get(h, pid, start_time, time_usec, flags | EXEC_HISTORY_EXITED_ONLY, ret);
         /* Whoever may not see it learns nothing of it: the kernel's answer stands. */
         if ((r >= 0 || r == -ERANGE) && !retained_access_allowed(ctx->client, ret)) {
                 exec_history_view_done(ret);

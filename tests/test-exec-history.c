@@ -189,6 +189,15 @@ static void test_fork_and_seed(void **state) {
         assert_int_equal(exec_history_seed(h, 30, 1, 300, g, &A, 1, 1000), 0);
         assert_string_equal(at(h, 30, 1, 300, 0x10000), "/lib/a.so");
         assert_string_equal(at(h, 30, 1, 299, 0x10000), "ERANGE");
+
+        /* A record drained after the seed about a change made before its read began: the read
+         * showed that change and what followed it (A mapped again), so it undoes nothing. */
+        apply(h, EXEC_HISTORY_RANGE, 30, 1, 280, 0x10000, 0x20000, NULL, 0);
+        assert_string_equal(at(h, 30, 1, 310, 0x10000), "/lib/a.so");
+        /* A change after the read began is the process's latest state. */
+        apply(h, EXEC_HISTORY_RANGE, 30, 1, 320, 0x10000, 0x20000, NULL, 0);
+        assert_string_equal(at(h, 30, 1, 310, 0x10000), "/lib/a.so");
+        assert_string_equal(at(h, 30, 1, 330, 0x10000), "");
         exec_history_free(h);
 }
 
