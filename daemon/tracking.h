@@ -16,7 +16,8 @@
  * changes counted under the address space's owner, not under its own pid, until it execs: its
  * layout is never kept. The tracker reports such forks as events; a stamp remembers how many
  * events had been emitted, and a layout is kept only when all of them were drained by then
- * (tracking_drain(), on the server's loop), so the fork that made it such a process is known. */
+ * (tracking_drain(), by the server's loop, its drain timer, or a call that needs what waits), so
+ * the fork that made it such a process is known. */
 
 #include <stdbool.h>
 #include <stdint.h>
