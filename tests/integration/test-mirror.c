@@ -726,6 +726,7 @@ struct reader {
         const char *paths[64];          /* pointers a lookup handed out, read again at the end */
         size_t n_paths;
         const char *error;
+        char detail[512];               /* what the failing lookup answered */
 };
 
 static void *reader_main(void *arg) {
@@ -766,8 +767,13 @@ static void *reader_main(void *arg) {
                 }
                 /* Another process, added and removed meanwhile: mirrored or not, never torn. */
                 k = memctl_mirror_lookup(r->m, r->other, a, &mp);
-                if (k != -ESRCH && k != 0)
+                if (k != -ESRCH && k != 0) {
+                        snprintf(r->detail, sizeof(r->detail),
+                                 "lookup of 0x%" PRIx64 " (region 0x%" PRIx64 "+0x%" PRIx64 "): %d, %" PRIx64 "-%" PRIx64
+                                 " +%" PRIx64 " %s", a, r->base, region, k, k > 0 ? mp.start : 0, k > 0 ? mp.end : 0,
+                                 k > 0 ? mp.offset : 0, k > 0 && mp.path ? mp.path : "-");
                         r->error = "the other process has a mapping in the churned region";
+                }
                 r->others += k == 0;
         }
         return NULL;
@@ -821,7 +827,7 @@ static void test_mirror_threads(void **state) {
         for (size_t i = 0; i < READERS; i++) {
                 assert_int_equal(pthread_join(readers[i].thread, NULL), 0);
                 if (readers[i].error)
-                        fail_msg("reader %zu: %s", i, readers[i].error);
+                        fail_msg("reader %zu: %s (%s)", i, readers[i].error, readers[i].detail);
                 assert_true(readers[i].lookups > 0);
                 /* The strings handed out stay the mirror's until it is freed. */
                 for (size_t j = 0; j < readers[i].n_paths; j++)
