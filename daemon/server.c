@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
@@ -219,15 +220,30 @@ static void drain_timer_arm(struct server *s) {
                 (void) timerfd_settime(s->drain_src.fd, 0, &its, NULL);
 }
 
+/* Any drain that handled something, on any thread (a call that needed what waited, a Watch
+ * writer): records sent right after those it took may have woken nobody. */
+static void on_drained(void *userdata) {
+        drain_timer_arm(userdata);
+}
+
+/* Whether fd polls readable now. */
+static bool fd_readable(int fd) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+
+        return fd >= 0 && poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
+}
+
 static void on_drain_timer(struct server *s) {
         uint64_t v;
         int a, b;
 
         (void) !read(s->drain_src.fd, &v, sizeof(v));
+        /* A drain that handled something arms the timer again (on_drained()). One that found
+         * nothing while a ring still holds data met a record being written, whose writer may
+         * not wake anyone: it is taken at the next turn. */
         a = retention_drain(s->retention);
         b = tracking_drain(s->tracking);
-        /* Until a drain finds nothing, whatever was sent meanwhile may have woken nobody. */
-        if (a != 0 || b != 0)
+        if (a == 0 && b == 0 && (fd_readable(s->retention_src.fd) || fd_readable(s->tracking_src.fd)))
                 drain_timer_arm(s);
         (void) source_arm(s, &s->drain_src, EPOLLIN);
 }
@@ -388,7 +404,7 @@ int server_set_tracking(struct server *s, struct tracking *tracking, struct layo
         if (r < 0)
                 return r;
         if (drain_timer_setup(s) >= 0)
-                tracking_set_wake_delay(tracking, DRAIN_DELAY_USEC);
+                tracking_set_wake_delay(tracking, DRAIN_DELAY_USEC, on_drained, s);
         return 0;
 }
 
@@ -417,7 +433,7 @@ int server_set_retention(struct server *s, struct retention *retention) {
         if (r < 0)
                 return r;
         if (drain_timer_setup(s) >= 0)
-                retention_set_wake_delay(retention, DRAIN_DELAY_USEC);
+                retention_set_wake_delay(retention, DRAIN_DELAY_USEC, on_drained, s);
         return 0;
 }
 

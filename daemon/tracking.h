@@ -81,8 +81,10 @@ int tracking_event_fd(const struct tracking *t);
 /* The number of events handled, or -errno. */
 int tracking_drain(struct tracking *t);
 /* Events within delay_usec of the last one that woke the fd's poller do not wake it: the caller
- * drains again delay_usec after every drain that found events (see mm_tracker_set_wake_delay()). */
-void tracking_set_wake_delay(struct tracking *t, uint64_t delay_usec);
+ * must drain again delay_usec after every drain that handled events, whichever thread ran it:
+ * drained(userdata) is called then, on that thread (see mm_tracker_set_wake_delay()). */
+void tracking_set_wake_delay(struct tracking *t, uint64_t delay_usec, void (*drained)(void *userdata),
+                             void *userdata);
 
 /* Where the drain publishes exec, exit and fork (and lost events): NULL, nowhere. Set before the
  * server runs; events stays the caller's. */
