@@ -213,11 +213,15 @@ static void *loop_main(void *userdata) {
 /* After a drain woken by an fd: what came after it without waking anyone is taken then. Armed
  * after every such drain (even one that found nothing: a record still being written stops the
  * reader, and its writer may not wake it). */
-static void drain_timer_arm(struct server *s) {
-        struct itimerspec its = { .it_value = { .tv_sec = 0, .tv_nsec = DRAIN_DELAY_USEC * 1000 } };
+static void drain_timer_arm_usec(struct server *s, uint64_t usec) {
+        struct itimerspec its = { .it_value = { .tv_sec = 0, .tv_nsec = (long) usec * 1000 } };
 
         if (s->drain_src.fd >= 0)
                 (void) timerfd_settime(s->drain_src.fd, 0, &its, NULL);
+}
+
+static void drain_timer_arm(struct server *s) {
+        drain_timer_arm_usec(s, DRAIN_DELAY_USEC);
 }
 
 /* Any drain that handled something, on any thread (a call that needed what waited, a Watch
@@ -235,16 +239,15 @@ static bool fd_readable(int fd) {
 
 static void on_drain_timer(struct server *s) {
         uint64_t v;
-        int a, b;
 
         (void) !read(s->drain_src.fd, &v, sizeof(v));
-        /* A drain that handled something arms the timer again (on_drained()). One that found
-         * nothing while a ring still holds data met a record being written, whose writer may
-         * not wake anyone: it is taken at the next turn. */
-        a = retention_drain(s->retention);
-        b = tracking_drain(s->tracking);
-        if (a == 0 && b == 0 && (fd_readable(s->retention_src.fd) || fd_readable(s->tracking_src.fd)))
-                drain_timer_arm(s);
+        (void) retention_drain(s->retention);
+        (void) tracking_drain(s->tracking);
+        /* A drain that handled something armed the timer again (on_drained()). What a ring
+         * still holds (more than a drain takes, or a record being written, whose writer may
+         * wake nobody) is taken at once: a flood drained only every 5 ms would lose records. */
+        if (fd_readable(s->retention_src.fd) || fd_readable(s->tracking_src.fd))
+                drain_timer_arm_usec(s, 1);
         (void) source_arm(s, &s->drain_src, EPOLLIN);
 }
 
