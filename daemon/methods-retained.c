@@ -237,9 +237,8 @@ static int find_view_of(const struct method_context *ctx, pid_t pid, uint64_t st
                         r = exec_history_get(h, live->pid, live->start_time, time_usec, flags, ret);
                         if (r != -ENOENT)
                                 return r;
-                        /* Its exec or its fork may wait in a ring buffer still (records sent soon
-                         * after another wake nobody, see server.c): a read of it now would start
-                         * its history later than they do. */
+                        /* Its exec or its fork may wait in a ring buffer still (not drained yet):
+                         * a read of it now would start its history later than they do. */
                         if (attempt == 0 && drain_waiting(ctx) > 0)
                                 continue;
                         if (seed_live(ctx, h, live) < 0)
@@ -256,8 +255,8 @@ static int find_view_of(const struct method_context *ctx, pid_t pid, uint64_t st
                 return -ERANGE;
         }
         r = exec_history_get(h, pid, start_time, time_usec, flags | EXEC_HISTORY_EXITED_ONLY, ret);
-        /* Its exit record may wait in the ring buffer still (records sent soon after another
-         * wake nobody, see server.c): what waits is taken before saying it is not kept. */
+        /* Its exit record may wait in the ring buffer still (not drained yet): what waits is
+         * taken before saying it is not kept. */
         if (r == -ENOENT && drain_waiting(ctx) > 0)
                 r = exec_history_get(h, pid, start_time, time_usec, flags | EXEC_HISTORY_EXITED_ONLY, ret);
         /* Whoever may not see it learns nothing of it: the kernel's answer stands. */

@@ -42,8 +42,6 @@ struct retention {
         /* The drain runs on whichever thread the capture's fd or the tracker's wakes (see
          * retention_drain()): one at a time. */
         pthread_mutex_t drain_lock;
-        void (*drained_hook)(void *userdata);   /* see retention_set_wake_delay() */
-        void *drained_userdata;
         struct pending pending[PENDING_MAX];
 };
 
@@ -137,22 +135,6 @@ bool retention_active(const struct retention *r) {
 
 struct exec_history *retention_history(const struct retention *r) {
         return r ? r->history : NULL;
-}
-
-void retention_set_wake_delay(struct retention *r, uint64_t delay_usec, void (*drained)(void *userdata),
-                              void *userdata) {
-#if HAVE_BPF
-        if (!retention_active(r))
-                return;
-        r->drained_hook = drained;
-        r->drained_userdata = userdata;
-        exec_maps_capture_set_wake_delay(r->capture, delay_usec * 1000);
-#else
-        (void) r;
-        (void) delay_usec;
-        (void) drained;
-        (void) userdata;
-#endif
 }
 
 int retention_event_fd(const struct retention *r) {
@@ -376,8 +358,6 @@ int retention_drain(struct retention *r) {
                 r->lost_seen = st.lost;
         }
         pthread_mutex_unlock(&r->drain_lock);
-        if (k > 0 && r->drained_hook)
-                r->drained_hook(r->drained_userdata);
         return k;
 #else
         (void) r;
