@@ -406,7 +406,7 @@ struct memctl_event {
         size_t size;              /* set by the caller: sizeof(struct memctl_event) */
         int type;                 /* enum memctl_event_type */
         const char *type_name;    /* "exec", "exit", "fork", "mappings", "overflow", ... */
-        pid_t pid;                /* the process (0 for overflow) */
+        pid_t pid;                /* the process (overflow: 0, or the one whose change was not read) */
         uint64_t start_time;
         pid_t parent;             /* fork: the parent's pid; else 0 */
         uint64_t time_usec;       /* CLOCK_MONOTONIC microseconds: when it happened */
@@ -416,6 +416,12 @@ struct memctl_event {
         const struct memctl_mapping *removed; /* and what went */
         size_t n_removed;
         uint64_t dropped;         /* overflow: how many events were dropped */
+        /* mappings: when range_end > range_start, added is every executable file mapping
+         * overlapping [range_start, range_end) (the daemon did not know the process's whole
+         * set: removed may lack some); a copy kept drops what it has there that is not in
+         * added, keeping the parts of its mappings outside the range. overflow with a pid: the
+         * range of the change that could not be read. */
+        uint64_t range_start, range_end;
 };
 #define MEMCTL_EVENT_INIT MEMCTL_INIT(struct memctl_event)
 

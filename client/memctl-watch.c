@@ -21,7 +21,7 @@ static void print_mappings(char sign, const struct memctl_mapping *m, size_t n) 
 }
 
 static void print_line(const struct memctl_event *e) {
-        if (e->type == MEMCTL_EVENT_OVERFLOW) {
+        if (e->type == MEMCTL_EVENT_OVERFLOW && e->pid == 0) {
                 printf("overflow dropped=%" PRIu64 "\n", e->dropped);
                 return;
         }
@@ -29,6 +29,8 @@ static void print_line(const struct memctl_event *e) {
                e->type_name, (int) e->pid, e->start_time, e->comm);
         if (e->type == MEMCTL_EVENT_FORK)
                 printf(" parent=%d", (int) e->parent);
+        if (e->range_end > e->range_start)
+                printf(" range=%" PRIx64 "-%" PRIx64, e->range_start, e->range_end);
         print_mappings('+', e->added, e->n_added);
         print_mappings('-', e->removed, e->n_removed);
         putchar('\n');
@@ -66,7 +68,7 @@ static int print_json(const struct memctl_event *e) {
         json_object_object_add(o, "event", json_object_new_string(e->type_name));
         if (e->type == MEMCTL_EVENT_OVERFLOW)
                 json_object_object_add(o, "dropped", json_object_new_int64((int64_t) e->dropped));
-        else {
+        if (e->type != MEMCTL_EVENT_OVERFLOW || e->pid != 0) {
                 struct json_object *p = json_object_new_object();
 
                 json_object_object_add(p, "pid", json_object_new_int(e->pid));
@@ -79,6 +81,14 @@ static int print_json(const struct memctl_event *e) {
                 if (e->type == MEMCTL_EVENT_MAPPINGS) {
                         json_object_object_add(o, "added", mappings_json(e->added, e->n_added));
                         json_object_object_add(o, "removed", mappings_json(e->removed, e->n_removed));
+                }
+                if (e->range_end > e->range_start) {
+                        char buf[32];
+
+                        snprintf(buf, sizeof(buf), "0x%" PRIx64, e->range_start);
+                        json_object_object_add(o, "range_start", json_object_new_string(buf));
+                        snprintf(buf, sizeof(buf), "0x%" PRIx64, e->range_end);
+                        json_object_object_add(o, "range_end", json_object_new_string(buf));
                 }
         }
         puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));

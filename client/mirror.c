@@ -590,6 +590,53 @@ static void slots_remove_range(struct mirrored *p, uint64_t start, uint64_t end)
         p->dirty = true;
 }
 
+static int slots_reserve(struct mirrored *p, size_t more) {
+        size_t k = p->allocated ? p->allocated : 16;
+        struct slot *s;
+
+        if (p->allocated - p->n >= more)
+                return 0;
+        while (k - p->n < more)
+                k *= 2;
+        s = reallocarray(p->slots, k, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        p->slots = s;
+        p->allocated = k;
+        return 0;
+}
+
+/* Clears [start, end): a mapping reaching out of it keeps its parts outside (the kernel split
+ * it), the one after with its offset moved on. */
+static int slots_trim_range(struct mirrored *p, uint64_t start, uint64_t end) {
+        size_t i = slots_bound(p->slots, p->n, start), j = i, keep = 0;
+        struct slot parts[2];
+        int r;
+
+        while (j < p->n && p->slots[j].start < end)
+                j++;
+        if (j == i)
+                return 0;
+        if (p->slots[i].start < start) {
+                parts[keep] = p->slots[i];
+                parts[keep++].end = start;
+        }
+        if (p->slots[j - 1].end > end) {
+                parts[keep] = p->slots[j - 1];
+                parts[keep].offset += end - parts[keep].start;
+                parts[keep++].start = end;
+        }
+        /* Reserved first: nothing is changed when it fails. */
+        r = slots_reserve(p, keep);
+        if (r < 0)
+                return r;
+        memmove(p->slots + i + keep, p->slots + j, (p->n - j) * sizeof(*p->slots));
+        memcpy(p->slots + i, parts, keep * sizeof(*parts));
+        p->n = p->n - (j - i) + keep;
+        p->dirty = true;
+        return 0;
+}
+
 /* Puts x in, replacing what it overlaps (the kernel's mapping replaced theirs). */
 static int slots_put(memctl_mirror *m, struct mirrored *p, const struct memctl_mapping *x) {
         const struct file *f;
@@ -601,16 +648,10 @@ static int slots_put(memctl_mirror *m, struct mirrored *p, const struct memctl_m
         r = file_get(m, x, &f);
         if (r < 0)
                 return r;
+        r = slots_reserve(p, 1);
+        if (r < 0)
+                return r;
         slots_remove_range(p, x->start, x->end);
-        if (p->n == p->allocated) {
-                size_t k = p->allocated ? p->allocated * 2 : 32;
-                struct slot *s = reallocarray(p->slots, k, sizeof(*s));
-
-                if (!s)
-                        return -ENOMEM;
-                p->slots = s;
-                p->allocated = k;
-        }
         i = slots_bound(p->slots, p->n, x->start);
         memmove(p->slots + i + 1, p->slots + i, (p->n - i) * sizeof(*p->slots));
         p->slots[i] = (struct slot) {
@@ -956,7 +997,8 @@ static int apply(memctl_mirror *m, struct mirrored *p, const struct memctl_event
 
         switch (e->type) {
         case MEMCTL_EVENT_OVERFLOW:
-                return relist(m, p);
+                /* One process's change not read: only its copy is in doubt. */
+                return e->pid == 0 || is_ours(p, e) ? relist(m, p) : 0;
         case MEMCTL_EVENT_EXEC:
                 return is_ours(p, e) ? relist(m, p) : 0;
         case MEMCTL_EVENT_EXIT:
@@ -971,6 +1013,9 @@ static int apply(memctl_mirror *m, struct mirrored *p, const struct memctl_event
                  * would show an older layout for a moment. */
                 if (!is_ours(p, e) || p->exited || e->time_usec < p->listed_from)
                         return 0;
+                /* Stated whole: what is kept there and not in added went. */
+                if (e->range_end > e->range_start && (r = slots_trim_range(p, e->range_start, e->range_end)) < 0)
+                        return r;
                 for (size_t i = 0; i < e->n_removed; i++)
                         slots_remove_range(p, e->removed[i].start, e->removed[i].end);
                 for (size_t i = 0; i < e->n_added; i++) {

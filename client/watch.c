@@ -264,8 +264,11 @@ static int decode_event(memctl_watch *w, struct json_object *p, struct memctl_ev
                         return -EBADMSG;
                 e->parent = (pid_t) u;
         }
-        if ((r = get_u64(p, "time_usec", &e->time_usec)) < 0 || (r = get_u64(p, "dropped", &e->dropped)) < 0)
+        if ((r = get_u64(p, "time_usec", &e->time_usec)) < 0 || (r = get_u64(p, "dropped", &e->dropped)) < 0 ||
+            (r = get_u64(p, "range_start", &e->range_start)) < 0 || (r = get_u64(p, "range_end", &e->range_end)) < 0)
                 return r;
+        if (e->range_end < e->range_start)
+                return -EBADMSG;
         json_object_object_get_ex(p, "added", &added);
         json_object_object_get_ex(p, "removed", &removed);
         r = decode_mappings(w, added, 0, &n_added);

@@ -593,13 +593,20 @@ static int apply_locked(struct exec_history *h, const struct exec_history_record
                 p->early_lost = true;
         }
         if (r->unread && r->kind != EXEC_HISTORY_EXIT) {
-                if (r->kind == EXEC_HISTORY_EXEC) {
+                if (r->kind == EXEC_HISTORY_EXEC)
                         /* Another program whose set is unknown: nothing before it holds. */
                         for (size_t i = 0; i < p->n; i++)
                                 if (p->m[i].to_usec == UINT64_MAX)
                                         p->m[i].to_usec = r->time_usec;
-                        p->complete = false;
-                }
+                /* A change not known: what the history says from here on may be wrong, so it
+                 * answers nothing until it is complete again (an exec, a seed, the exit), and
+                 * what the range held is not taken to be there still (an exit states what is). */
+                for (size_t i = 0; i < p->n; i++)
+                        if (p->m[i].to_usec == UINT64_MAX && p->m[i].start < r->hi && p->m[i].end > r->lo)
+                                p->m[i].to_usec = r->time_usec;
+                p->complete = false;
+                if (d && r->kind == EXEC_HISTORY_RANGE)
+                        *d = (struct exec_history_diff) { .unknown = true, .lo = r->lo, .hi = r->hi };
                 return 0;
         }
         if (r->unread)
@@ -624,6 +631,18 @@ static int apply_locked(struct exec_history *h, const struct exec_history_record
         k = open_reported(h, p, r, d);
         if (k < 0)
                 return k;
+        if (d && !full && !p->complete) {
+                /* The diff is against too little: the record's whole statement instead. */
+                for (size_t i = 0; i < d->n_added; i++)
+                        mapping_free_path(&d->added[i]);
+                d->n_added = 0;
+                for (size_t j = 0; j < r->n; j++)
+                        if ((k = diff_push(&d->added, &d->n_added, &r->mappings[j])) < 0)
+                                return k;
+                d->whole_range = true;
+                d->lo = r->lo;
+                d->hi = r->hi;
+        }
         if (full && !p->complete && !r->unread) {
                 /* A first full record: what it states held since some time before; known from now. */
                 p->complete = true;

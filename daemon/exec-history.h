@@ -97,6 +97,15 @@ struct exec_history_record {
 struct exec_history_diff {
         struct exec_history_mapping *added, *removed;
         size_t n_added, n_removed;
+        /* A range record of a process whose whole set was not known (never seen from its exec
+         * or fork, or forgotten after lost records): what went there is not known, so added is
+         * every mapping the record states, all of those overlapping [lo, hi), and whoever keeps
+         * a copy clears that range (keeping the parts of a mapping outside it) before adding. */
+        bool whole_range;
+        /* A range record that could not be read: [lo, hi) changed, how is not known (the
+         * process's history is no longer complete: it must be read again). */
+        bool unknown;
+        uint64_t lo, hi;                /* whole_range, unknown */
 };
 void exec_history_diff_done(struct exec_history_diff *d);
 

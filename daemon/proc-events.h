@@ -1,6 +1,7 @@
 /* Process events learned from the kernel (exec, exit, fork, executable mappings added and removed), fanned out to the daemon's listeners: Watch streams and the retention of exited processes. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -40,6 +41,14 @@ struct proc_event {
         /* MAPPINGS (and EXEC, EXIT where the source knows them): what came and what went. */
         const struct proc_event_mapping *added, *removed;
         size_t n_added, n_removed;
+        /* MAPPINGS: when range_end > range_start, added is every executable file mapping
+         * overlapping [range_start, range_end) (the source did not know the whole set before:
+         * removed may lack some), and a copy kept elsewhere clears that range first, keeping
+         * the parts of its mappings outside it. */
+        uint64_t range_start, range_end;
+        /* MAPPINGS: [range_start, range_end) changed and how is not known (nothing added or
+         * removed): a copy kept elsewhere must read the process again. */
+        bool unknown;
 };
 
 const char *proc_event_type_to_string(enum proc_event_type t);

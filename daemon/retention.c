@@ -157,7 +157,8 @@ static void publish_diff(struct retention *r, const struct exec_history_record *
         _cleanup_free_ struct proc_event_mapping *added = NULL, *removed = NULL;
         struct proc_event e;
 
-        if (!r->events || (d->n_added == 0 && d->n_removed == 0) || hr->kind == EXEC_HISTORY_EXIT)
+        if (!r->events || (d->n_added == 0 && d->n_removed == 0 && !d->whole_range && !d->unknown) ||
+            hr->kind == EXEC_HISTORY_EXIT)
                 return;
         added = calloc(MAX(d->n_added, (size_t) 1), sizeof(*added));
         removed = calloc(MAX(d->n_removed, (size_t) 1), sizeof(*removed));
@@ -179,6 +180,9 @@ static void publish_diff(struct retention *r, const struct exec_history_record *
                 .type = PROC_EVENT_MAPPINGS, .pid = hr->pid, .start_time = hr->start_time,
                 .time_usec = hr->time_usec, .added = added, .removed = removed,
                 .n_added = d->n_added, .n_removed = d->n_removed,
+                .range_start = d->whole_range || d->unknown ? d->lo : 0,
+                .range_end = d->whole_range || d->unknown ? d->hi : 0,
+                .unknown = d->unknown,
         };
         memcpy(e.comm, hr->comm, sizeof(e.comm));
         proc_events_publish(r->events, &e);

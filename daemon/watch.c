@@ -59,6 +59,9 @@ struct watch_record *watch_record_new(const struct proc_event *e) {
                 .n_added = e->n_added,
                 .n_removed = e->n_removed,
                 .mappings = n > 0 ? (struct watch_mapping *) (r + 1) : NULL,
+                .range_start = e->range_start,
+                .range_end = e->range_end,
+                .unknown = e->unknown,
         };
         memcpy(r->comm, e->comm, sizeof(r->comm) - 1);
         room = (char *) (r + 1) + n * sizeof(struct watch_mapping);
@@ -153,10 +156,17 @@ static void write_mappings(struct json_writer *w, const char *key, const struct 
 
 void watch_write_event(struct json_writer *w, const struct watch_record *r) {
         char comm[sizeof(r->comm)];
+        /* A change not known is an overflow of the process's events: a client that ignores
+         * whose reads everything again, and is still right. */
+        bool overflow = r->type == PROC_EVENT_MAPPINGS && r->unknown;
 
         varlink_reply_begin(w, NULL, true);
         json_writer_key(w, "event");
-        json_writer_string(w, proc_event_type_to_string(r->type));
+        json_writer_string(w, overflow ? "overflow" : proc_event_type_to_string(r->type));
+        if (overflow) {
+                json_writer_key(w, "dropped");
+                json_writer_uint(w, 1);
+        }
         memmapd_write_process(w, r->pid, r->start_time, false);
         if (r->type == PROC_EVENT_FORK) {
                 json_writer_key(w, "parent");
@@ -175,9 +185,15 @@ void watch_write_event(struct json_writer *w, const struct watch_record *r) {
         json_writer_string(w, comm);
         json_writer_key(w, "time_usec");
         json_writer_uint(w, r->time_usec);
-        if (r->type == PROC_EVENT_MAPPINGS) {
+        if (r->type == PROC_EVENT_MAPPINGS && !overflow) {
                 write_mappings(w, "added", r->mappings, r->n_added);
                 write_mappings(w, "removed", r->mappings + r->n_added, r->n_removed);
+        }
+        if (r->type == PROC_EVENT_MAPPINGS && r->range_end > r->range_start) {
+                json_writer_key(w, "range_start");
+                json_writer_uint(w, r->range_start);
+                json_writer_key(w, "range_end");
+                json_writer_uint(w, r->range_end);
         }
         varlink_message_end(w);
 }

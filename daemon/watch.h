@@ -39,6 +39,8 @@ struct watch_record {
         size_t bytes;                   /* what it takes */
         size_t n_added, n_removed;
         struct watch_mapping *mappings; /* the added, then the removed */
+        uint64_t range_start, range_end; /* as struct proc_event's */
+        bool unknown;
 };
 
 struct watch_queue {

@@ -441,6 +441,105 @@ static void test_forget(void **state) {
         exec_history_free(h);
 }
 
+/* What one record changed. */
+static struct exec_history_diff diff_of(struct exec_history *h, enum exec_history_record_kind kind, pid_t pid,
+                                       uint64_t st, uint64_t t, uint64_t lo, uint64_t hi,
+                                       const struct exec_history_mapping *m, size_t n, bool unread) {
+        struct exec_history_record r = {
+                .kind = kind, .pid = pid, .start_time = st, .time_usec = t, .lo = lo, .hi = hi,
+                .uid = 1000, .euid = 1000, .suid = 1000, .dumpable = 1, .mappings = m, .n = n,
+                .unread = unread,
+        };
+        struct exec_history_diff d;
+
+        assert_int_equal(exec_history_apply(h, &r, &d), 0);
+        return d;
+}
+
+/* A process whose whole set is not known (forgotten after lost records, or never seen from its
+ * exec): a range record's diff states the range whole, since what went there is not known; once
+ * complete again (a seed), diffs are diffs. */
+static void test_diff_of_unknown_process(void **state) {
+        struct exec_history *h;
+        struct exec_history_diff d;
+        struct exec_history_view v;
+
+        assert_int_equal(exec_history_new(NULL, &h), 0);
+        apply(h, EXEC_HISTORY_EXEC, 50, 1, 1000, 0, 0, &MAIN, 1);
+        apply(h, EXEC_HISTORY_RANGE, 50, 1, 2000, 0x10000, 0x20000, &A, 1);
+        assert_int_equal(exec_history_forget(h, 50, 1), 0);
+
+        /* munmap of A, which the history no longer knows: nothing is known to have gone, so the
+         * range is stated whole, empty. */
+        d = diff_of(h, EXEC_HISTORY_RANGE, 50, 1, 3000, 0x10000, 0x20000, NULL, 0, false);
+        assert_true(d.whole_range);
+        assert_false(d.unknown);
+        assert_int_equal(d.lo, 0x10000);
+        assert_int_equal(d.hi, 0x20000);
+        assert_int_equal(d.n_added, 0);
+        assert_int_equal(d.n_removed, 0);
+        exec_history_diff_done(&d);
+        /* B there, then B again with MAIN stated too (an mprotect over both): added is all the
+         * record states, even what the history had opened already. */
+        d = diff_of(h, EXEC_HISTORY_RANGE, 50, 1, 4000, 0x10000, 0x18000, &B, 1, false);
+        assert_true(d.whole_range);
+        assert_int_equal(d.n_added, 1);
+        assert_string_equal(d.added[0].path, "/lib/b.so");
+        exec_history_diff_done(&d);
+        d = diff_of(h, EXEC_HISTORY_RANGE, 50, 1, 4500, 0x10000, 0x18000, &B, 1, false);
+        assert_true(d.whole_range);
+        assert_int_equal(d.n_added, 1);
+        exec_history_diff_done(&d);
+        /* Not complete: no answer as of a time. */
+        assert_int_equal(exec_history_get(h, 50, 1, 4500, EXEC_HISTORY_AT_TIME, &v), -ENOENT);
+
+        /* Seeded (a complete read): diffs again, against the seed. */
+        {
+                const struct exec_history_mapping set[] = { B, MAIN };
+
+                assert_int_equal(exec_history_seed(h, 50, 1, 5000, exec_history_generation(h), set, 2, 1000), 0);
+        }
+        d = diff_of(h, EXEC_HISTORY_RANGE, 50, 1, 6000, 0x10000, 0x18000, NULL, 0, false);
+        assert_false(d.whole_range);
+        assert_int_equal(d.n_removed, 1);
+        assert_string_equal(d.removed[0].path, "/lib/b.so");
+        exec_history_diff_done(&d);
+        assert_string_equal(at(h, 50, 1, 5500, 0x10000), "/lib/b.so");
+        assert_string_equal(at(h, 50, 1, 6500, 0x10000), "");
+        exec_history_free(h);
+}
+
+/* A range record the capture could not read: how the range changed is not known, so the diff
+ * says so and the history answers nothing (it may be wrong) until it is complete again. */
+static void test_unread_range(void **state) {
+        struct exec_history *h;
+        struct exec_history_diff d;
+        struct exec_history_view v;
+
+        assert_int_equal(exec_history_new(NULL, &h), 0);
+        apply(h, EXEC_HISTORY_EXEC, 51, 1, 1000, 0, 0, &MAIN, 1);
+        apply(h, EXEC_HISTORY_RANGE, 51, 1, 2000, 0x10000, 0x20000, &A, 1);
+        d = diff_of(h, EXEC_HISTORY_RANGE, 51, 1, 3000, 0x10000, 0x20000, NULL, 0, true);
+        assert_true(d.unknown);
+        assert_false(d.whole_range);
+        assert_int_equal(d.lo, 0x10000);
+        assert_int_equal(d.hi, 0x20000);
+        assert_int_equal(d.n_added + d.n_removed, 0);
+        exec_history_diff_done(&d);
+        assert_int_equal(exec_history_get(h, 51, 1, 2500, EXEC_HISTORY_AT_TIME, &v), -ENOENT);
+        /* The next range is stated whole. */
+        d = diff_of(h, EXEC_HISTORY_RANGE, 51, 1, 4000, 0x30000, 0x40000, NULL, 0, false);
+        assert_true(d.whole_range);
+        exec_history_diff_done(&d);
+        /* Its exit states the whole set: complete from there, and kept. */
+        apply(h, EXEC_HISTORY_EXIT, 51, 1, 5000, 0, 0, &MAIN, 1);
+        assert_int_equal(exec_history_get(h, 51, 1, 0, EXEC_HISTORY_EXITED_ONLY, &v), 0);
+        assert_int_equal(v.n, 1);
+        assert_string_equal(v.mappings[0].path, "/bin/main");
+        exec_history_view_done(&v);
+        exec_history_free(h);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_a_nothing_b),
@@ -450,6 +549,8 @@ int main(void) {
                 cmocka_unit_test(test_fork_after_child_changes),
                 cmocka_unit_test(test_bounds),
                 cmocka_unit_test(test_forget),
+                cmocka_unit_test(test_diff_of_unknown_process),
+                cmocka_unit_test(test_unread_range),
                 cmocka_unit_test(test_facts),
         };
 

@@ -67,8 +67,8 @@ static int teardown(void **state) {
 /* ------------------------------------------------------------------ the target */
 
 /* Slots of SLOT_PAGES pages in one reservation; command "s f" (two bytes) maps file f
- * executable into slot s (replacing what was there), "s 255" leaves slot s unmapped. Answers
- * the slot's address. */
+ * executable into slot s (replacing what was there), "s 255" leaves slot s unmapped, "s 254"
+ * unmaps the slot's second page. Answers the slot's address. */
 static void target_main(int in, int out) {
         uint8_t *base = mmap(NULL, SLOTS * SLOT_PAGES * 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         uint8_t cmd[2];
@@ -79,7 +79,11 @@ static void target_main(int in, int out) {
                 uint8_t *at = base + (size_t) (cmd[0] % SLOTS) * SLOT_PAGES * 4096;
                 uint64_t v = (uint64_t) (uintptr_t) at;
 
-                if (cmd[1] < N_FILES) {
+                if (cmd[1] == 254) {
+                        /* The second page of what the slot maps goes: the kernel splits it. */
+                        if (munmap(at + 4096, 4096) < 0)
+                                v = 0;
+                } else if (cmd[1] < N_FILES) {
                         int fd = open(files[cmd[1]], O_RDONLY | O_CLOEXEC);
 
                         if (fd < 0 || mmap(at, 2 * 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_FIXED, fd, 0) == MAP_FAILED)
@@ -965,6 +969,90 @@ static void test_mirror_many_mirrors(void **state) {
         target_stop(&t);
 }
 
+/* What the mirror has at address: the inode and range of its mapping, or inode 0. */
+static uint64_t mirror_at(memctl_mirror *m, pid_t pid, uint64_t address, uint64_t *ret_start, uint64_t *ret_end) {
+        struct memctl_mapping x = MEMCTL_MAPPING_INIT;
+        int r = memctl_mirror_lookup(m, pid, address, &x);
+
+        assert_true(r >= 0);
+        *ret_start = r > 0 ? x.start : 0;
+        *ret_end = r > 0 ? x.end : 0;
+        return r > 0 ? x.inode : 0;
+}
+
+/* A process the daemon never saw whole (it started before the daemon; records lost about a
+ * process leave the same): the kernel's records of its changes are all the daemon knows, so
+ * each event states its range whole. Unmapping a library, and a part of one, must leave the
+ * mirror as the kernel's maps say, which a diff against what the daemon knew could not. */
+static void test_mirror_process_older_than_daemon(void **state) {
+        static const char *const args[] = { "--set=RetainExitedSec=60", NULL };
+        struct test_daemon d;
+        struct target t;
+        memctl_mirror *m = NULL;
+        uint64_t at[SLOTS], ino[N_FILES], s, e;
+        struct vma v[4096];
+        size_t n;
+
+        (void) state;
+        if (!tracked || !daemon_retains(daemon_tracked.socket)) {
+                printf("# skipped: the daemon has no BPF change tracking or capture here\n");
+                skip();
+        }
+        for (size_t i = 0; i < N_FILES; i++) {
+                struct stat st;
+
+                assert_int_equal(stat(files[i], &st), 0);
+                ino[i] = st.st_ino;
+        }
+        target_start(&t);
+        for (unsigned i = 0; i < 3; i++)
+                at[i] = target_do(&t, i, i);
+        at[3] = at[2] + SLOT_PAGES * 4096;
+        assert_int_equal(test_daemon_start(args, &d), 0);
+        assert_int_equal(memctl_mirror_new(d.socket, &m), 0);
+        assert_int_equal(memctl_mirror_add(m, t.pid, t.start_time), 0);
+        for (unsigned i = 0; i < 3; i++)
+                assert_int_equal(mirror_at(m, t.pid, at[i], &s, &e), ino[i]);
+
+        assert_int_equal(target_do(&t, 0, 255), at[0]);
+        assert_int_equal(target_do(&t, 1, 254), at[1]);
+        /* The last change, waited for: the stream is in order, so the two before are in. */
+        assert_int_equal(target_do(&t, 3, 3), at[3]);
+        mirror_wait_for(m, t.pid, at[3], ino[3]);
+
+        /* The kernel's word on each slot, then the mirror's. */
+        n = read_maps(t.pid, v, 4096);
+        for (size_t i = 0; i < n; i++) {
+                if (v[i].start >= at[0] && v[i].start < at[3] + SLOT_PAGES * 4096 && v[i].exec)
+                        printf("# maps: %" PRIx64 "-%" PRIx64 " (slot %" PRIu64 ")\n", v[i].start, v[i].end,
+                               (v[i].start - at[0]) / (SLOT_PAGES * 4096));
+        }
+        assert_int_equal(mirror_at(m, t.pid, at[0], &s, &e), 0);
+        assert_int_equal(mirror_at(m, t.pid, at[1], &s, &e), ino[1]);
+        assert_int_equal(s, at[1]);
+        assert_int_equal(e, at[1] + 4096);
+        assert_int_equal(mirror_at(m, t.pid, at[1] + 4096, &s, &e), 0);
+        assert_int_equal(mirror_at(m, t.pid, at[2], &s, &e), ino[2]);
+        assert_int_equal(e, at[2] + 2 * 4096);
+        for (size_t i = 0; i < n; i++) {
+                uint64_t a = v[i].start;
+
+                if (a < at[0] || a >= at[3] + SLOT_PAGES * 4096)
+                        continue;
+                /* Every executable mapping the kernel shows there, the mirror has as it is; and
+                 * nothing where the kernel shows none. */
+                if (v[i].exec) {
+                        assert_true(mirror_at(m, t.pid, a, &s, &e) != 0);
+                        assert_int_equal(s, v[i].start);
+                        assert_int_equal(e, v[i].end);
+                } else
+                        assert_int_equal(mirror_at(m, t.pid, a, &s, &e), 0);
+        }
+        memctl_mirror_free(m);
+        target_stop(&t);
+        assert_int_equal(test_daemon_stop(&d), 0);
+}
+
 int main(int argc, char **argv) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_mirror_equals_daemon),
@@ -972,6 +1060,7 @@ int main(int argc, char **argv) {
                 cmocka_unit_test_teardown(test_mirror_threads, churn_teardown),
                 cmocka_unit_test(test_mirror_many),
                 cmocka_unit_test(test_mirror_many_mirrors),
+                cmocka_unit_test(test_mirror_process_older_than_daemon),
         };
 
         if (argc == 3 && strcmp(argv[1], "churn") == 0) {
@@ -981,5 +1070,8 @@ int main(int argc, char **argv) {
                 churn_main(&f, atoi(argv[2]));
         }
         setvbuf(stdout, NULL, _IOLBF, 0);
+        /* MEMMAPD_TEST_FILTER=test_mirror_many*: only those (for working on one). */
+        if (getenv("MEMMAPD_TEST_FILTER"))
+                cmocka_set_test_filter(getenv("MEMMAPD_TEST_FILTER"));
         return cmocka_run_group_tests(tests, setup, teardown);
 }
