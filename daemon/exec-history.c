@@ -643,6 +643,11 @@ static int apply_locked(struct exec_history *h, const struct exec_history_record
                 d->lo = r->lo;
                 d->hi = r->hi;
         }
+        if (!full && r->lo == 0 && r->hi == UINT64_MAX && !p->complete) {
+                /* A change told as the whole set (the first of a process never told whole). */
+                p->complete = true;
+                p->known_since_usec = r->time_usec;
+        }
         if (full && !p->complete && !r->unread) {
                 /* A first full record: what it states held since some time before; known from now. */
                 p->complete = true;

@@ -8,7 +8,9 @@
  * rest of a split mapping stays as it was) and opens intervals for what is new.
  *
  * A process's history is complete from known_since on: its exec, its fork (the parent's set is
- * copied), a seed (a complete read of a live process by the daemon), or its first full record.
+ * copied), a seed (a complete read of a live process by the daemon), or its first full record
+ * (a range record over everything, [0, UINT64_MAX), is one: the capture tells the first change
+ * of a process never told whole so). A range record that could not be read makes it incomplete.
  * A question about an earlier time is answered with -ERANGE. The times are CLOCK_MONOTONIC
  * microseconds, as bpf_ktime_get_ns() / 1000 and perf samples give them.
  *

@@ -181,7 +181,8 @@ static void publish_diff(struct retention *r, const struct exec_history_record *
                 .time_usec = hr->time_usec, .added = added, .removed = removed,
                 .n_added = d->n_added, .n_removed = d->n_removed,
                 .range_start = d->whole_range || d->unknown ? d->lo : 0,
-                .range_end = d->whole_range || d->unknown ? d->hi : 0,
+                /* Everything ends past every user address, within what any JSON reader takes. */
+                .range_end = d->whole_range || d->unknown ? MIN(d->hi, (uint64_t) INT64_MAX) : 0,
                 .unknown = d->unknown,
         };
         memcpy(e.comm, hr->comm, sizeof(e.comm));
@@ -346,21 +347,32 @@ static void forget_lost(struct retention *r, uint64_t lost) {
 }
 #endif
 
-int retention_drain(struct retention *r) {
 #if HAVE_BPF
+static void take_lost(struct retention *r) {
         struct exec_maps_capture_stats st;
-        int k;
 
-        if (!retention_active(r))
-                return 0;
-        pthread_mutex_lock(&r->drain_lock);
-        k = exec_maps_capture_drain(r->capture, on_record, r);
         exec_maps_capture_get_stats(r->capture, &st);
         if (st.lost != r->lost_seen) {
                 forget_lost(r, st.lost - r->lost_seen);
                 proc_events_publish_lost(r->events, st.lost - r->lost_seen);
                 r->lost_seen = st.lost;
         }
+}
+#endif
+
+int retention_drain(struct retention *r) {
+#if HAVE_BPF
+        int k;
+
+        if (!retention_active(r))
+                return 0;
+        pthread_mutex_lock(&r->drain_lock);
+        /* Losses are taken before the records too: a process whose record was lost tells its
+         * whole set at its next change (a record after the loss), which must not be forgotten
+         * with what the loss left in doubt. */
+        take_lost(r);
+        k = exec_maps_capture_drain(r->capture, on_record, r);
+        take_lost(r);
         pthread_mutex_unlock(&r->drain_lock);
         return k;
 #else

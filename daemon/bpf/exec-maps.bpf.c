@@ -67,6 +67,8 @@ struct file_key {
 /* A record is built here, not on the 512-byte stack; buf holds a path built backwards, facts the
  * file facts being read. */
 struct scratch {
+        /* Off the stacks (the deepest chain of calls must stay within 512 bytes): */
+        __u8 eh[64];                    /* an ELF header read (EH_SIZE) */
         struct exec_maps_record rec;
         char buf[512];
         struct exec_maps_facts facts;
@@ -125,8 +127,10 @@ __u64 skipped_records = 0;
  * the nearest when the slots are full) until the next exec. A range that can add a mapping is
  * added before its capture iterates: a change elsewhere that removes what that capture finds
  * comes after the iteration (it holds the mmap lock for reading), so it sees the range.
- * On the thread group's leader; none (never skipped) for a process forked and not exec'd since,
- * one that exec'd before the daemon started, or one whose capture could not read its mappings. */
+ * On the thread group's leader; none for a process forked and not exec'd since, one that exec'd
+ * before the daemon started, or one whose capture was lost or could not read its mappings: its
+ * next change is told as its whole set, and leaves one interval over everything (nothing is
+ * skipped, but the daemon knows the whole set from there). */
 struct exec_hint {
         struct bpf_spin_lock lock;
         __u32 n;
@@ -382,18 +386,19 @@ static long note_step(__u32 i, void *data) {
 __noinline int read_facts(__u64 base, __u64 len) {
         struct scratch *s = scratch_get();
         struct elf_read e = {};
-        __u8 eh[EH_SIZE];
+        __u8 *eh;
         __u64 phoff, phentsize, phnum;
 
         if (!s)
                 return 0;
+        eh = s->eh;
         s->facts.flags = 0;
         s->facts.build_id_len = 0;
         s->facts.n_loads = 0;
         s->facts.reserved = 0;
         if (len < EH_SIZE)
                 return 1;
-        if (bpf_probe_read_user(eh, sizeof(eh), (const void *) base) < 0)
+        if (bpf_probe_read_user(eh, EH_SIZE, (const void *) base) < 0)
                 return 0;
         /* ELFMAG, ELFCLASS64, ELFDATA2LSB */
         if (eh[0] != 0x7f || eh[1] != 'E' || eh[2] != 'L' || eh[3] != 'F' || eh[4] != 2 || eh[5] != 1)
@@ -511,7 +516,8 @@ __noinline int fill_facts(__u32 idx, __u64 file_addr) {
         return 0;
 }
 
-static __always_inline void send(struct exec_maps_record *r) {
+/* Whether r went out (else it is counted lost, and its process marked). */
+static __always_inline bool send(struct exec_maps_record *r) {
         __u32 n = r->n;
 
         if (n > EXEC_MAPS_PER_RECORD)
@@ -519,22 +525,26 @@ static __always_inline void send(struct exec_maps_record *r) {
         if (bpf_ringbuf_output(&records, r, EXEC_MAPS_RECORD_HEADER + n * sizeof(r->m[0]), 0) < 0) {
                 note_lost(r->tgid, r->start_boottime);
                 __sync_fetch_and_add(&lost_records, 1);
-        } else
-                __sync_fetch_and_add(&records_emitted, 1);
+                return false;
+        }
+        __sync_fetch_and_add(&records_emitted, 1);
+        return true;
 }
 
 /* States the executable file mappings of task's address space overlapping [lo, hi). always:
- * send a record even when none is there (the range may have held some before). */
-static __always_inline void capture(struct task_struct *task, __u32 kind, __u64 lo, __u64 hi, bool always) {
+ * send a record even when none is there (the range may have held some before). Whether the
+ * daemon was told: read, and every record of it sent. */
+static __always_inline bool capture(struct task_struct *task, __u32 kind, __u64 lo, __u64 hi, bool always) {
         struct scratch *s = scratch_get();
         struct exec_maps_record *r;
         struct bpf_iter_task_vma it;
         struct vm_area_struct *vma;
         struct mm_struct *mm;
         const struct cred *cred;
+        bool told = true;
 
         if (!s)
-                return;
+                return false;
         r = &s->rec;
         r->kind = kind;
         r->tgid = task->tgid;
@@ -557,7 +567,7 @@ static __always_inline void capture(struct task_struct *task, __u32 kind, __u64 
                 __sync_fetch_and_add(&unread_records, 1);
                 r->flags = EXEC_MAPS_F_UNREAD;
                 send(r);
-                return;
+                return false;
         }
         while ((vma = bpf_iter_task_vma_next(&it))) {
                 struct exec_maps_mapping *m;
@@ -581,7 +591,7 @@ static __always_inline void capture(struct task_struct *task, __u32 kind, __u64 
                         /* This record states [range_start, here); the next one goes on from here. */
                         r->range_end = vma->vm_start;
                         r->flags |= EXEC_MAPS_F_MORE;
-                        send(r);
+                        told = send(r) && told;
                         r->range_start = vma->vm_start;
                         r->range_end = hi;
                         r->flags = 0;
@@ -605,7 +615,8 @@ static __always_inline void capture(struct task_struct *task, __u32 kind, __u64 
         }
         bpf_iter_task_vma_destroy(&it);
         if (r->n > 0 || always)
-                send(r);
+                told = send(r) && told;
+        return told;
 }
 
 static __always_inline bool hint_overlaps(struct exec_hint *h, __u64 lo, __u64 hi) {
@@ -706,9 +717,26 @@ static __always_inline void hint_reset(struct task_struct *task) {
 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(em_on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm) {
-        capture(p, EXEC_MAPS_EXEC, 0, ~0ULL, true);
-        hint_reset(bpf_get_current_task_btf());
+        if (capture(p, EXEC_MAPS_EXEC, 0, ~0ULL, true))
+                hint_reset(bpf_get_current_task_btf());
+        else
+                /* Lost: the next change tells the whole set again. */
+                bpf_task_storage_delete(&hints, bpf_get_current_task_btf());
         return 0;
+}
+
+/* A process told whole by a change (one never told whole before): every change is captured
+ * from then on, as none of its ranges is known to hold nothing told. */
+static __always_inline void hint_all(struct task_struct *leader) {
+        struct exec_hint *h = bpf_task_storage_get(&hints, leader, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+
+        if (!h)
+                return;
+        bpf_spin_lock(&h->lock);
+        h->lo[0] = 0;
+        h->hi[0] = ~0ULL;
+        h->n = 1;
+        bpf_spin_unlock(&h->lock);
 }
 
 /* The mm is still intact here on 6.16+ (the tracepoint runs before exit_mm). */
@@ -732,6 +760,9 @@ enum change_kind {
         CHANGE_MUNMAP,
         CHANGE_MPROTECT,
         CHANGE_MREMAP,
+        /* After the capture. */
+        CHANGE_TOLD_WHOLE,
+        CHANGE_NOT_TOLD,
 };
 
 /* A syscall's arguments as the change needs them, whatever its ABI. */
@@ -914,9 +945,25 @@ int BPF_PROG(em_on_sys_exit, struct pt_regs *regs, long ret) {
                 break;
         }
         }
-        if (how != CAPTURE_NOT)
-                capture(task, EXEC_MAPS_CHANGE, lo, hi, how == CAPTURE_ALWAYS);
-        if (how2 != CAPTURE_NOT)
-                capture(task, EXEC_MAPS_CHANGE, lo2, hi2, how2 == CAPTURE_ALWAYS);
+        /* A process never told whole (it exec'd before the daemon started, it forked and did
+         * not exec since, or what it told was lost or could not be read): its first change is
+         * told as its whole set, so the daemon knows all of it from there (a diff of what it
+         * does not know would miss what went). */
+        /* (c is done with: its kind says how the capture went, no stack more is taken.) */
+        if (!h && (how != CAPTURE_NOT || how2 != CAPTURE_NOT)) {
+                lo = 0;
+                hi = ~0ULL;
+                how = CAPTURE_ALWAYS;
+                how2 = CAPTURE_NOT;
+                c.kind = CHANGE_TOLD_WHOLE;
+        }
+        if (how != CAPTURE_NOT && !capture(task, EXEC_MAPS_CHANGE, lo, hi, how == CAPTURE_ALWAYS))
+                c.kind = CHANGE_NOT_TOLD;
+        if (how2 != CAPTURE_NOT && !capture(task, EXEC_MAPS_CHANGE, lo2, hi2, how2 == CAPTURE_ALWAYS))
+                c.kind = CHANGE_NOT_TOLD;
+        if (c.kind == CHANGE_NOT_TOLD)
+                bpf_task_storage_delete(&hints, task->group_leader);
+        else if (c.kind == CHANGE_TOLD_WHOLE)
+                hint_all(task->group_leader);
         return 0;
 }

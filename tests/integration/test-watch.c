@@ -899,7 +899,10 @@ static void test_other_uid_sees_only_its_own(void **state) {
                 for (uint64_t deadline = mono_usec() + WAIT_USEC;
                      __atomic_load_n(&sh->own_exec_seen, __ATOMIC_ACQUIRE) != own &&
                      __atomic_load_n(&sh->overflows, __ATOMIC_ACQUIRE) == overflows;) {
-                        if (mono_usec() > deadline || waitpid(watcher, &status, WNOHANG) == watcher)
+                        if (waitpid(watcher, &status, WNOHANG) == watcher)
+                                fail_msg("the watcher of uid %d ended (status 0x%x) before it heard of its own "
+                                         "process's exec", UID_A, (unsigned) status);
+                        if (mono_usec() > deadline)
                                 fail_msg("the watcher of uid %d did not hear of its own process's exec", UID_A);
                         sched_yield();
                 }
@@ -1071,5 +1074,8 @@ int main(void) {
         };
 
         setvbuf(stdout, NULL, _IOLBF, 0);
+        /* MEMMAPD_TEST_FILTER=test_overflow*: only those (for working on one). */
+        if (getenv("MEMMAPD_TEST_FILTER"))
+                cmocka_set_test_filter(getenv("MEMMAPD_TEST_FILTER"));
         return cmocka_run_group_tests(tests, setup, teardown);
 }
