@@ -981,15 +981,16 @@ static uint64_t mirror_at(memctl_mirror *m, pid_t pid, uint64_t address, uint64_
 }
 
 /* A process the daemon never saw whole (it started before the daemon; records lost about a
- * process leave the same): the kernel's records of its changes are all the daemon knows, so
- * each event states its range whole. Unmapping a library, and a part of one, must leave the
- * mirror as the kernel's maps say, which a diff against what the daemon knew could not. */
+ * process leave the same): a diff against what the daemon knew of it could not tell the mirror
+ * what went, so its first change comes as its whole set (and a range record of a process whose
+ * history is not complete states its range whole). Unmapping a library, and a part of one, must
+ * leave the mirror as the kernel's maps say, and the daemon's answers as of each time right. */
 static void test_mirror_process_older_than_daemon(void **state) {
         static const char *const args[] = { "--set=RetainExitedSec=60", NULL };
         struct test_daemon d;
         struct target t;
         memctl_mirror *m = NULL;
-        uint64_t at[SLOTS], ino[N_FILES], s, e;
+        uint64_t at[SLOTS], ino[N_FILES], s, e, before, t1, t2, t3;
         struct vma v[4096];
         size_t n;
 
@@ -1014,10 +1015,14 @@ static void test_mirror_process_older_than_daemon(void **state) {
         for (unsigned i = 0; i < 3; i++)
                 assert_int_equal(mirror_at(m, t.pid, at[i], &s, &e), ino[i]);
 
+        before = mono_usec();
         assert_int_equal(target_do(&t, 0, 255), at[0]);
+        t1 = mono_usec();
         assert_int_equal(target_do(&t, 1, 254), at[1]);
+        t2 = mono_usec();
         /* The last change, waited for: the stream is in order, so the two before are in. */
         assert_int_equal(target_do(&t, 3, 3), at[3]);
+        t3 = mono_usec();
         mirror_wait_for(m, t.pid, at[3], ino[3]);
 
         /* The kernel's word on each slot, then the mirror's. */
@@ -1047,6 +1052,30 @@ static void test_mirror_process_older_than_daemon(void **state) {
                         assert_int_equal(e, v[i].end);
                 } else
                         assert_int_equal(mirror_at(m, t.pid, a, &s, &e), 0);
+        }
+
+        /* The daemon's history of it starts at its first change (told whole by the kernel's
+         * capture), not at a question's read: as of each time between the changes, what was
+         * mapped then; before the first, not known. */
+        {
+                uint64_t a[5] = { at[0], at[1], at[1] + 4096, at[2], at[3] };
+                struct answer ans[5];
+                memctl *c = NULL;
+
+                assert_int_equal(memctl_connect(d.socket, &c), 0);
+                assert_int_equal(daemon_lookup_at(c, t.pid, t.start_time, before, a, 5, ans), -ERANGE);
+                assert_int_equal(daemon_lookup_at(c, t.pid, t.start_time, t1, a, 5, ans), 0);
+                assert_false(ans[0].mapped);
+                assert_true(ans[1].mapped && ans[1].inode == ino[1] && ans[1].end == at[1] + 2 * 4096);
+                assert_true(ans[3].mapped && ans[3].inode == ino[2]);
+                assert_false(ans[4].mapped);
+                assert_int_equal(daemon_lookup_at(c, t.pid, t.start_time, t2, a, 5, ans), 0);
+                assert_true(ans[1].mapped && ans[1].inode == ino[1] && ans[1].end == at[1] + 4096);
+                assert_false(ans[2].mapped);
+                assert_false(ans[4].mapped);
+                assert_int_equal(daemon_lookup_at(c, t.pid, t.start_time, t3, a, 5, ans), 0);
+                assert_true(ans[4].mapped && ans[4].inode == ino[3]);
+                memctl_free(c);
         }
         memctl_mirror_free(m);
         target_stop(&t);
