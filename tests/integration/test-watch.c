@@ -340,7 +340,9 @@ static void test_fork_exec_exit_under_load(void **state) {
                 n = reader_collect(&rd, ch.pid, ch.start_time, s, 8);
                 if (n != 3)
                         for (size_t i = 0; i < n; i++)
-                                printf("# event %zu of pid %d: type %d, comm %s\n", i, (int) ch.pid, (int) s[i].type, s[i].comm);
+                                printf("# event %zu of pid %d: type %d, comm %s, parent %d, time_usec %" PRIu64
+                                       ", read at %" PRIu64 "\n", i, (int) ch.pid, (int) s[i].type, s[i].comm,
+                                       (int) s[i].parent, s[i].time_usec, s[i].recv_usec);
                 /* fork (as the test forked it), exec of true, exit: in that order, nothing else. */
                 assert_int_equal(n, 3);
                 assert_int_equal(s[0].type, MEMCTL_EVENT_FORK);
