@@ -40,6 +40,9 @@ struct proc {
         uint64_t exec_usec;             /* its last exec's time; 0: none seen */
         uint64_t seq;                   /* the history's generation at the last record applied */
         uint64_t seeded_usec;           /* when the read of its last seed began; 0: none */
+        /* Complete from a change told as its whole set (its first, with no exec seen): a fork
+         * made later still gives it the parent's set before that. */
+        bool whole_first;
         uid_t uid, euid, suid;
         unsigned dumpable;
         char comm[16];
@@ -585,8 +588,10 @@ static int apply_locked(struct exec_history *h, const struct exec_history_record
         memcpy(p->comm, r->comm, sizeof(p->comm));
         p->comm[sizeof(p->comm) - 1] = 0;
 
-        if (r->kind == EXEC_HISTORY_EXEC)
+        if (r->kind == EXEC_HISTORY_EXEC) {
                 p->exec_usec = r->time_usec;
+                p->whole_first = false;
+        }
         if (r->kind == EXEC_HISTORY_EXEC || r->unread) {
                 /* Another program, or a change not known: no fork's set is under what follows. */
                 early_clear(h, p);
@@ -647,6 +652,7 @@ static int apply_locked(struct exec_history *h, const struct exec_history_record
                 /* A change told as the whole set (the first of a process never told whole). */
                 p->complete = true;
                 p->known_since_usec = r->time_usec;
+                p->whole_first = p->exec_usec == 0 && p->n_early == 0 && !p->early_lost;
         }
         if (full && !p->complete && !r->unread) {
                 /* A first full record: what it states held since some time before; known from now. */
@@ -783,6 +789,39 @@ static int fork_base(struct exec_history *h, struct proc *c, const struct proc *
         return 0;
 }
 
+/* c became complete from its first change, told whole, before its fork came (two ring buffers):
+ * from the fork to that change it had src's set at t (it changed nothing the capture tells
+ * before; its first change is that record). What that record kept is valid from t; what it
+ * did not, until it. Under lock. */
+static int fork_backfill(struct exec_history *h, struct proc *c, const struct proc *src, uint64_t t) {
+        uint64_t since = c->known_since_usec;
+        size_t n = c->n;
+        int k;
+
+        for (size_t i = 0; i < src->n; i++) {
+                const struct exec_history_mapping *m = &src->m[i];
+                bool kept = false;
+
+                if (!(m->from_usec <= t && t < m->to_usec))
+                        continue;
+                for (size_t j = 0; j < n && !kept; j++)
+                        if (c->m[j].from_usec == since && same_mapping(&c->m[j], m)) {
+                                c->m[j].from_usec = t;
+                                kept = true;
+                        }
+                if (kept)
+                        continue;
+                k = interval_open(h, c, m, t);
+                if (k < 0)
+                        return k;
+                c->m[c->n - 1].to_usec = since;
+        }
+        c->known_since_usec = t;
+        c->whole_first = false;
+        trim_intervals(h, c);
+        return 0;
+}
+
 /* -ESRCH: parent not known at time_usec (yet); -ENOENT: the child needs no base. Under lock. */
 static int fork_locked(struct exec_history *h, pid_t parent, pid_t child, uint64_t child_start_time,
                        uint64_t time_usec) {
@@ -790,6 +829,8 @@ static int fork_locked(struct exec_history *h, pid_t parent, pid_t child, uint64
 
         if (!pp)
                 return -ESRCH;
+        if (pp != c && c && c->whole_first && !c->exited && time_usec < c->known_since_usec)
+                return fork_backfill(h, c, pp, time_usec);
         /* A child already known: its exec or exit stated all, or its changes came first (they
          * lie over the parent's set), or more of them than were kept (its exit will tell). */
         if (pp == c || (c && (c->complete || c->exited || c->early_lost)))
@@ -870,6 +911,7 @@ int exec_history_seed(struct exec_history *h, pid_t pid, uint64_t start_time, ui
         p->uid = p->euid = p->suid = uid;
         p->dumpable = 1;
         p->complete = true;
+        p->whole_first = false;
         p->known_since_usec = time_usec;
         p->seeded_usec = time_usec;
         for (size_t i = 0; i < n && k >= 0; i++)

@@ -393,6 +393,34 @@ static void test_fork_after_child_changes(void **state) {
         exec_history_free(h);
 }
 
+/* The capture tells a forked child's first change as its whole set (a range over everything),
+ * often drained before the fork event: the child is known from that change at once, and from
+ * its fork once the fork comes, with the parent's set until the change. */
+static void test_fork_after_child_told_whole(void **state) {
+        const struct exec_history_mapping parent_set[] = { A, MAIN }, child_set[] = { MAIN };
+        struct exec_history *h;
+
+        assert_int_equal(exec_history_new(NULL, &h), 0);
+        apply(h, EXEC_HISTORY_EXEC, 60, 1, 50, 0, 0, parent_set, 2);
+        /* Forked at 100; at 200 the child unmaps A, told whole: MAIN alone. */
+        apply(h, EXEC_HISTORY_RANGE, 61, 5, 200, 0, UINT64_MAX, child_set, 1);
+        /* ...and maps B at 300 (its changes after the first are ranges), all before the fork. */
+        apply(h, EXEC_HISTORY_RANGE, 61, 5, 300, B.start, B.end, &B, 1);
+        assert_string_equal(at(h, 61, 5, 250, 0x400000), "/bin/main");
+        assert_string_equal(at(h, 61, 5, 150, 0x400000), "ERANGE");
+        assert_int_equal(exec_history_fork(h, 60, 61, 5, 100), 0);
+        assert_string_equal(at(h, 61, 5, 99, 0x400000), "ERANGE");
+        assert_string_equal(at(h, 61, 5, 150, 0x400000), "/bin/main");
+        assert_string_equal(at(h, 61, 5, 150, 0x10000), "/lib/a.so");
+        assert_string_equal(at(h, 61, 5, 250, 0x10000), "");
+        assert_string_equal(at(h, 61, 5, 250, 0x400000), "/bin/main");
+        assert_string_equal(at(h, 61, 5, 350, 0x10000), "/lib/b.so");
+        /* Late again: nothing more. */
+        assert_int_equal(exec_history_fork(h, 60, 61, 5, 100), -ENOENT);
+        assert_string_equal(at(h, 61, 5, 150, 0x10000), "/lib/a.so");
+        exec_history_free(h);
+}
+
 static void test_bounds(void **state) {
         struct exec_history_config cfg = { .max_bytes = 64 * 1024, .max_bytes_per_uid = 64 * 1024 };
         struct exec_history_stats st;
@@ -548,6 +576,7 @@ int main(void) {
                 cmocka_unit_test(test_fork_and_seed),
                 cmocka_unit_test(test_fork_after_child_changes),
                 cmocka_unit_test(test_bounds),
+                cmocka_unit_test(test_fork_after_child_told_whole),
                 cmocka_unit_test(test_forget),
                 cmocka_unit_test(test_diff_of_unknown_process),
                 cmocka_unit_test(test_unread_range),

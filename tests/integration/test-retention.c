@@ -1284,5 +1284,8 @@ int main(void) {
         };
 
         setvbuf(stdout, NULL, _IOLBF, 0);
+        /* MEMMAPD_TEST_FILTER=test_fork*: only those (for working on one). */
+        if (getenv("MEMMAPD_TEST_FILTER"))
+                cmocka_set_test_filter(getenv("MEMMAPD_TEST_FILTER"));
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
