@@ -770,6 +770,10 @@ struct shared {
         pid_t own_exec_seen;    /* the own process whose exec the watcher heard */
         int overflows;          /* events the watcher's queue dropped (a busy machine) */
         int done;               /* the own process ended and was reaped */
+        /* What the watcher heard, for a failure's message. */
+        int heard, heard_own, errors;
+        pid_t last_pid;
+        int last_type;
 };
 
 static int watch_as_other(void *arg) {
@@ -795,8 +799,17 @@ static int watch_as_other(void *arg) {
                 int r = memctl_watch_next(w, 1000000, &e);
                 pid_t own = __atomic_load_n(&sh->own, __ATOMIC_ACQUIRE);
 
-                if (r < 0)
+                if (r < 0) {
+                        __atomic_store_n(&sh->errors, -r, __ATOMIC_RELEASE);
                         return 12;
+                }
+                if (r > 0) {
+                        __atomic_add_fetch(&sh->heard, 1, __ATOMIC_RELEASE);
+                        __atomic_store_n(&sh->last_pid, e.pid, __ATOMIC_RELEASE);
+                        __atomic_store_n(&sh->last_type, e.type, __ATOMIC_RELEASE);
+                        if (own > 0 && e.pid == own)
+                                __atomic_add_fetch(&sh->heard_own, 1, __ATOMIC_RELEASE);
+                }
                 if (r > 0 && e.type == MEMCTL_EVENT_OVERFLOW) {
                         __atomic_add_fetch(&sh->overflows, 1, __ATOMIC_RELEASE);
                         dropped_after_exec |= own_exec;
@@ -905,7 +918,10 @@ static void test_other_uid_sees_only_its_own(void **state) {
                                 fail_msg("the watcher of uid %d ended (status 0x%x) before it heard of its own "
                                          "process's exec", UID_A, (unsigned) status);
                         if (mono_usec() > deadline)
-                                fail_msg("the watcher of uid %d did not hear of its own process's exec", UID_A);
+                                fail_msg("the watcher of uid %d did not hear of its own process %d's exec (it heard %d "
+                                         "events, %d of that process; the last of pid %d, type %d)",
+                                         UID_A, (int) own, sh->heard, sh->heard_own, (int) sh->last_pid,
+                                         sh->last_type);
                         sched_yield();
                 }
                 if (__atomic_load_n(&sh->own_exec_seen, __ATOMIC_ACQUIRE) == own)
