@@ -7,6 +7,11 @@
 #include "exec-maps.h"
 
 /* The tracepoints' BTF is a GPL-only fact of the kernel. */
+/* The records' ring buffer. A process's whole set is told (a walk of all its mappings, a
+ * record as large as they are many) only while it is at most half full: under a flood that
+ * fills it, changes are told as their ranges, which the daemon takes right all the same. */
+#define RECORDS_RING_BYTES (4 * 1024 * 1024)
+
 char LICENSE[] SEC("license") = "GPL";
 
 /* include/linux/sched.h and include/linux/mm.h: #defines, so not in vmlinux.h. */
@@ -93,7 +98,7 @@ struct {
 
 struct {
         __uint(type, BPF_MAP_TYPE_RINGBUF);
-        __uint(max_entries, 4 * 1024 * 1024);
+        __uint(max_entries, RECORDS_RING_BYTES);
 } records SEC(".maps");
 
 /* The processes whose records were lost (exec-maps.h). */
@@ -950,7 +955,8 @@ int BPF_PROG(em_on_sys_exit, struct pt_regs *regs, long ret) {
          * told as its whole set, so the daemon knows all of it from there (a diff of what it
          * does not know would miss what went). */
         /* (c is done with: its kind says how the capture went, no stack more is taken.) */
-        if (!h && (how != CAPTURE_NOT || how2 != CAPTURE_NOT)) {
+        if (!h && (how != CAPTURE_NOT || how2 != CAPTURE_NOT) &&
+            bpf_ringbuf_query(&records, BPF_RB_AVAIL_DATA) <= RECORDS_RING_BYTES / 2) {
                 lo = 0;
                 hi = ~0ULL;
                 how = CAPTURE_ALWAYS;
