@@ -874,7 +874,7 @@ static pid_t watcher_start_as_a(int (*fn)(void *), void *arg, int *ready) {
 static void test_other_uid_sees_only_its_own(void **state) {
         struct shared *sh;
         pid_t watcher, own;
-        int status, p[2];
+        int status, p[2], go[2];
 
         (void) state;
         require_tracking();
@@ -900,17 +900,26 @@ static void test_other_uid_sees_only_its_own(void **state) {
 
                 assert_true(attempt < 10);
                 assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+                assert_int_equal(pipe2(go, O_CLOEXEC), 0);
                 own = fork();
                 assert_true(own >= 0);
                 if (own == 0) {
-                        if (setgroups(0, NULL) < 0 || setresgid(GID_A, GID_A, GID_A) < 0 ||
+                        char b;
+
+                        /* Not before the watcher knows its pid: it would not know the exec for its
+                         * own (the test's thread may run after the child's exec on a busy machine). */
+                        close(go[1]);
+                        if (read(go[0], &b, 1) != 1 || setgroups(0, NULL) < 0 || setresgid(GID_A, GID_A, GID_A) < 0 ||
                             setresuid(UID_A, UID_A, UID_A) < 0 || dup2(p[0], 0) < 0)
                                 _exit(126);
                         execl("/bin/cat", "cat", (char *) NULL);
                         _exit(127);
                 }
                 close(p[0]);
+                close(go[0]);
                 __atomic_store_n(&sh->own, own, __ATOMIC_RELEASE);
+                assert_int_equal(write(go[1], "g", 1), 1);
+                close(go[1]);
                 for (uint64_t deadline = mono_usec() + WAIT_USEC;
                      __atomic_load_n(&sh->own_exec_seen, __ATOMIC_ACQUIRE) != own &&
                      __atomic_load_n(&sh->overflows, __ATOMIC_ACQUIRE) == overflows;) {
