@@ -13,6 +13,7 @@
 
 #include "cleanup.h"
 #include "libmemctl-internal.h"
+#include "mirror-layout.h"
 
 /* Design. One thread (the pump) changes the mirror: add, remove, update, set_limits. Lookups
  * run on any thread, concurrently with each other and with the pump, without a lock:
@@ -45,8 +46,8 @@
 #define MIRROR_BATCH 4096
 
 /* A file as mappings name it, immutable and kept until the mirror is freed. */
-struct file {
-        struct file *next;              /* in its hash chain (the pump's) */
+struct mirror_file {
+        struct mirror_file *next;       /* in its hash chain (the pump's) */
         uint64_t hash;
         uint64_t inode;
         uint32_t dev_major, dev_minor;
@@ -58,14 +59,6 @@ struct file {
         char data[];
 };
 
-/* One mapping of a layout. */
-struct slot {
-        uint64_t start, end, offset;
-        uint64_t page_size;
-        const struct file *file;
-        uint32_t flags;
-        char perms[5];
-};
 
 /* A process's layout as published: immutable. */
 struct snapshot {
@@ -75,7 +68,7 @@ struct snapshot {
         /* The slots' ends, packed apart (in the same block, after the slots): a lookup's
          * search touches only them, without a branch to mispredict. */
         const uint64_t *ends;
-        struct slot slots[];
+        struct mirror_slot slots[];
 };
 
 /* What lookups see of a process: its identity and its layout's latest snapshot. */
@@ -96,8 +89,7 @@ struct mirrored {
         struct cell *cell;
         memctl *conn;                   /* carries the Watch */
         memctl_watch *watch;
-        struct slot *slots;             /* the layout being changed, sorted by start */
-        size_t n, allocated;
+        struct mirror_layout layout;    /* being changed */
         bool exited, dirty, pending;    /* pending: events may wait in its reader */
         uint64_t listed_from, listed_to; /* the latest listing was made in [from, to] */
         uint64_t event_usec;            /* the last event applied: 0 none since that listing */
@@ -133,7 +125,7 @@ struct memctl_mirror {
         struct mirrored **procs;        /* in no order */
         size_t n, allocated;
         size_t max_processes, max_files;
-        struct file **files;            /* hash buckets */
+        struct mirror_file **files;     /* hash buckets */
         size_t n_files, n_buckets;
         void **retiring;                /* retired by the current call */
         size_t n_retiring, allocated_retiring;
@@ -286,22 +278,7 @@ static inline const struct cell *table_find(const struct table *t, pid_t pid) {
         return lo < (t ? t->n : 0) && t->cells[lo]->pid == pid ? t->cells[lo] : NULL;
 }
 
-/* The index of the first slot whose end lies above address. */
-static size_t slots_bound(const struct slot *s, size_t n, uint64_t address) {
-        size_t lo = 0, hi = n;
-
-        while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-
-                if (s[mid].end <= address)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        return lo;
-}
-
-/* slots_bound() over the packed ends: the index of the first end above address. */
+/* mirror_slots_bound() over the packed ends: the index of the first end above address. */
 static inline size_t ends_bound(const uint64_t *ends, size_t n, uint64_t address) {
         const uint64_t *base = ends;
 
@@ -316,8 +293,8 @@ static inline size_t ends_bound(const uint64_t *ends, size_t n, uint64_t address
         return (size_t) (base - ends) + (*base <= address);
 }
 
-static void slot_to_mapping(const struct slot *s, struct memctl_mapping *x) {
-        const struct file *f = s->file;
+static void slot_to_mapping(const struct mirror_slot *s, struct memctl_mapping *x) {
+        const struct mirror_file *f = s->file;
 
         *x = (struct memctl_mapping) {
                 .size = sizeof(struct memctl_mapping),
@@ -511,11 +488,11 @@ static bool same_str(const char *a, const char *b) {
 }
 
 /* The mirror's file for m's: found, or made. -ENOSPC past max_files. */
-static int file_get(memctl_mirror *m, const struct memctl_mapping *x, const struct file **ret) {
+static int file_get(memctl_mirror *m, const struct memctl_mapping *x, const struct mirror_file **ret) {
         size_t plen = x->path ? strlen(x->path) + 1 : 0, hlen = x->build_id_hex ? strlen(x->build_id_hex) + 1 : 0;
         size_t blen = x->build_id ? x->build_id_size : 0;
         uint64_t h = UINT64_C(0xcbf29ce484222325);
-        struct file *f;
+        struct mirror_file *f;
         char *p;
 
         h = hash_bytes(h, &x->inode, sizeof(x->inode));
@@ -535,13 +512,13 @@ static int file_get(memctl_mirror *m, const struct memctl_mapping *x, const stru
                 return -ENOSPC;
         if (m->n_files >= m->n_buckets) {
                 size_t k = m->n_buckets ? m->n_buckets * 2 : 64;
-                struct file **b = calloc(k, sizeof(*b));
+                struct mirror_file **b = calloc(k, sizeof(*b));
 
                 if (!b)
                         return -ENOMEM;
                 for (size_t i = 0; i < m->n_buckets; i++)
                         while (m->files[i]) {
-                                struct file *g = m->files[i];
+                                struct mirror_file *g = m->files[i];
 
                                 m->files[i] = g->next;
                                 g->next = b[g->hash % k];
@@ -554,7 +531,7 @@ static int file_get(memctl_mirror *m, const struct memctl_mapping *x, const stru
         f = malloc(sizeof(*f) + plen + hlen + blen);
         if (!f)
                 return -ENOMEM;
-        *f = (struct file) {
+        *f = (struct mirror_file) {
                 .hash = h, .inode = x->inode, .dev_major = x->dev_major, .dev_minor = x->dev_minor,
                 .deleted = x->deleted, .build_id_size = blen,
         };
@@ -578,69 +555,10 @@ static int file_get(memctl_mirror *m, const struct memctl_mapping *x, const stru
 
 /* ------------------------------------------------------------------ a layout being changed */
 
-static void slots_remove_range(struct mirrored *p, uint64_t start, uint64_t end) {
-        size_t i = slots_bound(p->slots, p->n, start), j = i;
-
-        while (j < p->n && p->slots[j].start < end)
-                j++;
-        if (j == i)
-                return;
-        memmove(p->slots + i, p->slots + j, (p->n - j) * sizeof(*p->slots));
-        p->n -= j - i;
-        p->dirty = true;
-}
-
-static int slots_reserve(struct mirrored *p, size_t more) {
-        size_t k = p->allocated ? p->allocated : 16;
-        struct slot *s;
-
-        if (p->allocated - p->n >= more)
-                return 0;
-        while (k - p->n < more)
-                k *= 2;
-        s = reallocarray(p->slots, k, sizeof(*s));
-        if (!s)
-                return -ENOMEM;
-        p->slots = s;
-        p->allocated = k;
-        return 0;
-}
-
-/* Clears [start, end): a mapping reaching out of it keeps its parts outside (the kernel split
- * it), the one after with its offset moved on. */
-static int slots_trim_range(struct mirrored *p, uint64_t start, uint64_t end) {
-        size_t i = slots_bound(p->slots, p->n, start), j = i, keep = 0;
-        struct slot parts[2];
-        int r;
-
-        while (j < p->n && p->slots[j].start < end)
-                j++;
-        if (j == i)
-                return 0;
-        if (p->slots[i].start < start) {
-                parts[keep] = p->slots[i];
-                parts[keep++].end = start;
-        }
-        if (p->slots[j - 1].end > end) {
-                parts[keep] = p->slots[j - 1];
-                parts[keep].offset += end - parts[keep].start;
-                parts[keep++].start = end;
-        }
-        /* Reserved first: nothing is changed when it fails. */
-        r = slots_reserve(p, keep);
-        if (r < 0)
-                return r;
-        memmove(p->slots + i + keep, p->slots + j, (p->n - j) * sizeof(*p->slots));
-        memcpy(p->slots + i, parts, keep * sizeof(*parts));
-        p->n = p->n - (j - i) + keep;
-        p->dirty = true;
-        return 0;
-}
-
 /* Puts x in, replacing what it overlaps (the kernel's mapping replaced theirs). */
 static int slots_put(memctl_mirror *m, struct mirrored *p, const struct memctl_mapping *x) {
-        const struct file *f;
-        size_t i;
+        struct mirror_slot slot;
+        const struct mirror_file *f;
         int r;
 
         if (x->end <= x->start)
@@ -648,20 +566,15 @@ static int slots_put(memctl_mirror *m, struct mirrored *p, const struct memctl_m
         r = file_get(m, x, &f);
         if (r < 0)
                 return r;
-        r = slots_reserve(p, 1);
-        if (r < 0)
-                return r;
-        slots_remove_range(p, x->start, x->end);
-        i = slots_bound(p->slots, p->n, x->start);
-        memmove(p->slots + i + 1, p->slots + i, (p->n - i) * sizeof(*p->slots));
-        p->slots[i] = (struct slot) {
-                .start = x->start, .end = x->end, .offset = x->offset, .page_size = x->page_size, .file = f,
-                .flags = x->flags,
+        slot = (struct mirror_slot) {
+                .start = x->start, .end = x->end, .offset = x->offset, .page_size = x->page_size,
+                .file = f, .flags = x->flags,
         };
-        memcpy(p->slots[i].perms, x->perms, sizeof(p->slots[i].perms));
-        p->n++;
-        p->dirty = true;
-        return 0;
+        memcpy(slot.perms, x->perms, sizeof(slot.perms));
+        r = mirror_layout_put(&p->layout, &slot);
+        if (r > 0)
+                p->dirty = true;
+        return MIN(r, 0);
 }
 
 static bool mirrored_kind(const struct memctl_mapping *x) {
@@ -677,7 +590,7 @@ static int relist(memctl_mirror *m, struct mirrored *p) {
         r = memctl_list_mappings(m->conn, p->cell->pid, p->cell->start_time,
                                  MEMCTL_EXECUTABLE_ONLY | MEMCTL_FILE_BACKED_ONLY, &l);
         p->dirty = true;
-        p->n = 0;
+        p->layout.n = 0;
         p->event_usec = 0;
         if (r == -ESRCH || r == -ESTALE) {
                 p->exited = true;
@@ -712,10 +625,10 @@ static int publish(memctl_mirror *m, struct mirrored *p) {
 
         if (!p->dirty)
                 return 0;
-        size_t n = p->exited ? 0 : p->n;
+        size_t n = p->exited ? 0 : p->layout.n;
         uint64_t *ends;
 
-        s = malloc(sizeof(*s) + n * (sizeof(struct slot) + sizeof(uint64_t)));
+        s = malloc(sizeof(*s) + n * (sizeof(struct mirror_slot) + sizeof(uint64_t)));
         if (!s)
                 return -ENOMEM;
         ends = (uint64_t *) &s->slots[n];
@@ -724,9 +637,9 @@ static int publish(memctl_mirror *m, struct mirrored *p) {
                 .exact = p->exited || exact, .exited = p->exited, .n = n, .ends = ends,
         };
         if (n > 0)
-                memcpy(s->slots, p->slots, n * sizeof(struct slot));
+                memcpy(s->slots, p->layout.slots, n * sizeof(struct mirror_slot));
         for (size_t i = 0; i < n; i++)
-                ends[i] = p->slots[i].end;
+                ends[i] = p->layout.slots[i].end;
         old = atomic_exchange(&p->cell->snap, s);
         if (retire(m, old) < 0) {
                 /* It stays in place: published again at the next change. */
@@ -773,7 +686,7 @@ static void mirrored_close(memctl_mirror *m, struct mirrored *p) {
                 epoll_ctl(m->epoll_fd, EPOLL_CTL_DEL, p->conn->fd, NULL);
         memctl_watch_free(p->watch);
         memctl_free(p->conn);
-        free(p->slots);
+        mirror_layout_done(&p->layout);
         free(p);
 }
 
@@ -846,7 +759,7 @@ memctl_mirror *memctl_mirror_free(memctl_mirror *m) {
         }
         for (size_t i = 0; i < m->n_buckets; i++)
                 while (m->files[i]) {
-                        struct file *f = m->files[i];
+                        struct mirror_file *f = m->files[i];
 
                         m->files[i] = f->next;
                         free(f);
@@ -964,7 +877,7 @@ fail_published:
 fail:
         memctl_watch_free(p->watch);
         memctl_free(p->conn);
-        free(p->slots);
+        mirror_layout_done(&p->layout);
         free(p->cell);
         free(p);
         reclaim(m);
@@ -1004,7 +917,7 @@ static int apply(memctl_mirror *m, struct mirrored *p, const struct memctl_event
         case MEMCTL_EVENT_EXIT:
                 if (!is_ours(p, e))
                         return 0;
-                p->n = 0;
+                p->layout.n = 0;
                 p->exited = p->dirty = true;
                 p->event_usec = MAX(e->time_usec, p->listed_to + 1);
                 return 0;
@@ -1014,10 +927,13 @@ static int apply(memctl_mirror *m, struct mirrored *p, const struct memctl_event
                 if (!is_ours(p, e) || p->exited || e->time_usec < p->listed_from)
                         return 0;
                 /* Stated whole: what is kept there and not in added went. */
-                if (e->range_end > e->range_start && (r = slots_trim_range(p, e->range_start, e->range_end)) < 0)
-                        return r;
+                if (e->range_end > e->range_start) {
+                        r = mirror_layout_clear_range(&p->layout, e->range_start, e->range_end);
+                        if (r < 0)
+                                return r;
+                }
                 for (size_t i = 0; i < e->n_removed; i++)
-                        slots_remove_range(p, e->removed[i].start, e->removed[i].end);
+                        (void) mirror_layout_remove(&p->layout, e->removed[i].start, e->removed[i].end);
                 for (size_t i = 0; i < e->n_added; i++) {
                         if (!mirrored_kind(&e->added[i]))
                                 continue;
