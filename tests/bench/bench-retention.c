@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -271,6 +272,94 @@ static void bench_exit_path(bool exec) {
                median(wall[2], RUNS) / median(wall[0], RUNS), median(wall[2], RUNS) / median(wall[1], RUNS));
 }
 
+#define FIRST_CHILDREN 300
+#define FIRST_MAPPINGS 200
+
+/* One child of a process with FIRST_MAPPINGS more executable file mappings: how long its first
+ * munmap takes (a child never told whole: its whole set is told) and its second (a range). */
+static void first_change_child(void *a, void *b, int out) {
+        uint64_t t0 = now_ns(), t1, t2;
+
+        munmap(a, 4096);
+        t1 = now_ns();
+        munmap(b, 4096);
+        t2 = now_ns();
+        {
+                uint64_t v[2] = { t1 - t0, t2 - t1 };
+
+                if (write(out, v, sizeof(v)) != (ssize_t) sizeof(v))
+                        _exit(1);
+        }
+        _exit(0);
+}
+
+static void first_change_run(double *ret_first, double *ret_second) {
+        double first[FIRST_CHILDREN], second[FIRST_CHILDREN];
+        int p[2];
+
+        if (pipe2(p, O_CLOEXEC) < 0)
+                abort();
+        for (unsigned i = 0; i < FIRST_CHILDREN; i++) {
+                void *a = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                void *b = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                pid_t pid;
+                uint64_t v[2];
+
+                if (a == MAP_FAILED || b == MAP_FAILED)
+                        abort();
+                pid = fork();
+                if (pid == 0)
+                        first_change_child(a, b, p[1]);
+                if (pid < 0 || read(p[0], v, sizeof(v)) != (ssize_t) sizeof(v) || waitpid(pid, NULL, 0) < 0)
+                        abort();
+                first[i] = (double) v[0];
+                second[i] = (double) v[1];
+                munmap(a, 4096);
+                munmap(b, 4096);
+        }
+        close(p[0]);
+        close(p[1]);
+        *ret_first = median(first, FIRST_CHILDREN);
+        *ret_second = median(second, FIRST_CHILDREN);
+}
+
+/* What telling a process's whole set at its first change costs it: forked children of a process
+ * with 200 more executable file mappings (never told whole: the capture walks all its mappings
+ * at their first change), without memmapd and with retention. */
+static void bench_first_change(void) {
+        double f[2][RUNS], s[2][RUNS];
+        void *maps[FIRST_MAPPINGS];
+        int fd = open("/bin/true", O_RDONLY | O_CLOEXEC);
+        char load[128];
+
+        if (fd < 0)
+                abort();
+        for (unsigned i = 0; i < FIRST_MAPPINGS; i++)
+                if ((maps[i] = mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0)) == MAP_FAILED)
+                        abort();
+        close(fd);
+        for (int run = 0; run < RUNS; run++)
+                for (int m = 0; m < 2; m++) {
+                        struct daemon d = {};
+
+                        if (m > 0 && daemon_start("60", &d) < 0) {
+                                fprintf(stderr, "cannot start memmapd\n");
+                                exit(1);
+                        }
+                        first_change_run(&f[m][run], &s[m][run]);
+                        daemon_stop(&d);
+                }
+        for (unsigned i = 0; i < FIRST_MAPPINGS; i++)
+                munmap(maps[i], 4096);
+        loadavg(load, sizeof(load));
+        printf("first change of a forked child (%u more executable mappings), median of %d children x %d runs "
+               "(load %s):\n", FIRST_MAPPINGS, FIRST_CHILDREN, RUNS, load);
+        printf("  none       first munmap %7.1f us, second %7.1f us\n", median(f[0], RUNS) / 1e3,
+               median(s[0], RUNS) / 1e3);
+        printf("  retention  first munmap %7.1f us (its whole set told), second %7.1f us\n", median(f[1], RUNS) / 1e3,
+               median(s[1], RUNS) / 1e3);
+}
+
 static void bench_memory(void) {
         struct daemon d;
         int64_t bytes0, exited0, bytes1 = -1, exited1 = -1;
@@ -309,5 +398,6 @@ int main(int argc, char **argv) {
         bench_memory();
         bench_exit_path(false);
         bench_exit_path(true);
+        bench_first_change();
         return 0;
 }
