@@ -69,11 +69,17 @@ struct file_key {
         __u32 generation;
 };
 
+#define FAILED_KEYS 8
+
 /* A record is built here, not on the 512-byte stack; buf holds a path built backwards, facts the
  * file facts being read. */
 struct scratch {
         /* Off the stacks (the deepest chain of calls must stay within 512 bytes): */
         __u8 eh[64];                    /* an ELF header read (EH_SIZE) */
+        /* Files whose facts the current capture could not read: not tried again in it (a
+         * forked child has none of its file pages present, and each failed read is a fault). */
+        struct file_key failed[FAILED_KEYS];
+        __u32 n_failed;
         struct exec_maps_record rec;
         char buf[512];
         struct exec_maps_facts facts;
@@ -464,8 +470,14 @@ __noinline int read_file_facts(__u64 file_addr, __u64 start, __u64 end) {
         file_key_of(f, &s->key);
         if (bpf_map_lookup_elem(&file_facts, &s->key))
                 return 0;
+        for (__u32 i = 0; i < FAILED_KEYS; i++)
+                if (i < s->n_failed && s->failed[i].ino == s->key.ino && s->failed[i].dev == s->key.dev &&
+                    s->failed[i].ctime_ns == s->key.ctime_ns)
+                        return 0;
         if (!read_facts(start, end - start)) {
                 __sync_fetch_and_add(&facts_failed, 1);
+                if (s->n_failed < FAILED_KEYS)
+                        s->failed[s->n_failed++ & (FAILED_KEYS - 1)] = s->key;
                 return 0;
         }
         /* The file changed while it was read: what was read may be the new content's. */
@@ -539,7 +551,8 @@ static __always_inline bool send(struct exec_maps_record *r) {
 /* States the executable file mappings of task's address space overlapping [lo, hi). always:
  * send a record even when none is there (the range may have held some before). Whether the
  * daemon was told: read, and every record of it sent. */
-static __always_inline bool capture(struct task_struct *task, __u32 kind, __u64 lo, __u64 hi, bool always) {
+static __always_inline bool capture(struct task_struct *task, __u32 kind, __u64 lo, __u64 hi, bool always,
+                                    bool learn) {
         struct scratch *s = scratch_get();
         struct exec_maps_record *r;
         struct bpf_iter_task_vma it;
@@ -565,6 +578,7 @@ static __always_inline bool capture(struct task_struct *task, __u32 kind, __u64 
         r->dumpable = mm ? (__u32) (BPF_CORE_READ(mm, flags.__mm_flags[0]) & 3) : 0;
         r->flags = 0;
         r->n = 0;
+        s->n_failed = 0;
         bpf_probe_read_kernel_str(r->comm, sizeof(r->comm), task->comm);
 
         if (bpf_iter_task_vma_new(&it, task, lo) < 0) {
@@ -588,7 +602,8 @@ static __always_inline bool capture(struct task_struct *task, __u32 kind, __u64 
                         continue;
                 /* A global function takes scalars only: the pointer's value read as one. */
                 bpf_probe_read_kernel(&file_addr, sizeof(file_addr), &vma->vm_file);
-                learn_file(vma, vm_flags, file_addr);
+                if (learn)
+                        learn_file(vma, vm_flags, file_addr);
                 if (!(vm_flags & VM_EXEC_FLAG))
                         continue;
                 n = r->n;
@@ -722,7 +737,7 @@ static __always_inline void hint_reset(struct task_struct *task) {
 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(em_on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm) {
-        if (capture(p, EXEC_MAPS_EXEC, 0, ~0ULL, true))
+        if (capture(p, EXEC_MAPS_EXEC, 0, ~0ULL, true, true))
                 hint_reset(bpf_get_current_task_btf());
         else
                 /* Lost: the next change tells the whole set again. */
@@ -749,7 +764,7 @@ SEC("tp_btf/sched_process_exit")
 int BPF_PROG(em_on_exit, struct task_struct *p, bool group_dead) {
         if (!group_dead || (p->flags & PF_KTHREAD_FLAG))
                 return 0;
-        capture(p, EXEC_MAPS_EXIT, 0, ~0ULL, true);
+        capture(p, EXEC_MAPS_EXIT, 0, ~0ULL, true, true);
         return 0;
 }
 
@@ -963,9 +978,12 @@ int BPF_PROG(em_on_sys_exit, struct pt_regs *regs, long ret) {
                 how2 = CAPTURE_NOT;
                 c.kind = CHANGE_TOLD_WHOLE;
         }
-        if (how != CAPTURE_NOT && !capture(task, EXEC_MAPS_CHANGE, lo, hi, how == CAPTURE_ALWAYS))
+        /* A whole set told reads no file's facts: a forked child (the usual such process) has
+         * none of its file pages present, and its exit tries again. */
+        if (how != CAPTURE_NOT &&
+            !capture(task, EXEC_MAPS_CHANGE, lo, hi, how == CAPTURE_ALWAYS, c.kind != CHANGE_TOLD_WHOLE))
                 c.kind = CHANGE_NOT_TOLD;
-        if (how2 != CAPTURE_NOT && !capture(task, EXEC_MAPS_CHANGE, lo2, hi2, how2 == CAPTURE_ALWAYS))
+        if (how2 != CAPTURE_NOT && !capture(task, EXEC_MAPS_CHANGE, lo2, hi2, how2 == CAPTURE_ALWAYS, true))
                 c.kind = CHANGE_NOT_TOLD;
         if (c.kind == CHANGE_NOT_TOLD)
                 bpf_task_storage_delete(&hints, task->group_leader);
