@@ -43,6 +43,11 @@ struct proc {
         /* Complete from a change told as its whole set (its first, with no exec seen): a fork
          * made later still gives it the parent's set before that. */
         bool whole_first;
+        /* A change not read at gap_from left the history unknown until gap_to (the next whole
+         * set told; UINT64_MAX while it has not come, the process incomplete): times in it are
+         * not known, times before it still are. 0: none. One is kept: another moves
+         * known_since past the one before. */
+        uint64_t gap_from, gap_to;
         uid_t uid, euid, suid;
         unsigned dumpable;
         char comm[16];
@@ -563,6 +568,17 @@ static int open_reported(struct exec_history *h, struct proc *p, const struct ex
 
 static void resolve_forks(struct exec_history *h, pid_t pid);
 
+/* p's history is complete from t on: after a gap, what it knew before it still holds. */
+static void become_complete(struct proc *p, uint64_t t) {
+        if (p->gap_from && p->gap_to == UINT64_MAX)
+                p->gap_to = t;
+        else {
+                p->gap_from = 0;
+                p->known_since_usec = t;
+        }
+        p->complete = true;
+}
+
 static int apply_locked(struct exec_history *h, const struct exec_history_record *r, struct exec_history_diff *d) {
         bool full = r->kind != EXEC_HISTORY_RANGE;
         struct proc *p = find(h, r->pid, r->start_time);
@@ -603,13 +619,19 @@ static int apply_locked(struct exec_history *h, const struct exec_history_record
                         for (size_t i = 0; i < p->n; i++)
                                 if (p->m[i].to_usec == UINT64_MAX)
                                         p->m[i].to_usec = r->time_usec;
-                /* A change not known: what the history says from here on may be wrong, so it
-                 * answers nothing until it is complete again (an exec, a seed, the exit), and
-                 * what the range held is not taken to be there still (an exit states what is). */
-                for (size_t i = 0; i < p->n; i++)
-                        if (p->m[i].to_usec == UINT64_MAX && p->m[i].start < r->hi && p->m[i].end > r->lo)
-                                p->m[i].to_usec = r->time_usec;
-                p->complete = false;
+                /* A change not known: from here the history may be wrong, until the capture's
+                 * next record of the process, its whole set; what it knew before still holds,
+                 * and the watchers must read it again. An exec not read leaves nothing known. */
+                if (r->kind == EXEC_HISTORY_EXEC) {
+                        p->complete = false;
+                        p->gap_from = 0;
+                } else if (p->complete) {
+                        p->complete = false;
+                        if (p->gap_from && p->gap_to != UINT64_MAX && p->gap_to > p->known_since_usec)
+                                p->known_since_usec = p->gap_to;
+                        p->gap_from = MAX(r->time_usec, p->known_since_usec);
+                        p->gap_to = UINT64_MAX;
+                }
                 if (d && r->kind == EXEC_HISTORY_RANGE)
                         *d = (struct exec_history_diff) { .unknown = true, .lo = r->lo, .hi = r->hi };
                 return 0;
@@ -624,10 +646,8 @@ static int apply_locked(struct exec_history *h, const struct exec_history_record
                                 if (d && (k = diff_push(&d->removed, &d->n_removed, &p->m[i])) < 0)
                                         return k;
                         }
-                if (!p->complete) {
-                        p->complete = true;
-                        p->known_since_usec = r->time_usec;
-                }
+                if (!p->complete)
+                        become_complete(p, r->time_usec);
         } else {
                 k = close_covered(h, p, r, full, d);
                 if (k < 0)
@@ -649,16 +669,14 @@ static int apply_locked(struct exec_history *h, const struct exec_history_record
                 d->hi = r->hi;
         }
         if (!full && r->lo == 0 && r->hi == UINT64_MAX && !p->complete) {
-                /* A change told as the whole set (the first of a process never told whole). */
-                p->complete = true;
-                p->known_since_usec = r->time_usec;
-                p->whole_first = p->exec_usec == 0 && p->n_early == 0 && !p->early_lost;
+                /* A change told as the whole set (the first of a process never told whole, or
+                 * the next after one not read). */
+                p->whole_first = p->exec_usec == 0 && p->n_early == 0 && !p->early_lost && !p->gap_from;
+                become_complete(p, r->time_usec);
         }
-        if (full && !p->complete && !r->unread) {
+        if (full && !p->complete && !r->unread)
                 /* A first full record: what it states held since some time before; known from now. */
-                p->complete = true;
-                p->known_since_usec = r->time_usec;
-        }
+                become_complete(p, r->time_usec);
         if (p->complete)
                 early_clear(h, p);
         else
@@ -746,6 +764,7 @@ static struct proc *find_alive_at(struct exec_history *h, pid_t pid, uint64_t t)
 
         for (struct proc *p = h->buckets[bucket_of(pid)]; p; p = p->next)
                 if (p->pid == pid && p->complete && p->known_since_usec <= t && (!p->exited || p->exit_usec >= t) &&
+                    !(p->gap_from && p->gap_from <= t && t < p->gap_to) &&
                     (!best || p->start_time > best->start_time))
                         best = p;
         return best;
@@ -774,6 +793,7 @@ static int fork_base(struct exec_history *h, struct proc *c, const struct proc *
 
         intervals_clear(h, c);
         c->complete = true;
+        c->gap_from = 0;
         c->known_since_usec = t;
         for (size_t i = 0; i < src->n; i++)
                 if (src->m[i].from_usec <= t && t < src->m[i].to_usec &&
@@ -905,6 +925,24 @@ int exec_history_seed(struct exec_history *h, pid_t pid, uint64_t start_time, ui
                 k = -ENOMEM;
                 goto out;
         }
+        if (p->gap_from && p->gap_to == UINT64_MAX) {
+                /* In a gap after a change not read: the read states everything from now, and
+                 * what was known before the gap still holds. */
+                struct exec_history_record r = {
+                        .kind = EXEC_HISTORY_RANGE, .pid = pid, .start_time = start_time, .time_usec = time_usec,
+                        .lo = 0, .hi = UINT64_MAX, .mappings = m, .n = n,
+                };
+
+                k = close_covered(h, p, &r, true, NULL);
+                if (k >= 0)
+                        k = open_reported(h, p, &r, NULL);
+                if (k >= 0) {
+                        early_clear(h, p);
+                        p->seeded_usec = time_usec;
+                        become_complete(p, time_usec);
+                }
+                goto out;
+        }
         /* What records said before is older than the read: the read states everything. */
         early_clear(h, p);
         intervals_clear(h, p);
@@ -912,6 +950,7 @@ int exec_history_seed(struct exec_history *h, pid_t pid, uint64_t start_time, ui
         p->dumpable = 1;
         p->complete = true;
         p->whole_first = false;
+        p->gap_from = 0;
         p->known_since_usec = time_usec;
         p->seeded_usec = time_usec;
         for (size_t i = 0; i < n && k >= 0; i++)
@@ -952,7 +991,9 @@ int exec_history_get(struct exec_history *h, pid_t pid, uint64_t start_time, uin
 
         pthread_mutex_lock(&h->lock);
         p = start_time ? find(h, pid, start_time) : find_latest(h, pid);
-        if (!p || ((flags & EXEC_HISTORY_EXITED_ONLY) && !p->exited) || !p->complete) {
+        /* Not complete: nothing known, but for times before a gap that is still open. */
+        if (!p || ((flags & EXEC_HISTORY_EXITED_ONLY) && !p->exited) ||
+            (!p->complete && !(at_time && p->gap_from && time_usec < p->gap_from))) {
                 k = -ENOENT;
                 goto out;
         }
@@ -965,6 +1006,12 @@ int exec_history_get(struct exec_history *h, pid_t pid, uint64_t start_time, uin
         };
         memcpy(v.comm, p->comm, sizeof(v.comm));
         if (at_time && time_usec < p->known_since_usec) {
+                k = -ERANGE;
+                goto out;
+        }
+        if (at_time && p->gap_from && p->gap_from <= time_usec && time_usec < p->gap_to) {
+                /* In a gap that ended (an open one is not complete: refused above). */
+                v.known_since_usec = p->gap_to;
                 k = -ERANGE;
                 goto out;
         }

@@ -10,7 +10,8 @@
  * A process's history is complete from known_since on: its exec, its fork (the parent's set is
  * copied), a seed (a complete read of a live process by the daemon), or its first full record
  * (a range record over everything, [0, UINT64_MAX), is one: the capture tells the first change
- * of a process never told whole so). A range record that could not be read makes it incomplete.
+ * of a process never told whole so, and the next change after a record that could not be read:
+ * until then, answers in that record's range may miss its change).
  * A question about an earlier time is answered with -ERANGE. The times are CLOCK_MONOTONIC
  * microseconds, as bpf_ktime_get_ns() / 1000 and perf samples give them.
  *
@@ -104,8 +105,9 @@ struct exec_history_diff {
          * every mapping the record states, all of those overlapping [lo, hi), and whoever keeps
          * a copy clears that range (keeping the parts of a mapping outside it) before adding. */
         bool whole_range;
-        /* A range record that could not be read: [lo, hi) changed, how is not known (the
-         * process's history is no longer complete: it must be read again). */
+        /* A range record that could not be read: [lo, hi) changed, how is not known until the
+         * process's next record (the capture then states its whole set): whoever keeps a copy
+         * must read it again. */
         bool unknown;
         uint64_t lo, hi;                /* whole_range, unknown */
 };

@@ -538,7 +538,8 @@ static void test_diff_of_unknown_process(void **state) {
 }
 
 /* A range record the capture could not read: how the range changed is not known, so the diff
- * says so and the history answers nothing (it may be wrong) until it is complete again. */
+ * says so (watchers read the process again) and nothing is known from then on until the next
+ * whole set (the capture tells it after an unread one); the past stays known, the gap not. */
 static void test_unread_range(void **state) {
         struct exec_history *h;
         struct exec_history_diff d;
@@ -547,6 +548,7 @@ static void test_unread_range(void **state) {
         assert_int_equal(exec_history_new(NULL, &h), 0);
         apply(h, EXEC_HISTORY_EXEC, 51, 1, 1000, 0, 0, &MAIN, 1);
         apply(h, EXEC_HISTORY_RANGE, 51, 1, 2000, 0x10000, 0x20000, &A, 1);
+        /* A unmapped at 3000, not read. */
         d = diff_of(h, EXEC_HISTORY_RANGE, 51, 1, 3000, 0x10000, 0x20000, NULL, 0, true);
         assert_true(d.unknown);
         assert_false(d.whole_range);
@@ -554,16 +556,55 @@ static void test_unread_range(void **state) {
         assert_int_equal(d.hi, 0x20000);
         assert_int_equal(d.n_added + d.n_removed, 0);
         exec_history_diff_done(&d);
-        assert_int_equal(exec_history_get(h, 51, 1, 2500, EXEC_HISTORY_AT_TIME, &v), -ENOENT);
-        /* The next range is stated whole. */
-        d = diff_of(h, EXEC_HISTORY_RANGE, 51, 1, 4000, 0x30000, 0x40000, NULL, 0, false);
+        assert_string_equal(at(h, 51, 1, 2500, 0x10000), "/lib/a.so");
+        assert_int_equal(exec_history_get(h, 51, 1, 3500, EXEC_HISTORY_AT_TIME, &v), -ENOENT);
+        assert_int_equal(exec_history_get(h, 51, 1, 0, 0, &v), -ENOENT);
+        /* A range meanwhile is stated whole (what went there is not known). */
+        d = diff_of(h, EXEC_HISTORY_RANGE, 51, 1, 3600, 0x50000, 0x60000, NULL, 0, false);
         assert_true(d.whole_range);
         exec_history_diff_done(&d);
-        /* Its exit states the whole set: complete from there, and kept. */
-        apply(h, EXEC_HISTORY_EXIT, 51, 1, 5000, 0, 0, &MAIN, 1);
+        /* The whole set at 4000 (B mapped elsewhere): complete again; A went (the diff is the
+         * whole statement, everything). */
+        const struct exec_history_mapping set[] = { MAIN, { .start = 0x30000, .end = 0x31000, .inode = 12,
+                                                            .dev_major = 8, .dev_minor = 1, .flags = 5,
+                                                            .path = (char *) "/lib/b.so" } };
+
+        d = diff_of(h, EXEC_HISTORY_RANGE, 51, 1, 4000, 0, UINT64_MAX, set, 2, false);
+        assert_true(d.whole_range);
+        assert_int_equal(d.n_added, 2);
+        exec_history_diff_done(&d);
+        assert_string_equal(at(h, 51, 1, 4500, 0x10000), "");
+        assert_string_equal(at(h, 51, 1, 4500, 0x30000), "/lib/b.so");
+        assert_string_equal(at(h, 51, 1, 1500, 0x400000), "/bin/main");
+        assert_string_equal(at(h, 51, 1, 2500, 0x10000), "/lib/a.so");
+        /* The gap: not known, and since when known again. */
+        assert_int_equal(exec_history_get(h, 51, 1, 3500, EXEC_HISTORY_AT_TIME, &v), -ERANGE);
+        assert_int_equal(v.known_since_usec, 4000);
+        exec_history_view_done(&v);
+        /* Then a second change not read, and its whole set: one gap is kept, the time before
+         * the first gap's end is not known any more. */
+        d = diff_of(h, EXEC_HISTORY_RANGE, 51, 1, 4600, 0x30000, 0x31000, NULL, 0, true);
+        assert_true(d.unknown);
+        exec_history_diff_done(&d);
+        d = diff_of(h, EXEC_HISTORY_RANGE, 51, 1, 4700, 0, UINT64_MAX, set, 2, false);
+        exec_history_diff_done(&d);
+        assert_string_equal(at(h, 51, 1, 2500, 0x10000), "ERANGE");
+        assert_string_equal(at(h, 51, 1, 4500, 0x30000), "/lib/b.so");
+        assert_string_equal(at(h, 51, 1, 4650, 0x30000), "ERANGE");
+        assert_string_equal(at(h, 51, 1, 4800, 0x30000), "/lib/b.so");
+        /* A third not read, then a seed (a question's read of the live process): complete from
+         * the read, the past before the gap kept. */
+        d = diff_of(h, EXEC_HISTORY_RANGE, 51, 1, 4850, 0x30000, 0x31000, NULL, 0, true);
+        exec_history_diff_done(&d);
+        assert_int_equal(exec_history_seed(h, 51, 1, 4900, exec_history_generation(h), &MAIN, 1, 1000), 0);
+        assert_string_equal(at(h, 51, 1, 4800, 0x30000), "/lib/b.so");
+        assert_string_equal(at(h, 51, 1, 4870, 0x30000), "ERANGE");
+        assert_string_equal(at(h, 51, 1, 4950, 0x30000), "");
+        assert_string_equal(at(h, 51, 1, 4950, 0x400000), "/bin/main");
+        apply(h, EXEC_HISTORY_EXIT, 51, 1, 5000, 0, 0, set, 2);
         assert_int_equal(exec_history_get(h, 51, 1, 0, EXEC_HISTORY_EXITED_ONLY, &v), 0);
-        assert_int_equal(v.n, 1);
-        assert_string_equal(v.mappings[0].path, "/bin/main");
+        assert_int_equal(v.n, 2);
+        assert_string_equal(v.mappings[0].path, "/lib/b.so");
         exec_history_view_done(&v);
         exec_history_free(h);
 }
