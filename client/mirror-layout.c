@@ -58,8 +58,11 @@ static int reserve(struct mirror_layout *l, size_t more) {
 
 /* Replaces slots [i, j) with the keep slots of with. Room for them is there. */
 static void splice(struct mirror_layout *l, size_t i, size_t j, const struct mirror_slot *with, size_t keep) {
-        memmove(l->slots + i + keep, l->slots + j, (l->n - j) * sizeof(*l->slots));
-        memcpy(l->slots + i, with, keep * sizeof(*with));
+        /* (No pointer given to memmove/memcpy for nothing: they may be NULL then.) */
+        if (l->n > j && i + keep != j)
+                memmove(l->slots + i + keep, l->slots + j, (l->n - j) * sizeof(*l->slots));
+        if (keep > 0)
+                memcpy(l->slots + i, with, keep * sizeof(*with));
         l->n = l->n - (j - i) + keep;
 }
 
