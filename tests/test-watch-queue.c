@@ -1,4 +1,4 @@
-/* A watcher's queue (daemon/watch.c): bounded in events and bytes, drops counted before the next event queued, copies that own their mappings, differences of two listings, and the reply text. */
+/* A watcher's queue (daemon/watch.c): bounded in events and bytes, drops counted before the next event queued, copies that own their mappings, differences of two listings, and the reply text (ranges stated whole, changes not read). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -163,8 +163,81 @@ static void test_diff_and_text(void **state) {
         watch_record_free(r);
 }
 
+/* The parameters of r's reply, parsed (the caller's). */
+static struct json_object *reply_parameters(const struct watch_record *r, struct json_object **ret_reply) {
+        struct json_writer w;
+        struct json_object *o, *p;
+        char *buf;
+        size_t len;
+
+        json_writer_init(&w, 0);
+        watch_write_event(&w, r);
+        assert_int_equal(json_writer_finish(&w, &buf, &len), 0);
+        o = json_tokener_parse(buf);
+        free(buf);
+        assert_non_null(o);
+        assert_true(json_object_object_get_ex(o, "parameters", &p));
+        *ret_reply = o;
+        return p;
+}
+
+/* A range stated whole carries it; a change not read is an overflow naming its process. */
+static void test_range_and_unknown(void **state) {
+        const struct proc_event_mapping m = { .start = 0x1000, .end = 0x2000, .inode = 1, .flags = 5, .path = "/a" };
+        struct proc_event e = {
+                .type = PROC_EVENT_MAPPINGS, .pid = 7, .start_time = 70, .time_usec = 700, .added = &m, .n_added = 1,
+                .range_start = 0x1000, .range_end = 0x3000,
+        };
+        struct watch_record *r;
+        struct json_object *o, *p, *v;
+
+        (void) state;
+        strcpy(e.comm, "x");
+        r = watch_record_new(&e);
+        assert_non_null(r);
+        p = reply_parameters(r, &o);
+        assert_true(json_object_object_get_ex(p, "event", &v));
+        assert_string_equal(json_object_get_string(v), "mappings");
+        assert_true(json_object_object_get_ex(p, "range_start", &v));
+        assert_int_equal(json_object_get_int64(v), 0x1000);
+        assert_true(json_object_object_get_ex(p, "range_end", &v));
+        assert_int_equal(json_object_get_int64(v), 0x3000);
+        assert_true(json_object_object_get_ex(p, "added", &v));
+        assert_int_equal(json_object_array_length(v), 1);
+        json_object_put(o);
+        watch_record_free(r);
+
+        e = (struct proc_event) {
+                .type = PROC_EVENT_MAPPINGS, .pid = 7, .start_time = 70, .time_usec = 800, .range_start = 0x1000,
+                .range_end = 0x3000, .unknown = true,
+        };
+        r = watch_record_new(&e);
+        assert_non_null(r);
+        p = reply_parameters(r, &o);
+        assert_true(json_object_object_get_ex(p, "event", &v));
+        assert_string_equal(json_object_get_string(v), "overflow");
+        assert_true(json_object_object_get_ex(p, "dropped", &v));
+        assert_int_equal(json_object_get_int64(v), 1);
+        assert_true(json_object_object_get_ex(p, "process", &v));
+        assert_true(json_object_object_get_ex(v, "pid", &v));
+        assert_int_equal(json_object_get_int(v), 7);
+        assert_false(json_object_object_get_ex(p, "added", &v));
+        assert_true(json_object_object_get_ex(p, "range_end", &v));
+        json_object_put(o);
+        watch_record_free(r);
+
+        /* No range: none written. */
+        e = (struct proc_event) { .type = PROC_EVENT_MAPPINGS, .pid = 7, .start_time = 70, .added = &m, .n_added = 1 };
+        r = watch_record_new(&e);
+        p = reply_parameters(r, &o);
+        assert_false(json_object_object_get_ex(p, "range_start", &v));
+        json_object_put(o);
+        watch_record_free(r);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_range_and_unknown),
                 cmocka_unit_test(test_bound_and_drops),
                 cmocka_unit_test(test_bytes_bound),
                 cmocka_unit_test(test_copy_owns),
