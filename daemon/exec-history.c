@@ -500,7 +500,10 @@ static int close_covered(struct exec_history *h, struct proc *p, const struct ex
                 for (size_t j = 0; j < r->n; j++)
                         if (same_mapping(&m, &r->mappings[j]))
                                 goto next;
-                p->m[i].to_usec = r->time_usec;
+                /* An exit that does not state it: gone before (a change not known), so not among
+                 * what the process had at its exit (those close at the exit's very time). */
+                p->m[i].to_usec = r->kind == EXEC_HISTORY_EXIT && r->time_usec > m.from_usec ? r->time_usec - 1
+                                                                                           : r->time_usec;
                 if (d && (k = diff_push(&d->removed, &d->n_removed, &m)) < 0)
                         return k;
                 if (!full) {

@@ -601,10 +601,23 @@ static void test_unread_range(void **state) {
         assert_string_equal(at(h, 51, 1, 4870, 0x30000), "ERANGE");
         assert_string_equal(at(h, 51, 1, 4950, 0x30000), "");
         assert_string_equal(at(h, 51, 1, 4950, 0x400000), "/bin/main");
-        apply(h, EXEC_HISTORY_EXIT, 51, 1, 5000, 0, 0, set, 2);
+        apply(h, EXEC_HISTORY_EXIT, 51, 1, 5000, 0, 0, &MAIN, 1);
         assert_int_equal(exec_history_get(h, 51, 1, 0, EXEC_HISTORY_EXITED_ONLY, &v), 0);
-        assert_int_equal(v.n, 2);
-        assert_string_equal(v.mappings[0].path, "/lib/b.so");
+        assert_int_equal(v.n, 1);
+        assert_string_equal(v.mappings[0].path, "/bin/main");
+        exec_history_view_done(&v);
+
+        /* An exit that does not state a mapping the history has open (a change not known): what
+         * the process had at its exit is what the exit states. */
+        {
+                const struct exec_history_mapping both[] = { A, MAIN };
+
+                apply(h, EXEC_HISTORY_EXEC, 52, 1, 100, 0, 0, both, 2);
+        }
+        apply(h, EXEC_HISTORY_EXIT, 52, 1, 200, 0, 0, &MAIN, 1);
+        assert_int_equal(exec_history_get(h, 52, 1, 0, EXEC_HISTORY_EXITED_ONLY, &v), 0);
+        assert_int_equal(v.n, 1);
+        assert_string_equal(v.mappings[0].path, "/bin/main");
         exec_history_view_done(&v);
         exec_history_free(h);
 }
