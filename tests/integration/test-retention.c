@@ -761,9 +761,12 @@ static void test_fork_base(void **state) {
         const char *argv[] = { fixture_bin, "fork-map", a, NULL };
         char libc_path[400] = "";
         struct report r;
+        int64_t lost0, unread0;
 
         SKIP_WITHOUT_RETENTION();
         assert_non_null(a);
+        lost0 = status_counter("retention_records_lost");
+        unread0 = status_counter("retention_records_unread");
         assert_int_equal(spawn(argv, -1, -1, &r), 0);
         {
                 char path[64], line[1024];
@@ -796,8 +799,17 @@ static void test_fork_base(void **state) {
                 _cleanup_free_ char *a_before = path_at(r.reported_pid, r.start_time, r.address, r.t[0]);
                 _cleanup_free_ char *libc_after = path_at(r.reported_pid, r.start_time, r.libc_getpid, r.t[1]);
 
-                assert_string_equal(libc_before, libc_path);
-                assert_string_equal(a_before, "");
+                /* The parent's set at the fork is the base: unknown when its records were lost or
+                 * not read (another test's flood beside this one fills the ring). */
+                if (strcmp(libc_before, "io.memmapd.TimeNotKnown") == 0 &&
+                    (status_counter("retention_records_lost") != lost0 ||
+                     status_counter("retention_records_unread") != unread0))
+                        printf("# before its first change: not known, but records were lost or not read "
+                               "meanwhile: not judged\n");
+                else {
+                        assert_string_equal(libc_before, libc_path);
+                        assert_string_equal(a_before, "");
+                }
                 assert_string_equal(libc_after, libc_path);
         }
         assert_int_equal(reap(&r), 0);
