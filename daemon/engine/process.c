@@ -213,6 +213,26 @@ int process_same(pid_t pid, uint64_t start_time) {
         return t == start_time;
 }
 
+/* include/linux/sched.h: the task is exiting (set before it lets go of its mm). */
+#define PF_EXITING 0x00000004u
+
+/* Whether the task exits (or is gone): 1, 0, or -errno. */
+static int process_exiting(const struct process *p) {
+        char buf[4096];
+        uint64_t flags;
+        ssize_t n = read_proc_text(p->proc_fd, "stat", buf, sizeof(buf));
+        int r;
+
+        if (n == -ESRCH)
+                return 1;
+        if (n < 0)
+                return (int) n;
+        r = parse_stat_field(buf, (size_t) n, 9, &flags);
+        if (r < 0)
+                return r;
+        return !!(flags & PF_EXITING);
+}
+
 int process_maps_stale(const struct process *p) {
         _cleanup_close_ int fd = -1;
         char c;
@@ -223,7 +243,12 @@ int process_maps_stale(const struct process *p) {
         if (fd < 0)
                 /* Refused now where it was allowed before: not the mm that was opened either. */
                 return errno == ENOENT || errno == ESRCH ? 0 : 1;
-        return RETRY_EINTR(read(fd, &c, 1)) > 0;
+        if (RETRY_EINTR(read(fd, &c, 1)) > 0)
+                return 1;
+        /* Empty again: the process let go of its mm (it exits), or this open too named the mm an
+         * exec was replacing (opened before the exec swapped it, read after it died). Only an
+         * exit leaves a live process without one. */
+        return process_exiting(p) == 0;
 }
 
 struct process *process_ref(struct process *p) {
