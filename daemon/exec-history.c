@@ -915,11 +915,13 @@ uint64_t exec_history_generation(const struct exec_history *h) {
         return g;
 }
 
-int exec_history_seed(struct exec_history *h, pid_t pid, uint64_t start_time, uint64_t time_usec,
+int exec_history_seed(struct exec_history *h, pid_t pid, uint64_t start_time, uint64_t read_from, uint64_t read_to,
                       uint64_t generation, const struct exec_history_mapping *m, size_t n, uid_t uid) {
         struct proc *p;
         int k = 0;
 
+        if (read_to < read_from)
+                return -EINVAL;
         pthread_mutex_lock(&h->lock);
         p = find(h, pid, start_time);
         if (p && (p->complete || p->exited || p->seq > generation))
@@ -932,7 +934,7 @@ int exec_history_seed(struct exec_history *h, pid_t pid, uint64_t start_time, ui
                 /* In a gap after a change not read: the read states everything from now, and
                  * what was known before the gap still holds. */
                 struct exec_history_record r = {
-                        .kind = EXEC_HISTORY_RANGE, .pid = pid, .start_time = start_time, .time_usec = time_usec,
+                        .kind = EXEC_HISTORY_RANGE, .pid = pid, .start_time = start_time, .time_usec = read_from,
                         .lo = 0, .hi = UINT64_MAX, .mappings = m, .n = n,
                 };
 
@@ -941,8 +943,8 @@ int exec_history_seed(struct exec_history *h, pid_t pid, uint64_t start_time, ui
                         k = open_reported(h, p, &r, NULL);
                 if (k >= 0) {
                         early_clear(h, p);
-                        p->seeded_usec = time_usec;
-                        become_complete(p, time_usec);
+                        p->seeded_usec = read_from;
+                        become_complete(p, read_to);
                 }
                 goto out;
         }
@@ -954,10 +956,12 @@ int exec_history_seed(struct exec_history *h, pid_t pid, uint64_t start_time, ui
         p->complete = true;
         p->whole_first = false;
         p->gap_from = 0;
-        p->known_since_usec = time_usec;
-        p->seeded_usec = time_usec;
+        /* Open from the read's start, so that a record of a change within it closes them in
+         * order; known from its end. */
+        p->known_since_usec = read_to;
+        p->seeded_usec = read_from;
         for (size_t i = 0; i < n && k >= 0; i++)
-                k = interval_open(h, p, &m[i], time_usec);
+                k = interval_open(h, p, &m[i], read_from);
 out:
         pthread_mutex_unlock(&h->lock);
         return k;

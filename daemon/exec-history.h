@@ -139,10 +139,14 @@ int exec_history_apply(struct exec_history *h, const struct exec_history_record 
 int exec_history_fork(struct exec_history *h, pid_t parent, pid_t child, uint64_t child_start_time,
                       uint64_t time_usec);
 
-/* The process's set as the daemon read it complete at time_usec (a live process first seen by
- * a query): its history starts there, unless records already made it complete. Ignored when a
- * record of the process was applied since *generation was taken (exec_history_generation()). */
-int exec_history_seed(struct exec_history *h, pid_t pid, uint64_t start_time, uint64_t time_usec,
+/* The process's set as the daemon read it complete between read_from and read_to (a live
+ * process first seen by a query): its history starts there, unless records already made it
+ * complete. A change stamped within the read may or may not be in it: records of those, applied
+ * after, make the set right, so times are known from read_to on (before, the read could show a
+ * change still to come). Records stamped before read_from are in the read and are ignored.
+ * Ignored when a record of the process was applied since generation was taken
+ * (exec_history_generation()). */
+int exec_history_seed(struct exec_history *h, pid_t pid, uint64_t start_time, uint64_t read_from, uint64_t read_to,
                       uint64_t generation, const struct exec_history_mapping *m, size_t n, uid_t uid);
 /* Counts every record applied: a seed read after this is older than none of them. */
 uint64_t exec_history_generation(const struct exec_history *h);

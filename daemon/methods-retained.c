@@ -163,7 +163,7 @@ static int seed_live(const struct method_context *ctx, struct exec_history *h, c
         _cleanup_(layout_unrefp) struct layout *l = NULL;
         _cleanup_free_ struct exec_history_mapping *m = NULL;
         uint64_t generation = exec_history_generation(h);
-        uint64_t t = now_usec();
+        uint64_t read_from = now_usec();
         size_t n = 0;
         uid_t uid = 0;
         int r;
@@ -186,7 +186,8 @@ static int seed_live(const struct method_context *ctx, struct exec_history *h, c
                         .path = x->deleted ? NULL : x->name,
                 };
         }
-        return exec_history_seed(h, p->pid, p->start_time, t, generation, m, n, uid);
+        /* Its end: a change made while it read may or may not be in it. */
+        return exec_history_seed(h, p->pid, p->start_time, read_from, now_usec(), generation, m, n, uid);
 }
 
 /* The view a call answers from, in *ret: 0, -ERANGE (time_usec before what is kept; *ret says

@@ -183,21 +183,41 @@ static void test_fork_and_seed(void **state) {
         /* A seed read before a record of the process was applied is older: ignored. */
         g = exec_history_generation(h);
         apply(h, EXEC_HISTORY_RANGE, 30, 1, 200, 0x10000, 0x20000, &A, 1);
-        assert_int_equal(exec_history_seed(h, 30, 1, 190, g, &B, 1, 1000), 0);
+        assert_int_equal(exec_history_seed(h, 30, 1, 190, 195, g, &B, 1, 1000), 0);
         assert_int_equal(exec_history_get(h, 30, 1, 0, 0, &v), -ENOENT);   /* not complete */
         g = exec_history_generation(h);
-        assert_int_equal(exec_history_seed(h, 30, 1, 300, g, &A, 1, 1000), 0);
-        assert_string_equal(at(h, 30, 1, 300, 0x10000), "/lib/a.so");
+        assert_int_equal(exec_history_seed(h, 30, 1, 300, 350, g, &A, 1, 1000), 0);
+        /* Known from the read's end: a change stamped while it read may be in it already. */
+        assert_string_equal(at(h, 30, 1, 350, 0x10000), "/lib/a.so");
+        assert_string_equal(at(h, 30, 1, 349, 0x10000), "ERANGE");
         assert_string_equal(at(h, 30, 1, 299, 0x10000), "ERANGE");
 
         /* A record drained after the seed about a change made before its read began: the read
          * showed that change and what followed it (A mapped again), so it undoes nothing. */
         apply(h, EXEC_HISTORY_RANGE, 30, 1, 280, 0x10000, 0x20000, NULL, 0);
-        assert_string_equal(at(h, 30, 1, 310, 0x10000), "/lib/a.so");
-        /* A change after the read began is the process's latest state. */
+        assert_string_equal(at(h, 30, 1, 360, 0x10000), "/lib/a.so");
+        /* A change stamped while the read ran (the read showed A: it came before the change
+         * there, or the change was made after): the process's latest state, and no time before
+         * the read's end says either. */
         apply(h, EXEC_HISTORY_RANGE, 30, 1, 320, 0x10000, 0x20000, NULL, 0);
-        assert_string_equal(at(h, 30, 1, 310, 0x10000), "/lib/a.so");
-        assert_string_equal(at(h, 30, 1, 330, 0x10000), "");
+        assert_string_equal(at(h, 30, 1, 310, 0x10000), "ERANGE");
+        assert_string_equal(at(h, 30, 1, 340, 0x10000), "ERANGE");
+        assert_string_equal(at(h, 30, 1, 360, 0x10000), "");
+        assert_int_equal(exec_history_get(h, 30, 1, 0, 0, &v), 0);
+        assert_int_equal(v.n, 0);
+        exec_history_view_done(&v);
+        /* The read showed B mapped where a change within it mapped B (the read came after it):
+         * the record opens nothing new, and B holds from the read's end on. */
+        g = exec_history_generation(h);
+        assert_int_equal(exec_history_seed(h, 31, 1, 500, 600, g, &B, 1, 1000), 0);
+        apply(h, EXEC_HISTORY_RANGE, 31, 1, 550, 0x10000, 0x20000, &B, 1);
+        assert_string_equal(at(h, 31, 1, 560, 0x10000), "ERANGE");
+        assert_string_equal(at(h, 31, 1, 600, 0x10000), "/lib/b.so");
+        apply(h, EXEC_HISTORY_RANGE, 31, 1, 700, 0x10000, 0x20000, &A, 1);
+        assert_string_equal(at(h, 31, 1, 650, 0x10000), "/lib/b.so");
+        assert_string_equal(at(h, 31, 1, 710, 0x10000), "/lib/a.so");
+        /* A read that ends before it began is refused. */
+        assert_int_equal(exec_history_seed(h, 32, 1, 500, 499, exec_history_generation(h), &B, 1, 1000), -EINVAL);
         exec_history_free(h);
 }
 
@@ -525,7 +545,7 @@ static void test_diff_of_unknown_process(void **state) {
         {
                 const struct exec_history_mapping set[] = { B, MAIN };
 
-                assert_int_equal(exec_history_seed(h, 50, 1, 5000, exec_history_generation(h), set, 2, 1000), 0);
+                assert_int_equal(exec_history_seed(h, 50, 1, 5000, 5000, exec_history_generation(h), set, 2, 1000), 0);
         }
         d = diff_of(h, EXEC_HISTORY_RANGE, 50, 1, 6000, 0x10000, 0x18000, NULL, 0, false);
         assert_false(d.whole_range);
@@ -596,9 +616,10 @@ static void test_unread_range(void **state) {
          * the read, the past before the gap kept. */
         d = diff_of(h, EXEC_HISTORY_RANGE, 51, 1, 4850, 0x30000, 0x31000, NULL, 0, true);
         exec_history_diff_done(&d);
-        assert_int_equal(exec_history_seed(h, 51, 1, 4900, exec_history_generation(h), &MAIN, 1, 1000), 0);
+        assert_int_equal(exec_history_seed(h, 51, 1, 4900, 4910, exec_history_generation(h), &MAIN, 1, 1000), 0);
         assert_string_equal(at(h, 51, 1, 4800, 0x30000), "/lib/b.so");
         assert_string_equal(at(h, 51, 1, 4870, 0x30000), "ERANGE");
+        assert_string_equal(at(h, 51, 1, 4905, 0x30000), "ERANGE");       /* within the read */
         assert_string_equal(at(h, 51, 1, 4950, 0x30000), "");
         assert_string_equal(at(h, 51, 1, 4950, 0x400000), "/bin/main");
         apply(h, EXEC_HISTORY_EXIT, 51, 1, 5000, 0, 0, &MAIN, 1);
