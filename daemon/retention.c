@@ -22,6 +22,15 @@
 /* Processes whose records of one capture (a range of more than EXEC_MAPS_PER_RECORD mappings) are
  * being gathered: records of other processes may come between them. */
 #define PENDING_MAX 16
+/* Forks heard before the capture's records sent ahead of them were drained (see on_proc_event()).
+ * Past this many, the oldest is applied as it is. */
+#define QUEUED_FORKS_MAX 256
+
+struct queued_fork {
+        pid_t parent, child;
+        uint64_t child_start_time, time_usec;
+        uint64_t after;                 /* the capture's records emitted when it was heard */
+};
 
 struct pending {
         uint32_t tgid;                  /* 0: free */
@@ -43,6 +52,9 @@ struct retention {
          * retention_drain()): one at a time. */
         pthread_mutex_t drain_lock;
         struct pending pending[PENDING_MAX];
+        pthread_mutex_t forks_lock;     /* forks[]; taken after drain_lock, never before it */
+        struct queued_fork forks[QUEUED_FORKS_MAX];
+        size_t n_forks;
 };
 
 static void pending_clear(struct pending *p) {
@@ -54,12 +66,58 @@ static void pending_clear(struct pending *p) {
         *p = (struct pending) {};
 }
 
-/* A fork copies the parent's set: the child shares its mappings until it changes them. */
+static void fork_apply(struct retention *r, const struct queued_fork *f) {
+        (void) exec_history_fork(r->history, f->parent, f->child, f->child_start_time, f->time_usec);
+}
+
+/* Applies the queued forks whose records were all drained, oldest first (a child's fork before
+ * its own children's). Under forks_lock. */
+static void forks_apply_ready_locked(struct retention *r) {
+#if HAVE_BPF
+        uint64_t consumed = exec_maps_capture_consumed(r->capture);
+        size_t n = 0;
+
+        while (n < r->n_forks && r->forks[n].after <= consumed)
+                fork_apply(r, &r->forks[n++]);
+        memmove(r->forks, r->forks + n, (r->n_forks - n) * sizeof(r->forks[0]));
+        r->n_forks -= n;
+#else
+        (void) r;
+#endif
+}
+
+/* A fork copies the parent's set at the fork: the child shares its mappings until it changes
+ * them. The fork comes through the tracker's ring buffer, the parent's changes before it through
+ * the capture's: a fork taken before those were would copy a set that lacks them (or find no
+ * parent yet), so it waits until every record sent before it was heard has been drained. */
 static void on_proc_event(const struct proc_event *e, void *userdata) {
         struct retention *r = userdata;
+        struct queued_fork f;
 
-        if (e->type == PROC_EVENT_FORK)
-                (void) exec_history_fork(r->history, e->parent, e->pid, e->start_time, e->time_usec);
+        if (e->type != PROC_EVENT_FORK)
+                return;
+        f = (struct queued_fork) {
+                .parent = e->parent, .child = e->pid, .child_start_time = e->start_time, .time_usec = e->time_usec,
+        };
+#if HAVE_BPF
+        {
+                struct exec_maps_capture_stats st;
+
+                exec_maps_capture_get_stats(r->capture, &st);
+                f.after = st.emitted;
+        }
+#endif
+        pthread_mutex_lock(&r->forks_lock);
+        if (r->n_forks == QUEUED_FORKS_MAX) {
+                fork_apply(r, &r->forks[0]);
+                memmove(r->forks, r->forks + 1, (QUEUED_FORKS_MAX - 1) * sizeof(r->forks[0]));
+                r->n_forks--;
+        }
+        r->forks[r->n_forks++] = f;
+        /* Nothing waits in the capture's ring (the common case): applied now. Otherwise the drain
+         * that takes what waits applies it (that ring's fd is readable until then). */
+        forks_apply_ready_locked(r);
+        pthread_mutex_unlock(&r->forks_lock);
 }
 
 int retention_new(const struct retention_config *cfg, struct proc_events *events, struct retention **ret) {
@@ -72,6 +130,7 @@ int retention_new(const struct retention_config *cfg, struct proc_events *events
         r->listener = -1;
         r->events = events;
         pthread_mutex_init(&r->drain_lock, NULL);
+        pthread_mutex_init(&r->forks_lock, NULL);
         r->tick_ns = hz > 0 ? 1000000000u / (uint64_t) hz : 10000000u;
         if (!cfg->enabled) {
                 log_info("Retention of exited processes off (RetainExitedSec=0)");
@@ -125,6 +184,7 @@ struct retention *retention_free(struct retention *r) {
                 pending_clear(&r->pending[i]);
         exec_history_free(r->history);
         pthread_mutex_destroy(&r->drain_lock);
+        pthread_mutex_destroy(&r->forks_lock);
         free(r);
         return NULL;
 }
@@ -373,6 +433,9 @@ int retention_drain(struct retention *r) {
         take_lost(r);
         k = exec_maps_capture_drain(r->capture, on_record, r);
         take_lost(r);
+        pthread_mutex_lock(&r->forks_lock);
+        forks_apply_ready_locked(r);
+        pthread_mutex_unlock(&r->forks_lock);
         pthread_mutex_unlock(&r->drain_lock);
         return k;
 #else

@@ -1,5 +1,6 @@
 /* Executable-mapping capture: loads the exec-maps BPF programs and hands on their records. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@ struct exec_maps_capture {
         exec_maps_record_fn fn;         /* the drain in progress */
         void *userdata;
         unsigned taken;                 /* records handed on by it */
+        _Atomic uint64_t consumed;      /* records taken out of the ring buffer, ever */
         uint64_t unknown_seen;          /* lost_unknown at the last exec_maps_capture_take_lost() */
 };
 
@@ -34,6 +36,8 @@ static int on_sample(void *ctx, void *data, size_t size) {
         struct exec_maps_capture *c = ctx;
         const struct exec_maps_record *r = data;
 
+        /* Consumed whatever follows (libbpf moves past a sample whose callback fails too). */
+        atomic_fetch_add_explicit(&c->consumed, 1, memory_order_release);
         /* Our own ring buffer, but a record's size is checked against what it says it holds. */
         if (!c->fn || size < EXEC_MAPS_RECORD_HEADER || r->n > EXEC_MAPS_PER_RECORD ||
             size != EXEC_MAPS_RECORD_HEADER + r->n * sizeof(r->m[0]))
@@ -107,6 +111,10 @@ int exec_maps_capture_drain(struct exec_maps_capture *c, exec_maps_record_fn fn,
         c->fn = NULL;
         c->userdata = NULL;
         return r == DRAIN_BOUND_REACHED ? (int) c->taken : r;
+}
+
+uint64_t exec_maps_capture_consumed(const struct exec_maps_capture *c) {
+        return atomic_load_explicit(&((struct exec_maps_capture *) c)->consumed, memory_order_acquire);
 }
 
 void exec_maps_capture_get_stats(const struct exec_maps_capture *c, struct exec_maps_capture_stats *ret) {

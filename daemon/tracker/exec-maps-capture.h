@@ -36,6 +36,12 @@ struct exec_maps_capture_stats {
         uint64_t skipped;       /* changes not captured: they could change nothing told */
 };
 void exec_maps_capture_get_stats(const struct exec_maps_capture *c, struct exec_maps_capture_stats *ret);
+/* Records taken out of the ring buffer so far, by every drain. Once it reaches what
+ * exec_maps_capture_get_stats() said was emitted at some moment, the records sent before that
+ * moment were handed on (a send is counted after its record is in the ring buffer; the ring's
+ * order is that of reservations, so a record reserved earlier and still being written by another
+ * CPU could stand in for one of them: rare, and never more than the ring's writers). */
+uint64_t exec_maps_capture_consumed(const struct exec_maps_capture *c);
 
 /* A process some of whose records were lost. */
 struct exec_maps_lost_process {
