@@ -202,6 +202,10 @@ static bool is_shared(struct tracking *t, pid_t pid) {
         return r;
 }
 
+bool tracking_caught_up(const struct tracking *t, const struct tracking_stamp *before) {
+        return atomic_load_explicit(&((struct tracking *) t)->drained, memory_order_acquire) >= before->emitted;
+}
+
 bool tracking_unchanged(const struct tracking *t, pid_t pid, uint64_t start_time, const struct tracking_stamp *before) {
         struct tracking_stamp now;
 
@@ -221,7 +225,7 @@ bool tracking_unchanged(const struct tracking *t, pid_t pid, uint64_t start_time
                 return false;
         /* Every event emitted before the read was handled, so a fork that made pid share an
          * address space is known by now. */
-        if (atomic_load_explicit(&((struct tracking *) t)->drained, memory_order_acquire) < before->emitted)
+        if (!tracking_caught_up(t, before))
                 return false;
         if (start_time <= atomic_load(&((struct tracking *) t)->distrust_before))
                 return false;

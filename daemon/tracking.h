@@ -67,6 +67,10 @@ void tracking_stamp(const struct tracking *t, pid_t pid, struct tracking_stamp *
  * never kept, since the event that made it such a process may be among them). */
 bool tracking_unchanged(const struct tracking *t, pid_t pid, uint64_t start_time, const struct tracking_stamp *before);
 
+/* Whether every event emitted before the stamp was taken has been handled (see
+ * tracking_unchanged()). */
+bool tracking_caught_up(const struct tracking *t, const struct tracking_stamp *before);
+
 /* pid's exec epoch now. Only when tracking_active(). */
 uint64_t tracking_epoch(const struct tracking *t, pid_t pid);
 
