@@ -761,12 +761,13 @@ static void test_fork_base(void **state) {
         const char *argv[] = { fixture_bin, "fork-map", a, NULL };
         char libc_path[400] = "";
         struct report r;
-        int64_t lost0, unread0;
+        int64_t lost0, unread0, tracking_lost0;
 
         SKIP_WITHOUT_RETENTION();
         assert_non_null(a);
         lost0 = status_counter("retention_records_lost");
         unread0 = status_counter("retention_records_unread");
+        tracking_lost0 = status_counter("tracking_events_lost");
         assert_int_equal(spawn(argv, -1, -1, &r), 0);
         {
                 char path[64], line[1024];
@@ -803,10 +804,21 @@ static void test_fork_base(void **state) {
                  * not read (another test's flood beside this one fills the ring). */
                 if (strcmp(libc_before, "io.memmapd.TimeNotKnown") == 0 &&
                     (status_counter("retention_records_lost") != lost0 ||
-                     status_counter("retention_records_unread") != unread0))
-                        printf("# before its first change: not known, but records were lost or not read "
-                               "meanwhile: not judged\n");
+                     status_counter("retention_records_unread") != unread0 ||
+                     status_counter("tracking_events_lost") != tracking_lost0))
+                        printf("# before its first change: not known, but records or events were lost or not "
+                               "read meanwhile: not judged\n");
                 else {
+                        if (strcmp(libc_before, "io.memmapd.TimeNotKnown") == 0) {
+                                /* Since when it is known says which of its history's starts won. */
+                                struct json_object *reply = call(
+                                        "{\"method\":\"io.memmapd.Lookup\",\"parameters\":{\"pid\":%d,\"start_time\":"
+                                        "%llu,\"time_usec\":%llu,\"addresses\":[\"0x%" PRIx64 "\"]}}",
+                                        (int) r.reported_pid, r.start_time, r.t[0], r.libc_getpid);
+
+                                printf("# t0 %llu, t1 %llu: %s\n", r.t[0], r.t[1], json_object_to_json_string(reply));
+                                json_object_put(reply);
+                        }
                         assert_string_equal(libc_before, libc_path);
                         assert_string_equal(a_before, "");
                 }
