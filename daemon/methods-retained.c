@@ -291,8 +291,8 @@ static int find_view_of(const struct method_context *ctx, pid_t pid, uint64_t st
                 return -ERANGE;
         }
         r = exec_history_get(h, pid, start_time, time_usec, flags | EXEC_HISTORY_EXITED_ONLY, ret);
-        /* Its exit record may wait in the ring buffer still (not drained yet): what waits is
-         * taken before saying it is not kept. */
+        /* Its exit record may wait in the ring buffer still (records sent soon after another
+         * wake nobody, see server.c): what waits is taken before saying it is not kept. */
         if (r == -ENOENT && drain_waiting(ctx) > 0)
                 r = exec_history_get(h, pid, start_time, time_usec, flags | EXEC_HISTORY_EXITED_ONLY, ret);
         /* Whoever may not see it learns nothing of it: the kernel's answer stands. */

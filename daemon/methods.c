@@ -376,6 +376,14 @@ int shared_layout(const struct method_context *ctx, const struct process *p,
         if (r < 0)
                 return r;
         keep = r > 0;
+        /* Events come in batches (server.c): on a machine that forks all the time some always
+         * wait, and a layout would never be kept. What waited when the read began is taken now
+         * (the capture's records first, as the loop does). */
+        for (unsigned i = 0; keep && i < 8 && !tracking_caught_up(ctx->tracking, &st); i++) {
+                (void) retention_drain(ctx->retention);
+                if (tracking_drain(ctx->tracking) <= 0)
+                        break;  /* the rest is still being written */
+        }
         if (tracking_unchanged(ctx->tracking, p->pid, p->start_time, &st)) {
                 if (keep)
                         (void) layout_store_put(ctx->store, l, ctx->client->owner, st.epoch, st.generation);

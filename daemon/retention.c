@@ -51,6 +51,8 @@ struct retention {
         /* The drain runs on whichever thread the capture's fd or the tracker's wakes (see
          * retention_drain()): one at a time. */
         pthread_mutex_t drain_lock;
+        void (*drained_hook)(void *userdata);   /* see retention_set_wake_delay() */
+        void *drained_userdata;
         struct pending pending[PENDING_MAX];
         pthread_mutex_t forks_lock;     /* forks[]; taken after drain_lock, never before it */
         struct queued_fork forks[QUEUED_FORKS_MAX];
@@ -195,6 +197,22 @@ bool retention_active(const struct retention *r) {
 
 struct exec_history *retention_history(const struct retention *r) {
         return r ? r->history : NULL;
+}
+
+void retention_set_wake_delay(struct retention *r, uint64_t delay_usec, void (*drained)(void *userdata),
+                              void *userdata) {
+#if HAVE_BPF
+        if (!retention_active(r))
+                return;
+        r->drained_hook = drained;
+        r->drained_userdata = userdata;
+        exec_maps_capture_set_wake_delay(r->capture, delay_usec * 1000);
+#else
+        (void) r;
+        (void) delay_usec;
+        (void) drained;
+        (void) userdata;
+#endif
 }
 
 int retention_event_fd(const struct retention *r) {
@@ -437,6 +455,8 @@ int retention_drain(struct retention *r) {
         forks_apply_ready_locked(r);
         pthread_mutex_unlock(&r->forks_lock);
         pthread_mutex_unlock(&r->drain_lock);
+        if (k > 0 && r->drained_hook)
+                r->drained_hook(r->drained_userdata);
         return k;
 #else
         (void) r;

@@ -45,6 +45,9 @@ struct exec_history *retention_history(const struct retention *r);
 int retention_event_fd(const struct retention *r);
 /* The number of records handled, or -errno. */
 int retention_drain(struct retention *r);
+/* As tracking_set_wake_delay(), for the capture's records. */
+void retention_set_wake_delay(struct retention *r, uint64_t delay_usec, void (*drained)(void *userdata),
+                              void *userdata);
 /* Drops what is past retention (called every second). */
 void retention_tick(struct retention *r);
 

@@ -38,6 +38,7 @@ enum source_type {
         SOURCE_WATCH,                   /* a watching connection's writing side (server-watch.c) */
         SOURCE_WATCH_POLL,              /* the poll of watched processes' mappings */
         SOURCE_RETENTION,
+        SOURCE_DRAIN,                   /* the drains' timer (ring-wake.bpf.h) */
 };
 
 struct source {
@@ -112,6 +113,9 @@ struct server {
         /* The capture of executable mappings (retention.h): drained like tracking_src. */
         struct source retention_src;
         struct retention *retention;    /* NULL: none */
+        /* A timerfd, armed DRAIN_DELAY_USEC after each drain that found something: records
+         * sent that soon after a wake-up wake nobody, it drains them. */
+        struct source drain_src;
         /* An eventfd (EFD_SEMAPHORE) counting the connections on the ready list: each is
          * taken by one thread, which then owns it. */
         struct source ready_src;

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
@@ -24,6 +25,10 @@
 
 #define SHUTDOWN_TIMEOUT_USEC (10 * 1000000ull)
 #define TICK_USEC 1000000ull
+/* How long after a wake-up the tracker's events and the capture's records wake nobody (taken by
+ * the drain timer instead): a fork+exit loop then costs one wake-up per this time instead of
+ * three per iteration; Watch's events come at most this much later. */
+#define DRAIN_DELAY_USEC 5000ull
 
 /* Hands a source back to epoll after its event was handled. */
 int source_arm(struct server *s, struct source *src, uint32_t events) {
@@ -131,6 +136,9 @@ static void on_tick(struct server *s) {
 }
 
 
+static void drain_timer_arm(struct server *s);
+static void on_drain_timer(struct server *s);
+
 static void *loop_main(void *userdata) {
         struct server *s = userdata;
 
@@ -182,11 +190,16 @@ static void *loop_main(void *userdata) {
                          * was kept (both are written at the same tracepoint). */
                         (void) retention_drain(s->retention);
                         (void) tracking_drain(s->tracking);
+                        drain_timer_arm(s);
                         (void) source_arm(s, &s->tracking_src, EPOLLIN);
                         break;
                 case SOURCE_RETENTION:
                         (void) retention_drain(s->retention);
+                        drain_timer_arm(s);
                         (void) source_arm(s, &s->retention_src, EPOLLIN);
+                        break;
+                case SOURCE_DRAIN:
+                        on_drain_timer(s);
                         break;
                 }
                 if (atomic_load(&s->stopping)) {
@@ -195,6 +208,47 @@ static void *loop_main(void *userdata) {
                 }
         }
         return NULL;
+}
+
+/* After a drain woken by an fd: what came after it without waking anyone is taken then. Armed
+ * after every such drain (even one that found nothing: a record still being written stops the
+ * reader, and its writer may not wake it). */
+static void drain_timer_arm_usec(struct server *s, uint64_t usec) {
+        struct itimerspec its = { .it_value = { .tv_sec = 0, .tv_nsec = (long) usec * 1000 } };
+
+        if (s->drain_src.fd >= 0)
+                (void) timerfd_settime(s->drain_src.fd, 0, &its, NULL);
+}
+
+static void drain_timer_arm(struct server *s) {
+        drain_timer_arm_usec(s, DRAIN_DELAY_USEC);
+}
+
+/* Any drain that handled something, on any thread (a call that needed what waited, a Watch
+ * writer): records sent right after those it took may have woken nobody. */
+static void on_drained(void *userdata) {
+        drain_timer_arm(userdata);
+}
+
+/* Whether fd polls readable now. */
+static bool fd_readable(int fd) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+
+        return fd >= 0 && poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
+}
+
+static void on_drain_timer(struct server *s) {
+        uint64_t v;
+
+        (void) !read(s->drain_src.fd, &v, sizeof(v));
+        (void) retention_drain(s->retention);
+        (void) tracking_drain(s->tracking);
+        /* A drain that handled something armed the timer again (on_drained()). What a ring
+         * still holds (more than a drain takes, or a record being written, whose writer may
+         * wake nobody) is taken at once: a flood drained only every 5 ms would lose records. */
+        if (fd_readable(s->retention_src.fd) || fd_readable(s->tracking_src.fd))
+                drain_timer_arm_usec(s, 1);
+        (void) source_arm(s, &s->drain_src, EPOLLIN);
 }
 
 static void *thread_main(void *userdata) {
@@ -233,6 +287,7 @@ int server_new(const struct config *cfg, struct engine *engine, struct file_pool
                 .tracking_src = { SOURCE_TRACKING, -1 },
                 .watch_poll_src = { SOURCE_WATCH_POLL, -1 },
                 .retention_src = { SOURCE_RETENTION, -1 },
+                .drain_src = { SOURCE_DRAIN, -1 },
                 /* Half the threads, so that root and AllowGroups members always find one. */
                 .unprivileged_slots = MAX(cfg->workers / 2, 1u),
                 .user_slots = MAX(cfg->workers / 4, 1u),
@@ -321,8 +376,26 @@ fail:
         return r;
 }
 
+/* The drains' timer, made once. Without it every record wakes the loop (the wake delay stays 0). */
+static int drain_timer_setup(struct server *s) {
+        int r;
+
+        if (s->drain_src.fd >= 0)
+                return 0;
+        s->drain_src.fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+        if (s->drain_src.fd < 0)
+                return -errno;
+        r = add_source(s, &s->drain_src, true);
+        if (r < 0) {
+                closep(&s->drain_src.fd);
+                s->drain_src.fd = -1;
+                return r;
+        }
+        return 0;
+}
+
 int server_set_tracking(struct server *s, struct tracking *tracking, struct layout_store *store) {
-        int fd = tracking_event_fd(tracking);
+        int fd = tracking_event_fd(tracking), r;
 
         s->tracking = tracking;
         s->store = store;
@@ -330,7 +403,12 @@ int server_set_tracking(struct server *s, struct tracking *tracking, struct layo
                 return 0;
         /* The fd stays the tracker's: tracking_src only borrows it (server_free() leaves it). */
         s->tracking_src.fd = fd;
-        return add_source(s, &s->tracking_src, true);
+        r = add_source(s, &s->tracking_src, true);
+        if (r < 0)
+                return r;
+        if (drain_timer_setup(s) >= 0)
+                tracking_set_wake_delay(tracking, DRAIN_DELAY_USEC, on_drained, s);
+        return 0;
 }
 
 void server_set_events(struct server *s, struct proc_events *events) {
@@ -347,14 +425,19 @@ void server_set_find_scan(struct server *s, struct find_scan *find) {
 }
 
 int server_set_retention(struct server *s, struct retention *retention) {
-        int fd = retention_event_fd(retention);
+        int fd = retention_event_fd(retention), r;
 
         s->retention = retention;
         if (fd < 0)
                 return 0;
         /* Borrowed, as tracking_src's. */
         s->retention_src.fd = fd;
-        return add_source(s, &s->retention_src, true);
+        r = add_source(s, &s->retention_src, true);
+        if (r < 0)
+                return r;
+        if (drain_timer_setup(s) >= 0)
+                retention_set_wake_delay(retention, DRAIN_DELAY_USEC, on_drained, s);
+        return 0;
 }
 
 int server_run(struct server *s) {
@@ -411,6 +494,7 @@ struct server *server_free(struct server *s) {
         closep(&s->stop_src.fd);
         closep(&s->ready_src.fd);
         closep(&s->timer_src.fd);
+        closep(&s->drain_src.fd);
         pthread_mutex_destroy(&s->lock);
         pthread_mutex_destroy(&s->watch_lock);
         free(s);

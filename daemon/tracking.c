@@ -36,9 +36,11 @@ struct tracking {
         _Atomic uint64_t rebuilds;      /* the shared set read again after lost events */
         _Atomic uint64_t distrust_before; /* clock ticks since boot: see tracking_unchanged() */
 
-        /* One drain at a time: the loop's thread that the fd wakes, and a call that needs what
-         * waits (methods.c), may each start one. */
+        /* One drain at a time: the loop's threads (the fd's readiness, the drain timer) may
+         * each start one. */
         pthread_mutex_t drain_lock;
+        void (*drained_hook)(void *userdata);   /* see tracking_set_wake_delay() */
+        void *drained_userdata;
         pthread_mutex_t lock;           /* shared[] */
         pid_t *shared;
         size_t n_shared;
@@ -232,6 +234,22 @@ bool tracking_unchanged(const struct tracking *t, pid_t pid, uint64_t start_time
         return !is_shared((struct tracking *) t, pid);
 }
 
+void tracking_set_wake_delay(struct tracking *t, uint64_t delay_usec, void (*drained)(void *userdata),
+                             void *userdata) {
+#if HAVE_BPF
+        if (!tracking_active(t))
+                return;
+        t->drained_hook = drained;
+        t->drained_userdata = userdata;
+        mm_tracker_set_wake_delay(t->tracker, delay_usec * 1000);
+#else
+        (void) t;
+        (void) delay_usec;
+        (void) drained;
+        (void) userdata;
+#endif
+}
+
 int tracking_event_fd(const struct tracking *t) {
 #if HAVE_BPF
         if (tracking_active(t))
@@ -378,6 +396,8 @@ int tracking_drain(struct tracking *t) {
                                     "processes started before are served without the layout store");
         }
         pthread_mutex_unlock(&t->drain_lock);
+        if (r > 0 && t->drained_hook)
+                t->drained_hook(t->drained_userdata);
         return r;
 #else
         (void) t;

@@ -16,8 +16,8 @@
  * changes counted under the address space's owner, not under its own pid, until it execs: its
  * layout is never kept. The tracker reports such forks as events; a stamp remembers how many
  * events had been emitted, and a layout is kept only when all of them were drained by then
- * (tracking_drain(), by the server's loop or a call that needs what waits), so the fork that
- * made it such a process is known. */
+ * (tracking_drain(), by the server's loop, its drain timer, or a call that needs what waits), so
+ * the fork that made it such a process is known. */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -80,6 +80,11 @@ uint64_t tracking_epoch(const struct tracking *t, pid_t pid);
 int tracking_event_fd(const struct tracking *t);
 /* The number of events handled, or -errno. */
 int tracking_drain(struct tracking *t);
+/* Events within delay_usec of the last one that woke the fd's poller do not wake it: the caller
+ * must drain again delay_usec after every drain that handled events, whichever thread ran it:
+ * drained(userdata) is called then, on that thread (see mm_tracker_set_wake_delay()). */
+void tracking_set_wake_delay(struct tracking *t, uint64_t delay_usec, void (*drained)(void *userdata),
+                             void *userdata);
 
 /* Where the drain publishes exec, exit and fork (and lost events): NULL, nowhere. Set before the
  * server runs; events stays the caller's. */

@@ -5,6 +5,7 @@
 #include <bpf/bpf_core_read.h>
 
 #include "exec-maps.h"
+#include "ring-wake.bpf.h"
 
 /* The tracepoints' BTF is a GPL-only fact of the kernel. */
 /* The records' ring buffer. A process's whole set is told (a walk of all its mappings, a
@@ -121,6 +122,9 @@ __u64 lost_records = 0;
 __u64 lost_unknown = 0;
 /* Records sent. */
 __u64 records_emitted = 0;
+/* Set by the daemon (exec_maps_capture_set_wake_delay()); see ring-wake.bpf.h. */
+__u64 wake_delay_ns = 0;
+__u64 last_wake_ns = 0;
 /* Captures that found the address space's lock taken (the iterator only tries it). */
 __u64 unread_records = 0;
 /* Files whose facts were read from a process's memory (cached), and reads that failed (a page
@@ -539,7 +543,8 @@ static __always_inline bool send(struct exec_maps_record *r) {
 
         if (n > EXEC_MAPS_PER_RECORD)
                 n = EXEC_MAPS_PER_RECORD;
-        if (bpf_ringbuf_output(&records, r, EXEC_MAPS_RECORD_HEADER + n * sizeof(r->m[0]), 0) < 0) {
+        if (bpf_ringbuf_output(&records, r, EXEC_MAPS_RECORD_HEADER + n * sizeof(r->m[0]),
+                               ring_wake_flags(&wake_delay_ns, &last_wake_ns)) < 0) {
                 note_lost(r->tgid, r->start_boottime);
                 __sync_fetch_and_add(&lost_records, 1);
                 return false;

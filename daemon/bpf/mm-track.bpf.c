@@ -5,6 +5,7 @@
 #include <bpf/bpf_core_read.h>
 
 #include "mm-track.h"
+#include "ring-wake.bpf.h"
 
 /* The tracepoints' BTF and mm->owner are GPL-only facts of the kernel. */
 char LICENSE[] SEC("license") = "GPL";
@@ -57,6 +58,9 @@ __u64 lost_events = 0;
 /* Events reserved in the ring buffer, counted before they are submitted: a reader that read
  * this and then drained as many has seen all of them. */
 __u64 events_emitted = 0;
+/* Set by the daemon (mm_tracker_set_wake_delay()); see ring-wake.bpf.h. */
+__u64 wake_delay_ns = 0;
+__u64 last_wake_ns = 0;
 
 static __always_inline void bump_slot(void *counters, __u32 tgid) {
         /* The key must live on the stack, not point into the task. */
@@ -144,7 +148,7 @@ static __always_inline void emit(__u32 type, struct task_struct *p, __u32 pid, _
         e->start_boottime = BPF_CORE_READ(p, group_leader, start_boottime);
         bpf_probe_read_kernel_str(e->comm, sizeof(e->comm), p->comm);
         e->time_ns = bpf_ktime_get_ns();
-        bpf_ringbuf_submit(e, 0);
+        bpf_ringbuf_submit(e, ring_wake_flags(&wake_delay_ns, &last_wake_ns));
 }
 
 /* The exec replaced the address space; the new one's own write sections bumped too, but the

@@ -97,6 +97,10 @@ int exec_maps_capture_new(struct exec_maps_capture **ret) {
         return 0;
 }
 
+void exec_maps_capture_set_wake_delay(struct exec_maps_capture *c, uint64_t delay_ns) {
+        __atomic_store_n(&c->skel->bss->wake_delay_ns, delay_ns, __ATOMIC_RELEASE);
+}
+
 int exec_maps_capture_fd(const struct exec_maps_capture *c) {
         return ring_buffer__epoll_fd(c->ring);
 }

@@ -28,6 +28,8 @@ int exec_maps_capture_fd(const struct exec_maps_capture *c);
 /* Hands each waiting record to fn, at most 1024 (the fd stays readable while more wait); never
  * blocks. The number handed on, -errno, or fn's return. */
 int exec_maps_capture_drain(struct exec_maps_capture *c, exec_maps_record_fn fn, void *userdata);
+/* As mm_tracker_set_wake_delay(), for the records. */
+void exec_maps_capture_set_wake_delay(struct exec_maps_capture *c, uint64_t delay_ns);
 
 struct exec_maps_capture_stats {
         uint64_t emitted;       /* records sent */

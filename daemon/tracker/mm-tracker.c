@@ -172,6 +172,10 @@ unsigned mm_tracker_slots(const struct mm_tracker *t) {
         return t->mask + 1;
 }
 
+void mm_tracker_set_wake_delay(struct mm_tracker *t, uint64_t delay_ns) {
+        __atomic_store_n(&t->skel->bss->wake_delay_ns, delay_ns, __ATOMIC_RELEASE);
+}
+
 int mm_tracker_event_fd(const struct mm_tracker *t) {
         return ring_buffer__epoll_fd(t->ring);
 }

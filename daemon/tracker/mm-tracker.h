@@ -63,6 +63,11 @@ int mm_tracker_drain(struct mm_tracker *t, mm_tracker_event_fn fn, void *userdat
  * missed exits and execs and must forget what it keeps. */
 uint64_t mm_tracker_lost_events(const struct mm_tracker *t);
 
+/* From now on an event sent within delay_ns of the last one that woke the event fd's poller
+ * does not wake it (ring-wake.bpf.h): the caller then drains within delay_ns after every drain
+ * too, as long as drains find events. 0 (the default): every event may wake it. */
+void mm_tracker_set_wake_delay(struct mm_tracker *t, uint64_t delay_ns);
+
 /* The processes whose address space counts under another process's slot (see
  * MM_TRACK_F_SHARED_MM): shared there now, read in one pass over every task. At most max; 0 and
  * *ret (malloc'd, ret_n entries), -E2BIG past max, or -errno. */
