@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1597,6 +1598,73 @@ static void test_store_after_lost_events(void **state) {
         memctl_free(c);
 }
 
+/* Other processes fork and exit all the time (a build, a thousand a second): tracking's events
+ * never stop coming, and the daemon takes them in batches. An unchanged process is still served
+ * from the store: what waited when its read began is taken before the read is kept. */
+static void test_store_while_others_fork(void **state) {
+        _cleanup_free_ struct layout *truth = calloc(1, sizeof(*truth)), *scratch = calloc(1, sizeof(*scratch));
+        uint64_t addrs[ADDRS_MAX], hits0;
+        struct store_status st;
+        struct target tg;
+        unsigned kept = 0;
+        memctl *c = NULL;
+        pid_t forker;
+        size_t n;
+
+        (void) state;
+        assert_non_null(truth);
+        assert_non_null(scratch);
+        assert_int_equal(memctl_connect(daemon_default.socket, &c), 0);
+        assert_status(c, &st);
+        if (!store_active(&st)) {
+                printf("[  SKIPPED ] no layout store here (tracking \"%s\")\n", st.tracking);
+                memctl_free(c);
+                skip();
+        }
+        target_start_as((uid_t) -1, (gid_t) -1, NULL, &tg);
+        assert_int_equal(raw_layout(tg.pid, truth), 0);
+        n = layout_addresses(truth, addrs);
+        forker = fork();
+        assert_true(forker >= 0);
+        if (forker == 0) {
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1)
+                        _exit(1);
+                /* About a thousand a second (a build's pace), not as fast as it can: the other
+                 * tests' daemons beside this one capture them too. */
+                for (;;) {
+                        struct timespec ms = { .tv_nsec = 1000000 };
+                        pid_t k = fork();
+
+                        if (k == 0)
+                                _exit(0);
+                        if (k > 0)
+                                (void) waitpid(k, NULL, 0);
+                        nanosleep(&ms, NULL);
+                }
+        }
+        for (unsigned round = 0; round < 100; round++) {
+                /* A change: the next read must be kept anew to be served again. */
+                assert_step(&tg, 'p');
+                assert_int_equal(raw_layout(tg.pid, truth), 0);
+                n = layout_addresses(truth, addrs);
+                assert_status(c, &st);
+                hits0 = st.hits;
+                check_against(c, tg.pid, truth, addrs, n, scratch, round);
+                check_against(c, tg.pid, truth, addrs, n, scratch, round);
+                assert_status(c, &st);
+                kept += st.hits > hits0;
+        }
+        printf("# 100 changes of a process while another forks a thousand a second: the read after %u of them "
+               "was kept and served again\n", kept);
+        /* But for reads that met a slot neighbour's change (the counters are shared modulo the
+         * slots: the forker's children). Without taking what waited: 74 of 100 here. */
+        assert_true(kept >= 95);
+        kill(forker, SIGKILL);
+        assert_int_equal(waitpid(forker, NULL, 0), forker);
+        target_stop(&tg);
+        memctl_free(c);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_exactness),
@@ -1610,6 +1678,7 @@ int main(void) {
                 cmocka_unit_test(test_setuid_exec),
                 cmocka_unit_test(test_setuid_exec_untracked),
                 cmocka_unit_test(test_store_after_lost_events),
+                cmocka_unit_test(test_store_while_others_fork),
         };
 
         /* Line by line into the log: what was printed before an abrupt end is kept. */
