@@ -3292,5 +3292,8 @@ int main(void) {
                 cmocka_unit_test(test_pid_reuse_race),
         };
 
+        /* MEMMAPD_TEST_FILTER=test_exec_race*: only those (for working on one). */
+        if (getenv("MEMMAPD_TEST_FILTER"))
+                cmocka_set_test_filter(getenv("MEMMAPD_TEST_FILTER"));
         return cmocka_run_group_tests(tests, setup, teardown);
 }
