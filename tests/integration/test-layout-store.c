@@ -1522,6 +1522,21 @@ static size_t layout_addresses(const struct layout *l, uint64_t *ret) {
         return n;
 }
 
+/* A connection to the default daemon and its status; the test is skipped where it keeps no
+ * layout store. */
+static memctl *connect_with_store(struct store_status *st) {
+        memctl *c = NULL;
+
+        assert_int_equal(memctl_connect(daemon_default.socket, &c), 0);
+        assert_status(c, st);
+        if (!store_active(st)) {
+                printf("[  SKIPPED ] no layout store here (tracking \"%s\")\n", st->tracking);
+                memctl_free(c);
+                skip();
+        }
+        return c;
+}
+
 /* The tracker's ring buffer overflows while the daemon is stopped (every kept layout dropped).
  * Then a process that started before is served from the store again, and a child that came to
  * share its parent's address space meanwhile (its fork event among those lost) is never served
@@ -1539,13 +1554,7 @@ static void test_store_after_lost_events(void **state) {
         (void) state;
         assert_non_null(truth);
         assert_non_null(scratch);
-        assert_int_equal(memctl_connect(daemon_default.socket, &c), 0);
-        assert_status(c, &st);
-        if (!store_active(&st)) {
-                printf("[  SKIPPED ] no layout store here (tracking \"%s\")\n", st.tracking);
-                memctl_free(c);
-                skip();
-        }
+        c = connect_with_store(&st);
         lost0 = status_counter(c, "tracking_events_lost");
         rebuilds0 = status_counter(c, "tracking_shared_rebuilds");
         target_start_as((uid_t) -1, (gid_t) -1, NULL, &tg);
@@ -1614,13 +1623,7 @@ static void test_store_while_others_fork(void **state) {
         (void) state;
         assert_non_null(truth);
         assert_non_null(scratch);
-        assert_int_equal(memctl_connect(daemon_default.socket, &c), 0);
-        assert_status(c, &st);
-        if (!store_active(&st)) {
-                printf("[  SKIPPED ] no layout store here (tracking \"%s\")\n", st.tracking);
-                memctl_free(c);
-                skip();
-        }
+        c = connect_with_store(&st);
         target_start_as((uid_t) -1, (gid_t) -1, NULL, &tg);
         assert_int_equal(raw_layout(tg.pid, truth), 0);
         n = layout_addresses(truth, addrs);
