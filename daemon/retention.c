@@ -116,8 +116,9 @@ static void on_proc_event(const struct proc_event *e, void *userdata) {
                 r->n_forks--;
         }
         r->forks[r->n_forks++] = f;
-        /* Nothing waits in the capture's ring (the common case): applied now. Otherwise the drain
-         * that takes what waits applies it (that ring's fd is readable until then). */
+        /* Nothing waits in the capture's ring (the common case): applied now. Otherwise the next
+         * drain of that ring applies it: its fd's readiness, or the drain timer armed after the
+         * tracker's drain that heard the fork (server.c), or a call that takes what waits. */
         forks_apply_ready_locked(r);
         pthread_mutex_unlock(&r->forks_lock);
 }
