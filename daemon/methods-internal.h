@@ -69,6 +69,12 @@ const char *open_target(const struct method_context *ctx, struct json_object *pa
                         struct process **ret, struct access_decision *ret_decision);
 /* The error reply for a read of p that failed with r. */
 const char *engine_error(struct json_writer *w, const struct process *p, int r);
+struct tracking_stamp;
+/* Takes what waits in the ring buffers (the capture's records first, as the loop does) until
+ * every event the tracker had emitted when st was taken is handled (within a bound: 8 drains of
+ * each), then the capture's records a fork among them waits for. How many records and events
+ * were handled. */
+int catch_up(const struct method_context *ctx, const struct tracking_stamp *st);
 /* The kept layout to answer p from: 1 and *ret, 0 to read without the store, -errno. */
 int shared_layout(const struct method_context *ctx, const struct process *p, const struct access_decision *decision,
                   struct layout **ret);

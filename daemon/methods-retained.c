@@ -221,28 +221,6 @@ static int drain_waiting(const struct method_context *ctx) {
 
 /* How many reads of a live process's mappings one answer tries to start its history with. */
 #define SEED_ATTEMPTS 4
-/* How many drains of each ring one answer runs at most to take what waited when it came. */
-#define CATCH_UP_DRAINS 8
-
-/* Takes what waits in the ring buffers (the capture's records first, as the loop does) until
- * every event the tracker had emitted when st was taken is handled, within a bound, then the
- * records a fork among them waits for: a process forked just before the question then has its
- * history from its fork (the parent's set as base), where otherwise its first change told whole
- * would answer an earlier time as not known, and a read of it, taken first, would refuse the
- * fork for good. How many records and events were handled. */
-static int catch_up(const struct method_context *ctx, const struct tracking_stamp *st) {
-        int n = 0;
-
-        for (unsigned i = 0; i < CATCH_UP_DRAINS; i++) {
-                int a = retention_drain(ctx->retention), b = tracking_drain(ctx->tracking);
-
-                n += MAX(a, 0) + MAX(b, 0);
-                /* b <= 0: the rest is still being written (its writer is about to wake the loop). */
-                if (!tracking_active(ctx->tracking) || tracking_caught_up(ctx->tracking, st) || b <= 0)
-                        break;
-        }
-        return n + MAX(retention_drain(ctx->retention), 0);
-}
 
 static int find_view_of(const struct method_context *ctx, pid_t pid, uint64_t start_time, const struct process *live,
                         bool at_time, uint64_t time_usec, struct exec_history_view *ret) {

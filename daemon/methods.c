@@ -352,6 +352,23 @@ const char *engine_error(struct json_writer *w, const struct process *p, int r) 
  * is not for this call (no tracking, a kernel thread, a decision not known to precede the
  * process's current program), and the caller reads as without a store; -errno (-ESRCH when the
  * read met an exec: the call is made again, see call_met_exec()). */
+/* How many drains of each ring catch_up() runs at most. */
+#define CATCH_UP_DRAINS 8
+
+int catch_up(const struct method_context *ctx, const struct tracking_stamp *st) {
+        int n = 0;
+
+        for (unsigned i = 0; i < CATCH_UP_DRAINS; i++) {
+                int a = retention_drain(ctx->retention), b = tracking_drain(ctx->tracking);
+
+                n += MAX(a, 0) + MAX(b, 0);
+                /* b <= 0: the rest is still being written (its writer is about to wake the loop). */
+                if (!tracking_active(ctx->tracking) || tracking_caught_up(ctx->tracking, st) || b <= 0)
+                        break;
+        }
+        return n + MAX(retention_drain(ctx->retention), 0);
+}
+
 int shared_layout(const struct method_context *ctx, const struct process *p,
                          const struct access_decision *decision, struct layout **ret) {
         _cleanup_(layout_unrefp) struct layout *l = NULL;
@@ -377,13 +394,9 @@ int shared_layout(const struct method_context *ctx, const struct process *p,
                 return r;
         keep = r > 0;
         /* Events come in batches (server.c): on a machine that forks all the time some always
-         * wait, and a layout would never be kept. What waited when the read began is taken now
-         * (the capture's records first, as the loop does). */
-        for (unsigned i = 0; keep && i < 8 && !tracking_caught_up(ctx->tracking, &st); i++) {
-                (void) retention_drain(ctx->retention);
-                if (tracking_drain(ctx->tracking) <= 0)
-                        break;  /* the rest is still being written */
-        }
+         * wait, and a layout would never be kept. What waited when the read began is taken now. */
+        if (keep && !tracking_caught_up(ctx->tracking, &st))
+                (void) catch_up(ctx, &st);
         if (tracking_unchanged(ctx->tracking, p->pid, p->start_time, &st)) {
                 if (keep)
                         (void) layout_store_put(ctx->store, l, ctx->client->owner, st.epoch, st.generation);
