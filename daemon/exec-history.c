@@ -369,6 +369,17 @@ int exec_history_forget(struct exec_history *h, pid_t pid, uint64_t start_time) 
         return p ? 0 : -ENOENT;
 }
 
+bool exec_history_complete(struct exec_history *h, pid_t pid, uint64_t start_time) {
+        struct proc *p;
+        bool r;
+
+        pthread_mutex_lock(&h->lock);
+        p = find(h, pid, start_time);
+        r = p && (p->complete || p->exited);
+        pthread_mutex_unlock(&h->lock);
+        return r;
+}
+
 static struct proc *proc_add(struct exec_history *h, pid_t pid, uint64_t start_time) {
         struct proc *p = calloc(1, sizeof(*p));
         size_t b = bucket_of(pid);

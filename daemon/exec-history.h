@@ -151,6 +151,10 @@ int exec_history_seed(struct exec_history *h, pid_t pid, uint64_t start_time, ui
 /* Counts every record applied: a seed read after this is older than none of them. */
 uint64_t exec_history_generation(const struct exec_history *h);
 
+/* Whether the set of (pid, start_time) is known whole now (its exec, its fork, a seed or a whole
+ * record made it so, and no change since went unread), or it exited. */
+bool exec_history_complete(struct exec_history *h, pid_t pid, uint64_t start_time);
+
 /* Forgets the process (pid, start_time): some of its records were lost. 0, or -ENOENT. */
 int exec_history_forget(struct exec_history *h, pid_t pid, uint64_t start_time);
 

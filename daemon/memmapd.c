@@ -247,7 +247,7 @@ int main(int argc, char **argv) {
                                           .retain_sec = cfg.retain_exited_sec,
                                           .max_bytes = cfg.max_retained_memory,
                                           .max_bytes_per_user = cfg.max_retained_memory_per_user },
-                                  events, &retention);
+                                  events, tracking, &retention);
                 if (r >= 0)
                         r = server_set_retention(server, retention);
         }

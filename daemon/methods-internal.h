@@ -35,6 +35,11 @@ const char *retained_lookup(const struct method_context *ctx, struct json_writer
                             size_t n, bool build_ids, bool symbols, bool *ret_handled);
 const char *retained_list(const struct method_context *ctx, struct json_writer *w, pid_t pid, uint64_t start_time,
                           unsigned engine_flags, bool *ret_handled);
+/* Makes what retention keeps of the live process p complete from now on where it is not (a
+ * process older than the daemon, or forked by one): what waits in the ring buffers first (its exec
+ * or fork), else a read of it. Its mappings events then say what each change did, not its whole
+ * set. 0 (also when retention is off), -EAGAIN (it changed during every read), -errno. */
+int retained_complete_live(const struct method_context *ctx, const struct process *p);
 struct client;
 struct exec_history_view;
 /* Whether c may see what was kept of a process that is gone (memmapd(8)). */

@@ -157,6 +157,9 @@ static const char *reply_time_not_known(struct json_writer *w, const struct exec
         return MEMMAPD_ERROR_TIME_NOT_KNOWN;
 }
 
+/* How many reads of a live process's mappings one answer tries to start its history with. */
+#define SEED_ATTEMPTS 4
+
 /* A live process's executable file mappings, read now, start its history when nothing kept it
  * complete yet (a process older than the daemon). */
 static int seed_live(const struct method_context *ctx, struct exec_history *h, const struct process *p) {
@@ -190,6 +193,27 @@ static int seed_live(const struct method_context *ctx, struct exec_history *h, c
         return exec_history_seed(h, p->pid, p->start_time, read_from, now_usec(), generation, m, n, uid);
 }
 
+int retained_complete_live(const struct method_context *ctx, const struct process *p) {
+        struct exec_history *h = retention_history(ctx->retention);
+        struct tracking_stamp st;
+        int r = 0;
+
+        if (!h || exec_history_complete(h, p->pid, p->start_time))
+                return 0;
+        /* Its exec or its fork (a better start than a read: from then on) may wait still. */
+        tracking_stamp(ctx->tracking, p->pid, &st);
+        if (catch_up(ctx, &st) > 0 && exec_history_complete(h, p->pid, p->start_time))
+                return 0;
+        /* A read is refused when a record of the process came after it began (see
+         * find_view_of()). */
+        for (unsigned attempt = 0; attempt < SEED_ATTEMPTS && r >= 0; attempt++) {
+                r = seed_live(ctx, h, p);
+                if (r >= 0 && exec_history_complete(h, p->pid, p->start_time))
+                        return 0;
+        }
+        return r < 0 ? r : -EAGAIN;
+}
+
 /* The view a call answers from, in *ret: 0, -ERANGE (time_usec before what is kept; *ret says
  * since when), -ENOENT when nothing kept may answer (the caller's own error stands), -errno.
  * live: the process the call opened (time_usec is asked of it), or NULL for one that is gone. */
@@ -219,8 +243,6 @@ static int drain_waiting(const struct method_context *ctx) {
         return MAX(a, 0) + MAX(b, 0);
 }
 
-/* How many reads of a live process's mappings one answer tries to start its history with. */
-#define SEED_ATTEMPTS 4
 
 static int find_view_of(const struct method_context *ctx, pid_t pid, uint64_t start_time, const struct process *live,
                         bool at_time, uint64_t time_usec, struct exec_history_view *ret) {

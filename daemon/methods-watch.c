@@ -6,6 +6,7 @@
 #include "cleanup.h"
 #include "methods-internal.h"
 #include "process.h"
+#include "retention.h"
 #include "tracking.h"
 #include "time-util.h"
 #include "watch.h"
@@ -35,15 +36,22 @@ const char *method_watch(const struct method_context *ctx, const struct varlink_
                         return err;
                 req.pid = p->pid;
                 req.start_time = p->start_time;
-                /* What the events that follow change: read after the stamp, so a change
-                 * during the read moves the generation the poll compares with. */
-                tracking_stamp(ctx->tracking, p->pid, &stamp);
-                req.generation = stamp.generation;
-                r = watch_list_exec_mappings(ctx->engine, p, &req.known, &req.n_known);
-                if (r == -E2BIG)
-                        return reply_limit(w, "max_mappings", WATCH_EVENT_MAPPINGS_MAX);
-                if (r < 0)
-                        return engine_error(w, p, r);
+                if (retention_active(ctx->retention))
+                        /* The kernel's capture tells its changes (there is no poll), each against
+                         * what is kept of it: that starts now where it has not (a process older
+                         * than the daemon, or forked by one, would tell each as its whole set). */
+                        (void) retained_complete_live(ctx, p);
+                else {
+                        /* What the events that follow change: read after the stamp, so a change
+                         * during the read moves the generation the poll compares with. */
+                        tracking_stamp(ctx->tracking, p->pid, &stamp);
+                        req.generation = stamp.generation;
+                        r = watch_list_exec_mappings(ctx->engine, p, &req.known, &req.n_known);
+                        if (r == -E2BIG)
+                                return reply_limit(w, "max_mappings", WATCH_EVENT_MAPPINGS_MAX);
+                        if (r < 0)
+                                return engine_error(w, p, r);
+                }
         } else if (json_object_object_get_ex(call->parameters, "start_time", &v) && v)
                 return reply_invalid_parameter(w, "start_time");
 

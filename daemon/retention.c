@@ -14,6 +14,7 @@
 #include "proc-events.h"
 #include "retention.h"
 #include "time-util.h"
+#include "tracking.h"
 
 #if HAVE_BPF
 #include "exec-maps-capture.h"
@@ -42,6 +43,7 @@ struct pending {
 struct retention {
         struct exec_history *history;
         struct proc_events *events;
+        struct tracking *tracking;      /* the forks' source (its events come through events) */
         int listener;
 #if HAVE_BPF
         struct exec_maps_capture *capture;
@@ -123,7 +125,8 @@ static void on_proc_event(const struct proc_event *e, void *userdata) {
         pthread_mutex_unlock(&r->forks_lock);
 }
 
-int retention_new(const struct retention_config *cfg, struct proc_events *events, struct retention **ret) {
+int retention_new(const struct retention_config *cfg, struct proc_events *events, struct tracking *tracking,
+                  struct retention **ret) {
         _cleanup_free_ struct retention *r = calloc(1, sizeof(*r));
         long hz = sysconf(_SC_CLK_TCK);
         int k;
@@ -132,6 +135,7 @@ int retention_new(const struct retention_config *cfg, struct proc_events *events
                 return -ENOMEM;
         r->listener = -1;
         r->events = events;
+        r->tracking = tracking;
         pthread_mutex_init(&r->drain_lock, NULL);
         pthread_mutex_init(&r->forks_lock, NULL);
         r->tick_ns = hz > 0 ? 1000000000u / (uint64_t) hz : 10000000u;
@@ -268,8 +272,52 @@ static void publish_diff(struct retention *r, const struct exec_history_record *
         proc_events_publish(r->events, &e);
 }
 
+/* The queued fork of (child, child_start_time), and every fork heard before it, applied now
+ * whatever records they wait for: the child's record is being read, and its parent's changes
+ * before the fork went into the capture's ring before it, so they were drained. Under
+ * drain_lock. Whether it was queued. */
+static bool fork_take(struct retention *r, pid_t child, uint64_t child_start_time) {
+        size_t i;
+        bool found;
+
+        pthread_mutex_lock(&r->forks_lock);
+        for (i = 0; i < r->n_forks; i++)
+                if (r->forks[i].child == child && r->forks[i].child_start_time == child_start_time)
+                        break;
+        found = i < r->n_forks;
+        if (found) {
+                for (size_t j = 0; j <= i; j++)
+                        fork_apply(r, &r->forks[j]);
+                memmove(r->forks, r->forks + i + 1, (r->n_forks - i - 1) * sizeof(r->forks[0]));
+                r->n_forks -= i + 1;
+        }
+        pthread_mutex_unlock(&r->forks_lock);
+        return found;
+}
+
+/* A change of a process whose set is not known whole (a forked child's first change, told whole,
+ * most often) comes with what it changed only when its fork gave it its parent's set first; else
+ * it is published as a whole range (right, but every mapping said to have come). The fork comes
+ * through the tracker's ring buffer, and may still wait there: taken first (the tracker's drain
+ * takes no drain_lock of ours). Under drain_lock. */
+static void fork_first(struct retention *r, const struct exec_history_record *hr) {
+        struct tracking_stamp st;
+
+        if (hr->kind != EXEC_HISTORY_RANGE || fork_take(r, hr->pid, hr->start_time) ||
+            !tracking_active(r->tracking) || exec_history_complete(r->history, hr->pid, hr->start_time))
+                return;
+        /* The fork, if any, was emitted before this count. */
+        tracking_stamp_events(r->tracking, &st);
+        if (tracking_caught_up(r->tracking, &st))
+                return;
+        (void) tracking_drain(r->tracking);
+        (void) fork_take(r, hr->pid, hr->start_time);
+}
+
 static void apply(struct retention *r, const struct exec_history_record *hr) {
         struct exec_history_diff d = {};
+
+        fork_first(r, hr);
 
         if (exec_history_apply(r->history, hr, r->events ? &d : NULL) < 0)
                 return;

@@ -20,6 +20,7 @@
 
 struct exec_history;
 struct proc_events;
+struct tracking;
 
 struct retention_config {
         bool enabled;
@@ -31,8 +32,10 @@ struct retention_config {
 struct retention;
 
 /* Loads the capture as cfg asks (off, saying why once in the log, when it cannot) and listens to
- * events for forks (events may be NULL: nothing published, no forks heard). */
-int retention_new(const struct retention_config *cfg, struct proc_events *events, struct retention **ret);
+ * events for forks (events may be NULL: nothing published, no forks heard), which tracking's
+ * drain publishes (may be NULL or off: no fork is taken ahead of its turn). */
+int retention_new(const struct retention_config *cfg, struct proc_events *events, struct tracking *tracking,
+                  struct retention **ret);
 /* Accepts NULL; returns NULL. */
 struct retention *retention_free(struct retention *r);
 

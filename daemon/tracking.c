@@ -176,6 +176,15 @@ void tracking_stamp(const struct tracking *t, pid_t pid, struct tracking_stamp *
 #endif
 }
 
+void tracking_stamp_events(const struct tracking *t, struct tracking_stamp *ret) {
+        *ret = (struct tracking_stamp) {};
+#if HAVE_BPF
+        ret->emitted = mm_tracker_events_emitted(t->tracker);
+        ret->lost = mm_tracker_lost_events(t->tracker);
+#else
+        (void) t;
+#endif
+}
 
 uint64_t tracking_epoch(const struct tracking *t, pid_t pid) {
 #if HAVE_BPF

@@ -67,6 +67,10 @@ void tracking_stamp(const struct tracking *t, pid_t pid, struct tracking_stamp *
  * never kept, since the event that made it such a process may be among them). */
 bool tracking_unchanged(const struct tracking *t, pid_t pid, uint64_t start_time, const struct tracking_stamp *before);
 
+/* The events emitted by now (no process's counters), for tracking_caught_up(). Only when
+ * tracking_active(). */
+void tracking_stamp_events(const struct tracking *t, struct tracking_stamp *ret);
+
 /* Whether every event emitted before the stamp was taken has been handled (see
  * tracking_unchanged()). */
 bool tracking_caught_up(const struct tracking *t, const struct tracking_stamp *before);

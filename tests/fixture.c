@@ -354,6 +354,32 @@ int fixture_runs_cat(pid_t pid) {
         return 0;
 }
 
+ssize_t test_read_maps(pid_t pid, struct test_vma *v, size_t max) {
+        char path[64], line[4096];
+        size_t n = 0;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/maps", (int) pid);
+        f = fopen(path, "re");
+        if (!f)
+                return -errno;
+        while (n < max && fgets(line, sizeof(line), f)) {
+                unsigned long long s, e, off, ino;
+                struct test_vma *x = &v[n];
+
+                if (sscanf(line, "%llx-%llx %4s %llx %*s %llu", &s, &e, x->perms, &off, &ino) != 5)
+                        continue;
+                x->start = s;
+                x->end = e;
+                x->offset = off;
+                x->inode = ino;
+                x->exec = x->perms[2] == 'x';
+                n++;
+        }
+        fclose(f);
+        return (ssize_t) n;
+}
+
 char *test_run_capture(const char *cmd) {
         _cleanup_free_ char *buf = NULL;
         size_t len = 0, cap = 0;

@@ -67,6 +67,17 @@ void fixture_stop(struct fixture *f);
  * it): the fixture exec()s it on 'x'. */
 int fixture_runs_cat(pid_t pid);
 
+/* One line of /proc/PID/maps as the kernel wrote it, read by the test (never by the daemon's
+ * parser): the independent word on a process's mappings. */
+struct test_vma {
+        uint64_t start, end, offset, inode;
+        char perms[5];
+        bool exec;              /* perms[2] == 'x' */
+};
+
+/* pid's /proc/PID/maps now: how many lines (up to max) went into v, or -errno. */
+ssize_t test_read_maps(pid_t pid, struct test_vma *v, size_t max);
+
 /* Path of a built program named by an environment variable the test harness sets
  * (FIXTURE_PROC, MEMMAPD, MEMCTL), else the fallback relative to the build dir. */
 const char *test_program(const char *env, const char *fallback);

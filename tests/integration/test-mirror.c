@@ -141,30 +141,12 @@ static void target_stop(struct target *t) {
 
 /* ------------------------------------------------------------------ the truth */
 
-struct vma {
-        uint64_t start, end;
-        bool exec;
-};
+/* /proc/PID/maps as the kernel writes it, read here. */
+static size_t read_maps(pid_t pid, struct test_vma *v, size_t max) {
+        ssize_t n = test_read_maps(pid, v, max);
 
-/* /proc/PID/maps as the kernel writes it, read here: ranges and whether executable. */
-static size_t read_maps(pid_t pid, struct vma *v, size_t max) {
-        char path[64], line[4096];
-        size_t n = 0;
-        FILE *f;
-
-        snprintf(path, sizeof(path), "/proc/%d/maps", (int) pid);
-        f = fopen(path, "re");
-        assert_non_null(f);
-        while (n < max && fgets(line, sizeof(line), f)) {
-                char perms[8];
-                unsigned long long s, e;
-
-                if (sscanf(line, "%llx-%llx %7s", &s, &e, perms) != 3)
-                        continue;
-                v[n++] = (struct vma) { s, e, perms[2] == 'x' };
-        }
-        fclose(f);
-        return n;
+        assert_true(n >= 0);
+        return (size_t) n;
 }
 
 /* The name /proc/PID/maps gives the mapping at start, or "" (into buf). */
@@ -202,9 +184,9 @@ static uint64_t rnd(void) {
 
 /* Addresses around the target's mappings: inside executable ones, inside others, their edges,
  * and between them. */
-static void make_addresses(const struct vma *v, size_t n, uint64_t *a, size_t count) {
+static void make_addresses(const struct test_vma *v, size_t n, uint64_t *a, size_t count) {
         for (size_t i = 0; i < count; i++) {
-                const struct vma *m = &v[rnd() % n];
+                const struct test_vma *m = &v[rnd() % n];
                 uint64_t len = m->end - m->start;
 
                 switch (rnd() % 4) {
@@ -239,7 +221,7 @@ static void mirror_wait_for(memctl_mirror *m, pid_t pid, uint64_t address, uint6
 }
 
 static void test_mirror_equals_daemon(void **state) {
-        static struct vma vmas[65536];
+        static struct test_vma vmas[65536];
         uint64_t *addrs = calloc(BATCH, sizeof(uint64_t));
         char real[N_FILES][4096];
         uint64_t inodes[N_FILES], lookups = 0, mirror_ns = 0, daemon_ns = 0, mapped = 0;
@@ -585,14 +567,14 @@ static int daemon_lookup_at(memctl *c, pid_t pid, uint64_t start_time, uint64_t 
 
 /* Addresses in the churned region (page starts, page ends, anywhere) and, one in ten, in the
  * target's other executable mappings, which stay. */
-static void churn_addresses(uint64_t base, const struct vma *v, size_t n, uint64_t *a, size_t count) {
+static void churn_addresses(uint64_t base, const struct test_vma *v, size_t n, uint64_t *a, size_t count) {
         size_t pages = (size_t) CHURN_SLOTS * CHURN_SLOT_PAGES;
 
         for (size_t i = 0; i < count; i++) {
                 uint64_t page = base + (rnd() % pages) * 4096;
 
                 if (rnd() % 10 == 0 && n > 0) {
-                        const struct vma *m = &v[rnd() % n];
+                        const struct test_vma *m = &v[rnd() % n];
 
                         a[i] = m->start + rnd() % (m->end - m->start);
                         continue;
@@ -616,7 +598,7 @@ static void churn_addresses(uint64_t base, const struct vma *v, size_t n, uint64
  * history (Lookup with time_usec) for a batch of addresses: every answer must be the same.
  * That time never goes back. A million lookups in all. */
 static void test_mirror_while_target_changes(void **state) {
-        static struct vma vmas[65536], execs[4096];
+        static struct test_vma vmas[65536], execs[4096];
         uint64_t *addrs = calloc(LIVE_BATCH, sizeof(uint64_t));
         struct answer *ans = calloc(LIVE_BATCH, sizeof(struct answer));
         struct churn_files f;
@@ -861,7 +843,7 @@ static void test_mirror_threads(void **state) {
 
 /* More processes than the mirror once held (64), then a bound set by the caller. */
 static void test_mirror_many(void **state) {
-        static struct vma vmas[4096];
+        static struct test_vma vmas[4096];
         struct target t[MANY];
         memctl_mirror *m = NULL;
 
@@ -929,7 +911,7 @@ static void test_mirror_many_mirrors(void **state) {
         struct target t;
         memctl_mirror *m[7] = {};
         uint64_t libc_exec = 0;
-        static struct vma vmas[4096];
+        static struct test_vma vmas[4096];
         size_t n;
 
         (void) state;
@@ -980,18 +962,18 @@ static uint64_t mirror_at(memctl_mirror *m, pid_t pid, uint64_t address, uint64_
         return r > 0 ? x.inode : 0;
 }
 
-/* A process the daemon never saw whole (it started before the daemon; records lost about a
- * process leave the same): a diff against what the daemon knew of it could not tell the mirror
- * what went, so its first change comes as its whole set (and a range record of a process whose
- * history is not complete states its range whole). Unmapping a library, and a part of one, must
- * leave the mirror as the kernel's maps say, and the daemon's answers as of each time right. */
+/* A process older than the daemon, never seen whole by it: the mirror's Watch starts what the
+ * daemon keeps of it (a read), so each change comes as what it did. Unmapping a library, and a
+ * part of one, must leave the mirror as the kernel's maps say, and the daemon's answers as of
+ * each time right. (A change told whole, as a process the daemon does not know tells it, is
+ * test-watch's test_watch_all_older_process_told_whole.) */
 static void test_mirror_process_older_than_daemon(void **state) {
         static const char *const args[] = { "--set=RetainExitedSec=60", NULL };
         struct test_daemon d;
         struct target t;
         memctl_mirror *m = NULL;
-        uint64_t at[SLOTS], ino[N_FILES], s, e, before, t1, t2, t3;
-        struct vma v[4096];
+        uint64_t at[SLOTS], ino[N_FILES], s, e, t0, before, t1, t2, t3;
+        struct test_vma v[4096];
         size_t n;
 
         (void) state;
@@ -1011,6 +993,7 @@ static void test_mirror_process_older_than_daemon(void **state) {
         at[3] = at[2] + SLOT_PAGES * 4096;
         assert_int_equal(test_daemon_start(args, &d), 0);
         assert_int_equal(memctl_mirror_new(d.socket, &m), 0);
+        t0 = mono_usec();
         assert_int_equal(memctl_mirror_add(m, t.pid, t.start_time), 0);
         for (unsigned i = 0; i < 3; i++)
                 assert_int_equal(mirror_at(m, t.pid, at[i], &s, &e), ino[i]);
@@ -1054,16 +1037,20 @@ static void test_mirror_process_older_than_daemon(void **state) {
                         assert_int_equal(mirror_at(m, t.pid, a, &s, &e), 0);
         }
 
-        /* The daemon's history of it starts at its first change (told whole by the kernel's
-         * capture), not at a question's read: as of each time between the changes, what was
-         * mapped then; before the first, not known. */
+        /* The daemon's history of it starts at the Watch's read (nothing before it is known),
+         * not at a later question's: as of each time between the changes, what was mapped then. */
         {
                 uint64_t a[5] = { at[0], at[1], at[1] + 4096, at[2], at[3] };
                 struct answer ans[5];
                 memctl *c = NULL;
 
                 assert_int_equal(memctl_connect(d.socket, &c), 0);
-                assert_int_equal(daemon_lookup_at(c, t.pid, t.start_time, before, a, 5, ans), -ERANGE);
+                assert_int_equal(daemon_lookup_at(c, t.pid, t.start_time, t0, a, 5, ans), -ERANGE);
+                assert_int_equal(daemon_lookup_at(c, t.pid, t.start_time, before, a, 5, ans), 0);
+                assert_true(ans[0].mapped && ans[0].inode == ino[0]);
+                assert_true(ans[1].mapped && ans[1].inode == ino[1] && ans[1].end == at[1] + 2 * 4096);
+                assert_true(ans[3].mapped && ans[3].inode == ino[2]);
+                assert_false(ans[4].mapped);
                 assert_int_equal(daemon_lookup_at(c, t.pid, t.start_time, t1, a, 5, ans), 0);
                 assert_false(ans[0].mapped);
                 assert_true(ans[1].mapped && ans[1].inode == ino[1] && ans[1].end == at[1] + 2 * 4096);

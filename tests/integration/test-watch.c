@@ -84,6 +84,15 @@ static void require_tracking(void) {
         }
 }
 
+static void require_capture(void) {
+        require_tracking();
+        if (!captured) {
+                printf("[  SKIPPED ] the daemon's capture of executable mappings did not load here (see its log): "
+                       "no mappings events of the kernel's\n");
+                skip();
+        }
+}
+
 static memctl_watch *watch_start_on(const char *socket, memctl **c, pid_t pid, uint64_t start_time) {
         memctl_watch *w = NULL;
 
@@ -530,6 +539,8 @@ static void check_pid_watch_mappings_and_forks(const char *socket, bool by_captu
                 assert_true(e.time_usec >= t0 && e.time_usec <= t1);
         assert_int_equal(e.pid, m.pid);
         assert_int_equal(e.start_time, start_time);
+        /* The change itself, not the whole set of a process the daemon did not know whole. */
+        assert_int_equal(e.range_end, 0);
         assert_int_equal(e.n_added, 1);
         assert_int_equal(e.added[0].start, at);
         assert_int_equal(e.added[0].end, at + 4096);
@@ -573,13 +584,149 @@ static void test_pid_watch_mappings_and_forks(void **state) {
 
 static void test_pid_watch_mappings_captured(void **state) {
         (void) state;
-        require_tracking();
-        if (!captured) {
-                printf("[  SKIPPED ] the daemon's capture of executable mappings did not load here (see its log): "
-                       "mappings come from its poll only\n");
-                skip();
-        }
+        require_capture();
         check_pid_watch_mappings_and_forks(daemon_captured.socket, true);
+}
+
+/* The mappings event of pid that adds a mapping at want, read from w (other events and
+ * processes are passed over). */
+static void next_mapping_of(memctl_watch *w, pid_t pid, uint64_t want, struct memctl_event *ret) {
+        uint64_t deadline = mono_usec() + WAIT_USEC;
+
+        while (mono_usec() < deadline) {
+                next_of_type(w, MEMCTL_EVENT_MAPPINGS, ret);
+                if (ret->pid != pid)
+                        continue;
+                for (size_t i = 0; i < ret->n_added; i++)
+                        if (ret->added[i].start == want)
+                                return;
+        }
+        fail_msg("no mappings event of %d adding %#" PRIx64 " within the wait", (int) pid, want);
+}
+
+/* A mapper running its loop, then a daemon with the capture started after it: the daemon
+ * never saw the mapper's exec or fork. */
+static void older_than_daemon_start(struct mapper *m, struct test_daemon *d) {
+        static const char *const capture[] = { "--set=RetainExitedSec=60", NULL };
+
+        mapper_start("/bin/true", m);
+        assert_int_equal(mapper_do(m, 'D'), 1);
+        assert_int_equal(test_daemon_start(capture, d), 0);
+}
+
+static void older_than_daemon_end(struct mapper *m, struct test_daemon *d) {
+        close(m->to);
+        close(m->from);
+        assert_int_equal(waitpid(m->pid, NULL, 0), m->pid);
+        assert_int_equal(test_daemon_stop(d), 0);
+}
+
+/* A process older than the daemon tells its first change as its whole set (the daemon never
+ * knew it): a Watch of its pid starts what is kept of it, so that change is told as the one
+ * mapping that came. */
+static void test_pid_watch_older_than_daemon(void **state) {
+        struct test_daemon d;
+        struct memctl_event e;
+        struct mapper m;
+        uint64_t start_time, at;
+        memctl *c = NULL;
+        memctl_watch *w;
+
+        (void) state;
+        require_capture();
+        older_than_daemon_start(&m, &d);
+        assert_int_equal(test_proc_stat_field(m.pid, 22, &start_time), 0);
+        w = watch_start_on(d.socket, &c, m.pid, start_time);
+        at = mapper_do(&m, 'm');
+        next_mapping_of(w, m.pid, at, &e);
+        assert_int_equal(e.range_end, 0);
+        assert_int_equal(e.n_added, 1);
+        assert_int_equal(e.n_removed, 0);
+        memctl_watch_free(w);
+        memctl_free(c);
+        older_than_daemon_end(&m, &d);
+}
+
+/* Watching every process (no read of any at the start), a process older than the daemon tells
+ * its first change as its whole set: the event covers every address and adds every executable
+ * file mapping the kernel shows, so that a copy kept replaces what it had there. */
+static void test_watch_all_older_process_told_whole(void **state) {
+        static struct test_vma v[4096];
+        struct test_vma *files[64];
+        struct test_daemon d;
+        uint64_t at;
+        struct memctl_event e;
+        struct mapper m;
+        memctl *c = NULL;
+        memctl_watch *w;
+        ssize_t n;
+        size_t k = 0;
+
+        (void) state;
+        require_capture();
+        older_than_daemon_start(&m, &d);
+        assert_int_equal(memctl_connect(d.socket, &c), 0);
+        assert_int_equal(memctl_watch_start(c, 0, 0, &w), 0);
+        at = mapper_do(&m, 'm');
+        /* Executable and file-backed (the vdso has no inode), in the kernel's order. */
+        n = test_read_maps(m.pid, v, 4096);
+        assert_true(n > 0);
+        for (ssize_t i = 0; i < n; i++)
+                if (v[i].exec && v[i].inode != 0 && k < 64)
+                        files[k++] = &v[i];
+        next_mapping_of(w, m.pid, at, &e);
+        assert_int_equal(e.range_start, 0);
+        assert_true(e.range_end >= (uint64_t) INT64_MAX);
+        assert_int_equal(e.n_added, k);
+        for (size_t i = 0; i < k; i++) {
+                assert_int_equal(e.added[i].start, files[i]->start);
+                assert_int_equal(e.added[i].end, files[i]->end);
+                assert_int_equal(e.added[i].inode, files[i]->inode);
+        }
+        memctl_watch_free(w);
+        memctl_free(c);
+        older_than_daemon_end(&m, &d);
+}
+
+/* A child forked by a process the daemon knows whole, that maps a file at once (within the time
+ * the daemon's wake-ups are held back, so the child's record and its fork event wait in two ring
+ * buffers together): its event says the one mapping that came, from the parent's set the fork
+ * gave it, not the whole set. */
+static void test_child_first_change_from_fork(void **state) {
+        struct memctl_event e;
+        memctl *c = NULL;
+        memctl_watch *w;
+        int fd;
+        void *own;
+
+        (void) state;
+        require_capture();
+        assert_int_equal(memctl_connect(daemon_captured.socket, &c), 0);
+        assert_int_equal(memctl_watch_start(c, 0, 0, &w), 0);
+        /* This process's own change: from its record on, the daemon knows its set whole. */
+        fd = open("/bin/true", O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        own = mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
+        close(fd);
+        assert_true(own != MAP_FAILED);
+        next_mapping_of(w, getpid(), (uint64_t) (uintptr_t) own, &e);
+        assert_int_equal(munmap(own, 4096), 0);
+        for (int round = 0; round < 5; round++) {
+                struct mapper m;
+                uint64_t at;
+
+                mapper_start("/bin/true", &m);
+                at = mapper_do(&m, 'm');
+                next_mapping_of(w, m.pid, at, &e);
+                if (e.range_end != 0 || e.n_added != 1)
+                        fail_msg("round %d: child %d's first change told %zu mapping(s) added over [%#" PRIx64
+                                 ", %#" PRIx64 ")", round, (int) m.pid, e.n_added, e.range_start, e.range_end);
+                close(m.to);
+                close(m.from);
+                assert_int_equal(waitpid(m.pid, NULL, 0), m.pid);
+        }
+        memctl_watch_free(w);
+        memctl_free(c);
 }
 
 /* As UID_A, watching every process it may see: mappings of X by its process P while P is
@@ -668,12 +815,7 @@ static void test_not_dumpable_hides_mappings(void **state) {
         int status;
 
         (void) state;
-        require_tracking();
-        if (!captured) {
-                printf("[  SKIPPED ] the daemon's capture of executable mappings did not load here: no mappings "
-                       "events of the kernel's to hide\n");
-                skip();
-        }
+        require_capture();
         if (geteuid() != 0) {
                 printf("[  SKIPPED ] another uid needs root to switch to\n");
                 skip();
@@ -1010,11 +1152,7 @@ static void test_own_short_lived_heard(void **state) {
         int status, again = 0;
 
         (void) state;
-        require_tracking();
-        if (!captured) {
-                printf("[  SKIPPED ] the capture of executable mappings (retention) did not load\n");
-                skip();
-        }
+        require_capture();
         sl = mmap(NULL, sizeof(*sl), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         assert_true(sl != MAP_FAILED);
         memset(sl, 0, sizeof(*sl));
@@ -1097,6 +1235,9 @@ int main(void) {
                 cmocka_unit_test(test_fork_exec_exit_under_load),
                 cmocka_unit_test(test_pid_watch_mappings_and_forks),
                 cmocka_unit_test(test_pid_watch_mappings_captured),
+                cmocka_unit_test(test_pid_watch_older_than_daemon),
+                cmocka_unit_test(test_child_first_change_from_fork),
+                cmocka_unit_test(test_watch_all_older_process_told_whole),
                 cmocka_unit_test(test_not_dumpable_hides_mappings),
                 cmocka_unit_test(test_overflow),
                 cmocka_unit_test(test_other_uid_sees_only_its_own),
