@@ -647,6 +647,38 @@ static void test_pid_watch_older_than_daemon(void **state) {
         older_than_daemon_end(&m, &d);
 }
 
+/* A process with more executable file mappings than an event carries (1024): a watch of its pid
+ * that would list them at the call (without the capture: for the poll) is refused; with the
+ * capture nothing is listed, and its changes come, each as what it did. */
+static void test_pid_watch_many_mappings(void **state) {
+        struct memctl_event e;
+        struct mapper m;
+        uint64_t start_time, at;
+        memctl *c = NULL;
+        memctl_watch *w = NULL;
+
+        (void) state;
+        require_capture();
+        mapper_start("/bin/true", &m);
+        for (int i = 0; i < 1100; i++)
+                assert_true(mapper_do(&m, 'm') != 0);
+        assert_int_equal(test_proc_stat_field(m.pid, 22, &start_time), 0);
+        assert_int_equal(memctl_connect(daemon_tracked.socket, &c), 0);
+        assert_int_equal(memctl_watch_start(c, m.pid, start_time, &w), -E2BIG);
+        memctl_free(c);
+        c = NULL;
+        w = watch_start_on(daemon_captured.socket, &c, m.pid, start_time);
+        at = mapper_do(&m, 'm');
+        next_mapping_of(w, m.pid, at, &e);
+        assert_int_equal(e.range_end, 0);
+        assert_int_equal(e.n_added, 1);
+        memctl_watch_free(w);
+        memctl_free(c);
+        close(m.to);
+        close(m.from);
+        assert_int_equal(waitpid(m.pid, NULL, 0), m.pid);
+}
+
 /* Watching every process (no read of any at the start), a process older than the daemon tells
  * its first change as its whole set: the event covers every address and adds every executable
  * file mapping the kernel shows, so that a copy kept replaces what it had there. */
@@ -1238,6 +1270,7 @@ int main(void) {
                 cmocka_unit_test(test_pid_watch_older_than_daemon),
                 cmocka_unit_test(test_child_first_change_from_fork),
                 cmocka_unit_test(test_watch_all_older_process_told_whole),
+                cmocka_unit_test(test_pid_watch_many_mappings),
                 cmocka_unit_test(test_not_dumpable_hides_mappings),
                 cmocka_unit_test(test_overflow),
                 cmocka_unit_test(test_other_uid_sees_only_its_own),
