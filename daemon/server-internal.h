@@ -157,6 +157,9 @@ struct server {
          * takes it while the server lock may be held elsewhere. */
         pthread_mutex_t watch_lock;
         struct watch *watches;
+        /* Watches whose connection ended, still armed: the thread that takes the hang-up
+         * frees each; what a stop leaves, server_watch_free_all() does. */
+        struct watch *ending;
         size_t n_watches, n_pid_watches;
         int events_listener;            /* its id with events; 0: none */
         struct source watch_poll_src;   /* a timerfd, armed while a pid is watched */

@@ -95,6 +95,21 @@ static void watch_free(struct watch *w) {
         free(w);
 }
 
+/* Frees w, whose connection ended (it is on the ending list): its last reference went. */
+static void watch_release(struct watch *w) {
+        struct server *s = w->server;
+
+        pthread_mutex_lock(&s->watch_lock);
+        if (w->prev)
+                w->prev->next = w->next;
+        else if (s->ending == w)
+                s->ending = w->next;
+        if (w->next)
+                w->next->prev = w->prev;
+        pthread_mutex_unlock(&s->watch_lock);
+        watch_free(w);
+}
+
 /* Under w->lock: drops a reference; whether it was the last (the caller frees w, unlocked). */
 static bool watch_unref_locked(struct watch *w) {
         return --w->refs == 0;
@@ -298,7 +313,12 @@ void server_watch_end(struct conn *c) {
                 s->watches = w->next;
         if (w->next)
                 w->next->prev = w->prev;
-        w->prev = w->next = NULL;
+        /* Until its last reference goes (a thread may still have to take the hang-up). */
+        w->prev = NULL;
+        w->next = s->ending;
+        if (s->ending)
+                s->ending->prev = w;
+        s->ending = w;
         if (w->pid > 0 && --s->n_pid_watches == 0)
                 watch_poll_set_locked(s);
         pthread_mutex_unlock(&s->watch_lock);
@@ -320,7 +340,7 @@ void server_watch_end(struct conn *c) {
                 last = watch_unref_locked(w);
         pthread_mutex_unlock(&w->lock);
         if (last)
-                watch_free(w);
+                watch_release(w);
 }
 
 /* ------------------------------------------------------------------ the writer */
@@ -622,7 +642,7 @@ void server_watch_on_io(struct server *s, struct source *src, uint32_t events) {
         }
         pthread_mutex_unlock(&w->lock);
         if (last)
-                watch_free(w);
+                watch_release(w);
 }
 
 /* Compares each watched pid's change generation with the last seen (plain loads). */
@@ -662,6 +682,9 @@ void server_watch_on_poll(struct server *s) {
 /* No thread runs any more; before the connections are closed (which frees their watches). */
 void server_watch_free_all(struct server *s) {
         s->freeing = true;
+        /* Ended while armed, and the stop came before a thread took the hang-up. */
+        while (s->ending)
+                watch_release(s->ending);
         if (s->events_listener > 0)
                 proc_events_unlisten(s->events, s->events_listener);
         s->events_listener = 0;
