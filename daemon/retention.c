@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -35,6 +36,10 @@ struct queued_fork {
 
 struct pending {
         uint32_t tgid;                  /* 0: free */
+        uint32_t kind;                  /* the capture's (EXEC_MAPS_EXEC, ...) */
+        uint64_t time_ns;               /* the capture's time: all its parts have it */
+        uint64_t next_start;            /* where its next part starts (the last one's end) */
+        bool skip;                      /* its first part was lost: the rest is dropped */
         struct exec_history_record r;   /* mappings owned, paths owned */
         struct exec_history_mapping *m;
         size_t n;
@@ -48,6 +53,9 @@ struct retention {
 #if HAVE_BPF
         struct exec_maps_capture *capture;
         uint64_t lost_seen;
+        /* Records the drain dropped itself (drop_record()), and how many of them were told. */
+        _Atomic uint64_t dropped;
+        uint64_t dropped_seen;
 #endif
         uint64_t tick_ns;
         /* The drain runs on whichever thread the capture's fd or the tracker's wakes (see
@@ -377,15 +385,56 @@ static uint64_t file_id_of(const struct exec_maps_mapping *s) {
         return x ? x : 1;
 }
 
+/* A record the daemon itself could not take (no room to gather it, or more mappings than a
+ * history holds): the change it told is missing, as for a lost one, and the capture does not
+ * know. Under drain_lock. */
+static void drop_record(struct retention *r, const struct exec_maps_record *er) {
+        atomic_fetch_add(&r->dropped, 1);
+        (void) exec_history_forget(r->history, (pid_t) er->tgid, er->start_boottime / r->tick_ns);
+}
+
+/* Whether er goes on with the capture p gathers: the part after the last one, where it ended,
+ * of the same event (a capture's parts share its kind and time). */
+static bool continues(const struct pending *p, const struct exec_maps_record *er) {
+        return er->range_start == p->next_start && er->time_ns == p->time_ns && er->kind == p->kind;
+}
+
 static int on_record(const struct exec_maps_record *er, void *userdata) {
         struct retention *r = userdata;
         struct pending *p = pending_find(r, er->tgid, true);
         struct exec_history_record hr;
+        bool first;
 
-        if (!p)
-                return 0;       /* more than PENDING_MAX processes mid-capture: dropped */
+        if (!p) {
+                /* More than PENDING_MAX processes mid-capture. */
+                drop_record(r, er);
+                return 0;
+        }
+        /* A part lost between two (the capture counted it and names the process): what was
+         * gathered does not state its range, and goes; so does a capture whose last part was
+         * lost, found by the process's next one. */
+        if ((p->n > 0 || p->skip) && !continues(p, er)) {
+                pending_clear(p);
+                p->tgid = er->tgid;
+        }
+        first = p->n == 0 && !p->skip;
+        if (first) {
+                p->kind = er->kind;
+                p->time_ns = er->time_ns;
+                /* A part of an exec's or exit's whole set whose first part was lost: not the
+                 * whole set, so none of it is taken. (A change's later part states its own range
+                 * truly, and is taken as a change of that range.) */
+                p->skip = er->kind != EXEC_MAPS_CHANGE && er->range_start != 0;
+        }
+        p->next_start = er->range_end;
+        if (p->skip) {
+                if (!(er->flags & EXEC_MAPS_F_MORE))
+                        pending_clear(p);
+                return 0;
+        }
         if (p->n + er->n > EXEC_HISTORY_INTERVALS_MAX) {
                 pending_clear(p);
+                drop_record(r, er);
                 return 0;
         }
         if (er->n > 0) {
@@ -393,6 +442,7 @@ static int on_record(const struct exec_maps_record *er, void *userdata) {
 
                 if (!m) {
                         pending_clear(p);
+                        drop_record(r, er);
                         return 0;
                 }
                 p->m = m;
@@ -415,7 +465,7 @@ static int on_record(const struct exec_maps_record *er, void *userdata) {
                 };
                 p->n++;
         }
-        if (p->n == er->n) {
+        if (first) {
                 /* The first record of the capture: its identity and where its range starts. */
                 p->r = (struct exec_history_record) {
                         .kind = er->kind == EXEC_MAPS_EXEC   ? EXEC_HISTORY_EXEC
@@ -477,12 +527,21 @@ static void forget_lost(struct retention *r, uint64_t lost) {
 #if HAVE_BPF
 static void take_lost(struct retention *r) {
         struct exec_maps_capture_stats st;
+        uint64_t dropped = atomic_load(&r->dropped);
 
         exec_maps_capture_get_stats(r->capture, &st);
         if (st.lost != r->lost_seen) {
                 forget_lost(r, st.lost - r->lost_seen);
                 proc_events_publish_lost(r->events, st.lost - r->lost_seen);
                 r->lost_seen = st.lost;
+        }
+        if (dropped != r->dropped_seen) {
+                log_warning("Dropped %llu record(s) of executable mappings (more than %d processes mid-capture, or "
+                            "past %d mappings in one): forgetting their histories",
+                            (unsigned long long) (dropped - r->dropped_seen), PENDING_MAX,
+                            EXEC_HISTORY_INTERVALS_MAX);
+                proc_events_publish_lost(r->events, dropped - r->dropped_seen);
+                r->dropped_seen = dropped;
         }
 }
 #endif
@@ -520,8 +579,10 @@ void retention_get_stats(const struct retention *r, struct retention_stats *ret)
                 struct exec_maps_capture_stats st;
 
                 exec_maps_capture_get_stats(r->capture, &st);
-                *ret = (struct retention_stats) { .records = st.emitted, .lost = st.lost, .unread = st.unread,
-                                                   .skipped = st.skipped };
+                /* Dropped by the drain or lost in the ring: the same to whoever reads the count. */
+                *ret = (struct retention_stats) { .records = st.emitted,
+                                                   .lost = st.lost + atomic_load(&((struct retention *) r)->dropped),
+                                                   .unread = st.unread, .skipped = st.skipped };
         }
 #endif
 }
