@@ -95,17 +95,32 @@ static void watch_free(struct watch *w) {
         free(w);
 }
 
+/* Under watch_lock: takes w off the list *head (s->watches or s->ending). */
+static void watch_unlink(struct watch **head, struct watch *w) {
+        if (w->prev)
+                w->prev->next = w->next;
+        else if (*head == w)
+                *head = w->next;
+        if (w->next)
+                w->next->prev = w->prev;
+        w->prev = w->next = NULL;
+}
+
+/* Under watch_lock: puts w first on the list *head. */
+static void watch_link(struct watch **head, struct watch *w) {
+        w->prev = NULL;
+        w->next = *head;
+        if (*head)
+                (*head)->prev = w;
+        *head = w;
+}
+
 /* Frees w, whose connection ended (it is on the ending list): its last reference went. */
 static void watch_release(struct watch *w) {
         struct server *s = w->server;
 
         pthread_mutex_lock(&s->watch_lock);
-        if (w->prev)
-                w->prev->next = w->next;
-        else if (s->ending == w)
-                s->ending = w->next;
-        if (w->next)
-                w->next->prev = w->prev;
+        watch_unlink(&s->ending, w);
         pthread_mutex_unlock(&s->watch_lock);
         watch_free(w);
 }
@@ -266,10 +281,7 @@ int server_watch_begin(struct conn *c, const struct watch_request *req, char *re
         /* Registered last: from here on the listener may queue, and the first reply is the
          * first thing written. */
         pthread_mutex_lock(&s->watch_lock);
-        w->next = s->watches;
-        if (s->watches)
-                s->watches->prev = w;
-        s->watches = w;
+        watch_link(&s->watches, w);
         if (w->pid > 0 && s->n_pid_watches++ == 0)
                 watch_poll_set_locked(s);
         pthread_mutex_unlock(&s->watch_lock);
@@ -307,18 +319,9 @@ void server_watch_end(struct conn *c) {
                 return;
         c->watch = NULL;
         pthread_mutex_lock(&s->watch_lock);
-        if (w->prev)
-                w->prev->next = w->next;
-        else if (s->watches == w)
-                s->watches = w->next;
-        if (w->next)
-                w->next->prev = w->prev;
+        watch_unlink(&s->watches, w);
         /* Until its last reference goes (a thread may still have to take the hang-up). */
-        w->prev = NULL;
-        w->next = s->ending;
-        if (s->ending)
-                s->ending->prev = w;
-        s->ending = w;
+        watch_link(&s->ending, w);
         if (w->pid > 0 && --s->n_pid_watches == 0)
                 watch_poll_set_locked(s);
         pthread_mutex_unlock(&s->watch_lock);
