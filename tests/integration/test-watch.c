@@ -588,20 +588,93 @@ static void test_pid_watch_mappings_captured(void **state) {
         check_pid_watch_mappings_and_forks(daemon_captured.socket, true);
 }
 
-/* The mappings event of pid that adds a mapping at want, read from w (other events and
- * processes are passed over). */
-static void next_mapping_of(memctl_watch *w, pid_t pid, uint64_t want, struct memctl_event *ret) {
+/* Records and events the kernel could not hand the daemon at socket (its ring buffers were
+ * full: a neighbour's flood), as its GetStatus counts them. */
+static uint64_t losses(const char *socket) {
+        static const char *const keys[] = { "\"retention_records_lost\":", "\"tracking_events_lost\":" };
+        int fd = test_connect(socket);
+        char *reply = fd >= 0 ? test_call(fd, "{\"method\":\"io.memmapd.GetStatus\",\"parameters\":{}}") : NULL;
+        uint64_t n = 0;
+
+        assert_non_null(reply);
+        for (size_t i = 0; i < 2; i++) {
+                const char *at = strstr(reply, keys[i]);
+
+                assert_non_null(at);
+                n += strtoull(at + strlen(keys[i]), NULL, 10);
+        }
+        free(reply);
+        close(fd);
+        return n;
+}
+
+/* Reads w until the mappings event of pid that adds a mapping at want (other events and
+ * processes are passed over): true, in *ret. False when an overflow came first: records or
+ * events were lost, the daemon rightly forgot what it knew of the processes they were about,
+ * and what comes next is not the case under test. */
+static bool mapping_or_overflow(memctl_watch *w, pid_t pid, uint64_t want, struct memctl_event *ret) {
         uint64_t deadline = mono_usec() + WAIT_USEC;
 
         while (mono_usec() < deadline) {
-                next_of_type(w, MEMCTL_EVENT_MAPPINGS, ret);
-                if (ret->pid != pid)
+                int r;
+
+                *ret = (struct memctl_event) MEMCTL_EVENT_INIT;
+                r = memctl_watch_next(w, 1000000, ret);
+                assert_true(r >= 0);
+                if (r > 0 && ret->type == MEMCTL_EVENT_OVERFLOW)
+                        return false;
+                if (r == 0 || ret->type != MEMCTL_EVENT_MAPPINGS || ret->pid != pid)
                         continue;
                 for (size_t i = 0; i < ret->n_added; i++)
                         if (ret->added[i].start == want)
-                                return;
+                                return true;
         }
         fail_msg("no mappings event of %d adding %#" PRIx64 " within the wait", (int) pid, want);
+        return false;
+}
+
+/* The cases below judge what one change told; a loss meanwhile (the overflow, or the counter
+ * that moved: a record can be told before the overflow of a loss ahead of it is) makes another
+ * case of it. Such an attempt is made again, within the wait; none judged is a skip, saying so. */
+struct attempts {
+        uint64_t deadline;
+        unsigned judged, lost;
+};
+
+static struct attempts attempts_begin(void) {
+        return (struct attempts) { .deadline = mono_usec() + WAIT_USEC };
+}
+
+static bool attempts_more(const struct attempts *a, unsigned want) {
+        return a->judged < want && mono_usec() < a->deadline;
+}
+
+static void attempts_end(const struct attempts *a) {
+        if (a->lost > 0)
+                printf("# %u attempt(s) not judged: records or events were lost meanwhile, or (the capture's ring "
+                       "more than half full) a parent was not told whole (%u judged)\n",
+                       a->lost, a->judged);
+        if (a->judged == 0) {
+                printf("[  SKIPPED ] records or events were lost during every attempt within %" PRIu64 " s\n",
+                       WAIT_USEC / 1000000);
+                skip();
+        }
+}
+
+/* The mappings event of pid adding want, in *ret, read after losses(socket) was l0: whether
+ * no loss came before it. */
+static bool quiet_mapping(memctl_watch *w, const char *socket, uint64_t l0, pid_t pid, uint64_t want,
+                          struct memctl_event *ret) {
+        return mapping_or_overflow(w, pid, want, ret) && losses(socket) == l0;
+}
+
+/* Counts an attempt: judged, or made again. Returns judged. */
+static bool attempt_judged(struct attempts *a, bool judged) {
+        if (judged)
+                a->judged++;
+        else
+                a->lost++;
+        return judged;
 }
 
 /* A mapper running its loop, then a daemon with the capture started after it: the daemon
@@ -625,35 +698,42 @@ static void older_than_daemon_end(struct mapper *m, struct test_daemon *d) {
  * knew it): a Watch of its pid starts what is kept of it, so that change is told as the one
  * mapping that came. */
 static void test_pid_watch_older_than_daemon(void **state) {
-        struct test_daemon d;
-        struct memctl_event e;
-        struct mapper m;
-        uint64_t start_time, at;
-        memctl *c = NULL;
-        memctl_watch *w;
+        struct attempts a = attempts_begin();
 
         (void) state;
         require_capture();
-        older_than_daemon_start(&m, &d);
-        assert_int_equal(test_proc_stat_field(m.pid, 22, &start_time), 0);
-        w = watch_start_on(d.socket, &c, m.pid, start_time);
-        at = mapper_do(&m, 'm');
-        next_mapping_of(w, m.pid, at, &e);
-        assert_int_equal(e.range_end, 0);
-        assert_int_equal(e.n_added, 1);
-        assert_int_equal(e.n_removed, 0);
-        memctl_watch_free(w);
-        memctl_free(c);
-        older_than_daemon_end(&m, &d);
+        while (attempts_more(&a, 1)) {
+                struct test_daemon d;
+                struct memctl_event e;
+                struct mapper m;
+                uint64_t start_time, at, l0;
+                memctl *c = NULL;
+                memctl_watch *w;
+
+                older_than_daemon_start(&m, &d);
+                assert_int_equal(test_proc_stat_field(m.pid, 22, &start_time), 0);
+                l0 = losses(d.socket);
+                w = watch_start_on(d.socket, &c, m.pid, start_time);
+                at = mapper_do(&m, 'm');
+                if (attempt_judged(&a, quiet_mapping(w, d.socket, l0, m.pid, at, &e))) {
+                        assert_int_equal(e.range_end, 0);
+                        assert_int_equal(e.n_added, 1);
+                        assert_int_equal(e.n_removed, 0);
+                }
+                memctl_watch_free(w);
+                memctl_free(c);
+                older_than_daemon_end(&m, &d);
+        }
+        attempts_end(&a);
 }
 
 /* A process with more executable file mappings than an event carries (1024): a watch of its pid
  * that would list them at the call (without the capture: for the poll) is refused; with the
  * capture nothing is listed, and its changes come, each as what it did. */
 static void test_pid_watch_many_mappings(void **state) {
-        struct memctl_event e;
+        struct attempts a = attempts_begin();
         struct mapper m;
-        uint64_t start_time, at;
+        uint64_t start_time;
         memctl *c = NULL;
         memctl_watch *w = NULL;
 
@@ -666,17 +746,25 @@ static void test_pid_watch_many_mappings(void **state) {
         assert_int_equal(memctl_connect(daemon_tracked.socket, &c), 0);
         assert_int_equal(memctl_watch_start(c, m.pid, start_time, &w), -E2BIG);
         memctl_free(c);
-        c = NULL;
-        w = watch_start_on(daemon_captured.socket, &c, m.pid, start_time);
-        at = mapper_do(&m, 'm');
-        next_mapping_of(w, m.pid, at, &e);
-        assert_int_equal(e.range_end, 0);
-        assert_int_equal(e.n_added, 1);
-        memctl_watch_free(w);
-        memctl_free(c);
+        while (attempts_more(&a, 1)) {
+                uint64_t l0 = losses(daemon_captured.socket), at;
+                struct memctl_event e;
+
+                c = NULL;
+                w = watch_start_on(daemon_captured.socket, &c, m.pid, start_time);
+                at = mapper_do(&m, 'm');
+                if (attempt_judged(&a, quiet_mapping(w, daemon_captured.socket, l0, m.pid, at, &e))) {
+                        assert_int_equal(e.range_end, 0);
+                        assert_int_equal(e.n_added, 1);
+                }
+                assert_int_equal(mapper_do(&m, 'u'), 1);
+                memctl_watch_free(w);
+                memctl_free(c);
+        }
         close(m.to);
         close(m.from);
         assert_int_equal(waitpid(m.pid, NULL, 0), m.pid);
+        attempts_end(&a);
 }
 
 /* Watching every process (no read of any at the start), a process older than the daemon tells
@@ -684,40 +772,47 @@ static void test_pid_watch_many_mappings(void **state) {
  * file mapping the kernel shows, so that a copy kept replaces what it had there. */
 static void test_watch_all_older_process_told_whole(void **state) {
         static struct test_vma v[4096];
-        struct test_vma *files[64];
-        struct test_daemon d;
-        uint64_t at;
-        struct memctl_event e;
-        struct mapper m;
-        memctl *c = NULL;
-        memctl_watch *w;
-        ssize_t n;
-        size_t k = 0;
+        struct attempts a = attempts_begin();
 
         (void) state;
         require_capture();
-        older_than_daemon_start(&m, &d);
-        assert_int_equal(memctl_connect(d.socket, &c), 0);
-        assert_int_equal(memctl_watch_start(c, 0, 0, &w), 0);
-        at = mapper_do(&m, 'm');
-        /* Executable and file-backed (the vdso has no inode), in the kernel's order. */
-        n = test_read_maps(m.pid, v, 4096);
-        assert_true(n > 0);
-        for (ssize_t i = 0; i < n; i++)
-                if (v[i].exec && v[i].inode != 0 && k < 64)
-                        files[k++] = &v[i];
-        next_mapping_of(w, m.pid, at, &e);
-        assert_int_equal(e.range_start, 0);
-        assert_true(e.range_end >= (uint64_t) INT64_MAX);
-        assert_int_equal(e.n_added, k);
-        for (size_t i = 0; i < k; i++) {
-                assert_int_equal(e.added[i].start, files[i]->start);
-                assert_int_equal(e.added[i].end, files[i]->end);
-                assert_int_equal(e.added[i].inode, files[i]->inode);
+        while (attempts_more(&a, 1)) {
+                struct test_vma *files[64];
+                struct test_daemon d;
+                struct memctl_event e;
+                struct mapper m;
+                uint64_t at, l0;
+                memctl *c = NULL;
+                memctl_watch *w;
+                ssize_t n;
+                size_t k = 0;
+
+                older_than_daemon_start(&m, &d);
+                l0 = losses(d.socket);
+                assert_int_equal(memctl_connect(d.socket, &c), 0);
+                assert_int_equal(memctl_watch_start(c, 0, 0, &w), 0);
+                at = mapper_do(&m, 'm');
+                /* Executable and file-backed (the vdso has no inode), in the kernel's order. */
+                n = test_read_maps(m.pid, v, 4096);
+                assert_true(n > 0);
+                for (ssize_t i = 0; i < n; i++)
+                        if (v[i].exec && v[i].inode != 0 && k < 64)
+                                files[k++] = &v[i];
+                if (attempt_judged(&a, quiet_mapping(w, d.socket, l0, m.pid, at, &e))) {
+                        assert_int_equal(e.range_start, 0);
+                        assert_true(e.range_end >= (uint64_t) INT64_MAX);
+                        assert_int_equal(e.n_added, k);
+                        for (size_t i = 0; i < k; i++) {
+                                assert_int_equal(e.added[i].start, files[i]->start);
+                                assert_int_equal(e.added[i].end, files[i]->end);
+                                assert_int_equal(e.added[i].inode, files[i]->inode);
+                        }
+                }
+                memctl_watch_free(w);
+                memctl_free(c);
+                older_than_daemon_end(&m, &d);
         }
-        memctl_watch_free(w);
-        memctl_free(c);
-        older_than_daemon_end(&m, &d);
+        attempts_end(&a);
 }
 
 /* A child forked by a process the daemon knows whole, that maps a file at once (within the time
@@ -725,47 +820,54 @@ static void test_watch_all_older_process_told_whole(void **state) {
  * buffers together): its event says the one mapping that came, from the parent's set the fork
  * gave it, not the whole set. */
 static void test_child_first_change_from_fork(void **state) {
-        struct memctl_event e;
+        const char *socket = daemon_captured.socket;
+        struct attempts a = attempts_begin();
         memctl *c = NULL;
         memctl_watch *w;
-        int fd;
-        void *own;
 
         (void) state;
         require_capture();
-        assert_int_equal(memctl_connect(daemon_captured.socket, &c), 0);
+        assert_int_equal(memctl_connect(socket, &c), 0);
         assert_int_equal(memctl_watch_start(c, 0, 0, &w), 0);
-        /* This process's own change: from its record on, the daemon knows its set whole. */
-        fd = open("/bin/true", O_RDONLY | O_CLOEXEC);
-        assert_true(fd >= 0);
-        own = mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
-        close(fd);
-        assert_true(own != MAP_FAILED);
-        next_mapping_of(w, getpid(), (uint64_t) (uintptr_t) own, &e);
-        assert_int_equal(munmap(own, 4096), 0);
-        for (int round = 0; round < 5; round++) {
+        while (attempts_more(&a, 5)) {
+                uint64_t l0 = losses(socket), at;
+                struct memctl_event e;
                 struct mapper m;
-                uint64_t at;
+                int fd = open("/bin/true", O_RDONLY | O_CLOEXEC);
+                void *own;
+                bool known;
 
+                /* This process's own change: the daemon knows its set whole from it (told as
+                 * what it did, or whole), unless it was told as a range only (the capture tells a
+                 * process's whole set only while its ring buffer is at most half full): then
+                 * the attempt is made again, as after a loss. */
+                assert_true(fd >= 0);
+                own = mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
+                close(fd);
+                assert_true(own != MAP_FAILED);
+                known = quiet_mapping(w, socket, l0, getpid(), (uint64_t) (uintptr_t) own, &e) &&
+                        (e.range_end == 0 || (e.range_start == 0 && e.range_end >= (uint64_t) INT64_MAX));
+                assert_int_equal(munmap(own, 4096), 0);
+                if (!known) {
+                        a.lost++;
+                        continue;
+                }
                 mapper_start("/bin/true", &m);
                 at = mapper_do(&m, 'm');
-                next_mapping_of(w, m.pid, at, &e);
-                if (e.range_end != 0 || e.n_added != 1)
-                        fail_msg("round %d: child %d's first change told %zu mapping(s) added over [%#" PRIx64
-                                 ", %#" PRIx64 ")", round, (int) m.pid, e.n_added, e.range_start, e.range_end);
+                if (attempt_judged(&a, quiet_mapping(w, socket, l0, m.pid, at, &e)) &&
+                    (e.range_end != 0 || e.n_added != 1))
+                        fail_msg("child %d's first change told %zu mapping(s) added over [%#" PRIx64 ", %#" PRIx64
+                                 ")", (int) m.pid, e.n_added, e.range_start, e.range_end);
                 close(m.to);
                 close(m.from);
                 assert_int_equal(waitpid(m.pid, NULL, 0), m.pid);
         }
         memctl_watch_free(w);
         memctl_free(c);
+        attempts_end(&a);
 }
 
-/* As UID_A, watching every process it may see: mappings of X by its process P while P is
- * dumpable are heard; Y, mapped right after P made itself not dumpable (the kernel then shows its
- * maps to root only), must not be, though the client was allowed to see P a moment before; a
- * mapping of another process of its own, R, made after Y (the capture's records come in order),
- * is. Returns 0, or which step failed. */
+/* A mapper started by a process that is not the test (it returns errors, never asserts). */
 static int mapper_start_plain(struct mapper *m) {
         int a[2], b[2];
 
@@ -792,54 +894,81 @@ static void mapper_end(struct mapper *m) {
         waitpid(m->pid, NULL, 0);
 }
 
-/* Reads w until a mappings event of pid adds a mapping at want: whether it came; *saw_y tells
- * whether one of hidden_pid at hidden came meanwhile. */
-static bool wait_mapping(memctl_watch *w, pid_t pid, uint64_t want, pid_t hidden_pid, uint64_t hidden, bool *saw_y) {
+/* Reads w until a mappings event of pid adds a mapping at want: 1; 0 when an overflow came first
+ * (records were lost: the one awaited may be among them); -1 when nothing came within the wait.
+ * *saw_y tells whether one of hidden_pid at hidden came meanwhile. */
+static int wait_mapping(memctl_watch *w, pid_t pid, uint64_t want, pid_t hidden_pid, uint64_t hidden, bool *saw_y) {
         for (uint64_t deadline = mono_usec() + WAIT_USEC; mono_usec() < deadline;) {
                 struct memctl_event e = MEMCTL_EVENT_INIT;
                 bool found = false;
 
                 if (memctl_watch_next(w, 1000000, &e) < 0)
-                        return false;
+                        return -1;
+                if (e.type == MEMCTL_EVENT_OVERFLOW)
+                        return 0;
                 for (size_t i = 0; e.type == MEMCTL_EVENT_MAPPINGS && i < e.n_added; i++) {
                         *saw_y |= e.pid == hidden_pid && e.added[i].start == hidden;
                         found |= e.pid == pid && e.added[i].start == want;
                 }
                 if (found)
-                        return true;
+                        return 1;
         }
-        return false;
+        return -1;
 }
 
-static int watch_dumpable_as_other(void *arg) {
-        const char *socket = arg;
+/* watch_dumpable_as_other(): records were lost during every attempt (a neighbour's flood). */
+#define DUMPABLE_NOT_JUDGED 77
+
+/* As UID_A, watching every process it may see: mappings of X by its process P while P is
+ * dumpable are heard; Y, mapped right after P made itself not dumpable (the kernel then shows its
+ * maps to root only), must not be, though the client was allowed to see P a moment before; a
+ * mapping of another process of its own, R, made after Y (the capture's records come in order),
+ * is. Returns 0, DUMPABLE_NOT_JUDGED, or which step failed. */
+static int dumpable_attempt(const char *socket) {
         struct mapper p, r;
         memctl *c = NULL;
         memctl_watch *w = NULL;
         uint64_t x, y, z;
         bool saw_y = false;
+        int k, ret = 0;
 
-        /* The uid change made this process not dumpable: its children would be hidden from the start. */
-        if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0 || mapper_start_plain(&p) < 0 || mapper_start_plain(&r) < 0)
+        if (mapper_start_plain(&p) < 0 || mapper_start_plain(&r) < 0)
                 return 20;
         if (memctl_connect(socket, &c) < 0 || memctl_watch_start(c, 0, 0, &w) < 0)
                 return 22;
         x = mapper_do(&p, 'm');
-        if (!wait_mapping(w, p.pid, x, 0, 0, &saw_y))
-                return 24;
+        k = wait_mapping(w, p.pid, x, 0, 0, &saw_y);
+        if (k <= 0)
+                ret = k == 0 ? DUMPABLE_NOT_JUDGED : 24;
         /* At once: the decision that let X through is a moment old. */
-        if (mapper_do(&p, 'd') != 1)
-                return 25;
-        y = mapper_do(&p, 'm');
-        z = mapper_do(&r, 'm');
-        if (!wait_mapping(w, r.pid, z, p.pid, y, &saw_y))
-                return 29;
+        else if (mapper_do(&p, 'd') != 1)
+                ret = 25;
+        else {
+                y = mapper_do(&p, 'm');
+                z = mapper_do(&r, 'm');
+                k = wait_mapping(w, r.pid, z, p.pid, y, &saw_y);
+                /* Y is never to be seen, lost records or not; Z's may have been lost. */
+                ret = saw_y ? 28 : k == 0 ? DUMPABLE_NOT_JUDGED : k < 0 ? 29 : 0;
+        }
         /* R first: forked after P, it holds P's pipes too. */
         mapper_end(&r);
         mapper_end(&p);
         memctl_watch_free(w);
         memctl_free(c);
-        return saw_y ? 28 : 0;
+        return ret;
+}
+
+static int watch_dumpable_as_other(void *arg) {
+        uint64_t deadline = mono_usec() + WAIT_USEC;
+        int r;
+
+        /* The uid change made this process not dumpable: its children would be hidden from the start. */
+        if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+                return 20;
+        do
+                r = dumpable_attempt(arg);
+        while (r == DUMPABLE_NOT_JUDGED && mono_usec() < deadline);
+        return r;
 }
 
 static void test_not_dumpable_hides_mappings(void **state) {
@@ -861,6 +990,11 @@ static void test_not_dumpable_hides_mappings(void **state) {
         }
         assert_int_equal(waitpid(pid, &status, 0), pid);
         assert_true(WIFEXITED(status));
+        if (WEXITSTATUS(status) == DUMPABLE_NOT_JUDGED) {
+                printf("[  SKIPPED ] records were lost during every attempt within %" PRIu64 " s\n",
+                       WAIT_USEC / 1000000);
+                skip();
+        }
         assert_int_equal(WEXITSTATUS(status), 0);
 }
 
