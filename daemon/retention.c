@@ -18,12 +18,10 @@
 #include "tracking.h"
 
 #if HAVE_BPF
+#include "capture-parts.h"
 #include "exec-maps-capture.h"
 #endif
 
-/* Processes whose records of one capture (a range of more than EXEC_MAPS_PER_RECORD mappings) are
- * being gathered: records of other processes may come between them. */
-#define PENDING_MAX 16
 /* Forks heard before the capture's records sent ahead of them were drained (see on_proc_event()).
  * Past this many, the oldest is applied as it is. */
 #define QUEUED_FORKS_MAX 256
@@ -34,17 +32,6 @@ struct queued_fork {
         uint64_t after;                 /* the capture's records emitted when it was heard */
 };
 
-struct pending {
-        uint32_t tgid;                  /* 0: free */
-        uint32_t kind;                  /* the capture's (EXEC_MAPS_EXEC, ...) */
-        uint64_t time_ns;               /* the capture's time: all its parts have it */
-        uint64_t next_start;            /* where its next part starts (the last one's end) */
-        bool skip;                      /* its first part was lost: the rest is dropped */
-        struct exec_history_record r;   /* mappings owned, paths owned */
-        struct exec_history_mapping *m;
-        size_t n;
-};
-
 struct retention {
         struct exec_history *history;
         struct proc_events *events;
@@ -52,6 +39,7 @@ struct retention {
         int listener;
 #if HAVE_BPF
         struct exec_maps_capture *capture;
+        struct capture_parts *parts;    /* under drain_lock */
         uint64_t lost_seen;
         /* Records the drain dropped itself (drop_record()), and how many of them were told. */
         _Atomic uint64_t dropped;
@@ -63,20 +51,10 @@ struct retention {
         pthread_mutex_t drain_lock;
         void (*drained_hook)(void *userdata);   /* see retention_set_wake_delay() */
         void *drained_userdata;
-        struct pending pending[PENDING_MAX];
         pthread_mutex_t forks_lock;     /* forks[]; taken after drain_lock, never before it */
         struct queued_fork forks[QUEUED_FORKS_MAX];
         size_t n_forks;
 };
-
-static void pending_clear(struct pending *p) {
-        for (size_t i = 0; i < p->n; i++) {
-                free(p->m[i].path);
-                free((struct exec_history_facts *) p->m[i].facts);
-        }
-        free(p->m);
-        *p = (struct pending) {};
-}
 
 static void fork_apply(struct retention *r, const struct queued_fork *f) {
         (void) exec_history_fork(r->history, f->parent, f->child, f->child_start_time, f->time_usec);
@@ -160,12 +138,15 @@ int retention_new(const struct retention_config *cfg, struct proc_events *events
                 *ret = TAKE_PTR(r);
                 return 0;
         }
-        k = exec_history_new(&(struct exec_history_config) {
-                                     .retain_usec = cfg->retain_sec * 1000000u,
-                                     .max_bytes = cfg->max_bytes,
-                                     .max_bytes_per_uid = cfg->max_bytes_per_user },
-                             &r->history);
+        k = capture_parts_new(r->tick_ns, &r->parts);
+        if (k >= 0)
+                k = exec_history_new(&(struct exec_history_config) {
+                                             .retain_usec = cfg->retain_sec * 1000000u,
+                                             .max_bytes = cfg->max_bytes,
+                                             .max_bytes_per_uid = cfg->max_bytes_per_user },
+                                     &r->history);
         if (k < 0) {
+                capture_parts_free(r->parts);
                 exec_maps_capture_free(r->capture);
                 return k;
         }
@@ -173,6 +154,7 @@ int retention_new(const struct retention_config *cfg, struct proc_events *events
                 k = proc_events_listen(events, on_proc_event, NULL, r);
                 if (k < 0) {
                         exec_history_free(r->history);
+                        capture_parts_free(r->parts);
                         exec_maps_capture_free(r->capture);
                         return k;
                 }
@@ -194,9 +176,8 @@ struct retention *retention_free(struct retention *r) {
         proc_events_unlisten(r->events, r->listener);
 #if HAVE_BPF
         exec_maps_capture_free(r->capture);
+        capture_parts_free(r->parts);
 #endif
-        for (size_t i = 0; i < PENDING_MAX; i++)
-                pending_clear(&r->pending[i]);
         exec_history_free(r->history);
         pthread_mutex_destroy(&r->drain_lock);
         pthread_mutex_destroy(&r->forks_lock);
@@ -333,58 +314,6 @@ static void apply(struct retention *r, const struct exec_history_record *hr) {
         exec_history_diff_done(&d);
 }
 
-static struct pending *pending_find(struct retention *r, uint32_t tgid, bool create) {
-        struct pending *free_slot = NULL;
-
-        for (size_t i = 0; i < PENDING_MAX; i++) {
-                if (r->pending[i].tgid == tgid)
-                        return &r->pending[i];
-                if (!free_slot && r->pending[i].tgid == 0)
-                        free_slot = &r->pending[i];
-        }
-        if (create && free_slot)
-                free_slot->tgid = tgid;
-        return create ? free_slot : NULL;
-}
-
-/* The captured facts worth keeping, in a copy (NULL: none, or out of memory). Only those with a
- * build ID: without one the file is read at answer time, as before, for all of them. */
-static struct exec_history_facts *facts_from(const struct exec_maps_facts *f) {
-        struct exec_history_facts *c;
-
-        if (!(f->flags & EXEC_MAPS_FACTS_BUILD_ID) || f->build_id_len == 0 || f->build_id_len > EXEC_MAPS_BUILD_ID_MAX)
-                return NULL;
-        c = calloc(1, sizeof(*c));
-        if (!c)
-                return NULL;
-        c->build_id_len = f->build_id_len;
-        memcpy(c->build_id, f->build_id, f->build_id_len);
-        c->has_loads = (f->flags & EXEC_MAPS_FACTS_LOADS) && f->n_loads <= EXEC_MAPS_LOADS_MAX;
-        if (c->has_loads) {
-                c->n_loads = f->n_loads;
-                for (size_t i = 0; i < f->n_loads; i++)
-                        c->loads[i] = (struct exec_history_load) {
-                                .offset = f->loads[i].offset, .vaddr = f->loads[i].vaddr, .filesz = f->loads[i].filesz,
-                        };
-        }
-        return c;
-}
-
-/* The file's content identity beyond (dev, inode), mixed into 64 bits (splitmix64 steps): equal
- * only for the same change time, size and generation but for a 2^-64 chance. Never 0. */
-static uint64_t file_id_of(const struct exec_maps_mapping *s) {
-        uint64_t x = 0;
-        const uint64_t parts[3] = { s->ctime_ns, s->size, s->generation };
-
-        for (size_t i = 0; i < 3; i++) {
-                x += parts[i] + 0x9e3779b97f4a7c15ull;
-                x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-                x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-                x ^= x >> 31;
-        }
-        return x ? x : 1;
-}
-
 /* A record the daemon itself could not take (no room to gather it, or more mappings than a
  * history holds): the change it told is missing, as for a lost one, and the capture does not
  * know. Under drain_lock. */
@@ -393,103 +322,17 @@ static void drop_record(struct retention *r, const struct exec_maps_record *er) 
         (void) exec_history_forget(r->history, (pid_t) er->tgid, er->start_boottime / r->tick_ns);
 }
 
-/* Whether er goes on with the capture p gathers: the part after the last one, where it ended,
- * of the same event (a capture's parts share its kind and time). */
-static bool continues(const struct pending *p, const struct exec_maps_record *er) {
-        return er->range_start == p->next_start && er->time_ns == p->time_ns && er->kind == p->kind;
-}
-
 static int on_record(const struct exec_maps_record *er, void *userdata) {
         struct retention *r = userdata;
-        struct pending *p = pending_find(r, er->tgid, true);
-        struct exec_history_record hr;
-        bool first;
+        struct capture_set set;
+        int k = capture_parts_add(r->parts, er, &set);
 
-        if (!p) {
-                /* More than PENDING_MAX processes mid-capture. */
+        if (k < 0)
                 drop_record(r, er);
+        if (k <= 0)
                 return 0;
-        }
-        /* A part lost between two (the capture counted it and names the process): what was
-         * gathered does not state its range, and goes; so does a capture whose last part was
-         * lost, found by the process's next one. */
-        if ((p->n > 0 || p->skip) && !continues(p, er)) {
-                pending_clear(p);
-                p->tgid = er->tgid;
-        }
-        first = p->n == 0 && !p->skip;
-        if (first) {
-                p->kind = er->kind;
-                p->time_ns = er->time_ns;
-                /* A part of an exec's or exit's whole set whose first part was lost: not the
-                 * whole set, so none of it is taken. (A change's later part states its own range
-                 * truly, and is taken as a change of that range.) */
-                p->skip = er->kind != EXEC_MAPS_CHANGE && er->range_start != 0;
-        }
-        p->next_start = er->range_end;
-        if (p->skip) {
-                if (!(er->flags & EXEC_MAPS_F_MORE))
-                        pending_clear(p);
-                return 0;
-        }
-        if (p->n + er->n > EXEC_HISTORY_INTERVALS_MAX) {
-                pending_clear(p);
-                drop_record(r, er);
-                return 0;
-        }
-        if (er->n > 0) {
-                struct exec_history_mapping *m = reallocarray(p->m, p->n + er->n, sizeof(*m));
-
-                if (!m) {
-                        pending_clear(p);
-                        drop_record(r, er);
-                        return 0;
-                }
-                p->m = m;
-        }
-        for (uint32_t i = 0; i < er->n && i < EXEC_MAPS_PER_RECORD; i++) {
-                const struct exec_maps_mapping *s = &er->m[i];
-                bool cut = (s->flags & EXEC_MAPS_M_PATH_CUT) || s->path_len == 0 || s->path_len >= EXEC_MAPS_PATH_MAX;
-
-                p->m[p->n] = (struct exec_history_mapping) {
-                        .start = s->start, .end = s->end, .offset = s->offset, .inode = s->inode,
-                        .dev_major = s->dev >> 20, .dev_minor = s->dev & 0xfffff,
-                        .flags = (s->flags & EXEC_MAPS_M_READ ? PERM_READ : 0) |
-                                 (s->flags & EXEC_MAPS_M_WRITE ? PERM_WRITE : 0) |
-                                 (s->flags & EXEC_MAPS_M_EXEC ? PERM_EXEC : 0) |
-                                 (s->flags & EXEC_MAPS_M_SHARED ? PERM_SHARED : 0),
-                        /* The BPF side is ours, but its path is NUL-terminated here regardless. */
-                        .path = cut ? NULL : strndup(s->path, s->path_len),
-                        .file_id = file_id_of(s),
-                        .facts = facts_from(&s->facts),
-                };
-                p->n++;
-        }
-        if (first) {
-                /* The first record of the capture: its identity and where its range starts. */
-                p->r = (struct exec_history_record) {
-                        .kind = er->kind == EXEC_MAPS_EXEC   ? EXEC_HISTORY_EXEC
-                                : er->kind == EXEC_MAPS_EXIT ? EXEC_HISTORY_EXIT
-                                                             : EXEC_HISTORY_RANGE,
-                        .pid = (pid_t) er->tgid,
-                        /* As the kernel makes field 22 of /proc/PID/stat from it. */
-                        .start_time = er->start_boottime / r->tick_ns,
-                        .time_usec = er->time_ns / 1000,
-                        .lo = er->range_start,
-                        .uid = er->uid, .euid = er->euid, .suid = er->suid, .dumpable = er->dumpable,
-                };
-                memcpy(p->r.comm, er->comm, sizeof(p->r.comm));
-                p->r.comm[sizeof(p->r.comm) - 1] = 0;
-        }
-        if (er->flags & EXEC_MAPS_F_MORE)
-                return 0;
-        hr = p->r;
-        hr.hi = er->range_end;
-        hr.mappings = p->m;
-        hr.n = p->n;
-        hr.unread = er->flags & EXEC_MAPS_F_UNREAD;
-        apply(r, &hr);
-        pending_clear(p);
+        apply(r, &set.r);
+        capture_set_done(&set);
         return 0;
 }
 #endif
@@ -507,18 +350,14 @@ static void forget_lost(struct retention *r, uint64_t lost) {
                 log_warning("Capture of executable mappings lost %llu record(s): forgetting every kept history",
                             (unsigned long long) lost);
                 exec_history_clear(r->history);
-                for (size_t i = 0; i < PENDING_MAX; i++)
-                        pending_clear(&r->pending[i]);
+                capture_parts_clear(r->parts);
                 return;
         }
         log_warning("Capture of executable mappings lost %llu record(s) of %zu process(es): forgetting their "
                     "histories", (unsigned long long) lost, n);
         for (size_t i = 0; i < n; i++) {
-                struct pending *p = pending_find(r, procs[i].tgid, false);
-
-                /* A capture in parts whose last part was lost would hold its slot for good. */
-                if (p)
-                        pending_clear(p);
+                /* A set in parts whose last part was lost would hold its slot for good. */
+                capture_parts_forget(r->parts, procs[i].tgid);
                 (void) exec_history_forget(r->history, (pid_t) procs[i].tgid, procs[i].start_boottime / r->tick_ns);
         }
 }
@@ -538,7 +377,7 @@ static void take_lost(struct retention *r) {
         if (dropped != r->dropped_seen) {
                 log_warning("Dropped %llu record(s) of executable mappings (more than %d processes mid-capture, or "
                             "past %d mappings in one): forgetting their histories",
-                            (unsigned long long) (dropped - r->dropped_seen), PENDING_MAX,
+                            (unsigned long long) (dropped - r->dropped_seen), CAPTURE_PARTS_PROCESSES,
                             EXEC_HISTORY_INTERVALS_MAX);
                 proc_events_publish_lost(r->events, dropped - r->dropped_seen);
                 r->dropped_seen = dropped;
