@@ -603,8 +603,12 @@ static char *path_at(pid_t pid, unsigned long long start_time, uint64_t address,
 
         if (error_of(reply))
                 s = strdup(error_of(reply));
-        else
-                s = strdup(result_mapping(reply, 0) ? get_string(result_mapping(reply, 0), "path") : "");
+        else if (result_mapping(reply, 0)) {
+                const char *path = get_string(result_mapping(reply, 0), "path");
+
+                s = strdup(path ? path : "(mapped, path not known)");
+        } else
+                s = strdup("");
         json_object_put(reply);
         return s;
 }
