@@ -243,7 +243,6 @@ static int drain_waiting(const struct method_context *ctx) {
         return MAX(a, 0) + MAX(b, 0);
 }
 
-
 static int find_view_of(const struct method_context *ctx, pid_t pid, uint64_t start_time, const struct process *live,
                         bool at_time, uint64_t time_usec, struct exec_history_view *ret) {
         struct exec_history *h = retention_history(ctx->retention);
